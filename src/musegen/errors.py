@@ -1,0 +1,22 @@
+"""Errors a user can act on.
+
+Anything raised as :class:`MusegenError` is printed by the CLI as one line (``musegen: ...``)
+with exit code 2 and no traceback (unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MusegenError(Exception):
+    """An error caused by input or settings the user can fix."""
+
+
+class InputError(MusegenError):
+    """A file or reference that cannot be read: says which one and why."""
+
+    def __init__(self, source: str | Path, reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
