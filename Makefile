@@ -1,0 +1,46 @@
+# musegen: `make demo` and `make test` work on a fresh machine with only Python 3 installed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.musegen-installed
+TORCH  ?= torch==2.13.0
+OUT    ?= out/demo
+
+.PHONY: venv demo test lint format bench clean
+
+# CPU torch is pinned and installed first: an unpinned torch may pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev,audio,plot]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(OUT)
+	$(BIN)/musegen convert corpus:bach/bwv66.6 $(OUT)/bwv66.6.mid
+	$(BIN)/musegen tokenize $(OUT)/bwv66.6.mid --tokenizer remi --out $(OUT)/bwv66.6.tokens.json
+	$(BIN)/musegen detokenize $(OUT)/bwv66.6.tokens.json --out $(OUT)/bwv66.6.roundtrip.mid
+	$(BIN)/musegen info $(OUT)/bwv66.6.mid $(OUT)/bwv66.6.roundtrip.mid
+	@echo "demo: files are in $(OUT)/"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+# Benchmarks compare against peer libraries, installed only here.
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Datasets: corpus sources, prepared token datasets, training access."""

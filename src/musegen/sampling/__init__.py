@@ -1,0 +1,1 @@
+"""Sampling from trained models: logit filters and the autoregressive generator."""

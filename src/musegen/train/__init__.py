@@ -1,0 +1,1 @@
+"""One training loop for every model: see :mod:`musegen.train.trainer`."""

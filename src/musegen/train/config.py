@@ -1,0 +1,78 @@
+"""Training settings as a plain dataclass, saved beside every checkpoint as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import MusegenError
+
+
+@dataclass
+class TrainConfig:
+    # data
+    seq_len: int = 256
+    batch_size: int = 16
+    # optimisation
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 100
+    max_steps: int = 2000
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    # evaluation and stopping
+    eval_every: int = 200
+    eval_batches: int = 20  # 0 = the whole valid split
+    patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
+    # bookkeeping
+    seed: int = 0
+    log_every: int = 20
+    checkpoint_every: int = 200
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False
+    amp: bool = True  # bf16 autocast on CUDA only; never on CPU (100x slower there)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise MusegenError(f"unknown training option(s): {', '.join(unknown)}")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise MusegenError(f"{path}: cannot read training config ({e})") from e
+
+    def validate(self) -> None:
+        checks = {
+            "seq_len": self.seq_len > 1,
+            "batch_size": self.batch_size > 0,
+            "lr": self.lr > 0,
+            "max_steps": self.max_steps > 0,
+            "grad_accum": self.grad_accum > 0,
+            "eval_every": self.eval_every > 0,
+            "checkpoint_every": self.checkpoint_every > 0,
+            "warmup_steps": self.warmup_steps >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise MusegenError(
+                f"invalid training option(s): {', '.join(f'{k}={getattr(self, k)}' for k in bad)}"
+            )

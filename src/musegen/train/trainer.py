@@ -1,0 +1,489 @@
+"""One training loop for every musegen model.
+
+AdamW with linear warm-up and cosine decay, gradient accumulation and clipping, bf16 autocast
+on CUDA (never on CPU), optional ``torch.compile``, evaluation every N steps with early
+stopping, a progress bar (loss, tokens/s, ETA), metrics as JSON lines, and checkpoints that
+resume exactly: weights, optimizer moments, RNG states and the step are saved atomically, and
+batches are drawn from a generator seeded by (seed, step, rank), so a resumed run sees the
+same batches as an uninterrupted one. Under ``torchrun`` it trains with DDP (NCCL on GPUs,
+gloo on CPUs); only rank 0 writes files.
+
+What is being learned is an *objective*: a function ``(model, batch) -> (loss, n_tokens)``.
+:func:`lm_objective` is next-token prediction; other models (orderless, frame-wise) bring
+their own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musegen.errors import MusegenError
+from musegen.train.config import TrainConfig
+
+Batch = Any
+Objective = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
+
+
+def lm_objective(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over targets that are not -100."""
+    x, y = batch
+    logits, _ = model(x)
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+    return loss, int((y != -100).sum())
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``max_steps``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(cfg.max_steps - cfg.warmup_steps, 1)
+    progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise MusegenError(f"unknown device {name!r}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MusegenError("--device cuda was asked for, but no CUDA GPU is available")
+    return device
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    best_valid: float = float("inf")
+    bad_evals: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` (an indexable dataset of batches' items).
+
+    ``save_fn(model, directory, extra)`` writes a loadable model (musegen.models.save_model);
+    ``meta`` (e.g. the tokenizer description) is stored with every checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Any,
+        valid_data: Any | None,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        objective: Objective = lm_objective,
+        collate: Callable[[list[Any]], Batch] | None = None,
+        meta: dict[str, Any] | None = None,
+        save_fn: Callable[[nn.Module, Path, dict[str, Any]], None] | None = None,
+    ) -> None:
+        cfg.validate()
+        if len(train_data) == 0:
+            raise MusegenError("the training split is empty")
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.device = pick_device(cfg.device)
+        self.dist = init_distributed(self.device)
+        self.raw_model = model.to(self.device)
+        self.model: nn.Module = self.raw_model
+        self.train_data = train_data
+        self.valid_data = valid_data
+        self.objective = objective
+        self.collate = collate or default_collate
+        self.meta = meta or {}
+        self.save_fn = save_fn or _default_save
+        self.state = TrainState()
+        self.optimizer = self._make_optimizer()
+
+    # ------------------------------------------------------------------ set-up
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        decay, no_decay = [], []
+        for p in self.raw_model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
+
+    def _wrap(self) -> None:
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DDP(self.raw_model, device_ids=ids)
+        if self.cfg.compile:
+            self.model = torch.compile(self.model)  # type: ignore[assignment]
+
+    def _autocast(self):  # type: ignore[no-untyped-def]
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    # ------------------------------------------------------------------ batches
+    def _batch(self, step: int, micro: int) -> Batch:
+        """The batch of (step, micro-step, rank): the same on every run with this seed."""
+        g = torch.Generator().manual_seed(hash_seed(self.cfg.seed, step, micro, self.dist.rank))
+        idx = torch.randint(len(self.train_data), (self.cfg.batch_size,), generator=g).tolist()
+        return self._to_device(self.collate([self.train_data[i] for i in idx]))
+
+    def _to_device(self, batch: Batch) -> Batch:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self._to_device(b) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self._to_device(v) for k, v in batch.items()}
+        return batch
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: bool = False) -> TrainState:
+        """Train to ``max_steps`` (or early stop); returns the final state."""
+        if resume:
+            self.load_checkpoint()
+        elif (self.out / "checkpoint").exists():
+            raise MusegenError(
+                f"{self.out} already has a checkpoint: pass --resume to continue it, "
+                "or choose another --out"
+            )
+        else:
+            torch.manual_seed(hash_seed(self.cfg.seed, -1, self.dist.rank))
+        self._wrap()
+        cfg, st = self.cfg, self.state
+        bar = self._progress()
+        tokens_seen, t0 = 0, time.perf_counter()
+        self.model.train()
+        while st.step < cfg.max_steps:
+            lr = lr_at(st.step, cfg)
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+            loss_sum, ntok = 0.0, 0
+            for micro in range(cfg.grad_accum):
+                batch = self._batch(st.step, micro)
+                sync = micro == cfg.grad_accum - 1 or self.dist.world == 1
+                ctx = nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
+                with ctx, self._autocast():
+                    loss, n = self.objective(self.model, batch)
+                (loss / cfg.grad_accum).backward()
+                loss_sum += float(loss.detach()) / cfg.grad_accum
+                ntok += n
+            if not math.isfinite(loss_sum):
+                raise MusegenError(
+                    f"training diverged at step {st.step} (loss {loss_sum}); lower --lr or resume "
+                    "from the last checkpoint"
+                )
+            grad_norm = float(nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            st.step += 1
+            tokens_seen += ntok * self.dist.world
+            rate = tokens_seen / max(time.perf_counter() - t0, 1e-9)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.2e}")
+            if st.step % cfg.log_every == 0 or st.step == cfg.max_steps:
+                self.log(
+                    {
+                        "step": st.step,
+                        "loss": loss_sum,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": rate,
+                    }
+                )
+            stop = False
+            if self.valid_data is not None and (
+                st.step % cfg.eval_every == 0 or st.step == cfg.max_steps
+            ):
+                stop = self._evaluate_and_track()
+            if st.step % cfg.checkpoint_every == 0 or st.step == cfg.max_steps or stop:
+                self.save_checkpoint()
+            if stop:
+                self.log({"step": st.step, "event": "early_stop", "best_valid": st.best_valid})
+                break
+        if bar is not None:
+            bar.close()
+        return st
+
+    def _progress(self):  # type: ignore[no-untyped-def]
+        if not (self.cfg.progress and self.dist.main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(
+            total=self.cfg.max_steps,
+            initial=self.state.step,
+            desc="training",
+            unit="step",
+            file=sys.stderr,
+        )
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean loss per target token over the valid split (or its first ``eval_batches``)."""
+        assert self.valid_data is not None
+        self.model.eval()
+        n_items = len(self.valid_data)
+        bs = self.cfg.batch_size
+        batches = range(0, n_items, bs)
+        if self.cfg.eval_batches:
+            batches = batches[: self.cfg.eval_batches]
+        total, count = 0.0, 0
+        for k, start in enumerate(batches):
+            if k % self.dist.world != self.dist.rank:
+                continue
+            items = [self.valid_data[i] for i in range(start, min(start + bs, n_items))]
+            with self._autocast():
+                loss, n = self.objective(self.model, self._to_device(self.collate(items)))
+            total += float(loss) * n
+            count += n
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+            dist.all_reduce(t)
+            total, count = float(t[0]), int(t[1])
+        self.model.train()
+        return total / max(count, 1)
+
+    def _evaluate_and_track(self) -> bool:
+        st = self.state
+        valid = self.evaluate()
+        improved = valid < st.best_valid
+        if improved:
+            st.best_valid, st.bad_evals = valid, 0
+            if self.dist.main:
+                self._save_model(self.out / "best")
+        else:
+            st.bad_evals += 1
+        st.history.append({"step": st.step, "valid_loss": valid})
+        self.log({"step": st.step, "valid_loss": valid, "best_valid": st.best_valid})
+        return bool(self.cfg.patience and st.bad_evals >= self.cfg.patience)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _meta(self) -> dict[str, Any]:
+        return {**self.meta, "train_config": self.cfg.to_dict(), "step": self.state.step}
+
+    def _save_model(self, directory: Path) -> None:
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.save_fn(self.raw_model, tmp, self._meta())
+        _replace_dir(tmp, directory)
+
+    def save_checkpoint(self) -> None:
+        """Model + optimizer + RNG + step into ``out/checkpoint``, replaced atomically."""
+        if not self.dist.main:
+            return
+        from safetensors.torch import save_file
+
+        final = self.out / "checkpoint"
+        tmp = self.out / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.save_fn(self.raw_model, tmp, self._meta())
+        tensors, groups = _flatten_optimizer(self.optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "trainer.safetensors"))
+        st = self.state
+        info = {
+            "step": st.step,
+            "best_valid": st.best_valid if math.isfinite(st.best_valid) else None,
+            "bad_evals": st.bad_evals,
+            "history": st.history,
+            "param_groups": groups,
+            "rng_python": _jsonable(random.getstate()),
+            "rng_numpy": _jsonable(np.random.get_state()),
+            "train_config": self.cfg.to_dict(),
+        }
+        (tmp / "trainer.json").write_text(json.dumps(info))
+        _replace_dir(tmp, final)
+
+    def load_checkpoint(self) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote (``--resume``)."""
+        from safetensors.torch import load_file
+
+        ckpt = self.out / "checkpoint"
+        if not (ckpt / "trainer.json").exists():
+            raise MusegenError(f"{ckpt}: no checkpoint to resume from")
+        try:
+            info = json.loads((ckpt / "trainer.json").read_text())
+            tensors = load_file(str(ckpt / "trainer.safetensors"))
+            weights = load_file(str(ckpt / "model.safetensors"))
+        except (
+            OSError,
+            ValueError,
+            RuntimeError,
+            KeyError,
+        ) as e:  # safetensors raises several kinds
+            raise MusegenError(f"{ckpt}: checkpoint is unreadable ({e})") from e
+        missing, unexpected = self.raw_model.load_state_dict(weights, strict=False)
+        tied = {n for n, _ in _tied_names(self.raw_model)}
+        if set(missing) - tied or unexpected:
+            raise MusegenError(
+                f"{ckpt}: checkpoint does not fit this model (missing {missing}, unexpected {unexpected})"
+            )
+        _restore_optimizer(self.optimizer, tensors, info["param_groups"], self.device)
+        torch.set_rng_state(tensors["rng.torch"])
+        random.setstate(_tupled(info["rng_python"]))
+        np.random.set_state(_tupled(info["rng_numpy"]))
+        best = info.get("best_valid")
+        self.state = TrainState(
+            step=info["step"],
+            best_valid=float("inf") if best is None else best,
+            bad_evals=info.get("bad_evals", 0),
+            history=info.get("history", []),
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def hash_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms)."""
+    import hashlib
+
+    h = hashlib.sha256(",".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+def default_collate(items: list[Any]) -> Batch:
+    first = items[0]
+    if isinstance(first, (tuple, list)):
+        return type(first)(default_collate([it[k] for it in items]) for k in range(len(first)))
+    if isinstance(first, torch.Tensor):
+        return torch.stack(items)
+    return torch.as_tensor(np.stack(items))
+
+
+def _default_save(model: nn.Module, directory: Path, extra: dict[str, Any]) -> None:
+    from musegen.models import save_model
+
+    save_model(model, directory, extra)
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a fully written folder into place; the old one survives until the swap."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _tied_names(model: nn.Module) -> list[tuple[str, str]]:
+    """(name, first name) pairs of parameters that share storage with an earlier one."""
+    seen: dict[int, str] = {}
+    out = []
+    for name, p in model.named_parameters(remove_duplicate=False):
+        key = p.data_ptr()
+        if key in seen:
+            out.append((name, seen[key]))
+        else:
+            seen[key] = name
+    return out
+
+
+def _flatten_optimizer(
+    opt: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, state in sd["state"].items():
+        for k, v in state.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    for g in groups:
+        g["betas"] = list(g.get("betas", ()))
+    return tensors, groups
+
+
+def _restore_optimizer(
+    opt: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    groups: list[dict[str, Any]],
+    device: torch.device,
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = t
+    for g in groups:
+        g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    for s in opt.state.values():
+        for k, v in s.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                s[k] = v.to(device)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return {"__ndarray__": x.tolist(), "dtype": str(x.dtype)}
+    if isinstance(x, (tuple, list)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def _tupled(x: Any) -> Any:
+    if isinstance(x, dict) and "__ndarray__" in x:
+        return np.array(x["__ndarray__"], dtype=x["dtype"])
+    if isinstance(x, list):
+        return tuple(_tupled(v) for v in x)
+    return x

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from musegen.cli.main import main
+from musegen.io import save
+from musegen.score import Note, Score, Tempo, TimeSignature, Track
+
+
+@pytest.fixture
+def midi(tmp_path: Path) -> Path:
+    score = Score(
+        tpq=480,
+        tracks=[
+            Track.from_notes(
+                [Note(60, 0, 480, 80), Note(64, 480, 480, 80)], program=0, name="Piano"
+            ),
+            Track.from_notes([Note(36, 0, 240, 100)], is_drum=True, name="Drums"),
+        ],
+        tempos=[Tempo(0, 100.0)],
+        time_signatures=[TimeSignature(0, 3, 4)],
+    )
+    path = tmp_path / "song.mid"
+    save(score, path)
+    return path
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert "musegen 0." in capsys.readouterr().out
+    assert main([]) == 2  # no command: help, exit 2
+
+
+def test_wrong_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["info", "--no-such-flag", "x.mid"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-such-flag" in err
+
+
+def test_info_text_and_json(midi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(midi)]) == 0
+    out = capsys.readouterr().out
+    assert "notes 3 in 2 track(s)" in out and "time 3/4" in out and "drums" in out
+    assert main(["info", str(midi), "--json"]) == 0
+    (info,) = json.loads(capsys.readouterr().out)
+    assert info["notes"] == 3 and info["tempo_qpm"] == 100.0 and info["pitch_range"] == [60, 64]
+    assert info["duration_seconds"] == pytest.approx(1.2)
+
+
+def test_batch_skips_bad_files(
+    midi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"this is not midi")
+    missing = tmp_path / "missing.mid"
+    assert main(["info", str(bad), str(midi), str(missing), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert [i["source"] for i in json.loads(captured.out)] == [str(midi)]
+    assert "bad.mid" in captured.err and "missing.mid" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_convert_and_token_round_trip(midi: Path, tmp_path: Path) -> None:
+    xml = tmp_path / "song.musicxml"
+    assert main(["convert", str(midi), str(xml)]) == 0
+    assert xml.exists()
+    for name in ("remi", "events"):
+        tokens = tmp_path / f"{name}.json"
+        assert main(["tokenize", str(midi), "-t", name, "--out", str(tokens)]) == 0
+        data = json.loads(tokens.read_text())
+        assert data["tokenizer"]["tokenizer"] == name and len(data["pieces"]) == 1
+        out = tmp_path / f"{name}.mid"
+        assert main(["detokenize", str(tokens), "--out", str(out)]) == 0
+        assert out.exists()
+
+
+def test_detokenize_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    assert main(["detokenize", str(junk), "--out", str(tmp_path / "x.mid")]) == 2
+    assert "not a musegen token file" in capsys.readouterr().err
+    assert main(["tokenize", "x.mid", "--config", "[1]"]) == 2
+
+
+def test_unknown_extension_exits_2_without_traceback(tmp_path: Path) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("hello")
+    proc = subprocess.run(
+        [sys.executable, "-m", "musegen", "convert", str(src), str(tmp_path / "o.mid")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "notes.txt" in proc.stderr
+    assert proc.stderr.count("\n") == 1

@@ -1,0 +1,55 @@
+"""DDP with two CPU processes (gloo), launched by torchrun as a user would."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+WORKER = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from safetensors.torch import save_file
+from tinymodels import TinyLM, Windows, cfg, save_tiny
+from musegen.train.trainer import Trainer
+
+torch.set_num_threads(1)
+torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
+t = Trainer(TinyLM(), Windows(), Windows(16), cfg(max_steps=6), {out!r}, save_fn=save_tiny)
+t.fit()
+state = {{k: v.contiguous() for k, v in t.raw_model.state_dict().items()}}
+save_file(state, {out!r} + f"/rank{{t.dist.rank}}.safetensors")
+torch.distributed.destroy_process_group()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
+    script = tmp_path / "worker.py"
+    tests = str(Path(__file__).resolve().parents[1])
+    script.write_text(textwrap.dedent(WORKER.format(tests=tests, out=str(tmp_path))))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(script),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a = load_file(str(tmp_path / "rank0.safetensors"))
+    b = load_file(str(tmp_path / "rank1.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    assert (tmp_path / "checkpoint" / "trainer.json").exists()  # written by rank 0 only
