@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors.torch import load_file
 
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
