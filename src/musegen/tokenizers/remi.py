@@ -1,0 +1,611 @@
+"""REMI tokenizer (Huang & Yang 2020) with REMI+-style program tokens for multi-track music.
+
+Token order, per bar::
+
+    BAR [TIME_SIG]                             TIME_SIG on the first bar and at meter changes
+      POSITION [TEMPO]                         per onset (or tempo change), increasing in a bar
+        [PROGRAM] PITCH [VELOCITY] DURATION    per note, sorted by (program, pitch)
+
+Empty bars still get their BAR token. A PROGRAM token (0..127, 128 = drums) precedes the first
+note of each program at a position, so every position names its instruments afresh: a chord
+of one instrument costs one PROGRAM token, and a sampler never has to remember the instrument
+across positions.
+
+Time is a grid of ``positions_per_quarter`` steps per quarter note (default 12: 16ths and
+8th-note triplets are exact); decoded scores are at 480 ticks per quarter.
+
+:meth:`RemiTokenizer.prepare` gives the canonical form the tokens describe, which is what
+``decode(encode(s))`` returns:
+
+* onsets and offsets snap to the nearest grid step (ties go later); every note lasts at least
+  one step and at most ``max_duration_quarters`` (longer notes are clipped);
+* notes outside ``pitch_range`` or starting before tick 0 are dropped;
+* velocities become the centre of their bin (64 when ``velocity_bins == 0``);
+* tempos become the nearest of ``tempo_bins`` log-spaced values; the first tempo holds from tick
+  0 (120 qpm if the score has none); changes that keep the bin are dropped, and so are changes
+  after the last bar (no tempo map at all when ``tempo_bins == 0``);
+* a time signature outside ``time_signatures`` becomes the supported one with the nearest bar
+  length (ties: same denominator first, then the smaller numerator); 4/4 is assumed before
+  the first one. A change takes effect at the first bar line at or after it (REMI cannot
+  describe an incomplete bar); changes at or after the end of the last note are dropped;
+* tracks are merged by (program, is_drum) key (all into one program-0 track when
+  ``programs=False``); exact duplicate notes are dropped and empty tracks vanish. Track
+  names, voice labels and key signatures are not encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import ClassVar
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.score import NOTE_DTYPE, Score, Tempo, TimeSignature, Track
+from musegen.tokenizers.base import BOS, EOS, PAD, Grammar, Tokenizer, TokenizerConfig, Vocab
+
+TPQ = 480  # resolution of decoded scores
+DRUMS = 128  # program number of drum tracks in PROGRAM tokens
+DEFAULT_VELOCITY = 64
+DEFAULT_TIME_SIGNATURES = (
+    "2/2", "3/2", "2/4", "3/4", "4/4", "5/4", "6/4", "7/4",
+    "3/8", "5/8", "6/8", "7/8", "9/8", "12/8",
+)  # fmt: skip
+
+# Token kinds: fixed small ints whatever the config (absent blocks simply never occur).
+K_PAD, K_BOS, K_EOS, K_BAR, K_TS, K_POS, K_TEMPO, K_PROG, K_PITCH, K_VEL, K_DUR = range(11)
+_START = 11  # grammar state before the first token
+_KIND_OF_BLOCK = {
+    "PAD": K_PAD,
+    "BOS": K_BOS,
+    "EOS": K_EOS,
+    "bar": K_BAR,
+    "time_sig": K_TS,
+    "position": K_POS,
+    "tempo": K_TEMPO,
+    "program": K_PROG,
+    "pitch": K_PITCH,
+    "velocity": K_VEL,
+    "duration": K_DUR,
+}
+
+
+@dataclass
+class RemiConfig(TokenizerConfig):
+    """REMI options; every field is plain JSON."""
+
+    positions_per_quarter: int = 12  # grid steps per quarter; must divide 480
+    max_duration_quarters: int = 8  # longest note; longer ones are clipped
+    velocity_bins: int = 32  # 0: no VELOCITY tokens, every note decodes at velocity 64
+    programs: bool = True  # False: no PROGRAM tokens, all tracks merged into one
+    tempo_bins: int = 32  # 0: no TEMPO tokens
+    tempo_range: list[float] = field(default_factory=lambda: [40.0, 250.0])  # qpm, log-spaced
+    time_signatures: list[str] = field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES))
+    pitch_range: list[int] = field(default_factory=lambda: [0, 127])  # inclusive
+
+    def __post_init__(self) -> None:
+        ppq = self.positions_per_quarter
+        if ppq <= 0 or TPQ % ppq:
+            raise MusegenError(f"positions_per_quarter must divide {TPQ}, got {ppq}")
+        if self.max_duration_quarters <= 0:
+            raise MusegenError("max_duration_quarters must be positive")
+        if not 0 <= self.velocity_bins <= 127:
+            raise MusegenError(f"velocity_bins must be 0..127, got {self.velocity_bins}")
+        if self.tempo_bins < 0:
+            raise MusegenError(f"tempo_bins must be >= 0, got {self.tempo_bins}")
+        if len(self.tempo_range) != 2 or len(self.pitch_range) != 2:
+            raise MusegenError("tempo_range and pitch_range must be [lo, hi] pairs")
+        lo, hi = self.tempo_range
+        if not (0 < lo < hi or (0 < lo == hi and self.tempo_bins <= 1)):
+            raise MusegenError(f"tempo_range must be two qpm values 0 < lo < hi, got {lo}, {hi}")
+        plo, phi = self.pitch_range
+        if not 0 <= plo <= phi <= 127:
+            raise MusegenError(f"pitch_range must be 0 <= lo <= hi <= 127, got {plo}, {phi}")
+        sigs = self.signatures()
+        if not sigs or len(set(sigs)) != len(sigs):
+            raise MusegenError("time_signatures must be a non-empty list without repeats")
+        for num, den in sigs:
+            if (ppq * 4 * num) % den:
+                raise MusegenError(
+                    f"a {num}/{den} bar is not a whole number of grid steps at "
+                    f"positions_per_quarter={ppq}; drop it or use a finer grid"
+                )
+
+    def signatures(self) -> list[tuple[int, int]]:
+        """``time_signatures`` as (numerator, denominator) pairs."""
+        out = []
+        for s in self.time_signatures:
+            try:
+                num, den = (int(x) for x in str(s).split("/"))
+            except ValueError:
+                raise MusegenError(f"time signature must look like '3/4', got {s!r}") from None
+            if num <= 0 or den <= 0:
+                raise MusegenError(f"time signature must be positive, got {s!r}")
+            out.append((num, den))
+        return out
+
+
+@dataclass
+class _Canonical:
+    """A score as REMI sees it: note columns and maps on the grid (times in steps)."""
+
+    onset: np.ndarray  # int64 steps
+    duration: np.ndarray  # int64 steps, 1..max
+    pitch: np.ndarray  # int64 MIDI pitch
+    velocity: np.ndarray  # int64 velocity bin
+    program: np.ndarray  # int64 0..128 (128 = drums)
+    ts_steps: np.ndarray  # int64 bar-line steps of meter changes, first is 0
+    ts_index: np.ndarray  # int64 index into the supported signatures
+    tempo_steps: np.ndarray  # int64 steps, first is 0
+    tempo_index: np.ndarray  # int64 tempo bin
+
+    @property
+    def end(self) -> int:
+        """Step at which the last note ends (0 without notes)."""
+        return int((self.onset + self.duration).max()) if len(self.onset) else 0
+
+
+def _forward_fill_index(mask: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """For each element, the index of the last True at or before it (-1 if none);
+    ``index`` is ``np.arange(len(mask))``."""
+    idx = np.where(mask, index, -1)
+    return np.maximum.accumulate(idx) if len(idx) else idx
+
+
+def _last_of_runs(a: np.ndarray) -> np.ndarray:
+    """True where an element differs from the next one (and at the end)."""
+    out = np.ones(len(a), bool)
+    np.not_equal(a[1:], a[:-1], out=out[:-1])
+    return out
+
+
+def _first_of_runs(a: np.ndarray) -> np.ndarray:
+    """True where an element differs from the previous one (and at the start)."""
+    out = np.ones(len(a), bool)
+    np.not_equal(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` for a 1-d int array, without its overhead."""
+    a = np.sort(a, kind="stable")  # timsort: linear on a few sorted runs (one per track)
+    return a[_last_of_runs(a)]
+
+
+def _column(tracks: list[Track], name: str) -> np.ndarray:
+    """One note field of all tracks as an int64 array."""
+    if len(tracks) == 1:
+        return tracks[0].notes[name].astype(np.int64)
+    return np.concatenate([t.notes[name] for t in tracks]).astype(np.int64, copy=False)
+
+
+class RemiTokenizer(Tokenizer):
+    """REMI with program, tempo and time-signature tokens; see the module docstring."""
+
+    name: ClassVar[str] = "remi"
+    config_class: ClassVar[type[TokenizerConfig]] = RemiConfig
+    config: RemiConfig
+
+    # ------------------------------------------------------------------ vocabulary and tables
+    def build_vocab(self) -> Vocab:
+        """The id blocks, plus the lookup tables that encode, decode and the grammar use."""
+        self._value_tables()
+        c, ppq = self.config, self.config.positions_per_quarter
+        v = Vocab()
+        v.add("bar", 1, lambda _i: "Bar")
+        sig_names = [f"TimeSig_{n}/{d}" for n, d in self.signatures]
+        v.add("time_sig", len(sig_names), sig_names.__getitem__)
+        v.add("position", int(self.bar_steps.max()), lambda i: f"Position_{i}")
+        if c.tempo_bins:
+            v.add("tempo", c.tempo_bins, lambda i: f"Tempo_{self.tempos[i]:g}")
+        if c.programs:
+            v.add("program", 129, lambda i: "Program_drums" if i == DRUMS else f"Program_{i}")
+        v.add("pitch", self.n_pitch, lambda i: f"Pitch_{i + self.pitch_lo}")
+        if c.velocity_bins:
+            v.add("velocity", c.velocity_bins, lambda i: f"Velocity_{self.velocities[i]}")
+        v.add("duration", self.max_steps, lambda i: f"Duration_{Fraction(i + 1, ppq)}")
+        self._id_tables(v)
+        return v
+
+    def _value_tables(self) -> None:
+        """Grid, meter, pitch, velocity and tempo values the config implies."""
+        c, ppq = self.config, self.config.positions_per_quarter
+        self.step_ticks = TPQ // ppq
+        self.max_steps = c.max_duration_quarters * ppq
+        self.signatures = c.signatures()
+        self.bar_steps = np.array([ppq * 4 * n // d for n, d in self.signatures], np.int64)
+        self.default_signature = self._signature_index(4, 4)
+        self.pitch_lo = c.pitch_range[0]
+        self.n_pitch = c.pitch_range[1] - self.pitch_lo + 1
+        self.velocities = self._velocity_values(c.velocity_bins)
+        mid = (self.velocities[:-1] + self.velocities[1:]) / 2
+        self._velocity_bin = np.searchsorted(mid, np.arange(128))  # velocity -> nearest bin
+        self.tempos = self._tempo_values(c.tempo_bins, *c.tempo_range)
+        self._tempo_mid = np.log(self.tempos[:-1] * self.tempos[1:]) / 2  # log-space midpoints
+
+    def _id_tables(self, v: Vocab) -> None:
+        """Block offsets by kind, id -> (kind, value) tables and the grammar's masks."""
+        self.off = {_KIND_OF_BLOCK[name]: lo for name, (lo, _n) in v.blocks.items()}
+        self.kind_of = np.zeros(len(v), np.int64)
+        self.value_of = np.zeros(len(v), np.int64)
+        for name, (lo, n) in v.blocks.items():
+            self.kind_of[lo : lo + n] = _KIND_OF_BLOCK[name]
+            self.value_of[lo : lo + n] = np.arange(n)
+        self._masks = self._grammar_masks(v)
+
+    @staticmethod
+    def _velocity_values(bins: int) -> np.ndarray:
+        """Centres of ``bins`` equal bins over 1..127 (just 64 when there are none)."""
+        if bins == 0:
+            return np.array([DEFAULT_VELOCITY], np.int64)
+        edges = np.linspace(0.5, 127.5, bins + 1)
+        return np.rint((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+
+    @staticmethod
+    def _tempo_values(bins: int, lo: float, hi: float) -> np.ndarray:
+        """``bins`` log-spaced tempos, whole qpm where that keeps them apart."""
+        values = np.geomspace(lo, hi, bins)
+        whole = np.rint(values)
+        return whole if len(np.unique(whole)) == bins else np.round(values, 2)
+
+    def _signature_index(self, num: int, den: int) -> int:
+        """Index of the supported signature for ``num/den`` (nearest bar length if unsupported)."""
+        if (num, den) in self.signatures:
+            return self.signatures.index((num, den))
+        if num <= 0 or den <= 0:
+            num, den = 4, 4
+        quarters = 4 * num / den
+
+        def distance(i: int) -> tuple[float, bool, int]:
+            n, d = self.signatures[i]
+            return abs(4 * n / d - quarters), d != den, n
+
+        return min(range(len(self.signatures)), key=distance)
+
+    def _to_steps(self, ticks: np.ndarray | list[int] | int, tpq: int) -> np.ndarray:
+        """Ticks at ``tpq`` to the nearest grid step (ties go later), in exact integers."""
+        ticks = np.asarray(ticks, np.int64)
+        ppq = self.config.positions_per_quarter
+        step, rest = divmod(tpq, ppq)
+        if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
+            return (ticks + step // 2) // step
+        return (ticks * (2 * ppq) + tpq) // (2 * tpq)
+
+    # ------------------------------------------------------------------ canonical form
+    def _canonical(self, score: Score) -> _Canonical:
+        """The score on the grid, in steps, with maps cleaned as the module docstring says."""
+        onset, duration, pitch, velocity, program = self._notes(score)
+        end = int((onset + duration).max()) if len(onset) else 0
+        ts_steps, ts_index = self._time_signatures(score, end)
+        tempo_steps, tempo_index = self._tempo_map(score, self._region_end(ts_steps, ts_index, end))
+        return _Canonical(
+            onset, duration, pitch, velocity, program, ts_steps, ts_index, tempo_steps, tempo_index
+        )
+
+    def _notes(self, score: Score) -> tuple[np.ndarray, ...]:
+        """All notes quantized, binned, deduplicated and sorted by (onset, program, pitch, ...)."""
+        tracks = [t for t in score.tracks if len(t.notes)]
+        if not tracks:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty, empty
+        start, length, pitch, velocity = (_column(tracks, name) for name in NOTE_DTYPE.names)
+        keys = [(DRUMS if t.is_drum else t.program) if self.config.programs else 0 for t in tracks]
+        program = np.repeat(np.array(keys, np.int64), [len(t.notes) for t in tracks])
+        onset = self._to_steps(start, score.tpq)
+        duration = self._to_steps(start + length, score.tpq) - onset
+        duration = np.minimum(np.maximum(duration, 1), self.max_steps)
+        pitch = pitch - self.pitch_lo  # int64 from _column
+        velocity = self._velocity_bin[np.clip(velocity, 0, 127)]
+
+        # one int64 key per note sorts and deduplicates everything at once
+        n_pitch, n_dur, n_vel = self.n_pitch, self.max_steps, len(self.velocities)
+        key = ((onset * 129 + program) * n_pitch + pitch) * n_dur + duration - 1
+        key = key * n_vel + velocity
+        keep = (pitch >= 0) & (pitch < n_pitch) & (onset >= 0)
+        key = _sorted_unique(key if keep.all() else key[keep])
+        key, velocity = np.divmod(key, n_vel)
+        key, duration = np.divmod(key, n_dur)
+        key, pitch = np.divmod(key, n_pitch)
+        onset, program = np.divmod(key, 129)
+        return onset, duration + 1, pitch + self.pitch_lo, velocity, program
+
+    def _time_signatures(self, score: Score, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Meter changes moved to bar lines, redundant ones and those after ``end`` dropped."""
+        sigs = [
+            (
+                int(self._to_steps(ts.time, score.tpq)),
+                self._signature_index(ts.numerator, ts.denominator),
+            )
+            for ts in score.time_signatures
+        ]
+        if not sigs or sigs[0][0] > 0:
+            sigs.insert(0, (0, self._signature_index(4, 4)))
+        steps, index = [0], [sigs[0][1]]
+        for t, sig in sigs[1:]:
+            start, length = steps[-1], int(self.bar_steps[index[-1]])
+            at = start + max(0, -(-(t - start) // length)) * length  # first bar line at or after t
+            if at == start:
+                index[-1] = sig  # a later change at the same bar line wins
+            else:
+                steps.append(at)
+                index.append(sig)
+            if len(index) > 1 and index[-1] == index[-2]:
+                steps.pop()
+                index.pop()
+        limit = max(end, 1)
+        n = sum(1 for s in steps if s < limit)
+        return np.array(steps[:n], np.int64), np.array(index[:n], np.int64)
+
+    def _bar_starts(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> np.ndarray:
+        """Bar-line steps of every bar starting before ``end`` (at least one bar)."""
+        limits = [*ts_steps[1:].tolist(), max(end, int(ts_steps[-1]) + 1)]
+        parts = [
+            np.arange(s, e, self.bar_steps[i], dtype=np.int64)
+            for s, e, i in zip(ts_steps.tolist(), limits, ts_index.tolist(), strict=True)
+        ]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _region_end(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> int:
+        """End of the last bar that starts before ``end`` (the span the tokens cover)."""
+        start, length = int(ts_steps[-1]), int(self.bar_steps[ts_index[-1]])
+        return start + -(-(max(end, 1) - start) // length) * length
+
+    def _tempo_map(self, score: Score, region_end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Binned tempo changes on the grid: first at 0, no repeats, none after the bars."""
+        if not self.config.tempo_bins:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        tempos = [t for t in score.tempos if t.qpm > 0] or [Tempo(0, 120.0)]
+        index = np.searchsorted(self._tempo_mid, np.log([t.qpm for t in tempos]))
+        if len(tempos) == 1:
+            return np.zeros(1, np.int64), index
+        steps = np.maximum(self._to_steps([t.time for t in tempos], score.tpq), 0)
+        steps[0] = 0
+        last = _last_of_runs(steps)  # the later of two changes at one step wins
+        steps, index = steps[last], index[last]
+        change = _first_of_runs(index) & (steps < region_end)
+        return steps[change], index[change]
+
+    def prepare(self, score: Score) -> Score:
+        """The score as the tokens describe it (see the module docstring)."""
+        return self._to_score(self._canonical(score))
+
+    def _to_score(self, c: _Canonical) -> Score:
+        """A 480-tpq score from canonical columns; tracks ordered by program, drums last."""
+        order = np.lexsort((c.velocity, c.duration, c.pitch, c.onset, c.program))
+        notes = np.empty(len(order), NOTE_DTYPE)
+        notes["start"] = c.onset[order] * self.step_ticks
+        notes["duration"] = c.duration[order] * self.step_ticks
+        notes["pitch"] = c.pitch[order]
+        notes["velocity"] = self.velocities[c.velocity[order]]
+        program = c.program[order]
+        cuts = np.flatnonzero(program[1:] != program[:-1]) + 1
+        tracks = []
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(order)], strict=True):
+            if hi > lo:
+                p = int(program[lo])
+                drum = p == DRUMS
+                name = "Drums" if drum else ""
+                tracks.append(Track(notes[lo:hi].copy(), 0 if drum else p, drum, name))
+        return Score(
+            tpq=TPQ,
+            tracks=tracks,
+            tempos=[
+                Tempo(s * self.step_ticks, float(self.tempos[i]))
+                for s, i in zip(c.tempo_steps.tolist(), c.tempo_index.tolist(), strict=True)
+            ],
+            time_signatures=[
+                TimeSignature(s * self.step_ticks, *self.signatures[i])
+                for s, i in zip(c.ts_steps.tolist(), c.ts_index.tolist(), strict=True)
+            ],
+        )
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, score: Score, bos: bool = True, eos: bool = True) -> np.ndarray:
+        """Token ids of ``prepare(score)``, optionally wrapped in BOS/EOS (vectorised)."""
+        c = self._canonical(score)
+        bars = self._bar_starts(c.ts_steps, c.ts_index, c.end)
+        off = self.off
+        n_notes = len(c.onset)
+
+        # units: bar headers, position headers, notes; each unit emits 1..4 tokens
+        bar_has_ts = np.zeros(len(bars), bool)
+        bar_has_ts[np.searchsorted(bars, c.ts_steps)] = True
+        first = _first_of_runs(c.onset)
+        positions = _sorted_unique(np.concatenate([c.onset[first], c.tempo_steps]))
+        pos_tempo = np.full(len(positions), -1, np.int64)
+        pos_tempo[np.searchsorted(positions, c.tempo_steps)] = c.tempo_index
+        if self.config.programs:
+            new_prog = first | _first_of_runs(c.program)
+        else:
+            new_prog = np.zeros(n_notes, bool)
+        has_vel = int(bool(self.config.velocity_bins))
+
+        # merge the three time-sorted unit lists (stable sort of sorted runs: a linear merge)
+        when = np.concatenate([bars * 3, positions * 3 + 1, c.onset * 3 + 2])
+        sizes = np.concatenate([1 + bar_has_ts, 1 + (pos_tempo >= 0), 2 + has_vel + new_prog])
+        order = np.argsort(when, kind="stable")
+        starts = np.empty(len(order), np.int64)
+        starts[order] = np.cumsum(sizes[order]) - sizes[order]
+        head = int(bos)
+        starts += head
+        n_tok = int(sizes.sum())
+        out = np.empty(n_tok + head + int(eos), np.int64)
+        if bos:
+            out[0] = BOS
+        if eos:
+            out[-1] = EOS
+
+        nb, npos = len(bars), len(positions)
+        s_bar, s_pos, s_note = starts[:nb], starts[nb : nb + npos], starts[nb + npos :]
+        out[s_bar] = off[K_BAR]
+        out[s_bar[bar_has_ts] + 1] = off[K_TS] + c.ts_index
+        bar_of_pos = np.searchsorted(bars, positions, side="right") - 1
+        out[s_pos] = off[K_POS] + positions - bars[bar_of_pos]
+        if len(c.tempo_steps):
+            out[s_pos[pos_tempo >= 0] + 1] = off[K_TEMPO] + c.tempo_index
+        if self.config.programs:
+            out[s_note[new_prog]] = off[K_PROG] + c.program[new_prog]
+        s_note = s_note + new_prog
+        out[s_note] = off[K_PITCH] + c.pitch - self.pitch_lo
+        if has_vel:
+            out[s_note + 1] = off[K_VEL] + c.velocity
+        out[s_note + 1 + has_vel] = off[K_DUR] + c.duration - 1
+        return out
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
+        """A score from ids: skips PAD/BOS, stops at EOS, ignores tokens out of grammar.
+
+        Raises :class:`MusegenError` for ids outside the vocabulary.
+        """
+        ids = self.check_ids(ids if isinstance(ids, np.ndarray) else list(ids)).ravel()
+        stop = np.flatnonzero(ids == EOS)
+        if len(stop):
+            ids = ids[: stop[0]]
+        ids = ids[(ids != PAD) & (ids != BOS)]
+        kind, value = self.kind_of[ids], self.value_of[ids]
+        is_bar = kind == K_BAR
+        n_bars = int(is_bar.sum())
+        if n_bars == 0:
+            return Score(tpq=TPQ)
+        prev = np.concatenate([[-1], kind[:-1]])
+
+        # meters: a TIME_SIG right after BAR sets that bar's meter, which holds until the next
+        bar_of = np.cumsum(is_bar) - 1  # bar index of each token (-1 before the first BAR)
+        ts_tok = np.flatnonzero((kind == K_TS) & (prev == K_BAR))
+        set_sig = np.full(n_bars, -1, np.int64)
+        set_sig[bar_of[ts_tok]] = value[ts_tok]
+        if set_sig[0] < 0:
+            set_sig[0] = self.default_signature
+        ts_bars = np.flatnonzero(set_sig >= 0)
+        bar_sig = set_sig[_forward_fill_index(set_sig >= 0, np.arange(n_bars))]
+        bar_len = self.bar_steps[bar_sig]
+        bar_start = np.cumsum(bar_len) - bar_len
+
+        # time of each token: its bar's start + the last POSITION since that BAR (-1: none/bad)
+        bar = np.maximum(bar_of, 0)
+        index = np.arange(len(kind))
+        last_bar = _forward_fill_index(is_bar, index)
+        last_pos = _forward_fill_index(kind == K_POS, index)
+        pos = value[np.maximum(last_pos, 0)]
+        placed = (last_pos > last_bar) & (last_bar >= 0) & (pos < bar_len[bar])
+        when = np.where(placed, bar_start[bar] + pos, -1)
+
+        # notes: PITCH [VELOCITY] DURATION at a placed position (after a PROGRAM there)
+        has_vel = int(bool(self.config.velocity_bins))
+        n_cand = max(len(kind) - 1 - has_vel, 0)
+        cand = (kind[:n_cand] == K_PITCH) & (kind[1 + has_vel :] == K_DUR) & (when[:n_cand] >= 0)
+        if has_vel:
+            cand &= kind[1 : 1 + n_cand] == K_VEL
+        if self.config.programs:
+            last_prog = _forward_fill_index(kind == K_PROG, index)
+            cand &= last_prog[:n_cand] > last_pos[:n_cand]
+        at = np.flatnonzero(cand)
+        program = value[last_prog[at]] if self.config.programs else np.zeros(len(at), np.int64)
+
+        # tempos: TEMPO right after a placed POSITION; the later of two at one time wins
+        tempo_tok = np.flatnonzero((kind == K_TEMPO) & (prev == K_POS) & (when >= 0))
+        order = np.argsort(when[tempo_tok], kind="stable")
+        tempo_steps, tempo_index = when[tempo_tok][order], value[tempo_tok][order]
+        last = _last_of_runs(tempo_steps)
+
+        return self._to_score(
+            _Canonical(
+                onset=when[at],
+                duration=value[at + 1 + has_vel] + 1,
+                pitch=value[at] + self.pitch_lo,
+                velocity=value[at + 1] if has_vel else np.zeros(len(at), np.int64),
+                program=program,
+                ts_steps=bar_start[ts_bars],
+                ts_index=bar_sig[ts_bars],
+                tempo_steps=tempo_steps[last],
+                tempo_index=tempo_index[last],
+            )
+        )
+
+    # ------------------------------------------------------------------ grammar
+    def _grammar_masks(self, v: Vocab) -> np.ndarray:
+        """Allowed-next masks by the kind of the last token, positions left out."""
+        c = self.config
+        note_start = ("program",) if c.programs else ("pitch",)
+        after_pitch = ("velocity",) if c.velocity_bins else ("duration",)
+        tempo = ("tempo",) if c.tempo_bins else ()
+        allowed = {
+            _START: ("BOS",),
+            K_BOS: ("bar", "EOS"),
+            K_BAR: ("time_sig", "bar", "EOS"),
+            K_TS: ("bar", "EOS"),
+            K_POS: (*tempo, *note_start),
+            K_TEMPO: (*note_start, "bar", "EOS"),
+            K_PROG: ("pitch",),
+            K_PITCH: after_pitch,
+            K_VEL: ("duration",),
+            K_DUR: (*note_start, "pitch", "bar", "EOS") if c.programs else ("pitch", "bar", "EOS"),
+            K_EOS: ("PAD",),
+        }
+        masks = np.zeros((_START + 1, len(v)), bool)
+        for k, names in allowed.items():
+            masks[k] = v.mask(*names)
+        masks[K_PAD] = masks[K_EOS]  # PAD only follows EOS in a valid sequence
+        return masks
+
+    def grammar(self) -> RemiGrammar:
+        return RemiGrammar(self)
+
+
+class RemiGrammar(Grammar):
+    """Which ids may come next in a REMI sequence (see the module docstring for the order).
+
+    State: the kind of the last token, the current position in the bar and the bar length of
+    the current meter; a POSITION must increase within a bar and stay below its length.
+    """
+
+    _POSITION_AFTER: ClassVar[frozenset[int]] = frozenset({K_BAR, K_TS, K_TEMPO, K_DUR})
+
+    def __init__(self, tokenizer: RemiTokenizer) -> None:
+        self._tok = tokenizer
+        self._kind = _START
+        self._pos = -1
+        self._bar_len = int(tokenizer.bar_steps[tokenizer.default_signature])
+
+    @property
+    def done(self) -> bool:
+        return self._kind in (K_EOS, K_PAD)
+
+    def mask(self) -> np.ndarray:
+        m = self._tok._masks[self._kind].copy()
+        if self._kind in self._POSITION_AFTER:
+            lo = self._tok.off[K_POS]
+            m[lo + self._pos + 1 : lo + self._bar_len] = True
+        return m
+
+    def _allows(self, token: int) -> bool:
+        t = self._tok
+        if not 0 <= token < len(t.kind_of):
+            return False
+        if t._masks[self._kind, token]:
+            return True
+        return (
+            self._kind in self._POSITION_AFTER
+            and t.kind_of[token] == K_POS
+            and self._pos < t.value_of[token] < self._bar_len
+        )
+
+    def step(self, token: int) -> None:
+        if not self._allows(token):
+            t = self._tok
+            label = t.vocab.token(token) if 0 <= token < len(t.vocab) else str(token)
+            raise ValueError(f"token {label} ({token}) is not allowed here")
+        kind = int(self._tok.kind_of[token])
+        if kind == K_BAR:
+            self._pos = -1
+        elif kind == K_TS:
+            self._bar_len = int(self._tok.bar_steps[self._tok.value_of[token]])
+        elif kind == K_POS:
+            self._pos = int(self._tok.value_of[token])
+        self._kind = kind
+
+
+__all__ = ["DEFAULT_TIME_SIGNATURES", "RemiConfig", "RemiGrammar", "RemiTokenizer"]

@@ -1,0 +1,293 @@
+"""REMI tokenizer: round trip, canonical form, tolerant decoding, grammar, config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musegen.errors import MusegenError
+from musegen.score import Note, Score, Tempo, TimeSignature, Track
+from musegen.tokenizers import BOS, EOS, PAD, get_tokenizer, tokenizer_from_dict
+from musegen.tokenizers.remi import RemiConfig, RemiTokenizer
+from strategies import assert_same_notes, scores
+
+TOK = RemiTokenizer()
+VARIANTS = [
+    TOK,
+    RemiTokenizer(velocity_bins=0, tempo_bins=0),
+    RemiTokenizer(programs=False, positions_per_quarter=4, max_duration_quarters=2),
+    RemiTokenizer(velocity_bins=5, tempo_bins=3, time_signatures=["4/4", "3/4"]),
+]
+
+
+def round_trip(tok: RemiTokenizer, score: Score) -> np.ndarray:
+    """Encode, check decode == prepare (notes and maps), that prepare is a fixed point and
+    that the grammar accepts the ids; return the ids."""
+    ids = tok.encode(score)
+    back, ref = tok.decode(ids), tok.prepare(score)
+    assert_same_notes(back, ref)
+    assert back.tempos == ref.tempos
+    assert back.time_signatures == ref.time_signatures
+    assert np.array_equal(tok.encode(ref), ids)
+    assert tok.grammar().feed(ids).done
+    return ids
+
+
+def one_track(*notes: Note, **score_kwargs: object) -> Score:
+    return Score(tracks=[Track.from_notes(notes)], **score_kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------- round trip
+@given(scores(), st.sampled_from(VARIANTS))
+@settings(max_examples=100, deadline=None)
+def test_round_trip_random_scores(score: Score, tok: RemiTokenizer) -> None:
+    round_trip(tok, score)
+
+
+@given(scores(tpq=384, grid=7, max_tracks=2))
+@settings(max_examples=40, deadline=None)
+def test_round_trip_off_grid_resolution(score: Score) -> None:
+    round_trip(TOK, score)
+
+
+def test_token_order() -> None:
+    s = Score(
+        tracks=[
+            Track.from_notes([Note(64, 0, 480, 80), Note(60, 0, 480, 80)], program=1),
+            Track.from_notes([Note(36, 0, 120, 100)], is_drum=True),
+        ],
+        tempos=[Tempo(0, 60)],
+        time_signatures=[TimeSignature(0, 3, 4)],
+    )
+    tokens = TOK.tokens(TOK.encode(s))
+    assert tokens[:5] == ["BOS", "Bar", "TimeSig_3/4", "Position_0", "Tempo_61"]
+    assert tokens[5:13] == [
+        "Program_1", "Pitch_60", "Velocity_78", "Duration_1",
+        "Pitch_64", "Velocity_78", "Duration_1", "Program_drums",
+    ]  # fmt: skip
+    assert tokens[13:] == ["Pitch_36", "Velocity_98", "Duration_1/4", "EOS"]
+    assert TOK.encode(s, bos=False, eos=False).tolist() == TOK.encode(s)[1:-1].tolist()
+
+
+def test_overlapping_same_pitch_notes_survive_and_duplicates_go() -> None:
+    s = one_track(Note(60, 0, 960), Note(60, 480, 960), Note(60, 480, 960))
+    round_trip(TOK, s)
+    notes = TOK.decode(TOK.encode(s)).tracks[0].notes
+    assert notes["start"].tolist() == [0, 480]
+    assert notes["duration"].tolist() == [960, 960]
+
+
+def test_empty_bars_get_bar_tokens() -> None:
+    s = one_track(Note(60, 0, 480), Note(62, 3 * 1920 + 480, 480))
+    tokens = TOK.tokens(round_trip(TOK, s))
+    assert tokens.count("Bar") == 4
+    assert TOK.decode(TOK.encode(s)).tracks[0].notes["start"].tolist() == [0, 3 * 1920 + 480]
+
+
+def test_three_four_to_six_eight() -> None:
+    sigs = [TimeSignature(0, 3, 4), TimeSignature(2 * 1440, 6, 8)]
+    s = one_track(
+        Note(60, 0, 480), Note(62, 1440, 480), Note(64, 2880 + 720, 240), time_signatures=sigs
+    )
+    tokens = TOK.tokens(round_trip(TOK, s))
+    bars = [i for i, t in enumerate(tokens) if t == "Bar"]
+    assert len(bars) == 3
+    assert tokens[bars[0] + 1] == "TimeSig_3/4"
+    assert tokens[bars[1] + 1] == "Position_0"  # no repeated meter
+    assert tokens[bars[2] + 1 : bars[2] + 3] == ["TimeSig_6/8", "Position_18"]
+    assert TOK.decode(TOK.encode(s)).time_signatures == sigs
+
+
+def test_meter_change_moves_to_next_bar_line_and_unsupported_is_mapped() -> None:
+    s = one_track(
+        Note(60, 0, 480),
+        Note(62, 7200, 480),
+        time_signatures=[
+            TimeSignature(0, 4, 4),
+            TimeSignature(480, 3, 4),
+            TimeSignature(3840, 11, 8),
+        ],
+    )
+    round_trip(TOK, s)
+    # 3/4 waits for the bar line at 1920; 11/8 (5.5 quarters) becomes 12/8 at the next 3/4 line
+    assert TOK.prepare(s).time_signatures == [
+        TimeSignature(0, 4, 4), TimeSignature(1920, 3, 4), TimeSignature(1920 + 2 * 1440, 12, 8),
+    ]  # fmt: skip
+    # a change at or after the last note's end has no bar to sit on
+    late = one_track(Note(60, 0, 480), time_signatures=[TimeSignature(1920, 3, 4)])
+    assert TOK.prepare(late).time_signatures == [TimeSignature(0, 4, 4)]
+
+
+def test_drums_stay_apart_from_program_zero() -> None:
+    s = Score(
+        tracks=[
+            Track.from_notes([Note(60, 0, 480)]),
+            Track.from_notes([Note(36, 0, 120), Note(42, 240, 120)], is_drum=True),
+        ]
+    )
+    round_trip(TOK, s)
+    back = TOK.decode(TOK.encode(s))
+    assert [(t.program, t.is_drum, len(t)) for t in back.tracks] == [(0, False, 1), (0, True, 2)]
+
+
+def test_empty_score_keeps_its_maps() -> None:
+    s = Score(tempos=[Tempo(0, 90)], time_signatures=[TimeSignature(0, 6, 8)])
+    ids = round_trip(TOK, s)
+    assert TOK.tokens(ids) == ["BOS", "Bar", "TimeSig_6/8", "Position_0", "Tempo_92", "EOS"]
+    assert TOK.decode(ids).n_notes == 0
+    round_trip(TOK, Score(tpq=96))
+
+
+def test_prepare_clips_and_bins() -> None:
+    s = one_track(Note(60, 10, 20 * 480, 3), Note(100, 482, 1, 127), Note(61, -480, 480))
+    p = TOK.prepare(s)
+    notes = p.tracks[0].notes
+    assert notes["start"].tolist() == [0, 480]  # 10 -> 0, 482 -> 480; negative onset dropped
+    assert notes["duration"].tolist() == [8 * 480, 40]  # clipped to 8 quarters; >= one step
+    assert notes["velocity"].tolist() == [2, 126]  # bin centres
+    assert p.tempos == [Tempo(0, 123.0)]  # no tempo: 120, in the bin of 123
+    assert p.tpq == 480 and p.key_signatures == []
+
+
+def test_tempo_changes_are_binned_and_deduplicated() -> None:
+    s = one_track(
+        Note(60, 0, 4 * 1920),
+        tempos=[Tempo(0, 120), Tempo(480, 121), Tempo(960, 60), Tempo(50 * 1920, 200)],
+    )
+    p = TOK.prepare(s)
+    assert [t.time for t in p.tempos] == [0, 960]  # 121 is in 120's bin; bar 50 is past the end
+    tokens = TOK.tokens(round_trip(TOK, s))
+    assert tokens.count("Position_24") == 1  # a tempo change makes a position of its own
+
+
+# ------------------------------------------------------------------------- tolerant decoding
+def test_decode_ignores_junk() -> None:
+    v = TOK.vocab
+    bar, pos0, prog0 = v.id("Bar"), v.id("Position_0"), v.id("Program_0")
+    p60, vel, dur = v.id("Pitch_60"), v.id("Velocity_62"), v.id("Duration_1")
+    good = [bar, pos0, prog0, p60, vel, dur]
+    assert TOK.decode([PAD, BOS, *good]).n_notes == 1
+    assert TOK.decode([BOS, *good, EOS, p60, vel, dur]).n_notes == 1  # stops at EOS
+    assert TOK.decode([BOS, bar, pos0, prog0, p60, v.id("Position_3"), dur]).n_notes == 0
+    assert TOK.decode([BOS, p60, vel, dur, *good]).n_notes == 1  # a note before any bar
+    assert TOK.decode([bar, pos0, p60, vel, dur]).n_notes == 0  # no program at this position
+    assert TOK.decode([bar, v.id("Position_83"), prog0, p60, vel, dur]).n_notes == 0  # > 4/4
+    assert TOK.decode([]).n_notes == 0
+
+
+def test_decode_rejects_ids_outside_vocabulary() -> None:
+    with pytest.raises(MusegenError, match="outside"):
+        TOK.decode([BOS, len(TOK)])
+    with pytest.raises(MusegenError, match="outside"):
+        TOK.decode(np.array([-1]))
+
+
+def test_decode_survives_random_ids() -> None:
+    rng = np.random.default_rng(0)
+    for tok in VARIANTS:
+        for _ in range(50):
+            back = tok.decode(rng.integers(0, len(tok), rng.integers(0, 300)))
+            round_trip(tok, back)
+
+
+# ------------------------------------------------------------------------- grammar
+@pytest.mark.parametrize("tok", VARIANTS, ids=lambda t: str(len(t)))
+def test_grammar_samples_always_decode(tok: RemiTokenizer) -> None:
+    rng = np.random.default_rng(1234)
+    dur_lo, dur_hi = tok.vocab.span("duration")
+    for i in range(1000 // len(VARIANTS)):
+        g, seq = tok.grammar(), []
+        while not g.done and len(seq) < 80:
+            allowed = np.flatnonzero(g.mask())
+            assert len(allowed), f"dead end after {tok.tokens(seq)}"
+            seq.append(int(rng.choice(allowed)))
+            g.step(seq[-1])
+        ids = np.array(seq)
+        back = tok.decode(ids)
+        assert back.n_notes == int(((ids >= dur_lo) & (ids < dur_hi)).sum())
+        if i % 5 == 0:
+            round_trip(tok, back)
+
+
+def test_grammar_rules() -> None:
+    v = TOK.vocab
+    g = TOK.grammar()
+    assert np.flatnonzero(g.mask()).tolist() == [BOS]
+    with pytest.raises(ValueError, match="not allowed"):
+        TOK.grammar().step(v.id("Pitch_60"))
+    g.feed([BOS, v.id("Bar"), v.id("TimeSig_3/4"), v.id("Position_5"), v.id("Program_0")])
+    assert np.flatnonzero(g.mask()).tolist() == list(range(*v.span("pitch")))
+    g.step(v.id("Pitch_60"))
+    assert np.flatnonzero(g.mask()).tolist() == list(range(*v.span("velocity")))  # no EOS
+    g.feed([v.id("Velocity_62"), v.id("Duration_1")])
+    m = g.mask()
+    assert not m[v.id("Position_5")] and m[v.id("Position_6")] and m[v.id("Position_35")]
+    assert not m[v.id("Position_36")]  # a 3/4 bar has 36 steps
+    assert m[EOS] and m[v.id("Bar")] and m[v.id("Pitch_61")] and not m[v.id("Duration_1")]
+    g.step(EOS)
+    assert g.done and np.flatnonzero(g.mask()).tolist() == [PAD]
+
+
+def test_grammar_accepts_chorale(chorale: Score) -> None:
+    ids = TOK.encode(chorale)
+    assert TOK.allowed_next(ids[:-1])[EOS]
+
+
+# ------------------------------------------------------------------------- config
+def test_config_json_round_trip() -> None:
+    tok = get_tokenizer("remi", velocity_bins=8, time_signatures=["4/4", "3/4"], programs=False)
+    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert isinstance(again, RemiTokenizer)
+    assert again.config == tok.config
+    assert again.vocab.labels() == tok.vocab.labels()
+    assert RemiConfig.from_dict(RemiConfig().to_dict()) == RemiConfig()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"positions_per_quarter": 7},
+        {"positions_per_quarter": 4, "time_signatures": ["1/32"]},
+        {"time_signatures": ["4-4"]},
+        {"time_signatures": []},
+        {"velocity_bins": 200},
+        {"pitch_range": [60, 50]},
+        {"colour": "blue"},
+    ],
+)
+def test_bad_config_says_why(options: dict) -> None:
+    with pytest.raises(MusegenError):
+        RemiTokenizer(**options)
+
+
+# ------------------------------------------------------------------------- a real chorale
+@pytest.fixture(scope="module")
+def chorale() -> Score:
+    """Bach's BWV 66.6 from the music21 corpus, one track per voice."""
+    from musegen.io import load
+
+    return load("corpus:bach/bwv66.6")
+
+
+def test_chorale_round_trip(chorale: Score) -> None:
+    ids = round_trip(TOK, chorale)
+    back = TOK.decode(ids)
+    assert len(back.tracks) == 1  # four program-0 voices share one track key...
+    distinct = {(n.start, n.pitch, n.duration) for t in chorale.tracks for n in t.note_list()}
+    assert back.n_notes == len(distinct) < chorale.n_notes  # ...so unisons become one note
+    assert back.tempos == [Tempo(0, 97.0)] and back.time_signatures == chorale.time_signatures
+
+
+def test_chorale_with_a_program_per_voice(chorale: Score) -> None:
+    s = chorale.copy()
+    for k, t in enumerate(s.tracks):
+        t.program = 52 + k
+    ids = round_trip(TOK, s)
+    back = TOK.decode(ids)
+    assert [t.program for t in back.tracks] == [52, 53, 54, 55]
+    assert back.n_notes == s.n_notes  # on the grid and apart: nothing lost
+    assert len(ids) < 5 * s.n_notes  # four voices: mostly a PROGRAM per note
