@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev,audio,plot]"
+	# SoundFont synthesis; --no-deps skips pyaudio (live playback only, needs PortAudio to build)
+	-$(BIN)/python -m pip install -q --no-deps "tinysoundfont>=0.3"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,0 +1,213 @@
+"""Readable notation: quantized MusicXML, and PDF engraving through MuseScore or LilyPond.
+
+Before writing MusicXML the score is quantized beat by beat to 16ths or to 8th-note triplets
+(whichever fits that beat's onsets and offsets better), given a time signature (4/4 when it
+has none) and a key signature (estimated from its pitch classes when it has none). Writing
+goes through :func:`musegen.io.write_musicxml`, which names the parts (S/A/T/B voices become
+Soprano/Alto/Tenor/Bass) and splits overlapping notes into numbered voices.
+
+Engraving calls MuseScore (``mscore``/``musescore``/...) or LilyPond (``musicxml2ly`` +
+``lilypond``, else music21's LilyPond export) when one is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.render.common import check_bars
+from musegen.score import KeySignature, Score, TimeSignature
+from musegen.utils import atomic_write_bytes
+
+NOTATION_TPQ = 480  # holds 16ths (120) and 8th-note triplets (160) exactly
+SIXTEENTH, TRIPLET = NOTATION_TPQ // 4, NOTATION_TPQ // 3
+MUSESCORE_NAMES = ("mscore", "musescore", "mscore4", "musescore4", "mscore3", "musescore3")
+ENGRAVE_TIMEOUT = 300  # seconds
+MAX_BARS = 2000
+# Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+
+
+# --------------------------------------------------------------------------- MusicXML
+def write_notation(score: Score, path: str | Path) -> Path:
+    """Write ``score`` as quantized MusicXML (``.musicxml``/``.xml``/``.mxl``) for notation."""
+    from musegen.io import write_musicxml
+
+    check_bars(score, MAX_BARS, "notation")
+    # grid 12 (= 40 ticks at 480 tpq) holds both of our grids, so io keeps our quantization
+    write_musicxml(prepare_notation(score), path, grid=12)
+    return Path(path)
+
+
+def prepare_notation(score: Score) -> Score:
+    """The score as notation wants it: 480 tpq, per-beat quantized, with meter and key."""
+    out = quantize_beats(score)
+    if not out.time_signatures:
+        out.time_signatures = [TimeSignature(0, 4, 4)]
+    if not out.key_signatures:
+        key = estimate_key(out)
+        out.key_signatures = [key] if key is not None else []
+    return out
+
+
+def quantize_beats(score: Score) -> Score:
+    """Snap onsets and offsets to 16ths or to 8th triplets, chosen per beat by least error.
+
+    Every note keeps at least one step of its beat's grid.
+    """
+    s = score if score.tpq == NOTATION_TPQ else score.resample(NOTATION_TPQ)
+    tracks = [t for t in s.tracks if len(t)]
+    if not tracks:
+        return s.copy()
+    starts = np.concatenate([t.notes["start"] for t in tracks])
+    ends = np.concatenate([t.notes["start"] + t.notes["duration"] for t in tracks])
+    times = np.maximum(np.concatenate([starts, ends]), 0)
+    beats = times // NOTATION_TPQ
+    err16 = _grid_error(times, SIXTEENTH)
+    err3 = _grid_error(times, TRIPLET)
+    n_beats = int(beats.max()) + 1
+    triplet_beat = np.bincount(beats, err3, n_beats) < np.bincount(beats, err16, n_beats)
+
+    def snap(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Snapped times and the grid step each one used."""
+        t = np.maximum(t, 0)
+        step = np.where(
+            triplet_beat[np.minimum(t // NOTATION_TPQ, n_beats - 1)], TRIPLET, SIXTEENTH
+        )
+        return (t + step // 2) // step * step, step
+
+    out = []
+    for track in s.tracks:
+        notes = track.notes.copy()
+        if len(notes):
+            start, step = snap(notes["start"])
+            end, _ = snap(notes["start"] + notes["duration"])
+            notes["start"] = start
+            notes["duration"] = np.maximum(end - start, step)
+        out.append(track.copy(notes))
+    return replace(s, tracks=out)
+
+
+def _grid_error(times: np.ndarray, step: int) -> np.ndarray:
+    pos = times % step
+    return np.minimum(pos, step - pos).astype(np.float64)
+
+
+def estimate_key(score: Score) -> KeySignature | None:
+    """The major or minor key whose profile best matches the duration-weighted pitch classes."""
+    pitched = [t.notes for t in score.tracks if not t.is_drum and len(t)]
+    if not pitched:
+        return None
+    notes = np.concatenate(pitched)
+    hist = np.bincount(notes["pitch"] % 12, notes["duration"].astype(np.float64), 12)
+    if hist.sum() <= 0:
+        return None
+    best = (-2.0, 0, False)
+    for minor, profile in ((False, MAJOR_PROFILE), (True, MINOR_PROFILE)):
+        for tonic in range(12):
+            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
+            if np.isfinite(r) and r > best[0]:
+                best = (r, tonic, minor)
+    _, tonic, minor = best
+    fifths = (7 * (tonic - (9 if minor else 0))) % 12  # tonic -> sharps, mod 12
+    return KeySignature(0, fifths - 12 if fifths > 6 else fifths, minor)
+
+
+# --------------------------------------------------------------------------- engraving
+def find_engraver() -> tuple[str, str] | None:
+    """``("musescore", exe)`` or ``("lilypond", exe)`` for the first engraver on PATH."""
+    for name in MUSESCORE_NAMES:
+        exe = shutil.which(name)
+        if exe:
+            return "musescore", exe
+    exe = shutil.which("lilypond")
+    return ("lilypond", exe) if exe else None
+
+
+def engrave(musicxml: str | Path, out: str | Path) -> Path:
+    """Engrave a MusicXML file to ``out`` (.pdf, or .png with MuseScore/LilyPond pages)."""
+    musicxml, out = Path(musicxml), Path(out)
+    fmt = out.suffix.lower()
+    if fmt not in (".pdf", ".png"):
+        raise MusegenError(f"{out}: engraving writes .pdf or .png")
+    found = find_engraver()
+    if found is None:
+        raise MusegenError(
+            f"install MuseScore or LilyPond to engrave {fmt[1:].upper()}; "
+            f"the MusicXML was written to {musicxml}"
+        )
+    kind, exe = found
+    with tempfile.TemporaryDirectory(prefix="musegen-engrave-") as tmp:
+        if kind == "musescore":
+            made = _musescore(exe, musicxml, Path(tmp), fmt)
+        else:
+            made = _lilypond(exe, musicxml, Path(tmp), fmt)
+        atomic_write_bytes(out, made.read_bytes())
+    return out
+
+
+def _run(cmd: list[str], what: str, musicxml: Path, cwd: Path) -> None:
+    """Run an engraver; a failure becomes one MusegenError line with its last message."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # MuseScore without a display
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=ENGRAVE_TIMEOUT
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise MusegenError(
+            f"{what} could not run ({e}); the MusicXML was written to {musicxml}"
+        ) from e
+    if proc.returncode != 0:
+        lines = [x for x in (proc.stderr or proc.stdout).splitlines() if x.strip()]
+        last = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        raise MusegenError(f"{what} failed: {last}; the MusicXML was written to {musicxml}")
+
+
+def _musescore(exe: str, musicxml: Path, tmp: Path, fmt: str) -> Path:
+    target = tmp / f"score{fmt}"
+    _run([exe, "-o", str(target), str(musicxml.resolve())], "MuseScore", musicxml, tmp)
+    pages = sorted(tmp.glob(f"score*{fmt}"))  # PNG output is one file per page: score-1.png
+    if not pages:
+        raise MusegenError(f"MuseScore wrote no {fmt} file; the MusicXML was written to {musicxml}")
+    return target if target.exists() else pages[0]
+
+
+def _lilypond(exe: str, musicxml: Path, tmp: Path, fmt: str) -> Path:
+    ly = tmp / "score.ly"
+    converter = shutil.which("musicxml2ly")
+    if converter:
+        _run(
+            [converter, "--output", str(ly), str(musicxml.resolve())], "musicxml2ly", musicxml, tmp
+        )
+    else:
+        _music21_lily(musicxml, ly)
+    flag = "--pdf" if fmt == ".pdf" else "--png"
+    _run([exe, flag, "-o", str(tmp / "score"), str(ly)], "LilyPond", musicxml, tmp)
+    pages = sorted(tmp.glob(f"score*{fmt}"))
+    if not pages:
+        raise MusegenError(f"LilyPond wrote no {fmt} file; the MusicXML was written to {musicxml}")
+    return tmp / f"score{fmt}" if (tmp / f"score{fmt}").exists() else pages[0]
+
+
+def _music21_lily(musicxml: Path, ly: Path) -> None:
+    """LilyPond source for ``musicxml`` through music21 (when musicxml2ly is missing)."""
+    try:
+        import music21
+        from music21.lily.translate import LilypondConverter
+
+        conv = LilypondConverter()
+        conv.loadFromMusic21Object(music21.converter.parse(str(musicxml)))
+        ly.write_text(str(conv.topLevelObject), encoding="utf-8")
+    except Exception as e:  # music21's LilyPond export is incomplete for some scores
+        raise MusegenError(
+            f"music21 could not convert to LilyPond ({type(e).__name__}); "
+            f"the MusicXML was written to {musicxml}"
+        ) from e
