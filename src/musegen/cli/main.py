@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "musegen.cli.tokens",
     "musegen.cli.render",
     "musegen.cli.data",
+    "musegen.cli.train",
+    "musegen.cli.generate",
+    "musegen.cli.evaluate",
 )
 EXIT_USAGE = 2
 

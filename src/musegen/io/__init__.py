@@ -41,7 +41,7 @@ Formats (chosen by file extension):
   MIDI      {", ".join(MIDI_EXTENSIONS):<24} read + write (.kar: read only)
   MusicXML  {", ".join(_MUSICXML):<24} read + write (written on a 16th-note grid)
   ABC       {", ".join(_ABC):<24} read only (first tune of a file)
-  corpus    corpus:NAME               read only, music21's corpus, e.g. corpus:bach/bwv66.6
+  corpus    {"corpus:NAME":<24} read only: music21's corpus, e.g. corpus:bach/bwv66.6
 """
 
 PathLike = str | Path
@@ -104,6 +104,7 @@ def _unknown(ext: str, supported: tuple[str, ...], verb: str) -> str:
 
 
 __all__ = [
+    "CORPUS_PREFIX",
     "DEFAULT_MAX_BYTES",
     "FORMATS",
     "SUPPORTED_READ",

@@ -1,0 +1,669 @@
+"""MusicXML, ABC and the music21 corpus <-> :class:`~musegen.score.Score`, through music21.
+
+music21 is imported inside the functions (it takes most of a second), so ``import
+musegen.io`` stays cheap. Scores made here use :data:`TPQ` = 480 ticks per quarter, which
+holds 16ths, triplets and quintuplets exactly.
+
+Reading (:func:`from_music21`): one track per part, in order (a two-staff piano part arrives
+as two tracks, the way music21 splits it); tied notes become one note (our own one-pass tie
+join, so the caller's stream is not copied or changed); each chord pitch becomes a note; grace
+notes (no duration) are skipped; velocity comes from a note's explicit volume, else 64. Tempo
+marks, time and key signatures of all parts form the maps (the first part to place one at a
+tick wins). Parts named Soprano/Alto/Tenor/Bass (or S./A./T./B.) get voice labels. Files are
+parsed from source every time: music21's pickle cache is neither read nor written.
+
+Writing (:func:`to_music21`): notes are snapped to a grid (16ths by default) so notation
+stays readable, same-pitch overlaps are cut (as in MIDI), notes with the same onset and
+duration become chords (sharing one velocity, their mean: MusicXML has one per chord), and
+overlapping chords go to separate voices. Bars fall where :meth:`Score.bar_starts` puts
+them: a meter change in mid-bar ends that bar early, and the short bar gets its own meter.
+Map events after the last note are dropped (there is no bar to hold them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from musegen.errors import InputError
+from musegen.io._common import (
+    DEFAULT_MAX_BYTES,
+    check_corpus_name,
+    check_span,
+    name_for_track,
+    one_line,
+    read_input_bytes,
+    resolve_overlaps,
+    voice_from_name,
+)
+from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
+from musegen.utils import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import music21
+
+TPQ = 480
+DEFAULT_GRID = 4
+MUSICXML_EXTENSIONS = (".musicxml", ".xml", ".mxl")
+ABC_EXTENSIONS = (".abc",)
+CORPUS_PREFIX = "corpus:"
+DEFAULT_VELOCITY = 64
+MAX_BARS = 10_000
+"""Longest score :func:`to_music21` notates (a hostile file could ask for millions of bars)."""
+_MXL_MIMETYPE = b"application/vnd.recordare.musicxml"
+
+
+# =========================================================================== reading
+def read_musicxml(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Score:
+    """Read a MusicXML file (``.musicxml``/``.xml``, or compressed ``.mxl``)."""
+    data = read_input_bytes(path, max_bytes)
+    if str(path).lower().endswith(".mxl") or data[:2] == b"PK":
+        data = _unzip_mxl(path, data, max_bytes)
+    return _musicxml_to_score(path, data)
+
+
+def read_abc(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Score:
+    """Read an ABC file; of a file with several tunes, the first one."""
+    data = read_input_bytes(path, max_bytes)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if not any(line.startswith("K:") for line in text.splitlines()):
+        raise InputError(path, "not ABC: no 'K:' (key) header line")
+    from music21 import converter
+
+    try:
+        with _quiet():
+            parsed = converter.parseData(_abc_with_unit_length(text), format="abc")
+    except Exception as e:  # music21 raises many kinds for bad ABC
+        raise InputError(path, f"invalid ABC: {one_line(e)}") from None
+    return _convert(path, parsed)
+
+
+def read_corpus(ref: str) -> Score:
+    """A piece of the music21 corpus, e.g. ``corpus:bach/bwv66.6`` (prefix optional)."""
+    name = ref.removeprefix(CORPUS_PREFIX)
+    check_corpus_name(ref, name)
+    from music21 import corpus
+
+    try:
+        found = corpus.getWork(name)
+    except Exception:
+        found = None
+    paths = found if isinstance(found, list) else [found] if found else []
+    if not paths:
+        raise InputError(ref, "no such piece in the music21 corpus (try corpus:bach/bwv66.6)")
+    if len(paths) > 1:
+        raise InputError(
+            ref, f"names {len(paths)} corpus pieces, e.g. corpus:{_corpus_name(paths[0])}"
+        )
+    path = Path(paths[0])
+    if path.suffix.lower() in MUSICXML_EXTENSIONS:
+        data = read_input_bytes(path, DEFAULT_MAX_BYTES)
+        if path.suffix.lower() == ".mxl":
+            data = _unzip_mxl(ref, data, DEFAULT_MAX_BYTES)
+        return _musicxml_to_score(ref, data)
+    try:
+        with _quiet():
+            parsed = corpus.parse(name, forceSource=True)
+    except Exception as e:
+        raise InputError(ref, f"cannot parse corpus piece: {one_line(e)}") from None
+    return _convert(ref, parsed)
+
+
+def _corpus_name(path: str | Path) -> str:
+    """A corpus file's name as ``corpus:`` takes it (relative to the corpus, no suffix)."""
+    from music21 import common
+
+    p = Path(path)
+    with contextlib.suppress(ValueError):
+        p = p.relative_to(common.getCorpusFilePath())
+    return p.with_suffix("").as_posix()
+
+
+def _unzip_mxl(path: str | Path, data: bytes, max_bytes: int) -> bytes:
+    """The score document inside a compressed MusicXML (``.mxl``) archive."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            name = _mxl_rootfile(zf)
+            if zf.getinfo(name).file_size > max_bytes:
+                raise InputError(path, "compressed MusicXML unpacks to more than max_bytes")
+            return zf.read(name)
+    except InputError:
+        raise
+    except Exception as e:  # BadZipFile, KeyError, zlib.error, ...
+        raise InputError(path, f"not a valid .mxl archive: {one_line(e)}") from None
+
+
+def _mxl_rootfile(zf: zipfile.ZipFile) -> str:
+    """The score's name in an .mxl: from META-INF/container.xml, else the first XML file."""
+    names = zf.namelist()
+    if "META-INF/container.xml" in names and zf.getinfo("META-INF/container.xml").file_size < 2**20:
+        root = ET.fromstring(zf.read("META-INF/container.xml"))
+        for el in root.iter():
+            if el.tag.endswith("rootfile") and el.get("full-path"):
+                return el.get("full-path", "")
+    for n in names:
+        if n.lower().endswith((".xml", ".musicxml")) and not n.startswith("META-INF/"):
+            return n
+    raise KeyError("no score document in the archive")
+
+
+def _musicxml_to_score(path: str | Path, data: bytes) -> Score:
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        raise InputError(path, f"not valid XML: {one_line(e)}") from None
+    if root.tag == "score-timewise":
+        raise InputError(path, "timewise MusicXML is not supported (convert to partwise)")
+    if root.tag != "score-partwise":
+        raise InputError(path, f"not MusicXML: root element is <{root.tag}>")
+    from music21.musicxml.xmlToM21 import MusicXMLImporter
+
+    try:
+        with _quiet():
+            importer = MusicXMLImporter()
+            importer.xmlRootToScore(root, importer.stream)
+        parsed = importer.stream
+        _restore_midi(parsed, _part_midi(root))
+    except Exception as e:  # music21 raises many kinds for odd MusicXML
+        raise InputError(path, f"invalid MusicXML: {one_line(e)}") from None
+    return _convert(path, parsed)
+
+
+def _part_midi(root: ET.Element) -> dict[str, tuple[int | None, int | None]]:
+    """(program, channel), both 0-based, of each ``<score-part>``'s first MIDI instrument.
+
+    music21 swaps every piano-family program (1..5) for plain piano (0) and forgets the
+    channel of an instrument given only a channel (how drum parts are often written).
+    """
+    out: dict[str, tuple[int | None, int | None]] = {}
+    for sp in root.iterfind("part-list/score-part"):
+        if sp.get("id"):
+            program = _midi_number(sp.findtext("midi-instrument/midi-program"), 128)
+            channel = _midi_number(sp.findtext("midi-instrument/midi-channel"), 16)
+            out[sp.get("id", "")] = (program, channel)
+    return out
+
+
+def _midi_number(text: str | None, top: int) -> int | None:
+    """A 1-based MusicXML MIDI number (1..top) as 0-based, or None."""
+    text = (text or "").strip()
+    return int(text) - 1 if text.isdigit() and 1 <= int(text) <= top else None
+
+
+def _restore_midi(parsed: Any, midi: dict[str, tuple[int | None, int | None]]) -> None:
+    for part in parsed.parts:
+        inst = part.getInstrument(returnDefault=False)
+        if inst is None or inst.partId not in midi:
+            continue
+        program, channel = midi[inst.partId]
+        if program is not None:
+            inst.midiProgram = program
+        if channel is not None:
+            inst.midiChannel = channel
+
+
+def _convert(label: str | Path, parsed: Any) -> Score:
+    """:func:`from_music21` with music21's exceptions turned into :class:`InputError`."""
+    try:
+        with _quiet():
+            score = from_music21(parsed)
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(label, f"cannot convert: {one_line(e)}") from None
+    return check_span(label, score)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence music21's warnings: what matters reaches the user as an InputError."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"music21(\.|$)")
+        yield
+
+
+def _abc_with_unit_length(text: str) -> str:
+    """Add ``L:1/8`` to tune headers that give neither ``L:`` nor ``M:``.
+
+    ABC's default unit is an eighth then, but music21 refuses such tunes.
+    """
+    out: list[str] = []
+    header: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("X:"):
+            header = [line]
+            continue
+        if header is not None:
+            header.append(line)
+            if line.startswith("K:"):
+                if not any(h.startswith(("L:", "M:")) for h in header):
+                    header.insert(1, "L:1/8")
+                out.extend(header)
+                header = None
+            continue
+        out.append(line)
+    if header is not None:
+        out.extend(header)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- music21 -> Score
+def from_music21(obj: music21.stream.Stream, *, tpq: int = TPQ) -> Score:
+    """Convert a music21 stream (Score, Part, Opus: first score; any Stream) to a Score.
+
+    One pass over each part's flattened elements; the stream is not modified.
+    """
+    from music21 import stream
+
+    if isinstance(obj, stream.Opus):
+        scores = list(obj.scores)
+        if not scores:
+            return Score(tpq=tpq)
+        obj = scores[0]
+    parts = list(obj.parts) if isinstance(obj, stream.Score) else [obj]
+    if not parts and obj.recurse().notes:  # a Score holding notes without parts
+        parts = [obj]
+    maps: dict[str, dict[int, Any]] = {"tempo": {}, "meter": {}, "key": {}}
+    shift = _pickup(parts[0]) if parts else 0
+    tracks = [_part_to_track(p, tpq, shift, maps) for p in parts]
+    return Score(
+        tpq=tpq,
+        tracks=tracks,
+        tempos=list(maps["tempo"].values()),
+        time_signatures=list(maps["meter"].values()),
+        key_signatures=list(maps["key"].values()),
+    )
+
+
+def _pickup(part: Any) -> Fraction | float:
+    """How far (quarters) the first bar is short of a full bar: an anacrusis.
+
+    Notes move later by this much so that bar lines fall where the score puts them.
+    """
+    from music21 import stream
+
+    measures = part.getElementsByClass(stream.Measure)
+    if len(measures) < 2:  # a lone short bar is just short, not a pickup
+        return 0
+    pad = measures.first().paddingLeft
+    return pad if pad and pad > 0 else 0
+
+
+def _part_to_track(
+    part: Any, tpq: int, shift: Fraction | float, maps: dict[str, dict[int, Any]]
+) -> Track:
+    """One part's notes (ties joined) as a Track; its map events go into ``maps``.
+
+    Everything after offset 0 moves ``shift`` quarters later (see :func:`_pickup`).
+    """
+    from music21 import note
+
+    notes = _NoteRows()
+    flat = part.flatten()
+    for el in flat:
+        off = el.getOffsetBySite(flat)
+        if isinstance(el, note.NotRest):
+            notes.add(el, off + shift, tpq)
+        else:
+            _add_map_event(el, round((off + shift) * tpq) if off > 0 else 0, maps)
+    inst = part.getInstrument(returnDefault=False)
+    program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
+    name = part.partName or ""
+    voice = voice_from_name(name) or voice_from_name(getattr(part, "partAbbreviation", None))
+    return Track(
+        notes.array(),
+        program=min(max(int(program), 0), 127),
+        is_drum=_is_drum(inst),
+        name=name,
+        voice=voice,
+    )
+
+
+class _NoteRows:
+    """Note rows gathered in time order, joining each tie chain into one note."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[int]] = []  # [start, end, pitch, velocity]
+        self.open_ties: dict[int, list[int]] = {}  # pitch -> row its tie continues
+
+    def add(self, el: Any, offset: Fraction | float, tpq: int) -> None:
+        """Add a note or chord at ``offset`` quarters (both ends rounded, so ties meet)."""
+        ql = el.duration.quarterLength
+        if ql <= 0:  # grace note: no time of its own
+            return
+        start, end = round(offset * tpq), round((offset + ql) * tpq)
+        for midi, tie, vel in _sounding(el):
+            row = self.open_ties.get(midi)
+            if tie in ("stop", "continue") and row is not None and row[1] == start:
+                row[1] = end
+                if tie == "stop":
+                    del self.open_ties[midi]
+                continue
+            row = [start, end, midi, vel]
+            self.rows.append(row)
+            if tie in ("start", "continue"):
+                self.open_ties[midi] = row
+            else:
+                self.open_ties.pop(midi, None)
+
+    def array(self) -> np.ndarray:
+        cols = np.array(self.rows, dtype=np.int64).reshape(-1, 4)
+        return make_notes(cols[:, 0], cols[:, 1] - cols[:, 0], cols[:, 2], cols[:, 3])
+
+
+def _add_map_event(el: Any, tick: int, maps: dict[str, dict[int, Any]]) -> None:
+    """Record a tempo mark, time or key signature (the first one at a tick wins)."""
+    from music21 import key, meter, tempo
+
+    if isinstance(el, tempo.MetronomeMark):
+        qpm = _quarter_bpm(el)
+        if qpm:
+            maps["tempo"].setdefault(tick, Tempo(tick, qpm))
+    elif isinstance(el, meter.TimeSignature) and el.numerator and el.denominator:
+        maps["meter"].setdefault(tick, TimeSignature(tick, el.numerator, el.denominator))
+    elif isinstance(el, key.KeySignature) and isinstance(el.sharps, int) and -7 <= el.sharps <= 7:
+        minor = isinstance(el, key.Key) and el.mode == "minor"
+        maps["key"].setdefault(tick, KeySignature(tick, el.sharps, minor))
+
+
+def _is_drum(inst: Any) -> bool:
+    """Channel 10 (9 from 0) means drums; so does a percussion instrument with no channel."""
+    from music21 import instrument
+
+    if inst is None:
+        return False
+    if inst.midiChannel is None:
+        return isinstance(inst, instrument.UnpitchedPercussion)
+    return inst.midiChannel == 9
+
+
+def _sounding(el: Any) -> Iterator[tuple[int, str | None, int]]:
+    """(MIDI pitch, tie type, velocity) of each sounding note of a note or chord."""
+    members = el.notes if el.isChord else (el,)
+    chord_tie = el.tie.type if el.isChord and el.tie is not None else None
+    chord_vel = _velocity(el) if el.isChord else DEFAULT_VELOCITY
+    for n in members:
+        midi = _midi(n)
+        if midi is None:
+            continue
+        tie = n.tie.type if n.tie is not None else chord_tie
+        vel = _velocity(n) if n.hasVolumeInformation() else chord_vel
+        yield midi, tie, vel
+
+
+def _midi(n: Any) -> int | None:
+    """MIDI pitch of a note; for an unpitched one, its instrument's percussion key."""
+    if hasattr(n, "pitch"):
+        return min(max(int(n.pitch.midi), 0), 127)
+    inst = getattr(n, "storedInstrument", None)
+    if inst is not None and getattr(inst, "percMapPitch", None) is not None:
+        return int(inst.percMapPitch)
+    try:
+        return min(max(int(n.displayPitch().midi), 0), 127)
+    except Exception:
+        return None
+
+
+def _velocity(n: Any) -> int:
+    if not n.hasVolumeInformation():
+        return DEFAULT_VELOCITY
+    v = n.volume.velocity
+    return DEFAULT_VELOCITY if v is None else min(max(int(v), 1), 127)
+
+
+def _quarter_bpm(mm: Any) -> float | None:
+    try:
+        qpm = mm.getQuarterBPM()
+    except Exception:
+        return None
+    return round(float(qpm), 2) if qpm and qpm > 0 else None
+
+
+# =========================================================================== writing
+def to_music21(
+    score: Score, *, grid: int | None = DEFAULT_GRID, title: str | None = None
+) -> music21.stream.Score:
+    """The score as notated music21 parts with measures (one part per track).
+
+    ``grid`` is the number of grid steps per quarter that onsets and offsets snap to (4 =
+    16ths, 12 = 16ths and triplets); ``None`` leaves times as they are. Raises
+    :class:`InputError` for scores over :data:`MAX_BARS` bars (music21 needs ~5 ms a bar).
+    """
+    from music21 import metadata, stream
+
+    s = _on_grid(score, grid)
+    n_bars = len(s.bar_starts())
+    if n_bars > MAX_BARS:
+        raise InputError("<score>", f"{n_bars} bars is too long to notate (limit {MAX_BARS})")
+    out = stream.Score()
+    out.insert(0, metadata.Metadata(title=title or "Untitled", composer=""))
+    end = Fraction(s.end, s.tpq)
+    for i, track in enumerate(s.tracks):
+        part = _track_to_part(s, track, i, with_tempo=i == 0)
+        part.makeRests(refStreamOrTimeRange=[0, end], fillGaps=True, inPlace=True)
+        out.insert(0, part)
+    out.makeNotation(inPlace=True)
+    # Complete the last bar of every part: an incomplete first bar would read as a pickup.
+    out.makeRests(fillGaps=True, timeRangeFromBarDuration=True, inPlace=True)
+    out.splitAtDurations(recurse=True)  # e.g. 5 16ths -> quarter tied to 16th
+    _number_voices(out)
+    return out
+
+
+def musicxml_bytes(
+    score: Score, *, grid: int | None = DEFAULT_GRID, title: str | None = None
+) -> bytes:
+    """The score as uncompressed MusicXML (partwise) bytes."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    exporter = GeneralObjectExporter(to_music21(score, grid=grid, title=title))
+    exporter.makeNotation = False  # to_music21 already made notation
+    return exporter.parse()
+
+
+def write_musicxml(score: Score, path: str | Path, *, grid: int | None = DEFAULT_GRID) -> None:
+    """Write MusicXML (``.musicxml``/``.xml``) or compressed MusicXML (``.mxl``) atomically."""
+    p = Path(path)
+    try:
+        data = musicxml_bytes(score, grid=grid, title=p.stem)
+    except InputError as e:
+        raise InputError(path, e.reason) from None
+    except Exception as e:  # music21 export problems: report, don't crash the batch
+        raise InputError(path, f"cannot convert to MusicXML: {one_line(e)}") from None
+    if p.suffix.lower() == ".mxl":
+        data = _zip_mxl(p.stem + ".musicxml", data)
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as e:
+        raise InputError(path, f"cannot write: {e.strerror or one_line(e)}") from None
+
+
+def _zip_mxl(inner: str, xml: bytes) -> bytes:
+    container = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<container><rootfiles>'
+        f'<rootfile full-path="{inner}" media-type="application/vnd.recordare.musicxml+xml"/>'
+        "</rootfiles></container>\n"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("mimetype", _MXL_MIMETYPE, compress_type=zipfile.ZIP_STORED)
+        zf.writestr("META-INF/container.xml", container, compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(inner, xml, compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def _on_grid(score: Score, grid: int | None) -> Score:
+    """Snap to ``grid`` steps per quarter (resampling to 480 tpq first if needed)."""
+    if grid is None:
+        out = score.copy()
+    else:
+        if grid <= 0:
+            raise ValueError(f"grid must be positive, got {grid}")
+        s = score if score.tpq % grid == 0 else score.resample(TPQ * grid)
+        out = s.quantize(s.tpq // grid)
+    for t in out.tracks:
+        t.notes = resolve_overlaps(t.notes)
+    return out
+
+
+def _track_to_part(score: Score, track: Track, index: int, *, with_tempo: bool) -> Any:
+    from music21 import key, meter, stream, tempo
+
+    part = stream.Part(id=f"P{index + 1}")
+    inst = _instrument(track)
+    part.partName = name_for_track(track) or inst.instrumentName or f"Track {index + 1}"
+    part.insert(0, inst)
+    q = Fraction(1, score.tpq)
+    for ts in _meters(score):
+        part.insert(ts.time * q, meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
+    for ks in score.key_signatures:
+        k = key.KeySignature(ks.key)
+        part.insert(ks.time * q, k.asKey("minor") if ks.minor else k)
+    if with_tempo:
+        for t in score.tempos:
+            part.insert(t.time * q, tempo.MetronomeMark(number=t.qpm))
+    spell = _speller(score)
+    voices = _voices(track.notes)
+    if len(voices) == 1:
+        _fill(part, voices[0], q, spell)
+    else:
+        for v, groups in enumerate(voices):
+            voice = stream.Voice(id=str(v + 1))
+            _fill(voice, groups, q, spell)
+            part.insert(0, voice)
+    return part
+
+
+def _meters(score: Score) -> list[TimeSignature]:
+    """Time signatures that make music21's bars fall where :meth:`Score.bar_starts` does.
+
+    A meter change in mid-bar ends that bar early; notation needs a meter for such a short
+    bar, so it gets one of its own (e.g. 1/4 before a change to 3/4 one beat into a 6/8 bar).
+    """
+    starts = score.bar_starts()
+    out: list[TimeSignature] = []
+    for i, b in enumerate(starts.tolist()):
+        ts = score.time_signature_at(b)
+        length = int(starts[i + 1]) - b if i + 1 < len(starts) else ts.bar_ticks(score.tpq)
+        want = ts if length == ts.bar_ticks(score.tpq) else _short_bar(length, ts, score.tpq)
+        if not out or (out[-1].numerator, out[-1].denominator) != (
+            want.numerator,
+            want.denominator,
+        ):
+            out.append(TimeSignature(b, want.numerator, want.denominator))
+    return out
+
+
+def _short_bar(length: int, ts: TimeSignature, tpq: int) -> TimeSignature:
+    """A meter exactly ``length`` ticks long, in ``ts``'s beat unit or a finer one."""
+    den = ts.denominator
+    while (length * den) % (4 * tpq) and den < 128:
+        den *= 2
+    return TimeSignature(0, max(length * den // (4 * tpq), 1), den)
+
+
+def _instrument(track: Track) -> Any:
+    from music21 import instrument
+
+    if track.is_drum:
+        inst = instrument.UnpitchedPercussion()
+        inst.midiChannel = 9
+        inst.midiProgram = track.program
+        return inst
+    try:
+        known = instrument.instrumentFromMidiProgram(track.program)
+    except Exception:
+        known = instrument.Instrument()
+    if isinstance(known, instrument.UnpitchedPercussion):
+        # e.g. program 113 (Agogo): a pitched track must not be sent to the drum channel
+        inst = instrument.Instrument(known.instrumentName)
+    else:
+        inst = known
+    inst.midiProgram = track.program
+    return inst
+
+
+Group = tuple[int, int, list[int], list[int]]  # start, duration, pitches, velocities
+
+
+def _voices(notes: np.ndarray) -> list[list[Group]]:
+    """Chords (same onset and duration) dealt greedily into voices that never overlap."""
+    groups: dict[tuple[int, int], Group] = {}
+    for s, d, p, v in zip(
+        notes["start"].tolist(),
+        notes["duration"].tolist(),
+        notes["pitch"].tolist(),
+        notes["velocity"].tolist(),
+        strict=True,
+    ):
+        g = groups.setdefault((s, d), (s, d, [], []))
+        g[2].append(p)
+        g[3].append(v)
+    voices: list[list[Group]] = []
+    ends: list[int] = []
+    for g in sorted(groups.values(), key=lambda g: (g[0], -max(g[2]))):
+        for i, e in enumerate(ends):
+            if e <= g[0]:
+                voices[i].append(g)
+                ends[i] = g[0] + g[1]
+                break
+        else:
+            voices.append([g])
+            ends.append(g[0] + g[1])
+    return voices or [[]]
+
+
+def _speller(score: Score) -> Callable[[int, int], Any]:
+    """A function (MIDI pitch, tick) -> music21 Pitch, spelt with flats where the key has flats."""
+    from music21 import pitch
+
+    times = np.array([k.time for k in score.key_signatures], dtype=np.int64)
+    flat_key = [k.key < 0 for k in score.key_signatures]
+
+    def spell(midi: int, tick: int) -> Any:
+        p = pitch.Pitch(midi=midi)
+        if p.accidental is not None and p.accidental.alter != 0 and len(times):
+            i = max(int(np.searchsorted(times, tick, side="right")) - 1, 0)
+            if flat_key[i] != (p.accidental.alter < 0):
+                p = p.getEnharmonic()
+        return p
+
+    return spell
+
+
+def _fill(
+    container: Any, groups: Iterable[Group], q: Fraction, spell: Callable[[int, int], Any]
+) -> None:
+    """Insert the notes/chords of ``groups`` into a music21 Part or Voice."""
+    from music21 import chord, note
+
+    for start, dur, pitches, vels in groups:
+        if len(pitches) == 1:
+            el = note.Note(spell(pitches[0], start))
+        else:
+            el = chord.Chord([note.Note(spell(p, start)) for p in pitches])
+        # MusicXML gives a chord one velocity: its notes' mean
+        el.volume.velocity = round(sum(vels) / len(vels))
+        el.quarterLength = dur * q
+        container.insert(start * q, el)
+
+
+def _number_voices(sc: Any) -> None:
+    """Number voices 1, 2, ... in every measure (music21 numbers them from 0)."""
+    from music21 import stream
+
+    for m in sc.recurse().getElementsByClass(stream.Measure):
+        for i, v in enumerate(m.voices):
+            v.id = str(i + 1)

@@ -1,0 +1,1 @@
+"""Music metrics: statistics, harmony, likelihood (pure functions of scores)."""

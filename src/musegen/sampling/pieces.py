@@ -1,0 +1,144 @@
+"""From a model to finished pieces: primers, length in bars/seconds/tokens, musical controls.
+
+What ``musegen generate`` does, as a function: build the primer (a user's file, or an empty
+score carrying the requested tempo and time signature), sample continuations with the
+grammar-masked generator, decode, cut to the requested length, then apply what the
+tokenizer cannot express (key by transposition, instrument by program).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.sampling.generate import SamplingConfig, generate
+from musegen.score import Score, Tempo, TimeSignature
+from musegen.tokenizers.base import Tokenizer
+
+
+@dataclass
+class PieceRequest:
+    bars: int | None = 8
+    seconds: float | None = None
+    primer: Score | None = None
+    primer_bars: int | None = None  # keep only this many bars of the primer
+    tempo: float | None = None
+    time_signature: str | None = None  # "3/4"
+    key: str | None = None  # "G major", "e minor"
+    program: int | None = None
+    max_tokens: int | None = None  # hard cap on new tokens (default: from the length)
+
+
+def parse_time_signature(text: str) -> TimeSignature:
+    try:
+        num, den = (int(x) for x in text.split("/"))
+    except ValueError as e:
+        raise MusegenError(f"cannot read time signature {text!r}; write e.g. 3/4 or 6/8") from e
+    if num < 1 or den not in (1, 2, 4, 8, 16, 32):
+        raise MusegenError(f"time signature {text!r} is not valid")
+    return TimeSignature(0, num, den)
+
+
+def primer_score(req: PieceRequest) -> Score:
+    """The score generation continues: the user's primer, or an empty one with the maps asked for."""
+    if req.primer is not None:
+        score = req.primer
+        if req.primer_bars:
+            score = score.slice_bars(0, req.primer_bars)
+        if score.is_empty():
+            raise MusegenError("the primer has no notes (in the bars asked for)")
+    else:
+        score = Score(tpq=480)
+    if req.tempo is not None:
+        if not 10 <= req.tempo <= 400:
+            raise MusegenError(f"--tempo must be 10..400 quarter notes per minute, got {req.tempo}")
+        score.tempos = [Tempo(0, float(req.tempo))]
+    if req.time_signature:
+        score.time_signatures = [parse_time_signature(req.time_signature)]
+    return score
+
+
+def _target_tick(score: Score, start_bars: int, req: PieceRequest) -> int | None:
+    if req.seconds is not None:
+        if req.seconds <= 0:
+            raise MusegenError("--seconds must be positive")
+        return int(score.seconds_to_ticks(score.duration_seconds() + req.seconds))
+    if req.bars is not None:
+        if req.bars < 1:
+            raise MusegenError("--bars must be >= 1")
+        total = start_bars + req.bars
+        starts = score.bar_starts(score.end + (total + 1) * 4 * score.tpq * 4)
+        return int(starts[total]) if total < len(starts) else None
+    return None
+
+
+def compose(
+    model: object,
+    tokenizer: Tokenizer,
+    request: PieceRequest,
+    sampling: SamplingConfig,
+    num: int = 1,
+    progress: bool = False,
+) -> list[Score]:
+    """``num`` pieces continuing ``request``'s primer, cut to its length, keyed and voiced."""
+    prime = primer_score(request)
+    prime_q = tokenizer.prepare(prime)
+    for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
+        if not getattr(prime_q, attr):
+            setattr(prime_q, attr, list(getattr(prime, attr)))
+    ids = tokenizer.encode(prime_q, eos=False)
+    if ids.ndim != 1:
+        raise MusegenError(f"the {tokenizer.name} tokenizer is a grid; generate with a sequence model")
+    start_bars = prime_q.n_bars
+    target = _target_tick(prime_q, start_bars, request)
+    if request.max_tokens:
+        sampling.max_new_tokens = request.max_tokens
+    elif request.bars is not None:
+        sampling.max_new_tokens = max(256, request.bars * 160)
+    elif request.seconds is not None:
+        sampling.max_new_tokens = max(256, int(request.seconds * 80))
+
+    def reached(seq: np.ndarray) -> bool:
+        if target is None:
+            return False
+        s = tokenizer.decode(seq)
+        return max((int(t.notes["start"].max()) for t in s.tracks if len(t)), default=-1) >= target
+
+    seqs = generate(model, tokenizer, num=num, primer=ids, config=sampling, stop=reached, progress=progress)
+    pieces = []
+    for seq in seqs:
+        score = tokenizer.decode(seq)
+        if target is not None:
+            score = score.slice_ticks(0, target)
+        pieces.append(_finish(score, request, prime_q))
+    return pieces
+
+
+def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:
+    """Apply the controls the tokenizer cannot express: key and instrument."""
+    from musegen.score import KeySignature
+
+    for attr in ("tempos", "time_signatures"):
+        if not getattr(score, attr) and getattr(prime, attr):
+            setattr(score, attr, list(getattr(prime, attr)))
+    if req.key:
+        from musegen.metrics.harmony import estimate_key, parse_key
+
+        tonic, minor = parse_key(req.key)
+        found = estimate_key(score)
+        if found is not None:
+            # compare within the same mode: move the relative tonic if the mode differs
+            here = found.tonic if found.minor == minor else (found.tonic + (9 if minor else 3)) % 12
+            shift = (tonic - here + 6) % 12 - 6
+            score = score.transpose(shift, drop_out_of_range=True)
+        key_sharps = ((tonic - (9 if minor else 0)) * 7 + 6) % 12 - 6
+        score.key_signatures = [KeySignature(0, key_sharps, minor)]
+    if req.program is not None:
+        if not 0 <= req.program <= 127:
+            raise MusegenError(f"--program must be 0..127, got {req.program}")
+        for t in score.tracks:
+            if not t.is_drum:
+                t.program = req.program
+    return score

@@ -1,0 +1,89 @@
+"""Train a sequence model on a prepared dataset: what ``musegen train`` does.
+
+A run file (JSON) says everything about a run, so a shipped model can be retrained from a
+committed file::
+
+    {"model": "transformer", "model_config": {"n_layer": 4, ...},
+     "train": {"max_steps": 3000, ...}, "augment": {"transpose": 5}}
+
+The run folder gets ``run.json`` (the settings actually used, with the seed), ``log.jsonl``,
+``checkpoint/`` (resumable) and ``best/`` (the model with the lowest valid loss, loadable
+by ``musegen generate --model RUN/best``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import MusegenError
+from musegen.train.config import TrainConfig
+
+RUN_KEYS = {"model", "model_config", "train", "augment", "data"}
+
+
+def read_run_file(path: str | Path) -> dict[str, Any]:
+    try:
+        run = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MusegenError(f"{path}: cannot read run config ({e})") from e
+    if not isinstance(run, dict):
+        raise MusegenError(f"{path}: a run config is a JSON object")
+    unknown = set(run) - RUN_KEYS
+    if unknown:
+        raise MusegenError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; expected {sorted(RUN_KEYS)}")
+    return run
+
+
+def train_run(
+    run: dict[str, Any],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train as ``run`` says on the prepared dataset ``data_dir``; returns a summary."""
+    import torch
+
+    from musegen.data.augment import TokenTranspose
+    from musegen.data.dataset import load_prepared
+    from musegen.data.training import WindowDataset
+    from musegen.models import build_model
+    from musegen.train.trainer import Trainer
+    from musegen.utils import atomic_write_text
+
+    cfg = TrainConfig.from_dict(run.get("train", {}))
+    data = load_prepared(data_dir)
+    tok = data.tokenizer
+    if data.manifest.frame_width is not None:
+        raise MusegenError(f"{data_dir}: grid datasets ({tok.name}) train frame models, not sequence models")
+    train_split = data.split("train")
+    valid = data.split("valid") if "valid" in data.split_names else None
+    augment = None
+    shift = int(run.get("augment", {}).get("transpose", 0))
+    if shift:
+        augment = TokenTranspose(tok, max_shift=shift)
+    train_ds = WindowDataset(
+        train_split, cfg.seq_len, mode="random", seed=cfg.seed, augment=augment, samples=max(train_split.n_tokens, 1)
+    )
+    valid_ds = WindowDataset(valid, cfg.seq_len, mode="tile") if valid is not None and valid.n_tokens > 1 else None
+    torch.manual_seed(cfg.seed)
+    name = run.get("model", "transformer")
+    model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    used = {**run, "model": name, "model_config": model.config.to_dict(), "train": cfg.to_dict(), "data": str(data_dir)}
+    atomic_write_text(out / "run.json", json.dumps(used, indent=2))
+    meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
+    trainer = Trainer(model, train_ds, valid_ds, cfg, out, meta=meta)
+    state = trainer.fit(resume=resume)
+    summary = {
+        "steps": state.step,
+        "best_valid_loss": state.best_valid,
+        "parameters": model.num_parameters(),
+        "device": str(trainer.device),
+        "out": str(out),
+    }
+    if trainer.dist.main:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,292 @@
+"""MIDI reading and writing: round trips, what survives, and hostile files built byte by byte."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from musegen.errors import InputError
+from musegen.io._common import resolve_overlaps, without_overlaps
+from musegen.io.midi import midi_bytes, read_midi, write_midi
+from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
+from strategies import assert_same_notes, scores
+
+
+# --------------------------------------------------------------------------- hand-made MIDI
+def vlq(n: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [n & 0x7F]
+    n >>= 7
+    while n:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return bytes(reversed(out))
+
+
+def header(n_tracks: int = 1, division: int = 480, fmt: int = 1) -> bytes:
+    return b"MThd" + struct.pack(">IHHH", 6, fmt, n_tracks, division)
+
+
+def track(events: bytes, end: bool = True) -> bytes:
+    body = events + (vlq(0) + b"\xff\x2f\x00" if end else b"")
+    return b"MTrk" + struct.pack(">I", len(body)) + body
+
+
+def note(pitch: int = 60, length: int = 480, delta: int = 0, ch: int = 0, vel: int = 64) -> bytes:
+    return vlq(delta) + bytes([0x90 | ch, pitch, vel]) + vlq(length) + bytes([0x80 | ch, pitch, 0])
+
+
+def midi(*tracks: bytes, division: int = 480) -> bytes:
+    return header(len(tracks), division) + b"".join(tracks)
+
+
+ONE_NOTE = midi(track(note()))
+
+
+# --------------------------------------------------------------------------- round trips
+@settings(max_examples=60, deadline=None)
+@given(scores(max_notes=25))
+def test_round_trip_keeps_notes_tracks_and_maps(score: Score) -> None:
+    back = read_midi(midi_bytes(score))
+    expected = without_overlaps(score)
+    assert back.tpq == score.tpq
+    assert_same_notes(expected, back)
+    kept = [(t.program, t.is_drum, t.name) for t in expected.tracks if len(t)]
+    assert [(t.program, t.is_drum, t.name) for t in back.tracks] == kept
+    assert back.tempos == score.tempos
+    assert back.time_signatures == score.time_signatures
+    assert back.key_signatures == score.key_signatures
+
+
+def test_write_read_file_keeps_tpq_names_and_voices(tmp_path: Path) -> None:
+    satb = [
+        Track(make_notes([0], [960], [p]), name=n)
+        for p, n in zip((72, 67, 60, 48), "SATB", strict=True)
+    ]
+    satb.append(Track(make_notes([0], [480], [36]), is_drum=True, name="Drums"))
+    score = Score(tpq=96, tracks=[Track(make_notes([0], [10], [60]), voice="A"), *satb])
+    path = tmp_path / "out" / "satb.mid"  # missing folders are made
+    write_midi(score, path)
+    back = read_midi(path)
+    assert back.tpq == 96
+    assert [t.name for t in back.tracks] == ["Alto", "S", "A", "T", "B", "Drums"]
+    assert [t.voice for t in back.tracks] == ["A", "S", "A", "T", "B", None]
+    assert back.tracks[-1].is_drum
+    assert not list(path.parent.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+def test_tempo_qpm_is_rounded_to_hundredths() -> None:
+    score = Score(tempos=[Tempo(0, 90.0), Tempo(480, 133.33), Tempo(960, 61.5)])
+    assert read_midi(midi_bytes(score)).tempos == score.tempos
+
+
+def test_what_midi_cannot_keep_is_documented_behaviour() -> None:
+    notes = make_notes(
+        [0, 240, 500, 500, 900, 1000],
+        [1200, 120, 100, 300, 50, 10],
+        [60, 60, 62, 62, 64, 65],
+        [80, 90, 70, 71, 0, 50],
+    )
+    score = Score(tracks=[Track(notes, program=3), Track(program=4, name="empty")])
+    back = read_midi(midi_bytes(score))
+    assert len(back.tracks) == 1  # the empty track is gone
+    got = back.tracks[0].notes
+    # same-pitch overlaps are cut, a duplicate onset keeps the longest note, velocity 0 -> 1
+    assert got[["start", "duration", "pitch"]].tolist() == [
+        (0, 240, 60),
+        (240, 120, 60),
+        (500, 300, 62),
+        (900, 50, 64),
+        (1000, 10, 65),
+    ]
+    assert got["velocity"].tolist() == [80, 90, 71, 1, 50]
+
+
+def test_resolve_overlaps_leaves_clean_notes_alone() -> None:
+    notes = make_notes([0, 480, 0], [480, 480, 960], [60, 60, 64])
+    assert resolve_overlaps(notes) is notes
+
+
+def test_format0_channels_become_tracks() -> None:
+    events = note(60, ch=0) + vlq(0) + b"\xc1\x28" + note(72, ch=1) + note(36, ch=9)
+    score = read_midi(header(1, fmt=0) + track(events))
+    assert sorted((t.program, t.is_drum, int(t.notes["pitch"][0])) for t in score.tracks) == [
+        (0, False, 60),
+        (0, True, 36),
+        (40, False, 72),
+    ]
+
+
+# --------------------------------------------------------------------------- odd but valid
+def test_zero_tracks_loads_as_empty_score() -> None:
+    score = read_midi(header(0))
+    assert score.tracks == [] and score.is_empty() and score.tpq == 480
+
+
+def test_tracks_without_notes_load_as_empty_score() -> None:
+    tempo = vlq(0) + b"\xff\x51\x03\x07\xa1\x20"  # 500000 us per quarter
+    score = read_midi(midi(track(tempo), track(vlq(0) + b"\x90\x3c\x40")))  # no note-off
+    assert score.tracks == []
+    assert score.tempos == [Tempo(0, 120.0)]
+
+
+def test_missing_end_of_track_is_tolerated() -> None:
+    score = read_midi(midi(track(note(), end=False)))
+    assert score.n_notes == 1
+
+
+def test_nonsense_map_events_are_dropped() -> None:
+    meta = (
+        vlq(0)
+        + b"\xff\x51\x03\x00\x00\x00"  # tempo 0
+        + vlq(0)
+        + b"\xff\x58\x04\x00\xff\x18\x08"  # meter 0 / 2**255
+        + vlq(0)
+        + b"\xff\x59\x02\x0c\x05"  # 12 sharps, mode 5
+    )
+    score = read_midi(midi(track(meta + note())))
+    assert score.tempos == [] and score.time_signatures == [] and score.key_signatures == []
+    assert score.n_notes == 1
+
+
+def test_enormous_delta_time_loads_fast_without_memory_blowup(tmp_path: Path) -> None:
+    """A delta of 2**28 - 1 ticks (the VLQ maximum): end ≈ 2**28, nothing sized by it."""
+    path = tmp_path / "huge_delta.mid"
+    path.write_bytes(midi(track(note(60, length=2**28 - 1) + note(62, delta=10))))
+    code = (
+        "import resource, time, sys\n"
+        "from musegen.io import load\n"
+        "t = time.perf_counter()\n"
+        "s = load(sys.argv[1])\n"
+        "assert s.end == 2**28 + 489, s.end\n"
+        "assert s.n_bars > 100_000\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    seconds, max_rss_kb = out.stdout.split()
+    assert float(seconds) < 2.0
+    assert int(max_rss_kb) < 600 * 1024  # the interpreter + numpy + symusic, no giant arrays
+
+
+def test_times_overflowing_32_bits_are_refused() -> None:
+    """symusic wraps times past 2**31 into negatives; we refuse rather than load nonsense."""
+    skip = b"".join(vlq(2**28 - 1) + b"\xff\x01\x00" for _ in range(9))  # text events
+    data = midi(track(note(60) + skip + note(62)))
+    with pytest.raises(InputError, match="overflow"):
+        read_midi(data)
+
+
+# --------------------------------------------------------------------------- hostile input
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"MThd", "too short"),
+        (b"hello, this is not a MIDI file at all" * 3, "not a MIDI file"),
+        (b"RIFF" + struct.pack("<I", 100) + b"RMIDdata" + bytes(20), "not a MIDI file"),
+        (ONE_NOTE[:-6], "truncated"),
+        (header(1) + b"MTrk" + struct.pack(">I", 10**9) + note(), "truncated"),
+        (midi(track(vlq(0) + b"\x3c\x40")), "corrupt MIDI"),  # data byte with no status
+        (midi(track(vlq(0) + b"\x90\x3c\xf0")), "velocity 240 is out of range"),
+        (midi(track(note()), division=0xE728), "SMPTE"),
+        (midi(track(note()), division=0), "0 ticks per quarter"),
+    ],
+    ids=[
+        "empty",
+        "header-only",
+        "garbage",
+        "riff",
+        "truncated",
+        "chunk-length-lies",
+        "running-status",
+        "velocity",
+        "smpte",
+        "division-0",
+    ],
+)
+def test_hostile_bytes_give_one_line_input_error(data: bytes, reason: str) -> None:
+    with pytest.raises(InputError, match=reason) as info:
+        read_midi(data)
+    assert "\n" not in str(info.value)
+    assert info.value.source == "<bytes>"
+
+
+def test_garbage_file_with_mid_extension(tmp_path: Path) -> None:
+    path = tmp_path / "fake.mid"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    with pytest.raises(InputError) as info:
+        read_midi(path)
+    assert info.value.source == str(path)
+
+
+def test_max_bytes_refuses_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "big.mid"
+    path.write_bytes(ONE_NOTE)
+    with pytest.raises(InputError, match="limit"):
+        read_midi(path, max_bytes=10)
+    with pytest.raises(InputError, match="limit"):
+        read_midi(ONE_NOTE, max_bytes=10)
+    assert read_midi(path, max_bytes=len(ONE_NOTE)).n_notes == 1
+
+
+def test_mutated_files_never_escape_as_other_errors() -> None:
+    """A quick fuzz: random byte edits of a real file load or raise InputError, fast."""
+    base = midi_bytes(
+        Score(
+            tracks=[Track(make_notes(np.arange(32) * 120, [100] * 32, np.arange(40, 72)))],
+            tempos=[Tempo(0, 100.0)],
+            time_signatures=[TimeSignature(0, 3, 4)],
+            key_signatures=[KeySignature(0, -2, True)],
+        )
+    )
+    rng = np.random.default_rng(1)
+    start = time.perf_counter()
+    for _ in range(1500):
+        b = bytearray(base)
+        for j in rng.integers(0, len(b), rng.integers(1, 6)):
+            b[j] = rng.integers(0, 256)
+        with contextlib.suppress(InputError):
+            read_midi(bytes(b))
+    assert time.perf_counter() - start < 5
+
+
+# --------------------------------------------------------------------------- writing errors
+@pytest.mark.parametrize(
+    ("score", "reason"),
+    [
+        (Score(tracks=[Track(make_notes([0], [10], [128]))]), "pitches"),
+        (Score(tracks=[Track(make_notes([-5], [10], [60]))]), "negative"),
+        (Score(tracks=[Track(make_notes([2**31], [10], [60]))]), "times must lie"),
+        (Score(tempos=[Tempo(0, 0.0)]), "tempo"),
+        (Score(tempos=[Tempo(0, 1.0)]), "tempo"),  # 60 s per quarter: over 3 bytes of us
+        (Score(time_signatures=[TimeSignature(0, 7, 6)]), "time signature 7/6"),
+        (Score(key_signatures=[KeySignature(0, 9)]), "key signature"),
+        (Score(tpq=40000), "ticks per quarter"),
+    ],
+    ids=["pitch", "negative", "beyond-32-bit", "tempo-0", "tempo-slow", "meter", "key", "tpq"],
+)
+def test_unwritable_scores_raise_input_error(score: Score, reason: str, tmp_path: Path) -> None:
+    path = tmp_path / "x.mid"
+    with pytest.raises(InputError, match=reason):
+        write_midi(score, path)
+    assert not path.exists()
+
+
+def test_write_into_unwritable_place(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError, match="cannot write"):
+        write_midi(Score(), blocker / "sub" / "x.mid")
+    with pytest.raises(InputError, match="cannot write"):
+        write_midi(Score(), tmp_path)  # a folder where the file should go
