@@ -34,7 +34,12 @@ def test_generate_writes_pieces_of_the_asked_length(model_dir: Path, tmp_path: P
         assert score.end <= 2 * 3 * score.tpq  # two bars of 3/4 at most
         assert str(score.time_signatures[0]) == "3/4"
     # the same seed gives the same music
-    assert main([*args, "--out", str(tmp_path / "again"), "--time-signature", "3/4", "--key", "D major"]) == 0
+    assert (
+        main(
+            [*args, "--out", str(tmp_path / "again"), "--time-signature", "3/4", "--key", "D major"]
+        )
+        == 0
+    )
     a, b = load(out / "piece_1.mid"), load(tmp_path / "again" / "piece_1.mid")
     assert [t.notes.tolist() for t in a.tracks] == [t.notes.tolist() for t in b.tracks]
 
@@ -43,13 +48,25 @@ def test_generate_continues_a_primer(model_dir: Path, tmp_path: Path) -> None:
     primer = Score(tracks=[Track.from_notes([Note(60 + i, i * 480, 480) for i in range(8)])])
     save(primer, tmp_path / "primer.mid")
     out = tmp_path / "cont"
-    cmd = ["generate", "--model", str(model_dir), "--primer", str(tmp_path / "primer.mid"), "--bars", "1"]
+    cmd = [
+        "generate",
+        "--model",
+        str(model_dir),
+        "--primer",
+        str(tmp_path / "primer.mid"),
+        "--bars",
+        "1",
+    ]
     assert main([*cmd, "--seed", "1", "--out", str(out)]) == 0
-    notes = {(int(n["pitch"]), int(n["start"])) for t in load(out / "piece.mid").tracks for n in t.notes}
+    notes = {
+        (int(n["pitch"]), int(n["start"])) for t in load(out / "piece.mid").tracks for n in t.notes
+    }
     assert {(60 + i, i * 480) for i in range(8)} <= notes  # the primer is kept as it was
 
 
-def test_generate_errors(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_errors(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["generate", "--model", str(tmp_path / "nope")]) == 2
     assert "no model" in capsys.readouterr().err
     bad = tmp_path / "bad.mid"

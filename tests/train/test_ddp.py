@@ -48,7 +48,9 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
         f"--master_port={_free_port()}",
         str(script),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:

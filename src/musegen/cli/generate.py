@@ -16,30 +16,62 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grammar-masked, so output always decodes. Settings (seed included) are saved beside "
         "the MIDI files as JSON.",
     )
-    p.add_argument("--model", "-m", metavar="NAME|PATH", help="shipped model name or model/run folder (see 'musegen models')")
-    p.add_argument("--primer", metavar="FILE", help="continue this MIDI/MusicXML/ABC file or corpus:NAME")
-    p.add_argument("--primer-bars", type=int, metavar="N", help="use only the first N bars of the primer")
+    p.add_argument(
+        "--model",
+        "-m",
+        metavar="NAME|PATH",
+        help="shipped model name or model/run folder (see 'musegen models')",
+    )
+    p.add_argument(
+        "--primer", metavar="FILE", help="continue this MIDI/MusicXML/ABC file or corpus:NAME"
+    )
+    p.add_argument(
+        "--primer-bars", type=int, metavar="N", help="use only the first N bars of the primer"
+    )
     length = p.add_mutually_exclusive_group()
     length.add_argument("--bars", type=int, metavar="N", help="new bars to generate (default 8)")
-    length.add_argument("--seconds", type=float, metavar="S", help="new seconds of music to generate")
+    length.add_argument(
+        "--seconds", type=float, metavar="S", help="new seconds of music to generate"
+    )
     length.add_argument("--tokens", type=int, metavar="N", help="new tokens to generate")
-    p.add_argument("--num", "-n", type=int, default=1, metavar="K", help="pieces to generate (batched)")
+    p.add_argument(
+        "--num", "-n", type=int, default=1, metavar="K", help="pieces to generate (batched)"
+    )
     p.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="default 1.0")
-    p.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K likeliest tokens (0: off)")
-    p.add_argument("--top-p", type=float, default=0.95, metavar="P", help="nucleus sampling (default 0.95; 1: off)")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R", help=">= 1 (default 1: off)")
+    p.add_argument(
+        "--top-k", type=int, default=0, metavar="K", help="keep the K likeliest tokens (0: off)"
+    )
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=0.95,
+        metavar="P",
+        help="nucleus sampling (default 0.95; 1: off)",
+    )
+    p.add_argument(
+        "--repetition-penalty", type=float, default=1.0, metavar="R", help=">= 1 (default 1: off)"
+    )
     p.add_argument("--seed", type=int, help="random seed (default: a new one, printed and saved)")
     p.add_argument("--tempo", type=float, metavar="QPM", help="tempo in quarter notes per minute")
     p.add_argument("--time-signature", metavar="N/D", help="e.g. 3/4")
     p.add_argument("--key", metavar="KEY", help="e.g. 'G major', 'e minor' (output is transposed)")
-    p.add_argument("--program", type=int, metavar="P", help="General MIDI program of pitched tracks")
+    p.add_argument(
+        "--program", type=int, metavar="P", help="General MIDI program of pitched tracks"
+    )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
-    p.add_argument("--render", metavar="KINDS", default="", help="also write e.g. wav,png (see 'musegen render')")
+    p.add_argument(
+        "--render",
+        metavar="KINDS",
+        default="",
+        help="also write e.g. wav,png (see 'musegen render')",
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
     p.set_defaults(func=run_generate)
 
-    p = sub.add_parser("models", help="list the shipped pretrained models", description="List the shipped models.")
+    p = sub.add_parser(
+        "models", help="list the shipped pretrained models", description="List the shipped models."
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_models)
 
@@ -57,7 +89,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     torch.manual_seed(seed)
-    model, tok, meta, folder = load_for_generation(args.model, args.device)
+    model, tok, _meta, folder = load_for_generation(args.model, args.device)
     bars = args.bars if args.bars is not None or args.seconds or args.tokens else 8
     request = PieceRequest(
         bars=bars,
@@ -86,7 +118,8 @@ def run_generate(args: argparse.Namespace) -> int:
         "model": str(folder),
         "seed": seed,
         "sampling": sampling.to_dict(),
-        "request": {k: v for k, v in vars(request).items() if k != "primer"} | {"primer": args.primer},
+        "request": {k: v for k, v in vars(request).items() if k != "primer"}
+        | {"primer": args.primer},
         "seconds_taken": round(elapsed, 3),
         "files": [],
     }
@@ -102,7 +135,9 @@ def run_generate(args: argparse.Namespace) -> int:
         music = score.duration_seconds()
         print(f"wrote {', '.join(map(str, written))} ({score.n_notes} notes, {music:.1f} s)")
     atomic_write_text(out / f"{args.name}.json", json.dumps(settings, indent=2))
-    print(f"seed {seed}; model {folder}; {elapsed:.1f} s; settings in {out / (args.name + '.json')}")
+    print(
+        f"seed {seed}; model {folder}; {elapsed:.1f} s; settings in {out / (args.name + '.json')}"
+    )
     return 0
 
 
@@ -117,7 +152,13 @@ def run_models(args: argparse.Namespace) -> int:
         print("no models shipped with this installation")
     for m in models:
         star = " (default)" if m["default"] else ""
-        losses = f"valid {m['valid_loss']:.3f}, test {m['test_loss']:.3f}" if m["valid_loss"] and m["test_loss"] else ""
+        losses = (
+            f"valid {m['valid_loss']:.3f}, test {m['test_loss']:.3f}"
+            if m["valid_loss"] and m["test_loss"]
+            else ""
+        )
         print(f"{m['name']}{star}: {m['description']}")
-        print(f"    {m['model']} + {m['tokenizer']} tokens, {m['parameters']:,} parameters, {m['megabytes']} MB {losses}")
+        print(
+            f"    {m['model']} + {m['tokenizer']} tokens, {m['parameters']:,} parameters, {m['megabytes']} MB {losses}"
+        )
     return 0

@@ -24,11 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a sequence model on a dataset made by 'musegen data prepare'. "
         "Multi-GPU / multi-node: launch with torchrun. Ctrl-C and --resume continue exactly.",
     )
-    p.add_argument("--model", default=None, help="model name (transformer, lstm, gru); default: the run file's, else transformer")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model name (transformer, lstm, gru); default: the run file's, else transformer",
+    )
     p.add_argument("--data", required=True, metavar="DIR", help="prepared dataset folder")
-    p.add_argument("--config", metavar="FILE.json", help="run file: model, model_config, train, augment")
-    p.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default: runs/latest)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--config", metavar="FILE.json", help="run file: model, model_config, train, augment"
+    )
+    p.add_argument(
+        "--out", default="runs/latest", metavar="RUN_DIR", help="run folder (default: runs/latest)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     for name, kind in OVERRIDES.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, dest=name)

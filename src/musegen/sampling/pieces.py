@@ -90,7 +90,9 @@ def compose(
             setattr(prime_q, attr, list(getattr(prime, attr)))
     ids = tokenizer.encode(prime_q, eos=False)
     if ids.ndim != 1:
-        raise MusegenError(f"the {tokenizer.name} tokenizer is a grid; generate with a sequence model")
+        raise MusegenError(
+            f"the {tokenizer.name} tokenizer is a grid; generate with a sequence model"
+        )
     start_bars = prime_q.n_bars
     target = _target_tick(prime_q, start_bars, request)
     if request.max_tokens:
@@ -106,7 +108,9 @@ def compose(
         s = tokenizer.decode(seq)
         return max((int(t.notes["start"].max()) for t in s.tracks if len(t)), default=-1) >= target
 
-    seqs = generate(model, tokenizer, num=num, primer=ids, config=sampling, stop=reached, progress=progress)
+    seqs = generate(
+        model, tokenizer, num=num, primer=ids, config=sampling, stop=reached, progress=progress
+    )
     pieces = []
     for seq in seqs:
         score = tokenizer.decode(seq)

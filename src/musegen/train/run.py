@@ -32,7 +32,9 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
         raise MusegenError(f"{path}: a run config is a JSON object")
     unknown = set(run) - RUN_KEYS
     if unknown:
-        raise MusegenError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; expected {sorted(RUN_KEYS)}")
+        raise MusegenError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; expected {sorted(RUN_KEYS)}"
+        )
     return run
 
 
@@ -56,7 +58,9 @@ def train_run(
     data = load_prepared(data_dir)
     tok = data.tokenizer
     if data.manifest.frame_width is not None:
-        raise MusegenError(f"{data_dir}: grid datasets ({tok.name}) train frame models, not sequence models")
+        raise MusegenError(
+            f"{data_dir}: grid datasets ({tok.name}) train frame models, not sequence models"
+        )
     train_split = data.split("train")
     valid = data.split("valid") if "valid" in data.split_names else None
     augment = None
@@ -64,15 +68,30 @@ def train_run(
     if shift:
         augment = TokenTranspose(tok, max_shift=shift)
     train_ds = WindowDataset(
-        train_split, cfg.seq_len, mode="random", seed=cfg.seed, augment=augment, samples=max(train_split.n_tokens, 1)
+        train_split,
+        cfg.seq_len,
+        mode="random",
+        seed=cfg.seed,
+        augment=augment,
+        samples=max(train_split.n_tokens, 1),
     )
-    valid_ds = WindowDataset(valid, cfg.seq_len, mode="tile") if valid is not None and valid.n_tokens > 1 else None
+    valid_ds = (
+        WindowDataset(valid, cfg.seq_len, mode="tile")
+        if valid is not None and valid.n_tokens > 1
+        else None
+    )
     torch.manual_seed(cfg.seed)
     name = run.get("model", "transformer")
     model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    used = {**run, "model": name, "model_config": model.config.to_dict(), "train": cfg.to_dict(), "data": str(data_dir)}
+    used = {
+        **run,
+        "model": name,
+        "model_config": model.config.to_dict(),
+        "train": cfg.to_dict(),
+        "data": str(data_dir),
+    }
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
     trainer = Trainer(model, train_ds, valid_ds, cfg, out, meta=meta)
