@@ -1,0 +1,101 @@
+"""Copy a trained run's best model into the package as a shipped model, with a model card.
+
+    .venv/bin/python scripts/ship_model.py runs/bach bach --data data/bach-remi \\
+        --config configs/bach.json --description "Four-part Bach chorales (REMI)"
+
+Evaluates the mean next-token loss on the valid and test splits once (test is reported, never
+used for choices), stores the weights in float16 if asked (smaller wheel), and writes
+``src/musegen/pretrained/NAME/{model.safetensors,config.json,MODEL_CARD.md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from musegen.data.dataset import load_prepared
+from musegen.data.training import WindowDataset
+from musegen.models import load_model, save_model
+from musegen.models.pretrained import PRETRAINED_DIR
+
+
+@torch.no_grad()
+def split_loss(
+    model: torch.nn.Module, data_dir: str, split: str, seq_len: int
+) -> tuple[float, int]:
+    """Mean cross-entropy per target token over the whole split (tiled windows)."""
+    ds = WindowDataset(load_prepared(data_dir).split(split), seq_len, mode="tile")
+    total, count = 0.0, 0
+    for start in range(0, len(ds), 16):
+        xs, ys = zip(*(ds[i] for i in range(start, min(start + 16, len(ds)))), strict=True)
+        logits, _ = model(torch.stack(xs))
+        y = torch.stack(ys)
+        total += float(
+            F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100, reduction="sum")
+        )
+        count += int((y != -100).sum())
+    return total / count, count
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--config", required=True, help="the committed run file that trained it")
+    p.add_argument("--description", required=True)
+    p.add_argument("--half", action="store_true", help="store float16 weights")
+    args = p.parse_args()
+
+    run = Path(args.run)
+    model, meta = load_model(run / "best")
+    seq_len = meta["train_config"]["seq_len"]
+    valid, _ = split_loss(model, args.data, "valid", seq_len)
+    test, n_test = split_loss(model, args.data, "test", seq_len)
+    manifest = load_prepared(args.data).manifest
+    if args.half:
+        model = model.half()
+    out = PRETRAINED_DIR / args.name
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    extra = {k: v for k, v in meta.items() if k not in ("model", "config")} | {
+        "description": args.description,
+        "valid_loss": round(valid, 4),
+        "test_loss": round(test, 4),
+        "run_config": args.config,
+    }
+    save_model(model, tmp, extra)
+    counts = {k: vars(v) for k, v in manifest.splits.items()}
+    card = f"""# {args.name}: {args.description}
+
+| | |
+|---|---|
+| model | {meta.get("model", "?")} ({model.num_parameters():,} parameters, {"float16" if args.half else "float32"} weights) |
+| tokenizer | `{json.dumps(meta["tokenizer"])}` |
+| data | source `{manifest.source.get("name")}`; splits {json.dumps(counts)} |
+| training | {meta["step"]} steps, `{args.config}` (seed {meta["train_config"]["seed"]}) |
+| valid loss | {valid:.4f} nats/token ({valid / math.log(2):.3f} bits) — used to pick the checkpoint |
+| test loss | {test:.4f} nats/token over {n_test:,} tokens — measured once, after training |
+
+Retrain:
+
+    musegen data prepare {manifest.source.get("name")} --tokenizer {meta["tokenizer"]["tokenizer"]} \\
+        --config '{json.dumps(meta["tokenizer"]["config"])}' --out {args.data}
+    musegen train --config {args.config} --data {args.data} --out {args.run}
+    python scripts/ship_model.py {args.run} {args.name} --data {args.data} --config {args.config} \\
+        --description "{args.description}"{" --half" if args.half else ""}
+"""
+    (tmp / "MODEL_CARD.md").write_text(card)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"shipped {out}: valid {valid:.4f}, test {test:.4f} nats/token")
+
+
+if __name__ == "__main__":
+    main()
