@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 
 # flags that override the run file's "train" section
-OVERRIDES = {
-    "max_steps": int,
-    "batch_size": int,
-    "seq_len": int,
-    "lr": float,
-    "seed": int,
-    "device": str,
-    "eval_every": int,
-    "checkpoint_every": int,
+OVERRIDES: dict[str, tuple[type, str]] = {
+    "max_steps": (int, "optimizer steps to train for"),
+    "batch_size": (int, "sequences per step (per process)"),
+    "seq_len": (int, "tokens per training window"),
+    "lr": (float, "peak learning rate"),
+    "seed": (int, "seed for weights, batches and dropout"),
+    "device": (str, "auto (default), cpu, cuda, cuda:N, mps"),
+    "eval_every": (int, "steps between evaluations on the valid split"),
+    "checkpoint_every": (int, "steps between checkpoints"),
+    "threads": (int, "CPU threads (1 is fastest on a busy machine)"),
 }
 
 
@@ -40,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
-    for name, kind in OVERRIDES.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, dest=name)
+    for name, (kind, text) in OVERRIDES.items():
+        flag = f"--{name.replace('_', '-')}"
+        p.add_argument(flag, type=kind, default=None, dest=name, metavar=name.upper(), help=text)
     p.set_defaults(func=run_train)
 
 

@@ -34,6 +34,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = False
+    threads: int = 0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
     amp: bool = True  # bf16 autocast on CUDA only; never on CPU (100x slower there)
     progress: bool = True
 
@@ -70,6 +71,7 @@ class TrainConfig:
             "eval_every": self.eval_every > 0,
             "checkpoint_every": self.checkpoint_every > 0,
             "warmup_steps": self.warmup_steps >= 0,
+            "threads": self.threads >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -125,6 +125,8 @@ class Trainer:
         if len(train_data) == 0:
             raise MusegenError("the training split is empty")
         self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         self.out = Path(out_dir)
         self.device = pick_device(cfg.device)
         self.dist = init_distributed(self.device)
