@@ -41,7 +41,7 @@ format: $(STAMP)
 
 # Benchmarks compare against peer libraries, installed only here.
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m pip install -q -e ".[bench,hf]"
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -15,7 +15,7 @@ import numpy as np
 from musegen.errors import MusegenError
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score, Tempo, TimeSignature
-from musegen.tokenizers.base import Tokenizer
+from musegen.tokenizers.base import BOS, Tokenizer
 
 
 @dataclass
@@ -88,7 +88,10 @@ def compose(
     for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
         if not getattr(prime_q, attr):
             setattr(prime_q, attr, list(getattr(prime, attr)))
-    ids = tokenizer.encode(prime_q, eos=False)
+    if prime.is_empty() and not prime.tempos and not prime.time_signatures:
+        ids = np.array([BOS], dtype=np.int64)  # nothing asked for: start as the training data does
+    else:
+        ids = tokenizer.encode(prime_q, eos=False)
     if ids.ndim != 1:
         raise MusegenError(
             f"the {tokenizer.name} tokenizer is a grid; generate with a sequence model"

@@ -1,0 +1,216 @@
+"""Training throughput: musegen's transformer vs Hugging Face GPT-2 of the same size, one run.
+
+Both models: 6 layers, d_model 256, 4 heads, MLP 1024, vocab 512, sequences of 512, batch 16,
+fp32, AdamW, embedding/residual dropout 0.1, no attention dropout, tied embeddings. Steps are
+interleaved (ours, peer, ours, peer, ...) so that load from other processes hits both alike;
+tokens/s comes from the median step time after the warm-up steps.
+
+Prints JSON lines: one per variant of ours (``relative`` = the default the product ships,
+``rope``; ``--compile`` adds torch.compile'd ones), plus the measured fp32 matmul peak.
+MFU = achieved model FLOP/s / that peak, with model FLOPs per token =
+6 · (weights used in matmuls, output layer included) + 12 · layers · T · d (attention scores and
+weighted sum over the full T×T square, forward + backward) [+ 6 · layers · T · d for the
+relative term ``Q·Eᵀ`` in relative attention].
+
+Needs ``transformers`` (``pip install -e '.[hf]'``). Run: ``python benchmarks/train.py``.
+"""
+
+# ruff: noqa: E402  (sys.path is fixed before the other imports, see below)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/tokenize.py would shadow the standard library's tokenize (which torch's import
+# reaches through traceback/linecache): search this folder last, not first.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from _corpus import emit
+from musegen.models import build_model
+
+LAYERS, D_MODEL, HEADS, VOCAB = 6, 256, 4, 512
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of an ``n × n`` matmul: the ceiling the MFU figures are measured to."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def ours(position: str, seq: int) -> torch.nn.Module:
+    return build_model(
+        "transformer",
+        vocab_size=VOCAB,
+        n_layer=LAYERS,
+        n_head=HEADS,
+        d_model=D_MODEL,
+        dropout=0.1,
+        attention_dropout=0.0,
+        position=position,
+        max_relative=seq,
+    )
+
+
+def peer(seq: int) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # no notes about config defaults in the benchmark output
+
+    config = GPT2Config(
+        vocab_size=VOCAB,
+        n_positions=seq,
+        n_embd=D_MODEL,
+        n_layer=LAYERS,
+        n_head=HEADS,
+        resid_pdrop=0.1,
+        embd_pdrop=0.1,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        attn_implementation="sdpa",
+    )
+    return GPT2LMHeadModel(config)
+
+
+def ours_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    logits, _ = model(x)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), x[:, 1:].reshape(-1))
+
+
+def peer_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=x, labels=x, use_cache=False).loss
+
+
+def matmul_weights(model: torch.nn.Module) -> int:
+    """Weights of the linear layers (output layer included, once if tied); no lookup tables."""
+    seen: dict[int, int] = {}
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Embedding) or not isinstance(weight, torch.Tensor):
+            continue
+        if weight.dim() == 2:
+            seen[id(weight)] = weight.numel()
+    return sum(seen.values())
+
+
+def flops_per_token(model: torch.nn.Module, seq: int, relative: bool) -> float:
+    attention = 12 * LAYERS * seq * D_MODEL + (6 * LAYERS * seq * D_MODEL if relative else 0)
+    return 6 * matmul_weights(model) + attention
+
+
+def make_step(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor) -> Callable[[], float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
+    model.train()
+
+    def step() -> float:
+        t = time.perf_counter()
+        loss = loss_fn(model, x)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--variants", default="relative,rope", help="positions of ours to time")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd ours")
+    ap.add_argument("--threads", type=int, default=cpu_count())
+    args = ap.parse_args()
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        sys.exit("benchmarks/train.py needs transformers: pip install -e '.[hf]'")
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randint(0, VOCAB, (args.batch, args.seq))
+    tokens = args.batch * args.seq
+    peak = matmul_peak()
+    print(f"# threads {args.threads}, fp32 matmul peak {peak:.1f} GFLOP/s", file=sys.stderr)
+
+    runs: dict[str, tuple[Callable[[], float], float]] = {}
+    hf = peer(args.seq)
+    runs["hf_gpt2"] = (make_step(hf, peer_loss, x), flops_per_token(hf, args.seq, False))
+    for position in args.variants.split(","):
+        model = ours(position, args.seq)
+        fpt = flops_per_token(model, args.seq, position == "relative")
+        runs[position] = (make_step(model, ours_loss, x), fpt)
+        if args.compile:
+            t = time.perf_counter()
+            compiled = torch.compile(model)
+            step = make_step(compiled, ours_loss, x)
+            step()
+            print(f"# compiled {position} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+            runs[f"{position}_compiled"] = (step, fpt)
+
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(args.warmup + args.steps):
+        for name, (step, _) in runs.items():
+            dt = step()
+            if i >= args.warmup:
+                times[name].append(dt)
+            print(f"# step {i} {name}: {dt:.2f} s", file=sys.stderr)
+
+    def rate(name: str) -> float:
+        return tokens / statistics.median(times[name])
+
+    def mfu(name: str) -> float:
+        return round(rate(name) * runs[name][1] / (peak * 1e9), 4)
+
+    for name in runs:
+        if name == "hf_gpt2":
+            continue
+        emit(
+            "train.tokens_per_s.transformer_vs_hf_gpt2",
+            rate(name),
+            rate("hf_gpt2"),
+            "tokens/s",
+            variant=name,
+            default=name == "relative",
+            mfu=mfu(name),
+            peer_mfu=mfu("hf_gpt2"),
+            peak_gflops=round(peak, 1),
+            model_gflop_per_token=round(runs[name][1] / 1e9, 4),
+            peer_gflop_per_token=round(runs["hf_gpt2"][1] / 1e9, 4),
+            batch=args.batch,
+            seq=args.seq,
+            steps=args.steps,
+            threads=args.threads,
+        )
+
+
+if __name__ == "__main__":
+    main()

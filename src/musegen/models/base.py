@@ -1,0 +1,117 @@
+"""What every model shares: a validated dataclass config and the language-model interface.
+
+A model maps token ids ``[B, T]`` to next-token logits ``[B, T, vocab]``. The same ``forward``
+serves training (``cache=None``: the whole sequence at once) and generation (a cache from
+``init_cache`` that ``forward`` extends by the new ids and hands back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from musegen.errors import MusegenError
+
+
+@dataclass
+class ModelConfig:
+    """Base for model configs: plain typed fields, checked on construction, JSON in and out."""
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values (ranges, choices); raise :class:`MusegenError` with what to change."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """A config from keyword options; unknown names are an error, not silently ignored."""
+        unknown = sorted(set(d) - set(cls.option_names()))
+        if unknown:
+            raise MusegenError(
+                f"unknown {cls.__name__} option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(cls.option_names())}"
+            )
+        return cls(**d)
+
+    def _check_types(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            allowed = _allowed_types(hints[f.name])
+            if allowed and not _isinstance(value, allowed):
+                names = " or ".join(t.__name__ for t in allowed)
+                raise MusegenError(f"{type(self).__name__}.{f.name} must be {names}, got {value!r}")
+
+    def check(self, ok: bool, message: str) -> None:
+        if not ok:
+            raise MusegenError(f"{type(self).__name__}: {message}")
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _allowed_types(hint: Any) -> tuple[type, ...]:
+    """The plain types a field annotation allows (``int | None`` -> ``(int, NoneType)``)."""
+    if isinstance(hint, type):
+        return (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(a for a in typing.get_args(hint) if isinstance(a, type))
+    return ()
+
+
+def _isinstance(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # bool is an int subclass: only accept it where bool is asked
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, allowed)
+
+
+class LanguageModel(nn.Module):
+    """Interface of every musegen model (see :mod:`musegen.models` for the contract)."""
+
+    config: ModelConfig
+
+    @property
+    def model_name(self) -> str:
+        """Registry name used by ``save_model`` (``config.json``'s ``"model"``)."""
+        raise NotImplementedError
+
+    def forward(self, ids: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def init_cache(self, batch_size: int, max_len: int) -> Any:
+        raise NotImplementedError
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Trainable parameter count; tied weights count once."""
+        skip = {id(p) for p in self.embedding_parameters()} if exclude_embeddings else set()
+        return sum(p.numel() for p in self.parameters() if id(p) not in skip)
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Lookup tables (token / position embeddings) that do no matmul work."""
+        return []
+
+    def _check_ids(self, ids: torch.Tensor) -> None:
+        if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
+            raise MusegenError(
+                f"model input must be integer token ids of shape [batch, time], "
+                f"got {ids.dtype} {tuple(ids.shape)}"
+            )
+        if ids.shape[1] == 0:
+            raise MusegenError("model input has no tokens (time dimension is 0)")
