@@ -21,12 +21,10 @@ $(STAMP): pyproject.toml Makefile
 venv: $(STAMP)
 
 demo: $(STAMP)
-	@mkdir -p $(OUT)
-	$(BIN)/musegen convert corpus:bach/bwv66.6 $(OUT)/bwv66.6.mid
-	$(BIN)/musegen tokenize $(OUT)/bwv66.6.mid --tokenizer remi --out $(OUT)/bwv66.6.tokens.json
-	$(BIN)/musegen detokenize $(OUT)/bwv66.6.tokens.json --out $(OUT)/bwv66.6.roundtrip.mid
-	$(BIN)/musegen info $(OUT)/bwv66.6.mid $(OUT)/bwv66.6.roundtrip.mid
-	@echo "demo: files are in $(OUT)/"
+	$(BIN)/musegen models
+	$(BIN)/musegen generate --bars 8 --seed 2026 --top-p 0.9 --render wav,png --out $(OUT) --name chorale
+	$(BIN)/musegen info $(OUT)/chorale.mid
+	@echo "demo: listen to $(OUT)/chorale.wav, look at $(OUT)/chorale.png, open $(OUT)/chorale.mid"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
