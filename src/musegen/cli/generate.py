@@ -152,13 +152,12 @@ def run_models(args: argparse.Namespace) -> int:
         print("no models shipped with this installation")
     for m in models:
         star = " (default)" if m["default"] else ""
+        params = f"{m['parameters']:,} parameters, " if m["parameters"] else ""
         losses = (
-            f"valid {m['valid_loss']:.3f}, test {m['test_loss']:.3f}"
-            if m["valid_loss"] and m["test_loss"]
+            f", valid loss {m['valid_loss']:.3f}, test loss {m['test_loss']:.3f}"
+            if m["valid_loss"] is not None and m["test_loss"] is not None
             else ""
         )
         print(f"{m['name']}{star}: {m['description']}")
-        print(
-            f"    {m['model']} + {m['tokenizer']} tokens, {m['parameters']:,} parameters, {m['megabytes']} MB {losses}"
-        )
+        print(f"    {m['model']} + {m['tokenizer']} tokens, {params}{m['megabytes']} MB{losses}")
     return 0
