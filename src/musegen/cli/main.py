@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "musegen.cli.train",
     "musegen.cli.generate",
     "musegen.cli.evaluate",
+    "musegen.cli.compose",
 )
 EXIT_USAGE = 2
 
