@@ -110,7 +110,22 @@ def run_generate(args: argparse.Namespace) -> int:
         seed=seed,
     )
     t0 = time.perf_counter()
-    pieces = compose(model, tok, request, sampling, num=args.num, progress=True)
+    if _meta.get("model") == "coconet":  # an orderless grid model: Gibbs sampling from scratch
+        from musegen.errors import MusegenError
+        from musegen.sampling.gibbs import generate_chorales
+
+        if args.primer or args.seconds or args.tokens:
+            raise MusegenError("--model coconet writes chorales from scratch: use --bars and --num")
+        pieces = generate_chorales(
+            model,
+            bars=bars,
+            num=args.num,
+            seed=seed,
+            temperature=args.temperature,
+            qpm=args.tempo or 80.0,
+        )
+    else:
+        pieces = compose(model, tok, request, sampling, num=args.num, progress=True)
     elapsed = time.perf_counter() - t0
     out = Path(args.out)
     kinds = [k for k in args.render.split(",") if k.strip()]

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "musegen.cli.generate",
     "musegen.cli.evaluate",
     "musegen.cli.compose",
+    "musegen.cli.harmonize",
 )
 EXIT_USAGE = 2
 
