@@ -163,18 +163,22 @@ def test_enormous_delta_time_loads_fast_without_memory_blowup(tmp_path: Path) ->
     code = (
         "import resource, time, sys\n"
         "from musegen.io import load\n"
+        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = peak()\n"
         "t = time.perf_counter()\n"
         "s = load(sys.argv[1])\n"
         "assert s.end == 2**28 + 489, s.end\n"
         "assert s.n_bars > 100_000\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(time.perf_counter() - t, peak() - before)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    _seconds, max_rss_kb = out.stdout.split()  # the timeout above is the hang guard
-    assert int(max_rss_kb) < 600 * 1024  # the interpreter + numpy + symusic, no giant arrays
+    # the timeout above is the hang guard; the peak RSS grows by little: no giant arrays. (The
+    # growth, not the peak itself: Linux keeps a forked parent's high-water mark across exec.)
+    _seconds, growth_kb = out.stdout.split()
+    assert int(growth_kb) < 300 * 1024
 
 
 def test_times_overflowing_32_bits_are_refused() -> None:
