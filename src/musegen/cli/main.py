@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "musegen.cli.evaluate",
     "musegen.cli.compose",
     "musegen.cli.harmonize",
+    "musegen.cli.benchmark",
 )
 EXIT_USAGE = 2
 
