@@ -34,7 +34,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = False
-    threads: int = 0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
+    threads: int = (
+        0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
+    )
     amp: bool = True  # bf16 autocast on CUDA only; never on CPU (100x slower there)
     progress: bool = True
 
