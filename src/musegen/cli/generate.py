@@ -174,5 +174,6 @@ def run_models(args: argparse.Namespace) -> int:
             else ""
         )
         print(f"{m['name']}{star}: {m['description']}")
-        print(f"    {m['model']} + {m['tokenizer']} tokens, {params}{m['megabytes']} MB{losses}")
+        tokens = f" + {m['tokenizer']} tokens" if m["tokenizer"] else ""
+        print(f"    {m['model']}{tokens}, {params}{m['megabytes']} MB{losses}")
     return 0

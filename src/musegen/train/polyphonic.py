@@ -131,7 +131,7 @@ class RandomDraws:
 
 
 def selection_subset(rolls: list[np.ndarray], max_frames: int) -> list[np.ndarray]:
-    """Every k-th valid piece, k the smallest giving at most ``max_frames`` frames (k >= 1)."""
+    """Every k-th valid piece, k chosen for about ``max_frames`` frames in all (k >= 1)."""
     total = sum(len(r) for r in rolls)
     k = max(1, math.ceil(total / max(max_frames, 1)))
     return rolls[::k]
@@ -267,6 +267,11 @@ def train_and_evaluate(
             test = frame_nll(model, get_source(dataset).rolls()["test"])
             result.update(test_nll=test.nll_per_frame, test=test.to_dict())
             atomic_write_text(result_path, json.dumps(result, indent=2))
+            config_path = out / "model" / "config.json"
+            meta = json.loads(config_path.read_text())
+            atomic_write_text(
+                config_path, json.dumps({**meta, "test_nll": result["test_nll"]}, indent=2)
+            )
             log(f"{dataset}: test {test.nll_per_frame:.3f} nats/frame (scored once, now)")
         return result
     if retrain:
