@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from musegen.errors import InputError, MusegenError
+from musegen.utils import default_file_mode
 
 if TYPE_CHECKING:
     import torch
@@ -246,6 +247,7 @@ def _write_together(directory: Path, writers: dict[str, Callable[[str], object]]
             os.close(fd)
             temps[name] = tmp
             write(tmp)
+            os.chmod(tmp, default_file_mode())  # mkstemp (and safetensors) make 0600 files
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         for name, tmp in temps.items():
