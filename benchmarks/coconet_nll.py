@@ -35,17 +35,11 @@ Run: ``python benchmarks/coconet_nll.py`` (full test split), ``--max-pieces 10``
 look, ``--split valid`` to compare models.
 """
 
-# ruff: noqa: E402  (sys.path is fixed before the other imports, see below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 import argparse
 import itertools
+import sys
 import time
 
 import torch

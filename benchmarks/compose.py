@@ -20,21 +20,8 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from collections import Counter, defaultdict
-
-
-def _import_stdlib_tokenize() -> None:
-    """Load the stdlib ``tokenize`` before benchmarks/tokenize.py can shadow it."""
-    here = sys.path.pop(0)
-    try:
-        import tokenize  # noqa: F401
-    finally:
-        sys.path.insert(0, here)
-
-
-_import_stdlib_tokenize()
 
 
 def best(fn, repeats: int = 3) -> tuple[float, float, object]:  # type: ignore[no-untyped-def]

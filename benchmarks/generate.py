@@ -11,19 +11,11 @@ Prints one JSON line per (variant, batch): tokens/s = batch · new tokens / wall
 Needs ``transformers`` (``pip install -e '.[hf]'``). Run: ``python benchmarks/generate.py``.
 """
 
-# ruff: noqa: E402  (sys.path is fixed before the other imports, see below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# benchmarks/tokenize.py would shadow the standard library's tokenize (which torch's import
-# reaches through traceback/linecache): search this folder last, not first.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
 from functools import partial

@@ -15,16 +15,10 @@ Prints the table (markdown) and one JSON line per harmonizer, ``ours`` = Coconet
 Run: ``python benchmarks/harmonize_voice_leading.py`` (``--max-pieces N`` for a quick look).
 """
 
-# ruff: noqa: E402  (sys.path is fixed before the other imports, see below)
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
-
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from typing import Any

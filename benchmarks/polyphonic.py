@@ -14,18 +14,12 @@ Prints one JSON line per set: ``{"benchmark": "polyphonic.test_nll.jsb", "ours":
 better), then the Markdown table on stderr. Run: ``python benchmarks/polyphonic.py --budget 15``.
 """
 
-# ruff: noqa: E402  (sys.path is fixed before the other imports, see below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# benchmarks/tokenize.py would shadow the standard library's tokenize: search this folder last
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from musegen.metrics.frame_nll import DATASETS
 from musegen.train.polyphonic import (
@@ -37,7 +31,7 @@ from musegen.train.polyphonic import (
     train_and_evaluate,
 )
 
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

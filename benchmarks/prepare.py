@@ -8,7 +8,7 @@ Ours: ``prepare_dataset`` on a folder source (hashing, reading with symusic, REM
   hashed again, as in a new ``musegen data prepare`` run).
 
 Peer: for each file ``symusic.Score(path)`` then ``miditok.REMI(config).encode(score)`` with
-the config of ``benchmarks/tokenize.py`` (matched to our REMI defaults), in one process as
+the config of ``benchmarks/tokenizer_speed.py`` (matched to our REMI defaults), in one process as
 MidiTok users do, and in 2 processes (the same parallelism as ours) for a like-for-like
 figure. Files/s over the whole folder; best of three runs each.
 
@@ -17,43 +17,26 @@ figure. Files/s over the whole folder; best of three runs each.
 
 from __future__ import annotations
 
+import os
+import resource
+import shutil
 import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from importlib.metadata import version
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# benchmarks/tokenize.py has the name of a standard-library module that logging and traceback
-# import: load the real one before this folder goes on the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import tokenize  # noqa: E402, F401
-
-sys.path.insert(0, str(HERE))
-
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-
-from _corpus import CACHE, bach_midi_files, emit  # noqa: E402
+from _corpus import CACHE, bach_midi_files, emit
+from tokenizer_speed import miditok_config
 
 WORKERS = 2
 REPEATS = 3
 
 
-def _bench_tokenize_module():  # type: ignore[no-untyped-def]
-    """benchmarks/tokenize.py under another name (for its ``miditok_config``)."""
-    spec = importlib.util.spec_from_file_location("bench_tokenize", HERE / "tokenize.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def _peer_config():  # type: ignore[no-untyped-def]
-    """The MidiTok config of benchmarks/tokenize.py, matched to our REMI defaults."""
-    return _bench_tokenize_module().miditok_config()
+    """The MidiTok config of benchmarks/tokenizer_speed.py, matched to our REMI defaults."""
+    return miditok_config()
 
 
 _PEER: dict[str, object] = {}

@@ -25,24 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 
-def _import_stdlib_tokenize() -> None:
-    """Load the stdlib ``tokenize`` before benchmarks/tokenize.py can shadow it.
-
-    Running a script puts its folder first on sys.path, and numpy/inspect import ``tokenize``.
-    """
-    here = sys.path.pop(0)
-    try:
-        import tokenize  # noqa: F401
-    finally:
-        sys.path.insert(0, here)
-
-
-_import_stdlib_tokenize()
-
-import numpy as np  # noqa: E402
-
-from _corpus import best_time, emit  # noqa: E402
+from _corpus import best_time, emit
 
 TARGET = 50.0  # x realtime, the issue's goal
 

@@ -21,26 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 
-def _import_stdlib_tokenize() -> None:
-    """Load the stdlib ``tokenize`` before benchmarks/tokenize.py can shadow it (running a
-    script puts its folder first on sys.path, and numpy/inspect import ``tokenize``)."""
-    here = sys.path.pop(0)
-    try:
-        import tokenize  # noqa: F401
-    finally:
-        sys.path.insert(0, here)
-
-
-_import_stdlib_tokenize()
-
-import numpy as np  # noqa: E402
-
-from _corpus import bach_midi_files, best_time, emit  # noqa: E402
+from _corpus import bach_midi_files, best_time, emit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_stats import features as reference_features  # noqa: E402
-from reference_stats import histograms as reference_histograms  # noqa: E402
+from reference_stats import features as reference_features
+from reference_stats import histograms as reference_histograms
 
 N_PIECES = 400
 

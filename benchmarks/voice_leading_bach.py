@@ -17,19 +17,6 @@ import sys
 import time
 
 
-def _import_stdlib_tokenize() -> None:
-    """Load the stdlib ``tokenize`` before benchmarks/tokenize.py can shadow it (running a
-    script puts its folder first on sys.path, and numpy/inspect import ``tokenize``)."""
-    here = sys.path.pop(0)
-    try:
-        import tokenize  # noqa: F401
-    finally:
-        sys.path.insert(0, here)
-
-
-_import_stdlib_tokenize()
-
-
 def line(benchmark: str, value: float, unit: str, **extra: object) -> None:
     row = {"benchmark": benchmark, "ours": round(value, 3), "peer": None, "ratio": None}
     row |= {"unit": unit, **extra}

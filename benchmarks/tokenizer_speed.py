@@ -6,31 +6,14 @@ timed. Configurations are matched: 12 positions per quarter, durations up to 8 q
 32 velocity bins, program tokens in one stream, tempo and time-signature tokens (REMI).
 Notes/s counts the notes of the input files. Best of three runs each.
 
-    .venv/bin/python benchmarks/tokenize.py      # needs: pip install -e ".[bench]"
+    .venv/bin/python benchmarks/tokenizer_speed.py      # needs: pip install -e ".[bench]"
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-# This file's name shadows the standard library's ``tokenize`` module, which numpy and
-# inspect import: take the benchmarks folder off the import path and load _corpus by hand.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.modules.pop("tokenize", None)
-
-
-def _load_corpus_helpers():  # type: ignore[no-untyped-def]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_corpus", _HERE / "_corpus.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.bach_midi_files, module.best_time, module.emit
-
-
-bach_midi_files, best_time, emit = _load_corpus_helpers()
+from _corpus import bach_midi_files, best_time, emit
 
 
 def miditok_config():  # type: ignore[no-untyped-def]
@@ -52,7 +35,10 @@ def main() -> int:
         import miditok
         import symusic
     except ImportError:
-        print("benchmarks/tokenize.py needs MidiTok: pip install -e '.[bench]'", file=sys.stderr)
+        print(
+            "benchmarks/tokenizer_speed.py needs MidiTok: pip install -e '.[bench]'",
+            file=sys.stderr,
+        )
         return 2
     from musegen.io import load
     from musegen.tokenizers import get_tokenizer
