@@ -64,38 +64,13 @@ def test_train_resume_generate(
     dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(dataset),
-                "--config",
-                str(run_file(tmp_path, 4)),
-                "--out",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    first = ["train", "--data", str(dataset), "--config", str(run_file(tmp_path, 4))]
+    assert main([*first, "--out", str(run)]) == 0
     assert "trained 4 steps" in capsys.readouterr().out
     used = json.loads((run / "run.json").read_text())
     assert used["train"]["seed"] == 0 and used["model_config"]["d_model"] == 32
     # a second run into the same folder must be asked to resume
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(dataset),
-                "--config",
-                str(run_file(tmp_path, 4)),
-                "--out",
-                str(run),
-            ]
-        )
-        == 2
-    )
+    assert main([*first, "--out", str(run)]) == 2
     assert "--resume" in capsys.readouterr().err
     cmd = [
         "train",
