@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import symusic
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from musegen.errors import InputError
-from musegen.io._common import resolve_overlaps, without_overlaps
-from musegen.io.midi import midi_bytes, read_midi, write_midi
+from musegen.io._common import resolve_overlaps, voice_from_name, without_overlaps
+from musegen.io.midi import midi_bytes, read_midi, read_midi_many, write_midi
 from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
 from strategies import assert_same_notes, scores
 
@@ -290,3 +292,139 @@ def test_write_into_unwritable_place(tmp_path: Path) -> None:
         write_midi(Score(), blocker / "sub" / "x.mid")
     with pytest.raises(InputError, match="cannot write"):
         write_midi(Score(), tmp_path)  # a folder where the file should go
+
+
+# --------------------------------------------------------------------------- the fast reader
+def _reference_from_symusic(sm: symusic.Score) -> Score:
+    """The plain per-track conversion the reader once was: the fast one must give the same."""
+    tracks = []
+    for track_ in sm.tracks:
+        cols = track_.notes.numpy()
+        if len(cols["time"]):
+            notes = make_notes(cols["time"], cols["duration"], cols["pitch"], cols["velocity"])
+            name = track_.name
+            program = int(track_.program) if 0 <= track_.program <= 127 else 0
+            tracks.append(Track(notes, program, bool(track_.is_drum), name, voice_from_name(name)))
+    t, s, k = sm.tempos.numpy(), sm.time_signatures.numpy(), sm.key_signatures.numpy()
+    return Score(
+        tpq=int(sm.tpq),
+        tracks=tracks,
+        tempos=[
+            Tempo(int(a), round(60_000_000 / int(b), 2))
+            for a, b in zip(t["time"], t["mspq"], strict=True)
+            if b > 0
+        ],
+        time_signatures=[
+            TimeSignature(int(a), int(b), int(c))
+            for a, b, c in zip(s["time"], s["numerator"], s["denominator"], strict=True)
+            if b > 0 and c > 0
+        ],
+        key_signatures=[
+            KeySignature(int(a), int(b), bool(c))
+            for a, b, c in zip(k["time"], k["key"], k["tonality"], strict=True)
+            if -7 <= b <= 7 and c in (0, 1)
+        ],
+    )
+
+
+def assert_identical(a: Score, b: Score) -> None:
+    assert (a.tpq, a.tempos, a.time_signatures, a.key_signatures) == (
+        b.tpq,
+        b.tempos,
+        b.time_signatures,
+        b.key_signatures,
+    )
+    assert len(a.tracks) == len(b.tracks)
+    for x, y in zip(a.tracks, b.tracks, strict=True):
+        assert (x.program, x.is_drum, x.name, x.voice) == (y.program, y.is_drum, y.name, y.voice)
+        assert x.notes.dtype == y.notes.dtype
+        assert np.array_equal(x.notes, y.notes)
+
+
+@settings(max_examples=80, deadline=None)
+@given(scores(max_notes=30, max_tracks=4))
+def test_reader_gives_what_the_plain_per_track_conversion_gives(score: Score) -> None:
+    data = midi_bytes(score)
+    assert_identical(read_midi(data), _reference_from_symusic(symusic.Score.from_midi(data)))
+
+
+def test_reader_sorts_chords_and_long_notes_like_the_plain_conversion() -> None:
+    """Notes out of canonical order (a chord written top down, equal onsets with several
+    durations), several tracks, and music so long that the one-key sort falls back to lexsort."""
+    chord = note(72, 240) + note(64, 960) + note(60, 480) + note(60, 240) + note(67, 480, vel=90)
+    for data in (
+        midi(track(chord), track(note(48, 100) + note(36, 100, delta=5)), track(chord)),
+        midi(track(note(60, 2**27) + note(59, 2**27 - 1, delta=1) + chord)),
+        midi(*(track(note(40 + i, 30 * i + 1)) for i in range(20))),
+        _ODD_FILES[-1],
+    ):
+        sm = symusic.Score.from_midi(data)
+        assert_identical(read_midi(data), _reference_from_symusic(sm))
+
+
+def _read_one(data: bytes, label: str) -> Score | InputError:
+    try:
+        score = read_midi(data)
+    except InputError as e:
+        return InputError(label, e.reason)
+    return score
+
+
+_PAST_THE_END = midi(  # a note starting at 2**31 - 100 ticks and lasting 480: ends past 2**31
+    track(
+        b"".join(vlq(2**28 - 1) + b"\xff\x01\x00" for _ in range(7))
+        + vlq(2**31 - 100 - 7 * (2**28 - 1))
+        + b"\xff\x01\x00"
+        + note(60, 480)
+    )
+)
+_ODD_FILES = [
+    b"",
+    b"MThd",
+    ONE_NOTE[:-6],
+    midi(track(note()), division=0),
+    midi(track(note(60) + b"".join(vlq(2**28 - 1) + b"\xff\x01\x00" for _ in range(9)) + note(62))),
+    _PAST_THE_END,
+    midi(track(vlq(0) + b"\xff\x51\x03\x07\xa1\x20")),  # a tempo and no notes
+    header(0),
+    ONE_NOTE,
+    midi(  # more map events than the reader takes one by one
+        track(
+            b"".join(
+                vlq(10) + b"\xff\x51\x03" + (400000 + 9000 * i).to_bytes(3, "big")
+                for i in range(12)
+            )
+            + b"".join(vlq(5) + b"\xff\x58\x04" + bytes([2 + i % 5, 2, 24, 8]) for i in range(10))
+            + note()
+        )
+    ),
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(scores(max_notes=20, max_tracks=3), st.integers(0, len(_ODD_FILES) - 1)),
+        max_size=8,
+    )
+)
+def test_read_midi_many_gives_what_read_midi_gives_each(items: list[Score | int]) -> None:
+    files = [
+        (_ODD_FILES[x] if isinstance(x, int) else midi_bytes(x), f"file{i}")
+        for i, x in enumerate(items)
+    ]
+    got = read_midi_many(files)
+    assert len(got) == len(files)
+    for (data, label), result in zip(files, got, strict=True):
+        expected = _read_one(data, label)
+        if isinstance(expected, InputError):
+            assert isinstance(result, InputError)
+            assert (result.source, result.reason) == (expected.source, expected.reason)
+        else:
+            assert isinstance(result, Score)
+            assert_identical(result, expected)
+
+
+def test_read_midi_refuses_music_past_tick_2_31() -> None:
+    with pytest.raises(InputError, match="past 2"):
+        read_midi(_PAST_THE_END)

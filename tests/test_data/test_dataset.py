@@ -19,6 +19,7 @@ from musegen.data.training import IGNORE_INDEX, RollDataset, WindowDataset, coll
 from musegen.errors import InputError, MusegenError
 from musegen.score import Score, Track, make_notes
 from musegen.tokenizers import get_tokenizer
+from musegen.tokenizers.remi import RemiTokenizer
 from musegen.utils import sha256_bytes
 
 
@@ -150,6 +151,32 @@ def test_unexpected_errors_are_listed_and_tried_again(tmp_path: Path, remi) -> N
     log.unlink()
     prepare_dataset(src, remi, tmp_path / "ds", workers=1, progress=False)
     assert loads(log) == ["p2"]  # bad input is cached, a crash is not
+
+
+class PickyRemi(RemiTokenizer):
+    """REMI that refuses scores with drums, and so any batch holding one."""
+
+    def encode_many(self, scores, bos=True, eos=True):  # type: ignore[no-untyped-def]
+        scores = list(scores)
+        if any(t.is_drum for s in scores for t in s.tracks):
+            raise MusegenError("no drums here")
+        return super().encode_many(scores, bos, eos)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_that_fails_is_encoded_piece_by_piece(tmp_path: Path, workers: int) -> None:
+    src = TinySource(n=6)  # p1 has drums: the batch fails, then only p1 does
+    manifest = prepare_dataset(src, PickyRemi(), tmp_path / "ds", workers, progress=False)
+    assert {f.id: f.reason for f in manifest.failures} == {
+        "p1": "no drums here",
+        "p4": "tiny:p4: not a score",
+    }
+    ds = load_prepared(tmp_path / "ds")
+    remi = RemiTokenizer()
+    for name in ds.split_names:
+        split = ds.split(name)
+        for i, entry in enumerate(split.entries):
+            np.testing.assert_array_equal(split.piece(i), remi.encode(src.scores[entry.id]))
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -313,6 +314,44 @@ def test_folder_loads_good_files_and_refuses_bad_ones(music_folder: Path) -> Non
     for bad in ("garbage.mid", "empty.mid"):
         with pytest.raises(InputError, match=bad.replace(".", r"\.")):
             source.load(pieces[bad])
+
+
+def _same_score(a: Score, b: Score) -> bool:
+    return (
+        (a.tpq, a.tempos, a.time_signatures, a.key_signatures)
+        == (b.tpq, b.tempos, b.time_signatures, b.key_signatures)
+        and [(t.program, t.is_drum, t.name, t.voice) for t in a.tracks]
+        == [(t.program, t.is_drum, t.name, t.voice) for t in b.tracks]
+        and all(np.array_equal(x.notes, y.notes) for x, y in zip(a.tracks, b.tracks, strict=True))
+    )
+
+
+def test_folder_load_many_gives_what_reading_each_file_gives(music_folder: Path) -> None:
+    for i in range(6):  # more MIDI files, so that several are read together
+        (music_folder / f"more{i}.mid").write_bytes(tiny_midi(50 + i, 240 * (i + 1)))
+    (music_folder / "cut.mid").write_bytes(tiny_midi(62)[:-5])
+    source = get_source("folder", root=music_folder)
+    pieces = source.pieces()
+    assert "a.mid" in source._data  # the bytes hashed are kept for load...
+    files = pickle.loads(pickle.dumps(source))  # ...but not sent to another process
+    assert not files._data
+    loaded = source.load_many(pieces)
+    assert len(loaded) == len(pieces)
+    for piece, got in zip(pieces, loaded, strict=True):
+        try:
+            expected = files.load(piece)
+        except InputError as e:
+            assert isinstance(got, InputError) and str(got) == str(e)
+            continue
+        assert isinstance(got, Score) and _same_score(got, expected)
+        assert _same_score(source.load(piece), expected)
+
+
+def test_folder_loads_the_content_it_hashed(music_folder: Path) -> None:
+    source = get_source("folder", root=music_folder)
+    piece = next(p for p in source.pieces() if p.id == "a.mid")
+    (music_folder / "a.mid").write_bytes(tiny_midi(72))  # changed after the listing
+    assert source.load(piece).tracks[0].notes["pitch"][0] == 60  # what piece.sha256 names
 
 
 # --------------------------------------------------------------------------- lakh / maestro

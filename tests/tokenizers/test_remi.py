@@ -10,9 +10,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musegen.errors import MusegenError
-from musegen.score import Note, Score, Tempo, TimeSignature, Track
+from musegen.score import NOTE_DTYPE, Note, Score, Tempo, TimeSignature, Track
 from musegen.tokenizers import BOS, EOS, PAD, get_tokenizer, tokenizer_from_dict
-from musegen.tokenizers.remi import RemiConfig, RemiTokenizer
+from musegen.tokenizers.remi import (
+    DRUMS,
+    K_BAR,
+    K_DUR,
+    K_PITCH,
+    K_POS,
+    K_PROG,
+    K_TEMPO,
+    K_TS,
+    K_VEL,
+    RemiConfig,
+    RemiTokenizer,
+    _Canonical,
+)
 from strategies import assert_same_notes, scores
 
 TOK = RemiTokenizer()
@@ -291,3 +304,259 @@ def test_chorale_with_a_program_per_voice(chorale: Score) -> None:
     assert [t.program for t in back.tracks] == [52, 53, 54, 55]
     assert back.n_notes == s.n_notes  # on the grid and apart: nothing lost
     assert len(ids) < 5 * s.n_notes  # four voices: mostly a PROGRAM per note
+
+
+# ------------------------------------------------------------------------- the encoder of before
+# The REMI encoder as it was before it learnt to encode many pieces in one pass, kept verbatim
+# (one piece at a time) as the reference the batched encoder must match id for id.
+def _ref_last_of_runs(a: np.ndarray) -> np.ndarray:
+    """True where an element differs from the next one (and at the end)."""
+    out = np.ones(len(a), bool)
+    np.not_equal(a[1:], a[:-1], out=out[:-1])
+    return out
+
+
+def _ref_first_of_runs(a: np.ndarray) -> np.ndarray:
+    """True where an element differs from the previous one (and at the start)."""
+    out = np.ones(len(a), bool)
+    np.not_equal(a[1:], a[:-1], out=out[1:])
+    return out
+
+
+def _ref_sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` for a 1-d int array, without its overhead."""
+    a = np.sort(a, kind="stable")  # timsort: linear on a few sorted runs (one per track)
+    return a[_ref_last_of_runs(a)]
+
+
+def _ref_column(tracks: list[Track], name: str) -> np.ndarray:
+    """One note field of all tracks as an int64 array."""
+    if len(tracks) == 1:
+        return tracks[0].notes[name].astype(np.int64)
+    return np.concatenate([t.notes[name] for t in tracks]).astype(np.int64, copy=False)
+
+
+class ReferenceRemi(RemiTokenizer):
+    """RemiTokenizer with the one-piece-at-a-time encoder of before."""
+
+    def _to_steps(self, ticks: np.ndarray | list[int] | int, tpq: int) -> np.ndarray:
+        """Ticks at ``tpq`` to the nearest grid step (ties go later), in exact integers."""
+        ticks = np.asarray(ticks, np.int64)
+        ppq = self.config.positions_per_quarter
+        step, rest = divmod(tpq, ppq)
+        if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
+            return (ticks + step // 2) // step
+        return (ticks * (2 * ppq) + tpq) // (2 * tpq)
+
+    def _canonical(self, score: Score) -> _Canonical:
+        """The score on the grid, in steps, with maps cleaned as the module docstring says."""
+        onset, duration, pitch, velocity, program = self._notes(score)
+        end = int((onset + duration).max()) if len(onset) else 0
+        ts_steps, ts_index = self._time_signatures(score, end)
+        tempo_steps, tempo_index = self._tempo_map(score, self._region_end(ts_steps, ts_index, end))
+        return _Canonical(
+            onset, duration, pitch, velocity, program, ts_steps, ts_index, tempo_steps, tempo_index
+        )
+
+    def _notes(self, score: Score) -> tuple[np.ndarray, ...]:
+        """All notes quantized, binned, deduplicated and sorted by (onset, program, pitch, ...)."""
+        tracks = [t for t in score.tracks if len(t.notes)]
+        if not tracks:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty, empty, empty
+        start, length, pitch, velocity = (_ref_column(tracks, name) for name in NOTE_DTYPE.names)
+        keys = [(DRUMS if t.is_drum else t.program) if self.config.programs else 0 for t in tracks]
+        program = np.repeat(np.array(keys, np.int64), [len(t.notes) for t in tracks])
+        onset = self._to_steps(start, score.tpq)
+        duration = self._to_steps(start + length, score.tpq) - onset
+        duration = np.minimum(np.maximum(duration, 1), self.max_steps)
+        pitch = pitch - self.pitch_lo  # int64 from _column
+        velocity = self._velocity_bin[np.clip(velocity, 0, 127)]
+
+        # one int64 key per note sorts and deduplicates everything at once
+        n_pitch, n_dur, n_vel = self.n_pitch, self.max_steps, len(self.velocities)
+        key = ((onset * 129 + program) * n_pitch + pitch) * n_dur + duration - 1
+        key = key * n_vel + velocity
+        keep = (pitch >= 0) & (pitch < n_pitch) & (onset >= 0)
+        key = _ref_sorted_unique(key if keep.all() else key[keep])
+        key, velocity = np.divmod(key, n_vel)
+        key, duration = np.divmod(key, n_dur)
+        key, pitch = np.divmod(key, n_pitch)
+        onset, program = np.divmod(key, 129)
+        return onset, duration + 1, pitch + self.pitch_lo, velocity, program
+
+    def _time_signatures(self, score: Score, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Meter changes moved to bar lines, redundant ones and those after ``end`` dropped."""
+        sigs = [
+            (
+                int(self._to_steps(ts.time, score.tpq)),
+                self._signature_index(ts.numerator, ts.denominator),
+            )
+            for ts in score.time_signatures
+        ]
+        if not sigs or sigs[0][0] > 0:
+            sigs.insert(0, (0, self._signature_index(4, 4)))
+        steps, index = [0], [sigs[0][1]]
+        for t, sig in sigs[1:]:
+            start, length = steps[-1], int(self.bar_steps[index[-1]])
+            at = start + max(0, -(-(t - start) // length)) * length  # first bar line at or after t
+            if at == start:
+                index[-1] = sig  # a later change at the same bar line wins
+            else:
+                steps.append(at)
+                index.append(sig)
+            if len(index) > 1 and index[-1] == index[-2]:
+                steps.pop()
+                index.pop()
+        limit = max(end, 1)
+        n = sum(1 for s in steps if s < limit)
+        return np.array(steps[:n], np.int64), np.array(index[:n], np.int64)
+
+    def _bar_starts(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> np.ndarray:
+        """Bar-line steps of every bar starting before ``end`` (at least one bar)."""
+        limits = [*ts_steps[1:].tolist(), max(end, int(ts_steps[-1]) + 1)]
+        parts = [
+            np.arange(s, e, self.bar_steps[i], dtype=np.int64)
+            for s, e, i in zip(ts_steps.tolist(), limits, ts_index.tolist(), strict=True)
+        ]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _region_end(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> int:
+        """End of the last bar that starts before ``end`` (the span the tokens cover)."""
+        start, length = int(ts_steps[-1]), int(self.bar_steps[ts_index[-1]])
+        return start + -(-(max(end, 1) - start) // length) * length
+
+    def _tempo_map(self, score: Score, region_end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Binned tempo changes on the grid: first at 0, no repeats, none after the bars."""
+        if not self.config.tempo_bins:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        tempos = [t for t in score.tempos if t.qpm > 0] or [Tempo(0, 120.0)]
+        index = np.searchsorted(self._tempo_mid, np.log([t.qpm for t in tempos]))
+        if len(tempos) == 1:
+            return np.zeros(1, np.int64), index
+        steps = np.maximum(self._to_steps([t.time for t in tempos], score.tpq), 0)
+        steps[0] = 0
+        last = _ref_last_of_runs(steps)  # the later of two changes at one step wins
+        steps, index = steps[last], index[last]
+        change = _ref_first_of_runs(index) & (steps < region_end)
+        return steps[change], index[change]
+
+    def encode(self, score: Score, bos: bool = True, eos: bool = True) -> np.ndarray:
+        """Token ids of ``prepare(score)``, optionally wrapped in BOS/EOS (vectorised)."""
+        c = self._canonical(score)
+        bars = self._bar_starts(c.ts_steps, c.ts_index, c.end)
+        off = self.off
+        n_notes = len(c.onset)
+
+        # units: bar headers, position headers, notes; each unit emits 1..4 tokens
+        bar_has_ts = np.zeros(len(bars), bool)
+        bar_has_ts[np.searchsorted(bars, c.ts_steps)] = True
+        first = _ref_first_of_runs(c.onset)
+        positions = _ref_sorted_unique(np.concatenate([c.onset[first], c.tempo_steps]))
+        pos_tempo = np.full(len(positions), -1, np.int64)
+        pos_tempo[np.searchsorted(positions, c.tempo_steps)] = c.tempo_index
+        if self.config.programs:
+            new_prog = first | _ref_first_of_runs(c.program)
+        else:
+            new_prog = np.zeros(n_notes, bool)
+        has_vel = int(bool(self.config.velocity_bins))
+
+        # merge the three time-sorted unit lists (stable sort of sorted runs: a linear merge)
+        when = np.concatenate([bars * 3, positions * 3 + 1, c.onset * 3 + 2])
+        sizes = np.concatenate([1 + bar_has_ts, 1 + (pos_tempo >= 0), 2 + has_vel + new_prog])
+        order = np.argsort(when, kind="stable")
+        starts = np.empty(len(order), np.int64)
+        starts[order] = np.cumsum(sizes[order]) - sizes[order]
+        head = int(bos)
+        starts += head
+        n_tok = int(sizes.sum())
+        out = np.empty(n_tok + head + int(eos), np.int64)
+        if bos:
+            out[0] = BOS
+        if eos:
+            out[-1] = EOS
+
+        nb, npos = len(bars), len(positions)
+        s_bar, s_pos, s_note = starts[:nb], starts[nb : nb + npos], starts[nb + npos :]
+        out[s_bar] = off[K_BAR]
+        out[s_bar[bar_has_ts] + 1] = off[K_TS] + c.ts_index
+        bar_of_pos = np.searchsorted(bars, positions, side="right") - 1
+        out[s_pos] = off[K_POS] + positions - bars[bar_of_pos]
+        if len(c.tempo_steps):
+            out[s_pos[pos_tempo >= 0] + 1] = off[K_TEMPO] + c.tempo_index
+        if self.config.programs:
+            out[s_note[new_prog]] = off[K_PROG] + c.program[new_prog]
+        s_note = s_note + new_prog
+        out[s_note] = off[K_PITCH] + c.pitch - self.pitch_lo
+        if has_vel:
+            out[s_note + 1] = off[K_VEL] + c.velocity
+        out[s_note + 1 + has_vel] = off[K_DUR] + c.duration - 1
+        return out
+
+
+# ------------------------------------------------------------------------- many pieces at once
+REFERENCES = [
+    ReferenceRemi(tok.config)
+    for tok in VARIANTS  # the one-piece encoder of before
+]
+
+
+@st.composite
+def odd_scores(draw: st.DrawFn) -> Score:
+    """Random scores plus what a file may hold: notes before 0 or out of the pitch range,
+    several tempos or meters at one tick, unsupported meters, odd resolutions."""
+    tpq = draw(st.sampled_from([480, 96, 384, 25, 1000]))
+    score = draw(scores(tpq=tpq, grid=draw(st.sampled_from([1, 7, tpq // 4])), max_tracks=3))
+    if draw(st.booleans()) and score.tracks and len(score.tracks[0].notes):
+        notes = score.tracks[0].notes.copy()
+        notes["start"][0] = -draw(st.integers(1, 3 * tpq))
+        notes["pitch"][-1] = draw(st.sampled_from([-3, 128, 300]))
+        score.tracks[0] = score.tracks[0].copy(notes)
+    ticks = st.integers(0, 12 * tpq)
+    if draw(st.booleans()):
+        score.tempos = sorted(
+            [Tempo(draw(ticks), draw(st.sampled_from([0.0, 30.0, 97.0, 97.4, 300.0])))
+             for _ in range(draw(st.integers(0, 4)))],
+            key=lambda t: t.time,
+        )  # fmt: skip
+    if draw(st.booleans()):
+        sigs = st.sampled_from([(4, 4), (3, 4), (5, 16), (7, 8), (0, 4), (13, 4)])
+        score.time_signatures = sorted(
+            [TimeSignature(draw(ticks), *draw(sigs)) for _ in range(draw(st.integers(0, 3)))],
+            key=lambda t: t.time,
+        )
+    return score
+
+
+@given(st.lists(odd_scores(), max_size=6), st.integers(0, len(VARIANTS) - 1), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_encode_many_gives_the_ids_of_the_one_piece_encoder(
+    batch: list[Score], variant: int, framed: bool
+) -> None:
+    tok, ref = VARIANTS[variant], REFERENCES[variant]
+    expected = [ref.encode(s, bos=framed, eos=framed) for s in batch]
+    got = tok.encode_many(batch, bos=framed, eos=framed)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    for s, b in zip(batch, expected, strict=True):
+        assert np.array_equal(tok.encode(s, bos=framed, eos=framed), b)
+
+
+def test_encode_many_falls_back_to_one_piece_at_a_time_for_huge_spans() -> None:
+    """Keys of many long pieces would overflow 63 bits together: encoded one by one."""
+    far = one_track(Note(60, 0, 480), Note(62, 2**31 - 2000, 480))
+    batch = [far, one_track(Note(64, 0, 480)), far]
+    ids = TOK.encode_many(batch)
+    assert [len(x) for x in ids] == [len(TOK.encode(s)) for s in batch]
+    for a, s in zip(ids, batch, strict=True):
+        assert np.array_equal(a, REFERENCES[0].encode(s))
+
+
+def test_chorales_encode_as_one_batch_like_one_by_one(chorale: Score) -> None:
+    s = chorale.copy()
+    for k, t in enumerate(s.tracks):
+        t.program = 52 + k
+    batch = [chorale, s, Score(), chorale.slice_bars(2, 5), s]
+    for a, b in zip(TOK.encode_many(batch), batch, strict=True):
+        assert np.array_equal(a, REFERENCES[0].encode(b))

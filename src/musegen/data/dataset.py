@@ -11,7 +11,8 @@
                            split, offset, length, notes) and each failure with its reason,
                            counts per split, musegen version, seed, creation time
 
-Encoding runs in worker processes, a chunk of pieces per task. Each finished chunk is kept in
+Encoding runs in worker processes, a chunk of pieces per task, loaded and encoded together
+(``Source.load_many``, ``Tokenizer.encode_many``). Each finished chunk is kept in
 ``DIR/cache/<config key>/<chunk>.npz`` (plain arrays, no pickles), keyed by each piece's
 sha256 under a key of the tokenizer config, source name and musegen version. A re-run encodes
 only pieces whose content or config changed, and an interrupted run resumes from the chunks
@@ -37,7 +38,13 @@ import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -50,7 +57,6 @@ from musegen.errors import MusegenError
 from musegen.score import Score
 from musegen.tokenizers.base import BOS, EOS, Tokenizer
 from musegen.utils import (
-    atomic_write_bytes,
     atomic_write_text,
     default_file_mode,
     sha256_bytes,
@@ -62,6 +68,7 @@ CACHE_FORMAT = 1  # bump when cached chunks stop being valid
 MANIFEST = "manifest.json"
 CACHE_DIR = "cache"
 MAX_CHUNK = 64
+BATCH_NOTES = 50_000  # a worker encodes loaded pieces together up to this many notes
 _DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)  # reading a chunk
 
 
@@ -405,8 +412,8 @@ def _init_worker(source: Source, tokenizer: Tokenizer, dtype: str, folder: str) 
 def _encode_chunk(chunk: list[tuple[str, Piece]]) -> ChunkResult:
     """Worker task: load and encode pieces, save the cacheable outcomes as one NPZ."""
     keys, arrays, notes, errors, transient = [], [], [], [], {}
-    for key, piece in chunk:
-        ids, n_notes, error, unexpected = _encode_piece(piece)
+    outcomes = _encode_pieces([piece for _key, piece in chunk])
+    for (key, _piece), (ids, n_notes, error, unexpected) in zip(chunk, outcomes, strict=True):
         if unexpected:
             transient[key] = unexpected
             continue
@@ -428,22 +435,67 @@ def _encode_chunk(chunk: list[tuple[str, Piece]]) -> ChunkResult:
     return ChunkResult(path, keys, lengths, notes, errors, transient, arrays_out["tokens"])
 
 
-def _encode_piece(piece: Piece) -> tuple[np.ndarray | None, int, str, str]:
-    """(ids, notes, error, unexpected error) for one piece.
+_Outcome = tuple[np.ndarray | None, int, str, str]  # ids, notes, error, unexpected error
+
+
+def _encode_pieces(pieces: list[Piece]) -> list[_Outcome]:
+    """(ids, notes, error, unexpected error) for each piece.
 
     A :class:`MusegenError` (bad input) is cached like a result; any other exception (hostile
     input can break a parser in any way, or a bug may be fixed) is reported but tried again
-    on the next run.
+    on the next run. Pieces are loaded together (``Source.load_many``) and encoded together,
+    up to :data:`BATCH_NOTES` notes at a time (``Tokenizer.encode_many``): many small pieces
+    cost little more than a few large ones.
     """
-    source, tok = _WORKER["source"], _WORKER["tokenizer"]
+    source: Source = _WORKER["source"]
     try:
-        score = source.load(piece)
-        ids = frame_ids(tok.check_ids(tok.encode(score)))
+        loaded = source.load_many(pieces)
+    except Exception:  # something broke the batch: one by one, so each piece gets its outcome
+        loaded = Source.load_many(source, pieces)
+    out: list[_Outcome | None] = [None] * len(pieces)
+    batch: list[tuple[int, Score, int]] = []
+    n_notes = 0
+    for i, score in enumerate(loaded):
+        if isinstance(score, MusegenError):
+            out[i] = (None, 0, str(score) or type(score).__name__, "")
+            continue
+        if isinstance(score, Exception):
+            out[i] = (None, 0, "", f"{type(score).__name__}: {score}")
+            continue
+        n = score.n_notes
+        batch.append((i, score, n))
+        n_notes += n
+        if n_notes >= BATCH_NOTES:
+            _encode_batch(batch, out)
+            batch, n_notes = [], 0
+    _encode_batch(batch, out)
+    return out  # type: ignore[return-value]
+
+
+def _encode_batch(batch: list[tuple[int, Score, int]], out: list[_Outcome | None]) -> None:
+    """Encode loaded scores into ``out`` (by index); one by one if the batch call fails, so
+    each piece gets its own outcome."""
+    if not batch:
+        return
+    tok = _WORKER["tokenizer"]
+    try:
+        encoded = tok.encode_many([score for _i, score, _n in batch])
+    except Exception:
+        encoded = None
+    for k, (i, score, n_notes) in enumerate(batch):
+        out[i] = _encode_score(score, n_notes, None if encoded is None else encoded[k])
+
+
+def _encode_score(score: Score, n_notes: int, ids: np.ndarray | None = None) -> _Outcome:
+    """The outcome of encoding one loaded score (``ids``: its ids, if already encoded)."""
+    tok = _WORKER["tokenizer"]
+    try:
+        framed = frame_ids(tok.check_ids(tok.encode(score) if ids is None else ids))
     except MusegenError as e:
         return None, 0, str(e) or type(e).__name__, ""
     except Exception as e:
         return None, 0, "", f"{type(e).__name__}: {e}"
-    return ids, int(score.n_notes), "", ""
+    return framed, n_notes, "", ""
 
 
 def _concat(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -523,8 +575,11 @@ def _run_chunks(
             _WORKER.clear()
             _WORKER.update(saved)
         return
+    context = _pool_context()
+    if context.get_start_method() == "fork":
+        init_args[0].preload()  # imported once here, inherited by every worker
     pool = ProcessPoolExecutor(
-        min(workers, len(chunks)), _pool_context(), initializer=_init_worker, initargs=init_args
+        min(workers, len(chunks)), context, initializer=_init_worker, initargs=init_args
     )
     try:
         pending: set[Future[ChunkResult]] = {pool.submit(_encode_chunk, c) for c in chunks}
@@ -687,7 +742,8 @@ def _write_outputs(out: Path, manifest: Manifest, cache: ChunkCache) -> None:
 
     The old manifest goes first and the new one comes last, so a run stopped half-way
     leaves no manifest (and the next run starts again from the cache), never a manifest
-    describing other files.
+    describing other files. The split files are flushed to disk together (in threads), then
+    renamed; then the manifest is written.
     """
     out.mkdir(parents=True, exist_ok=True)
     _remove_temporaries(out)
@@ -698,29 +754,36 @@ def _write_outputs(out: Path, manifest: Manifest, cache: ChunkCache) -> None:
     files = {}
     try:
         for s in manifest.splits:
-            fd, tmp = tempfile.mkstemp(prefix=f".{s}.bin.", suffix=".tmp", dir=out)
-            files[s] = os.fdopen(fd, "wb")
-            temps[Path(tmp)] = out / f"{s}.bin"
+            for name in (f"{s}.bin", f"{s}.idx.npy"):
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+                files[name] = os.fdopen(fd, "wb")
+                temps[Path(tmp)] = out / name
         dtype = np.dtype(manifest.dtype)
         for e in manifest.pieces:  # source order: chunk files are read about once each
-            files[e.split].write(np.ascontiguousarray(cache.tokens(e.sha256), dtype).tobytes())
-        for f in files.values():
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
+            tokens = cache.tokens(e.sha256)
+            files[f"{e.split}.bin"].write(np.ascontiguousarray(tokens, dtype).tobytes())
+        for s, entries in by_split.items():
+            files[f"{s}.idx.npy"].write(_npy_bytes(_offsets(entries)))
+        with ThreadPoolExecutor(len(files)) as pool:  # fsyncs wait on the disk: together
+            list(pool.map(_flush_to_disk, files.values()))
         (out / MANIFEST).unlink(missing_ok=True)
+        mode = default_file_mode()
         for tmp, final in temps.items():
-            os.chmod(tmp, default_file_mode())
+            os.chmod(tmp, mode)
             os.replace(tmp, final)
         temps.clear()
-        for s, entries in by_split.items():
-            atomic_write_bytes(out / f"{s}.idx.npy", _npy_bytes(_offsets(entries)))
         atomic_write_text(out / MANIFEST, manifest.to_json())
     finally:
         for f in files.values():
             f.close()
         for tmp in temps:
             tmp.unlink(missing_ok=True)
+
+
+def _flush_to_disk(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
 
 
 def _offsets(entries: Iterable[PieceEntry]) -> np.ndarray:

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import symusic
@@ -35,7 +38,6 @@ from musegen.errors import InputError
 from musegen.io._common import (
     DEFAULT_MAX_BYTES,
     MAX_TICK,
-    check_span,
     name_for_track,
     one_line,
     read_input_bytes,
@@ -43,11 +45,20 @@ from musegen.io._common import (
     too_big,
     voice_from_name,
 )
-from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
+from musegen.score import NOTE_DTYPE, KeySignature, Score, Tempo, TimeSignature, Track
 from musegen.utils import atomic_write_bytes
 
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
 _MAX_MSPQ = 0xFFFFFF  # a MIDI tempo event has 3 bytes of microseconds per quarter
+# NOTE_DTYPE field <- symusic's note column
+_NOTE_COLUMNS = (
+    ("start", "time"),
+    ("duration", "duration"),
+    ("pitch", "pitch"),
+    ("velocity", "velocity"),
+)
+
+_OVERFLOW = "times overflow 32 bits (enormous delta times): corrupt MIDI"
 
 # symusic's parser messages -> what a user needs to hear.
 _SYMUSIC_REASONS = (
@@ -67,17 +78,49 @@ def read_midi(source: str | Path | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES)
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label, data = "<bytes>", bytes(source)
-        if not data:
-            raise InputError(label, "file is empty")
-        if len(data) > max_bytes:
-            raise InputError(label, too_big(len(data), max_bytes))
+        _check_size(label, data, max_bytes)
     else:
         label, data = str(source), read_input_bytes(source, max_bytes)
+    score = _from_symusic_many([(_parse(data, label), label)])[0]
+    if isinstance(score, InputError):
+        raise score
+    return score
+
+
+def read_midi_many(
+    files: Iterable[tuple[bytes, str]], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[Score | InputError]:
+    """:func:`read_midi` of many files' bytes, each with the label its error names: a score,
+    or the :class:`InputError` that ``read_midi`` would raise, for each.
+
+    The notes of all the files go through numpy together, which makes many small files
+    cheaper than one call each; the scores' note arrays are slices of one array.
+    """
+    out: list[Score | InputError | None] = []
+    parsed: list[tuple[symusic.Score, str]] = []
+    for data, label in files:
+        try:
+            _check_size(label, data, max_bytes)
+            parsed.append((_parse(data, label), label))
+            out.append(None)  # filled in below
+        except InputError as e:
+            out.append(e)
+    converted = iter(_from_symusic_many(parsed))
+    return [next(converted) if x is None else x for x in out]
+
+
+def _check_size(label: str, data: bytes, max_bytes: int) -> None:
+    if not data:
+        raise InputError(label, "file is empty")
+    if len(data) > max_bytes:
+        raise InputError(label, too_big(len(data), max_bytes))
+
+
+def _parse(data: bytes, label: str) -> symusic.Score:
     try:
-        sm = symusic.Score.from_midi(data)
+        return symusic.Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError/...: all mean "bad file"
         raise InputError(label, _midi_reason(e)) from None
-    return _from_symusic(sm, label)
 
 
 def _midi_reason(exc: Exception) -> str:
@@ -94,70 +137,151 @@ def _midi_reason(exc: Exception) -> str:
     return f"corrupt MIDI: {msg.replace('Invaild', 'Invalid')}"
 
 
-def _from_symusic(sm: symusic.Score, label: str) -> Score:
-    """Convert a parsed symusic score, refusing times that overflowed."""
+def _from_symusic_many(parsed: list[tuple[symusic.Score, str]]) -> list[Score | InputError]:
+    """Convert parsed symusic scores (each with its label), refusing times that overflowed.
+
+    The notes of all tracks of all scores go through numpy together: their columns are
+    concatenated, checked, put in canonical order (:func:`~musegen.score.sort_notes`' order,
+    within each track) and written once into one note array that the tracks are slices of.
+    """
+    out: list[Score | InputError | None] = [None] * len(parsed)
+    todo = []  # (index, score, tracks kept, their note columns, maps as lists)
+    for k, (sm, label) in enumerate(parsed):
+        try:
+            todo.append((k, sm, *_tracks_and_maps(sm, label)))
+        except InputError as e:
+            out[k] = e
+    cols = [c for item in todo for c in item[3]]
+    notes = np.zeros(0, NOTE_DTYPE)
+    if cols:
+        sizes = [len(c["time"]) for c in cols]
+        notes = _note_array(cols, sizes)
+        lo, first_track = 0, 0
+        spans = []  # each score's notes: (first, end)
+        for item in todo:
+            n = sum(sizes[first_track : first_track + len(item[3])])
+            spans.append((lo, lo + n))
+            lo, first_track = lo + n, first_track + len(item[3])
+        for item, error in zip(todo, _note_errors(notes, spans), strict=True):
+            if error:
+                out[item[0]] = InputError(parsed[item[0]][1], error)
+    lo = 0
+    for k, sm, kept, track_cols, maps in todo:
+        if out[k] is not None:  # refused: skip its notes
+            lo += sum(len(c["time"]) for c in track_cols)
+            continue
+        tracks = []
+        for st, c in zip(kept, track_cols, strict=True):
+            n = len(c["time"])
+            name, program = st.name, st.program
+            tracks.append(
+                Track(
+                    notes[lo : lo + n],
+                    program=int(program) if 0 <= program <= 127 else 0,
+                    is_drum=bool(st.is_drum),
+                    name=name,
+                    voice=voice_from_name(name),
+                )
+            )
+            lo += n
+        out[k] = Score(
+            tpq=int(sm.tpq),
+            tracks=tracks,
+            tempos=_tempos(maps[0]),
+            time_signatures=_time_signatures(maps[1]),
+            key_signatures=_key_signatures(maps[2]),
+        )
+    return out  # type: ignore[return-value]
+
+
+_Maps = tuple[list[tuple[int, ...]], list[tuple[int, ...]], list[tuple[int, ...]]]
+
+
+def _tracks_and_maps(
+    sm: symusic.Score, label: str
+) -> tuple[list[symusic.Track], list[dict[str, np.ndarray]], _Maps]:
+    """The tracks with notes and their note columns, and the maps as lists of plain ints;
+    refuses what the header or the maps cannot mean."""
     if sm.tpq <= 0:
         raise InputError(label, f"MIDI header gives {sm.tpq} ticks per quarter")
-    tracks = []
+    kept, cols = [], []
     for st in sm.tracks:
-        cols = st.notes.numpy()
-        if len(cols["time"]) == 0:
-            continue
-        _check_times(label, cols["time"])
-        _check_times(label, cols["duration"])
-        notes = make_notes(cols["time"], cols["duration"], cols["pitch"], cols["velocity"])
-        name = st.name
-        tracks.append(
-            Track(
-                notes,
-                program=int(st.program) if 0 <= st.program <= 127 else 0,
-                is_drum=bool(st.is_drum),
-                name=name,
-                voice=voice_from_name(name),
-            )
-        )
-    tempo_cols = sm.tempos.numpy()
-    sig_cols = sm.time_signatures.numpy()
-    key_cols = sm.key_signatures.numpy()
-    for cols in (tempo_cols, sig_cols, key_cols):
-        _check_times(label, cols["time"])
-    score = Score(
-        tpq=int(sm.tpq),
-        tracks=tracks,
-        tempos=_tempos(tempo_cols),
-        time_signatures=_time_signatures(sig_cols),
-        key_signatures=_key_signatures(key_cols),
+        c = st.notes.numpy()
+        if len(c["time"]):
+            kept.append(st)
+            cols.append(c)
+    maps = (
+        _events(sm.tempos, ("time", "mspq")),
+        _events(sm.time_signatures, ("time", "numerator", "denominator")),
+        _events(sm.key_signatures, ("time", "key", "tonality")),
     )
-    return check_span(label, score)
+    if min((e[0] for events in maps for e in events), default=0) < 0:
+        raise InputError(label, _OVERFLOW)
+    return kept, cols, maps
+
+
+def _note_array(cols: list[dict[str, np.ndarray]], sizes: list[int]) -> np.ndarray:
+    """The notes of tracks (symusic columns) in one array, in track order and canonical order
+    within each track."""
+    notes = np.empty(sum(sizes), NOTE_DTYPE)
+    for ours, theirs in _NOTE_COLUMNS:
+        if len(cols) == 1:
+            notes[ours] = cols[0][theirs]
+        else:
+            np.concatenate([c[theirs] for c in cols], out=notes[ours])
+    # Onsets rising strictly within each track (one voice, say) are canonical order already.
+    start = notes["start"]
+    rising = start[1:] > start[:-1]
+    if len(cols) > 1:
+        rising[np.cumsum(sizes[:-1]) - 1] = True  # a track boundary may go back in time
+    if rising.all():
+        return notes
+    keys = [notes["velocity"], notes["duration"], notes["pitch"], start]
+    if len(cols) > 1:
+        keys.append(np.repeat(np.arange(len(cols)), sizes))
+    return notes[np.lexsort(keys)]
+
+
+def _note_errors(notes: np.ndarray, spans: list[tuple[int, int]]) -> list[str]:
+    """Why each score's notes (``notes[first:end]`` for each span) are refused, or ""."""
+    start, duration = notes["start"], notes["duration"]
+    errors = [""] * len(spans)
+    if min(int(start.min()), int(duration.min())) < 0:  # wrapped 32-bit times: whose?
+        for i, (a, b) in enumerate(spans):
+            if b > a and min(int(start[a:b].min()), int(duration[a:b].min())) < 0:
+                errors[i] = _OVERFLOW
+    firsts = [a for a, b in spans if b > a]
+    ends = iter(np.maximum.reduceat(start + duration, firsts).tolist() if firsts else [])
+    for i, (a, b) in enumerate(spans):
+        end = next(ends) if b > a else 0
+        if end > MAX_TICK and not errors[i]:  # as check_span says it
+            errors[i] = f"music runs to tick {end}, past 2**31: corrupt file?"
+    return errors
 
 
 def _check_times(label: str, col: np.ndarray) -> None:
     if len(col) and int(col.min()) < 0:
-        raise InputError(label, "times overflow 32 bits (enormous delta times): corrupt MIDI")
+        raise InputError(label, _OVERFLOW)
 
 
-def _tempos(cols: dict[str, np.ndarray]) -> list[Tempo]:
-    return [
-        Tempo(int(t), round(60_000_000 / int(m), 2))
-        for t, m in zip(cols["time"], cols["mspq"], strict=True)
-        if m > 0
-    ]
+def _events(events: Any, fields: tuple[str, ...]) -> list[tuple[int, ...]]:
+    """A symusic event list as tuples of plain ints (of ``fields``, time first)."""
+    if len(events) <= 8:  # the usual few: reading the objects beats making arrays
+        return list(map(attrgetter(*fields), events))
+    cols = events.numpy()
+    return list(zip(*(cols[f].tolist() for f in fields), strict=True))
 
 
-def _time_signatures(cols: dict[str, np.ndarray]) -> list[TimeSignature]:
-    return [
-        TimeSignature(int(t), int(n), int(d))
-        for t, n, d in zip(cols["time"], cols["numerator"], cols["denominator"], strict=True)
-        if n > 0 and d > 0
-    ]
+def _tempos(events: list[tuple[int, ...]]) -> list[Tempo]:
+    return [Tempo(t, round(60_000_000 / m, 2)) for t, m in events if m > 0]
 
 
-def _key_signatures(cols: dict[str, np.ndarray]) -> list[KeySignature]:
-    return [
-        KeySignature(int(t), int(k), bool(m))
-        for t, k, m in zip(cols["time"], cols["key"], cols["tonality"], strict=True)
-        if -7 <= k <= 7 and m in (0, 1)
-    ]
+def _time_signatures(events: list[tuple[int, ...]]) -> list[TimeSignature]:
+    return [TimeSignature(t, n, d) for t, n, d in events if n > 0 and d > 0]
+
+
+def _key_signatures(events: list[tuple[int, ...]]) -> list[KeySignature]:
+    return [KeySignature(t, k, bool(m)) for t, k, m in events if -7 <= k <= 7 and m in (0, 1)]
 
 
 # --------------------------------------------------------------------------- writing

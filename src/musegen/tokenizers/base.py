@@ -145,6 +145,58 @@ class Grammar(ABC):
         return self
 
 
+class BatchGrammar(ABC):
+    """The grammars of ``n`` sequences stepped together, for a batched sampler.
+
+    ``mask()`` is ``[n, vocab]``; ``step(tokens)`` consumes one id per sequence. A finished
+    sequence (after EOS, or ended with :meth:`finish`) allows only PAD from then on and must be
+    given PAD. :class:`GrammarList` serves any tokenizer; a tokenizer may supply a vectorised
+    one.
+    """
+
+    @abstractmethod
+    def mask(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def step(self, tokens: np.ndarray) -> None: ...
+
+    @property
+    @abstractmethod
+    def done(self) -> np.ndarray:
+        """Bool ``[n]``: sequences that are finished."""
+
+    @abstractmethod
+    def finish(self, rows: np.ndarray) -> None:
+        """End the sequences ``rows`` (indices or a bool mask): PAD only from now on."""
+
+
+class GrammarList(BatchGrammar):
+    """A :class:`BatchGrammar` over one :class:`Grammar` per sequence."""
+
+    def __init__(self, grammars: list[Grammar], vocab_size: int) -> None:
+        self._grammars = grammars
+        self._done = np.array([g.done for g in grammars], dtype=bool)
+        self._pad_only = np.zeros(vocab_size, dtype=bool)
+        self._pad_only[PAD] = True
+
+    def mask(self) -> np.ndarray:
+        pairs = zip(self._grammars, self._done, strict=True)
+        return np.stack([self._pad_only if d else g.mask() for g, d in pairs])
+
+    def step(self, tokens: np.ndarray) -> None:
+        for b in np.flatnonzero(~self._done):
+            g = self._grammars[b]
+            g.step(int(tokens[b]))
+            self._done[b] = g.done
+
+    @property
+    def done(self) -> np.ndarray:
+        return self._done.copy()
+
+    def finish(self, rows: np.ndarray) -> None:
+        self._done[rows] = True
+
+
 class Tokenizer(ABC):
     """Base class: subclasses set ``name`` and ``config_class`` and fill in the hooks."""
 
@@ -175,12 +227,21 @@ class Tokenizer(ABC):
     @abstractmethod
     def grammar(self) -> Grammar: ...
 
+    def batch_grammar(self, n: int, prefix: Iterable[int] = ()) -> BatchGrammar:
+        """Grammars of ``n`` sequences that all begin with ``prefix``, stepped together."""
+        prefix = np.asarray(prefix, dtype=np.int64)
+        return GrammarList([self.grammar().feed(prefix) for _ in range(n)], len(self))
+
     # shared --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.vocab)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+    def encode_many(self, scores: Iterable[Score]) -> list[np.ndarray]:
+        """``[encode(s) for s in scores]``; a tokenizer may do it faster in one pass."""
+        return [self.encode(s) for s in scores]
 
     def allowed_next(self, ids: Iterable[int]) -> np.ndarray:
         """Mask of ids allowed after the sequence ``ids``."""

@@ -38,13 +38,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
+from itertools import pairwise
 from typing import ClassVar
 
 import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.score import NOTE_DTYPE, Score, Tempo, TimeSignature, Track
-from musegen.tokenizers.base import BOS, EOS, PAD, Grammar, Tokenizer, TokenizerConfig, Vocab
+from musegen.tokenizers.base import (
+    BOS,
+    EOS,
+    PAD,
+    BatchGrammar,
+    Grammar,
+    Tokenizer,
+    TokenizerConfig,
+    Vocab,
+)
 
 TPQ = 480  # resolution of decoded scores
 DRUMS = 128  # program number of drum tracks in PROGRAM tokens
@@ -57,6 +68,7 @@ DEFAULT_TIME_SIGNATURES = (
 # Token kinds: fixed small ints whatever the config (absent blocks simply never occur).
 K_PAD, K_BOS, K_EOS, K_BAR, K_TS, K_POS, K_TEMPO, K_PROG, K_PITCH, K_VEL, K_DUR = range(11)
 _START = 11  # grammar state before the first token
+_NOTE_RECORD = np.dtype((np.void, NOTE_DTYPE.itemsize))  # a note as raw bytes
 _KIND_OF_BLOCK = {
     "PAD": K_PAD,
     "BOS": K_BOS,
@@ -216,6 +228,8 @@ class RemiTokenizer(Tokenizer):
         self.max_steps = c.max_duration_quarters * ppq
         self.signatures = c.signatures()
         self.bar_steps = np.array([ppq * 4 * n // d for n, d in self.signatures], np.int64)
+        self._bar_lengths = self.bar_steps.tolist()
+        self._signature_memo: dict[tuple[int, int], int] = {}
         self.default_signature = self._signature_index(4, 4)
         self.pitch_lo = c.pitch_range[0]
         self.n_pitch = c.pitch_range[1] - self.pitch_lo + 1
@@ -252,6 +266,12 @@ class RemiTokenizer(Tokenizer):
 
     def _signature_index(self, num: int, den: int) -> int:
         """Index of the supported signature for ``num/den`` (nearest bar length if unsupported)."""
+        memo = self._signature_memo
+        if (num, den) not in memo:
+            memo[num, den] = self._nearest_signature(num, den)
+        return memo[num, den]
+
+    def _nearest_signature(self, num: int, den: int) -> int:
         if (num, den) in self.signatures:
             return self.signatures.index((num, den))
         if num <= 0 or den <= 0:
@@ -272,6 +292,14 @@ class RemiTokenizer(Tokenizer):
         if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
             return (ticks + step // 2) // step
         return (ticks * (2 * ppq) + tpq) // (2 * tpq)
+
+    def _step(self, tick: int, tpq: int) -> int:
+        """:meth:`_to_steps` of one tick, in Python integers."""
+        ppq = self.config.positions_per_quarter
+        step, rest = divmod(tpq, ppq)
+        if rest == 0 and step % 2 == 0:
+            return (tick + step // 2) // step
+        return (tick * (2 * ppq) + tpq) // (2 * tpq)
 
     # ------------------------------------------------------------------ canonical form
     def _canonical(self, score: Score) -> _Canonical:
@@ -313,18 +341,20 @@ class RemiTokenizer(Tokenizer):
 
     def _time_signatures(self, score: Score, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Meter changes moved to bar lines, redundant ones and those after ``end`` dropped."""
+        steps, index = self._meter_changes(score, end)
+        return np.array(steps, np.int64), np.array(index, np.int64)
+
+    def _meter_changes(self, score: Score, end: int) -> tuple[list[int], list[int]]:
+        """:meth:`_time_signatures` as lists (plain Python: a score has a few at most)."""
         sigs = [
-            (
-                int(self._to_steps(ts.time, score.tpq)),
-                self._signature_index(ts.numerator, ts.denominator),
-            )
+            (self._step(ts.time, score.tpq), self._signature_index(ts.numerator, ts.denominator))
             for ts in score.time_signatures
         ]
         if not sigs or sigs[0][0] > 0:
-            sigs.insert(0, (0, self._signature_index(4, 4)))
+            sigs.insert(0, (0, self.default_signature))
         steps, index = [0], [sigs[0][1]]
         for t, sig in sigs[1:]:
-            start, length = steps[-1], int(self.bar_steps[index[-1]])
+            start, length = steps[-1], self._bar_lengths[index[-1]]
             at = start + max(0, -(-(t - start) // length)) * length  # first bar line at or after t
             if at == start:
                 index[-1] = sig  # a later change at the same bar line wins
@@ -336,7 +366,7 @@ class RemiTokenizer(Tokenizer):
                 index.pop()
         limit = max(end, 1)
         n = sum(1 for s in steps if s < limit)
-        return np.array(steps[:n], np.int64), np.array(index[:n], np.int64)
+        return steps[:n], index[:n]
 
     def _bar_starts(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> np.ndarray:
         """Bar-line steps of every bar starting before ``end`` (at least one bar)."""
@@ -404,55 +434,230 @@ class RemiTokenizer(Tokenizer):
     # ------------------------------------------------------------------ encode
     def encode(self, score: Score, bos: bool = True, eos: bool = True) -> np.ndarray:
         """Token ids of ``prepare(score)``, optionally wrapped in BOS/EOS (vectorised)."""
-        c = self._canonical(score)
-        bars = self._bar_starts(c.ts_steps, c.ts_index, c.end)
-        off = self.off
-        n_notes = len(c.onset)
+        return self.encode_many([score], bos, eos)[0]
+
+    def encode_many(
+        self, scores: Iterable[Score], bos: bool = True, eos: bool = True
+    ) -> list[np.ndarray]:
+        """``[encode(s) for s in scores]``, in one vectorised pass over all the scores' notes.
+
+        Many small pieces cost little more than one large one: numpy's per-call overhead is
+        paid per batch, not per piece. The arrays returned are views of one array.
+        """
+        scores = list(scores)
+        if not scores:
+            return []
+        out = self._encode_batch(scores, bos, eos)
+        if out is None:  # the batch's sort keys would not fit 63 bits: one piece at a time
+            return [self.encode(s, bos, eos) for s in scores]
+        return out
+
+    def _batch_notes(self, scores: list[Score]) -> tuple[int, tuple[np.ndarray, ...]] | None:
+        """:meth:`_notes` of every score at once, with a leading piece column, sorted by piece
+        first; and the span (steps) that keeps pieces apart in the sort key. None when the
+        keys of several pieces would not fit 63 bits."""
+        arrays, tracks_piece, tracks_program, tracks_tpq = [], [], [], []
+        programs = self.config.programs
+        for p, score in enumerate(scores):
+            for t in score.tracks:
+                if len(t.notes):
+                    arrays.append(t.notes)
+                    tracks_piece.append(p)
+                    tracks_program.append((DRUMS if t.is_drum else t.program) if programs else 0)
+                    tracks_tpq.append(score.tpq)
+        if not arrays:
+            empty = np.zeros(0, np.int64)
+            return 1, (empty, empty, empty, empty, empty, empty)
+        sizes = [len(a) for a in arrays]
+        if len(arrays) == 1:
+            notes = arrays[0]
+        else:  # as raw records: concatenating structured arrays is slow in numpy 2
+            notes = np.concatenate([a.view(_NOTE_RECORD) for a in arrays]).view(NOTE_DTYPE)
+        start, length = notes["start"], notes["duration"]
+        tpqs = set(tracks_tpq)
+        if len(tpqs) == 1:
+            tpq = tpqs.pop()
+            onset = self._to_steps(start, tpq)
+            duration = self._to_steps(start + length, tpq) - onset
+        else:  # _to_steps' general rule, which its shortcut equals where that applies
+            ppq2 = 2 * self.config.positions_per_quarter
+            tpq_of = np.repeat(np.array(tracks_tpq, np.int64), sizes)
+            onset = (start * ppq2 + tpq_of) // (2 * tpq_of)
+            duration = ((start + length) * ppq2 + tpq_of) // (2 * tpq_of) - onset
+        duration = np.minimum(np.maximum(duration, 1), self.max_steps)
+        pitch = notes["pitch"].astype(np.int64) - self.pitch_lo
+        velocity = self._velocity_bin[np.minimum(np.maximum(notes["velocity"], 0), 127)]
+        program = np.repeat(np.array(tracks_program, np.int64), sizes)
+        n_pitch, n_dur, n_vel = self.n_pitch, self.max_steps, len(self.velocities)
+        keep = (pitch >= 0) & (pitch < n_pitch) & (onset >= 0)
+        if len(scores) == 1:
+            span, piece = 1, None
+        else:
+            piece = np.repeat(np.array(tracks_piece, np.int64), sizes)
+            if not keep.all():
+                piece, onset = piece[keep], onset[keep]
+            span = int(onset.max()) + 1 if len(onset) else 1
+            if len(scores) * span * 129 * n_pitch * n_dur * n_vel >= 1 << 62:
+                return None
+            onset = piece * span + onset
+
+        # one int64 key per note sorts and deduplicates everything at once
+        if piece is not None and not keep.all():
+            program, pitch, duration, velocity = (
+                program[keep],
+                pitch[keep],
+                duration[keep],
+                velocity[keep],
+            )
+        key = ((onset * 129 + program) * n_pitch + pitch) * n_dur + duration - 1
+        key = key * n_vel + velocity
+        key = _sorted_unique(key if piece is not None or keep.all() else key[keep])
+        key, velocity = np.divmod(key, n_vel)
+        key, duration = np.divmod(key, n_dur)
+        key, pitch = np.divmod(key, n_pitch)
+        onset, program = np.divmod(key, 129)
+        if piece is None:
+            piece = np.zeros(len(onset), np.int64)
+        else:
+            piece, onset = np.divmod(onset, span)
+        return span, (piece, onset, duration + 1, pitch, velocity, program)
+
+    def _encode_batch(self, scores: list[Score], bos: bool, eos: bool) -> list[np.ndarray] | None:
+        """The ids of each score (see :meth:`encode_many`); None when the keys do not fit."""
+        found = self._batch_notes(scores)
+        if found is None:
+            return None
+        _span, (piece, onset, duration, pitch, velocity, program) = found
+        n_pieces, off = len(scores), self.off
+
+        # each piece's end, meters, bar segments and tempo changes (a few per piece: Python)
+        ends = [0] * n_pieces
+        if len(onset):
+            firsts = np.flatnonzero(_first_of_runs(piece))
+            last_end = np.maximum.reduceat(onset + duration, firsts)
+            for p, e in zip(piece[firsts].tolist(), last_end.tolist(), strict=True):
+                ends[p] = e
+        ts_piece, ts_steps, ts_index, regions = [], [], [], []
+        seg_piece, seg_start, seg_count, seg_len = [], [], [], []
+        tempo_piece, tempo_time, tempo_qpm, tempo_tpq = [], [], [], []
+        bar_len, tempo_bins = self._bar_lengths, self.config.tempo_bins
+        for p, (score, end) in enumerate(zip(scores, ends, strict=True)):
+            steps, index = self._meter_changes(score, end)
+            limits = [*steps[1:], max(end, steps[-1] + 1)]
+            for s, e, i in zip(steps, limits, index, strict=True):
+                seg_start.append(s)
+                seg_count.append(-(-(e - s) // bar_len[i]))
+                seg_len.append(bar_len[i])
+            seg_piece += [p] * len(steps)
+            ts_piece += [p] * len(steps)
+            ts_steps += steps
+            ts_index += index
+            start, length = steps[-1], bar_len[index[-1]]
+            regions.append(start + -(-(max(end, 1) - start) // length) * length)
+            if tempo_bins:
+                tempos = [(t.time, t.qpm) for t in score.tempos if t.qpm > 0] or [(0, 120.0)]
+                tempo_piece += [p] * len(tempos)
+                tempo_time += [0] + [t for t, _q in tempos[1:]]  # the first holds from 0
+                tempo_qpm += [q for _t, q in tempos]
+                tempo_tpq += [score.tpq] * len(tempos)
+
+        # one time axis for all pieces: piece p's steps start at p * span
+        span = max(regions)
+        if len(seg_start) == 1:  # one piece in one meter
+            bars = np.arange(seg_count[0], dtype=np.int64) * seg_len[0] + seg_start[0]
+        else:
+            seg_first = np.cumsum(seg_count) - seg_count
+            bars = np.repeat(
+                np.array(seg_start, np.int64) + np.array(seg_piece, np.int64) * span, seg_count
+            )
+            bars += (np.arange(len(bars)) - np.repeat(seg_first, seg_count)) * np.repeat(
+                np.array(seg_len, np.int64), seg_count
+            )
+        ts_at = np.array(ts_steps, np.int64) + np.array(ts_piece, np.int64) * span
+        ts_index_a = np.array(ts_index, np.int64)
+        tempo_at, tempo_index = self._batch_tempos(
+            tempo_piece, tempo_time, tempo_qpm, tempo_tpq, regions, span
+        )
+        when_note = piece * span + onset
 
         # units: bar headers, position headers, notes; each unit emits 1..4 tokens
         bar_has_ts = np.zeros(len(bars), bool)
-        bar_has_ts[np.searchsorted(bars, c.ts_steps)] = True
-        first = _first_of_runs(c.onset)
-        positions = _sorted_unique(np.concatenate([c.onset[first], c.tempo_steps]))
+        bar_has_ts[np.searchsorted(bars, ts_at)] = True
+        first = _first_of_runs(when_note)
+        positions = _sorted_unique(np.concatenate([when_note[first], tempo_at]))
         pos_tempo = np.full(len(positions), -1, np.int64)
-        pos_tempo[np.searchsorted(positions, c.tempo_steps)] = c.tempo_index
+        pos_tempo[np.searchsorted(positions, tempo_at)] = tempo_index
         if self.config.programs:
-            new_prog = first | _first_of_runs(c.program)
+            new_prog = first | _first_of_runs(program)
         else:
-            new_prog = np.zeros(n_notes, bool)
+            new_prog = np.zeros(len(onset), bool)
         has_vel = int(bool(self.config.velocity_bins))
 
         # merge the three time-sorted unit lists (stable sort of sorted runs: a linear merge)
-        when = np.concatenate([bars * 3, positions * 3 + 1, c.onset * 3 + 2])
+        when = np.concatenate([bars * 3, positions * 3 + 1, when_note * 3 + 2])
         sizes = np.concatenate([1 + bar_has_ts, 1 + (pos_tempo >= 0), 2 + has_vel + new_prog])
         order = np.argsort(when, kind="stable")
         starts = np.empty(len(order), np.int64)
         starts[order] = np.cumsum(sizes[order]) - sizes[order]
-        head = int(bos)
-        starts += head
-        n_tok = int(sizes.sum())
-        out = np.empty(n_tok + head + int(eos), np.int64)
+        head, frame = int(bos), int(bos) + int(eos)
+        if n_pieces == 1:
+            starts += head
+            bounds = [0, int(sizes.sum()) + frame]
+        else:  # each piece's units move past the BOS/EOS of the pieces before it
+            bars_piece = np.repeat(np.array(seg_piece, np.int64), seg_count)
+            unit_piece = np.concatenate([bars_piece, positions // span, piece])
+            starts += unit_piece * frame + head
+            per_piece = np.bincount(unit_piece, weights=sizes, minlength=n_pieces)
+            bounds = np.concatenate([[0], np.cumsum(per_piece.astype(np.int64) + frame)]).tolist()
+        out = np.empty(bounds[-1], np.int64)
         if bos:
-            out[0] = BOS
+            out[bounds[:-1]] = BOS
         if eos:
-            out[-1] = EOS
+            out[np.array(bounds[1:]) - 1] = EOS
 
         nb, npos = len(bars), len(positions)
         s_bar, s_pos, s_note = starts[:nb], starts[nb : nb + npos], starts[nb + npos :]
         out[s_bar] = off[K_BAR]
-        out[s_bar[bar_has_ts] + 1] = off[K_TS] + c.ts_index
+        out[s_bar[bar_has_ts] + 1] = off[K_TS] + ts_index_a
         bar_of_pos = np.searchsorted(bars, positions, side="right") - 1
         out[s_pos] = off[K_POS] + positions - bars[bar_of_pos]
-        if len(c.tempo_steps):
-            out[s_pos[pos_tempo >= 0] + 1] = off[K_TEMPO] + c.tempo_index
+        if len(tempo_at):
+            out[s_pos[pos_tempo >= 0] + 1] = off[K_TEMPO] + tempo_index
         if self.config.programs:
-            out[s_note[new_prog]] = off[K_PROG] + c.program[new_prog]
+            out[s_note[new_prog]] = off[K_PROG] + program[new_prog]
         s_note = s_note + new_prog
-        out[s_note] = off[K_PITCH] + c.pitch - self.pitch_lo
+        out[s_note] = off[K_PITCH] + pitch
         if has_vel:
-            out[s_note + 1] = off[K_VEL] + c.velocity
-        out[s_note + 1 + has_vel] = off[K_DUR] + c.duration - 1
-        return out
+            out[s_note + 1] = off[K_VEL] + velocity
+        out[s_note + 1 + has_vel] = off[K_DUR] + duration - 1
+        return [out[lo:hi] for lo, hi in pairwise(bounds)]
+
+    def _batch_tempos(
+        self,
+        piece: list[int],
+        time: list[int],
+        qpm: list[float],
+        tpq: list[int],
+        regions: list[int],
+        span: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_tempo_map` of every piece at once, as times on the batch's axis."""
+        if not piece:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        index = np.searchsorted(self._tempo_mid, np.log(qpm))
+        pieces = np.array(piece, np.int64)
+        if len(piece) == len(regions):  # one tempo per piece, at step 0
+            return pieces * span, index
+        ticks, tpqs = np.array(time, np.int64), np.array(tpq, np.int64)
+        ppq = self.config.positions_per_quarter
+        steps = np.maximum((ticks * (2 * ppq) + tpqs) // (2 * tpqs), 0)
+        # the later of two changes at one step wins; then only changes of bin count
+        last = _last_of_runs(steps) | _last_of_runs(pieces)
+        steps, index, pieces = steps[last], index[last], pieces[last]
+        change = (_first_of_runs(index) | _first_of_runs(pieces)) & (
+            steps < np.array(regions, np.int64)[pieces]
+        )
+        return pieces[change] * span + steps[change], index[change]
 
     # ------------------------------------------------------------------ decode
     def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
@@ -554,6 +759,55 @@ class RemiTokenizer(Tokenizer):
     def grammar(self) -> RemiGrammar:
         return RemiGrammar(self)
 
+    def batch_grammar(self, n: int, prefix: Iterable[int] = ()) -> RemiBatchGrammar:
+        return RemiBatchGrammar(self, n, prefix)
+
+    @cached_property
+    def _grammar_table(self) -> _GrammarTable:
+        """The grammar as lookup tables, for :class:`RemiBatchGrammar`."""
+        return _GrammarTable(self)
+
+
+class _GrammarTable:
+    """:class:`RemiGrammar` as tables, so a batch of sequences steps with a few gathers.
+
+    A sequence's state is the kind of its last token and its *phase*: position + 1 and bar
+    length, as ``(position + 1) * n_lengths + length index``. ``rows[kind, phase]`` is the row
+    of ``masks`` (allowed next ids) for that state: row ``kind`` for kinds a POSITION cannot
+    follow, else one row per phase. ``next_phase[phase, id]`` is the phase after ``id`` (a BAR
+    resets the position, a POSITION sets it, a time signature sets the length).
+    """
+
+    def __init__(self, tok: RemiTokenizer) -> None:
+        lo, n_pos, V = tok.off[K_POS], tok.vocab.size("position"), len(tok.vocab)
+        self.bar_lengths = np.unique(tok.bar_steps)
+        n_len = self.n_lengths = len(self.bar_lengths)
+        values = np.arange(n_pos)
+        after_pos = values >= np.arange(n_pos + 1)[:, None, None]  # [position + 1, 1, value]
+        in_bar = values < self.bar_lengths[None, :, None]  # [1, length, value]
+        kinds = sorted(RemiGrammar._POSITION_AFTER)
+        n_phase = (n_pos + 1) * n_len
+        shape = (len(kinds), n_pos + 1, n_len, V)
+        by_phase = np.broadcast_to(tok._masks[kinds][:, None, None, :], shape).copy()
+        by_phase[..., lo : lo + n_pos] |= after_pos & in_bar
+        self.masks = np.concatenate([tok._masks, by_phase.reshape(-1, V)])
+        self.rows = np.repeat(np.arange(_START + 1)[:, None], n_phase, axis=1)
+        for i, k in enumerate(kinds):
+            self.rows[k] = len(tok._masks) + i * n_phase + np.arange(n_phase)
+        pos1, length = np.divmod(np.arange(n_phase), n_len)
+        sets_pos = (tok.kind_of == K_BAR) | (tok.kind_of == K_POS)
+        pos1_of = np.where(tok.kind_of == K_POS, tok.value_of + 1, 0)
+        new_pos1 = np.where(sets_pos, pos1_of, pos1[:, None])
+        ts_length = np.searchsorted(self.bar_lengths, tok.bar_steps)
+        sets_len = tok.kind_of == K_TS
+        new_len = np.where(
+            sets_len, ts_length[np.where(sets_len, tok.value_of, 0)], length[:, None]
+        )
+        self.next_phase = (new_pos1 * n_len + new_len).astype(np.int32)
+
+    def phase(self, position: int, bar_length: int) -> int:
+        return (position + 1) * self.n_lengths + int(np.searchsorted(self.bar_lengths, bar_length))
+
 
 class RemiGrammar(Grammar):
     """Which ids may come next in a REMI sequence (see the module docstring for the order).
@@ -608,4 +862,55 @@ class RemiGrammar(Grammar):
         self._kind = kind
 
 
-__all__ = ["DEFAULT_TIME_SIGNATURES", "RemiConfig", "RemiGrammar", "RemiTokenizer"]
+class RemiBatchGrammar(BatchGrammar):
+    """:class:`RemiGrammar` for ``n`` sequences at once: two small state arrays.
+
+    Each sequence's state picks one row of the tokenizer's grammar table (see
+    :class:`_GrammarTable`), so a batch's mask is one gather and a step three, whatever ``n``.
+    A finished sequence must be given PAD, the one id its mask allows.
+    """
+
+    def __init__(self, tokenizer: RemiTokenizer, n: int, prefix: Iterable[int] = ()) -> None:
+        self._tok = tokenizer
+        self._t = tokenizer._grammar_table
+        g = RemiGrammar(tokenizer).feed(prefix)  # also checks the prefix
+        self._kind = np.full(n, g._kind, np.int64)
+        self._phase = np.full(n, self._t.phase(g._pos, g._bar_len), np.int64)
+        self._rows = self._t.rows[self._kind, self._phase]
+        self._finished_kind = np.zeros(_START + 1, bool)
+        self._finished_kind[[K_EOS, K_PAD]] = True
+
+    def mask(self) -> np.ndarray:
+        return self._t.masks[self._rows]
+
+    def step(self, tokens: np.ndarray) -> None:
+        t = self._t
+        size = t.masks.shape[-1]
+        if tokens.min() < 0 or tokens.max() >= size:
+            raise ValueError(f"token ids must be in 0..{size - 1}, got {tokens}")
+        ok = t.masks[self._rows, tokens]
+        if not np.logical_and.reduce(ok):
+            b = int(np.flatnonzero(~ok)[0])
+            token = int(tokens[b])
+            label = self._tok.vocab.token(token)
+            raise ValueError(f"token {label} ({token}) is not allowed here (sequence {b})")
+        self._kind = self._tok.kind_of[tokens]
+        self._phase = t.next_phase[self._phase, tokens]
+        self._rows = t.rows[self._kind, self._phase]
+
+    @property
+    def done(self) -> np.ndarray:
+        return self._finished_kind[self._kind]
+
+    def finish(self, rows: np.ndarray) -> None:
+        self._kind[rows] = K_PAD
+        self._rows = self._t.rows[self._kind, self._phase]
+
+
+__all__ = [
+    "DEFAULT_TIME_SIGNATURES",
+    "RemiBatchGrammar",
+    "RemiConfig",
+    "RemiGrammar",
+    "RemiTokenizer",
+]

@@ -29,6 +29,19 @@ def load_file(path: Path, label: str | None = None) -> Score:
         raise InputError(label, str(e)) from None
 
 
+def load_midi_bytes(data: bytes, label: str) -> Score:
+    """A score from the bytes of a MIDI file, errors naming ``label`` as :func:`load_file`'s
+    name the file."""
+    from musegen.io.midi import read_midi
+
+    try:
+        return read_midi(data)
+    except InputError as e:
+        raise InputError(label, e.reason) from None
+    except MusegenError as e:
+        raise InputError(label, str(e)) from None
+
+
 def load_abc_tune(text: bytes, label: str) -> Score:
     """A score from the text of one ABC tune (a tune of a tune book)."""
     with tempfile.TemporaryDirectory(prefix="musegen-abc-") as tmp:

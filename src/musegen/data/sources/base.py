@@ -54,6 +54,22 @@ class Source(ABC):
     @abstractmethod
     def load(self, piece: Piece) -> Score: ...
 
+    def load_many(self, pieces: list[Piece]) -> list[Score | Exception]:
+        """``load`` of each piece, with the exception it raised in place of a score it could
+        not load. A source may load many pieces at once faster than one by one."""
+        out: list[Score | Exception] = []
+        for piece in pieces:
+            try:
+                out.append(self.load(piece))
+            except Exception as e:  # the caller sorts bad input from other failures
+                out.append(e)
+        return out
+
+    def preload(self) -> None:
+        """Import what ``load`` needs; called before worker processes fork, so that they
+        inherit the modules instead of each importing them again. Optional."""
+        return None  # sources import lazily in load by default
+
     def roll(self, piece: Piece) -> np.ndarray:
         """Binary piano roll [frames, 88] (MIDI 21..108), for sources that have one."""
         raise MusegenError(f"source {self.name!r} has no piano rolls")

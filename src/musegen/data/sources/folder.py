@@ -8,12 +8,18 @@ out, and the split is :func:`hash_split` of that hash (80/10/10, stable when fil
 ``pieces()`` only reads and hashes bytes (in threads, over all cores): a garbage, empty or
 hostile file still becomes a piece, and ``load`` raises :class:`InputError` for it, so a batch
 step can skip it and say why. Hidden files and folders (names starting with ``.``) are skipped.
+
+The bytes of small MIDI files read for hashing are kept (up to :data:`KEEP_BYTES` in all) and
+``load`` parses those instead of reading the file again: that spares a second read and makes
+sure the score is the content the hash names. They stay in this process (a source sent to a
+spawned worker process goes without them, and its ``load`` reads the files).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +31,10 @@ from musegen.score import Score
 # What musegen.io reads (kept here so listing a folder does not import symusic/music21).
 EXTENSIONS = (".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc")
 MAX_TUNE_BOOK_BYTES = 16 << 20  # larger .abc files are not split (load will refuse them)
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar")  # as musegen.io.midi has them
+KEEP_FILE_BYTES = 1 << 20  # MIDI files up to this size keep their bytes for load ...
+KEEP_BYTES = 64 << 20  # ... up to this much in all
+_HASH_BATCH = 32  # files a hashing thread takes at a time
 
 
 class Folder(Source):
@@ -46,21 +56,36 @@ class Folder(Source):
         self._pieces: list[Piece] | None = None
         self._duplicates: dict[str, list[str]] = {}
         self._texts: dict[str, bytes] = {}
+        self._data: dict[str, bytes] = {}  # piece id -> the MIDI bytes that were hashed
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_data"] = {}  # pickled for a spawned worker: it reads the files instead
+        return state
 
     def files(self) -> list[Path]:
         """The music files under the folder, sorted by relative path."""
+        return [path for _rel, path in self._walk()]
+
+    def _walk(self) -> list[tuple[str, Path]]:
+        """``(relative POSIX path, path)`` of each music file, sorted by the former."""
         assert self.root is not None
         if not self.root.is_dir():
             raise MusegenError(f"{self.root}: not a folder")
+        top = os.fspath(self.root)
         found = []
-        for folder, dirs, names in os.walk(self.root):
+        for folder, dirs, names in os.walk(top):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            base = Path(folder)
+            rel = folder[len(top) :].lstrip(os.sep).replace(os.sep, "/")
+            prefix = f"{rel}/" if rel else ""
             found += [
-                Path(folder) / n
+                (prefix + n, base / n)
                 for n in names
-                if not n.startswith(".") and Path(n).suffix.lower() in self.extensions
+                if not n.startswith(".") and os.path.splitext(n)[1].lower() in self.extensions
             ]
-        return sorted(found, key=lambda p: p.relative_to(self.root).as_posix())  # type: ignore[arg-type]
+        found.sort(key=lambda item: item[0])
+        return found
 
     def pieces(self) -> list[Piece]:
         if self._pieces is None:
@@ -75,32 +100,65 @@ class Folder(Source):
         return self._duplicates
 
     def _scan(self) -> None:
-        assert self.root is not None
-        paths = self.files()
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            hashed = list(pool.map(_hash_file, paths))
+        found = self._walk()
+        paths = [path for _rel, path in found]
+        batches = [paths[i : i + _HASH_BATCH] for i in range(0, len(paths), _HASH_BATCH)]
+        if len(batches) > 1 and self.workers > 1:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(batches))) as pool:
+                hashed = [items for batch in pool.map(_hash_files, batches) for items in batch]
+        else:
+            hashed = _hash_files(paths)
         kept: dict[str, str] = {}  # content hash -> id kept
         pieces: list[Piece] = []
-        self._duplicates, self._texts = {}, {}
-        for path, items in zip(paths, hashed, strict=True):
-            rel = path.relative_to(self.root).as_posix()
+        self._duplicates, self._texts, self._data = {}, {}, {}
+        budget = KEEP_BYTES
+        for (rel, path), items in zip(found, hashed, strict=True):
             for key, sha, text in items:
                 pid = rel if key is None else f"{rel}#{key}"
                 if sha in kept:
                     self._duplicates.setdefault(kept[sha], []).append(pid)
                     continue
                 kept[sha] = pid
-                if text is not None:
+                if key is None and text is not None:  # the bytes of a MIDI file
+                    if len(text) <= budget:
+                        self._data[pid] = text
+                        budget -= len(text)
+                elif text is not None:
                     self._texts[pid] = text
                 pieces.append(Piece(pid, hash_split(sha), str(path), sha))
         self._pieces = pieces
 
+    def preload(self) -> None:
+        import musegen.data.sources._convert
+
+        if self._data:  # MIDI files to read: symusic
+            import musegen.io.midi  # noqa: F401
+
+    def load_many(self, pieces: list[Piece]) -> list[Score | Exception]:
+        """``load`` of each piece (or its exception); the MIDI files whose bytes were kept are
+        read together (:func:`~musegen.io.midi.read_midi_many`)."""
+        from musegen.io.midi import read_midi_many
+
+        kept = [p for p in pieces if p.id in self._data]
+        if len(kept) < 2:
+            return super().load_many(pieces)
+        read = iter(read_midi_many((self._data[p.id], p.origin) for p in kept))
+        out: list[Score | Exception] = []
+        for piece in pieces:
+            if piece.id in self._data:
+                out.append(next(read))
+            else:
+                out += super().load_many([piece])
+        return out
+
     def load(self, piece: Piece) -> Score:
         """The piece's score; :class:`InputError` (naming the file) if it cannot be read."""
-        from musegen.data.sources._convert import load_abc_tune, load_file
+        from musegen.data.sources._convert import load_abc_tune, load_file, load_midi_bytes
 
         if piece.id in self._texts:
             return load_abc_tune(self._texts[piece.id], piece.id)
+        if piece.id in self._data:
+            return load_midi_bytes(self._data[piece.id], piece.origin)
         path = Path(piece.origin)
         if "#" in piece.id and path.suffix.lower() == ".abc":
             key = piece.id.rpartition("#")[2]
@@ -114,15 +172,35 @@ class Folder(Source):
         return load_file(path, str(path))
 
 
+def _hash_files(paths: list[Path]) -> list[list[tuple[str | None, str, bytes | None]]]:
+    return [_hash_file(path) for path in paths]
+
+
 def _hash_file(path: Path) -> list[tuple[str | None, str, bytes | None]]:
-    """``(tune key or None, content hash, tune text or None)`` for each piece of a file."""
+    """``(tune key or None, content hash, text or None)`` for each piece of a file.
+
+    The text is a tune's (for a tune of an ABC book), or the whole file's for a MIDI file
+    of at most :data:`KEEP_FILE_BYTES` (key None).
+    """
     try:
-        if path.suffix.lower() == ".abc" and path.stat().st_size <= MAX_TUNE_BOOK_BYTES:
+        suffix = path.suffix.lower()
+        if suffix == ".abc" and path.stat().st_size <= MAX_TUNE_BOOK_BYTES:
             data = path.read_bytes()
             tunes = split_tunes(data)
             if len(tunes) > 1:
                 return [(key, tune_sha256(text), text) for key, text in tunes]
             return [(None, hashlib.sha256(data).hexdigest(), None)]
+        if suffix in MIDI_EXTENSIONS:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_size <= KEEP_FILE_BYTES:
+                    data = f.read()  # one buffer of the file's size
+                    keep = data if 0 < len(data) <= KEEP_FILE_BYTES else None
+                    return [(None, hashlib.sha256(data).hexdigest(), keep)]
+                h = hashlib.sha256()
+                while block := f.read(1 << 20):
+                    h.update(block)
+            return [(None, h.hexdigest(), None)]
         h = hashlib.sha256()
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
