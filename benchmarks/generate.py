@@ -1,25 +1,40 @@
-"""Generation throughput: musegen's KV-cached decoding vs Hugging Face ``generate``, one run.
+"""Generation speed, ours vs a peer in one run: two figures, JSON lines.
 
-Same size for both (6 layers, d_model 256, 4 heads, vocab 512, random weights), greedy
-decoding of 256 new tokens after a 16-token prompt, batch 1 and 8, fp32, no grammar.
-Our loop is the plain one a sampler runs: ``init_cache``, the prompt in one call, then one
-token per call. Runs alternate (ours, peer, ours, ...); the best of ``--repeats`` counts.
+1. ``generate.tokens_per_s.batch{1,8}.kv_cache_vs_hf_generate``: musegen's KV-cached decoding
+   vs Hugging Face ``generate`` on the same-size model (6 layers, d_model 256, 4 heads, vocab
+   512, random weights): greedy decoding of 256 new tokens after a 16-token prompt, fp32, no
+   grammar. Our loop is the plain one a sampler runs: ``init_cache``, the prompt in one call,
+   then one token per call. Runs alternate (ours, peer, ours, ...); the best of ``--repeats``
+   counts. tokens/s = batch · new tokens / wall time (prompt included for both).
+   ``relative`` is the default the product ships. Needs ``transformers``
+   (``pip install -e '.[hf]'``); skipped with a note without it.
 
-Prints one JSON line per (variant, batch): tokens/s = batch · new tokens / wall time
-(prompt processing included for both). ``relative`` is the default the product ships.
+2. ``generate.realtime.bach_default``: seconds of music per second of CPU (process time) from
+   the shipped default model (``bach``) with ``musegen generate``'s defaults: 8 bars, top-p
+   0.95, one piece at a time, through ``compose`` (primer, grammar-masked sampling, the
+   length check, decoding). Summed over pieces with seeds ``1..--pieces``; best of
+   ``--repeats``. The peer is the same model, pipeline and settings with generation done by a
+   plain PyTorch loop: the modules' forward with the KV cache (no fused CPU step), one
+   grammar object per sequence, torch top-p and ``torch.multinomial``: what ``generate`` did
+   before issue #5's speed work, down to drawing the same pieces for the same seeds (ours
+   now draws with numpy's generator, so its pieces differ). Wall-clock figures ride along as
+   ``ours_wall`` and ``peer_wall``.
 
-Needs ``transformers`` (``pip install -e '.[hf]'``). Run: ``python benchmarks/generate.py``.
+Both figures run with ``--threads`` intra-op threads (default 1: one-token steps of a small
+model are latency-bound, and on a busy machine a thread pool only waits). Run:
+``python benchmarks/generate.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from unittest import mock
 
+import numpy as np
 import torch
 
 from _corpus import emit
@@ -87,21 +102,131 @@ def hf_greedy(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> 
     return out[:, prompt.shape[1] :]
 
 
+@torch.no_grad()
+def plain_generate(
+    model: torch.nn.Module,
+    tokenizer: object,
+    num: int = 1,
+    primer: np.ndarray | None = None,
+    config: object = None,
+    stop: Callable[[np.ndarray], bool] | None = None,
+    stop_every: int = 32,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """The peer of the real-time figure: ``generate``'s contract (one sequence) in plain
+    PyTorch: module forward with the KV cache, a per-sequence grammar, torch filters."""
+    from musegen.sampling.generate import primer_ids
+    from musegen.tokenizers.base import EOS
+
+    assert num == 1 and config is not None
+    prompt = primer_ids(tokenizer, primer)  # type: ignore[arg-type]
+    grammar = tokenizer.grammar().feed(prompt)  # type: ignore[attr-defined]
+    gen = torch.Generator().manual_seed(config.seed)  # type: ignore[attr-defined]
+    cache = model.init_cache(1, len(prompt) + config.max_new_tokens)  # type: ignore[attr-defined, operator]
+    cache.decoder = None  # the modules' path
+    ids = [int(t) for t in prompt]
+    logits, cache = model(torch.tensor([ids]), cache)
+    for step in range(config.max_new_tokens):  # type: ignore[attr-defined]
+        z = logits[0, -1].masked_fill(~torch.from_numpy(grammar.mask()), float("-inf"))
+        ranked, order = torch.sort(z, descending=True)
+        probs = torch.softmax(ranked, dim=-1)
+        drop = torch.cumsum(probs, dim=-1) - probs >= config.top_p  # type: ignore[attr-defined]
+        drop[0] = False
+        z = z.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+        token = int(torch.multinomial(torch.softmax(z, dim=-1), 1, generator=gen))
+        grammar.step(token)
+        ids.append(token)
+        if token == EOS or grammar.done:
+            break
+        if stop is not None and (step + 1) % stop_every == 0 and stop(np.asarray(ids)):
+            break
+        logits, cache = model(torch.tensor([[token]]), cache)
+    return [np.asarray(ids, dtype=np.int64)]
+
+
+def realtime(pieces: int, repeats: int, bars: int) -> dict[str, float]:
+    """Seconds of music per CPU (and wall) second, ours and the plain loop, same seeds."""
+    from musegen.models.pretrained import DEFAULT_MODEL, load_for_generation
+    from musegen.sampling import pieces as pieces_module
+    from musegen.sampling.generate import SamplingConfig
+    from musegen.sampling.pieces import PieceRequest, compose
+
+    model, tok, _meta, _folder = load_for_generation(DEFAULT_MODEL)
+
+    def music(seed: int) -> float:
+        sampling = SamplingConfig(top_p=0.95, seed=seed)
+        (score,) = compose(model, tok, PieceRequest(bars=bars), sampling)
+        return score.duration_seconds()
+
+    def timed(run: Callable[[int], float]) -> tuple[float, float, float]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        seconds = sum(run(seed) for seed in range(1, pieces + 1))
+        return seconds, time.process_time() - cpu, time.perf_counter() - wall
+
+    def plain(seed: int) -> float:
+        with mock.patch.object(pieces_module, "generate", plain_generate):
+            return music(seed)
+
+    music(0)  # warm-up
+    best: dict[str, tuple[float, float, float]] = {}
+    for _ in range(repeats):
+        for name, run in (("ours", music), ("peer", plain)):
+            got = timed(run)
+            if name not in best or got[1] < best[name][1]:
+                best[name] = got
+    out = {}
+    for name, (seconds, cpu, wall) in best.items():
+        out[name], out[f"{name}_wall"] = seconds / cpu, seconds / wall
+        out[f"{name}_music_s"] = seconds
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--figures", default="hf,realtime", help="which of hf,realtime to run")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variants", default="relative,rope", help="positions of ours to time")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--pieces", type=int, default=10, help="real-time figure: pieces (seeds)")
+    ap.add_argument("--bars", type=int, default=8, help="real-time figure: bars per piece")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        sys.exit("benchmarks/generate.py needs transformers: pip install -e '.[hf]'")
-
+    figures = set(args.figures.split(","))
     torch.set_num_threads(args.threads)
+    if "hf" in figures:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print(
+                "skipping the HF figure: needs transformers (pip install -e '.[hf]')",
+                file=sys.stderr,
+            )
+        else:
+            hf_figure(args)
+    if "realtime" in figures:
+        rt = realtime(args.pieces, args.repeats, args.bars)
+        emit(
+            "generate.realtime.bach_default",
+            rt["ours"],
+            rt["peer"],
+            "x realtime",
+            peer_is="same model+settings, plain PyTorch loop (module forward, torch top-p)",
+            measure="music seconds / process CPU seconds",
+            ours_wall=round(rt["ours_wall"], 3),
+            peer_wall=round(rt["peer_wall"], 3),
+            music_seconds=round(rt["ours_music_s"], 1),
+            peer_music_seconds=round(rt["peer_music_s"], 1),
+            pieces=args.pieces,
+            bars=args.bars,
+            batch=1,
+            top_p=0.95,
+            threads=args.threads,
+        )
+
+
+def hf_figure(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     hf = peer(args.prompt + args.new)
     models = {v: ours(v) for v in args.variants.split(",")}

@@ -3,14 +3,23 @@
 Both models: 6 layers, d_model 256, 4 heads, MLP 1024, vocab 512, sequences of 512, batch 16,
 fp32, AdamW, embedding/residual dropout 0.1, no attention dropout, tied embeddings. Steps are
 interleaved (ours, peer, ours, peer, ...) so that load from other processes hits both alike;
-tokens/s comes from the median step time after the warm-up steps.
+tokens/s comes from the median step time after the warm-up steps. Each step is also timed in
+CPU seconds of this process (``ours_cpu``, ``peer_cpu``, ``cpu_ratio``: tokens per CPU-second),
+which on a shared machine moves much less than wall time when other processes take turns on
+the cores; the load average before and after is part of every line.
 
 Prints JSON lines: one per variant of ours (``relative`` = the default the product ships,
-``rope``; ``--compile`` adds torch.compile'd ones), plus the measured fp32 matmul peak.
-MFU = achieved model FLOP/s / that peak, with model FLOPs per token =
+``rope``), plus the measured fp32 matmul peak. ``--compile`` adds torch.compile'd variants of
+ours *and* of the peer: a compiled variant is compared with the compiled peer (``peer``), and
+with the eager peer (``ratio_vs_eager_peer``); ``compile_s`` / ``peer_compile_s`` are the
+seconds the first (compiling) step took.
+MFU = achieved model FLOP/s / that peak (the best of measurements before the steps and after
+each round, since other load lowers it), with model FLOPs per token =
 6 · (weights used in matmuls, output layer included) + 12 · layers · T · d (attention scores and
 weighted sum over the full T×T square, forward + backward) [+ 6 · layers · T · d for the
-relative term ``Q·Eᵀ`` in relative attention].
+relative term ``Q·Eᵀ`` in relative attention]. Causal kernels (SDPA's flash kernel, our
+chunked one) compute only about half of that square, so the attention share is counted twice
+over: MFU is comparable between runs and models, not a fraction of what the hardware can do.
 
 Needs ``transformers`` (``pip install -e '.[hf]'``). Run: ``python benchmarks/train.py``.
 """
@@ -116,19 +125,33 @@ def flops_per_token(model: torch.nn.Module, seq: int, relative: bool) -> float:
     return 6 * matmul_weights(model) + attention
 
 
-def make_step(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor) -> Callable[[], float]:
+Step = Callable[[], tuple[float, float]]
+
+
+def make_step(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor) -> Step:
+    """One training step; returns its (wall, CPU) seconds."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
     model.train()
 
-    def step() -> float:
-        t = time.perf_counter()
+    def step() -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
         loss = loss_fn(model, x)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     return step
+
+
+def compiled(
+    name: str, model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor
+) -> tuple[Step, float]:
+    """A step of ``torch.compile(model)``, and the seconds its first (compiling) step took."""
+    step = make_step(torch.compile(model), loss_fn, x)
+    seconds, _ = step()
+    print(f"# compiled {name} in {seconds:.0f} s", file=sys.stderr)
+    return step, seconds
 
 
 def main() -> None:
@@ -153,54 +176,74 @@ def main() -> None:
     peak = matmul_peak()
     print(f"# threads {args.threads}, fp32 matmul peak {peak:.1f} GFLOP/s", file=sys.stderr)
 
-    runs: dict[str, tuple[Callable[[], float], float]] = {}
+    load_before = os.getloadavg()[0]
+    runs: dict[str, tuple[Step, float]] = {}
+    compile_s: dict[str, float] = {}
     hf = peer(args.seq)
-    runs["hf_gpt2"] = (make_step(hf, peer_loss, x), flops_per_token(hf, args.seq, False))
+    hf_fpt = flops_per_token(hf, args.seq, False)
+    runs["hf_gpt2"] = (make_step(hf, peer_loss, x), hf_fpt)
+    if args.compile:
+        step, compile_s["hf_gpt2_compiled"] = compiled("hf_gpt2", peer(args.seq), peer_loss, x)
+        runs["hf_gpt2_compiled"] = (step, hf_fpt)
     for position in args.variants.split(","):
         model = ours(position, args.seq)
         fpt = flops_per_token(model, args.seq, position == "relative")
         runs[position] = (make_step(model, ours_loss, x), fpt)
         if args.compile:
-            t = time.perf_counter()
-            compiled = torch.compile(model)
-            step = make_step(compiled, ours_loss, x)
-            step()
-            print(f"# compiled {position} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-            runs[f"{position}_compiled"] = (step, fpt)
+            name = f"{position}_compiled"
+            step, compile_s[name] = compiled(position, ours(position, args.seq), ours_loss, x)
+            runs[name] = (step, fpt)
 
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for i in range(args.warmup + args.steps):
         for name, (step, _) in runs.items():
-            dt = step()
+            wall, cpu = step()
             if i >= args.warmup:
-                times[name].append(dt)
-            print(f"# step {i} {name}: {dt:.2f} s", file=sys.stderr)
+                times[name].append((wall, cpu))
+            print(f"# step {i} {name}: {wall:.2f} s ({cpu:.2f} CPU s)", file=sys.stderr)
+        peak = max(peak, matmul_peak())
+    load_after = os.getloadavg()[0]
+    print(f"# best fp32 matmul peak {peak:.1f} GFLOP/s", file=sys.stderr)
 
-    def rate(name: str) -> float:
-        return tokens / statistics.median(times[name])
+    def rate(name: str, cpu: bool = False) -> float:
+        return tokens / statistics.median(t[cpu] for t in times[name])
 
     def mfu(name: str) -> float:
         return round(rate(name) * runs[name][1] / (peak * 1e9), 4)
 
     for name in runs:
-        if name == "hf_gpt2":
+        if name.startswith("hf_gpt2"):
             continue
+        peer_name = "hf_gpt2_compiled" if name.endswith("_compiled") else "hf_gpt2"
+        extra: dict[str, object] = {}
+        if name in compile_s:
+            extra = {
+                "ratio_vs_eager_peer": round(rate(name) / rate("hf_gpt2"), 3),
+                "compile_s": round(compile_s[name], 1),
+                "peer_compile_s": round(compile_s[peer_name], 1),
+            }
         emit(
             "train.tokens_per_s.transformer_vs_hf_gpt2",
             rate(name),
-            rate("hf_gpt2"),
+            rate(peer_name),
             "tokens/s",
             variant=name,
+            peer_variant=peer_name,
             default=name == "relative",
+            ours_cpu=round(rate(name, cpu=True), 3),
+            peer_cpu=round(rate(peer_name, cpu=True), 3),
+            cpu_ratio=round(rate(name, cpu=True) / rate(peer_name, cpu=True), 3),
+            **extra,
             mfu=mfu(name),
-            peer_mfu=mfu("hf_gpt2"),
+            peer_mfu=mfu(peer_name),
             peak_gflops=round(peak, 1),
             model_gflop_per_token=round(runs[name][1] / 1e9, 4),
-            peer_gflop_per_token=round(runs["hf_gpt2"][1] / 1e9, 4),
+            peer_gflop_per_token=round(runs[peer_name][1] / 1e9, 4),
             batch=args.batch,
             seq=args.seq,
             steps=args.steps,
             threads=args.threads,
+            load_average=[round(load_before, 2), round(load_after, 2)],
         )
 
 

@@ -15,6 +15,7 @@ from musegen.errors import MusegenError
 from musegen.models import (
     available_models,
     build_model,
+    decode,
     load_model,
     model_config_class,
     save_model,
@@ -103,6 +104,54 @@ def test_cached_prompt_then_tokens_equals_full_forward(key: str) -> None:
     assert (cached - full).abs().max() <= 1e-4
 
 
+TRANSFORMERS = [k for k, (name, _) in CONFIGS.items() if name == "transformer"]
+
+
+@pytest.mark.parametrize(("batch", "matmul"), [(1, "numpy"), (3, "numpy"), (3, "torch")])
+@pytest.mark.parametrize(
+    "key", [*TRANSFORMERS, "relative-clipped-per-head", "relative-clipped-one-head"]
+)
+def test_fused_cpu_step_equals_the_module_path(key: str, batch: int, matmul: str) -> None:
+    """One-token steps outside autograd take models/decode.py; they match the modules' path
+    (which ``forward`` takes with autograd on) and the full forward pass, past max_relative."""
+    options = {
+        "relative-clipped-per-head": {**TINY_TRANSFORMER, "max_relative": 4},
+        "relative-clipped-one-head": {**TINY_TRANSFORMER, "max_relative": 4, "n_head": 1},
+    }
+    torch.manual_seed(0)
+    model = (build_model("transformer", **options[key]) if key in options else make(key)).eval()
+    ids = tokens(batch, 12)
+    with torch.no_grad():
+        full, _ = model(ids)
+        fast = model.init_cache(batch, 12)
+        assert fast.decoder is not None and fast.decoder.matmul is decode._numpy_matmul
+        if matmul == "torch":  # what big batches use
+            fast.decoder.matmul = decode._torch_matmul
+    slow = model.init_cache(batch, 12)
+    for t in range(12):
+        with torch.no_grad():
+            a, fast = model(ids[:, t : t + 1], fast)
+        b, slow = model(ids[:, t : t + 1], slow)  # autograd on: the module path
+        assert b.requires_grad and not a.requires_grad
+        assert (a - b).abs().max() <= 1e-5 and (a[:, 0] - full[:, t]).abs().max() <= 1e-4
+    assert torch.allclose(fast.keys, slow.keys, atol=1e-5)  # the same cache contents
+    assert fast.length == slow.length == 12
+
+
+@torch.no_grad()
+def test_fused_step_rejects_bad_ids_and_steps_aside_when_training() -> None:
+    model, ids = make("relative"), tokens(2, 6)
+    cache = model.init_cache(2, 6)
+    model(ids[:, :5], cache)
+    with pytest.raises(IndexError):
+        model(torch.full((2, 1), -1), cache)
+    with pytest.raises(IndexError):
+        model(torch.full((2, 1), VOCAB), cache)
+    model.train()  # training mode takes the module path (dropout) and still works
+    assert model(ids[:, 5:6], cache)[0].shape == (2, 1, VOCAB)
+    assert build_model("transformer", **TINY_TRANSFORMER).double().init_cache(1, 4).decoder is None
+
+
 @pytest.mark.parametrize("key", ["relative", "rope", "lstm"])
 @torch.no_grad()
 def test_cache_limits_are_errors(key: str) -> None:
@@ -155,19 +204,28 @@ def test_skewing_matches_direct_relative_logits(T: int, start: int, R: int, head
     assert torch.allclose(step, want[:, :, -1:], atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_name", ["CPU_CHUNK", "RELATIVE_CHUNK"])
 @torch.no_grad()
-def test_relative_query_chunks_match_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_query_chunks_match_one_chunk(
+    chunk_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if chunk_name == "RELATIVE_CHUNK":  # the SDPA path (devices other than the CPU)
+        monkeypatch.setattr(transformer, "CPU_CHUNK", 0)
     model, ids = make("relative-clipped-shared"), tokens(2, 20)
     whole, _ = model(ids)
-    monkeypatch.setattr(transformer, "RELATIVE_CHUNK", 3)  # 20 queries: 7 chunks, last short
+    monkeypatch.setattr(transformer, chunk_name, 3)  # 20 queries: 7 chunks, last short
     chunked, _ = model(ids)
     assert (chunked - whole).abs().max() <= 1e-5
     assert (decode_in_chunks(model, ids, [8, 1, 5, 6]) - whole).abs().max() <= 1e-4
 
 
+@pytest.mark.parametrize("cpu_chunk", [64, 4, 0])  # 0: the SDPA path
 @torch.no_grad()
-def test_relative_attention_matches_reference() -> None:
+def test_relative_attention_matches_reference(
+    cpu_chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One layer's attention against softmax((q kᵀ + q Eᵀ[clipped i - j]) / sqrt(d)) by hand."""
+    monkeypatch.setattr(transformer, "CPU_CHUNK", cpu_chunk)
     model, x = make("relative-clipped-shared"), torch.randn(2, 9, 32)
     attn = model.blocks[0].attn
     q, k, v = attn.qkv(x).view(2, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)

@@ -6,9 +6,18 @@ import torch
 
 from musegen.errors import MusegenError
 from musegen.models import build_model
-from musegen.sampling.filters import build_filters, repetition_penalty, top_k, top_p
+from musegen.sampling.filters import (
+    build_filters,
+    repetition_penalty,
+    sample,
+    temperature,
+    top_k,
+    top_p,
+)
 from musegen.sampling.generate import SamplingConfig, generate
-from musegen.tokenizers import EOS, get_tokenizer
+from musegen.tokenizers import BOS, EOS, PAD, get_tokenizer
+from musegen.tokenizers.base import Grammar, GrammarList, Tokenizer, TokenizerConfig, Vocab
+from musegen.tokenizers.remi import RemiBatchGrammar
 
 
 def tiny(tok, name: str = "transformer"):  # type: ignore[no-untyped-def]
@@ -22,17 +31,71 @@ def tiny(tok, name: str = "transformer"):  # type: ignore[no-untyped-def]
 
 
 def test_filters() -> None:
-    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
-    assert torch.isinf(top_k(logits, None, 2)).tolist() == [[True, False, False, True]]  # type: ignore[arg-type]
-    kept = ~torch.isinf(top_p(logits, None, 0.7))  # type: ignore[arg-type]
+    logits = np.array([[1.0, 3.0, 2.0, 0.0]], dtype=np.float32)
+    none = np.zeros((1, 0), dtype=np.int64)
+    assert np.isinf(top_k(logits, none, 2)).tolist() == [[True, False, False, True]]
+    kept = ~np.isinf(top_p(logits, none, 0.7))
     assert kept.tolist() == [[False, True, True, False]]
-    assert (~torch.isinf(top_p(logits, None, 0.01))).sum() == 1  # type: ignore[arg-type]
-    pen = repetition_penalty(logits, torch.tensor([[1]]), 2.0)
-    assert pen[0, 1] == 1.5 and pen[0, 2] == 2.0
+    assert (~np.isinf(top_p(logits, none, 0.01))).sum() == 1
+    assert not np.isinf(top_p(logits, none, 1.0)).any()
+    pen = repetition_penalty(logits, np.array([[1]]), 2.0)
+    assert pen[0, 1] == 1.5 and pen[0, 2] == 2.0 and logits[0, 1] == 3.0  # input unchanged
+    assert np.allclose(temperature(logits, none, 2.0), logits / 2)
     with pytest.raises(MusegenError):
         build_filters(temperature_=0)
     with pytest.raises(MusegenError):
         build_filters(top_p_=1.5)
+
+
+def test_filters_work_row_by_row_and_keep_masked_tokens_out() -> None:
+    inf = np.float32(np.inf)
+    logits = np.array([[-inf, 0.0, 5.0, -inf, 4.9], [1.0, -inf, 1.0, 1.0, -inf]], np.float32)
+    none = np.zeros((2, 0), dtype=np.int64)
+    out = top_p(logits, none, 0.5)
+    assert np.isinf(out).tolist() == [
+        [True, True, False, True, True],  # 5.0 alone has > half the mass
+        [False, True, False, False, True],  # three tied tokens all stay
+    ]
+    out = top_k(logits, none, 2)
+    assert np.isinf(out[0]).tolist() == [True, True, False, True, False]
+    assert (out[1] == logits[1]).all()  # ties with the 2nd are kept
+
+
+def test_sample_follows_softmax_and_never_draws_masked_tokens() -> None:
+    rng = np.random.default_rng(0)
+    logits = np.array([[0.0, np.log(2.0), -np.inf, np.log(5.0)]], np.float32)
+    draws = np.concatenate([sample(np.repeat(logits, 1000, axis=0), rng) for _ in range(20)])
+    freq = np.bincount(draws, minlength=4) / len(draws)
+    assert freq[2] == 0
+    assert np.allclose(freq, [1 / 8, 2 / 8, 0, 5 / 8], atol=0.01)
+    a = sample(np.repeat(logits, 50, axis=0), np.random.default_rng(3))
+    b = sample(np.repeat(logits, 50, axis=0), np.random.default_rng(3))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("config", [{}, {"positions_per_quarter": 4, "velocity_bins": 0}])
+def test_remi_batch_grammar_matches_one_grammar_per_sequence(config: dict) -> None:
+    """Random walks through the vectorised REMI grammar against per-sequence grammars."""
+    tok = get_tokenizer("remi", **config)
+    assert isinstance(tok.batch_grammar(2), RemiBatchGrammar)
+    rng = np.random.default_rng(0)
+    prefix = np.array([BOS, tok.vocab.id("Bar"), tok.vocab.id("TimeSig_3/4")])
+    batch = tok.batch_grammar(32, prefix)
+    singles = GrammarList([tok.grammar().feed(prefix) for _ in range(32)], len(tok))
+    for step in range(400):
+        masks = batch.mask()
+        assert np.array_equal(masks, singles.mask()), step
+        weights = masks * np.where(np.arange(len(tok)) == EOS, 0.002, 1.0)  # rarely end
+        tokens = np.array([rng.choice(len(tok), p=w / w.sum()) for w in weights])
+        batch.step(tokens)
+        singles.step(tokens)
+        if step == 200:
+            batch.finish(np.array([3, 4]))
+            singles.finish(np.array([3, 4]))
+        assert np.array_equal(batch.done, singles.done)
+    assert batch.done[[3, 4]].all() and not batch.done.all()
+    with pytest.raises(ValueError, match="not allowed"):
+        batch.step(np.full(32, tok.vocab.id("Bar")))  # finished sequences allow only PAD
 
 
 @pytest.mark.parametrize("tok_name", ["remi", "events"])
@@ -85,3 +148,62 @@ def test_stop_function_and_mismatch() -> None:
     assert asked == [5] or seq[-1] == EOS
     with pytest.raises(MusegenError, match="do not match"):
         generate(model, get_tokenizer("events"), num=1)
+
+
+class _DeadEndTokenizer(Tokenizer):
+    """BOS, then one A, then nothing is allowed (not even EOS): a grammar dead end."""
+
+    name = "dead-end"
+    config_class = TokenizerConfig
+
+    def build_vocab(self) -> Vocab:
+        v = Vocab()
+        v.add("A", 1)
+        return v
+
+    def encode(self, score: object) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, ids: object) -> object:
+        raise NotImplementedError
+
+    def prepare(self, score: object) -> object:
+        return score
+
+    def grammar(self) -> Grammar:
+        return _DeadEndGrammar()
+
+
+class _DeadEndGrammar(Grammar):
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def mask(self) -> np.ndarray:
+        m = np.zeros(4, dtype=bool)
+        m[{0: BOS, 1: 3}.get(len(self.seen), PAD)] = len(self.seen) < 2
+        return m
+
+    def step(self, token: int) -> None:
+        if not self.mask()[token]:
+            raise ValueError(f"token {token} is not allowed here")
+        self.seen.append(token)
+
+
+def test_grammar_dead_end_ends_the_sequence_with_eos() -> None:
+    tok = _DeadEndTokenizer()
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=4, n_layer=1, d_model=16, n_head=2)
+    seqs = generate(model, tok, num=3, config=SamplingConfig(max_new_tokens=10))
+    assert [s.tolist() for s in seqs] == [[BOS, 3, EOS]] * 3
+
+
+def test_generation_leaves_the_thread_count_alone() -> None:
+    tok = get_tokenizer("remi")
+    model = tiny(tok)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate(model, tok, num=2, config=SamplingConfig(max_new_tokens=8))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -16,10 +16,17 @@ Positions (``position=``):
 * ``"rope"``: rotary embeddings on queries and keys (flash attention path, ``is_causal``).
 * ``"absolute"``: learned position embeddings added to the input (baseline).
 
+On the CPU, several queries at once (training, a prompt) skip SDPA for every scheme and go
+through ``chunked_attention.causal_attention``: the same softmax in query chunks of
+``CPU_CHUNK``, with a written-out backward, faster there than SDPA's CPU kernels. Attention
+dropout in training keeps the SDPA path.
+
 Incremental decoding: ``init_cache(B, max_len)`` preallocates keys and values
 ``[layers, B, heads, max_len, head_dim]``; ``forward(ids, cache)`` writes the new positions in
 place, attends over ``[0, length)`` and advances ``cache.length``. Any chunk size works: a
-prompt, then one token at a time.
+prompt, then one token at a time. On the CPU in float32 the cache also carries a
+:class:`~musegen.models.decode.Decoder`, and one-token steps outside autograd and training run
+its fused step (same arithmetic, a fraction of the per-call overhead; see ``models/decode.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +40,12 @@ from torch import nn
 
 from musegen.errors import MusegenError
 from musegen.models.base import LanguageModel, ModelConfig
+from musegen.models.chunked_attention import causal_attention
+from musegen.models.decode import Decoder, cpu_autocast
 
 POSITIONS = ("relative", "rope", "absolute")
 RELATIVE_CHUNK = 128  # queries per relative-attention chunk (see Attention._relative_attention)
+CPU_CHUNK = 64  # queries per chunk of CPU attention (models/chunked_attention.py); 0: SDPA
 NORMS = ("layernorm", "rmsnorm")
 
 
@@ -124,6 +134,7 @@ class KVCache:
     keys: torch.Tensor  # [n_layer, B, n_head, max_len, head_dim]
     values: torch.Tensor
     length: int = 0
+    decoder: Decoder | None = None  # fast one-token steps on the CPU (models/decode.py)
 
     @property
     def batch_size(self) -> int:
@@ -164,6 +175,7 @@ class AttentionContext:
     mask: torch.Tensor | None = None  # bool [T, L] (True = may attend) for rope/absolute
     rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin [T, head_dim / 2]
     relative: list[RelativeChunk] | None = None  # query chunks for relative attention
+    chunked: bool = False  # several queries on the CPU: chunked_attention.causal_attention
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -221,7 +233,8 @@ def dot_table(q: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head causal self-attention: fused QKV projection, SDPA, optional relative term."""
+    """Multi-head causal self-attention: fused QKV projection, SDPA (or the CPU's chunked
+    attention), optional relative term."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -253,7 +266,10 @@ class Attention(nn.Module):
                 k, v = k.to(q.dtype), v.to(q.dtype)
 
         dropout = self.attention_dropout if self.training else 0.0
-        if self.relative is not None:
+        if ctx.chunked:  # the same softmax, in query chunks with a written-out backward
+            scale = 1.0 / math.sqrt(self.head_dim)
+            y = causal_attention(q, k, v, scale, self.relative, CPU_CHUNK)
+        elif self.relative is not None:
             y = self._relative_attention(q, k, v, ctx.relative, dropout)
         else:
             y = F.scaled_dot_product_attention(
@@ -381,10 +397,13 @@ class Transformer(LanguageModel):
             )
         w = self.tok_emb.weight
         shape = (c.n_layer, batch_size, c.n_head, max_len, c.head_dim)
-        return KVCache(
+        cache = KVCache(
             torch.zeros(shape, dtype=w.dtype, device=w.device),
             torch.zeros(shape, dtype=w.dtype, device=w.device),
         )
+        if Decoder.supports(self):
+            cache.decoder = Decoder(self, cache)
+        return cache
 
     def forward(
         self, ids: torch.Tensor, cache: KVCache | None = None
@@ -405,6 +424,17 @@ class Transformer(LanguageModel):
             raise MusegenError(
                 f"{T} tokens exceed the model's max_positions {self.config.max_positions}"
             )
+        if (
+            T == 1
+            and cache is not None
+            and cache.decoder is not None
+            and not self.training
+            and not torch.is_grad_enabled()
+            and not cpu_autocast()
+        ):  # one new token per sequence: the fused CPU step
+            logits = cache.decoder.step(ids.numpy().reshape(B), start)
+            cache.length = start + 1
+            return torch.from_numpy(logits).view(B, 1, -1), cache
 
         ctx = self._context(B, T, start, ids.device)
         x = self.tok_emb(ids.reshape(B * T))  # hidden states stay 2-D: [B * T, d_model]
@@ -424,14 +454,22 @@ class Transformer(LanguageModel):
         c = self.config
         L = start + T
         ctx = AttentionContext(batch=B, new=T, start=start, length=L)
+        # several queries on the CPU: chunked causal attention (not with attention dropout)
+        ctx.chunked = (
+            T > 1
+            and device.type == "cpu"
+            and CPU_CHUNK > 0
+            and not (self.training and c.attention_dropout > 0)
+        )
         if c.position == "relative":
-            ctx.relative = self._relative_chunks(start, T, device)
+            if not ctx.chunked:
+                ctx.relative = self._relative_chunks(start, T, device)
             return ctx
         if c.position == "rope":
             pos = torch.arange(start, L, device=device, dtype=torch.float32)
             angles = torch.outer(pos, self.inv_freq)
             ctx.rope = (angles.cos(), angles.sin())
-        if T > 1:
+        if T > 1 and not ctx.chunked:
             if start == 0:
                 ctx.is_causal = True
             else:

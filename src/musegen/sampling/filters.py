@@ -1,8 +1,12 @@
-"""Logit filters as small composable functions.
+"""Logit filters as small composable functions, and the sampler they feed.
 
-A filter takes the next-token logits ``[B, V]`` and the ids so far ``[B, T]`` and returns new
-logits; ``-inf`` removes a token. :func:`build_filters` turns sampling options into a list
-applied in order by :func:`apply_filters`.
+A filter takes the next-token logits ``[B, V]`` (float numpy) and the ids so far ``[B, T]``
+and returns new logits; ``-inf`` removes a token. :func:`build_filters` turns sampling options
+into a list applied in order by :func:`apply_filters`; :func:`sample` draws one token per row
+from ``softmax(logits)``.
+
+Everything is numpy on purpose: the generator runs these once per token on a handful of rows
+of a few hundred logits, where a numpy call costs a fraction of a PyTorch one.
 """
 
 from __future__ import annotations
@@ -10,45 +14,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import torch
+import numpy as np
 
-Filter = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Filter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def temperature(logits: torch.Tensor, ids: torch.Tensor, t: float) -> torch.Tensor:
+def temperature(logits: np.ndarray, ids: np.ndarray, t: float) -> np.ndarray:
     """Sharpen (t < 1) or flatten (t > 1) the distribution."""
-    return logits / t
+    return logits * np.float32(1.0 / t)
 
 
-def top_k(logits: torch.Tensor, ids: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the k most likely tokens."""
-    k = min(k, logits.size(-1))
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+def top_k(logits: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Keep the k most likely tokens (and any tied with the k-th)."""
+    k = min(k, logits.shape[-1])
+    kth = -np.partition(-logits, k - 1, axis=-1)[:, k - 1 : k]
+    return np.where(logits < kth, np.float32(-np.inf), logits)
 
 
-def top_p(logits: torch.Tensor, ids: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus sampling: keep the smallest set of tokens whose probability reaches p."""
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
-    drop_sorted = before >= p
-    drop_sorted[..., 0] = False  # always keep the best token
-    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+def top_p(logits: np.ndarray, ids: np.ndarray, p: float) -> np.ndarray:
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches p.
+
+    (Tokens tied with the last one kept are kept too.)
+    """
+    ranked = np.sort(logits, axis=-1)  # ascending: the best token last
+    probs = np.exp(ranked - ranked[:, -1:])  # unnormalised: compared with the total below
+    upto = np.cumsum(probs, axis=-1)  # the mass ranked above a token is total - upto
+    first_kept = (upto <= (1.0 - p) * upto[:, -1:]).sum(axis=-1)  # the best always stays
+    kth = ranked[np.arange(len(ranked)), first_kept]
+    return np.where(logits < kth[:, None], np.float32(-np.inf), logits)
 
 
 def repetition_penalty(
-    logits: torch.Tensor, ids: torch.Tensor, penalty: float, window: int = 64
-) -> torch.Tensor:
+    logits: np.ndarray, ids: np.ndarray, penalty: float, window: int = 64
+) -> np.ndarray:
     """Make tokens seen in the last ``window`` ids less likely (CTRL-style: divide positive
     logits by ``penalty``, multiply negative ones)."""
-    if ids.numel() == 0:
+    if ids.size == 0:
         return logits
     recent = ids[:, -window:]
-    seen = torch.gather(logits, -1, recent)
-    seen = torch.where(seen > 0, seen / penalty, seen * penalty)
-    return logits.scatter(-1, recent, seen)
+    seen = np.take_along_axis(logits, recent, axis=-1)
+    seen = np.where(seen > 0, seen / penalty, seen * penalty).astype(logits.dtype)
+    out = logits.copy()
+    np.put_along_axis(out, recent, seen, axis=-1)
+    return out
 
 
 def build_filters(
@@ -80,7 +88,22 @@ def build_filters(
     return out
 
 
-def apply_filters(logits: torch.Tensor, ids: torch.Tensor, filters: list[Filter]) -> torch.Tensor:
+def apply_filters(logits: np.ndarray, ids: np.ndarray, filters: list[Filter]) -> np.ndarray:
     for f in filters:
         logits = f(logits, ids)
     return logits
+
+
+def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row from ``softmax(logits)`` (``-inf`` never drawn; each row needs a
+    finite logit).
+
+    The exponential race: ``argmax(logits - log E)`` with ``E ~ Exp(1)`` i.i.d. picks token
+    ``i`` with probability ``softmax(logits)_i`` (the Gumbel-max trick), with no softmax,
+    normalisation or search.
+    """
+    race = rng.standard_exponential(logits.shape, dtype=np.float32)
+    race += np.float32(1e-30)  # E == 0 would make -inf - log E a NaN
+    np.log(race, out=race)
+    np.subtract(logits, race, out=race)
+    return np.argmax(race, axis=-1)

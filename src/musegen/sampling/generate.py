@@ -2,21 +2,28 @@
 
 Every step masks the logits with each sequence's tokenizer grammar, so whatever the model
 says, the output decodes to a valid score. Sequences are sampled as a batch from one primer
-(``num`` variations); a seeded ``torch.Generator`` makes runs reproducible.
+(``num`` variations); the seed makes runs reproducible.
+
+The loop is built for small models, where per-step overhead rivals the model itself: the ids
+live in one preallocated numpy array, the batch's grammar mask is one call
+(:meth:`Tokenizer.batch_grammar`), filters and sampling are numpy (:mod:`.filters`), and the
+model sees one ``[B, 1]`` tensor per step (a transformer on the CPU then runs its fused step,
+:mod:`musegen.models.decode`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from musegen.errors import MusegenError
-from musegen.sampling.filters import apply_filters, build_filters
-from musegen.tokenizers.base import BOS, EOS, PAD, Tokenizer
+from musegen.sampling.filters import Filter, apply_filters, build_filters, sample
+from musegen.tokenizers.base import BOS, EOS, PAD, BatchGrammar, Tokenizer
 
 
 @dataclass
@@ -33,6 +40,7 @@ class SamplingConfig:
 
 
 StopFn = Callable[[np.ndarray], bool]
+SMALL_STEP = 2**24  # batch x parameters up to which a CPU decoding step runs single-threaded
 
 
 def primer_ids(tokenizer: Tokenizer, primer: np.ndarray | None) -> np.ndarray:
@@ -83,56 +91,90 @@ def generate(
         )
     device = next(model.parameters()).device
     prompt = primer_ids(tokenizer, primer)
-    grammars = [tokenizer.grammar().feed(prompt) for _ in range(num)]
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    grammar = tokenizer.batch_grammar(num, prompt)
     model.eval()
-    cache = model.init_cache(num, len(prompt) + cfg.max_new_tokens)
-    ids = torch.as_tensor(np.tile(prompt, (num, 1)), device=device)
-    logits, cache = model(ids, cache)
-    out = [list(prompt) for _ in range(num)]
-    finished = np.zeros(num, dtype=bool)
-    history = ids.cpu()
+    with _decoding_threads(model, num, device):
+        return _sample(model, grammar, prompt, cfg, filters, stop, stop_every, progress)
+
+
+def _sample(
+    model: torch.nn.Module,
+    grammar: BatchGrammar,
+    prompt: np.ndarray,
+    cfg: SamplingConfig,
+    filters: list[Filter],
+    stop: StopFn | None,
+    stop_every: int,
+    progress: bool,
+) -> list[np.ndarray]:
+    """The decoding loop of :func:`generate` (arguments checked there)."""
+    device = next(model.parameters()).device
+    num = len(grammar.done)
+    rng = np.random.default_rng(cfg.seed)
+    P = len(prompt)
+    ids = np.empty((num, P + cfg.max_new_tokens), dtype=np.int64)  # PAD after a sequence ends
+    ids[:, :P] = prompt
+    lengths = np.full(num, P)
+    cache = model.init_cache(num, P + cfg.max_new_tokens)
+    logits, cache = model(torch.as_tensor(ids[:, :P], device=device), cache)
+    finished = grammar.done
     bar = _bar(cfg.max_new_tokens) if progress else None
     for step in range(cfg.max_new_tokens):
-        masks = np.stack(
-            [
-                g.mask() if not f else _pad_only(len(tokenizer))
-                for g, f in zip(grammars, finished, strict=True)
-            ]
-        )
-        masks[~masks.any(axis=1), EOS] = True  # a grammar dead end ends the sequence
-        next_logits = logits[:, -1].float().cpu()
-        next_logits = next_logits.masked_fill(~torch.from_numpy(masks), float("-inf"))
-        next_logits = apply_filters(next_logits, history, filters)
-        probs = torch.softmax(next_logits, dim=-1)
-        tokens = torch.multinomial(probs, 1, generator=gen).squeeze(1).numpy()
-        for b, t in enumerate(tokens):
-            if finished[b]:
-                continue
-            grammars[b].step(int(t))
-            out[b].append(int(t))
-            if t == EOS or grammars[b].done:
-                finished[b] = True
+        n = P + step
+        masks = grammar.mask()  # finished sequences: PAD only
+        dead = None
+        if not np.logical_and.reduce(np.logical_or.reduce(masks, axis=1)):
+            dead = ~masks.any(axis=1)  # a grammar dead end: the sequence ends with EOS
+            grammar.finish(dead)
+            masks = masks.copy()
+            masks[dead, EOS] = True
+        next_logits = np.where(masks, _last(logits), np.float32(-np.inf))
+        if filters:
+            next_logits = apply_filters(next_logits, ids[:, :n], filters)
+        tokens = sample(next_logits, rng)
+        ids[:, n] = tokens
+        lengths[~finished] = n + 1
+        grammar.step(tokens if dead is None else np.where(dead, PAD, tokens))
+        finished = grammar.done
         if stop is not None and (step + 1) % stop_every == 0:
-            for b in np.flatnonzero(~finished):
-                if stop(np.asarray(out[b])):
-                    finished[b] = True
+            ended = [b for b in np.flatnonzero(~finished) if stop(ids[b, : lengths[b]].copy())]
+            if ended:
+                grammar.finish(np.array(ended))
+                finished = grammar.done
         if bar is not None:
             bar.update(1)
         if finished.all():
             break
-        new = torch.as_tensor(tokens, device=device).unsqueeze(1)
-        history = torch.cat([history, new.cpu()], dim=1)
-        logits, cache = model(new, cache)
+        logits, cache = model(torch.from_numpy(ids[:, n : n + 1]).to(device), cache)
     if bar is not None:
         bar.close()
-    return [np.asarray(seq, dtype=np.int64) for seq in out]
+    return [ids[b, : lengths[b]].copy() for b in range(num)]
 
 
-def _pad_only(size: int) -> np.ndarray:
-    m = np.zeros(size, dtype=bool)
-    m[PAD] = True
-    return m
+@contextmanager
+def _decoding_threads(model: torch.nn.Module, num: int, device: torch.device) -> Iterator[None]:
+    """One intra-op thread while decoding a small model on the CPU.
+
+    A step's operations are far too small to split between threads, and waking a pool for
+    each costs more than the work (many times more when the other cores are busy).
+    """
+    before = torch.get_num_threads()
+    small = num * sum(p.numel() for p in model.parameters()) <= SMALL_STEP
+    if device.type != "cpu" or not small or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _last(logits: torch.Tensor) -> np.ndarray:
+    """The last position's logits ``[B, V]`` as float32 numpy (a view for float32 CPU ones)."""
+    if logits.dtype is not torch.float32 or not logits.is_cpu:
+        logits = logits.float().cpu()
+    return logits.numpy()[:, -1]
 
 
 def _bar(total: int):  # type: ignore[no-untyped-def]

@@ -33,7 +33,7 @@ class TrainConfig:
     log_every: int = 20
     checkpoint_every: int = 200
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    compile: bool = False
+    compile: bool = False  # torch.compile; on the CPU it does not speed the transformer up
     threads: int = (
         0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
     )

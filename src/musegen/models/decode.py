@@ -1,0 +1,234 @@
+"""One-token decoding steps of the :class:`~musegen.models.transformer.Transformer` on the CPU.
+
+Sampling a small model one token at a time is bound by per-operation overhead, not arithmetic:
+a step of the shipped 4-layer model is ~100 tiny operations, and each eager PyTorch call
+(module dispatch, argument parsing, a fresh output tensor) costs several microseconds, more
+than the work it launches. This module runs the same arithmetic as ``Transformer.forward`` for
+one new token per sequence with fewer, cheaper calls:
+
+* numpy for the small matrix products (its per-call overhead is a fraction of PyTorch's),
+  PyTorch for the kernels numpy lacks or does slower (layer/RMS norm, softmax, ``erfc``), on
+  the same memory (``Tensor.numpy()`` / ``torch.from_numpy`` share buffers, nothing is copied);
+* constants folded into packed weights once per cache: the ``1/sqrt(head_dim)`` attention
+  scale into the query projection, GELU's ``-1/sqrt(2)`` and ``-1/2`` (for ``erfc``) into
+  the MLP weights;
+* the relative-attention table stored reversed and transposed, so the relative logits of the
+  new query against its last ``min(L, max_relative)`` keys are one product with a contiguous
+  slice (no distance gather); older keys share the table's last row;
+* keys and values written straight into the :class:`KVCache` tensors, so the cache stays
+  valid for the generic PyTorch path too (prompts, chunks, autograd).
+
+:meth:`Transformer.init_cache` attaches a :class:`Decoder` when the model is on the CPU in
+float32; ``Transformer.forward`` uses it for one-token steps outside autograd and training.
+A decoder snapshots the weights it packs: make a new cache after changing them. The tests
+check every position scheme against the full forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from musegen.models.transformer import KVCache, Transformer
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of a parameter's memory (no copy)."""
+    return t.detach().numpy()
+
+
+def _scaled(t: torch.Tensor | None, factor: float) -> np.ndarray | None:
+    """A scaled numpy copy of ``t``, laid out ``[in, out]`` if it is a matrix."""
+    if t is None:
+        return None
+    a = _np(t)
+    return np.ascontiguousarray(a.T if a.ndim == 2 else a) * np.float32(factor)
+
+
+Norm = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _norm(module: torch.nn.Module) -> Norm:
+    """The module's normalisation as a direct call of the ATen op (no module dispatch)."""
+    weight = module.weight.detach()
+    shape, eps = tuple(weight.shape), module.eps
+    if isinstance(module, torch.nn.LayerNorm):
+        bias = None if module.bias is None else module.bias.detach()
+        return lambda x: torch.layer_norm(x, shape, weight, bias, eps)
+    if hasattr(torch, "rms_norm"):
+        return lambda x: torch.rms_norm(x, shape, weight, eps)
+    return lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def cpu_autocast() -> bool:
+    """Whether CPU autocast is on (the fused step computes in float32 only)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _blas_one_thread() -> bool:
+    """Whether numpy's OpenBLAS runs single-threaded (its thread variables, else the CPUs)."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(name):
+            return os.environ[name].strip() == "1"
+    cpus = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    return len(cpus) == 1
+
+
+class _Weight:
+    """A ``[in, out]`` matrix as numpy and as a tensor on the same memory."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.tensor = torch.from_numpy(array)
+
+
+def _numpy_matmul(a: np.ndarray, w: _Weight, out: np.ndarray | None = None) -> np.ndarray:
+    return np.matmul(a, w.array, out=out)
+
+
+def _torch_matmul(a: np.ndarray, w: _Weight, out: np.ndarray | None = None) -> np.ndarray:
+    result = torch.mm(torch.from_numpy(a), w.tensor)
+    if out is None:
+        return result.numpy()
+    out[...] = result.numpy()
+    return out
+
+
+class _Layer:
+    """One block's packed weights: numpy matrices laid out ``[in, out]`` for ``x @ W``."""
+
+    def __init__(self, block: torch.nn.Module, scale: float) -> None:
+        attn, mlp = block.attn, block.mlp
+        d = attn.qkv.in_features
+        self.norm1, self.norm2 = _norm(block.norm1), _norm(block.norm2)
+        qkv = _scaled(attn.qkv.weight, 1.0)  # [d, 3d]
+        qkv[:, :d] *= scale  # softmax(q kᵀ · scale): scale the query once
+        self.qkv = _Weight(qkv)
+        self.qkv_bias = _scaled(attn.qkv.bias, 1.0)
+        if self.qkv_bias is not None:
+            self.qkv_bias[:d] *= scale
+        self.out = _Weight(_np(attn.out.weight).T)
+        self.out_bias = None if attn.out.bias is None else _np(attn.out.bias)
+        # gelu(h) = h/2 · (1 + erf(h/√2)) = h/2 · erfc(-h/√2): with u = -h/√2 (folded into
+        # ``up``), that is -√2/2 · u · erfc(u), and the -√2/2 goes into ``down``.
+        self.up = _Weight(_scaled(mlp.up.weight, -_SQRT_HALF))
+        self.up_bias = _scaled(mlp.up.bias, -_SQRT_HALF)
+        self.down = _Weight(_scaled(mlp.down.weight, -_SQRT_HALF))
+        self.down_bias = None if mlp.down.bias is None else _np(mlp.down.bias)
+        self.relative_t: np.ndarray | None = None
+        if attn.relative is not None:  # [H or 1, head_dim, R]: column c is distance R - 1 - c
+            table = _np(attn.relative)[:, ::-1]
+            self.relative_t = np.ascontiguousarray(table.transpose(0, 2, 1))
+
+
+class Decoder:
+    """Packed weights, cache views and buffers of one model and cache for one-token steps."""
+
+    def __init__(self, model: Transformer, cache: KVCache) -> None:
+        c = model.config
+        B = cache.batch_size
+        self.n_head, self.head_dim, self.d_model = c.n_head, c.head_dim, c.d_model
+        self.max_relative = c.max_relative
+        self.layers = [_Layer(b, 1.0 / math.sqrt(c.head_dim)) for b in model.blocks]
+        self.tok_emb = _np(model.tok_emb.weight)
+        self.pos_emb = None if model.pos_emb is None else _np(model.pos_emb.weight)
+        self.inv_freq = _np(model.inv_freq) if c.position == "rope" else None
+        self.norm = _norm(model.norm)
+        self.head = _Weight(_np(model.lm_head.weight).T)  # [d, vocab]
+        # numpy's OpenBLAS runs a product of more than 2**18 multiply-adds on all its threads,
+        # which for these sizes costs far more than it saves (many times more on a busy
+        # machine) and cannot be changed from here: unless the environment pins it to one
+        # thread, such batches go through torch.mm, which keeps to torch's thread count
+        weights = [self.head, *(w for layer in self.layers for w in (layer.qkv, layer.up))]
+        small = B * max(w.array.size for w in weights) <= 2**18
+        self.matmul = _numpy_matmul if small or _blas_one_thread() else _torch_matmul
+        # the cache's memory as numpy, heads of all sequences on one axis: keys transposed
+        # [layer, B * H, hd, max_len], values [layer, B * H, max_len, hd]
+        flat = (c.n_layer, B * c.n_head, cache.max_len, c.head_dim)
+        self.keys_t = cache.keys.numpy().reshape(flat).transpose(0, 1, 3, 2)
+        self.values = cache.values.numpy().reshape(flat)
+        # per-head relative tables need the sequences apart, unless there is one sequence
+        self.split_batch = B > 1 and not c.relative_shared_heads
+        # work buffers, each with a tensor view for the torch kernels
+        self.x = np.empty((B, c.d_model), np.float32)  # the residual stream
+        self.x_t = torch.from_numpy(self.x)
+        self.u = np.empty((B, c.ff_dim), np.float32)  # MLP pre-activation (· -1/√2)
+        self.u_t = torch.from_numpy(self.u)
+        self.g = np.empty((B, c.ff_dim), np.float32)  # erfc(u), then the activation
+        self.g_t = torch.from_numpy(self.g)
+
+    @staticmethod
+    def supports(model: Transformer) -> bool:
+        w = model.tok_emb.weight
+        return w.device.type == "cpu" and w.dtype == torch.float32
+
+    def step(self, tokens: np.ndarray, pos: int) -> np.ndarray:
+        """Logits ``[B, vocab]`` after ``tokens`` ``[B]`` at position ``pos`` (cache filled to it)."""
+        B, H, hd, d = tokens.shape[0], self.n_head, self.head_dim, self.d_model
+        BH, L = B * H, pos + 1
+        if tokens.min() < 0:  # numpy would wrap negative ids round; the embedding raises
+            raise IndexError("token ids must be >= 0")
+        x, x_t, u, g, mm = self.x, self.x_t, self.u, self.g, self.matmul
+        np.take(self.tok_emb, tokens, axis=0, out=x)
+        if self.pos_emb is not None:
+            x += self.pos_emb[pos]
+        rope = None
+        if self.inv_freq is not None:
+            angles = np.float32(pos) * self.inv_freq
+            rope = (np.cos(angles), np.sin(angles))
+        near = min(L, self.max_relative)  # keys with their own relative distance
+        for layer, keys_t, values in zip(self.layers, self.keys_t, self.values, strict=True):
+            qkv = mm(layer.norm1(x_t).numpy(), layer.qkv)
+            if layer.qkv_bias is not None:
+                qkv += layer.qkv_bias
+            if B > 1:  # [B, (3, H, hd)] -> [3, B * H, hd] (a view for one sequence)
+                qkv = qkv.reshape(B, 3, d).transpose(1, 0, 2)
+            qkv = qkv.reshape(3, BH, 1, hd)
+            if rope is not None:
+                qkv[:2] = _rotate(qkv[:2], *rope)
+            q = qkv[0]  # [B * H, 1, hd]
+            keys_t[:, :, pos] = qkv[1, :, 0]
+            values[:, pos] = qkv[2, :, 0]
+            scores = q @ keys_t[:, :, :L]  # [B * H, 1, L]
+            if layer.relative_t is not None:
+                table = layer.relative_t[:, :, self.max_relative - near :]  # distances near-1..0
+                if self.split_batch:
+                    rel = (q.reshape(B, H, 1, hd) @ table).reshape(BH, 1, near)
+                else:
+                    rel = q @ table
+                scores[..., L - near :] += rel
+                if near < L:  # the farther keys all use the last table row
+                    scores[..., : L - near] += rel[..., :1]
+            probs = torch.softmax(torch.from_numpy(scores), dim=-1).numpy()
+            x += mm((probs @ values[:, :L]).reshape(B, d), layer.out)
+            if layer.out_bias is not None:
+                x += layer.out_bias
+            mm(layer.norm2(x_t).numpy(), layer.up, out=u)
+            if layer.up_bias is not None:
+                u += layer.up_bias
+            torch.erfc(self.u_t, out=self.g_t)
+            g *= u
+            x += mm(g, layer.down)
+            if layer.down_bias is not None:
+                x += layer.down_bias
+        return mm(self.norm(x_t).numpy(), self.head)
+
+
+def _rotate(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotary embedding of one position (see ``transformer.rotate``)."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate((x1 * cos - x2 * sin, x2 * cos + x1 * sin), axis=-1)

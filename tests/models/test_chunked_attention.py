@@ -1,0 +1,126 @@
+"""The CPU's chunked causal attention equals the straightforward computation, gradients too."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import musegen
+from musegen.models import build_model, load_model, transformer
+from musegen.models.chunked_attention import causal_attention
+
+PRETRAINED = Path(musegen.__file__).parent / "pretrained"
+
+
+def reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, table: torch.Tensor | None
+) -> torch.Tensor:
+    """``softmax(scale · (q kᵀ + q · E[min(i - j, R - 1)]) + causal) v``, term by term."""
+    B, H, T, _ = q.shape
+    L = k.shape[2]
+    logits = q @ k.transpose(-1, -2)
+    if table is not None:
+        R = table.shape[1]
+        rel = torch.zeros(B, H, T, L, dtype=q.dtype)
+        for i in range(T):
+            for j in range(L - T + i + 1):
+                e = table[:, min(L - T + i - j, R - 1)]  # [H or 1, d]
+                rel[:, :, i, j] = (q[:, :, i] * e).sum(-1)
+        logits = logits + rel
+    future = torch.ones(T, L, dtype=torch.bool).triu(L - T + 1)
+    weights = (logits * scale).masked_fill(future, -math.inf).softmax(-1)
+    return weights @ v
+
+
+@pytest.mark.parametrize("table_heads", [0, 3, 1])  # no relative term, per head, shared
+@pytest.mark.parametrize(("T", "L", "R"), [(11, 11, 20), (11, 11, 4), (5, 12, 7), (1, 6, 3)])
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_equals_reference_with_gradients(
+    table_heads: int, T: int, L: int, R: int, chunk: int
+) -> None:
+    torch.manual_seed(0)
+    f64 = {"dtype": torch.float64, "requires_grad": True}
+    q = torch.randn(2, 3, T, 8, **f64)
+    k, v = torch.randn(2, 3, L, 8, **f64), torch.randn(2, 3, L, 8, **f64)
+    table = torch.randn(table_heads, R, 8, **f64) if table_heads else None
+    inputs = [t for t in (q, k, v, table) if t is not None]
+
+    got = causal_attention(q, k, v, 0.35, table, chunk)
+    want = reference(q, k, v, 0.35, table)
+    assert got.shape == (2, 3, T, 8)
+    assert (got - want).abs().max() < 1e-12
+    grad = torch.randn_like(want)
+    for a, b in zip(
+        torch.autograd.grad(got, inputs, grad), torch.autograd.grad(want, inputs, grad), strict=True
+    ):
+        assert (a - b).abs().max() < 1e-12
+
+
+def test_float32_within_1e5_of_reference() -> None:
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 4, 150, 16, requires_grad=True) for _ in range(3))
+    table = (torch.randn(4, 100, 16) * 0.5).requires_grad_()
+    got = causal_attention(q, k, v, 0.25, table, 64)
+    want = reference(q.double(), k.double(), v.double(), 0.25, table.double())
+    assert (got - want).abs().max() < 1e-5
+    grad = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, (q, k, v, table), grad)
+    want_grads = torch.autograd.grad(want, (q, k, v, table), grad.double())
+    for a, b in zip(got_grads, want_grads, strict=True):
+        assert (a - b).abs().max() < 1e-5 * max(1.0, b.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"position": "relative", "max_relative": 5},
+        {"position": "relative", "relative_shared_heads": True},
+        {"position": "rope", "norm": "rmsnorm"},
+        {"position": "absolute", "tie_embeddings": False},
+    ],
+)
+def test_training_step_equals_the_sdpa_path(options: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loss and every gradient of a model in training mode (dropout on), both attention paths."""
+    ids = torch.randint(0, 40, (3, 30), generator=torch.Generator().manual_seed(2))
+    results = []
+    for cpu_chunk in (8, 0):  # 0: F.scaled_dot_product_attention
+        monkeypatch.setattr(transformer, "CPU_CHUNK", cpu_chunk)
+        torch.manual_seed(0)
+        model = build_model(
+            "transformer", vocab_size=40, n_layer=2, n_head=4, d_model=32, **options
+        ).train()
+        logits, _ = model(ids)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, 40), ids[:, 1:].reshape(-1))
+        loss.backward()
+        results.append((loss, {n: p.grad for n, p in model.named_parameters()}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert (loss_a - loss_b).abs() < 1e-5
+    assert grads_a.keys() == grads_b.keys()
+    for name, g in grads_a.items():
+        assert (g - grads_b[name]).abs().max() < 1e-5, name
+
+
+def shipped_transformers() -> list[str]:
+    return sorted(
+        d.name
+        for d in PRETRAINED.iterdir()
+        if (d / "config.json").is_file()
+        and json.loads((d / "config.json").read_text())["model"] == "transformer"
+    )
+
+
+@pytest.mark.parametrize("name", shipped_transformers())
+@torch.no_grad()
+def test_shipped_models_give_the_same_logits(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = load_model(PRETRAINED / name)
+    vocab = model.config.vocab_size
+    ids = torch.randint(0, vocab, (2, model.config.max_relative + 40))  # past the clipping
+    chunked, _ = model(ids)
+    monkeypatch.setattr(transformer, "CPU_CHUNK", 0)
+    sdpa, _ = model(ids)
+    assert (chunked - sdpa).abs().max() < 5e-5
