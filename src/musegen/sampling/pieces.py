@@ -108,6 +108,9 @@ def compose(
     def reached(seq: np.ndarray) -> bool:
         if target is None:
             return False
+        began = tokenizer.time_reached(seq)  # e.g. a bar begun past the end, even an empty one
+        if began is not None and began >= target:
+            return True
         s = tokenizer.decode(seq)
         return max((int(t.notes["start"].max()) for t in s.tracks if len(t)), default=-1) >= target
 

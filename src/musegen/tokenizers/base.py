@@ -243,6 +243,12 @@ class Tokenizer(ABC):
         """``[encode(s) for s in scores]``; a tokenizer may do it faster in one pass."""
         return [self.encode(s) for s in scores]
 
+    def time_reached(self, ids: np.ndarray) -> int | None:
+        """The tick (of decoded scores) that any later token can no longer go before, or
+        ``None`` when the tokenizer cannot say. Generation uses it to stop at a length even
+        when the last bars are empty."""
+        return None
+
     def allowed_next(self, ids: Iterable[int]) -> np.ndarray:
         """Mask of ids allowed after the sequence ``ids``."""
         return self.grammar().feed(ids).mask()

@@ -660,34 +660,55 @@ class RemiTokenizer(Tokenizer):
         return pieces[change] * span + steps[change], index[change]
 
     # ------------------------------------------------------------------ decode
-    def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
-        """A score from ids: skips PAD/BOS, stops at EOS, ignores tokens out of grammar.
-
-        Raises :class:`MusegenError` for ids outside the vocabulary.
-        """
+    def _kinds(self, ids: np.ndarray | Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Kind and value of each token up to EOS, without PAD/BOS."""
         ids = self.check_ids(ids if isinstance(ids, np.ndarray) else list(ids)).ravel()
         stop = np.flatnonzero(ids == EOS)
         if len(stop):
             ids = ids[: stop[0]]
         ids = ids[(ids != PAD) & (ids != BOS)]
-        kind, value = self.kind_of[ids], self.value_of[ids]
+        return self.kind_of[ids], self.value_of[ids]
+
+    def _bars(
+        self, kind: np.ndarray, value: np.ndarray, prev: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Bar index of each token, the meter each bar sets (-1: none), bar lengths and bar
+        starts in steps. A TIME_SIG right after BAR sets that bar's meter, which holds until
+        the next one."""
         is_bar = kind == K_BAR
         n_bars = int(is_bar.sum())
-        if n_bars == 0:
-            return Score(tpq=TPQ)
-        prev = np.concatenate([[-1], kind[:-1]])
-
-        # meters: a TIME_SIG right after BAR sets that bar's meter, which holds until the next
         bar_of = np.cumsum(is_bar) - 1  # bar index of each token (-1 before the first BAR)
         ts_tok = np.flatnonzero((kind == K_TS) & (prev == K_BAR))
         set_sig = np.full(n_bars, -1, np.int64)
         set_sig[bar_of[ts_tok]] = value[ts_tok]
         if set_sig[0] < 0:
             set_sig[0] = self.default_signature
-        ts_bars = np.flatnonzero(set_sig >= 0)
         bar_sig = set_sig[_forward_fill_index(set_sig >= 0, np.arange(n_bars))]
         bar_len = self.bar_steps[bar_sig]
-        bar_start = np.cumsum(bar_len) - bar_len
+        return bar_of, set_sig, bar_len, np.cumsum(bar_len) - bar_len
+
+    def time_reached(self, ids: np.ndarray) -> int | None:
+        """The start tick of the last bar begun: every later note starts at or after it."""
+        kind, value = self._kinds(ids)
+        if not (kind == K_BAR).any():
+            return 0
+        prev = np.concatenate([[-1], kind[:-1]])
+        bar_start = self._bars(kind, value, prev)[3]
+        return int(bar_start[-1]) * self.step_ticks
+
+    def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
+        """A score from ids: skips PAD/BOS, stops at EOS, ignores tokens out of grammar.
+
+        Raises :class:`MusegenError` for ids outside the vocabulary.
+        """
+        kind, value = self._kinds(ids)
+        is_bar = kind == K_BAR
+        n_bars = int(is_bar.sum())
+        if n_bars == 0:
+            return Score(tpq=TPQ)
+        prev = np.concatenate([[-1], kind[:-1]])
+        bar_of, set_sig, bar_len, bar_start = self._bars(kind, value, prev)
+        ts_bars = np.flatnonzero(set_sig >= 0)
 
         # time of each token: its bar's start + the last POSITION since that BAR (-1: none/bad)
         bar = np.maximum(bar_of, 0)
@@ -724,7 +745,7 @@ class RemiTokenizer(Tokenizer):
                 velocity=value[at + 1] if has_vel else np.zeros(len(at), np.int64),
                 program=program,
                 ts_steps=bar_start[ts_bars],
-                ts_index=bar_sig[ts_bars],
+                ts_index=set_sig[ts_bars],  # = the forward-filled meter there
                 tempo_steps=tempo_steps[last],
                 tempo_index=tempo_index[last],
             )

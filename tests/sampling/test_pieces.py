@@ -1,0 +1,51 @@
+"""compose(): pieces cut to the asked length, stopping once the length is reached."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from musegen.models import build_model
+from musegen.sampling.generate import SamplingConfig
+from musegen.sampling.pieces import PieceRequest, compose
+from musegen.score import Note, Score, Track
+from musegen.tokenizers import BOS, get_tokenizer
+from musegen.tokenizers.remi import K_BAR, TPQ
+
+
+def bar_id(tok) -> int:  # type: ignore[no-untyped-def]
+    return int(np.flatnonzero(tok.kind_of == K_BAR)[0])
+
+
+def test_remi_time_reached_counts_empty_bars() -> None:
+    tok = get_tokenizer("remi")
+    score = Score(tracks=[Track.from_notes([Note(60, 0, 480, 80)])])
+    ids = tok.encode(tok.prepare(score), eos=False)
+    assert tok.time_reached(np.array([BOS])) == 0
+    assert tok.time_reached(ids) == 0  # one bar begun, at tick 0
+    # two more (empty) bars of 4/4: the third begins 8 quarters in
+    more = np.concatenate([ids, [bar_id(tok)] * 2])
+    assert tok.time_reached(more) == 8 * TPQ
+    assert len(tok.decode(more).tracks[0]) == 1  # empty bars add no notes
+
+
+def test_compose_stops_when_only_empty_bars_come() -> None:
+    """A model that only ever wants BAR must stop at the asked bars, not run to the cap."""
+    tok = get_tokenizer("remi")
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    model.eval()
+    bar, calls = bar_id(tok), []
+
+    def prefer_bar(_module, _inputs, output):  # type: ignore[no-untyped-def]
+        logits = output[0] if isinstance(output, tuple) else output
+        logits[..., bar] += 1e3
+        calls.append(1)
+        return output
+
+    model.register_forward_hook(prefer_bar)
+    sampling = SamplingConfig(seed=0)
+    (piece,) = compose(model, tok, PieceRequest(bars=4), sampling)
+    assert piece.n_notes == 0
+    # 4 bars are asked: the stop check (every 32 steps) must end it long before the cap
+    assert len(calls) <= 65 < sampling.max_new_tokens
