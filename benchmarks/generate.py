@@ -12,7 +12,8 @@
 2. ``generate.realtime.bach_default``: seconds of music per second of CPU (process time) from
    the shipped default model (``bach``) with ``musegen generate``'s defaults: 8 bars, top-p
    0.95, one piece at a time, through ``compose`` (primer, grammar-masked sampling, the
-   length check, decoding). Summed over pieces with seeds ``1..--pieces``; best of
+   length check, decoding), and again with ``--num 8`` (eight pieces sampled together, the
+   ``.batch8`` line; music of all eight counts). Summed over seeds ``1..--pieces``; best of
    ``--repeats``. The peer is the same model, pipeline and settings with generation done by a
    plain PyTorch loop: the modules' forward with the KV cache (no fused CPU step), one
    grammar object per sequence, torch top-p and ``torch.multinomial``: what ``generate`` did
@@ -144,8 +145,9 @@ def plain_generate(
     return [np.asarray(ids, dtype=np.int64)]
 
 
-def realtime(pieces: int, repeats: int, bars: int) -> dict[str, float]:
-    """Seconds of music per CPU (and wall) second, ours and the plain loop, same seeds."""
+def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, float]:
+    """Seconds of music per CPU (and wall) second, ours and the plain loop, same seeds;
+    ``batch`` pieces are sampled together per seed (``musegen generate --num``)."""
     from musegen.models.pretrained import DEFAULT_MODEL, load_for_generation
     from musegen.sampling import pieces as pieces_module
     from musegen.sampling.generate import SamplingConfig
@@ -155,8 +157,8 @@ def realtime(pieces: int, repeats: int, bars: int) -> dict[str, float]:
 
     def music(seed: int) -> float:
         sampling = SamplingConfig(top_p=0.95, seed=seed)
-        (score,) = compose(model, tok, PieceRequest(bars=bars), sampling)
-        return score.duration_seconds()
+        scores = compose(model, tok, PieceRequest(bars=bars), sampling, num=batch)
+        return sum(score.duration_seconds() for score in scores)
 
     def timed(run: Callable[[int], float]) -> tuple[float, float, float]:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -191,6 +193,7 @@ def main() -> None:
     ap.add_argument("--variants", default="relative,rope", help="positions of ours to time")
     ap.add_argument("--pieces", type=int, default=10, help="real-time figure: pieces (seeds)")
     ap.add_argument("--bars", type=int, default=8, help="real-time figure: bars per piece")
+    ap.add_argument("--rt-batches", default="1,8", help="real-time figure: pieces sampled together")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     figures = set(args.figures.split(","))
@@ -205,10 +208,10 @@ def main() -> None:
             )
         else:
             hf_figure(args)
-    if "realtime" in figures:
-        rt = realtime(args.pieces, args.repeats, args.bars)
+    for batch in (int(b) for b in args.rt_batches.split(",")) if "realtime" in figures else ():
+        rt = realtime(args.pieces, args.repeats, args.bars, batch)
         emit(
-            "generate.realtime.bach_default",
+            "generate.realtime.bach_default" + (f".batch{batch}" if batch > 1 else ""),
             rt["ours"],
             rt["peer"],
             "x realtime",
@@ -220,7 +223,7 @@ def main() -> None:
             peer_music_seconds=round(rt["peer_music_s"], 1),
             pieces=args.pieces,
             bars=args.bars,
-            batch=1,
+            batch=batch,
             top_p=0.95,
             threads=args.threads,
         )
