@@ -114,35 +114,48 @@ def plain_generate(
     stop_every: int = 32,
     progress: bool = False,
 ) -> list[np.ndarray]:
-    """The peer of the real-time figure: ``generate``'s contract (one sequence) in plain
-    PyTorch: module forward with the KV cache, a per-sequence grammar, torch filters."""
+    """The peer of the real-time figure: ``generate``'s contract in plain PyTorch: module
+    forward with the KV cache (batched), one grammar object per sequence, torch filters."""
     from musegen.sampling.generate import primer_ids
-    from musegen.tokenizers.base import EOS
+    from musegen.tokenizers.base import EOS, PAD
 
-    assert num == 1 and config is not None
+    assert config is not None
     prompt = primer_ids(tokenizer, primer)  # type: ignore[arg-type]
-    grammar = tokenizer.grammar().feed(prompt)  # type: ignore[attr-defined]
+    grammars = [tokenizer.grammar().feed(prompt) for _ in range(num)]  # type: ignore[attr-defined]
     gen = torch.Generator().manual_seed(config.seed)  # type: ignore[attr-defined]
-    cache = model.init_cache(1, len(prompt) + config.max_new_tokens)  # type: ignore[attr-defined, operator]
+    cache = model.init_cache(num, len(prompt) + config.max_new_tokens)  # type: ignore[attr-defined, operator]
     cache.decoder = None  # the modules' path
-    ids = [int(t) for t in prompt]
-    logits, cache = model(torch.tensor([ids]), cache)
+    ids = [[int(t) for t in prompt] for _ in range(num)]
+    done = [False] * num
+    logits, cache = model(torch.tensor(ids), cache)
+    pad_only = torch.zeros(len(tokenizer), dtype=torch.bool)  # type: ignore[arg-type]
+    pad_only[PAD] = True
     for step in range(config.max_new_tokens):  # type: ignore[attr-defined]
-        z = logits[0, -1].masked_fill(~torch.from_numpy(grammar.mask()), float("-inf"))
-        ranked, order = torch.sort(z, descending=True)
+        masks = torch.stack(
+            [
+                pad_only if d else torch.from_numpy(g.mask())
+                for g, d in zip(grammars, done, strict=True)
+            ]
+        )
+        z = logits[:, -1].masked_fill(~masks, float("-inf"))
+        ranked, order = torch.sort(z, descending=True, dim=-1)
         probs = torch.softmax(ranked, dim=-1)
         drop = torch.cumsum(probs, dim=-1) - probs >= config.top_p  # type: ignore[attr-defined]
-        drop[0] = False
-        z = z.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
-        token = int(torch.multinomial(torch.softmax(z, dim=-1), 1, generator=gen))
-        grammar.step(token)
-        ids.append(token)
-        if token == EOS or grammar.done:
+        drop[:, 0] = False
+        z = z.masked_fill(torch.zeros_like(drop).scatter(1, order, drop), float("-inf"))
+        tokens = torch.multinomial(torch.softmax(z, dim=-1), 1, generator=gen)
+        for b, token in enumerate(tokens[:, 0].tolist()):
+            if done[b]:
+                continue
+            grammars[b].step(token)
+            ids[b].append(token)
+            done[b] = token == EOS or grammars[b].done
+            if stop is not None and (step + 1) % stop_every == 0 and not done[b]:
+                done[b] = stop(np.asarray(ids[b]))
+        if all(done):
             break
-        if stop is not None and (step + 1) % stop_every == 0 and stop(np.asarray(ids)):
-            break
-        logits, cache = model(torch.tensor([[token]]), cache)
-    return [np.asarray(ids, dtype=np.int64)]
+        logits, cache = model(tokens, cache)
+    return [np.asarray(seq, dtype=np.int64) for seq in ids]
 
 
 def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, float]:

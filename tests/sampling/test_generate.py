@@ -207,3 +207,40 @@ def test_generation_leaves_the_thread_count_alone() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("model_name", ["transformer", "lstm"])
+def test_dropping_finished_sequences_changes_nothing(
+    model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished sequences leave the model's batch; the samples must be the same as without."""
+    from musegen.sampling import generate as generate_module
+
+    tok = get_tokenizer("remi")
+    model = tiny(tok, model_name)
+    with torch.no_grad():  # sharp logits: a sequence given another's state would draw otherwise
+        for p in model.parameters():
+            p.mul_(6)
+    cfg = SamplingConfig(max_new_tokens=160, seed=3)
+
+    def stop(ids: np.ndarray) -> bool:  # ends sequences at different steps, by content
+        return int(ids.sum()) % 5 == 0
+
+    selected: list[int] = []
+    select = type(model).select_cache
+
+    def counting_select(self, cache, rows):  # type: ignore[no-untyped-def]
+        selected.append(len(rows))
+        return select(self, cache, rows)
+
+    monkeypatch.setattr(type(model), "select_cache", counting_select)
+    compacted = generate(model, tok, num=6, config=cfg, stop=stop, stop_every=4)
+    assert len(selected) >= 2, "too few sequences finished early to test dropping them"
+    assert len({len(s) for s in compacted}) > 1
+    plain = generate_module._sample  # the same loop with compaction off
+    monkeypatch.setattr(
+        generate_module, "_sample", lambda *a, **k: plain(*a, **{**k, "compact": False})
+    )
+    kept = generate(model, tok, num=6, config=cfg, stop=stop, stop_every=4)
+    for a, b in zip(compacted, kept, strict=True):
+        np.testing.assert_array_equal(a, b)

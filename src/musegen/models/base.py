@@ -98,6 +98,11 @@ class LanguageModel(nn.Module):
     def init_cache(self, batch_size: int, max_len: int) -> Any:
         raise NotImplementedError
 
+    def select_cache(self, cache: Any, rows: Any) -> Any:
+        """The cache of sequences ``rows`` (a 1-D index into its batch), in that order: the
+        generator drops finished sequences so that later steps compute only the others."""
+        raise NotImplementedError
+
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Trainable parameter count; tied weights count once."""
         skip = {id(p) for p in self.embedding_parameters()} if exclude_embeddings else set()

@@ -122,6 +122,14 @@ class RNNModel(LanguageModel):
         hidden = (h, torch.zeros_like(h)) if c.cell == "lstm" else h
         return RNNState(hidden, 0, max_len)
 
+    def select_cache(self, cache: RNNState, rows: torch.Tensor) -> RNNState:
+        h = cache.hidden
+        rows = torch.as_tensor(
+            rows, dtype=torch.long, device=(h[0] if isinstance(h, tuple) else h).device
+        )
+        hidden = (h[0][:, rows], h[1][:, rows]) if isinstance(h, tuple) else h[:, rows]
+        return RNNState(hidden, cache.length, cache.max_len)
+
     def forward(
         self, ids: torch.Tensor, cache: RNNState | None = None
     ) -> tuple[torch.Tensor, RNNState | None]:

@@ -405,6 +405,13 @@ class Transformer(LanguageModel):
             cache.decoder = Decoder(self, cache)
         return cache
 
+    def select_cache(self, cache: KVCache, rows: torch.Tensor) -> KVCache:
+        rows = torch.as_tensor(rows, dtype=torch.long, device=cache.keys.device)
+        out = KVCache(cache.keys[:, rows], cache.values[:, rows], cache.length)
+        if cache.decoder is not None:
+            out.decoder = Decoder(self, out)
+        return out
+
     def forward(
         self, ids: torch.Tensor, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, KVCache | None]:

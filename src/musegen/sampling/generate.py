@@ -106,8 +106,14 @@ def _sample(
     stop: StopFn | None,
     stop_every: int,
     progress: bool,
+    compact: bool = True,
 ) -> list[np.ndarray]:
-    """The decoding loop of :func:`generate` (arguments checked there)."""
+    """The decoding loop of :func:`generate` (arguments checked there).
+
+    With ``compact``, finished sequences leave the model's batch (``select_cache``): the
+    cache's row ``r`` then holds sequence ``active[r]``. Finished rows only ever draw PAD, so
+    the draws, and the output, are the same either way.
+    """
     device = next(model.parameters()).device
     num = len(grammar.done)
     rng = np.random.default_rng(cfg.seed)
@@ -118,6 +124,9 @@ def _sample(
     cache = model.init_cache(num, P + cfg.max_new_tokens)
     logits, cache = model(torch.as_tensor(ids[:, :P], device=device), cache)
     finished = grammar.done
+    active = np.arange(num)
+    compact = compact and num > 1 and _can_select(model)
+    every_row: np.ndarray | None = None  # logits of all sequences once some have left
     bar = _bar(cfg.max_new_tokens) if progress else None
     for step in range(cfg.max_new_tokens):
         n = P + step
@@ -128,7 +137,13 @@ def _sample(
             grammar.finish(dead)
             masks = masks.copy()
             masks[dead, EOS] = True
-        next_logits = np.where(masks, _last(logits), np.float32(-np.inf))
+        last = _last(logits)
+        if len(active) < num:  # the finished rows' logits are never used (PAD only)
+            if every_row is None:
+                every_row = np.zeros((num, last.shape[1]), dtype=np.float32)
+            every_row[active] = last
+            last = every_row
+        next_logits = np.where(masks, last, np.float32(-np.inf))
         if filters:
             next_logits = apply_filters(next_logits, ids[:, :n], filters)
         tokens = sample(next_logits, rng)
@@ -145,7 +160,11 @@ def _sample(
             bar.update(1)
         if finished.all():
             break
-        logits, cache = model(torch.from_numpy(ids[:, n : n + 1]).to(device), cache)
+        if compact and finished[active].any():
+            keep = np.flatnonzero(~finished[active])
+            cache = model.select_cache(cache, torch.from_numpy(keep))
+            active = active[keep]
+        logits, cache = model(torch.from_numpy(ids[active, n : n + 1]).to(device), cache)
     if bar is not None:
         bar.close()
     return [ids[b, : lengths[b]].copy() for b in range(num)]
@@ -168,6 +187,14 @@ def _decoding_threads(model: torch.nn.Module, num: int, device: torch.device) ->
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _can_select(model: torch.nn.Module) -> bool:
+    """Whether the model can drop sequences from its cache (``select_cache``)."""
+    from musegen.models.base import LanguageModel
+
+    method = getattr(type(model), "select_cache", None)
+    return method is not None and method is not LanguageModel.select_cache
 
 
 def _last(logits: torch.Tensor) -> np.ndarray:
