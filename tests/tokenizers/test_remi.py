@@ -10,10 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musegen.errors import MusegenError
-from musegen.score import NOTE_DTYPE, Note, Score, Tempo, TimeSignature, Track
+from musegen.score import Note, Score, Tempo, TimeSignature, Track
 from musegen.tokenizers import BOS, EOS, PAD, get_tokenizer, tokenizer_from_dict
 from musegen.tokenizers.remi import (
-    DRUMS,
     K_BAR,
     K_DUR,
     K_PITCH,
@@ -24,7 +23,8 @@ from musegen.tokenizers.remi import (
     K_VEL,
     RemiConfig,
     RemiTokenizer,
-    _Canonical,
+    _first_of_runs,
+    _sorted_unique,
 )
 from strategies import assert_same_notes, scores
 
@@ -309,81 +309,12 @@ def test_chorale_with_a_program_per_voice(chorale: Score) -> None:
 # ------------------------------------------------------------------------- the encoder of before
 # The REMI encoder as it was before it learnt to encode many pieces in one pass, kept verbatim
 # (one piece at a time) as the reference the batched encoder must match id for id.
-def _ref_last_of_runs(a: np.ndarray) -> np.ndarray:
-    """True where an element differs from the next one (and at the end)."""
-    out = np.ones(len(a), bool)
-    np.not_equal(a[1:], a[:-1], out=out[:-1])
-    return out
-
-
-def _ref_first_of_runs(a: np.ndarray) -> np.ndarray:
-    """True where an element differs from the previous one (and at the start)."""
-    out = np.ones(len(a), bool)
-    np.not_equal(a[1:], a[:-1], out=out[1:])
-    return out
-
-
-def _ref_sorted_unique(a: np.ndarray) -> np.ndarray:
-    """``np.unique`` for a 1-d int array, without its overhead."""
-    a = np.sort(a, kind="stable")  # timsort: linear on a few sorted runs (one per track)
-    return a[_ref_last_of_runs(a)]
-
-
-def _ref_column(tracks: list[Track], name: str) -> np.ndarray:
-    """One note field of all tracks as an int64 array."""
-    if len(tracks) == 1:
-        return tracks[0].notes[name].astype(np.int64)
-    return np.concatenate([t.notes[name] for t in tracks]).astype(np.int64, copy=False)
+# (Its small helpers, unchanged, are the module's own.)
 
 
 class ReferenceRemi(RemiTokenizer):
-    """RemiTokenizer with the one-piece-at-a-time encoder of before."""
-
-    def _to_steps(self, ticks: np.ndarray | list[int] | int, tpq: int) -> np.ndarray:
-        """Ticks at ``tpq`` to the nearest grid step (ties go later), in exact integers."""
-        ticks = np.asarray(ticks, np.int64)
-        ppq = self.config.positions_per_quarter
-        step, rest = divmod(tpq, ppq)
-        if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
-            return (ticks + step // 2) // step
-        return (ticks * (2 * ppq) + tpq) // (2 * tpq)
-
-    def _canonical(self, score: Score) -> _Canonical:
-        """The score on the grid, in steps, with maps cleaned as the module docstring says."""
-        onset, duration, pitch, velocity, program = self._notes(score)
-        end = int((onset + duration).max()) if len(onset) else 0
-        ts_steps, ts_index = self._time_signatures(score, end)
-        tempo_steps, tempo_index = self._tempo_map(score, self._region_end(ts_steps, ts_index, end))
-        return _Canonical(
-            onset, duration, pitch, velocity, program, ts_steps, ts_index, tempo_steps, tempo_index
-        )
-
-    def _notes(self, score: Score) -> tuple[np.ndarray, ...]:
-        """All notes quantized, binned, deduplicated and sorted by (onset, program, pitch, ...)."""
-        tracks = [t for t in score.tracks if len(t.notes)]
-        if not tracks:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty, empty, empty
-        start, length, pitch, velocity = (_ref_column(tracks, name) for name in NOTE_DTYPE.names)
-        keys = [(DRUMS if t.is_drum else t.program) if self.config.programs else 0 for t in tracks]
-        program = np.repeat(np.array(keys, np.int64), [len(t.notes) for t in tracks])
-        onset = self._to_steps(start, score.tpq)
-        duration = self._to_steps(start + length, score.tpq) - onset
-        duration = np.minimum(np.maximum(duration, 1), self.max_steps)
-        pitch = pitch - self.pitch_lo  # int64 from _column
-        velocity = self._velocity_bin[np.clip(velocity, 0, 127)]
-
-        # one int64 key per note sorts and deduplicates everything at once
-        n_pitch, n_dur, n_vel = self.n_pitch, self.max_steps, len(self.velocities)
-        key = ((onset * 129 + program) * n_pitch + pitch) * n_dur + duration - 1
-        key = key * n_vel + velocity
-        keep = (pitch >= 0) & (pitch < n_pitch) & (onset >= 0)
-        key = _ref_sorted_unique(key if keep.all() else key[keep])
-        key, velocity = np.divmod(key, n_vel)
-        key, duration = np.divmod(key, n_dur)
-        key, pitch = np.divmod(key, n_pitch)
-        onset, program = np.divmod(key, 129)
-        return onset, duration + 1, pitch + self.pitch_lo, velocity, program
+    """RemiTokenizer with the one-piece-at-a-time encoder of before (the note canonicalisation
+    it builds on, ``_canonical``, is still the tokenizer's own: ``prepare`` uses it)."""
 
     def _time_signatures(self, score: Score, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Meter changes moved to bar lines, redundant ones and those after ``end`` dropped."""
@@ -412,35 +343,6 @@ class ReferenceRemi(RemiTokenizer):
         n = sum(1 for s in steps if s < limit)
         return np.array(steps[:n], np.int64), np.array(index[:n], np.int64)
 
-    def _bar_starts(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> np.ndarray:
-        """Bar-line steps of every bar starting before ``end`` (at least one bar)."""
-        limits = [*ts_steps[1:].tolist(), max(end, int(ts_steps[-1]) + 1)]
-        parts = [
-            np.arange(s, e, self.bar_steps[i], dtype=np.int64)
-            for s, e, i in zip(ts_steps.tolist(), limits, ts_index.tolist(), strict=True)
-        ]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-    def _region_end(self, ts_steps: np.ndarray, ts_index: np.ndarray, end: int) -> int:
-        """End of the last bar that starts before ``end`` (the span the tokens cover)."""
-        start, length = int(ts_steps[-1]), int(self.bar_steps[ts_index[-1]])
-        return start + -(-(max(end, 1) - start) // length) * length
-
-    def _tempo_map(self, score: Score, region_end: int) -> tuple[np.ndarray, np.ndarray]:
-        """Binned tempo changes on the grid: first at 0, no repeats, none after the bars."""
-        if not self.config.tempo_bins:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        tempos = [t for t in score.tempos if t.qpm > 0] or [Tempo(0, 120.0)]
-        index = np.searchsorted(self._tempo_mid, np.log([t.qpm for t in tempos]))
-        if len(tempos) == 1:
-            return np.zeros(1, np.int64), index
-        steps = np.maximum(self._to_steps([t.time for t in tempos], score.tpq), 0)
-        steps[0] = 0
-        last = _ref_last_of_runs(steps)  # the later of two changes at one step wins
-        steps, index = steps[last], index[last]
-        change = _ref_first_of_runs(index) & (steps < region_end)
-        return steps[change], index[change]
-
     def encode(self, score: Score, bos: bool = True, eos: bool = True) -> np.ndarray:
         """Token ids of ``prepare(score)``, optionally wrapped in BOS/EOS (vectorised)."""
         c = self._canonical(score)
@@ -451,12 +353,12 @@ class ReferenceRemi(RemiTokenizer):
         # units: bar headers, position headers, notes; each unit emits 1..4 tokens
         bar_has_ts = np.zeros(len(bars), bool)
         bar_has_ts[np.searchsorted(bars, c.ts_steps)] = True
-        first = _ref_first_of_runs(c.onset)
-        positions = _ref_sorted_unique(np.concatenate([c.onset[first], c.tempo_steps]))
+        first = _first_of_runs(c.onset)
+        positions = _sorted_unique(np.concatenate([c.onset[first], c.tempo_steps]))
         pos_tempo = np.full(len(positions), -1, np.int64)
         pos_tempo[np.searchsorted(positions, c.tempo_steps)] = c.tempo_index
         if self.config.programs:
-            new_prog = first | _ref_first_of_runs(c.program)
+            new_prog = first | _first_of_runs(c.program)
         else:
             new_prog = np.zeros(n_notes, bool)
         has_vel = int(bool(self.config.velocity_bins))
