@@ -39,40 +39,15 @@ import numpy as np
 import torch
 
 from _corpus import emit
-from musegen.models import build_model
-
-LAYERS, D_MODEL, HEADS, VOCAB = 6, 256, 4, 512
+from _models import VOCAB, gpt2, transformer
 
 
 def ours(position: str) -> torch.nn.Module:
-    return build_model(
-        "transformer",
-        vocab_size=VOCAB,
-        n_layer=LAYERS,
-        n_head=HEADS,
-        d_model=D_MODEL,
-        position=position,
-    ).eval()
+    return transformer(position).eval()
 
 
 def peer(positions: int) -> torch.nn.Module:
-    from transformers import GPT2Config, GPT2LMHeadModel
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()  # no notes about config defaults in the benchmark output
-
-    config = GPT2Config(
-        vocab_size=VOCAB,
-        n_positions=positions,
-        n_embd=D_MODEL,
-        n_layer=LAYERS,
-        n_head=HEADS,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        attn_implementation="sdpa",
-    )
-    return GPT2LMHeadModel(config).eval()
+    return gpt2(positions).eval()
 
 
 @torch.inference_mode()

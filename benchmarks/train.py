@@ -37,9 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from _corpus import emit
-from musegen.models import build_model
-
-LAYERS, D_MODEL, HEADS, VOCAB = 6, 256, 4, 512
+from _models import D_MODEL, LAYERS, VOCAB, gpt2, transformer
 
 
 def cpu_count() -> int:
@@ -62,41 +60,11 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 
 def ours(position: str, seq: int) -> torch.nn.Module:
-    return build_model(
-        "transformer",
-        vocab_size=VOCAB,
-        n_layer=LAYERS,
-        n_head=HEADS,
-        d_model=D_MODEL,
-        dropout=0.1,
-        attention_dropout=0.0,
-        position=position,
-        max_relative=seq,
-    )
+    return transformer(position, dropout=0.1, attention_dropout=0.0, max_relative=seq)
 
 
 def peer(seq: int) -> torch.nn.Module:
-    from transformers import GPT2Config, GPT2LMHeadModel
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()  # no notes about config defaults in the benchmark output
-
-    config = GPT2Config(
-        vocab_size=VOCAB,
-        n_positions=seq,
-        n_embd=D_MODEL,
-        n_layer=LAYERS,
-        n_head=HEADS,
-        resid_pdrop=0.1,
-        embd_pdrop=0.1,
-        attn_pdrop=0.0,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        attn_implementation="sdpa",
-    )
-    return GPT2LMHeadModel(config)
+    return gpt2(seq)
 
 
 def ours_loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
