@@ -184,17 +184,9 @@ def sample_pitches(
 
 # --------------------------------------------------------------------------- grids <-> scores
 def _tokenizer(hold: bool):  # type: ignore[no-untyped-def]
-    from musegen.tokenizers.grid import SatbTokenizer
+    from musegen.tokenizers.grid import full_range_satb
 
-    full = (0, 127)
-    return SatbTokenizer(
-        steps_per_quarter=STEPS_PER_QUARTER,
-        soprano=full,
-        alto=full,
-        tenor=full,
-        bass=full,
-        hold=hold,
-    )
+    return full_range_satb(STEPS_PER_QUARTER, hold=hold)
 
 
 def score_grid(score: Score) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -558,8 +558,9 @@ def _pick_voice(
 
 
 # --------------------------------------------------------------------------- JSON steps
-def _steps_tokenizer(steps_per_quarter: int, velocity: int = 64) -> SatbTokenizer:
-    """A Coconet-format tokenizer with full-range voices, so the helpers drop nothing."""
+def full_range_satb(steps_per_quarter: int, **options: Any) -> SatbTokenizer:
+    """A Coconet-format tokenizer whose voices take any pitch, so conversions drop nothing
+    (``options``: other :class:`SatbTokenizer` settings, e.g. ``velocity``, ``hold``)."""
     full = (0, 127)
     return SatbTokenizer(
         steps_per_quarter=steps_per_quarter,
@@ -567,7 +568,7 @@ def _steps_tokenizer(steps_per_quarter: int, velocity: int = 64) -> SatbTokenize
         alto=full,
         tenor=full,
         bass=full,
-        velocity=velocity,
+        **options,
     )
 
 
@@ -584,12 +585,12 @@ def steps_to_score(
     if arr.size and (arr.min() < -1 or arr.max() > 127):
         raise MusegenError("step pitches must be MIDI 0..127 or -1 for a silent voice")
     ids = np.where(arr >= 0, arr + SatbTokenizer.PITCH_OFFSET, SatbTokenizer.SILENT_ID)
-    return _steps_tokenizer(steps_per_quarter, velocity).decode(ids)
+    return full_range_satb(steps_per_quarter, velocity=velocity).decode(ids)
 
 
 def score_to_steps(score: Score, steps_per_quarter: int = 4) -> list[list[int]]:
     """The ``Jsb16thSeparated.json`` layout of a four-voice score (see :class:`SatbTokenizer`
     for how voices are found): one ``[S, A, T, B]`` list per step, -1 = silent."""
-    ids = _steps_tokenizer(steps_per_quarter).encode(score).astype(np.int64)
+    ids = full_range_satb(steps_per_quarter).encode(score).astype(np.int64)
     pitch = np.where(ids == SatbTokenizer.SILENT_ID, -1, ids - SatbTokenizer.PITCH_OFFSET)
     return pitch.tolist()
