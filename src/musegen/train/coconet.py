@@ -101,6 +101,7 @@ def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False
     from musegen.models import build_model
     from musegen.models.coconet import coconet_objective
     from musegen.tokenizers import get_tokenizer
+    from musegen.train.run import fit_and_summarize
     from musegen.train.trainer import Trainer
     from musegen.utils import atomic_write_text
 
@@ -145,16 +146,7 @@ def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False
     trainer = Trainer(
         model, train, valid, cfg, out, objective=coconet_objective, collate=collate, meta=meta
     )
-    state = trainer.fit(resume=resume)
-    summary = {
-        "steps": state.step,
-        "best_valid_loss": state.best_valid,
-        "parameters": model.num_parameters(),
-        "device": str(trainer.device),
-        "out": str(out),
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    return summary
+    return fit_and_summarize(trainer, resume)
 
 
 def main(argv: list[str] | None = None) -> int:

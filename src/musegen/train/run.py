@@ -94,15 +94,22 @@ def train_run(
     }
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
-    trainer = Trainer(model, train_ds, valid_ds, cfg, out, meta=meta)
+    return fit_and_summarize(Trainer(model, train_ds, valid_ds, cfg, out, meta=meta), resume)
+
+
+def fit_and_summarize(trainer: Any, resume: bool) -> dict[str, Any]:
+    """Run ``trainer`` (a :class:`~musegen.train.trainer.Trainer`) and write (on the main
+    process) and return the run's ``summary.json``: steps, best valid loss, size, device."""
+    from musegen.utils import atomic_write_text
+
     state = trainer.fit(resume=resume)
     summary = {
         "steps": state.step,
         "best_valid_loss": state.best_valid,
-        "parameters": model.num_parameters(),
+        "parameters": trainer.raw_model.num_parameters(),
         "device": str(trainer.device),
-        "out": str(out),
+        "out": str(trainer.out),
     }
     if trainer.dist.main:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+        atomic_write_text(trainer.out / "summary.json", json.dumps(summary, indent=2))
     return summary
