@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from itertools import pairwise
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -286,18 +286,13 @@ class RemiTokenizer(Tokenizer):
 
     def _to_steps(self, ticks: np.ndarray | list[int] | int, tpq: int) -> np.ndarray:
         """Ticks at ``tpq`` to the nearest grid step (ties go later), in exact integers."""
-        ticks = np.asarray(ticks, np.int64)
+        return self._step(np.asarray(ticks, np.int64), tpq)  # type: ignore[return-value]
+
+    def _step(self, tick: Any, tpq: int) -> Any:
+        """:meth:`_to_steps` of a Python int (kept in Python integers) or an int64 array."""
         ppq = self.config.positions_per_quarter
         step, rest = divmod(tpq, ppq)
         if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
-            return (ticks + step // 2) // step
-        return (ticks * (2 * ppq) + tpq) // (2 * tpq)
-
-    def _step(self, tick: int, tpq: int) -> int:
-        """:meth:`_to_steps` of one tick, in Python integers."""
-        ppq = self.config.positions_per_quarter
-        step, rest = divmod(tpq, ppq)
-        if rest == 0 and step % 2 == 0:
             return (tick + step // 2) // step
         return (tick * (2 * ppq) + tpq) // (2 * tpq)
 
