@@ -26,6 +26,7 @@ check every position scheme against the full forward pass.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from musegen.models.transformer import KVCache, Transformer
+    from musegen.models.transformer import KVCache, Transformer, TransformerConfig
 
 _SQRT_HALF = math.sqrt(0.5)
 
@@ -139,7 +140,6 @@ class Decoder:
 
     def __init__(self, model: Transformer, cache: KVCache) -> None:
         c = model.config
-        B = cache.batch_size
         self.n_head, self.head_dim, self.d_model = c.n_head, c.head_dim, c.d_model
         self.max_relative = c.max_relative
         self.layers = [_Layer(b, 1.0 / math.sqrt(c.head_dim)) for b in model.blocks]
@@ -148,6 +148,18 @@ class Decoder:
         self.inv_freq = _np(model.inv_freq) if c.position == "rope" else None
         self.norm = _norm(model.norm)
         self.head = _Weight(_np(model.lm_head.weight).T)  # [d, vocab]
+        self._bind(cache, model.config)
+
+    def for_cache(self, cache: KVCache, config: TransformerConfig) -> Decoder:
+        """This decoder's packed weights over another cache of the same model (e.g. a few
+        sequences selected from the batch): only the cache views and buffers are new."""
+        other = copy.copy(self)
+        other._bind(cache, config)
+        return other
+
+    def _bind(self, cache: KVCache, c: TransformerConfig) -> None:
+        """Views of ``cache``'s memory and work buffers for its batch size."""
+        B = cache.batch_size
         # numpy's OpenBLAS runs a product of more than 2**18 multiply-adds on all its threads,
         # which for these sizes costs far more than it saves (many times more on a busy
         # machine) and cannot be changed from here: unless the environment pins it to one

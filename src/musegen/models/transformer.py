@@ -409,7 +409,7 @@ class Transformer(LanguageModel):
         rows = torch.as_tensor(rows, dtype=torch.long, device=cache.keys.device)
         out = KVCache(cache.keys[:, rows], cache.values[:, rows], cache.length)
         if cache.decoder is not None:
-            out.decoder = Decoder(self, out)
+            out.decoder = cache.decoder.for_cache(out, self.config)
         return out
 
     def forward(
