@@ -22,13 +22,15 @@
    ``ours_wall`` and ``peer_wall``.
 
 Both figures run with ``--threads`` intra-op threads (default 1: one-token steps of a small
-model are latency-bound, and on a busy machine a thread pool only waits). Run:
+model are latency-bound, and on a busy machine a thread pool only waits), for PyTorch and for
+numpy's BLAS alike (``musegen generate`` pins both to one thread while it decodes). Run:
 ``python benchmarks/generate.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +42,7 @@ import torch
 
 from _corpus import emit
 from _models import VOCAB, gpt2, transformer
+from musegen.models.decode import blas_threads
 
 
 def ours(position: str) -> torch.nn.Module:
@@ -186,6 +189,9 @@ def main() -> None:
     args = ap.parse_args()
     figures = set(args.figures.split(","))
     torch.set_num_threads(args.threads)
+    # numpy's BLAS (our decoder's small products) gets the same thread count as PyTorch's
+    stack = contextlib.ExitStack()
+    stack.enter_context(blas_threads(args.threads))
     if "hf" in figures:
         try:
             import transformers  # noqa: F401

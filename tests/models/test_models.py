@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -136,6 +137,60 @@ def test_fused_cpu_step_equals_the_module_path(key: str, batch: int, matmul: str
         assert (a - b).abs().max() <= 1e-5 and (a[:, 0] - full[:, t]).abs().max() <= 1e-4
     assert torch.allclose(fast.keys, slow.keys, atol=1e-5)  # the same cache contents
     assert fast.length == slow.length == 12
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+@torch.no_grad()
+def test_next_logits_equals_full_forward(key: str) -> None:
+    """The generator's one-step call (the fused step for transformers, forward otherwise)."""
+    model, ids = make(key), tokens(3, 10)
+    full, _ = model(ids)
+    cache = model.init_cache(3, 10)
+    logits, cache = model(ids[:, :4], cache)
+    assert (logits - full[:, :4]).abs().max() <= 1e-4
+    for t in range(4, 10):
+        step, cache = model.next_logits(ids[:, t].numpy(), cache)
+        assert step.dtype == np.float32 and step.shape == (3, VOCAB)
+        assert np.abs(step - full[:, t].numpy()).max() <= 1e-4
+    with pytest.raises(MusegenError, match="cache"):  # full: the generic path says so
+        model.next_logits(ids[:, 0].numpy(), cache)
+
+
+@torch.no_grad()
+def test_packed_weights_are_reused_until_a_weight_changes() -> None:
+    model, ids = make("relative"), tokens(1, 6)
+    first, second = model.init_cache(1, 6), model.init_cache(2, 8)
+    assert first.decoder.layers is second.decoder.layers  # packed once
+    for p in model.parameters():  # an in-place change (an optimizer step, load_state_dict)
+        p.mul_(1.5)
+    changed = model.init_cache(1, 6)
+    assert changed.decoder.layers is not first.decoder.layers
+    full, _ = model(ids)
+    for t in range(6):
+        step, changed = model.next_logits(ids[:, t].numpy(), changed)
+    assert np.abs(step - full[:, -1].numpy()).max() <= 1e-4
+    model.load_state_dict(make("relative", seed=3).state_dict())
+    assert model.init_cache(1, 6).decoder.layers is not changed.decoder.layers
+
+
+@torch.no_grad()
+def test_blas_threads_pins_numpy_blas_and_restores_it() -> None:
+    """Inside ``blas_threads(1)`` a big batch's step takes numpy's (one-thread) BLAS."""
+    if decode._openblas() is None:
+        pytest.skip("numpy's BLAS is not an OpenBLAS this helper can reach")
+    model, (get, set_) = make("relative"), decode._openblas()
+    original = get()
+    try:
+        set_(2)
+        if get() != 2:
+            pytest.skip("this OpenBLAS cannot run two threads")
+        assert model.init_cache(2**14, 2).decoder.matmul is decode._torch_matmul
+        with decode.blas_threads(1) as pinned:
+            assert pinned and get() == 1 and decode._blas_one_thread()
+            assert model.init_cache(2**14, 2).decoder.matmul is decode._numpy_matmul
+        assert get() == 2 and not decode._blas_one_thread()
+    finally:
+        set_(original)
 
 
 @torch.no_grad()

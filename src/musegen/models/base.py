@@ -13,6 +13,7 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -102,6 +103,18 @@ class LanguageModel(nn.Module):
         """The cache of sequences ``rows`` (a 1-D index into its batch), in that order: the
         generator drops finished sequences so that later steps compute only the others."""
         raise NotImplementedError
+
+    def next_logits(self, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """One decoding step: logits ``[B, vocab]`` (float32 numpy) after one new token per
+        sequence (``tokens`` ``[B]``), and the cache. The same numbers as ``forward`` on
+        ``tokens[:, None]``; models may override it with a faster path (the generator calls it
+        once per token)."""
+        ids = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).view(-1, 1)
+        logits, cache = self(ids.to(next(self.parameters()).device), cache)
+        last = logits[:, -1]
+        if last.dtype is not torch.float32 or not last.is_cpu:
+            last = last.float().cpu()
+        return last.numpy(), cache
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Trainable parameter count; tied weights count once."""

@@ -20,16 +20,21 @@ one new token per sequence with fewer, cheaper calls:
 
 :meth:`Transformer.init_cache` attaches a :class:`Decoder` when the model is on the CPU in
 float32; ``Transformer.forward`` uses it for one-token steps outside autograd and training.
-A decoder snapshots the weights it packs: make a new cache after changing them. The tests
-check every position scheme against the full forward pass.
+A decoder snapshots the weights it packs; ``init_cache`` keeps one packing per model and
+packs again when a weight has changed (new tensor or version counter), so a cache made after
+a change sees the new weights, and an existing cache keeps the old. The tests check every
+position scheme against the full forward pass.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,8 +82,60 @@ def cpu_autocast() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
+# get/set thread-count functions of the OpenBLAS builds numpy ships with or links to
+_OPENBLAS_NAMES = [
+    (f"{prefix}openblas_get_num_threads{suffix}", f"{prefix}openblas_set_num_threads{suffix}")
+    for prefix in ("scipy_", "")
+    for suffix in ("64_", "", "_64")
+]
+
+
+@functools.cache
+def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """numpy's OpenBLAS thread-count functions, found among the loaded libraries (Linux:
+    ``/proc/self/maps``); None where there is none (another BLAS, another platform)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for get, set_ in _OPENBLAS_NAMES:
+            if hasattr(lib, get) and hasattr(lib, set_):
+                getter, setter = getattr(lib, get), getattr(lib, set_)
+                getter.restype, setter.restype = ctypes.c_int, None
+                setter.argtypes = [ctypes.c_int]
+                return getter, setter
+    return None
+
+
+@contextmanager
+def blas_threads(n: int) -> Iterator[bool]:
+    """Run numpy's OpenBLAS with ``n`` threads inside the block, as ``torch.set_num_threads``
+    does for PyTorch; yields whether it could (the count is restored after)."""
+    functions = _openblas()
+    if functions is None:
+        yield False
+        return
+    get, set_ = functions
+    before = get()
+    set_(n)
+    try:
+        yield True
+    finally:
+        set_(before)
+
+
 def _blas_one_thread() -> bool:
-    """Whether numpy's OpenBLAS runs single-threaded (its thread variables, else the CPUs)."""
+    """Whether numpy's OpenBLAS runs single-threaded (asked of the library where it can be,
+    else its thread variables, else the CPU count)."""
+    functions = _openblas()
+    if functions is not None:
+        return functions[0]() == 1
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
         if os.environ.get(name):
             return os.environ[name].strip() == "1"
@@ -138,7 +195,7 @@ class _Layer:
 class Decoder:
     """Packed weights, cache views and buffers of one model and cache for one-token steps."""
 
-    def __init__(self, model: Transformer, cache: KVCache) -> None:
+    def __init__(self, model: Transformer, cache: KVCache | None = None) -> None:
         c = model.config
         self.n_head, self.head_dim, self.d_model = c.n_head, c.head_dim, c.d_model
         self.max_relative = c.max_relative
@@ -148,7 +205,8 @@ class Decoder:
         self.inv_freq = _np(model.inv_freq) if c.position == "rope" else None
         self.norm = _norm(model.norm)
         self.head = _Weight(_np(model.lm_head.weight).T)  # [d, vocab]
-        self._bind(cache, model.config)
+        if cache is not None:  # else packed weights only: see for_cache
+            self._bind(cache, model.config)
 
     def for_cache(self, cache: KVCache, config: TransformerConfig) -> Decoder:
         """This decoder's packed weights over another cache of the same model (e.g. a few
@@ -162,8 +220,9 @@ class Decoder:
         B = cache.batch_size
         # numpy's OpenBLAS runs a product of more than 2**18 multiply-adds on all its threads,
         # which for these sizes costs far more than it saves (many times more on a busy
-        # machine) and cannot be changed from here: unless the environment pins it to one
-        # thread, such batches go through torch.mm, which keeps to torch's thread count
+        # machine): unless it runs one thread (the generator sees to that: blas_threads),
+        # such batches go through torch.mm, which keeps to torch's thread count (but is
+        # about twice as slow as one-thread OpenBLAS for these shapes)
         weights = [self.head, *(w for layer in self.layers for w in (layer.qkv, layer.up))]
         small = B * max(w.array.size for w in weights) <= 2**18
         self.matmul = _numpy_matmul if small or _blas_one_thread() else _torch_matmul

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -402,8 +403,20 @@ class Transformer(LanguageModel):
             torch.zeros(shape, dtype=w.dtype, device=w.device),
         )
         if Decoder.supports(self):
-            cache.decoder = Decoder(self, cache)
+            cache.decoder = self._packed_decoder().for_cache(cache, c)
         return cache
+
+    def _packed_decoder(self) -> Decoder:
+        """The fused step's packed weights, packed again only when a weight has changed
+        (another tensor, or an in-place write: optimizer steps and ``load_state_dict`` bump a
+        tensor's version counter), so a sampler can make caches cheaply."""
+        tensors = [*self.parameters(), *self.buffers()]
+        key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+        packed = self.__dict__.get("_decoder_weights")
+        if packed is None or packed[0] != key:
+            packed = (key, Decoder(self))
+            self.__dict__["_decoder_weights"] = packed  # plain attribute, not module state
+        return packed[1]
 
     def select_cache(self, cache: KVCache, rows: torch.Tensor) -> KVCache:
         rows = torch.as_tensor(rows, dtype=torch.long, device=cache.keys.device)
@@ -411,6 +424,23 @@ class Transformer(LanguageModel):
         if cache.decoder is not None:
             out.decoder = cache.decoder.for_cache(out, self.config)
         return out
+
+    def next_logits(self, tokens: np.ndarray, cache: KVCache) -> tuple[np.ndarray, KVCache]:
+        """One decoding step straight through the fused CPU step when it applies (no module
+        call, no tensors in between); otherwise :meth:`forward`."""
+        decoder = cache.decoder
+        if (
+            decoder is None
+            or self.training
+            or torch.is_grad_enabled()
+            or cpu_autocast()
+            or len(tokens) != cache.batch_size
+            or cache.length >= cache.max_len
+        ):
+            return super().next_logits(tokens, cache)
+        logits = decoder.step(tokens, cache.length)
+        cache.length += 1
+        return logits, cache
 
     def forward(
         self, ids: torch.Tensor, cache: KVCache | None = None

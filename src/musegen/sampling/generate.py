@@ -17,11 +17,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
 from musegen.errors import MusegenError
+from musegen.models.base import LanguageModel
 from musegen.sampling.filters import Filter, apply_filters, build_filters, sample
 from musegen.tokenizers.base import BOS, EOS, PAD, BatchGrammar, Tokenizer
 
@@ -123,6 +125,8 @@ def _sample(
     lengths = np.full(num, P)
     cache = model.init_cache(num, P + cfg.max_new_tokens)
     logits, cache = model(torch.as_tensor(ids[:, :P], device=device), cache)
+    last = _last(logits)  # [rows in the cache, vocab], then one step at a time:
+    advance = getattr(model, "next_logits", None) or partial(LanguageModel.next_logits, model)
     finished = grammar.done
     active = np.arange(num)
     compact = compact and num > 1 and _can_select(model)
@@ -137,7 +141,6 @@ def _sample(
             grammar.finish(dead)
             masks = masks.copy()
             masks[dead, EOS] = True
-        last = _last(logits)
         if len(active) < num:  # the finished rows' logits are never used (PAD only)
             if every_row is None:
                 every_row = np.zeros((num, last.shape[1]), dtype=np.float32)
@@ -164,7 +167,7 @@ def _sample(
             keep = np.flatnonzero(~finished[active])
             cache = model.select_cache(cache, torch.from_numpy(keep))
             active = active[keep]
-        logits, cache = model(torch.from_numpy(ids[active, n : n + 1]).to(device), cache)
+        last, cache = advance(ids[active, n], cache)
     if bar is not None:
         bar.close()
     return [ids[b, : lengths[b]].copy() for b in range(num)]
@@ -172,19 +175,22 @@ def _sample(
 
 @contextmanager
 def _decoding_threads(model: torch.nn.Module, num: int, device: torch.device) -> Iterator[None]:
-    """One intra-op thread while decoding a small model on the CPU.
+    """One intra-op thread (PyTorch's and numpy's BLAS) while decoding a small model on the CPU.
 
     A step's operations are far too small to split between threads, and waking a pool for
     each costs more than the work (many times more when the other cores are busy).
     """
-    before = torch.get_num_threads()
+    from musegen.models.decode import blas_threads
+
     small = num * sum(p.numel() for p in model.parameters()) <= SMALL_STEP
-    if device.type != "cpu" or not small or before == 1:
+    if device.type != "cpu" or not small:
         yield
         return
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with blas_threads(1):
+            yield
     finally:
         torch.set_num_threads(before)
 

@@ -14,7 +14,8 @@ non-overlapping windows of every valid piece, each with one orderless mask drawn
 ``valid_seed``, in a seeded shuffled order (so ``eval_batches`` takes a sample of all pieces).
 
 Run: ``python -m musegen.train.coconet --config configs/coconet.json --out runs/coconet``
-(``--resume`` to continue or extend a run after raising ``max_steps``).
+(``--resume`` to continue or extend a run after raising ``max_steps``; ``--init MODEL`` to start
+from a saved model's weights, e.g. the shipped ``coconet``, with a fresh schedule and optimizer).
 """
 
 from __future__ import annotations
@@ -96,8 +97,14 @@ def load_grids(split: str, low: int, high: int, root: str | None = None) -> list
     return [to_classes(torch.from_numpy(np.asarray(s, np.int64)), low, high) for s in steps]
 
 
-def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train as the run file says; returns a summary (steps, best valid loss, parameters)."""
+def train_coconet(
+    run: dict[str, Any], out_dir: str | Path, resume: bool = False, init: str | None = None
+) -> dict[str, Any]:
+    """Train as the run file says; returns a summary (steps, best valid loss, parameters).
+
+    ``init`` names a saved Coconet (a folder or a shipped model's name) whose weights start the
+    run instead of a random initialisation; its ``model_config`` must equal the run file's.
+    """
     from musegen.models import build_model
     from musegen.models.coconet import coconet_objective
     from musegen.tokenizers import get_tokenizer
@@ -114,6 +121,8 @@ def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False
     torch.manual_seed(cfg.seed)
     model = build_model("coconet", **run.get("model_config", {}))
     mc = model.config
+    if init is not None and not resume:
+        _load_init(model, init)
     root = data.get("root")
     train = Windows(load_grids("train", mc.low, mc.high, root), cfg.seq_len)
     valid = FixedValid(
@@ -127,6 +136,8 @@ def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False
         "train": cfg.to_dict(),
         "data": {"source": "jsb-satb", "root": root, "valid_seed": int(data.get("valid_seed", 0))},
     }
+    if init is not None:
+        used["init"] = str(init)
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     tokenizer = get_tokenizer(
         "satb",
@@ -149,6 +160,20 @@ def train_coconet(run: dict[str, Any], out_dir: str | Path, resume: bool = False
     return fit_and_summarize(trainer, resume)
 
 
+def _load_init(model: torch.nn.Module, ref: str) -> None:
+    """Copy the weights of the saved Coconet ``ref`` into ``model`` (same config required)."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    source, _ = load_model(resolve_model(ref))
+    if source.config.to_dict() != model.config.to_dict():
+        raise MusegenError(
+            f"--init {ref}: its model_config {source.config.to_dict()} differs from the run "
+            f"file's {model.config.to_dict()}"
+        )
+    model.load_state_dict(source.state_dict())
+
+
 def main(argv: list[str] | None = None) -> int:
     from musegen.train.run import read_run_file
 
@@ -157,12 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/coconet", metavar="RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-steps", type=int, help="override train.max_steps")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this saved Coconet's weights (folder or shipped name, e.g. coconet)",
+    )
     args = p.parse_args(argv)
     try:
         run = read_run_file(args.config)
         if args.max_steps:
             run["train"] = {**run.get("train", {}), "max_steps": args.max_steps}
-        summary = train_coconet(run, args.out, resume=args.resume)
+        summary = train_coconet(run, args.out, resume=args.resume, init=args.init)
     except MusegenError as e:
         sys.stderr.write(f"coconet training: error: {e}\n")
         return 2
