@@ -24,6 +24,12 @@ Every token model (an ``nn.Module``, subclass of :class:`musegen.models.base.Lan
   cache)``. Always use the returned cache: the transformer updates its preallocated KV cache in
   place, the RNNs return a new state. ``cache.length`` is the number of tokens consumed; going
   past ``max_len`` raises MusegenError. Cached logits equal full-pass logits (tested, 1e-4).
+* ``model.next_logits(tokens, cache) -> (logits, cache)``: one decoding step for the generator,
+  numpy in and out (``tokens`` ``[B]``, logits ``[B, vocab]`` float32); the same numbers as
+  ``model(tokens[:, None], cache)``. The transformer runs it straight through its fused CPU
+  step (:mod:`musegen.models.decode`); other models inherit the generic version.
+* ``model.select_cache(cache, rows) -> cache``: the cache of some sequences of the batch (the
+  generator drops finished ones).
 * ``model.num_parameters(exclude_embeddings=False) -> int`` (tied weights counted once).
 
 Token models and their options (``model_config_class(name)`` lists every field and default):
