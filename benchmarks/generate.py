@@ -3,8 +3,8 @@
 1. ``generate.tokens_per_s.batch{1,8}.kv_cache_vs_hf_generate``: musegen's KV-cached decoding
    vs Hugging Face ``generate`` on the same-size model (6 layers, d_model 256, 4 heads, vocab
    512, random weights): greedy decoding of 256 new tokens after a 16-token prompt, fp32, no
-   grammar. Our loop is the plain one a sampler runs: ``init_cache``, the prompt in one call,
-   then one token per call. Runs alternate (ours, peer, ours, ...); the best of ``--repeats``
+   grammar. Our loop is the one the generator runs: ``init_cache``, the prompt in one call,
+   then ``next_logits`` once per token. Runs alternate (ours, peer, ours, ...); the best of ``--repeats``
    counts. tokens/s = batch · new tokens / wall time (prompt included for both).
    ``relative`` is the default the product ships. Needs ``transformers``
    (``pip install -e '.[hf]'``); skipped with a note without it.
@@ -55,17 +55,18 @@ def peer(positions: int) -> torch.nn.Module:
 
 @torch.inference_mode()
 def greedy(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> torch.Tensor:
-    """Greedy continuation with the model's cache: prompt in one call, then token by token."""
+    """Greedy continuation with the model's cache, as the generator steps: the prompt in one
+    call, then ``next_logits`` token by token (numpy logits and argmax)."""
     batch, length = prompt.shape
     cache = model.init_cache(batch, length + new_tokens)
     logits, cache = model(prompt, cache)
-    out = torch.empty(batch, new_tokens, dtype=torch.long)
+    last = logits[:, -1].numpy()
+    out = np.empty((batch, new_tokens), dtype=np.int64)
     for i in range(new_tokens):
-        token = logits[:, -1].argmax(-1, keepdim=True)
-        out[:, i : i + 1] = token
+        out[:, i] = token = last.argmax(-1)
         if i + 1 < new_tokens:
-            logits, cache = model(token, cache)
-    return out
+            last, cache = model.next_logits(token, cache)
+    return torch.from_numpy(out)
 
 
 @torch.inference_mode()

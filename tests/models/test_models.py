@@ -171,6 +171,9 @@ def test_packed_weights_are_reused_until_a_weight_changes() -> None:
     assert np.abs(step - full[:, -1].numpy()).max() <= 1e-4
     model.load_state_dict(make("relative", seed=3).state_dict())
     assert model.init_cache(1, 6).decoder.layers is not changed.decoder.layers
+    with torch.inference_mode():  # tensors made here have no version counter: no reuse
+        fresh = make("relative")
+        assert fresh.init_cache(1, 6).decoder.layers is not fresh.init_cache(1, 6).decoder.layers
 
 
 @torch.no_grad()

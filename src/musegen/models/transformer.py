@@ -411,7 +411,10 @@ class Transformer(LanguageModel):
         (another tensor, or an in-place write: optimizer steps and ``load_state_dict`` bump a
         tensor's version counter), so a sampler can make caches cheaply."""
         tensors = [*self.parameters(), *self.buffers()]
-        key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+        try:
+            key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
+        except RuntimeError:  # inference-mode tensors keep no version counter: pack afresh
+            return Decoder(self)
         packed = self.__dict__.get("_decoder_weights")
         if packed is None or packed[0] != key:
             packed = (key, Decoder(self))
