@@ -276,13 +276,14 @@ class Decoder:
             scores = q @ keys_t[:, :, :L]  # [B * H, 1, L]
             if layer.relative_t is not None:
                 table = layer.relative_t[:, :, self.max_relative - near :]  # distances near-1..0
-                if self.split_batch:
-                    rel = (q.reshape(B, H, 1, hd) @ table).reshape(BH, 1, near)
+                if self.split_batch:  # per head: the batch's queries [B, hd] meet its table
+                    rel = (q.reshape(B, H, hd).transpose(1, 0, 2) @ table).transpose(1, 0, 2)
+                    into = scores.reshape(B, H, L)  # a view: rel is [B, H, near]
                 else:
-                    rel = q @ table
-                scores[..., L - near :] += rel
+                    rel, into = q @ table, scores
+                into[..., L - near :] += rel
                 if near < L:  # the farther keys all use the last table row
-                    scores[..., : L - near] += rel[..., :1]
+                    into[..., : L - near] += rel[..., :1]
             probs = torch.softmax(torch.from_numpy(scores), dim=-1).numpy()
             x += mm((probs @ values[:, :L]).reshape(B, d), layer.out)
             if layer.out_bias is not None:
