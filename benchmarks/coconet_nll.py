@@ -16,10 +16,11 @@ What is computed, exactly (to keep it affordable on CPU):
   the next block, which are then revealed. Cells of one block are predicted jointly from the
   same context: this is the exact likelihood of a slightly weaker model (within-block
   independence), so it lies above the full chain rule's NLL (for a calibrated model; measured
-  below), converging to it as blocks → cells (``--blocks 0``: one cell per pass, the exact chain rule). ``--sensitivity``
-  measures the gap on the three shortest *valid* pieces; for the 2,500-step model (shipped before the 6,000-step fine-tune),
-  framewise: 8 blocks 2.975, 16 2.645, 32 2.446, 64 2.342, 128 2.264, exact 2.250 (32 blocks:
-  +8.7%, 128: +0.6%); for the earlier 220-step model: 32 blocks 3.263, exact 3.058 (+6.7%).
+  below), converging to it as blocks → cells (``--blocks 0``: one cell per pass, the exact
+  chain rule). ``--sensitivity`` measures the gap on the three shortest *valid* pieces; for
+  the 2,500-step model (shipped before the 6,000-step fine-tune), framewise: 8 blocks 2.975,
+  16 2.645, 32 2.446, 64 2.342, 128 2.264, exact 2.250 (32 blocks: +8.7%, 128: +0.6%); for
+  the earlier 220-step model: 32 blocks 3.263, exact 3.058 (+6.7%).
   (Smaller blocks first, sizes ∝ k², did not help: 3.236 at 32 blocks, 3.159 at 64.)
 
 Cost: about ``blocks × orderings`` forward passes over every frame; the default full test

@@ -4,8 +4,8 @@
    vs Hugging Face ``generate`` on the same-size model (6 layers, d_model 256, 4 heads, vocab
    512, random weights): greedy decoding of 256 new tokens after a 16-token prompt, fp32, no
    grammar. Our loop is the one the generator runs: ``init_cache``, the prompt in one call,
-   then ``next_logits`` once per token. Runs alternate (ours, peer, ours, ...); the best of ``--repeats``
-   counts. tokens/s = batch · new tokens / wall time (prompt included for both).
+   then ``next_logits`` once per token. Runs alternate (ours, peer, ours, ...); the best of
+   ``--repeats`` counts. tokens/s = batch · new tokens / wall time (prompt included for both).
    ``relative`` is the default the product ships. Needs ``transformers``
    (``pip install -e '.[hf]'``); skipped with a note without it.
 
@@ -30,7 +30,6 @@ numpy's BLAS alike (``musegen generate`` pins both to one thread while it decode
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -188,11 +187,13 @@ def main() -> None:
     ap.add_argument("--rt-batches", default="1,8", help="real-time figure: pieces sampled together")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    figures = set(args.figures.split(","))
     torch.set_num_threads(args.threads)
     # numpy's BLAS (our decoder's small products) gets the same thread count as PyTorch's
-    stack = contextlib.ExitStack()
-    stack.enter_context(blas_threads(args.threads))
+    with blas_threads(args.threads):
+        run(args, set(args.figures.split(",")))
+
+
+def run(args: argparse.Namespace, figures: set[str]) -> None:
     if "hf" in figures:
         try:
             import transformers  # noqa: F401

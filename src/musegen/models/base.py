@@ -111,10 +111,7 @@ class LanguageModel(nn.Module):
         once per token)."""
         ids = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).view(-1, 1)
         logits, cache = self(ids.to(next(self.parameters()).device), cache)
-        last = logits[:, -1]
-        if last.dtype is not torch.float32 or not last.is_cpu:
-            last = last.float().cpu()
-        return last.numpy(), cache
+        return last_logits(logits), cache
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Trainable parameter count; tied weights count once."""
@@ -133,3 +130,11 @@ class LanguageModel(nn.Module):
             )
         if ids.shape[1] == 0:
             raise MusegenError("model input has no tokens (time dimension is 0)")
+
+
+def last_logits(logits: torch.Tensor) -> np.ndarray:
+    """The last position's logits ``[B, V]`` of ``[B, T, V]`` as float32 numpy (a view for
+    float32 CPU ones)."""
+    if logits.dtype is not torch.float32 or not logits.is_cpu:
+        logits = logits.float().cpu()
+    return logits.numpy()[:, -1]

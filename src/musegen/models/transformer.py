@@ -431,19 +431,26 @@ class Transformer(LanguageModel):
     def next_logits(self, tokens: np.ndarray, cache: KVCache) -> tuple[np.ndarray, KVCache]:
         """One decoding step straight through the fused CPU step when it applies (no module
         call, no tensors in between); otherwise :meth:`forward`."""
-        decoder = cache.decoder
         if (
-            decoder is None
-            or self.training
-            or torch.is_grad_enabled()
-            or cpu_autocast()
+            not self._fused_step_applies(cache)
             or len(tokens) != cache.batch_size
             or cache.length >= cache.max_len
         ):
             return super().next_logits(tokens, cache)
-        logits = decoder.step(tokens, cache.length)
+        logits = cache.decoder.step(tokens, cache.length)
         cache.length += 1
         return logits, cache
+
+    def _fused_step_applies(self, cache: KVCache | None) -> bool:
+        """Whether one new token per sequence may take the cache's fused CPU step: a decoder,
+        and nothing it does not do (dropout in training, autograd, autocast)."""
+        return (
+            cache is not None
+            and cache.decoder is not None
+            and not self.training
+            and not torch.is_grad_enabled()
+            and not cpu_autocast()
+        )
 
     def forward(
         self, ids: torch.Tensor, cache: KVCache | None = None
@@ -464,14 +471,7 @@ class Transformer(LanguageModel):
             raise MusegenError(
                 f"{T} tokens exceed the model's max_positions {self.config.max_positions}"
             )
-        if (
-            T == 1
-            and cache is not None
-            and cache.decoder is not None
-            and not self.training
-            and not torch.is_grad_enabled()
-            and not cpu_autocast()
-        ):  # one new token per sequence: the fused CPU step
+        if T == 1 and self._fused_step_applies(cache):  # one new token per sequence
             logits = cache.decoder.step(ids.numpy().reshape(B), start)
             cache.length = start + 1
             return torch.from_numpy(logits).view(B, 1, -1), cache

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from musegen.errors import MusegenError
-from musegen.models.base import LanguageModel
+from musegen.models.base import LanguageModel, last_logits
 from musegen.sampling.filters import Filter, apply_filters, build_filters, sample
 from musegen.tokenizers.base import BOS, EOS, PAD, BatchGrammar, Tokenizer
 
@@ -125,7 +125,7 @@ def _sample(
     lengths = np.full(num, P)
     cache = model.init_cache(num, P + cfg.max_new_tokens)
     logits, cache = model(torch.as_tensor(ids[:, :P], device=device), cache)
-    last = _last(logits)  # [rows in the cache, vocab], then one step at a time:
+    last = last_logits(logits)  # [rows in the cache, vocab], then one step at a time:
     advance = getattr(model, "next_logits", None) or partial(LanguageModel.next_logits, model)
     finished = grammar.done
     active = np.arange(num)
@@ -201,13 +201,6 @@ def _can_select(model: torch.nn.Module) -> bool:
 
     method = getattr(type(model), "select_cache", None)
     return method is not None and method is not LanguageModel.select_cache
-
-
-def _last(logits: torch.Tensor) -> np.ndarray:
-    """The last position's logits ``[B, V]`` as float32 numpy (a view for float32 CPU ones)."""
-    if logits.dtype is not torch.float32 or not logits.is_cpu:
-        logits = logits.float().cpu()
-    return logits.numpy()[:, -1]
 
 
 def _bar(total: int):  # type: ignore[no-untyped-def]
