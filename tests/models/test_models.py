@@ -108,13 +108,19 @@ def test_cached_prompt_then_tokens_equals_full_forward(key: str) -> None:
 TRANSFORMERS = [k for k, (name, _) in CONFIGS.items() if name == "transformer"]
 
 
-@pytest.mark.parametrize(("batch", "matmul"), [(1, "numpy"), (3, "numpy"), (3, "torch")])
+@pytest.mark.parametrize(
+    ("batch", "matmul"), [(1, "numpy"), (3, "numpy"), (3, "torch"), (5, "onednn")]
+)
 @pytest.mark.parametrize(
     "key", [*TRANSFORMERS, "relative-clipped-per-head", "relative-clipped-one-head"]
 )
-def test_fused_cpu_step_equals_the_module_path(key: str, batch: int, matmul: str) -> None:
+def test_fused_cpu_step_equals_the_module_path(
+    key: str, batch: int, matmul: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One-token steps outside autograd take models/decode.py; they match the modules' path
     (which ``forward`` takes with autograd on) and the full forward pass, past max_relative."""
+    if matmul == "onednn":  # the tiny model's weights are far below the size that takes it
+        monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
     options = {
         "relative-clipped-per-head": {**TINY_TRANSFORMER, "max_relative": 4},
         "relative-clipped-one-head": {**TINY_TRANSFORMER, "max_relative": 4, "n_head": 1},
@@ -125,8 +131,14 @@ def test_fused_cpu_step_equals_the_module_path(key: str, batch: int, matmul: str
     with torch.no_grad():
         full, _ = model(ids)
         fast = model.init_cache(batch, 12)
-        assert fast.decoder is not None and fast.decoder.matmul is decode._numpy_matmul
-        if matmul == "torch":  # what big batches use
+        assert fast.decoder is not None
+        if matmul == "onednn":  # batches from ONEDNN_MIN_BATCH on, where PyTorch has it
+            if not decode.onednn_available():
+                pytest.skip("this PyTorch has no oneDNN products")
+            assert fast.decoder.onednn
+        else:
+            assert not fast.decoder.onednn and fast.decoder.matmul is decode._numpy_matmul
+        if matmul == "torch":  # what big batches use when numpy's BLAS runs threads
             fast.decoder.matmul = decode._torch_matmul
     slow = model.init_cache(batch, 12)
     for t in range(12):
@@ -177,10 +189,52 @@ def test_packed_weights_are_reused_until_a_weight_changes() -> None:
 
 
 @torch.no_grad()
-def test_blas_threads_pins_numpy_blas_and_restores_it() -> None:
-    """Inside ``blas_threads(1)`` a big batch's step takes numpy's (one-thread) BLAS."""
+def test_onednn_weights_are_packed_once_and_shared_by_smaller_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The oneDNN packing is made by the first big batch and kept by the decoder: caches
+    made later and sequences selected from a batch (fewer rows) use the same packing, and
+    a batch that falls below ONEDNN_MIN_BATCH steps on with numpy, still right. Models
+    with small weights (they stay in cache) keep to numpy at any batch."""
+    if not decode.onednn_available():
+        pytest.skip("this PyTorch has no oneDNN products")
+    model, ids = make("relative"), tokens(6, 9)
+    assert not model.init_cache(8, 9).decoder.onednn  # a tiny model
+    monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
+    full, _ = model(ids)
+    assert not model.init_cache(2, 9).decoder.onednn_weights  # not needed yet
+    cache = model.init_cache(6, 9)
+    packed = cache.decoder.onednn_weights["layers"]
+    assert model.init_cache(8, 9).decoder.onednn_weights["layers"] is packed
+    _, cache = model(ids[:, :5], cache)
+    rows = torch.tensor([0, 2, 3, 5])
+    for keep in (rows, torch.tensor([1, 3])):  # 4 rows: oneDNN; 2 of those: numpy
+        cache = model.select_cache(cache, keep)
+        ids, full = ids[keep], full[keep]
+        assert cache.decoder.onednn == (len(keep) >= decode.ONEDNN_MIN_BATCH)
+        assert cache.decoder.onednn_weights["layers"] is packed
+        step, cache = model.next_logits(ids[:, cache.length].numpy(), cache)
+        assert np.abs(step - full[:, cache.length - 1].numpy()).max() <= 1e-4
+
+
+def test_onednn_probe_says_no_where_the_ops_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PyTorch whose private oneDNN ops are missing or answer differently is not used."""
+    decode.onednn_available.cache_clear()
+    monkeypatch.setattr(decode, "_LINEAR", "no_such_op")
+    monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
+    try:
+        assert not decode.onednn_available()
+        assert not make("relative").init_cache(8, 4).decoder.onednn
+    finally:
+        decode.onednn_available.cache_clear()
+
+
+@torch.no_grad()
+def test_blas_threads_pins_numpy_blas_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside ``blas_threads(1)`` a big batch's numpy step takes numpy's (one-thread) BLAS."""
     if decode._openblas() is None:
         pytest.skip("numpy's BLAS is not an OpenBLAS this helper can reach")
+    monkeypatch.setattr(decode, "ONEDNN_MIN_BATCH", 2**20)  # the numpy step's choice
     model, (get, set_) = make("relative"), decode._openblas()
     original = get()
     try:
