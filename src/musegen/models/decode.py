@@ -16,7 +16,11 @@ one new token per sequence with fewer, cheaper calls:
   new query against its last ``min(L, max_relative)`` keys are one product with a contiguous
   slice (no distance gather); older keys share the table's last row;
 * keys and values written straight into the :class:`KVCache` tensors, so the cache stays
-  valid for the generic PyTorch path too (prompts, chunks, autograd).
+  valid for the generic PyTorch path too (prompts, chunks, autograd);
+* batches of several sequences of a model too big to stay in cache multiply by weights
+  packed once for oneDNN (PyTorch's CPU kernel library), with the GELU and the residual adds
+  fused into the products: there the step is bound by reading the weights, and BLAS GEMM
+  reads each one twice per call (it packs it first).
 
 :meth:`Transformer.init_cache` attaches a :class:`Decoder` when the model is on the CPU in
 float32; ``Transformer.forward`` uses it for one-token steps outside autograd and training.
