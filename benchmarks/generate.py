@@ -91,10 +91,11 @@ def plain_generate(
     stop: Callable[[np.ndarray], bool] | None = None,
     stop_every: int = 32,
     progress: bool = False,
+    hold_eos: bool = False,
 ) -> list[np.ndarray]:
     """The peer of the real-time figure: ``generate``'s contract in plain PyTorch: module
     forward with the KV cache (batched), one grammar object per sequence, torch filters."""
-    from musegen.sampling.generate import primer_ids
+    from musegen.sampling.generate import primer_ids, without_eos
     from musegen.tokenizers.base import EOS, PAD
 
     assert config is not None
@@ -115,6 +116,8 @@ def plain_generate(
                 for g, d in zip(grammars, done, strict=True)
             ]
         )
+        if hold_eos:
+            masks = torch.from_numpy(without_eos(masks.numpy()))
         z = logits[:, -1].masked_fill(~masks, float("-inf"))
         ranked, order = torch.sort(z, descending=True, dim=-1)
         probs = torch.softmax(ranked, dim=-1)

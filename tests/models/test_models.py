@@ -568,3 +568,16 @@ def test_num_parameters_counts_tied_weights_once() -> None:
     absolute = make("absolute")
     lookups = absolute.tok_emb.weight.numel() + absolute.pos_emb.weight.numel()
     assert absolute.num_parameters() - absolute.num_parameters(exclude_embeddings=True) == lookups
+
+
+@torch.no_grad()
+def test_forward_hooks_take_the_module_path() -> None:
+    """A forward hook sees (and may change) every step: the fused step stands aside for it."""
+    model, ids = make("relative"), tokens(2, 5)
+    seen: list[int] = []
+    model.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].shape[1]))
+    cache = model.init_cache(2, 5)
+    _, cache = model(ids[:, :3], cache)
+    model.next_logits(ids[:, 3].numpy(), cache)
+    model(ids[:, 4:5], cache)
+    assert seen == [3, 1, 1]

@@ -244,3 +244,24 @@ def test_dropping_finished_sequences_changes_nothing(
     kept = generate(model, tok, num=6, config=cfg, stop=stop, stop_every=4)
     for a, b in zip(compacted, kept, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_hold_eos_keeps_a_model_that_wants_to_end_going() -> None:
+    """A model that always wants EOS ends at once; with hold_eos it runs to the cap (or its
+    stop) and the output still decodes. EOS stays where the grammar allows nothing else."""
+    tok = get_tokenizer("remi")
+    model = tiny(tok, "lstm")
+    eos = torch.zeros(len(tok))
+    eos[EOS] = 1e3
+    model.register_forward_hook(lambda _m, _i, out: (out[0] + eos, *out[1:]))
+    cfg = SamplingConfig(max_new_tokens=40, seed=0)
+    (ended,) = generate(model, tok, config=cfg)
+    assert ended.tolist() == [BOS, EOS]
+    (held,) = generate(model, tok, config=cfg, hold_eos=True)
+    assert EOS not in held and len(held) == 41
+    tok.decode(held)
+    dead_end = _DeadEndTokenizer()
+    torch.manual_seed(0)
+    small = build_model("transformer", vocab_size=4, n_layer=1, d_model=16, n_head=2)
+    (seq,) = generate(small, dead_end, config=SamplingConfig(max_new_tokens=10), hold_eos=True)
+    assert seq.tolist() == [BOS, 3, EOS]

@@ -9,7 +9,7 @@ from musegen.models import build_model
 from musegen.sampling.generate import SamplingConfig
 from musegen.sampling.pieces import PieceRequest, compose
 from musegen.score import Note, Score, Track
-from musegen.tokenizers import BOS, get_tokenizer
+from musegen.tokenizers import BOS, EOS, get_tokenizer
 from musegen.tokenizers.remi import K_BAR, TPQ
 
 
@@ -49,3 +49,15 @@ def test_compose_stops_when_only_empty_bars_come() -> None:
     assert piece.n_notes == 0
     # 4 bars are asked: the stop check (every 32 steps) must end it long before the cap
     assert len(calls) <= 65 < sampling.max_new_tokens
+
+
+def test_compose_reaches_the_asked_bars_even_if_the_model_would_end() -> None:
+    tok = get_tokenizer("remi")
+    torch.manual_seed(0)
+    model = build_model("lstm", vocab_size=len(tok), n_layer=1, d_hidden=32, d_embed=32)
+    eos = torch.zeros(len(tok))
+    eos[EOS] = 1e3
+    model.register_forward_hook(lambda _m, _i, out: (out[0] + eos, *out[1:]))
+    (piece,) = compose(model, tok, PieceRequest(bars=3), SamplingConfig(seed=1))
+    bar_starts = piece.bar_starts(piece.end)
+    assert piece.n_notes > 0 and piece.end > bar_starts[2]  # notes into the third bar

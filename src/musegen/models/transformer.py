@@ -443,11 +443,12 @@ class Transformer(LanguageModel):
 
     def _fused_step_applies(self, cache: KVCache | None) -> bool:
         """Whether one new token per sequence may take the cache's fused CPU step: a decoder,
-        and nothing it does not do (dropout in training, autograd, autocast)."""
+        and nothing it does not do (dropout in training, autograd, autocast, forward hooks)."""
         return (
             cache is not None
             and cache.decoder is not None
             and not self.training
+            and not (self._forward_hooks or self._forward_pre_hooks)
             and not torch.is_grad_enabled()
             and not cpu_autocast()
         )

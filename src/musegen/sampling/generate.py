@@ -72,12 +72,14 @@ def generate(
     stop: StopFn | None = None,
     stop_every: int = 32,
     progress: bool = False,
+    hold_eos: bool = False,
 ) -> list[np.ndarray]:
     """Sample ``num`` sequences (ids including BOS, and EOS when the model ended them).
 
     ``stop(ids)`` is asked every ``stop_every`` steps per unfinished sequence (e.g. "has it
     reached 16 bars?"); a sequence for which it says yes is finished. Generation also ends at
-    ``max_new_tokens``.
+    ``max_new_tokens``. With ``hold_eos`` the model may not end a sequence itself (EOS only
+    where the grammar allows nothing else), so a length asked for through ``stop`` is reached.
     """
     cfg = config or SamplingConfig()
     if num < 1:
@@ -96,7 +98,9 @@ def generate(
     grammar = tokenizer.batch_grammar(num, prompt)
     model.eval()
     with _decoding_threads(model, num, device):
-        return _sample(model, grammar, prompt, cfg, filters, stop, stop_every, progress)
+        return _sample(
+            model, grammar, prompt, cfg, filters, stop, stop_every, progress, hold_eos=hold_eos
+        )
 
 
 def _sample(
@@ -109,6 +113,7 @@ def _sample(
     stop_every: int,
     progress: bool,
     compact: bool = True,
+    hold_eos: bool = False,
 ) -> list[np.ndarray]:
     """The decoding loop of :func:`generate` (arguments checked there).
 
@@ -135,6 +140,8 @@ def _sample(
     for step in range(cfg.max_new_tokens):
         n = P + step
         masks = grammar.mask()  # finished sequences: PAD only
+        if hold_eos:
+            masks = without_eos(masks)
         dead = None
         if not np.logical_and.reduce(np.logical_or.reduce(masks, axis=1)):
             dead = ~masks.any(axis=1)  # a grammar dead end: the sequence ends with EOS
@@ -171,6 +178,15 @@ def _sample(
     if bar is not None:
         bar.close()
     return [ids[b, : lengths[b]].copy() for b in range(num)]
+
+
+def without_eos(masks: np.ndarray) -> np.ndarray:
+    """``masks`` with EOS taken out of every row that allows something else."""
+    eos = masks[:, EOS].copy()
+    masks = masks.copy()
+    masks[:, EOS] = False
+    masks[eos & ~masks.any(axis=1), EOS] = True
+    return masks
 
 
 @contextmanager

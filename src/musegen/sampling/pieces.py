@@ -114,8 +114,15 @@ def compose(
         s = tokenizer.decode(seq)
         return max((int(t.notes["start"].max()) for t in s.tracks if len(t)), default=-1) >= target
 
-    seqs = generate(
-        model, tokenizer, num=num, primer=ids, config=sampling, stop=reached, progress=progress
+    seqs = generate(  # a length asked for is reached: the model may not end early
+        model,
+        tokenizer,
+        num=num,
+        primer=ids,
+        config=sampling,
+        stop=reached,
+        progress=progress,
+        hold_eos=target is not None,
     )
     pieces = []
     for seq in seqs:
