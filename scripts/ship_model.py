@@ -51,6 +51,12 @@ def main() -> None:
     p.add_argument("--config", required=True, help="the committed run file that trained it")
     p.add_argument("--description", required=True)
     p.add_argument("--half", action="store_true", help="store float16 weights")
+    p.add_argument(
+        "--voices",
+        type=int,
+        default=0,
+        help="voice tracks 'musegen generate' deals each piece out to (0: as generated)",
+    )
     args = p.parse_args()
 
     run = Path(args.run)
@@ -64,12 +70,16 @@ def main() -> None:
     out = PRETRAINED_DIR / args.name
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    extra = {k: v for k, v in meta.items() if k not in ("model", "config")} | {
-        "description": args.description,
-        "valid_loss": round(valid, 4),
-        "test_loss": round(test, 4),
-        "run_config": args.config,
-    }
+    extra = (
+        {k: v for k, v in meta.items() if k not in ("model", "config")}
+        | {
+            "description": args.description,
+            "valid_loss": round(valid, 4),
+            "test_loss": round(test, 4),
+            "run_config": args.config,
+        }
+        | ({"voices": args.voices} if args.voices else {})
+    )
     save_model(model, tmp, extra)
     counts = {k: vars(v) for k, v in manifest.splits.items()}
     card = f"""# {args.name}: {args.description}
@@ -89,7 +99,7 @@ Retrain:
         --config '{json.dumps(meta["tokenizer"]["config"])}' --out {args.data}
     musegen train --config {args.config} --data {args.data} --out {args.run}
     python scripts/ship_model.py {args.run} {args.name} --data {args.data} --config {args.config} \\
-        --description "{args.description}"{" --half" if args.half else ""}
+        --description "{args.description}"{" --half" if args.half else ""}{f" --voices {args.voices}" if args.voices else ""}
 """
     (tmp / "MODEL_CARD.md").write_text(card)
     shutil.rmtree(out, ignore_errors=True)

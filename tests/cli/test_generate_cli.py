@@ -84,6 +84,26 @@ def test_generate_errors(
     assert "Traceback" not in err and err.strip().count("\n") <= 3
 
 
+def test_generate_deals_out_voices(model_dir: Path, tmp_path: Path) -> None:
+    """--voices N writes N voice tracks (S/A/T/B for four); the shipped bach model's config
+    asks for four, and --voices 0 keeps the piece as generated (one track)."""
+    args = ["generate", "--bars", "2", "--seed", "5"]
+    assert main([*args, "--model", str(model_dir), "--voices", "4", "--out", str(tmp_path)]) == 0
+    voiced = load(tmp_path / "piece.mid")
+    assert [t.voice for t in voiced.tracks[:4]] == ["S", "A", "T", "B"]
+    assert json.loads((tmp_path / "piece.json").read_text())["voices"] == 4
+    assert main([*args, "--out", str(tmp_path / "bach")]) == 0  # the default model
+    assert [t.name for t in load(tmp_path / "bach" / "piece.mid").tracks[:4]] == [
+        "Soprano",
+        "Alto",
+        "Tenor",
+        "Bass",
+    ]
+    assert main([*args, "--voices", "0", "--out", str(tmp_path / "as-is")]) == 0
+    assert len(load(tmp_path / "as-is" / "piece.mid").tracks) == 1
+    assert main([*args, "--voices", "-1", "--out", str(tmp_path / "bad")]) == 2
+
+
 def test_models_lists_shipped(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)

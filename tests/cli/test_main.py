@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from musegen.cli.main import main
-from musegen.io import save
+from musegen.io import load, save
 from musegen.score import Note, Score, Tempo, TimeSignature, Track
 
 
@@ -81,6 +81,19 @@ def test_convert_and_token_round_trip(midi: Path, tmp_path: Path) -> None:
         out = tmp_path / f"{name}.mid"
         assert main(["detokenize", str(tokens), "--out", str(out)]) == 0
         assert out.exists()
+
+
+def test_convert_deals_one_track_out_to_voices(tmp_path: Path) -> None:
+    chords = [(72, 67, 60, 48), (74, 67, 59, 43), (72, 64, 55, 48)]
+    notes = [Note(p, i * 480, 480) for i, chord in enumerate(chords) for p in chord]
+    save(Score(tracks=[Track.from_notes(notes)]), tmp_path / "one.mid")
+    out = tmp_path / "four.mid"
+    assert main(["convert", str(tmp_path / "one.mid"), str(out), "--voices", "4"]) == 0
+    tracks = load(out).tracks
+    assert [t.notes["pitch"].tolist() for t in tracks] == [
+        list(v) for v in zip(*chords, strict=True)
+    ]
+    assert main(["convert", str(tmp_path / "one.mid"), str(out), "--voices", "0"]) == 2
 
 
 def test_detokenize_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from metricshelpers import CLEAN, satb
 from musegen.cli.main import main
-from musegen.io import save
+from musegen.io import load, save
 from musegen.score import Note, Score, Track
 
 
@@ -45,6 +45,22 @@ def test_voice_leading(files: list[str], capsys: pytest.CaptureFixture[str]) -> 
     captured = capsys.readouterr()
     assert "bar 2 beat 2: parallel_fifths (T-B)" in captured.out
     assert "duo.mid" in captured.err and "four voices" in captured.err
+    assert "--separate" in captured.err
+
+
+def test_voice_leading_separates_a_chorale_on_one_track(
+    files: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fifths chorale merged to one track: --separate deals it out and finds the same."""
+    merged = tmp_path / "merged.mid"
+    assert main(["convert", files[0], str(merged)]) == 0
+    one = load(merged).merge_tracks()
+    save(one, merged)
+    capsys.readouterr()
+    assert main(["evaluate", "voice-leading", str(merged)]) == 2
+    assert main(["evaluate", "voice-leading", str(merged), "--separate", "--json"]) == 0
+    (piece,) = json.loads(capsys.readouterr().out)
+    assert [(e["kind"], e["voices"]) for e in piece["errors"]] == [("parallel_fifths", "T-B")]
 
 
 def test_harmony(files: list[str], capsys: pytest.CaptureFixture[str]) -> None:

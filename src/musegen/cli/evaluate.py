@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _inputs(v)
     v.add_argument("--key", help="check in this key (e.g. 'G major') instead of the estimate")
+    v.add_argument(
+        "--separate",
+        action="store_true",
+        help="deal the notes out to four voices first (for a chorale on one track)",
+    )
     v.set_defaults(func=run_voice_leading)
 
     n = ev.add_parser(
@@ -171,12 +176,15 @@ def run_voice_leading(args: argparse.Namespace) -> int:
     from musegen.errors import MusegenError
     from musegen.metrics.harmony import parse_key
     from musegen.metrics.voice_leading import check_voice_leading
+    from musegen.voices import separate_voices
 
     pieces = _load(args)
     key = parse_key(args.key) if args.key else None
     results, bad = [], []
     for name, score in pieces.pieces:
         try:
+            if args.separate:
+                score = separate_voices(score, 4)
             results.append((name, check_voice_leading(score, key=key)))
         except MusegenError as e:
             bad.append(f"{name}: {e}")

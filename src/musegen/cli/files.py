@@ -26,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", metavar="IN")
     p.add_argument("output", metavar="OUT")
+    p.add_argument(
+        "--voices",
+        type=int,
+        metavar="N",
+        help="deal the notes out to N voice tracks (4: Soprano, Alto, Tenor, Bass), e.g. a "
+        "chorale on one track to four staves",
+    )
     p.set_defaults(func=run_convert)
 
 
@@ -95,6 +102,13 @@ def run_convert(args: argparse.Namespace) -> int:
     from musegen.io import load, save
 
     score = load(args.input)
+    if args.voices is not None:
+        from musegen.errors import MusegenError
+        from musegen.voices import separate_voices
+
+        if args.voices < 1:
+            raise MusegenError(f"--voices must be >= 1, got {args.voices}")
+        score = separate_voices(score, args.voices)
     save(score, args.output)
     print(f"wrote {args.output} ({score.n_notes} notes, {len(score.tracks)} tracks)")
     return 0

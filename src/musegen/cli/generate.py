@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--program", type=int, metavar="P", help="General MIDI program of pitched tracks"
     )
+    p.add_argument(
+        "--voices",
+        type=int,
+        metavar="N",
+        help="deal each piece's notes out to N voice tracks (0: as generated; default: what the "
+        "model's config says, 4 for the bach model's chorales)",
+    )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
     p.add_argument(
@@ -126,6 +133,15 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     else:
         pieces = compose(model, tok, request, sampling, num=args.num, progress=True)
+    voices = _meta.get("voices", 0) if args.voices is None else args.voices
+    if voices < 0:
+        from musegen.errors import MusegenError
+
+        raise MusegenError(f"--voices must be >= 0, got {voices}")
+    if voices and _meta.get("model") != "coconet":  # coconet writes its four voices itself
+        from musegen.voices import separate_voices
+
+        pieces = [separate_voices(score, voices) for score in pieces]
     elapsed = time.perf_counter() - t0
     out = Path(args.out)
     kinds = [k for k in args.render.split(",") if k.strip()]
@@ -135,6 +151,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "sampling": sampling.to_dict(),
         "request": {k: v for k, v in vars(request).items() if k != "primer"}
         | {"primer": args.primer},
+        "voices": voices,
         "seconds_taken": round(elapsed, 3),
         "files": [],
     }

@@ -167,7 +167,8 @@ def four_voices(score: Score) -> list[np.ndarray]:
     raise MusegenError(
         "voice leading needs four voices: tracks labelled S/A/T/B (named Soprano, Alto, "
         f"Tenor, Bass) or exactly four pitched tracks; this score has {len(pitched)} pitched "
-        "track(s) and no such labels"
+        "track(s) and no such labels (to deal one track's notes out to four voices: "
+        "'musegen evaluate voice-leading --separate', or musegen.voices.separate_voices)"
     )
 
 
