@@ -183,6 +183,8 @@ def _sample(
 def without_eos(masks: np.ndarray) -> np.ndarray:
     """``masks`` with EOS taken out of every row that allows something else."""
     eos = masks[:, EOS].copy()
+    if not eos.any():
+        return masks
     masks = masks.copy()
     masks[:, EOS] = False
     masks[eos & ~masks.any(axis=1), EOS] = True
