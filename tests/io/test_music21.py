@@ -134,6 +134,13 @@ def test_mxl_round_trip_of_chorale(chorale: Score, tmp_path: Path) -> None:
     assert back.tempos == chorale.tempos
 
 
+def test_tenor_is_written_in_the_treble_8vb_clef(chorale: Score) -> None:
+    """Sounding pitches are kept (the round trip above); the clef is the tenor's own."""
+    parts = to_music21(chorale).parts
+    clefs = [type(p.recurse().getElementsByClass("Clef").first()).__name__ for p in parts]
+    assert clefs == ["TrebleClef", "TrebleClef", "Treble8vbClef", "BassClef"]
+
+
 def test_programs_drums_and_odd_instruments_survive(tmp_path: Path) -> None:
     """music21 alone turns programs 1..5 into 0, drops channel-only drums, and files
     program 113 (Agogo) as percussion; the reader and writer correct all three."""

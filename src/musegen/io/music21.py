@@ -525,6 +525,10 @@ def _track_to_part(score: Score, track: Track, index: int, *, with_tempo: bool) 
     inst = _instrument(track)
     part.partName = name_for_track(track) or inst.instrumentName or f"Track {index + 1}"
     part.insert(0, inst)
+    if track.voice == "T":  # a tenor part is written an octave up in the treble-8vb clef
+        from music21 import clef
+
+        part.insert(0, clef.Treble8vbClef())
     q = Fraction(1, score.tpq)
     for ts in _meters(score):
         part.insert(ts.time * q, meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
