@@ -82,11 +82,13 @@ def test_satb_voices_get_voice_colours(tmp_path: Path) -> None:
 
     pitches = {"S": 72, "A": 67, "T": 60, "B": 48}
     tracks = [Track.from_notes([Note(p, 0, 480, 127)], voice=v) for v, p in pitches.items()]
+    tracks.append(Track.from_notes([Note(84, 0, 480, 127)], name="Other"))
     fig = pianoroll_figure(Score(tracks=tracks))
     colours = [tuple(c.get_facecolors()[0][:3]) for c in note_collections(fig.axes[0])]
-    assert colours == [to_rgb(VOICE_COLOURS[v]) for v in "SATB"]
+    assert colours[:4] == [to_rgb(VOICE_COLOURS[v]) for v in "SATB"]
+    assert colours[4] not in colours[:4]  # an unlabelled track takes a colour no voice has
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert legend == ["Soprano", "Alto", "Tenor", "Bass", "Other"]
 
 
 def test_velocity_shades_notes() -> None:

@@ -122,13 +122,16 @@ def _metadata(fmt: str) -> dict[str, Any]:
 
 
 def _colours(score: Score) -> list[str]:
-    """Colour of each track: its voice's colour, else the next of a fixed palette."""
+    """Colour of each track: its voice's colour, else the next of a fixed palette that the
+    voices present have not taken (e.g. an "Other" track beside S, A, T, B)."""
+    taken = {VOICE_COLOURS[t.voice] for t in score.tracks if t.voice}
+    palette = [c for c in TRACK_COLOURS if c not in taken] or list(TRACK_COLOURS)
     out, k = [], 0
     for track in score.tracks:
         if track.voice:
             out.append(VOICE_COLOURS[track.voice])
         else:
-            out.append(TRACK_COLOURS[k % len(TRACK_COLOURS)])
+            out.append(palette[k % len(palette)])
             k += 1
     return out
 
