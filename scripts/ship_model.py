@@ -82,6 +82,13 @@ def main() -> None:
     )
     save_model(model, tmp, extra)
     counts = {k: vars(v) for k, v in manifest.splits.items()}
+    voices_row = (
+        f"| output | one stream of notes (the tokens name no voices); `musegen generate` deals "
+        f"each piece out to {args.voices} voice tracks (`\"voices\": {args.voices}` in "
+        "`config.json`; `--voices 0` keeps one track) |\n"
+        if args.voices
+        else ""
+    )
     card = f"""# {args.name}: {args.description}
 
 | | |
@@ -92,7 +99,7 @@ def main() -> None:
 | training | {meta["step"]} steps, `{args.config}` (seed {meta["train_config"]["seed"]}) |
 | valid loss | {valid:.4f} nats/token ({valid / math.log(2):.3f} bits) — used to pick the checkpoint |
 | test loss | {test:.4f} nats/token over {n_test:,} tokens — measured once, after training |
-
+{voices_row}
 Retrain:
 
     musegen data prepare {manifest.source.get("name")} --tokenizer {meta["tokenizer"]["tokenizer"]} \\
