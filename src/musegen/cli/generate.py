@@ -116,6 +116,11 @@ def run_generate(args: argparse.Namespace) -> int:
         repetition_penalty=args.repetition_penalty,
         seed=seed,
     )
+    voices = _meta.get("voices", 0) if args.voices is None else args.voices
+    if voices < 0:
+        from musegen.errors import MusegenError
+
+        raise MusegenError(f"--voices must be >= 0, got {voices}")
     t0 = time.perf_counter()
     if _meta.get("model") == "coconet":  # an orderless grid model: Gibbs sampling from scratch
         from musegen.errors import MusegenError
@@ -133,11 +138,6 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     else:
         pieces = compose(model, tok, request, sampling, num=args.num, progress=True)
-    voices = _meta.get("voices", 0) if args.voices is None else args.voices
-    if voices < 0:
-        from musegen.errors import MusegenError
-
-        raise MusegenError(f"--voices must be >= 0, got {voices}")
     if voices and _meta.get("model") != "coconet":  # coconet writes its four voices itself
         from musegen.voices import separate_voices
 
