@@ -245,6 +245,37 @@ def test_grammar_rules() -> None:
     assert g.done and np.flatnonzero(g.mask()).tolist() == [PAD]
 
 
+def test_grammar_keeps_the_notes_of_a_position_in_the_encoder_order() -> None:
+    """Notes at one position come by program, pitch, duration, velocity, none twice: a
+    sampler cannot pile notes on an onset in a loop. Single and batch grammars agree."""
+    v = TOK.vocab
+    vel, dur = v.span("velocity")[0], v.span("duration")[0]
+    last_dur = v.span("duration")[1] - 1
+    note = [v.id("Pitch_64"), vel + 5, dur + 3]
+    prefix = [BOS, v.id("Bar"), v.id("Position_0"), v.id("Program_0"), *note]
+
+    def masks(ids: list[int]) -> np.ndarray:
+        single = TOK.grammar().feed(ids).mask()
+        assert np.array_equal(TOK.batch_grammar(2, np.array(ids)).mask()[1], single)
+        return single
+
+    m = masks(prefix)
+    assert not m[v.id("Pitch_63")] and m[v.id("Pitch_64")] and m[v.id("Pitch_65")]
+    assert not m[v.id("Program_0")] and m[v.id("Program_1")]
+    m = masks([*prefix, v.id("Pitch_64"), vel + 5])  # a unison: longer, or louder
+    assert not m[dur + 2] and not m[dur + 3] and m[dur + 4]
+    assert masks([*prefix, v.id("Pitch_64"), vel + 6])[dur + 3]
+    longest = [*prefix, v.id("Pitch_64"), vel + 5, last_dur]
+    m = masks([*longest, v.id("Pitch_64")])  # no longer duration left: only louder
+    assert not m[vel + 5] and m[vel + 6]
+    with pytest.raises(ValueError, match="not allowed"):
+        TOK.grammar().feed([*prefix, v.id("Pitch_63")])
+    with pytest.raises(ValueError, match="not allowed"):
+        TOK.batch_grammar(1, np.array(prefix)).step(np.array([v.id("Program_0")]))
+    m = masks([*prefix, v.id("Position_1"), v.id("Program_0")])  # a new position: anew
+    assert m[v.id("Pitch_0")]
+
+
 def test_grammar_accepts_chorale(chorale: Score) -> None:
     ids = TOK.encode(chorale)
     assert TOK.allowed_next(ids[:-1])[EOS]

@@ -4,7 +4,8 @@ Token order, per bar::
 
     BAR [TIME_SIG]                             TIME_SIG on the first bar and at meter changes
       POSITION [TEMPO]                         per onset (or tempo change), increasing in a bar
-        [PROGRAM] PITCH [VELOCITY] DURATION    per note, sorted by (program, pitch)
+        [PROGRAM] PITCH [VELOCITY] DURATION    per note, sorted by (program, pitch, duration,
+                                               velocity), none twice (the grammar keeps it so)
 
 Empty bars still get their BAR token. A PROGRAM token (0..127, 128 = drums) precedes the first
 note of each program at a position, so every position names its instruments afresh: a chord
@@ -35,6 +36,7 @@ Time is a grid of ``positions_per_quarter`` steps per quarter note (default 12: 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -825,6 +827,167 @@ class _GrammarTable:
         return (position + 1) * self.n_lengths + int(np.searchsorted(self.bar_lengths, bar_length))
 
 
+class _NoteOrder:
+    """The order of the notes at one position, as the encoder writes them: by program (each
+    named once, rising), then pitch, duration and velocity bin, no note twice. Kept for ``n``
+    sequences at once; :meth:`restrict` takes out of a mask the ids that would break it.
+
+    Without it a sampler can pile notes on one onset without end (a model in a loop wrote 312
+    at one onset). Unisons with different durations are real (two voices), so a pitch may
+    repeat, with a longer duration or, at the same duration, a higher velocity bin; a pitch
+    repeats only where such a note is left, and a velocity is narrowed only where the duration
+    cannot grow, so no state is a dead end.
+    """
+
+    def __init__(self, tok: RemiTokenizer, n: int) -> None:
+        self.kind_of, self.value_of = tok.kind_of, tok.value_of
+        self.max_dur, self.n_vel = (
+            tok.max_steps,
+            (len(tok.velocities) if tok.config.velocity_bins else 0),
+        )
+        self.slices = {
+            k: slice(tok.off[k], tok.off[k] + size)
+            for k, size in (
+                (K_PROG, 129),
+                (K_PITCH, tok.n_pitch),
+                (K_VEL, self.n_vel),
+                (K_DUR, tok.max_steps),
+            )
+            if k in tok.off
+        }
+        self.values = {k: np.arange(s.stop - s.start) for k, s in self.slices.items()}
+        # program of the current group, the last finished note, the note being written
+        self.prog, self.pitch, self.dur, self.vel, self.cur_pitch, self.cur_vel = (
+            np.full(n, -1, np.int64) for _ in range(6)
+        )
+        self._anew = np.zeros(_START + 1, bool)
+        self._anew[[K_BAR, K_POS, K_PROG]] = True
+        self._floor_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _floors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lowest pitch, lowest duration, and where velocity must rise, per sequence (made
+        once per step)."""
+        if self._floor_cache is None:
+            room = (self.dur < self.max_dur - 1) | (self.vel < self.n_vel - 1)
+            pitch = np.where(room, self.pitch, self.pitch + 1)
+            same = (self.cur_pitch == self.pitch) & (self.pitch >= 0)
+            dur = np.where(same, np.where(self.cur_vel > self.vel, self.dur, self.dur + 1), 0)
+            vel_up = same & (self.dur >= self.max_dur - 1)
+            self._floor_cache = (pitch, dur, vel_up)
+        return self._floor_cache
+
+    def restrict(self, masks: np.ndarray) -> None:
+        """Take out of ``masks`` ``[n, V]`` (in place) the ids that would break the order."""
+        pitch, dur, vel_up = self._floors()
+        s, v = self.slices, self.values
+        if K_PROG in s and self.prog.max() >= 0:
+            masks[:, s[K_PROG]] &= v[K_PROG] > self.prog[:, None]
+        if pitch.max() > 0:
+            masks[:, s[K_PITCH]] &= v[K_PITCH] >= pitch[:, None]
+        if K_VEL in s and vel_up.any():
+            masks[:, s[K_VEL]] &= ~vel_up[:, None] | (v[K_VEL] > self.vel[:, None])
+        if dur.max() > 0:
+            masks[:, s[K_DUR]] &= v[K_DUR] >= dur[:, None]
+
+    def allows(self, tokens: np.ndarray) -> np.ndarray:
+        """Whether each sequence's token keeps the order (tokens of other kinds: yes)."""
+        pitch, dur, vel_up = self._floors()
+        kind, value = self.kind_of[tokens], self.value_of[tokens]
+        return (
+            ((kind != K_PROG) | (value > self.prog))
+            & ((kind != K_PITCH) | (value >= pitch))
+            & ((kind != K_VEL) | ~vel_up | (value > self.vel))
+            & ((kind != K_DUR) | (value >= dur))
+        )
+
+    def step(self, tokens: np.ndarray) -> None:
+        kind, value = self.kind_of[tokens], self.value_of[tokens]
+        anew = self._anew[kind]  # BAR, POSITION, PROGRAM: a new group of notes
+        if anew.any():
+            self.prog[anew] = np.where(kind[anew] == K_PROG, value[anew], -1)
+            self.pitch[anew] = self.dur[anew] = self.vel[anew] = -1
+        done = kind == K_DUR
+        if done.any():
+            self.pitch[done], self.dur[done] = self.cur_pitch[done], value[done]
+            self.vel[done] = self.cur_vel[done]
+        is_pitch = kind == K_PITCH
+        if is_pitch.any():
+            self.cur_pitch[is_pitch], self.cur_vel[is_pitch] = value[is_pitch], -1
+        is_vel = kind == K_VEL
+        if is_vel.any():
+            self.cur_vel[is_vel] = value[is_vel]
+        self._floor_cache = None
+
+
+class _OneNoteOrder:
+    """:class:`_NoteOrder` for one sequence in plain integers (:class:`RemiGrammar`, and a
+    batch of one: the generator's usual case, where numpy's per-call cost would dominate; a
+    mask is cut with at most three slices)."""
+
+    _STATE = ("prog", "pitch", "dur", "vel", "cur_pitch", "cur_vel")
+
+    def __init__(self, tok: RemiTokenizer) -> None:
+        self._tok = tok
+        order = _NoteOrder(tok, 1)
+        self.kind_of, self.value_of = order.kind_of.tolist(), order.value_of.tolist()
+        self.max_dur, self.n_vel = order.max_dur, order.n_vel
+        self.starts = {k: sl.start for k, sl in order.slices.items()}
+        self.prog = self.pitch = self.dur = self.vel = self.cur_pitch = self.cur_vel = -1
+
+    def _floors(self) -> tuple[int, int, bool]:
+        room = self.dur < self.max_dur - 1 or self.vel < self.n_vel - 1
+        pitch = self.pitch if room else self.pitch + 1
+        same = self.cur_pitch == self.pitch >= 0
+        dur = (self.dur if self.cur_vel > self.vel else self.dur + 1) if same else 0
+        return pitch, dur, same and self.dur >= self.max_dur - 1
+
+    def restrict(self, masks: np.ndarray) -> None:
+        pitch, dur, vel_up = self._floors()
+        start = self.starts
+        if self.prog >= 0 and K_PROG in start:
+            masks[:, start[K_PROG] : start[K_PROG] + self.prog + 1] = False
+        if pitch > 0:
+            masks[:, start[K_PITCH] : start[K_PITCH] + pitch] = False
+        if vel_up and K_VEL in start:
+            masks[:, start[K_VEL] : start[K_VEL] + self.vel + 1] = False
+        if dur > 0:
+            masks[:, start[K_DUR] : start[K_DUR] + dur] = False
+
+    def allows(self, tokens: np.ndarray) -> np.ndarray:
+        token = int(tokens[0])
+        kind, value = self.kind_of[token], self.value_of[token]
+        pitch, dur, vel_up = self._floors()
+        ok = (
+            (kind != K_PROG or value > self.prog)
+            and (kind != K_PITCH or value >= pitch)
+            and (kind != K_VEL or not vel_up or value > self.vel)
+            and (kind != K_DUR or value >= dur)
+        )
+        return np.array([ok])
+
+    def step(self, tokens: np.ndarray) -> None:
+        token = int(tokens[0])
+        kind, value = self.kind_of[token], self.value_of[token]
+        if kind in (K_BAR, K_POS, K_PROG):
+            self.prog = value if kind == K_PROG else -1
+            self.pitch = self.dur = self.vel = -1
+        elif kind == K_DUR:
+            self.pitch, self.dur, self.vel = self.cur_pitch, value, self.cur_vel
+        elif kind == K_PITCH:
+            self.cur_pitch, self.cur_vel = value, -1
+        elif kind == K_VEL:
+            self.cur_vel = value
+
+    def repeat(self, n: int) -> _NoteOrder | _OneNoteOrder:
+        """This state for a batch of ``n`` sequences."""
+        if n == 1:
+            return copy.copy(self)
+        out = _NoteOrder(self._tok, n)
+        for name in self._STATE:
+            getattr(out, name)[:] = getattr(self, name)
+        return out
+
+
 class RemiGrammar(Grammar):
     """Which ids may come next in a REMI sequence (see the module docstring for the order).
 
@@ -839,6 +1002,7 @@ class RemiGrammar(Grammar):
         self._kind = _START
         self._pos = -1
         self._bar_len = int(tokenizer.bar_steps[tokenizer.default_signature])
+        self._order = _OneNoteOrder(tokenizer)
 
     @property
     def done(self) -> bool:
@@ -849,11 +1013,14 @@ class RemiGrammar(Grammar):
         if self._kind in self._POSITION_AFTER:
             lo = self._tok.off[K_POS]
             m[lo + self._pos + 1 : lo + self._bar_len] = True
+        self._order.restrict(m[None])
         return m
 
     def _allows(self, token: int) -> bool:
         t = self._tok
         if not 0 <= token < len(t.kind_of):
+            return False
+        if not self._order.allows(np.array([token]))[0]:
             return False
         if t._masks[self._kind, token]:
             return True
@@ -875,6 +1042,7 @@ class RemiGrammar(Grammar):
             self._bar_len = int(self._tok.bar_steps[self._tok.value_of[token]])
         elif kind == K_POS:
             self._pos = int(self._tok.value_of[token])
+        self._order.step(np.array([token]))
         self._kind = kind
 
 
@@ -893,24 +1061,28 @@ class RemiBatchGrammar(BatchGrammar):
         self._kind = np.full(n, g._kind, np.int64)
         self._phase = np.full(n, self._t.phase(g._pos, g._bar_len), np.int64)
         self._rows = self._t.rows[self._kind, self._phase]
+        self._order = g._order.repeat(n)
         self._finished_kind = np.zeros(_START + 1, bool)
         self._finished_kind[[K_EOS, K_PAD]] = True
 
     def mask(self) -> np.ndarray:
-        return self._t.masks[self._rows]
+        masks = self._t.masks[self._rows]  # a gather: a new array
+        self._order.restrict(masks)
+        return masks
 
     def step(self, tokens: np.ndarray) -> None:
         t = self._t
         size = t.masks.shape[-1]
         if tokens.min() < 0 or tokens.max() >= size:
             raise ValueError(f"token ids must be in 0..{size - 1}, got {tokens}")
-        ok = t.masks[self._rows, tokens]
+        ok = t.masks[self._rows, tokens] & self._order.allows(tokens)
         if not np.logical_and.reduce(ok):
             b = int(np.flatnonzero(~ok)[0])
             token = int(tokens[b])
             label = self._tok.vocab.token(token)
             raise ValueError(f"token {label} ({token}) is not allowed here (sequence {b})")
         self._kind = self._tok.kind_of[tokens]
+        self._order.step(tokens)
         self._phase = t.next_phase[self._phase, tokens]
         self._rows = t.rows[self._kind, self._phase]
 
