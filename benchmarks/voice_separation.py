@@ -23,7 +23,7 @@ import numpy as np
 
 from _corpus import emit
 from musegen.data.sources import get_source
-from musegen.score import VOICES, Score
+from musegen.score import VOICES, Score, Track
 from musegen.voices import CROSS, CUT, separate_voices
 
 
@@ -84,9 +84,7 @@ def by_rank(score: Score) -> Score:
     for i in range(len(notes)):
         sounding = (start <= start[i]) & (end > start[i])
         voice[i] = min(int((pitch[sounding] > pitch[i]).sum()), 3)
-    from musegen.score import Track
-
-    tracks = [Track(notes[voice == v], voice=VOICES[v]).copy() for v in range(4)]
+    tracks = [Track(notes[voice == v], voice=VOICES[v]) for v in range(4)]
     return Score(tpq=score.tpq, tracks=tracks)
 
 

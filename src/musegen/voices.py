@@ -31,7 +31,7 @@ from itertools import combinations
 
 import numpy as np
 
-from musegen.score import VOICES, Score, Track, notes_array
+from musegen.score import VOICES, Score, Track, notes_array, sort_notes
 
 # the middle of each voice's usual range in four-part chorales (S, A, T, B)
 SATB_CENTRES = (67, 62, 55, 48)
@@ -49,23 +49,22 @@ def separate_voices(score: Score, n: int = 4, cut: float = CUT, cross: float = C
         raise ValueError(f"voices must be >= 1, got {n}")
     pitched = [t for t in score.tracks if not t.is_drum]
     drums = [t.copy() for t in score.tracks if t.is_drum]
-    notes = notes_array(np.concatenate([t.notes for t in pitched])) if pitched else notes_array()
+    notes = np.concatenate([t.notes for t in pitched]) if pitched else notes_array()
     voice, duration = _deal(notes, n, _centres(n), cut, cross)
     notes["duration"] = duration
     program = pitched[0].program if pitched else 0
-    tracks = []
-    for v in range(n):
-        four = n == len(VOICES)
-        tracks.append(
-            Track(
-                notes[voice == v],
-                program=program,
-                name=SATB_NAMES[v] if four else f"Voice {v + 1}",
-                voice=VOICES[v] if four else None,
-            ).copy()
+    four = n == len(VOICES)
+    tracks = [
+        Track(
+            sort_notes(notes[voice == v]),
+            program=program,
+            name=SATB_NAMES[v] if four else f"Voice {v + 1}",
+            voice=VOICES[v] if four else None,
         )
+        for v in range(n)
+    ]
     if (voice == n).any():
-        tracks.append(Track(notes[voice == n], program=program, name="Other").copy())
+        tracks.append(Track(sort_notes(notes[voice == n]), program=program, name="Other"))
     return replace(score, tracks=[*tracks, *drums])
 
 

@@ -233,8 +233,8 @@ class _PackedLayer:
     """One block's weights packed for oneDNN: the query scale folded in as for numpy; the MLP
     weights as they are (oneDNN's fused GELU is the exact one itself)."""
 
-    def __init__(self, block: torch.nn.Module, layer: _Layer, batch: int) -> None:
-        attn, mlp = block.attn, block.mlp
+    def __init__(self, layer: _Layer, batch: int) -> None:
+        attn, mlp = layer.block.attn, layer.block.mlp
         self.qkv = _pack(layer.qkv.tensor.T, batch)
         self.qkv_bias = None if layer.qkv_bias is None else torch.from_numpy(layer.qkv_bias)
         self.out, self.out_bias = _pack(attn.out.weight, batch), _copy(attn.out.bias)
@@ -321,14 +321,13 @@ class Decoder:
             and onednn_available()
         )
         if self.onednn and not self.onednn_weights:
-            self.onednn_weights["layers"] = [_PackedLayer(x.block, x, B) for x in self.layers]
+            self.onednn_weights["layers"] = [_PackedLayer(layer, B) for layer in self.layers]
             self.onednn_weights["head"] = _pack(self.head.tensor.T, B)
         # numpy's OpenBLAS runs a product of more than 2**18 multiply-adds on all its threads,
         # which for these sizes costs far more than it saves (many times more on a busy
         # machine): unless it runs one thread (the generator sees to that: blas_threads),
         # such batches go through torch.mm, which keeps to torch's thread count (but is
         # about twice as slow as one-thread OpenBLAS for these shapes)
-        weights = [self.head, *(w for layer in self.layers for w in (layer.qkv, layer.up))]
         small = B * max(w.array.size for w in weights) <= 2**18
         self.matmul = _numpy_matmul if small or _blas_one_thread() else _torch_matmul
         # the cache's memory as numpy, heads of all sequences on one axis: keys transposed

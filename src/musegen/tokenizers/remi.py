@@ -781,6 +781,11 @@ class RemiTokenizer(Tokenizer):
         return RemiBatchGrammar(self, n, prefix)
 
     @cached_property
+    def _note_layout(self) -> _NoteLayout:
+        """Where the note tokens lie, for the grammars' note order."""
+        return _NoteLayout(self)
+
+    @cached_property
     def _grammar_table(self) -> _GrammarTable:
         """The grammar as lookup tables, for :class:`RemiBatchGrammar`."""
         return _GrammarTable(self)
@@ -827,6 +832,23 @@ class _GrammarTable:
         return (position + 1) * self.n_lengths + int(np.searchsorted(self.bar_lengths, bar_length))
 
 
+class _NoteLayout:
+    """Where the note tokens lie in a tokenizer's vocabulary, for :class:`_NoteOrder` and
+    :class:`_OneNoteOrder` (made once per tokenizer)."""
+
+    def __init__(self, tok: RemiTokenizer) -> None:
+        self.kind_of, self.value_of = tok.kind_of, tok.value_of
+        self.kinds, self.values_of = tok.kind_of.tolist(), tok.value_of.tolist()  # for ints
+        self.max_dur = tok.max_steps
+        self.n_vel = len(tok.velocities) if tok.config.velocity_bins else 0
+        sizes = ((K_PROG, 129), (K_PITCH, tok.n_pitch), (K_VEL, self.n_vel), (K_DUR, self.max_dur))
+        self.slices = {k: slice(tok.off[k], tok.off[k] + n) for k, n in sizes if k in tok.off}
+        self.starts = {k: sl.start for k, sl in self.slices.items()}
+        self.values = {k: np.arange(sl.stop - sl.start) for k, sl in self.slices.items()}
+        self.anew = np.zeros(_START + 1, bool)  # kinds that start a new group of notes
+        self.anew[[K_BAR, K_POS, K_PROG]] = True
+
+
 class _NoteOrder:
     """The order of the notes at one position, as the encoder writes them: by program (each
     named once, rising), then pitch, duration and velocity bin, no note twice. Kept for ``n``
@@ -839,29 +861,13 @@ class _NoteOrder:
     cannot grow, so no state is a dead end.
     """
 
-    def __init__(self, tok: RemiTokenizer, n: int) -> None:
-        self.kind_of, self.value_of = tok.kind_of, tok.value_of
-        self.max_dur, self.n_vel = (
-            tok.max_steps,
-            (len(tok.velocities) if tok.config.velocity_bins else 0),
-        )
-        self.slices = {
-            k: slice(tok.off[k], tok.off[k] + size)
-            for k, size in (
-                (K_PROG, 129),
-                (K_PITCH, tok.n_pitch),
-                (K_VEL, self.n_vel),
-                (K_DUR, tok.max_steps),
-            )
-            if k in tok.off
-        }
-        self.values = {k: np.arange(s.stop - s.start) for k, s in self.slices.items()}
+    def __init__(self, layout: _NoteLayout, n: int) -> None:
+        self.layout = layout
+        self.max_dur, self.n_vel = layout.max_dur, layout.n_vel
         # program of the current group, the last finished note, the note being written
         self.prog, self.pitch, self.dur, self.vel, self.cur_pitch, self.cur_vel = (
             np.full(n, -1, np.int64) for _ in range(6)
         )
-        self._anew = np.zeros(_START + 1, bool)
-        self._anew[[K_BAR, K_POS, K_PROG]] = True
         self._floor_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _floors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -879,7 +885,7 @@ class _NoteOrder:
     def restrict(self, masks: np.ndarray) -> None:
         """Take out of ``masks`` ``[n, V]`` (in place) the ids that would break the order."""
         pitch, dur, vel_up = self._floors()
-        s, v = self.slices, self.values
+        s, v = self.layout.slices, self.layout.values
         if K_PROG in s and self.prog.max() >= 0:
             masks[:, s[K_PROG]] &= v[K_PROG] > self.prog[:, None]
         if pitch.max() > 0:
@@ -892,7 +898,7 @@ class _NoteOrder:
     def allows(self, tokens: np.ndarray) -> np.ndarray:
         """Whether each sequence's token keeps the order (tokens of other kinds: yes)."""
         pitch, dur, vel_up = self._floors()
-        kind, value = self.kind_of[tokens], self.value_of[tokens]
+        kind, value = self.layout.kind_of[tokens], self.layout.value_of[tokens]
         return (
             ((kind != K_PROG) | (value > self.prog))
             & ((kind != K_PITCH) | (value >= pitch))
@@ -901,8 +907,8 @@ class _NoteOrder:
         )
 
     def step(self, tokens: np.ndarray) -> None:
-        kind, value = self.kind_of[tokens], self.value_of[tokens]
-        anew = self._anew[kind]  # BAR, POSITION, PROGRAM: a new group of notes
+        kind, value = self.layout.kind_of[tokens], self.layout.value_of[tokens]
+        anew = self.layout.anew[kind]  # BAR, POSITION, PROGRAM: a new group of notes
         if anew.any():
             self.prog[anew] = np.where(kind[anew] == K_PROG, value[anew], -1)
             self.pitch[anew] = self.dur[anew] = self.vel[anew] = -1
@@ -926,12 +932,9 @@ class _OneNoteOrder:
 
     _STATE = ("prog", "pitch", "dur", "vel", "cur_pitch", "cur_vel")
 
-    def __init__(self, tok: RemiTokenizer) -> None:
-        self._tok = tok
-        order = _NoteOrder(tok, 1)
-        self.kind_of, self.value_of = order.kind_of.tolist(), order.value_of.tolist()
-        self.max_dur, self.n_vel = order.max_dur, order.n_vel
-        self.starts = {k: sl.start for k, sl in order.slices.items()}
+    def __init__(self, layout: _NoteLayout) -> None:
+        self.layout = layout
+        self.max_dur, self.n_vel = layout.max_dur, layout.n_vel
         self.prog = self.pitch = self.dur = self.vel = self.cur_pitch = self.cur_vel = -1
 
     def _floors(self) -> tuple[int, int, bool]:
@@ -943,7 +946,7 @@ class _OneNoteOrder:
 
     def restrict(self, masks: np.ndarray) -> None:
         pitch, dur, vel_up = self._floors()
-        start = self.starts
+        start = self.layout.starts
         if self.prog >= 0 and K_PROG in start:
             masks[:, start[K_PROG] : start[K_PROG] + self.prog + 1] = False
         if pitch > 0:
@@ -954,20 +957,23 @@ class _OneNoteOrder:
             masks[:, start[K_DUR] : start[K_DUR] + dur] = False
 
     def allows(self, tokens: np.ndarray) -> np.ndarray:
-        token = int(tokens[0])
-        kind, value = self.kind_of[token], self.value_of[token]
+        return np.array([self.allows_one(int(tokens[0]))])
+
+    def allows_one(self, token: int) -> bool:
+        kind, value = self.layout.kinds[token], self.layout.values_of[token]
         pitch, dur, vel_up = self._floors()
-        ok = (
+        return (
             (kind != K_PROG or value > self.prog)
             and (kind != K_PITCH or value >= pitch)
             and (kind != K_VEL or not vel_up or value > self.vel)
             and (kind != K_DUR or value >= dur)
         )
-        return np.array([ok])
 
     def step(self, tokens: np.ndarray) -> None:
-        token = int(tokens[0])
-        kind, value = self.kind_of[token], self.value_of[token]
+        self.step_one(int(tokens[0]))
+
+    def step_one(self, token: int) -> None:
+        kind, value = self.layout.kinds[token], self.layout.values_of[token]
         if kind in (K_BAR, K_POS, K_PROG):
             self.prog = value if kind == K_PROG else -1
             self.pitch = self.dur = self.vel = -1
@@ -982,7 +988,7 @@ class _OneNoteOrder:
         """This state for a batch of ``n`` sequences."""
         if n == 1:
             return copy.copy(self)
-        out = _NoteOrder(self._tok, n)
+        out = _NoteOrder(self.layout, n)
         for name in self._STATE:
             getattr(out, name)[:] = getattr(self, name)
         return out
@@ -1002,7 +1008,7 @@ class RemiGrammar(Grammar):
         self._kind = _START
         self._pos = -1
         self._bar_len = int(tokenizer.bar_steps[tokenizer.default_signature])
-        self._order = _OneNoteOrder(tokenizer)
+        self._order = _OneNoteOrder(tokenizer._note_layout)
 
     @property
     def done(self) -> bool:
@@ -1020,7 +1026,7 @@ class RemiGrammar(Grammar):
         t = self._tok
         if not 0 <= token < len(t.kind_of):
             return False
-        if not self._order.allows(np.array([token]))[0]:
+        if not self._order.allows_one(token):
             return False
         if t._masks[self._kind, token]:
             return True
@@ -1042,7 +1048,7 @@ class RemiGrammar(Grammar):
             self._bar_len = int(self._tok.bar_steps[self._tok.value_of[token]])
         elif kind == K_POS:
             self._pos = int(self._tok.value_of[token])
-        self._order.step(np.array([token]))
+        self._order.step_one(token)
         self._kind = kind
 
 
