@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/musegen models
-	$(BIN)/musegen generate --bars 8 --seed 2026 --top-p 0.9 --render wav,png --out $(OUT) --name chorale
+	$(BIN)/musegen generate --bars 8 --seed 2026 --render wav,png --out $(OUT) --name chorale
 	$(BIN)/musegen info $(OUT)/chorale.mid
 	@echo "demo: listen to $(OUT)/chorale.wav, look at $(OUT)/chorale.png, open $(OUT)/chorale.mid"
 

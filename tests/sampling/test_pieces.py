@@ -61,3 +61,20 @@ def test_compose_reaches_the_asked_bars_even_if_the_model_would_end() -> None:
     (piece,) = compose(model, tok, PieceRequest(bars=3), SamplingConfig(seed=1))
     bar_starts = piece.bar_starts(piece.end)
     assert piece.n_notes > 0 and piece.end > bar_starts[2]  # notes into the third bar
+
+
+def test_compose_with_a_length_carrying_tokenizer_ends_on_the_bar_line() -> None:
+    """The chorale tokenizer's grammar counts bars down to the end: every piece has exactly
+    the bars asked for (after any pickup) and four voice tracks, with no stop check."""
+    tok = get_tokenizer("chorale")
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    pieces = compose(
+        model, tok, PieceRequest(bars=2, time_signature="3/4"), SamplingConfig(seed=1), num=3
+    )
+    bar = 3 * 480
+    for piece in pieces:
+        assert [t.voice for t in piece.tracks] == ["S", "A", "T", "B"]
+        assert piece.time_signatures[0].numerator == 3
+        # a pickup is padded to a whole bar: 2 or 3 bars in all, never more
+        assert 0 < piece.end <= 3 * bar

@@ -37,16 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--num", "-n", type=int, default=1, metavar="K", help="pieces to generate (batched)"
     )
-    p.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="default 1.0")
+    p.add_argument(
+        "--temperature",
+        "-t",
+        type=float,
+        metavar="T",
+        help="softmax temperature (default: the model's, else 1.0)",
+    )
     p.add_argument(
         "--top-k", type=int, default=0, metavar="K", help="keep the K likeliest tokens (0: off)"
     )
     p.add_argument(
         "--top-p",
         type=float,
-        default=0.95,
         metavar="P",
-        help="nucleus sampling (default 0.95; 1: off)",
+        help="nucleus sampling (default: the model's, else 0.95; 1: off)",
     )
     p.add_argument(
         "--repetition-penalty", type=float, default=1.0, metavar="R", help=">= 1 (default 1: off)"
@@ -83,6 +88,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_models)
 
 
+def sampling_defaults(meta: dict) -> dict[str, float]:  # type: ignore[type-arg]
+    """Temperature and top-p a model's config asks for (chosen on its valid split), else
+    1.0 and 0.95."""
+    given = meta.get("sampling") or {}
+    return {
+        "temperature": float(given.get("temperature", 1.0)),
+        "top_p": float(given.get("top_p", 0.95)),
+    }
+
+
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
@@ -109,10 +124,12 @@ def run_generate(args: argparse.Namespace) -> int:
         program=args.program,
         max_tokens=args.tokens,
     )
+    defaults = sampling_defaults(_meta)
+    temperature = defaults["temperature"] if args.temperature is None else args.temperature
     sampling = SamplingConfig(
-        temperature=args.temperature,
+        temperature=temperature,
         top_k=args.top_k,
-        top_p=args.top_p,
+        top_p=defaults["top_p"] if args.top_p is None else args.top_p,
         repetition_penalty=args.repetition_penalty,
         seed=seed,
     )
@@ -133,7 +150,7 @@ def run_generate(args: argparse.Namespace) -> int:
             bars=bars,
             num=args.num,
             seed=seed,
-            temperature=args.temperature,
+            temperature=temperature,
             qpm=args.tempo or 80.0,
         )
     else:

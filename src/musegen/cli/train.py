@@ -15,6 +15,7 @@ OVERRIDES: dict[str, tuple[type, str]] = {
     "eval_every": (int, "steps between evaluations on the valid split"),
     "checkpoint_every": (int, "steps between checkpoints"),
     "threads": (int, "CPU threads (1 is fastest on a busy machine)"),
+    "precision": (str, "auto (default: bf16 autocast where measured faster), fp32, bf16"),
 }
 
 

@@ -33,6 +33,8 @@ DRUMS = 128  # program value of the drum kit in PROGRAM tokens (events and remi)
 _SEQUENCE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "events": (("NOTE_ON", "NOTE_OFF"), "PROGRAM"),
     "remi": (("pitch",), "program"),
+    "chorale": (("pitch",), "program"),  # no program block: every voice moves
+    "melody": (("pitch",), "program"),
 }
 
 

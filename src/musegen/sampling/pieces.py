@@ -98,6 +98,10 @@ def compose(
         )
     start_bars = prime_q.n_bars
     target = _target_tick(prime_q, start_bars, request)
+    if request.bars is not None and request.seconds is None:
+        asked = tokenizer.primer_for_length(prime_q, start_bars + request.bars)
+        if asked is not None:  # the grammar ends the piece on the bar line asked for
+            ids, target = asked, None
     if request.max_tokens:
         sampling.max_new_tokens = request.max_tokens
     elif request.bars is not None:

@@ -19,6 +19,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "remi": ("musegen.tokenizers.remi", "RemiTokenizer"),
     "roll": ("musegen.tokenizers.grid", "RollTokenizer"),
     "satb": ("musegen.tokenizers.grid", "SatbTokenizer"),
+    "chorale": ("musegen.tokenizers.chorale", "ChoraleTokenizer"),
+    "melody": ("musegen.tokenizers.chorale", "MelodyTokenizer"),
 }
 
 

@@ -249,6 +249,12 @@ class Tokenizer(ABC):
         when the last bars are empty."""
         return None
 
+    def primer_for_length(self, score: Score, bars: int) -> np.ndarray | None:
+        """Ids of a primer for ``score`` that make the grammar end the piece after ``bars``
+        bars in all, or ``None`` when the tokenizer cannot carry a length (the generator then
+        stops at the length itself)."""
+        return None
+
     def allowed_next(self, ids: Iterable[int]) -> np.ndarray:
         """Mask of ids allowed after the sequence ``ids``."""
         return self.grammar().feed(ids).mask()

@@ -9,6 +9,8 @@ from typing import Any
 
 from musegen.errors import MusegenError
 
+PRECISIONS = ("auto", "fp32", "bf16")  # the values of TrainConfig.precision
+
 
 @dataclass
 class TrainConfig:
@@ -37,7 +39,11 @@ class TrainConfig:
     threads: int = (
         0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
     )
-    amp: bool = True  # bf16 autocast on CUDA only; never on CPU (100x slower there)
+    # fp32 | bf16 (autocast; weights and optimizer stay fp32) | auto: bf16 on a CUDA GPU that
+    # supports it; on the CPU bf16 only where a short probe measures it clearly faster (chips
+    # with bf16 matrix units), since elsewhere it is far slower (train/precision.py)
+    precision: str = "auto"
+    amp: bool = True  # with precision "auto": false means fp32 (older run files' switch)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +80,7 @@ class TrainConfig:
             "checkpoint_every": self.checkpoint_every > 0,
             "warmup_steps": self.warmup_steps >= 0,
             "threads": self.threads >= 0,
+            "precision": self.precision in PRECISIONS,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

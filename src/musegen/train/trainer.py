@@ -1,12 +1,15 @@
 """One training loop for every musegen model.
 
 AdamW with linear warm-up and cosine decay, gradient accumulation and clipping, bf16 autocast
-on CUDA (never on CPU), optional ``torch.compile``, evaluation every N steps with early
-stopping, a progress bar (loss, tokens/s, ETA), metrics as JSON lines, and checkpoints that
-resume exactly: weights, optimizer moments, RNG states and the step are saved atomically, and
-batches are drawn from a generator seeded by (seed, step, rank), so a resumed run sees the
-same batches as an uninterrupted one. Under ``torchrun`` it trains with DDP (NCCL on GPUs,
-gloo on CPUs); only rank 0 writes files.
+where it pays (``precision``: on CUDA when the GPU has bf16; on the CPU when a short probe
+measures it clearly faster, see :mod:`musegen.train.precision`; the choice is printed, logged
+and saved with every checkpoint), optional ``torch.compile``, evaluation every N steps with
+early stopping, a progress bar (loss, tokens/s, ETA), metrics as JSON lines, and checkpoints
+that resume exactly: weights, optimizer moments, RNG states and the step are saved atomically,
+and batches are drawn from a generator seeded by (seed, step, rank), so a resumed run sees the
+same batches as an uninterrupted one (with ``precision: "auto"`` a resumed run decides again:
+on another machine it may choose otherwise; force ``fp32`` or ``bf16`` to rule that out).
+Under ``torchrun`` it trains with DDP (NCCL on GPUs, gloo on CPUs); only rank 0 writes files.
 
 What is being learned is an *objective*: a function ``(model, batch) -> (loss, n_tokens)``.
 :func:`lm_objective` is next-token prediction; other models (orderless, frame-wise) bring
@@ -35,15 +38,18 @@ from torch import nn
 
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
+from musegen.train.precision import Precision, precision_for
 
 Batch = Any
 Objective = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
 
 
 def lm_objective(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
-    """Mean next-token cross-entropy over targets that are not -100."""
+    """Mean next-token cross-entropy over targets that are not -100, computed in fp32 (under
+    bf16 autocast the logits arrive in bf16; the log-softmax over the vocabulary should not)."""
     x, y = batch
     logits, _ = model(x)
+    logits = logits.float()
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
     return loss, int((y != -100).sum())
 
@@ -140,6 +146,9 @@ class Trainer:
         self.save_fn = save_fn or _default_save
         self.state = TrainState()
         self.optimizer = self._make_optimizer()
+        self.precision = self._choose_precision()
+        if self.dist.main:
+            print(self.precision.describe(), file=sys.stderr)
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -151,7 +160,7 @@ class Trainer:
             {"params": decay, "weight_decay": self.cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        fused = self.device.type == "cuda"
+        fused = self.device.type in ("cuda", "cpu")  # one kernel per step, not a loop of ops
         return torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 
     def _wrap(self) -> None:
@@ -163,10 +172,65 @@ class Trainer:
         if self.cfg.compile:
             self.model = torch.compile(self.model)  # type: ignore[assignment]
 
+    def _choose_precision(self) -> Precision:
+        """fp32 or bf16 autocast for this run (``cfg.precision``); under torchrun every rank
+        takes rank 0's choice, so that a probe's noise cannot split them."""
+        tokens = self.cfg.batch_size * self.cfg.seq_len
+        choice = precision_for(
+            self.raw_model, self.cfg.precision, self.device, tokens, amp=self.cfg.amp
+        )
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(choice.dtype == "bf16")], device=self.device)
+            dist.broadcast(flag, src=0)
+            dtype = "bf16" if bool(flag.item()) else "fp32"
+            if dtype != choice.dtype:
+                choice = Precision(dtype, choice.asked, choice.device, "rank 0's choice")
+        if choice.dtype == "bf16":
+            error = self._autocast_error(choice)
+            if error is not None and choice.asked == "bf16":
+                raise MusegenError(
+                    f"precision bf16: this model does not train under bf16 autocast ({error}); "
+                    "use precision fp32 or auto"
+                )
+            if error is not None:
+                reason = f"the model does not train under bf16 autocast ({error})"
+                choice = Precision("fp32", choice.asked, choice.device, reason, choice.probe)
+        return choice
+
+    def _autocast_error(self, choice: Precision) -> str | None:
+        """Why the objective fails under ``choice``'s autocast, or None when it runs.
+
+        Not every model does: a custom layer may mix a bf16 activation with an fp32 tensor
+        where torch wants one dtype. One forward and backward on one training item shows it
+        before the run starts, in eval mode (no dropout, no running statistics updated, no
+        objective wrapper's training hooks) and with every RNG state put back, so that the
+        run itself is the same as without the check.
+        """
+        model, was_training = self.raw_model, self.raw_model.training
+        py_state, np_state = random.getstate(), np.random.get_state()
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                model.eval()
+                batch = self._to_device(self.collate([self.train_data[0]]))
+                with choice.autocast():
+                    loss, _ = self.objective(model, batch)
+                loss.float().backward()
+        except Exception as e:  # whatever fails here would fail the first step: fp32 is safe
+            first_line = (str(e).strip().splitlines() or [""])[0]
+            return f"{type(e).__name__}: {first_line}"
+        finally:
+            model.train(was_training)
+            for p in model.parameters():
+                p.grad = None
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return None
+
     def _autocast(self):  # type: ignore[no-untyped-def]
-        if self.cfg.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return self.precision.autocast()
 
     # ------------------------------------------------------------------ batches
     def _batch(self, step: int, micro: int) -> Batch:
@@ -198,6 +262,7 @@ class Trainer:
             torch.manual_seed(hash_seed(self.cfg.seed, -1, self.dist.rank))
         self._wrap()
         cfg, st = self.cfg, self.state
+        self.log({"step": st.step, "event": "precision", **self.precision.to_dict()})
         bar = self._progress()
         tokens_seen, t0 = 0, time.perf_counter()
         self.model.train()
@@ -317,7 +382,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _meta(self) -> dict[str, Any]:
-        return {**self.meta, "train_config": self.cfg.to_dict(), "step": self.state.step}
+        return {
+            **self.meta,
+            "train_config": self.cfg.to_dict(),
+            "precision": self.precision.to_dict(),
+            "step": self.state.step,
+        }
 
     def _save_model(self, directory: Path) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
@@ -348,6 +418,7 @@ class Trainer:
             "rng_python": _jsonable(random.getstate()),
             "rng_numpy": _jsonable(np.random.get_state()),
             "train_config": self.cfg.to_dict(),
+            "precision": self.precision.to_dict(),
         }
         (tmp / "trainer.json").write_text(json.dumps(info))
         _replace_dir(tmp, final)

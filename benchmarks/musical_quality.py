@@ -1,0 +1,448 @@
+"""Musical quality of a generator's pieces against real held-out music, with the real corpus
+against itself as the ceiling (``musegen.metrics.quality``).
+
+Generators (``--generator``):
+
+* ``bach`` / ``folk``: the shipped token models, exactly as ``musegen generate --model NAME
+  --num N --bars B --seed S`` makes them (``compose`` with the same request and sampling,
+  then dealt out to the model config's ``voices``, four for ``bach``);
+* ``coconet``: the shipped Coconet, chorales from scratch by Gibbs sampling (as
+  ``musegen generate --model coconet``);
+* ``harmonize-coconet`` / ``csp``: four parts under the sopranos of the 77 JSB test chorales
+  (Coconet's ``harmonize`` with seed = ``--seed`` + piece index, or the CSP harmonizer), as in
+  ``benchmarks/harmonize_voice_leading.py``; ``--num`` takes the first N (default all 77);
+* ``--model PATH``: any model or run folder (a token model or a Coconet), generated like
+  ``musegen generate --model PATH``.
+
+Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen)
+for ``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales
+as Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long
+note, no meter): the fair reference for grid models, whose output has the grid's traits. The held-out split is ``--split`` (default ``valid``:
+never tune on test). Real pieces are cut to their first ``--bars`` bars (the generated
+length) for every figure but the ending (see the module docstring of
+``musegen.metrics.quality``); harmonizations are whole chorales and are compared with whole
+real ones. For a model whose notes are dealt out to voices (``bach``), ``--ceiling`` adds a
+column "real, dealt out": real training pieces cut, merged to one track and dealt out the
+same way, which shows what the dealing alone costs. ``--ceiling`` also measures as many real training pieces as
+generated ones against the same held-out set. Loaded corpora are cached under
+``.cache/musical_quality/`` (git-ignored).
+
+Prints a table, then JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` per
+headline figure: ``peer`` = the ceiling (real vs real, null without ``--ceiling``), ``ratio``
+= ours as a fraction of it (``fraction_of_ceiling``: > 1 means better than real vs real).
+
+    .venv/bin/python benchmarks/musical_quality.py --generator bach --ceiling
+    .venv/bin/python benchmarks/musical_quality.py --generator folk --ceiling
+    .venv/bin/python benchmarks/musical_quality.py --model runs/bach --num 40 --bars 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "musical_quality"
+GENERATORS = ("bach", "folk", "coconet", "harmonize-coconet", "csp")
+UNITS = {
+    "oa_mean": "overlapping area (0-1)",
+    "vl_total_per_100_beats": "errors/100 beats",
+    "parallels_per_100_beats": "parallel 5ths+8ves/100 beats",
+    "four_voice_share_beats": "share of beats",
+    "ending_share": "share of pieces",
+    "note_length_tv": "total variation (0-1)",
+    "c2st_accuracy": "accuracy (0.5 = indistinguishable)",
+}
+LABELS = {
+    "oa_mean": "Yang-Lerch mean overlapping area",
+    "vl_total_per_100_beats": "voice-leading errors / 100 beats",
+    "parallels_per_100_beats": "parallel 5ths + 8ves / 100 beats",
+    "four_voice_share_beats": "beats with all four voices",
+    "ending_share": "ending",
+    "note_length_tv": "note-length histogram distance (TV)",
+    "c2st_accuracy": "C2ST accuracy (best of 3)",
+}
+
+
+def cpu_name() -> str:
+    """The CPU's model name, and whether it has AMX (bf16 tiles)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), "")
+    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return f"{name or 'unknown CPU'}{' (AMX)' if 'amx_tile' in flags else ''}"
+
+
+# ----------------------------------------------------------------------------- reference sets
+def load_reference(source: str, split: str, limit: int | None = None, seed: int = 0) -> list:
+    """Scores of ``source:SOURCE:SPLIT`` (a seeded sample of ``limit``), cached as a pickle
+    keyed by the source's split manifest, so a new music21 corpus is read again."""
+    from musegen.data.sources import get_source
+    from musegen.metrics.sets import load_set
+
+    src = get_source(source)
+    manifest = getattr(src, "manifest_path", None)
+    digest = (
+        hashlib.sha256(manifest().read_bytes()).hexdigest()[:12]
+        if manifest and manifest().exists()
+        else "nomanifest"
+    )
+    path = CACHE / f"{source}-{split}-{limit or 'all'}-{seed}-{digest}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    t = time.perf_counter()
+    pieces = load_set(f"source:{source}:{split}", limit=limit, seed=seed, progress=True)
+    scores = pieces.scores
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(scores))
+    tmp.replace(path)
+    print(
+        f"read {len(scores)} pieces of {source}:{split} in {time.perf_counter() - t:.1f} s "
+        f"({len(pieces.failures)} unreadable); cached in {path}",
+        file=sys.stderr,
+    )
+    return scores
+
+
+# ----------------------------------------------------------------------------- generators
+def model_sampling_defaults(meta: dict[str, Any]) -> dict[str, float]:
+    """The temperature and top-p ``musegen generate`` uses for a model when none is given:
+    the command's own rule where it has one, else 1.0 and 0.95."""
+    try:
+        from musegen.cli.generate import sampling_defaults  # type: ignore[attr-defined]
+    except ImportError:
+        return {"temperature": 1.0, "top_p": 0.95}
+    return sampling_defaults(meta)
+
+
+def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, dict[str, Any]]:
+    """What ``musegen generate --model REF --num N --bars B --seed S`` writes (see
+    ``musegen.cli.generate.run_generate``), as scores, the number of voices its notes were
+    dealt out to (0: none) and the settings used."""
+    import torch
+
+    from musegen.models.pretrained import load_for_generation
+    from musegen.sampling.generate import SamplingConfig
+    from musegen.sampling.pieces import PieceRequest, compose
+
+    torch.manual_seed(args.seed)
+    model, tok, meta, folder = load_for_generation(ref, "cpu")
+    defaults = model_sampling_defaults(meta)
+    temperature = defaults["temperature"] if args.temperature is None else args.temperature
+    top_p = defaults["top_p"] if args.top_p is None else args.top_p
+    print(f"model {folder}, temperature {temperature}, top-p {top_p}", file=sys.stderr)
+    num = args.num or 40
+    settings: dict[str, Any] = {"model": str(folder), "temperature": temperature}
+    if meta.get("model") == "coconet":
+        from musegen.sampling.gibbs import generate_chorales
+
+        chorales = generate_chorales(
+            model, bars=args.bars, num=num, seed=args.seed, temperature=temperature, qpm=80.0
+        )
+        return chorales, 0, settings
+    request = PieceRequest(bars=args.bars)
+    sampling = SamplingConfig(
+        temperature=temperature,
+        top_k=args.top_k,
+        top_p=top_p,
+        repetition_penalty=1.0,
+        seed=args.seed,
+    )
+    pieces = compose(model, tok, request, sampling, num=num, progress=True)
+    voices = meta.get("voices", 0)
+    if voices:
+        from musegen.voices import separate_voices
+
+        pieces = [separate_voices(score, voices) for score in pieces]
+    return pieces, voices, settings | {"top_p": top_p, "top_k": args.top_k}
+
+
+def jsb_test_melodies(limit: int | None) -> list:
+    """The 77 JSB test chorales as four-voice scores in 4/4 (the data has no meter)."""
+    from musegen.data.sources import get_source
+    from musegen.score import TimeSignature
+    from musegen.tokenizers.grid import steps_to_score
+
+    steps = get_source("jsb-satb").all_steps()["test"]
+    out = []
+    for s in steps[:limit] if limit else steps:
+        score = steps_to_score(s)
+        score.time_signatures = [TimeSignature(0, 4, 4)]
+        out.append(score)
+    return out
+
+
+def harmonize_sopranos(kind: str, args: argparse.Namespace) -> tuple[list, list[str]]:
+    """Four parts under each JSB test soprano by Coconet or CSP; failures listed."""
+    from musegen.errors import MusegenError
+    from musegen.score import Score
+
+    harmonizer: Any
+    if kind == "csp":
+        from musegen.compose.csp import harmonize_csp
+
+        def harmonizer(_i: int, melody: Score) -> Score:
+            return harmonize_csp(melody)
+    else:
+        import torch
+
+        from musegen.models import load_model
+        from musegen.models.pretrained import resolve_model
+        from musegen.sampling.gibbs import harmonize
+
+        torch.manual_seed(args.seed)
+        model, _ = load_model(resolve_model(args.model or "coconet"))
+        temperature = 1.0 if args.temperature is None else args.temperature  # as harmonize
+
+        def harmonizer(i: int, melody: Score) -> Score:
+            return harmonize(model, melody, seed=args.seed + i, temperature=temperature)
+
+    out, failed = [], []
+    chorales = jsb_test_melodies(args.num)
+    for i, bach in enumerate(chorales):
+        melody = Score(tpq=bach.tpq, tracks=[bach.tracks[0]], time_signatures=bach.time_signatures)
+        try:
+            out.append(harmonizer(i, melody))
+        except MusegenError as e:
+            failed.append(f"piece {i}: {e}")
+        print(f"  {kind}: {i + 1}/{len(chorales)}", file=sys.stderr, end="\r")
+    print(file=sys.stderr)
+    return out, failed
+
+
+# ----------------------------------------------------------------------------- output
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def dealt_out(pieces: list, bars: int, voices: int) -> list:
+    """Real pieces cut to ``bars`` bars, merged to one track and dealt out to ``voices``
+    voices, as a generator's notes are: what the dealing alone does to the figures."""
+    from musegen.voices import separate_voices
+
+    cut = [s.slice_bars(0, bars) if s.n_bars > bars else s for s in pieces]
+    return [separate_voices(s.merge_tracks(), voices) for s in cut]
+
+
+def print_table(name: str, report: dict[str, Any], dealt: dict[str, Any] | None) -> None:
+    """The headline figures as a markdown table, then details."""
+    from musegen.metrics.quality import HEADLINE
+
+    gen, ceil = report["generated"], report["ceiling"]
+    print(f"\n## Musical quality: {name}\n")
+    cut = f" (cut to {report['bars']} bars)" if report["bars"] else ""
+    print(
+        f"{gen['pieces']} generated pieces vs {report['reference_pieces']} real held-out pieces{cut}"
+    )
+    cols = ["figure", "generated"]
+    if ceil:
+        cols += ["real vs real (ceiling)", "fraction"]
+    if dealt:
+        cols += ["real, dealt out"]
+    print("\n| " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * (len(cols) - 1))
+
+    def c2st(row: dict[str, Any]) -> str:
+        return f"{fmt(row['c2st_accuracy'])} ± {fmt(row['c2st']['se'])}"
+
+    for fig in HEADLINE:
+        if fig == "ending_share":
+            label = f"ending on a {'cadence' if gen['ending_kind'] == 'cadence' else 'tonic'}"
+            label += " (real: whole pieces)" if ceil else ""
+        else:
+            label = LABELS[fig]
+        value = c2st if fig == "c2st_accuracy" else (lambda row, f=fig: fmt(row[f]))
+        cells = [value(gen)]
+        if ceil:
+            cells += [value(ceil), fmt(report["fraction"].get(fig), 2)]
+        if dealt:
+            cells += [value(dealt)]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    if ceil and report["bars"]:
+        cells = ["", fmt(ceil["ending_share_cut"]), ""] + (
+            [fmt(dealt["ending_share"])] if dealt else []
+        )
+        print(f"| ending, real pieces cut to {report['bars']} bars | " + " | ".join(cells) + " |")
+    details: list[tuple[str, Any]] = [
+        ("beats with all four voices, 16th steps", lambda r: r["four_voice_share_16ths"])
+    ]
+    for c, label in (("logistic", "logistic"), ("knn", "kNN"), ("stumps", "boosted stumps")):
+        details.append((f"C2ST {label}", lambda r, c=c: r["c2st"][c]))
+    for label, get in details:
+        cells = [fmt(get(gen))]
+        if ceil:
+            cells += [fmt(get(ceil)), ""]
+        if dealt:
+            cells += [fmt(get(dealt))]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    if gen["four_voice_pieces"]:
+        print("\nVoice-leading errors per 100 beats by kind:\n")
+        print(
+            "| kind | generated |"
+            + (" real |" if ceil else "")
+            + (" real, dealt out |" if dealt else "")
+        )
+        print("|---|---:|" + ("---:|" if ceil else "") + ("---:|" if dealt else ""))
+        for kind, rate in gen["vl_per_100_beats"].items():
+            real = f" {fmt(ceil['vl_per_100_beats'][kind], 2)} |" if ceil else ""
+            real += f" {fmt(dealt['vl_per_100_beats'][kind], 2)} |" if dealt else ""
+            print(f"| {kind} | {fmt(rate, 2)} |{real}")
+    print("\nFeatures that most tell generated from real (effect size, generated - real):")
+    print("  " + ", ".join(f"{n} {e:+.2f}" for n, e in gen["c2st"]["top_features"]))
+    print()
+
+
+def emit_lines(
+    name: str, report: dict[str, Any], dealt: dict[str, Any] | None, extra: dict[str, Any]
+) -> None:
+    """One JSON line per headline figure (NaN figures, e.g. voice leading of melodies, left out)."""
+    from musegen.metrics.quality import HEADLINE
+
+    gen, ceil = report["generated"], report["ceiling"]
+    for fig in HEADLINE:
+        ours = gen[fig]
+        if not math.isfinite(ours):
+            continue
+        peer = ceil[fig] if ceil else None
+        ratio = report["fraction"].get(fig) if ceil else None
+        row: dict[str, Any] = {
+            "benchmark": f"musical_quality.{name}.{fig}",
+            "ours": round(ours, 4),
+            "peer": round(peer, 4) if peer is not None and math.isfinite(peer) else None,
+            "ratio": round(ratio, 4) if ratio is not None and math.isfinite(ratio) else None,
+            "unit": UNITS[fig],
+        }
+        if dealt and math.isfinite(dealt[fig]):
+            row["peer_dealt_out"] = round(dealt[fig], 4)
+        if fig == "ending_share":
+            row["kind"] = gen["ending_kind"]
+        if fig == "c2st_accuracy":
+            row["se"] = round(gen["c2st"]["se"], 4)
+            row["best"] = gen["c2st"]["best"]
+            row |= {c: round(gen["c2st"][c], 4) for c in ("logistic", "knn", "stumps")}
+        print(json.dumps(row | extra), flush=True)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--generator", choices=GENERATORS, default="bach")
+    p.add_argument(
+        "--model", metavar="PATH", help="a model/run folder (or shipped name) to measure"
+    )
+    p.add_argument("--num", type=int, help="pieces (default 40; harmonizers: all 77 sopranos)")
+    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--temperature", type=float, help="default: as musegen generate (the model's, else 1.0)"
+    )
+    p.add_argument(
+        "--top-p", type=float, help="default: as musegen generate (the model's, else 0.95)"
+    )
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--split", choices=("valid", "test"), default="valid")
+    p.add_argument(
+        "--reference",
+        choices=("bach", "folk", "jsb-satb"),
+        help="real corpus (default: folk for folk, else bach; jsb-satb: Bach on the 16th grid)",
+    )
+    p.add_argument(
+        "--max-reference", type=int, metavar="N", help="a seeded sample of N held-out pieces"
+    )
+    p.add_argument("--ceiling", action="store_true", help="also real train vs real held-out")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="C2ST subsamples averaged (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--json-out", metavar="FILE", help="write the whole report as JSON")
+    args = p.parse_args()
+
+    import torch
+
+    from musegen.metrics.quality import quality_report
+
+    torch.set_num_threads(args.threads)
+    kind = args.generator
+    name = (
+        Path(args.model).name if args.model and kind not in ("harmonize-coconet", "csp") else kind
+    )
+    reference = args.reference or ("folk" if kind == "folk" and not args.model else "bach")
+    if args.split == "test":
+        print("measuring against the test split: report, never tune on it", file=sys.stderr)
+
+    t = time.perf_counter()
+    failed: list[str] = []
+    voices = 0
+    settings: dict[str, Any] = {}
+    harmonizer = kind in ("harmonize-coconet", "csp")
+    # harmonizations are whole chorales, compared with whole real ones; generated pieces
+    # are --bars long, compared with real pieces cut to as many bars
+    cut = None if harmonizer else args.bars
+    if harmonizer:
+        generated, failed = harmonize_sopranos(kind, args)
+    else:
+        generated, voices, settings = generate_with_model(args.model or kind, args)
+    gen_seconds = time.perf_counter() - t
+    held = load_reference(reference, args.split, args.max_reference, seed=0)
+    train = (
+        load_reference(reference, "train", len(generated), seed=args.seed) if args.ceiling else None
+    )
+    t = time.perf_counter()
+    report = quality_report(
+        generated, held, train, bars=cut, repeats=args.repeats, folds=args.folds, seed=0
+    )
+    measure_seconds = time.perf_counter() - t
+    dealt = None
+    if train is not None and voices:
+        dealt_pieces = dealt_out(train, args.bars, voices)
+        dealt = quality_report(
+            dealt_pieces, held, None, bars=args.bars, repeats=args.repeats, folds=args.folds
+        )["generated"]
+        report["ceiling_dealt_out"] = dealt
+    print_table(name, report, dealt)
+    cpu = cpu_name()
+    print(
+        f"generation {gen_seconds:.0f} s, measurement {measure_seconds:.0f} s, {cpu}, "
+        f"{args.threads} torch thread(s)" + (f"; {len(failed)} failed" if failed else ""),
+        file=sys.stderr,
+    )
+    extra = {
+        "pieces": len(generated),
+        "failed": len(failed),
+        "reference": f"{reference}:{args.split}",
+        "reference_pieces": report["reference_pieces"],
+        "bars": cut,
+        "seed": args.seed,
+        "cpu": cpu,
+        **settings,
+    }
+    emit_lines(name, report, dealt, extra)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(_jsonable(report | {"run": extra}), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,528 @@
+"""The ``chorale`` tokenizer: four voices written together, bar by bar, counting down to the end.
+
+A chorale is a sequence of 16th-note rows (``steps_per_quarter`` per quarter), each row four
+cells in the order Soprano, Alto, Tenor, Bass. A cell is a pitch (a note of that voice starts),
+``HOLD`` (the voice's note goes on) or ``REST``. So the model writes voices, not a stream to be
+dealt out afterwards: unisons between voices, held notes and rests are all explicit, and every
+decoded piece has exactly four monophonic voice tracks.
+
+Around the rows::
+
+    BOS  TS_4/4  LEN_12  [pickup rows]  BAR_12 rows…  BAR_11 rows…  …  BAR_1 rows…  EOS
+
+* ``TS_*``: the time signature, which fixes how many rows a bar holds.
+* ``LEN_n``: the number of bars after the pickup (``LEN_far`` beyond ``max_bars``).
+* ``BAR_n``: a bar begins, ``n`` bars before the end (``BAR_1`` is the last bar). The countdown
+  is what lets a model plan a cadence for the end of the length it was asked for; the grammar
+  makes every ``BAR_n`` follow from ``LEN_n``, so a sampled piece has exactly that many bars.
+* Rows before the first ``BAR`` are the **pickup** (an anacrusis, shorter than a bar). Scores
+  read from notation pad a pickup to a full bar with rests; the encoder drops that padding and
+  the decoder restores it, so bar lines fall where the source put them.
+
+``python -m musegen.tokenizers.chorale`` prints the vocabulary and the grammar's rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.score import VOICES, Score, TimeSignature, Track, make_notes
+from musegen.tokenizers.base import BOS, EOS, PAD, Grammar, Tokenizer, TokenizerConfig, Vocab
+from musegen.tokenizers.grid import (
+    DECODE_TPQ,
+    VOICE_NAMES,
+    SatbTokenizer,
+    _note_frames,
+    _pick_voice,
+    _runs,
+    full_range_satb,
+)
+
+DEFAULT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "2/2", "3/2", "6/4", "6/8", "9/8", "12/8")
+MELODY_TIME_SIGNATURES = (
+    *DEFAULT_TIME_SIGNATURES,
+    *("3/8", "5/4", "7/4", "5/8", "7/8", "4/2", "6/2", "8/4", "10/4", "2/1", "3/1", "4/1"),
+)
+
+
+@dataclass
+class BarGridConfig(TokenizerConfig):
+    """What every bar-grid tokenizer shares: the grid, the meters, the longest countdown."""
+
+    steps_per_quarter: int = 4
+    time_signatures: Sequence[str] = field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES))
+    max_bars: int = 32
+    velocity: int = 80
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        if self.steps_per_quarter <= 0 or DECODE_TPQ % self.steps_per_quarter:
+            raise MusegenError(
+                f"{owner}.steps_per_quarter must divide {DECODE_TPQ}, got {self.steps_per_quarter}"
+            )
+        if self.max_bars < 1:
+            raise MusegenError(f"{owner}.max_bars must be >= 1, got {self.max_bars}")
+        if not 1 <= self.velocity <= 127:
+            raise MusegenError(f"{owner}.velocity must be 1..127, got {self.velocity}")
+        self.time_signatures = [str(t) for t in self.time_signatures]
+        if not self.time_signatures:
+            raise MusegenError(f"{owner}.time_signatures must name at least one meter")
+        for ts in self.time_signatures:
+            self.bar_steps(ts)  # raises on a bad one
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        """The pitch range of each voice, top voice first."""
+        raise NotImplementedError
+
+    def _check_range(self, name: str) -> None:
+        pair = tuple(int(x) for x in getattr(self, name))  # JSON gives lists
+        if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 127:
+            raise MusegenError(
+                f"{type(self).__name__}.{name} must be [low, high] within 0..127, "
+                f"got {getattr(self, name)!r}"
+            )
+        setattr(self, name, pair)
+
+    def bar_steps(self, ts: str) -> int:
+        """Rows in one bar of the meter ``ts`` ("3/4" -> 12 at four steps a quarter)."""
+        try:
+            num, den = (int(x) for x in ts.split("/"))
+        except ValueError as e:
+            raise MusegenError(f"cannot read time signature {ts!r}") from e
+        steps = num * 4 * self.steps_per_quarter
+        if num < 1 or den < 1 or steps % den:
+            raise MusegenError(
+                f"time signature {ts!r} does not fit a grid of {self.steps_per_quarter} steps "
+                "per quarter"
+            )
+        return steps // den
+
+
+@dataclass
+class ChoraleConfig(BarGridConfig):
+    """Chorale tokenizer options.
+
+    ``soprano`` … ``bass`` are the inclusive MIDI ranges the grammar lets each voice sing when
+    sampling (the encoder keeps every note); the defaults are Bach's ranges in the music21
+    chorales widened by a fourth each way, room for transposition. ``max_bars`` is the longest
+    countdown; longer pieces start with ``LEN_far``/``BAR_far``.
+    """
+
+    soprano: tuple[int, int] = (55, 86)
+    alto: tuple[int, int] = (47, 79)
+    tenor: tuple[int, int] = (41, 74)
+    bass: tuple[int, int] = (31, 71)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("soprano", "alto", "tenor", "bass"):
+            self._check_range(name)
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        """Voice ranges in S, A, T, B order."""
+        return (self.soprano, self.alto, self.tenor, self.bass)
+
+
+@dataclass
+class MelodyConfig(BarGridConfig):
+    """Melody tokenizer options: one voice, the top line of the score, sung in ``pitch_range``
+    when sampling (the encoder keeps every note of the line)."""
+
+    time_signatures: Sequence[str] = field(default_factory=lambda: list(MELODY_TIME_SIGNATURES))
+    pitch_range: tuple[int, int] = (43, 96)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_range("pitch_range")
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        return (self.pitch_range,)
+
+
+class BarGridTokenizer(Tokenizer):
+    """Rows of one cell per voice with bar countdown tokens (see the module docstring).
+
+    Subclasses say how a score becomes ``[steps, voices]`` cells (:meth:`_cells`) and how the
+    decoded notes become tracks (:meth:`_tracks`).
+    """
+
+    config: BarGridConfig
+
+    def __init__(self, config: TokenizerConfig | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self.n_voices = len(self.config.ranges)
+        self._bar_steps = [self.config.bar_steps(ts) for ts in self.config.time_signatures]
+        self.rest_id = self.vocab.offset("rest")
+        self.hold_id = self.vocab.offset("hold")
+        self.pitch_offset = self.vocab.offset("pitch")
+        self._masks = _Masks(self)
+
+    def build_vocab(self) -> Vocab:
+        cfg = self.config
+        vocab = Vocab()
+        vocab.add("ts", len(cfg.time_signatures), lambda v: f"TS_{cfg.time_signatures[v]}")
+        far = cfg.max_bars  # value index of "far"
+        vocab.add("len", cfg.max_bars + 1, lambda v: "LEN_far" if v == far else f"LEN_{v + 1}")
+        vocab.add("bar", cfg.max_bars + 1, lambda v: "BAR_far" if v == far else f"BAR_{v + 1}")
+        vocab.add("rest", 1, lambda _v: "REST")
+        vocab.add("hold", 1, lambda _v: "HOLD")
+        vocab.add("pitch", 128)
+        return vocab
+
+    # ---------------------------------------------------------------- subclass hooks
+    def _cells(self, score: Score) -> np.ndarray:
+        """``[steps, voices]`` ids (REST / HOLD / pitch) of a non-empty score."""
+        raise NotImplementedError
+
+    def _tracks(self, voice: np.ndarray, start: np.ndarray, end: np.ndarray, pitch: np.ndarray):  # type: ignore[no-untyped-def]
+        """Tracks of decoded notes (``voice`` index, ``start``/``end`` in steps, ``pitch``)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- helpers
+    def _count_id(self, block: str, remaining: int) -> int:
+        """``LEN``/``BAR`` id for ``remaining`` bars (``far`` beyond ``max_bars``)."""
+        return self.vocab.offset(block) + min(remaining, self.config.max_bars + 1) - 1
+
+    def _meter(self, score: Score) -> tuple[int, int, int | None]:
+        """(index in ``time_signatures``, rows per bar, pickup rows or None) of the score.
+
+        A first meter that lasts exactly one bar before the next one starts is a pickup
+        written as its own time signature (as ABC and some MIDI files do): the meter is the
+        second one, and the pickup's length is known.
+        """
+        tss = sorted(score.time_signatures, key=lambda t: t.time)
+        if not tss or tss[0].time > 0:
+            tss.insert(0, TimeSignature(0, 4, 4))  # MIDI's default before any meter is given
+        ts, pickup = tss[0], None
+        if len(tss) > 1 and tss[1].time > 0:
+            one_bar = score.tpq * 4 * ts.numerator // ts.denominator
+            if tss[1].time == one_bar and (ts.numerator, ts.denominator) != (
+                tss[1].numerator,
+                tss[1].denominator,
+            ):
+                ts = tss[1]
+                pickup = round(one_bar * self.config.steps_per_quarter / score.tpq)
+        if len(tss) > 2:  # the meter changes: bars follow the one that lasts longest
+            ends = [t.time for t in tss[1:]] + [max(score.end, tss[-1].time)]
+            spans: dict[tuple[int, int], int] = {}
+            for t, end in zip(tss, ends, strict=True):
+                key = (t.numerator, t.denominator)
+                spans[key] = spans.get(key, 0) + end - t.time
+            num, den = max(spans, key=lambda k: spans[k])
+            if (num, den) != (ts.numerator, ts.denominator):
+                ts, pickup = TimeSignature(0, num, den), None
+        label = f"{ts.numerator}/{ts.denominator}"
+        if label not in self.config.time_signatures:
+            raise MusegenError(
+                f"the {self.name} tokenizer has no time signature {label} "
+                f"(it knows {', '.join(self.config.time_signatures)})"
+            )
+        i = self.config.time_signatures.index(label)
+        if pickup is not None and pickup >= self._bar_steps[i]:
+            pickup = None  # not shorter than a bar: an ordinary change of meter
+        return i, self._bar_steps[i], pickup
+
+    def _score_cells(self, score: Score) -> np.ndarray:
+        if score.is_empty():
+            return np.zeros((0, self.n_voices), dtype=np.int64)
+        return self._cells(score)
+
+    def _cells_from_pitches(self, pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
+        """Cell ids from per-step pitches (-1 silent) and onset flags, ``[steps, voices]``."""
+        cells = np.full(pitch.shape, self.rest_id, dtype=np.int64)
+        cells[pitch >= 0] = self.hold_id
+        starts = (pitch >= 0) & onset
+        cells[starts] = pitch[starts] + self.pitch_offset
+        return cells
+
+    # ---------------------------------------------------------------- hooks
+    def encode(
+        self, score: Score, bos: bool = True, eos: bool = True, bars: int | None = None
+    ) -> np.ndarray:
+        """Token ids of ``prepare(score)``; ``bars`` overrides the length announced by
+        ``LEN``/``BAR`` (for a primer to be continued to that many bars)."""
+        ts_index, bar, pickup_meter = self._meter(score)
+        cells = self._score_cells(score)
+        sounding = np.flatnonzero((cells != self.rest_id).any(axis=1))
+        first = int(sounding[0]) if len(sounding) else 0
+        # a pickup: the first bar's leading rests are padding, dropped; whole empty bars are kept
+        drop = first % bar if first < bar and pickup_meter is None else 0
+        whole = cells
+        cells = cells[drop:]
+        pickup = (bar - drop) % bar if pickup_meter is None else pickup_meter
+        n_bars = max(math.ceil((len(cells) - pickup) / bar), 0)
+        if n_bars == 0 and pickup:  # all of it fits before the first bar line: no pickup
+            cells, pickup = whole, 0
+            n_bars = math.ceil(len(cells) / bar)
+        total = n_bars if bars is None else max(bars, n_bars)
+        out: list[np.ndarray] = []
+        head = [BOS] if bos else []
+        head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1))]
+        out.append(np.array(head, dtype=np.int64))
+        out.append(cells[:pickup].reshape(-1))
+        for b in range(n_bars):
+            out.append(np.array([self._count_id("bar", total - b)], dtype=np.int64))
+            lo = pickup + b * bar
+            out.append(cells[lo : lo + bar].reshape(-1))
+        if eos:
+            out.append(np.array([EOS], dtype=np.int64))
+        return np.concatenate(out)
+
+    def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
+        ids = self.check_ids(ids if isinstance(ids, np.ndarray) else list(ids)).ravel()
+        n = self.n_voices
+        ts_lo, ts_hi = self.vocab.span("ts")
+        ts_tokens = ids[(ids >= ts_lo) & (ids < ts_hi)]
+        ts_index = int(ts_tokens[0] - ts_lo) if len(ts_tokens) else 0
+        bar = self._bar_steps[ts_index]
+        is_cell = ids >= self.rest_id
+        bar_lo, bar_hi = self.vocab.span("bar")
+        bar_marks = np.flatnonzero((ids >= bar_lo) & (ids < bar_hi))
+        pad = 0  # restore the padding of a pickup, so bar lines fall where they belong
+        if len(bar_marks):
+            pickup_rows = int(is_cell[: bar_marks[0]].sum()) // n
+            pad = (bar - pickup_rows % bar) % bar
+        cells = ids[is_cell]
+        rows = np.full(math.ceil(len(cells) / n) * n, self.rest_id, dtype=np.int64)
+        rows[: len(cells)] = cells
+        grid = np.vstack([np.full((pad, n), self.rest_id), rows.reshape(-1, n)])
+        is_pitch = grid >= self.pitch_offset
+        # a HOLD takes the pitch of its voice's last pitch cell, unless a REST came between
+        held = np.where(grid == self.hold_id, -1, np.arange(len(grid))[:, None])
+        source = np.maximum.accumulate(held, axis=0)
+        cols = np.arange(n)[None, :]
+        last = grid[np.maximum(source, 0), cols]
+        pitch = np.where((source >= 0) & (last >= self.pitch_offset), last - self.pitch_offset, -1)
+        cont = (grid == self.hold_id) & (pitch >= 0)
+        voice, start, end = _runs(is_pitch.T, cont.T)
+        num, den = (int(x) for x in self.config.time_signatures[ts_index].split("/"))
+        return Score(
+            tpq=DECODE_TPQ,
+            tracks=self._tracks(voice, start, end, pitch[start, voice]),
+            time_signatures=[TimeSignature(0, num, den)],
+        )
+
+    def _notes(self, sel: np.ndarray, start: np.ndarray, end: np.ndarray, pitch: np.ndarray):  # type: ignore[no-untyped-def]
+        ticks = DECODE_TPQ // self.config.steps_per_quarter
+        return make_notes(
+            start[sel] * ticks, (end[sel] - start[sel]) * ticks, pitch[sel], self.config.velocity
+        )
+
+    def prepare(self, score: Score) -> Score:
+        """The score as the tokenizer sees it: four monophonic voices on the 16th grid."""
+        return self.decode(self.encode(score))
+
+    def grammar(self) -> BarGridGrammar:
+        return BarGridGrammar(self)
+
+    def primer_for_length(self, score: Score, bars: int) -> np.ndarray | None:
+        """A primer (without EOS) whose ``LEN``/``BAR`` tokens ask for ``bars`` bars in all:
+        the grammar then ends the piece there, on the bar line."""
+        if score.is_empty():
+            ts_index = self._meter(score)[0]
+            return np.array(
+                [BOS, self.vocab.offset("ts") + ts_index, self._count_id("len", bars)],
+                dtype=np.int64,
+            )
+        return self.encode(score, eos=False, bars=bars)
+
+    def describe(self) -> str:
+        """The vocabulary blocks and the grammar's rules, for a reader."""
+        lines = [f"{self.name} tokenizer: {len(self.vocab)} ids, {self.config.to_dict()}", ""]
+        for name, (lo, size) in self.vocab.blocks.items():
+            first, last = self.vocab.token(lo), self.vocab.token(lo + size - 1)
+            span = first if size == 1 else f"{first} … {last}"
+            lines.append(f"  {lo:4d}-{lo + size - 1:<4d} {name:6s} {span}")
+        lines += ["", *_RULES]
+        return "\n".join(lines)
+
+
+class ChoraleTokenizer(BarGridTokenizer):
+    """Soprano, Alto, Tenor and Bass in 16th-note rows (see the module docstring).
+
+    Voices come from track labels, or from exactly four pitched tracks ordered by mean pitch
+    (as the ``satb`` tokenizer finds them); where a voice has a chord, soprano and alto keep
+    its top note, tenor and bass its lowest.
+    """
+
+    name: ClassVar[str] = "chorale"
+    config_class: ClassVar[type[TokenizerConfig]] = ChoraleConfig
+    config: ChoraleConfig
+
+    def _cells(self, score: Score) -> np.ndarray:
+        grid = full_range_satb(self.config.steps_per_quarter, hold=True)
+        ids = grid.encode(score).astype(np.int64)
+        pitched = (ids >= SatbTokenizer.PITCH_OFFSET) & (ids < SatbTokenizer.PITCH_OFFSET + 128)
+        cells = np.full(ids.shape, self.rest_id, dtype=np.int64)
+        cells[pitched] = ids[pitched] - SatbTokenizer.PITCH_OFFSET + self.pitch_offset
+        cells[ids == grid.hold_id] = self.hold_id
+        return cells
+
+    def _tracks(self, voice, start, end, pitch):  # type: ignore[no-untyped-def]
+        return [
+            Track(self._notes(voice == v, start, end, pitch), name=name, voice=label)
+            for v, (label, name) in enumerate(zip(VOICES, VOICE_NAMES, strict=True))
+        ]
+
+
+class MelodyTokenizer(BarGridTokenizer):
+    """One voice: the top line of all pitched tracks (a chord keeps its highest note), in
+    16th-note cells with the same bars, pickup and countdown as the chorale tokenizer."""
+
+    name: ClassVar[str] = "melody"
+    config_class: ClassVar[type[TokenizerConfig]] = MelodyConfig
+    config: MelodyConfig
+
+    def _cells(self, score: Score) -> np.ndarray:
+        notes = [t.notes for t in score.tracks if not t.is_drum and len(t)]
+        if not notes:
+            return np.zeros((0, 1), dtype=np.int64)
+        merged = np.concatenate(notes)
+        on, off = _note_frames(merged, score.tpq, self.config.steps_per_quarter)
+        n_steps = int(off.max())
+        pitch, onset = _pick_voice(merged["pitch"].astype(np.int64), on, off, n_steps, top=True)
+        return self._cells_from_pitches(pitch[:, None], onset[:, None])
+
+    def _tracks(self, voice, start, end, pitch):  # type: ignore[no-untyped-def]
+        return [Track(self._notes(voice == 0, start, end, pitch), name="Melody")]
+
+
+_RULES = (
+    "grammar:",
+    "  BOS, then one TS_*, then one LEN_n (bars after the pickup; far = more than max_bars)",
+    "  pickup: up to one bar minus one row of rows, then BAR_n (n from LEN)",
+    "  a row is one cell per voice, top voice first; a cell is REST, a pitch in the voice's",
+    "    range, or HOLD",
+    "    (HOLD only when that voice's last cell sounds)",
+    "  a bar holds exactly one bar of rows; then BAR_(n-1) — from far: BAR_far or BAR_max",
+    "  the last bar (BAR_1) ends with EOS after at least one row, at most a full bar",
+)
+
+
+class _Masks:
+    """The grammar's masks, built once per tokenizer."""
+
+    def __init__(self, tok: BarGridTokenizer) -> None:
+        n = len(tok.vocab)
+        self.n = n
+        self.only = {
+            "bos": _one(n, BOS),
+            "eos": _one(n, EOS),
+            "pad": _one(n, PAD),
+            "ts": tok.vocab.mask("ts"),
+            "len": tok.vocab.mask("len"),
+        }
+        self.cell = np.zeros((tok.n_voices, 2, n), dtype=bool)  # [voice, sounding]
+        for v, (low, high) in enumerate(tok.config.ranges):
+            self.cell[v, :, tok.rest_id] = True
+            self.cell[v, :, tok.pitch_offset + low : tok.pitch_offset + high + 1] = True
+            self.cell[v, 1, tok.hold_id] = True
+
+
+def _one(n: int, i: int) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    m[i] = True
+    return m
+
+
+class BarGridGrammar(Grammar):
+    """State machine of one bar-grid sequence (plain integers; see ``_RULES``)."""
+
+    def __init__(self, tok: BarGridTokenizer) -> None:
+        self._tok = tok
+        self._m = tok._masks
+        self._far = tok.config.max_bars + 1  # countdown value meaning "far"
+        self.stage = "bos"  # bos -> ts -> len -> body -> done
+        self.bar_steps = 0
+        self.remaining = 0  # countdown value of the current bar (0 = in the pickup)
+        self.next_bar = 0  # countdown value of the next BAR token
+        self.rows = 0  # complete rows in the current bar (or pickup)
+        self.cell = 0  # voice of the next cell
+        self.n_voices = tok.n_voices
+        self.sounding = [False] * tok.n_voices
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "done"
+
+    def _bar_choices(self) -> list[int]:
+        """Countdown values the next BAR may carry."""
+        if self.next_bar == self._far:
+            return [self._far, self._far - 1]
+        return [self.next_bar] if self.next_bar >= 1 else []
+
+    def mask(self) -> np.ndarray:
+        m = self._m
+        if self.stage != "body":
+            return m.only["pad" if self.stage == "done" else self.stage].copy()
+        if self.cell:
+            return m.cell[self.cell, int(self.sounding[self.cell])].copy()
+        out = np.zeros(m.n, dtype=bool)
+        in_pickup = self.remaining == 0
+        full = self.rows >= (self.bar_steps - 1 if in_pickup else self.bar_steps)
+        if not full:
+            out |= m.cell[0, int(self.sounding[0])]
+        if in_pickup or full:
+            bar_lo = self._tok.vocab.offset("bar")
+            for value in self._bar_choices():
+                out[bar_lo + value - 1] = True
+        if self.remaining == 1 and self.rows >= 1:
+            out[EOS] = True
+        return out
+
+    def step(self, token: int) -> None:
+        if not 0 <= token < self._m.n or not self.mask()[token]:
+            label = self._tok.vocab.token(token) if 0 <= token < self._m.n else "?"
+            raise ValueError(
+                f"{self._tok.name} token {token} ({label}) not allowed here (stage {self.stage}, bar {self.remaining}, row {self.rows}, "
+                f"voice {self.cell})"
+            )
+        vocab = self._tok.vocab
+        if self.stage == "bos":
+            self.stage = "ts"
+        elif self.stage == "ts":
+            self.bar_steps = self._tok._bar_steps[token - vocab.offset("ts")]
+            self.stage = "len"
+        elif self.stage == "len":
+            self.next_bar = token - vocab.offset("len") + 1
+            self.stage = "body"
+        elif token == EOS:
+            self.stage = "done"
+        elif vocab.is_in(np.array(token), "bar"):
+            value = token - vocab.offset("bar") + 1
+            self.remaining = value
+            self.next_bar = self._far if value == self._far else value - 1
+            self.rows = 0
+        else:
+            self.sounding[self.cell] = token != self._tok.rest_id
+            self.cell = (self.cell + 1) % self.n_voices
+            if self.cell == 0:
+                self.rows += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(
+        description="Print a bar-grid tokenizer's vocabulary and grammar rules."
+    )
+    p.add_argument("--tokenizer", choices=("chorale", "melody"), default="chorale")
+    p.add_argument("--config", default="{}", help="tokenizer options as JSON")
+    args = p.parse_args(argv)
+    cls = ChoraleTokenizer if args.tokenizer == "chorale" else MelodyTokenizer
+    print(cls(**json.loads(args.config)).describe())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

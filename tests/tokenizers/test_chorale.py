@@ -1,0 +1,261 @@
+"""The chorale tokenizer: voices written together, pickups kept, bars counted down to the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from musegen.errors import MusegenError
+from musegen.score import VOICES, Score, TimeSignature, Track, make_notes
+from musegen.tokenizers import EOS, get_tokenizer, tokenizer_from_dict
+from musegen.tokenizers.chorale import ChoraleTokenizer, main
+
+TPQ = 480
+Q = TPQ  # a quarter note
+E = TPQ // 2  # an eighth note
+
+
+def chorale(
+    voices: list[list[tuple[int, int, int]]], ts: tuple[int, int] = (4, 4), tpq: int = TPQ
+) -> Score:
+    """A score with one labelled track per voice, notes given as (start, duration, pitch)."""
+    tracks = []
+    for label, notes in zip(VOICES, voices, strict=True):
+        start, dur, pitch = zip(*notes, strict=True) if notes else ((), (), ())
+        tracks.append(Track(make_notes(start, dur, pitch, 80), name=label, voice=label))
+    return Score(tpq=tpq, tracks=tracks, time_signatures=[TimeSignature(0, *ts)])
+
+
+def cadence_with_pickup() -> Score:
+    """A one-beat pickup (padded to a full bar, as notation readers do), then two bars."""
+    bar = 4 * Q
+    s = [(3 * Q, Q, 67), (bar, 2 * Q, 72), (bar + 2 * Q, E, 71), (bar + 2 * Q + E, E, 69)]
+    s += [(bar + 3 * Q, Q, 71), (2 * bar, 3 * Q, 72)]
+    a = [(3 * Q, Q, 64), (bar, 3 * Q, 64), (bar + 3 * Q, Q, 62), (2 * bar, 3 * Q, 64)]
+    t = [(3 * Q, Q, 60), (bar, 3 * Q, 55), (bar + 3 * Q, Q, 55), (2 * bar, 3 * Q, 55)]
+    b = [(3 * Q, Q, 48), (bar, 3 * Q, 48), (bar + 3 * Q, Q, 43), (2 * bar, 3 * Q, 48)]
+    return chorale([s, a, t, b])
+
+
+@pytest.fixture(scope="module")
+def tok() -> ChoraleTokenizer:
+    return get_tokenizer("chorale")  # type: ignore[return-value]
+
+
+def test_tokens_read_as_the_docstring_says(tok: ChoraleTokenizer) -> None:
+    ids = tok.encode(cadence_with_pickup())
+    labels = tok.tokens(ids)
+    assert labels[:3] == ["BOS", "TS_4/4", "LEN_2"]
+    # the pickup: 4 sixteenth rows of S A T B, the first a new chord, then three of HOLD
+    assert labels[3:7] == ["pitch_67", "pitch_64", "pitch_60", "pitch_48"]
+    assert labels[7:19] == ["HOLD"] * 12
+    assert labels[19] == "BAR_2"
+    assert labels.count("BAR_1") == 1 and labels[-1] == "EOS"
+    assert (len(ids) - 3 - 2 - 1) % 4 == 0  # header, two BARs and EOS around whole rows
+
+
+def test_round_trip_keeps_the_pickup_where_it_was(tok: ChoraleTokenizer) -> None:
+    score = cadence_with_pickup()
+    back = tok.decode(tok.encode(score))
+    assert [t.voice for t in back.tracks] == list(VOICES)
+    for src, out in zip(score.tracks, back.tracks, strict=True):
+        scale = back.tpq // score.tpq
+        np.testing.assert_array_equal(out.notes["start"], src.notes["start"] * scale)
+        np.testing.assert_array_equal(out.notes["duration"], src.notes["duration"] * scale)
+        np.testing.assert_array_equal(out.notes["pitch"], src.notes["pitch"])
+    assert back.time_signatures[0].numerator == 4
+    np.testing.assert_array_equal(tok.encode(back), tok.encode(score))
+
+
+def test_unisons_and_repeated_notes_survive(tok: ChoraleTokenizer) -> None:
+    # soprano and alto on the same pitch; the tenor strikes its note twice
+    s = [(0, 2 * Q, 67), (2 * Q, 2 * Q, 69)]
+    a = [(0, 4 * Q, 67)]
+    t = [(0, Q, 60), (Q, Q, 60), (2 * Q, 2 * Q, 60)]
+    b = [(0, 4 * Q, 48)]
+    back = tok.decode(tok.encode(chorale([s, a, t, b])))
+    assert [len(tr) for tr in back.tracks] == [2, 1, 3, 1]
+    assert back.tracks[1].notes["pitch"][0] == 67
+
+
+def test_rests_are_kept(tok: ChoraleTokenizer) -> None:
+    s = [(0, Q, 72), (2 * Q, 2 * Q, 72)]  # a quarter rest in the soprano
+    full = [(0, 4 * Q, 60)]
+    back = tok.decode(tok.encode(chorale([s, full, [(0, 4 * Q, 55)], [(0, 4 * Q, 48)]])))
+    np.testing.assert_array_equal(back.tracks[0].notes["start"], [0, 2 * Q])
+
+
+def test_three_four_and_its_bar_length(tok: ChoraleTokenizer) -> None:
+    notes = [[(0, 3 * Q, p), (3 * Q, 3 * Q, p)] for p in (72, 67, 64, 48)]
+    ids = tok.encode(chorale(notes, ts=(3, 4)))
+    labels = tok.tokens(ids)
+    assert labels[1:3] == ["TS_3/4", "LEN_2"]
+    # no pickup: BAR_2 straight away, then 12 rows of four cells
+    assert labels[3] == "BAR_2" and labels[4 + 48] == "BAR_1"
+
+
+def test_every_encoding_is_grammatical(tok: ChoraleTokenizer) -> None:
+    for score in (cadence_with_pickup(), chorale([[(0, 8 * Q, 70)]] * 4)):
+        grammar = tok.grammar().feed(tok.encode(score))
+        assert grammar.done
+
+
+def test_length_counts_down_beyond_max_bars() -> None:
+    tok = ChoraleTokenizer(max_bars=2)
+    notes = [
+        [(4 * Q * i, 4 * Q, 60 + 12 * (v == 0) - 12 * (v == 3)) for i in range(4)] for v in range(4)
+    ]
+    labels = tok.tokens(tok.encode(chorale(notes)))
+    bars = [x for x in labels if x.startswith(("LEN", "BAR"))]
+    assert bars == ["LEN_far", "BAR_far", "BAR_far", "BAR_2", "BAR_1"]
+    assert tok.grammar().feed(tok.encode(chorale(notes))).done
+
+
+def random_walk(
+    tok: ChoraleTokenizer, prefix: np.ndarray, seed: int, limit: int = 5000
+) -> list[int]:
+    """Tokens drawn uniformly from what the grammar allows, until EOS."""
+    rng = np.random.default_rng(seed)
+    grammar = tok.grammar().feed(prefix)
+    out = [int(x) for x in prefix]
+    while not grammar.done and len(out) < limit:
+        token = int(rng.choice(np.flatnonzero(grammar.mask())))
+        grammar.step(token)
+        out.append(token)
+    return out
+
+
+@pytest.mark.parametrize("ts", ["4/4", "3/4", "6/8"])
+@pytest.mark.parametrize("bars", [1, 3])
+def test_grammar_ends_a_piece_after_the_bars_asked_for(
+    tok: ChoraleTokenizer, ts: str, bars: int
+) -> None:
+    num, den = (int(x) for x in ts.split("/"))
+    empty = Score(tpq=TPQ, time_signatures=[TimeSignature(0, num, den)])
+    prefix = tok.primer_for_length(empty, bars)
+    for seed in range(3):
+        ids = random_walk(tok, prefix, seed)
+        assert ids[-1] == EOS
+        score = tok.decode(ids)
+        assert len(score.tracks) == 4
+        assert tok.tokens(ids).count("BAR_1") == 1
+        # the piece ends within its last bar: pickup bar (padded) + the bars asked for
+        bar = tok.config.bar_steps(ts) * (480 // tok.config.steps_per_quarter)
+        assert score.end <= (bars + 1) * bar
+        for v, track in enumerate(score.tracks):
+            low, high = tok.config.ranges[v]
+            assert ((track.notes["pitch"] >= low) & (track.notes["pitch"] <= high)).all()
+            ends = track.notes["start"] + track.notes["duration"]
+            assert (ends[:-1] <= track.notes["start"][1:]).all()  # monophonic
+
+
+def test_primer_with_notes_is_continued_to_the_length(tok: ChoraleTokenizer) -> None:
+    primer = cadence_with_pickup()
+    ids = tok.primer_for_length(primer, 5)
+    labels = tok.tokens(ids)
+    assert labels[2] == "LEN_5" and "EOS" not in labels
+    assert [x for x in labels if x.startswith("BAR")] == ["BAR_5", "BAR_4"]
+    grammar = tok.grammar().feed(ids)
+    assert not grammar.done
+
+
+def test_grammar_rejects_what_breaks_the_rules(tok: ChoraleTokenizer) -> None:
+    grammar = tok.grammar().feed(tok.encode(cadence_with_pickup())[:3])
+    with pytest.raises(ValueError, match="not allowed"):
+        grammar.step(tok.hold_id)  # nothing sounds yet
+    grammar.step(tok.pitch_offset + 72)
+    with pytest.raises(ValueError, match="not allowed"):
+        grammar.step(tok.pitch_offset + 30)  # below the alto's range
+
+
+def test_unknown_meter_is_a_clear_error(tok: ChoraleTokenizer) -> None:
+    with pytest.raises(MusegenError, match="no time signature 5/4"):
+        tok.encode(chorale([[(0, 5 * Q, 60)]] * 4, ts=(5, 4)))
+    with pytest.raises(MusegenError, match="does not fit"):
+        ChoraleTokenizer(time_signatures=["4/4", "7/32"])
+
+
+def test_config_round_trips_through_json(tok: ChoraleTokenizer) -> None:
+    again = tokenizer_from_dict(tok.to_dict())
+    assert again.vocab.labels() == tok.vocab.labels()
+
+
+def test_describe_prints_blocks_and_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "BAR_1 … BAR_far" in out and "grammar:" in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 31), st.integers(1, 8), st.integers(0, 11)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_prepared_scores_round_trip(cells: list[tuple[int, int, int, int]]) -> None:
+    """decode(encode(s)) == prepare(s), and encoding it again gives the same ids."""
+    tok = get_tokenizer("chorale")
+    base = (74, 67, 60, 48)
+    voices: list[list[tuple[int, int, int]]] = [[] for _ in VOICES]
+    for v, step, length, shift in cells:
+        voices[v].append((step * E // 2, length * E // 2, base[v] + shift - 6))
+    score = chorale(voices)
+    prepared = tok.prepare(score)
+    ids = tok.encode(prepared)
+    np.testing.assert_array_equal(ids, tok.encode(score))
+    assert tok.grammar().feed(ids).done
+    for a, b in zip(tok.decode(ids).tracks, prepared.tracks, strict=True):
+        np.testing.assert_array_equal(a.notes, b.notes)
+
+
+# --------------------------------------------------------------------------- melody
+def tune(notes: list[tuple[int, int, int]], *meters: tuple[int, int, int]) -> Score:
+    """One track of (start, duration, pitch); meters as (tick, numerator, denominator)."""
+    start, dur, pitch = zip(*notes, strict=True)
+    return Score(
+        tpq=TPQ,
+        tracks=[Track(make_notes(start, dur, pitch, 80), name="tune")],
+        time_signatures=[TimeSignature(*m) for m in meters] or [TimeSignature(0, 4, 4)],
+    )
+
+
+def test_melody_pickup_written_as_its_own_meter() -> None:
+    """ABC writes a pickup as a short bar of its own meter (M:1/4 then M:2/4)."""
+    tok = get_tokenizer("melody")
+    score = tune([(0, Q, 67), (Q, Q, 72), (2 * Q, Q, 71), (3 * Q, 2 * Q, 72)], (0, 1, 4), (Q, 2, 4))
+    labels = tok.tokens(tok.encode(score))
+    assert labels[:4] == ["BOS", "TS_2/4", "LEN_2", "pitch_67"]
+    assert labels[4:7] == ["HOLD"] * 3 and labels[7] == "BAR_2"
+    back = tok.decode(tok.encode(score))
+    # the decoded score pads the pickup to a full 2/4 bar
+    np.testing.assert_array_equal(back.tracks[0].notes["start"], np.array([1, 2, 3, 4]) * Q)
+    assert tok.grammar().feed(tok.encode(score)).done
+
+
+def test_melody_takes_the_top_line_and_keeps_rests() -> None:
+    tok = get_tokenizer("melody")
+    chord = tune([(0, Q, 60), (0, Q, 64), (2 * Q, 2 * Q, 62)])
+    back = tok.decode(tok.encode(chord))
+    assert len(back.tracks) == 1
+    np.testing.assert_array_equal(back.tracks[0].notes["pitch"], [64, 62])
+    np.testing.assert_array_equal(back.tracks[0].notes["start"], [0, 2 * Q])
+
+
+def test_melody_meter_that_lasts_longest_sets_the_bars() -> None:
+    tok = get_tokenizer("melody")
+    notes = [(i * Q, Q, 60 + i % 5) for i in range(16)]
+    labels = tok.tokens(tok.encode(tune(notes, (0, 4, 4), (4 * Q, 3, 4), (7 * Q, 3, 4))))
+    assert labels[1] == "TS_3/4"
+
+
+def test_melody_random_walk_ends_on_the_bar_asked_for() -> None:
+    tok = get_tokenizer("melody")
+    prefix = tok.primer_for_length(Score(tpq=TPQ, time_signatures=[TimeSignature(0, 6, 8)]), 4)
+    for seed in range(3):
+        ids = random_walk(tok, prefix, seed)
+        assert ids[-1] == EOS and tok.tokens(ids).count("BAR_1") == 1
+        assert len(tok.decode(ids).tracks) == 1
