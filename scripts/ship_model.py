@@ -23,6 +23,7 @@ from musegen.data.dataset import load_prepared
 from musegen.data.training import WindowDataset
 from musegen.models import load_model, save_model
 from musegen.models.pretrained import PRETRAINED_DIR
+from musegen.tokenizers import tokenizer_from_dict
 
 
 @torch.no_grad()
@@ -43,6 +44,28 @@ def split_loss(
     return total / count, count
 
 
+def quality_table(path: str) -> str:
+    """The musical-quality figures of a benchmark run as a markdown table for the card."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if not rows:
+        return ""
+    first = rows[0]
+    out = [
+        f"Musical quality (`benchmarks/musical_quality.py`: {first.get('pieces')} pieces of "
+        f"{first.get('bars')} bars, seed {first.get('seed')}, against the `{first.get('reference')}` "
+        f"split; ceiling = as many real training pieces against the same split; "
+        f"{first.get('cpu', '?')}):",
+        "",
+        "| figure | model | ceiling (real vs real) | unit |",
+        "|---|---:|---:|---|",
+    ]
+    for r in rows:
+        name = r["benchmark"].rsplit(".", 1)[-1]
+        peer = "" if r.get("peer") is None else f"{r['peer']:.3f}"
+        out.append(f"| {name} | {r['ours']:.3f} | {peer} | {r['unit']} |")
+    return "\n".join(out) + "\n\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run")
@@ -57,10 +80,33 @@ def main() -> None:
         default=0,
         help="voice tracks 'musegen generate' deals each piece out to (0: as generated)",
     )
+    p.add_argument("--checkpoint", help="model folder to ship (default: RUN/best)")
+    p.add_argument(
+        "--sampling-options",
+        default="{}",
+        help='sampling defaults chosen on the valid split, JSON, e.g. {"temperature": 0.9}',
+    )
+    p.add_argument(
+        "--tokenizer-options",
+        default="{}",
+        help="grammar-only tokenizer settings for sampling, JSON, e.g. "
+        '{"voice_leading": true} (the vocabulary must not change)',
+    )
+    p.add_argument(
+        "--quality",
+        help="a JSON file written by benchmarks/musical_quality.py --json-out: its table goes "
+        "into the model card",
+    )
+    p.add_argument("--note", default="", help="extra text for the model card (markdown)")
     args = p.parse_args()
 
     run = Path(args.run)
-    model, meta = load_model(run / "best")
+    model, meta = load_model(Path(args.checkpoint) if args.checkpoint else run / "best")
+    vocab_before = len(tokenizer_from_dict(meta["tokenizer"]))
+    meta["tokenizer"]["config"].update(json.loads(args.tokenizer_options))
+    if len(tokenizer_from_dict(meta["tokenizer"])) != vocab_before:
+        raise SystemExit("--tokenizer-options changed the vocabulary")
+    sampling = json.loads(args.sampling_options)
     seq_len = meta["train_config"]["seq_len"]
     valid, _ = split_loss(model, args.data, "valid", seq_len)
     test, n_test = split_loss(model, args.data, "test", seq_len)
@@ -79,16 +125,23 @@ def main() -> None:
             "run_config": args.config,
         }
         | ({"voices": args.voices} if args.voices else {})
+        | ({"sampling": sampling} if sampling else {})
     )
     save_model(model, tmp, extra)
     counts = {k: vars(v) for k, v in manifest.splits.items()}
     voices_row = (
         f"| output | one stream of notes (the tokens name no voices); `musegen generate` deals "
-        f"each piece out to {args.voices} voice tracks (`\"voices\": {args.voices}` in "
+        f'each piece out to {args.voices} voice tracks (`"voices": {args.voices}` in '
         "`config.json`; `--voices 0` keeps one track) |\n"
         if args.voices
         else ""
     )
+    sampling_row = (
+        f"| sampling defaults | {json.dumps(sampling)} (chosen on the valid split) |\n"
+        if sampling
+        else ""
+    )
+    quality = quality_table(args.quality) if args.quality else ""
     card = f"""# {args.name}: {args.description}
 
 | | |
@@ -99,14 +152,15 @@ def main() -> None:
 | training | {meta["step"]} steps, `{args.config}` (seed {meta["train_config"]["seed"]}) |
 | valid loss | {valid:.4f} nats/token ({valid / math.log(2):.3f} bits) — used to pick the checkpoint |
 | test loss | {test:.4f} nats/token over {n_test:,} tokens — measured once, after training |
-{voices_row}
+{voices_row}{sampling_row}
+{quality}{args.note}
 Retrain:
 
     musegen data prepare {manifest.source.get("name")} --tokenizer {meta["tokenizer"]["tokenizer"]} \\
         --config '{json.dumps(meta["tokenizer"]["config"])}' --out {args.data}
     musegen train --config {args.config} --data {args.data} --out {args.run}
     python scripts/ship_model.py {args.run} {args.name} --data {args.data} --config {args.config} \\
-        --description "{args.description}"{" --half" if args.half else ""}{f" --voices {args.voices}" if args.voices else ""}
+        --description "{args.description}"{" --half" if args.half else ""}{f" --voices {args.voices}" if args.voices else ""}{f" --sampling-options '{args.sampling_options}'" if sampling else ""}{f" --tokenizer-options '{args.tokenizer_options}'" if args.tokenizer_options != "{}" else ""}
 """
     (tmp / "MODEL_CARD.md").write_text(card)
     shutil.rmtree(out, ignore_errors=True)

@@ -259,3 +259,29 @@ def test_melody_random_walk_ends_on_the_bar_asked_for() -> None:
         ids = random_walk(tok, prefix, seed)
         assert ids[-1] == EOS and tok.tokens(ids).count("BAR_1") == 1
         assert len(tok.decode(ids).tracks) == 1
+
+
+def test_voice_leading_rules_leave_no_parallels_or_crossings() -> None:
+    """Random walks through the grammar with the rules on break neither rule; without them
+    the same walks do (so the test can fail)."""
+    from musegen.metrics.voice_leading import check_voice_leading
+
+    counts = {}
+    for rules in (False, True):
+        tok = ChoraleTokenizer(
+            voice_leading=rules,
+            no_crossing=rules,
+            soprano=(60, 67),
+            alto=(55, 64),
+            tenor=(50, 60),
+            bass=(45, 55),
+        )
+        prefix = tok.primer_for_length(Score(tpq=TPQ), 4)
+        found = {"parallel_fifths": 0, "parallel_octaves": 0, "voice_crossing": 0}
+        for seed in range(6):
+            report = check_voice_leading(tok.decode(random_walk(tok, prefix, seed)))
+            for kind in found:
+                found[kind] += report.counts().get(kind, 0)
+        counts[rules] = found
+    assert all(n > 0 for n in counts[False].values())
+    assert all(n == 0 for n in counts[True].values())

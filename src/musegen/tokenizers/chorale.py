@@ -113,12 +113,20 @@ class ChoraleConfig(BarGridConfig):
     sampling (the encoder keeps every note); the defaults are Bach's ranges in the music21
     chorales widened by a fourth each way, room for transposition. ``max_bars`` is the longest
     countdown; longer pieces start with ``LEN_far``/``BAR_far``.
+
+    Two rules of four-part writing the grammar can keep while sampling: ``voice_leading``,
+    no parallel fifths or octaves (unisons, compound intervals) between any two voices, and
+    ``no_crossing``, no voice above the one over it. Neither changes the vocabulary or what
+    the encoder writes; holding a note or resting is always allowed, so the rules never leave
+    a dead end.
     """
 
     soprano: tuple[int, int] = (55, 86)
     alto: tuple[int, int] = (47, 79)
     tenor: tuple[int, int] = (41, 74)
     bass: tuple[int, int] = (31, 71)
+    voice_leading: bool = False
+    no_crossing: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -449,6 +457,11 @@ class BarGridGrammar(Grammar):
         self.cell = 0  # voice of the next cell
         self.n_voices = tok.n_voices
         self.sounding = [False] * tok.n_voices
+        self.parallels = bool(getattr(tok.config, "voice_leading", False))
+        self.crossing = bool(getattr(tok.config, "no_crossing", False))
+        self.rules = self.parallels or self.crossing
+        self.before = [-1] * tok.n_voices  # pitch each voice sounds in the previous row
+        self.now = [-1] * tok.n_voices  # and in this row, as far as it is written
 
     @property
     def done(self) -> bool:
@@ -465,7 +478,10 @@ class BarGridGrammar(Grammar):
         if self.stage != "body":
             return m.only["pad" if self.stage == "done" else self.stage].copy()
         if self.cell:
-            return m.cell[self.cell, int(self.sounding[self.cell])].copy()
+            out = m.cell[self.cell, int(self.sounding[self.cell])].copy()
+            if self.rules:
+                self._voice_leading(out)
+            return out
         out = np.zeros(m.n, dtype=bool)
         in_pickup = self.remaining == 0
         full = self.rows >= (self.bar_steps - 1 if in_pickup else self.bar_steps)
@@ -503,10 +519,40 @@ class BarGridGrammar(Grammar):
             self.next_bar = self._far if value == self._far else value - 1
             self.rows = 0
         else:
-            self.sounding[self.cell] = token != self._tok.rest_id
-            self.cell = (self.cell + 1) % self.n_voices
+            v = self.cell
+            self.sounding[v] = token != self._tok.rest_id
+            if token == self._tok.hold_id:
+                self.now[v] = self.before[v]
+            else:
+                self.now[v] = token - self._tok.pitch_offset if self.sounding[v] else -1
+            self.cell = (v + 1) % self.n_voices
             if self.cell == 0:
                 self.rows += 1
+                self.before = list(self.now)
+
+    def _voice_leading(self, out: np.ndarray) -> None:
+        """Take out of ``out`` the cells of voice ``self.cell`` that break the rules (see
+        :class:`ChoraleConfig`) against the voices already written in this row."""
+        v, lo = self.cell, self._tok.pitch_offset
+        q = np.arange(128)
+        bad = np.zeros(128, dtype=bool)
+        prev_v = self.before[v]
+        above = self.now[v - 1]
+        if self.crossing and above >= 0:  # crossing the voice above
+            bad |= q > above
+        if self.parallels and prev_v >= 0:
+            for u in range(v):
+                prev_u, now_u = self.before[u], self.now[u]
+                if prev_u < 0 or now_u < 0 or prev_u == now_u:
+                    continue  # voice u does not move
+                interval = abs(prev_u - prev_v) % 12
+                if interval not in (0, 7):
+                    continue
+                same_way = np.sign(q - prev_v) == np.sign(now_u - prev_u)
+                bad |= same_way & (q != prev_v) & (np.abs(now_u - q) % 12 == interval)
+        out[lo : lo + 128] &= ~bad
+        if self.crossing and above >= 0 and prev_v > above:
+            out[self._tok.hold_id] = False  # holding would sound above the voice above
 
 
 def main(argv: list[str] | None = None) -> int:
