@@ -85,8 +85,8 @@ def test_generate_errors(
 
 
 def test_generate_deals_out_voices(model_dir: Path, tmp_path: Path) -> None:
-    """--voices N writes N voice tracks (S/A/T/B for four); the shipped bach model's config
-    asks for four, and --voices 0 keeps the piece as generated (one track)."""
+    """--voices N writes N voice tracks (S/A/T/B for four); the shipped bach model writes its
+    four voices itself, and --voices 0 keeps a piece as generated."""
     args = ["generate", "--bars", "2", "--seed", "5"]
     assert main([*args, "--model", str(model_dir), "--voices", "4", "--out", str(tmp_path)]) == 0
     voiced = load(tmp_path / "piece.mid")
@@ -99,8 +99,12 @@ def test_generate_deals_out_voices(model_dir: Path, tmp_path: Path) -> None:
         "Tenor",
         "Bass",
     ]
-    assert main([*args, "--voices", "0", "--out", str(tmp_path / "as-is")]) == 0
-    assert len(load(tmp_path / "as-is" / "piece.mid").tracks) == 1
+    assert json.loads((tmp_path / "bach" / "piece.json").read_text())["voices"] == 0
+    assert (
+        main([*args, "--model", str(model_dir), "--voices", "0", "--out", str(tmp_path / "as-is")])
+        == 0
+    )
+    assert not any(t.voice for t in load(tmp_path / "as-is" / "piece.mid").tracks)
     assert main([*args, "--voices", "-1", "--out", str(tmp_path / "bad")]) == 2
 
 

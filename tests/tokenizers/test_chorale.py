@@ -285,3 +285,12 @@ def test_voice_leading_rules_leave_no_parallels_or_crossings() -> None:
         counts[rules] = found
     assert all(n > 0 for n in counts[False].values())
     assert all(n == 0 for n in counts[True].values())
+
+
+def test_full_start_makes_every_voice_sound_in_the_first_row() -> None:
+    tok = ChoraleTokenizer(full_start=True)
+    prefix = tok.primer_for_length(Score(tpq=TPQ), 2)
+    for seed in range(5):
+        score = tok.decode(random_walk(tok, prefix, seed))
+        firsts = [int(t.notes["start"][0]) for t in score.tracks]
+        assert len(set(firsts)) == 1

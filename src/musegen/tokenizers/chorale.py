@@ -118,7 +118,8 @@ class ChoraleConfig(BarGridConfig):
     no parallel fifths or octaves (unisons, compound intervals) between any two voices, and
     ``no_crossing``, no voice above the one over it. Neither changes the vocabulary or what
     the encoder writes; holding a note or resting is always allowed, so the rules never leave
-    a dead end.
+    a dead end. ``full_start``: every voice sounds in a piece's first row, as in all but a few
+    of Bach's chorales.
     """
 
     soprano: tuple[int, int] = (55, 86)
@@ -127,6 +128,7 @@ class ChoraleConfig(BarGridConfig):
     bass: tuple[int, int] = (31, 71)
     voice_leading: bool = False
     no_crossing: bool = False
+    full_start: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -262,15 +264,14 @@ class BarGridTokenizer(Tokenizer):
         cells = self._score_cells(score)
         sounding = np.flatnonzero((cells != self.rest_id).any(axis=1))
         first = int(sounding[0]) if len(sounding) else 0
-        # a pickup: the first bar's leading rests are padding, dropped; whole empty bars are kept
-        drop = first % bar if first < bar and pickup_meter is None else 0
-        whole = cells
+        # rests before the first note are dropped: whole empty bars, and the padding of a
+        # pickup (what is left of its bar), which the decoder restores
+        drop = first if pickup_meter is None else 0
         cells = cells[drop:]
-        pickup = (bar - drop) % bar if pickup_meter is None else pickup_meter
+        pickup = (bar - drop % bar) % bar if pickup_meter is None else pickup_meter
         n_bars = max(math.ceil((len(cells) - pickup) / bar), 0)
-        if n_bars == 0 and pickup:  # all of it fits before the first bar line: no pickup
-            cells, pickup = whole, 0
-            n_bars = math.ceil(len(cells) / bar)
+        if n_bars == 0 and pickup:  # all of it fits before the first bar line: one bar
+            pickup, n_bars = 0, 1 if len(cells) else 0
         total = n_bars if bars is None else max(bars, n_bars)
         out: list[np.ndarray] = []
         head = [BOS] if bos else []
@@ -409,7 +410,7 @@ _RULES = (
     "  BOS, then one TS_*, then one LEN_n (bars after the pickup; far = more than max_bars)",
     "  pickup: up to one bar minus one row of rows, then BAR_n (n from LEN)",
     "  a row is one cell per voice, top voice first; a cell is REST, a pitch in the voice's",
-    "    range, or HOLD",
+    "    range, or HOLD (with full_start, every voice sounds in the first row)",
     "    (HOLD only when that voice's last cell sounds)",
     "  a bar holds exactly one bar of rows; then BAR_(n-1) — from far: BAR_far or BAR_max",
     "  the last bar (BAR_1) ends with EOS after at least one row, at most a full bar",
@@ -462,6 +463,7 @@ class BarGridGrammar(Grammar):
         self.rules = self.parallels or self.crossing
         self.before = [-1] * tok.n_voices  # pitch each voice sounds in the previous row
         self.now = [-1] * tok.n_voices  # and in this row, as far as it is written
+        self.first_row = bool(getattr(tok.config, "full_start", False))  # all voices sound
 
     @property
     def done(self) -> bool:
@@ -481,12 +483,16 @@ class BarGridGrammar(Grammar):
             out = m.cell[self.cell, int(self.sounding[self.cell])].copy()
             if self.rules:
                 self._voice_leading(out)
+            if self.first_row:
+                out[self._tok.rest_id] = False  # a piece begins with every voice
             return out
         out = np.zeros(m.n, dtype=bool)
         in_pickup = self.remaining == 0
         full = self.rows >= (self.bar_steps - 1 if in_pickup else self.bar_steps)
         if not full:
             out |= m.cell[0, int(self.sounding[0])]
+            if self.first_row:
+                out[self._tok.rest_id] = False  # a piece begins with every voice
         if in_pickup or full:
             bar_lo = self._tok.vocab.offset("bar")
             for value in self._bar_choices():
@@ -529,6 +535,7 @@ class BarGridGrammar(Grammar):
             if self.cell == 0:
                 self.rows += 1
                 self.before = list(self.now)
+                self.first_row = False
 
     def _voice_leading(self, out: np.ndarray) -> None:
         """Take out of ``out`` the cells of voice ``self.cell`` that break the rules (see
