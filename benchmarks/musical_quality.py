@@ -117,7 +117,7 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
 
 
 # ----------------------------------------------------------------------------- generators
-def model_sampling_defaults(meta: dict[str, Any]) -> dict[str, float]:
+def model_sampling_defaults(meta: dict[str, Any]) -> dict[str, Any]:
     """The temperature and top-p ``musegen generate`` uses for a model when none is given:
     the command's own rule where it has one, else 1.0 and 0.95."""
     try:
@@ -152,7 +152,7 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
             model, bars=args.bars, num=num, seed=args.seed, temperature=temperature, qpm=80.0
         )
         return chorales, 0, settings
-    request = PieceRequest(bars=args.bars)
+    request = PieceRequest(bars=args.bars, time_signature=defaults.get("time_signature"))
     sampling = SamplingConfig(
         temperature=temperature,
         top_k=args.top_k,

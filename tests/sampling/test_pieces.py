@@ -78,3 +78,22 @@ def test_compose_with_a_length_carrying_tokenizer_ends_on_the_bar_line() -> None
         assert piece.time_signatures[0].numerator == 3
         # a pickup is padded to a whole bar: 2 or 3 bars in all, never more
         assert 0 < piece.end <= 3 * bar
+
+
+def test_compose_draws_each_pieces_meter_from_the_model_when_none_is_asked() -> None:
+    tok = get_tokenizer("melody")
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    lo, _ = tok.vocab.span("ts")
+    favour = torch.zeros(len(tok))
+    favour[lo + tok.config.time_signatures.index("3/4")] = 3.0  # about half of the draws
+    favour[lo + tok.config.time_signatures.index("6/8")] = 3.0
+    model.register_forward_hook(lambda _m, _i, out: (out[0] + favour, *out[1:]))
+    request, sampling = PieceRequest(bars=1), SamplingConfig(seed=3)
+    first = compose(model, tok, request, sampling, num=8)
+    meters = [f"{p.time_signatures[0].numerator}/{p.time_signatures[0].denominator}" for p in first]
+    assert len(set(meters)) > 1 and set(meters) <= set(tok.config.time_signatures)
+    again = compose(model, tok, request, SamplingConfig(seed=3), num=8)
+    assert [p.time_signatures[0] for p in again] == [p.time_signatures[0] for p in first]
+    asked = compose(model, tok, PieceRequest(bars=1, time_signature="6/8"), sampling, num=3)
+    assert all(p.time_signatures[0].numerator == 6 for p in asked)

@@ -6,6 +6,7 @@ import argparse
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,13 +89,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_models)
 
 
-def sampling_defaults(meta: dict) -> dict[str, float]:  # type: ignore[type-arg]
-    """Temperature and top-p a model's config asks for (chosen on its valid split), else
-    1.0 and 0.95."""
+def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Temperature, top-p and meter a model's config asks for (chosen on its valid split),
+    else 1.0, 0.95 and none (a model that starts with a meter token draws one)."""
     given = meta.get("sampling") or {}
     return {
         "temperature": float(given.get("temperature", 1.0)),
         "top_p": float(given.get("top_p", 0.95)),
+        "time_signature": given.get("time_signature"),  # None: the model draws each meter
     }
 
 
@@ -119,7 +121,7 @@ def run_generate(args: argparse.Namespace) -> int:
         primer=load(args.primer) if args.primer else None,
         primer_bars=args.primer_bars,
         tempo=args.tempo,
-        time_signature=args.time_signature,
+        time_signature=args.time_signature or sampling_defaults(_meta)["time_signature"],
         key=args.key,
         program=args.program,
         max_tokens=args.tokens,

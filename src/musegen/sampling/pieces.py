@@ -8,7 +8,7 @@ tokenizer cannot express (key by transposition, instrument by program).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -82,7 +82,28 @@ def compose(
     num: int = 1,
     progress: bool = False,
 ) -> list[Score]:
-    """``num`` pieces continuing ``request``'s primer, cut to its length, keyed and voiced."""
+    """``num`` pieces continuing ``request``'s primer, cut to its length, keyed and voiced.
+
+    A tokenizer that carries the length (the bar-grid ones) starts each piece with its meter:
+    when none is asked for, each piece's meter is drawn from what the model writes after BOS,
+    as training pieces begin.
+    """
+    meters = _draw_meters(model, tokenizer, request, sampling, num)
+    if meters is not None:
+        pieces: list[Score | None] = [None] * num
+        for k, meter in enumerate(dict.fromkeys(meters)):  # in order of first appearance
+            rows = [i for i, m in enumerate(meters) if m == meter]
+            out = compose(
+                model,
+                tokenizer,
+                replace(request, time_signature=meter),
+                replace(sampling, seed=sampling.seed + k),
+                num=len(rows),
+                progress=progress,
+            )
+            for i, piece in zip(rows, out, strict=True):
+                pieces[i] = piece
+        return [p for p in pieces if p is not None]
     prime = primer_score(request)
     prime_q = tokenizer.prepare(prime)
     for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
@@ -135,6 +156,37 @@ def compose(
             score = score.slice_ticks(0, target)
         pieces.append(_finish(score, request, prime_q))
     return pieces
+
+
+def _draw_meters(
+    model: object, tokenizer: Tokenizer, request: PieceRequest, sampling: SamplingConfig, num: int
+) -> list[str] | None:
+    """Each piece's time signature, drawn from the model's first token (``TS_*`` after BOS),
+    for a tokenizer that carries a length and a request that names no meter; else None."""
+    if (
+        request.bars is None
+        or request.seconds is not None
+        or request.primer is not None
+        or request.time_signature
+        or "ts" not in tokenizer.vocab
+        or tokenizer.primer_for_length(Score(tpq=480), 1) is None
+    ):
+        return None
+    import torch
+
+    from musegen.models.base import last_logits
+
+    lo, hi = tokenizer.vocab.span("ts")
+    device = next(model.parameters()).device  # type: ignore[attr-defined]
+    model.eval()  # type: ignore[attr-defined]
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([[BOS]], device=device))  # type: ignore[operator]
+    z = last_logits(logits)[0, lo:hi].astype(np.float64) / max(sampling.temperature, 1e-6)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    rng = np.random.default_rng([sampling.seed, 1])
+    labels = tokenizer.config.time_signatures  # type: ignore[attr-defined]
+    return [labels[i] for i in rng.choice(hi - lo, size=num, p=p)]
 
 
 def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:
