@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import torch
 from musegen.cli.main import main
 from musegen.errors import MusegenError
 from musegen.io import load, save
+from musegen.metrics.voice_leading import check_voice_leading
 from musegen.models import build_model, save_model
 from musegen.sampling.gibbs import (
     AnnealSchedule,
+    HarmonizeOptions,
     generate_chorales,
     grid_score,
     harmonize,
@@ -24,6 +27,7 @@ from musegen.sampling.gibbs import (
     sample_pitches,
     score_grid,
 )
+from musegen.sampling.rules_energy import RuleWeights
 from musegen.score import Note, Score, TimeSignature, Track
 
 RANGES = {"soprano": [60, 79], "alto": [55, 72], "tenor": [50, 67], "bass": [48, 62]}
@@ -57,6 +61,14 @@ def melody(pitches: list[int], quarter: int = 480) -> Score:
     """Quarter notes; a repeated pitch stays two notes."""
     notes = [Note(p, i * quarter, quarter) for i, p in enumerate(pitches)]
     return Score(tracks=[Track.from_notes(notes)], time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def parallels(score: Score) -> int:
+    counts = check_voice_leading(score).counts()
+    return counts["parallel_fifths"] + counts["parallel_octaves"]
+
+
+TUNE = [72, 74, 76, 74, 72, 71, 72, 74, 76, 77, 79, 77, 76, 74, 72, 72]
 
 
 def chorale(bars: int = 4) -> Score:
@@ -105,6 +117,31 @@ def test_sampling_is_reproducible_from_the_seed(model: torch.nn.Module) -> None:
     assert in_range(greedy)
 
 
+def test_a_penalty_steers_and_forbids_but_never_forbids_everything(
+    model: torch.nn.Module,
+) -> None:
+    every_step = AnnealSchedule(pmin=1.0, pmax=1.0, steps=2)  # step 1 redraws every free cell
+    pitches = np.full((16, 4), 60)
+    given = np.zeros((16, 4), dtype=bool)
+    given[:, 0] = True
+    wanted = np.array([72, 64, 57, 50])  # the one pitch each voice is allowed
+
+    def only(grid: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        assert grid.shape == hidden.shape == (1, 16, 4) and not hidden[..., 0].any()
+        classes = np.arange(model.config.n_classes) - 1 + model.config.low
+        voice = np.nonzero(hidden)[2]
+        return np.where(classes[None, :] == wanted[voice, None], 0, np.inf)
+
+    out = sample_pitches(model, pitches, given, seed=0, schedule=every_step, penalty=only)
+    assert (out[:, 1:] == wanted[1:]).all()
+
+    def nothing(grid: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        return np.full((int(hidden.sum()), model.config.n_classes), np.inf)
+
+    out = sample_pitches(model, pitches, given, seed=0, schedule=every_step, penalty=nothing)
+    assert in_range(np.where(given, 72, out))  # ignored where it forbids every class
+
+
 def test_given_notes_off_the_model_axis_are_refused(model: torch.nn.Module) -> None:
     pitches = np.full((4, 4), 60)
     pitches[0, 0] = 100
@@ -151,6 +188,56 @@ def test_harmonize_top_voice_of_a_polyphonic_input_and_other_given_voices(
         harmonize(model, poly, "SAB")
     with pytest.raises(MusegenError, match="no notes"):
         harmonize(model, Score())
+
+
+def test_harmonize_strict_never_writes_parallel_fifths_or_octaves(
+    model: torch.nn.Module,
+) -> None:
+    line = melody(TUNE)
+    bare = HarmonizeOptions.plain()
+    plain = [harmonize(model, line, seed=s, schedule=FAST, options=bare) for s in range(3)]
+    assert sum(parallels(p) for p in plain) > 0  # the random tiny model writes them freely
+    for seed in range(3):
+        strict = HarmonizeOptions(strict=True)
+        out = harmonize(model, line, seed=seed, schedule=FAST, options=strict)
+        assert parallels(out) == 0
+        assert out.tracks[0].notes.tolist() == line.tracks[0].notes.tolist()
+        pitch, _ = score_grid(out)
+        assert (pitch >= 0).all() and in_range(pitch)
+    # the guarantee holds without any steering too: the repair pass alone
+    bare = HarmonizeOptions(rules=RuleWeights(), smooth="none", strict=True)
+    assert parallels(harmonize(model, line, seed=0, schedule=FAST, options=bare)) == 0
+
+
+def test_harmonize_options(model: torch.nn.Module) -> None:
+    line = melody(TUNE[:8])
+    best = HarmonizeOptions(samples=3)
+    a = harmonize(model, line, seed=4, schedule=FAST, options=best)
+    b = harmonize(model, line, seed=4, schedule=FAST, options=best)
+    assert [t.notes.tolist() for t in a.tracks] == [t.notes.tolist() for t in b.tracks]
+    smooth = harmonize(model, line, seed=4, schedule=FAST, options=HarmonizeOptions(smooth="all"))
+    for track in smooth.tracks[1:3]:  # no 16th notes left in the alto and tenor, here
+        assert (track.notes["duration"] >= smooth.tpq // 2).all()
+    for bad in ({"smooth": "some"}, {"samples": 0}):
+        with pytest.raises(MusegenError):
+            HarmonizeOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_shipped_model_harmonizes_strictly_and_cleanly() -> None:
+    """The shipped Coconet, 4 bars: strict writes no parallels; the default steering leaves
+    far fewer voice-leading errors than bare Coconet on the same melody and seed."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    shipped, _ = load_model(resolve_model("coconet"))
+    line = melody(TUNE)
+    short = AnnealSchedule(steps=16)
+    out = harmonize(shipped, line, seed=0, schedule=short, options=HarmonizeOptions(strict=True))
+    assert parallels(out) == 0
+    assert out.tracks[0].notes.tolist() == line.tracks[0].notes.tolist()
+    errors = len(check_voice_leading(harmonize(shipped, line, seed=0, schedule=short)).errors)
+    plain = harmonize(shipped, line, seed=0, schedule=short, options=HarmonizeOptions.plain())
+    assert errors < len(check_voice_leading(plain).errors)
 
 
 def test_infill_rewrites_only_the_chosen_bars_and_voices(model: torch.nn.Module) -> None:
@@ -202,6 +289,12 @@ def test_cli_harmonize_and_infill_write_files(model_dir: Path, tmp_path: Path) -
     assert len([t for t in score.tracks if len(t)]) == 4
     assert (out / "tune_harmonized.json").exists()
 
+    strict = [*args, "--strict", "--samples", "2", "--name", "strict"]
+    assert main([*strict, "--out", str(out), "--seed", "3"]) == 0
+    assert parallels(load(out / "strict.mid")) == 0
+    info = json.loads((out / "strict.json").read_text())
+    assert info["strict"] is True and info["samples"] == 2
+
     save(chorale(bars=3), tmp_path / "piece.mid")
     args = ["infill", str(tmp_path / "piece.mid"), "--bars", "2", "--voices", "AT"]
     assert main([*args, "--model", str(model_dir), "--steps", "4", "--out", str(out)]) == 0
@@ -223,6 +316,7 @@ def test_cli_harmonize_with_the_csp_harmonizer(tmp_path: Path) -> None:
     [
         (["harmonize", "{empty}"], "no notes"),
         (["harmonize", "{tune}", "--voices", "SX"], "--voices"),
+        (["harmonize", "{tune}", "--samples", "0"], "--samples"),
         (["infill", "{piece}", "--bars", "7-2"], "--bars"),
         (["infill", "{piece}", "--bars", "9"], "has 2 bar"),
         (["infill", "{piece}", "--bars", "1", "--voices", "Q"], "--voices"),

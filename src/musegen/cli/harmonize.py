@@ -29,6 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SATB",
         help="the voices MELODY gives (default S); several need that many parts in the file",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="never write a parallel fifth or octave (Coconet: forbidden while sampling, then "
+        "any left repaired; the csp harmonizer forbids them anyway)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Coconet: harmonize N times, keep the one with the fewest voice-leading errors "
+        "(N times slower; default 1)",
+    )
     _common(p, name_help="file name stem (default: MELODY's name + _harmonized[_csp])")
     p.set_defaults(func=run_harmonize)
 
@@ -96,9 +110,11 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
     from musegen.errors import MusegenError
     from musegen.io import load
-    from musegen.sampling.gibbs import harmonize, parse_voices
+    from musegen.sampling.gibbs import HarmonizeOptions, harmonize, parse_voices
 
     parse_voices(args.voices)  # bad --voices fails before anything is loaded
+    if args.samples < 1:
+        raise MusegenError(f"--samples must be at least 1, got {args.samples}")
     melody = load(args.melody)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
@@ -119,6 +135,7 @@ def run_harmonize(args: argparse.Namespace) -> int:
             seed=seed,
             temperature=args.temperature,
             schedule=_schedule(args),
+            options=HarmonizeOptions(samples=args.samples, strict=args.strict),
         )
         model_info = str(folder)
     info = {
@@ -126,6 +143,8 @@ def run_harmonize(args: argparse.Namespace) -> int:
         "input": args.melody,
         "model": model_info,
         "voices_given": args.voices.upper(),
+        "strict": args.strict,
+        "samples": None if args.model == "csp" else args.samples,
         "seed": seed,
         "temperature": args.temperature,
         "steps": args.steps,

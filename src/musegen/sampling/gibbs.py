@@ -23,13 +23,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from musegen.errors import MusegenError
+from musegen.sampling.rules_energy import (
+    RuleContext,
+    RuleWeights,
+    cell_energy,
+    repair_parallels,
+    smooth_fragments,
+)
 from musegen.score import VOICES, Score, Tempo, TimeSignature, Track
+
+# The rule and articulation energies harmonize uses by default (see HarmonizeOptions).
+DEFAULT_RULES = RuleWeights(
+    parallel=math.inf,
+    hidden=3.0,
+    overlap=3.0,
+    crossing=3.0,
+    spacing=3.0,
+    range=3.0,
+    leap=3.0,
+    augmented=2.0,
+    change_8th=0.5,
+    change_16th=2.0,
+)
+SMOOTHING = ("fragments", "all", "none")
 
 STEPS_PER_QUARTER = 4  # the grid Coconet is trained on: 16th notes
 DECODE_TPQ = 480  # ticks per quarter of the scores made from grids
@@ -95,11 +117,17 @@ def gibbs(
     generator: torch.Generator | None = None,
     allow_rest: bool = False,
     on_step: Callable[[int, int], None] | None = None,
+    penalty: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Fill the free cells of class grids ``cells [B, T, 4]`` (``given`` marks fixed cells).
 
     Returns a new grid; given cells are copied unchanged. ``temperature`` 0 takes the most
-    likely class instead of sampling.
+    likely class instead of sampling. ``penalty``, if given, is called before each step
+    after the first (the first redraws every free cell, whose current values mean nothing
+    yet) with the grid and the cells about to be redrawn; it returns their energies
+    ``[K, classes]`` (in the order of ``cells[hidden]``), which are subtracted from the
+    logits. An infinite energy forbids a class, unless it would forbid every class of a
+    cell: there the penalty is ignored.
     """
     if temperature < 0:
         raise MusegenError(f"temperature must be >= 0, got {temperature}")
@@ -122,6 +150,10 @@ def gibbs(
             continue
         logits = model(cells, hidden).float() + bias
         picked = logits[hidden]  # [K, classes]
+        if penalty is not None and n > 0:
+            steered = picked - penalty(cells, hidden)
+            dead = ~torch.isfinite(steered).any(dim=-1, keepdim=True)
+            picked = torch.where(dead, picked, steered)
         if temperature == 0:
             draws = picked.argmax(dim=-1)
         else:
@@ -143,11 +175,14 @@ def sample_pitches(
     temperature: float = 1.0,
     schedule: AnnealSchedule | None = None,
     allow_rest: bool = False,
+    penalty: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """:func:`gibbs` on MIDI pitch grids ``[T, 4]`` or ``[B, T, 4]`` (-1 = silent).
 
     Given cells must lie on the model's pitch axis (``low..high``); free cells' values are
-    ignored. Returns int64 pitches of the same shape.
+    ignored. ``penalty`` takes the current pitch grid ``[B, T, 4]`` and the mask of the cells
+    about to be redrawn and returns their energies ``[K, classes]`` (see :func:`gibbs`).
+    Returns int64 pitches of the same shape.
     """
     from musegen.models.coconet import to_classes, to_pitches
 
@@ -168,6 +203,12 @@ def sample_pitches(
         )
     cells = to_classes(torch.from_numpy(values), cfg.low, cfg.high)
     gen = torch.Generator().manual_seed(int(seed))
+
+    def on_classes(grid: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        assert penalty is not None
+        energy = penalty(to_pitches(grid, cfg.low).numpy(), hidden.numpy())
+        return torch.from_numpy(np.asarray(energy, dtype=np.float32))
+
     out = gibbs(
         model,
         cells,
@@ -176,6 +217,7 @@ def sample_pitches(
         schedule=schedule,
         generator=gen,
         allow_rest=allow_rest,
+        penalty=None if penalty is None else on_classes,
     )
     result = to_pitches(out, cfg.low).numpy()
     result = np.where(mask, arr, result)  # exactly the given values, by construction
@@ -283,6 +325,42 @@ def _with_maps(out: Score, source: Score) -> Score:
 
 
 # --------------------------------------------------------------------------- tasks
+@dataclass(frozen=True)
+class HarmonizeOptions:
+    """How :func:`harmonize` steers and cleans Coconet's voices (the defaults are the
+    combination chosen on the valid sopranos; ``HarmonizeOptions.plain()`` is bare Coconet).
+
+    ``rules``: voice-leading and articulation energies subtracted from every Gibbs
+    conditional (:mod:`musegen.sampling.rules_energy`). ``smooth``: after sampling, 16th
+    notes of the generated ``smooth_voices`` merge into a neighbouring note where that breaks
+    no more rules: ``"fragments"`` keeps the stepwise passing and neighbour 16ths of the
+    second half of a beat (how Bach writes them), ``"all"`` merges any, ``"none"`` none. ``samples``: harmonize this many times in one
+    batch and keep the one with the fewest voice-leading errors by
+    :func:`~musegen.metrics.voice_leading.check_voice_leading` (the first on a tie).
+    ``strict``: never write a parallel fifth or octave: such classes are forbidden in the
+    conditionals and :func:`~musegen.sampling.rules_energy.repair_parallels` removes any that
+    simultaneous draws still made.
+    """
+
+    rules: RuleWeights = field(default_factory=lambda: DEFAULT_RULES)
+    smooth: str = "fragments"
+    smooth_voices: str = "AT"
+    samples: int = 1
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.smooth not in SMOOTHING or self.samples < 1:
+            raise MusegenError(
+                f"need smooth in {', '.join(SMOOTHING)} and samples >= 1, "
+                f"got {self.smooth!r}, {self.samples}"
+            )
+
+    @classmethod
+    def plain(cls) -> HarmonizeOptions:
+        """Bare Coconet: no energies, no smoothing, one sample."""
+        return cls(rules=RuleWeights(), smooth="none")
+
+
 def harmonize(
     model: torch.nn.Module,
     line: Score,
@@ -291,6 +369,7 @@ def harmonize(
     seed: int = 0,
     temperature: float = 1.0,
     schedule: AnnealSchedule | None = None,
+    options: HarmonizeOptions | None = None,
 ) -> Score:
     """Four voices around the given line(s) of ``line``.
 
@@ -300,8 +379,10 @@ def harmonize(
     reduces chords).
     Several: tracks labelled with those voices, else that many pitched tracks ordered high to
     low. The line is transposed into its voice's range if needed (the result is moved back);
-    the other voices are sampled. Given notes keep their onsets and pitches exactly.
+    the other voices are sampled, steered and cleaned as ``options`` says
+    (:class:`HarmonizeOptions`). Given notes keep their onsets and pitches exactly.
     """
+    opts = options or HarmonizeOptions()
     idx = parse_voices(voices)
     pitched = [t for t in line.tracks if not t.is_drum and len(t)]
     if not pitched:
@@ -323,18 +404,123 @@ def harmonize(
                 f"--voices {voices} needs {len(idx)} parts (tracks labelled {voices.upper()} or "
                 f"exactly {len(idx)} pitched tracks); the input has {len(pitched)}"
             )
-    pitch, onset = score_grid(Score(tpq=line.tpq, tracks=tracks))
+    given_line = Score(tpq=line.tpq, tracks=tracks)
+    pitch, onset = score_grid(given_line)
     if not (pitch >= 0).any():
         raise MusegenError("the melody has no notes on the 16th-note grid")
     given = np.zeros_like(pitch, dtype=bool)
     given[:, idx] = True
-    out = _sample_in_range(
-        model, pitch, given, seed=seed, temperature=temperature, schedule=schedule
+    kept_onsets = np.where(given, onset, False)
+    best: tuple[int, Score] | None = None
+    for grid in _harmonize_grids(
+        model, pitch, given, given_line, opts, seed, temperature, schedule
+    ):
+        result = grid_score(grid, kept_onsets)
+        for i, t in zip(idx, tracks, strict=True):
+            _copy_velocities(result.tracks[i], t, line.tpq)
+        result = _with_maps(result, line)
+        if opts.samples == 1:
+            return result
+        from musegen.metrics.voice_leading import check_voice_leading
+
+        errors = len(check_voice_leading(result).errors)
+        if best is None or errors < best[0]:
+            best = (errors, result)
+    assert best is not None
+    return best[1]
+
+
+def _harmonize_grids(
+    model: torch.nn.Module,
+    pitch: np.ndarray,
+    given: np.ndarray,
+    line: Score,
+    opts: HarmonizeOptions,
+    seed: int,
+    temperature: float,
+    schedule: AnnealSchedule | None,
+) -> list[np.ndarray]:
+    """``opts.samples`` finished pitch grids ``[T, 4]`` (given cells exact), sampled in one
+    batch in the model's range, steered, smoothed and (strict) repaired there, moved back."""
+    from musegen.metrics.harmony import estimate_key
+
+    shift = _fit_shift(pitch, given, model)
+    moved = np.where(pitch >= 0, pitch + shift, -1)
+    key = estimate_key(line)
+    context = RuleContext(key=None if key is None else (key.tonic, key.minor)).shifted(shift)
+    weights = replace(opts.rules, parallel=math.inf) if opts.strict else opts.rules
+    cand = _candidates(model)
+    penalty = None
+    if weights.any:
+
+        def penalty(grid: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+            steps = np.flatnonzero(hidden.any(axis=(0, 2)))  # the steps being redrawn
+            return cell_energy(grid, cand, weights, context, steps)[hidden[:, steps]]
+
+    k = opts.samples
+    out = sample_pitches(
+        model,
+        np.repeat(moved[None], k, 0),
+        np.repeat(given[None], k, 0),
+        seed=seed,
+        temperature=temperature,
+        schedule=schedule,
+        penalty=penalty,
     )
-    result = grid_score(out, np.where(given, onset, False))
-    for i, t in zip(idx, tracks, strict=True):
-        _copy_velocities(result.tracks[i], t, line.tpq)
-    return _with_maps(result, line)
+    free = ~given
+    inner = [VOICES.index(c) for c in opts.smooth_voices.upper()]
+    grids = []
+    for grid in out:
+        if opts.smooth != "none":
+            keep = opts.smooth == "fragments"
+            grid = smooth_fragments(
+                grid, free, inner, opts.rules, context, keep_ornaments=keep, strict=opts.strict
+            )
+        if opts.strict:
+            grid = repair_parallels(
+                grid,
+                free,
+                cand,
+                _preference(model, opts.rules, context),
+                allowed_classes(model).numpy(),
+            )
+        grid = np.where(grid >= 0, grid - shift, -1)
+        grids.append(np.where(given, pitch, grid))
+    return grids
+
+
+def _candidates(model: torch.nn.Module) -> np.ndarray:
+    """The pitch of each class of ``model`` (-1 for the rest class)."""
+    cfg = model.config
+    return np.concatenate([[-1], np.arange(cfg.low, cfg.high + 1)])
+
+
+def _preference(
+    model: torch.nn.Module, weights: RuleWeights, context: RuleContext
+) -> Callable[[np.ndarray, list[tuple[int, int]]], np.ndarray]:
+    """Scores for :func:`repair_parallels`: the model's logits of the asked cells, each
+    hidden and given the rest of the grid, less their rule energy; out-of-range classes and
+    the rest class are ruled out."""
+    from musegen.models.coconet import to_classes
+
+    cfg = model.config
+    ok = allowed_classes(model).numpy()
+    cand = _candidates(model)
+
+    @torch.no_grad()
+    def score(grid: np.ndarray, cells: list[tuple[int, int]]) -> np.ndarray:
+        t, v = np.array(cells).T
+        hidden = torch.zeros((1, *grid.shape), dtype=torch.bool)
+        hidden[0, t, v] = True
+        classes = to_classes(torch.from_numpy(grid[None]), cfg.low, cfg.high)
+        was_training = model.training
+        model.eval()
+        logits = model(classes, hidden).float()[0, t, v].numpy()
+        model.train(was_training)
+        energy = cell_energy(grid[None], cand, weights, context, t)[0, np.arange(len(t)), v]
+        return np.where(ok[v], logits - energy, -np.inf)
+
+    return score
 
 
 def parse_bars(text: str) -> tuple[int, int]:
