@@ -134,6 +134,8 @@ def test_repair_keeps_to_the_allowed_pitches_and_the_preference() -> None:
     assert parallels(fixed) == 0
     moved = fixed[:, 3] != grid[:, 3]
     assert ((fixed[moved, 3] < 52) | (fixed[moved, 3] == np.roll(fixed[:, 3], 1)[moved])).all()
+    few = np.arange(40, 46)  # no candidate near the inner voices: only holding fixes them
+    assert parallels(repair_parallels(grid, free, few)) == 0
 
 
 def test_smoothing_merges_fragments_and_keeps_ornaments() -> None:

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "corpus:NAME) is read on a 16th-note grid: its track labelled with the voice (e.g. "
         "Soprano) if it has one, else all its notes, a polyphonic line reduced to its top note "
         "per step (bottom note for --voices T or B). It is transposed into its voice's range "
-        "if needed and the result moved back. Given notes are kept exactly.",
+        "if needed and the result moved back. Given notes are kept exactly. Coconet's draws "
+        "are steered by the textbook voice-leading rules and a preference for held notes, and "
+        "stray 16ths of the alto and tenor are merged; --strict guarantees no parallel fifths "
+        "or octaves.",
     )
     p.add_argument("melody", metavar="MELODY", help="MIDI/MusicXML/ABC file or corpus:NAME")
     p.add_argument("--model", "-m", default="coconet", metavar="NAME|PATH", help=MODEL_HELP)

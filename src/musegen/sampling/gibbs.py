@@ -16,14 +16,17 @@ model and input give the same music. Classes outside each voice's range (and, un
 
 Task functions take and return :class:`~musegen.score.Score` objects; given voices keep their
 notes exactly (onsets included: a repeated note stays two notes), generated voices follow the
-Coconet convention that equal neighbouring cells are one held note.
+Coconet convention that equal neighbouring cells are one held note. :func:`harmonize` also
+steers every conditional with voice-leading and articulation energies, merges stray 16ths of
+the inner voices and, asked to, guarantees no parallel fifths or octaves
+(:class:`HarmonizeOptions`, :mod:`musegen.sampling.rules_energy`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,7 +41,8 @@ from musegen.sampling.rules_energy import (
 )
 from musegen.score import VOICES, Score, Tempo, TimeSignature, Track
 
-# The rule and articulation energies harmonize uses by default (see HarmonizeOptions).
+# The rule and articulation energies harmonize uses by default, chosen on the valid sopranos
+# (benchmarks/harmonize_voice_leading.py; the comparison is in docs/benchmarks.md).
 DEFAULT_RULES = RuleWeights(
     parallel=math.inf,
     hidden=3.0,
@@ -332,27 +336,30 @@ class HarmonizeOptions:
 
     ``rules``: voice-leading and articulation energies subtracted from every Gibbs
     conditional (:mod:`musegen.sampling.rules_energy`). ``smooth``: after sampling, 16th
-    notes of the generated ``smooth_voices`` merge into a neighbouring note where that breaks
-    no more rules: ``"fragments"`` keeps the stepwise passing and neighbour 16ths of the
-    second half of a beat (how Bach writes them), ``"all"`` merges any, ``"none"`` none. ``samples``: harmonize this many times in one
-    batch and keep the one with the fewest voice-leading errors by
+    notes of the generated ``smooth_voices`` merge into a neighbouring note where that
+    breaks no more rules: ``"fragments"`` keeps the stepwise passing and neighbour 16ths of
+    the second half of a beat (how Bach writes them), ``"all"`` merges any, ``"none"``
+    none. ``samples``: harmonize this many times in one batch (that many times slower) and
+    keep the one with the fewest voice-leading errors by
     :func:`~musegen.metrics.voice_leading.check_voice_leading` (the first on a tie).
     ``strict``: never write a parallel fifth or octave: such classes are forbidden in the
-    conditionals and :func:`~musegen.sampling.rules_energy.repair_parallels` removes any that
-    simultaneous draws still made.
+    conditionals, smoothing never makes one, and
+    :func:`~musegen.sampling.rules_energy.repair_parallels` removes any that simultaneous
+    draws still made.
     """
 
-    rules: RuleWeights = field(default_factory=lambda: DEFAULT_RULES)
+    rules: RuleWeights = DEFAULT_RULES
     smooth: str = "fragments"
     smooth_voices: str = "AT"
     samples: int = 1
     strict: bool = False
 
     def __post_init__(self) -> None:
-        if self.smooth not in SMOOTHING or self.samples < 1:
+        voices = self.smooth_voices.upper()
+        if self.smooth not in SMOOTHING or self.samples < 1 or set(voices) - set(VOICES):
             raise MusegenError(
-                f"need smooth in {', '.join(SMOOTHING)} and samples >= 1, "
-                f"got {self.smooth!r}, {self.samples}"
+                f"need smooth in {', '.join(SMOOTHING)}, smooth_voices of S/A/T/B and "
+                f"samples >= 1, got {self.smooth!r}, {self.smooth_voices!r}, {self.samples}"
             )
 
     @classmethod

@@ -34,6 +34,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from musegen.errors import MusegenError
 from musegen.metrics.voice_leading import MAX_LEAP, MAX_SPACING, VOICE_RANGES, is_augmented
 from musegen.score import VOICES
 
@@ -76,8 +77,6 @@ class RuleWeights:
     change_16th: float = 0.0
 
     def __post_init__(self) -> None:
-        from musegen.errors import MusegenError
-
         for f in fields(self):
             if getattr(self, f.name) < 0:
                 raise MusegenError(f"rule weight {f.name} must be >= 0")
@@ -505,8 +504,11 @@ def _best_fix(
 ) -> tuple[int, float, int]:
     """``(parallels out, -score, pitch)`` of the best ``allowed`` candidate for cell
     ``(t, v)`` among those that make no parallel into step ``t``; holding the previous pitch
-    always qualifies."""
-    p_in, p_out = parallel_counts(p[None], cand, np.array([t]))
-    ok = ((p_in[0, 0, v] == 0) & allowed) | (cand == p[t - 1, v])
+    always qualifies (it is added, least preferred, if it is not a candidate)."""
     s = np.zeros(len(cand)) if score is None else np.asarray(score, np.float64)
+    hold = int(p[t - 1, v])
+    if hold not in cand:
+        cand, allowed, s = np.append(cand, hold), np.append(allowed, False), np.append(s, -np.inf)
+    p_in, p_out = parallel_counts(p[None], cand, np.array([t]))
+    ok = ((p_in[0, 0, v] == 0) & allowed) | (cand == hold)
     return min((int(p_out[0, 0, v, k]), -float(s[k]), int(cand[k])) for k in np.flatnonzero(ok))
