@@ -115,18 +115,18 @@ def run_generate(args: argparse.Namespace) -> int:
     torch.manual_seed(seed)
     model, tok, _meta, folder = load_for_generation(args.model, args.device)
     bars = args.bars if args.bars is not None or args.seconds or args.tokens else 8
+    defaults = sampling_defaults(_meta)
     request = PieceRequest(
         bars=bars,
         seconds=args.seconds,
         primer=load(args.primer) if args.primer else None,
         primer_bars=args.primer_bars,
         tempo=args.tempo,
-        time_signature=args.time_signature or sampling_defaults(_meta)["time_signature"],
+        time_signature=args.time_signature or defaults["time_signature"],
         key=args.key,
         program=args.program,
         max_tokens=args.tokens,
     )
-    defaults = sampling_defaults(_meta)
     temperature = defaults["temperature"] if args.temperature is None else args.temperature
     sampling = SamplingConfig(
         temperature=temperature,

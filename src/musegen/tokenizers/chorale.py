@@ -42,6 +42,7 @@ from musegen.tokenizers.grid import (
     _pick_voice,
     _runs,
     full_range_satb,
+    pitch_pair,
 )
 
 DEFAULT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "2/2", "3/2", "6/4", "6/8", "9/8", "12/8")
@@ -82,13 +83,7 @@ class BarGridConfig(TokenizerConfig):
         raise NotImplementedError
 
     def _check_range(self, name: str) -> None:
-        pair = tuple(int(x) for x in getattr(self, name))  # JSON gives lists
-        if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 127:
-            raise MusegenError(
-                f"{type(self).__name__}.{name} must be [low, high] within 0..127, "
-                f"got {getattr(self, name)!r}"
-            )
-        setattr(self, name, pair)
+        setattr(self, name, pitch_pair(f"{type(self).__name__}.{name}", getattr(self, name)))
 
     def bar_steps(self, ts: str) -> int:
         """Rows in one bar of the meter ``ts`` ("3/4" -> 12 at four steps a quarter)."""
@@ -430,6 +425,9 @@ class _Masks:
             "ts": tok.vocab.mask("ts"),
             "len": tok.vocab.mask("len"),
         }
+        self.ts_lo = tok.vocab.offset("ts")
+        self.len_lo = tok.vocab.offset("len")
+        self.bar_lo, self.bar_hi = tok.vocab.span("bar")
         self.cell = np.zeros((tok.n_voices, 2, n), dtype=bool)  # [voice, sounding]
         for v, (low, high) in enumerate(tok.config.ranges):
             self.cell[v, :, tok.rest_id] = True
@@ -494,9 +492,8 @@ class BarGridGrammar(Grammar):
             if self.first_row:
                 out[self._tok.rest_id] = False  # a piece begins with every voice
         if in_pickup or full:
-            bar_lo = self._tok.vocab.offset("bar")
             for value in self._bar_choices():
-                out[bar_lo + value - 1] = True
+                out[m.bar_lo + value - 1] = True
         if self.remaining == 1 and self.rows >= 1:
             out[EOS] = True
         return out
@@ -508,19 +505,19 @@ class BarGridGrammar(Grammar):
                 f"{self._tok.name} token {token} ({label}) not allowed here (stage {self.stage}, bar {self.remaining}, row {self.rows}, "
                 f"voice {self.cell})"
             )
-        vocab = self._tok.vocab
+        m = self._m
         if self.stage == "bos":
             self.stage = "ts"
         elif self.stage == "ts":
-            self.bar_steps = self._tok._bar_steps[token - vocab.offset("ts")]
+            self.bar_steps = self._tok._bar_steps[token - m.ts_lo]
             self.stage = "len"
         elif self.stage == "len":
-            self.next_bar = token - vocab.offset("len") + 1
+            self.next_bar = token - m.len_lo + 1
             self.stage = "body"
         elif token == EOS:
             self.stage = "done"
-        elif vocab.is_in(np.array(token), "bar"):
-            value = token - vocab.offset("bar") + 1
+        elif m.bar_lo <= token < m.bar_hi:
+            value = token - m.bar_lo + 1
             self.remaining = value
             self.next_bar = self._far if value == self._far else value - 1
             self.rows = 0

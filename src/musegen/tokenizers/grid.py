@@ -41,6 +41,16 @@ def _check_common(owner: str, steps_per_quarter: int, velocity: int) -> None:
         raise MusegenError(f"{owner}.velocity must be 1..127, got {velocity}")
 
 
+def pitch_pair(owner: str, value: Any) -> tuple[int, int]:
+    """An inclusive ``(low, high)`` MIDI range from a config value (JSON gives lists)."""
+    pair = tuple(int(x) for x in value)
+    if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 127:
+        raise MusegenError(
+            f"{owner} must be [low, high] with 0 <= low <= high <= 127, got {value!r}"
+        )
+    return pair  # type: ignore[return-value]
+
+
 def _to_frames(ticks: np.ndarray, tpq: int, steps_per_quarter: int) -> np.ndarray:
     """Ticks to the nearest frame index (halves round up), in exact integer arithmetic."""
     t = np.asarray(ticks, dtype=np.int64)
@@ -352,13 +362,7 @@ class SatbConfig(TokenizerConfig):
     def __post_init__(self) -> None:
         _check_common("SatbConfig", self.steps_per_quarter, self.velocity)
         for name in ("soprano", "alto", "tenor", "bass"):
-            pair = tuple(int(x) for x in getattr(self, name))  # JSON gives lists
-            if len(pair) != 2 or not 0 <= pair[0] <= pair[1] <= 127:
-                raise MusegenError(
-                    f"SatbConfig.{name} must be [low, high] with 0 <= low <= high <= 127, "
-                    f"got {getattr(self, name)!r}"
-                )
-            setattr(self, name, pair)
+            setattr(self, name, pitch_pair(f"SatbConfig.{name}", getattr(self, name)))
 
     @property
     def ranges(self) -> tuple[tuple[int, int], ...]:
