@@ -269,10 +269,7 @@ class Attention(nn.Module):
         dropout = self.attention_dropout if self.training else 0.0
         if ctx.chunked:  # the same softmax, in query chunks with a written-out backward
             scale = 1.0 / math.sqrt(self.head_dim)
-            relative = self.relative
-            if relative is not None and relative.dtype != q.dtype:  # autocast: the table's dtype
-                relative = relative.to(q.dtype)  # differentiable; its gradient comes back fp32
-            y = causal_attention(q, k, v, scale, relative, CPU_CHUNK)
+            y = causal_attention(q, k, v, scale, self.relative, CPU_CHUNK)
         elif self.relative is not None:
             y = self._relative_attention(q, k, v, ctx.relative, dropout)
         else:
