@@ -294,3 +294,13 @@ def test_full_start_makes_every_voice_sound_in_the_first_row() -> None:
         score = tok.decode(random_walk(tok, prefix, seed))
         firsts = [int(t.notes["start"][0]) for t in score.tracks]
         assert len(set(firsts)) == 1
+
+
+def test_melody_note_revealed_under_an_ending_one_starts_anew() -> None:
+    """A held lower note that comes to the top when a higher one ends is a new note of its
+    own pitch, not a continuation of the higher one (as in the satb grid)."""
+    tok = get_tokenizer("melody")
+    back = tok.decode(tok.encode(tune([(0, 4 * Q, 60), (0, Q, 67)])))
+    np.testing.assert_array_equal(back.tracks[0].notes["pitch"], [67, 60])
+    np.testing.assert_array_equal(back.tracks[0].notes["start"], [0, Q])
+    np.testing.assert_array_equal(back.tracks[0].notes["duration"], [Q, 3 * Q])

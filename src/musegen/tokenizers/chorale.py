@@ -242,10 +242,15 @@ class BarGridTokenizer(Tokenizer):
         return self._cells(score)
 
     def _cells_from_pitches(self, pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
-        """Cell ids from per-step pitches (-1 silent) and onset flags, ``[steps, voices]``."""
+        """Cell ids from per-step pitches (-1 silent) and onset flags, ``[steps, voices]``.
+
+        A cell starts a note where one starts, and where the pitch changes without an onset
+        (a lower held note comes to the top when a higher one ends), as in the ``satb`` grid.
+        """
         cells = np.full(pitch.shape, self.rest_id, dtype=np.int64)
         cells[pitch >= 0] = self.hold_id
-        starts = (pitch >= 0) & onset
+        before = np.vstack([np.full((1, pitch.shape[1]), -1), pitch[:-1]])
+        starts = (pitch >= 0) & (onset | (pitch != before))
         cells[starts] = pitch[starts] + self.pitch_offset
         return cells
 
