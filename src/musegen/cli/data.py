@@ -35,7 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--root", metavar="PATH", help="where the source's files are (default: its own)")
     q.add_argument(
-        "--tokenizer", "-t", required=True, metavar="NAME", help="remi, events, roll, satb"
+        "--tokenizer",
+        "-t",
+        required=True,
+        metavar="NAME",
+        help="remi, events, roll, satb, chorale, melody",
     )
     q.add_argument("--config", metavar="JSON", help="tokenizer options as a JSON object")
     q.add_argument("--out", "-o", required=True, metavar="DIR", help="dataset folder to write")
