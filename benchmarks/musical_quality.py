@@ -42,11 +42,12 @@ import argparse
 import hashlib
 import json
 import math
-import pickle
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "musical_quality"
@@ -85,9 +86,57 @@ def cpu_name() -> str:
 
 
 # ----------------------------------------------------------------------------- reference sets
+def save_scores(path: Path, scores: list) -> None:
+    """Write ``scores`` to one ``.npz`` (no pickles): every track's note array and a JSON
+    header with each score's tpq, tracks and tempo/meter/key maps. Atomic."""
+    from dataclasses import asdict
+
+    header = []
+    arrays: dict[str, Any] = {}
+    for i, s in enumerate(scores):
+        tracks = []
+        for j, tr in enumerate(s.tracks):
+            arrays[f"n{i}_{j}"] = tr.notes
+            tracks.append(
+                {"program": tr.program, "is_drum": tr.is_drum, "name": tr.name, "voice": tr.voice}
+            )
+        header.append(
+            {
+                "tpq": s.tpq,
+                "tracks": tracks,
+                "tempos": [asdict(x) for x in s.tempos],
+                "time_signatures": [asdict(x) for x in s.time_signatures],
+                "key_signatures": [asdict(x) for x in s.key_signatures],
+            }
+        )
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_scores(path: Path) -> list:
+    """The scores :func:`save_scores` wrote."""
+    from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track
+
+    with np.load(path, allow_pickle=False) as z:
+        header = json.loads(z["header"].tobytes())
+        return [
+            Score(
+                tpq=h["tpq"],
+                tracks=[Track(notes=z[f"n{i}_{j}"], **tr) for j, tr in enumerate(h["tracks"])],
+                tempos=[Tempo(**x) for x in h["tempos"]],
+                time_signatures=[TimeSignature(**x) for x in h["time_signatures"]],
+                key_signatures=[KeySignature(**x) for x in h["key_signatures"]],
+            )
+            for i, h in enumerate(header)
+        ]
+
+
 def load_reference(source: str, split: str, limit: int | None = None, seed: int = 0) -> list:
-    """Scores of ``source:SOURCE:SPLIT`` (a seeded sample of ``limit``), cached as a pickle
-    keyed by the source's split manifest, so a new music21 corpus is read again."""
+    """Scores of ``source:SOURCE:SPLIT`` (a seeded sample of ``limit``), cached (npz + JSON,
+    :func:`save_scores`) keyed by the source's split manifest, so a new music21 corpus is read
+    again."""
     from musegen.data.sources import get_source
     from musegen.metrics.sets import load_set
 
@@ -98,16 +147,14 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
         if manifest and manifest().exists()
         else "nomanifest"
     )
-    path = CACHE / f"{source}-{split}-{limit or 'all'}-{seed}-{digest}.pkl"
+    path = CACHE / f"{source}-{split}-{limit or 'all'}-{seed}-{digest}.npz"
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        return load_scores(path)
     t = time.perf_counter()
     pieces = load_set(f"source:{source}:{split}", limit=limit, seed=seed, progress=True)
     scores = pieces.scores
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(scores))
-    tmp.replace(path)
+    save_scores(path, scores)
     print(
         f"read {len(scores)} pieces of {source}:{split} in {time.perf_counter() - t:.1f} s "
         f"({len(pieces.failures)} unreadable); cached in {path}",
