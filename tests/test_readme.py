@@ -91,8 +91,9 @@ RUN: dict[str, str | None] = {
         " --generations 3 --quiet --seed 1 --out out"
     ),
     "musegen compose csp --melody melody.mid --out out": None,
+    # (JSB's grids where the shared benchmark data is, else music21's chorales: 12 either way)
     'musegen compose recombine --segments 16 --key "F major" --out out': (
-        'musegen compose recombine --segments 4 --key "F major" --max-pieces 12 --seed 1 --out out'
+        'musegen compose recombine --segments 16 --key "F major" --max-pieces 12 --seed 1 --out out'
     ),
     # Render
     "musegen render song.mid": None,
