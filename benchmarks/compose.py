@@ -108,10 +108,10 @@ def naive_sampler(model, num: int, bars: int, seed: int) -> list[list[tuple[int,
 
 
 def bench_markov() -> None:
-    from musegen.compose.common import iter_corpus
     from musegen.compose.markov import MarkovModel
+    from musegen.data.refs import iter_scores
 
-    scores = list(iter_corpus("source:nottingham"))
+    scores = list(iter_scores("source:nottingham", "train"))
     wall, cpu, _ = best(lambda: MarkovModel.train(scores, order=4))
     row(
         "markov_train_nottingham",

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from composehelpers import SATB_RANGES, out_of_range, parallel_perfects
-from musegen.compose.common import SearchGaveUp
 from musegen.compose.csp import harmonize, harmonize_csp
+from musegen.compose.search import SearchGaveUp
 from musegen.errors import MusegenError
 from musegen.score import Note, Score, TimeSignature, Track
 

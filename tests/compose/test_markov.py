@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from musegen.compose.common import iter_corpus
 from musegen.compose.markov import REST, Chain, MarkovModel, melody_events
+from musegen.data.refs import iter_scores
 from musegen.errors import MusegenError
 from musegen.score import KeySignature, Note, Score, TimeSignature, Track
 
@@ -17,7 +17,7 @@ from musegen.score import KeySignature, Note, Score, TimeSignature, Track
 @pytest.fixture(scope="module")
 def folk() -> list[Score]:
     """200 Nottingham tunes (vendored with musegen, so always here)."""
-    return list(iter_corpus("source:nottingham", max_pieces=200))
+    return list(iter_scores("source:nottingham", "train", max_pieces=200))
 
 
 @pytest.fixture(scope="module")

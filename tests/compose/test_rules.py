@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from composehelpers import cantus_problems, counterpoint_problems
-from musegen.compose.common import SearchGaveUp
 from musegen.compose.rules import (
     cantus_from_score,
     check_counterpoint,
     compose_counterpoint,
 )
+from musegen.compose.search import SearchGaveUp
 from musegen.errors import MusegenError
 from musegen.score import Note, Score, Track
 

@@ -11,7 +11,7 @@ import pytest
 from musegen.errors import MusegenError
 from musegen.io import load
 from musegen.render import notation
-from musegen.render.notation import engrave, estimate_key, quantize_beats, write_notation
+from musegen.render.notation import engrave, prepare_notation, quantize_beats, write_notation
 from musegen.score import KeySignature, Note, Score, Tempo, TimeSignature, Track, make_notes
 
 
@@ -68,17 +68,16 @@ def test_key_and_meter_are_added_when_missing(tmp_path: Path) -> None:
     assert str(back.time_signatures[0]) == "4/4"
 
 
-def test_estimate_key_major_and_minor() -> None:
+def test_estimated_key_signature_major_and_minor() -> None:
     def key_of(pitches: list[int]) -> tuple[int, bool]:
         notes = make_notes(np.arange(len(pitches)) * 480, [480] * len(pitches), pitches)
-        k = estimate_key(Score(tracks=[Track(notes)]))
-        assert k is not None
+        (k,) = prepare_notation(Score(tracks=[Track(notes)])).key_signatures
         return k.key, k.minor
 
     assert key_of([62, 64, 66, 67, 69, 71, 73, 74, 69, 66, 62]) == (2, False)  # D major
     assert key_of([57, 59, 60, 62, 64, 65, 68, 69, 64, 60, 57, 57]) == (0, True)  # A minor
     assert key_of([65, 67, 69, 70, 72, 74, 76, 77, 72, 65]) == (-1, False)  # F major
-    assert estimate_key(Score()) is None
+    assert prepare_notation(Score()).key_signatures == []
 
 
 def test_quantize_beats_picks_16ths_or_triplets() -> None:

@@ -14,10 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CORPUS_HELP = (
-    "source:NAME[:SPLIT], corpus:bach|folk|palestrina, a prepared dataset folder, a folder "
-    "of MIDI/MusicXML/ABC files, or one file"
-)
+from musegen.data.refs import REFS_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--train",
         action="append",
         metavar="SPEC",
-        help=f"training corpus, repeatable: {CORPUS_HELP}",
+        help=f"training corpus, repeatable (its train split): {REFS_HELP}",
     )
     m.add_argument("--model", metavar="FILE.json", help="a model saved by an earlier run")
     m.add_argument(
@@ -124,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--reference",
         default="source:nottingham",
         metavar="SPEC",
-        help=f"corpus for the statistics ('none': rules only): {CORPUS_HELP}",
+        help=f"corpus for the statistics ('none': rules only; its train split): {REFS_HELP}",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=run_genetic)
@@ -185,9 +182,9 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _key(args: argparse.Namespace, default: tuple[int, bool] | None = (0, False)) -> Any:
-    from musegen.compose.common import parse_key_text
+    from musegen.theory import parse_key
 
-    return parse_key_text(args.key) if args.key else default
+    return parse_key(args.key) if args.key else default
 
 
 def _write(args: argparse.Namespace, method: str, scores: list[Any], info: dict[str, Any]) -> int:
@@ -263,8 +260,9 @@ def run_markov(args: argparse.Namespace) -> int:
 
 
 def run_rules(args: argparse.Namespace) -> int:
-    from musegen.compose.common import key_name, pitches_text
+    from musegen.compose.melody import pitches_text
     from musegen.compose.rules import cantus_from_score, check_cantus, compose_counterpoint
+    from musegen.theory import key_name
 
     seed = _seed(args)
     key = _key(args, None)
@@ -300,8 +298,8 @@ def run_rules(args: argparse.Namespace) -> int:
 
 
 def run_genetic(args: argparse.Namespace) -> int:
-    from musegen.compose.common import key_name
     from musegen.compose.genetic import evolve, make_problem
+    from musegen.theory import key_name
 
     seed = _seed(args)
     key = _key(args)
@@ -348,9 +346,9 @@ def parse_ranges(text: str | None) -> dict[str, tuple[int, int]]:
 
 
 def run_csp(args: argparse.Namespace) -> int:
-    from musegen.compose.common import key_name
     from musegen.compose.csp import harmonize
     from musegen.io import load
+    from musegen.theory import key_name
 
     melody = load(args.melody)
     h = harmonize(
@@ -377,10 +375,10 @@ def run_csp(args: argparse.Namespace) -> int:
 
 
 def run_recombine(args: argparse.Namespace) -> int:
-    from musegen.compose.common import key_name
     from musegen.compose.recombine import build_lexicon, chorale_steps, recombine
     from musegen.data.sources.base import shared_data_dir
     from musegen.errors import MusegenError
+    from musegen.theory import key_name
 
     seed = _seed(args)
     key = _key(args)

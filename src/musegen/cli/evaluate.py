@@ -131,7 +131,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_harmony(args: argparse.Namespace) -> int:
-    from musegen.metrics.harmony import chords_per_beat, detect_cadences, estimate_key, parse_key
+    from musegen.metrics.harmony import chords_per_beat, detect_cadences
+    from musegen.theory import estimate_key, parse_key
 
     pieces = _load(args)
     out = []
@@ -145,7 +146,7 @@ def run_harmony(args: argparse.Namespace) -> int:
             [
                 {
                     "piece": n,
-                    "key": _key_text(k),
+                    "key": str(k) if k is not None else None,
                     "chords": [c.to_dict() for c in ch],
                     "cadences": [c.to_dict() for c in ca],
                 }
@@ -154,7 +155,7 @@ def run_harmony(args: argparse.Namespace) -> int:
         )
     else:
         for name, key, chords, cadences in out:
-            print(f"{name}: {_key_text(key)}")
+            print(f"{name}: {key}")
             line = " ".join(f"{c.bar}.{c.beat:g}:{c.numeral or '-'}" for c in chords)
             print(f"  chords {line}")
             for c in cadences:
@@ -162,20 +163,10 @@ def run_harmony(args: argparse.Namespace) -> int:
     return _finish(pieces, "harmony")
 
 
-def _key_text(key: Any) -> str | None:
-    from musegen.score import PITCH_NAMES
-
-    if key is None:
-        return None
-    if isinstance(key, tuple):
-        return f"{PITCH_NAMES[key[0]]} {'minor' if key[1] else 'major'}"
-    return str(key)
-
-
 def run_voice_leading(args: argparse.Namespace) -> int:
     from musegen.errors import MusegenError
-    from musegen.metrics.harmony import parse_key
     from musegen.metrics.voice_leading import check_voice_leading
+    from musegen.theory import parse_key
     from musegen.voices import separate_voices
 
     pieces = _load(args)

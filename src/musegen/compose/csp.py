@@ -53,16 +53,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from musegen.compose.common import (
-    Key,
-    SearchGaveUp,
-    key_from_weights,
-    key_signature,
-    melody_line,
-    parse_key_text,
-)
+from musegen.compose.melody import melody_line
+from musegen.compose.search import SearchGaveUp
 from musegen.errors import MusegenError
 from musegen.score import Score, Tempo, TimeSignature, Track, make_notes, pitch_name
+from musegen.theory import C_MAJOR, Key, find_key, key_of_signature, key_signature, parse_key
 
 RANGES: dict[str, tuple[int, int]] = {"S": (60, 81), "A": (55, 74), "T": (48, 67), "B": (40, 60)}
 MAX_SA, MAX_AT, MAX_TB = 12, 12, 19
@@ -606,19 +601,20 @@ def harmonize_csp(melody: Score, **options: object) -> Score:
 
 def _choose_key(melody: Score, pitch: np.ndarray, dur: np.ndarray, key: Key | str | None) -> Key:
     if isinstance(key, str):
-        return parse_key_text(key)
+        return parse_key(key)
     if key is not None:
-        return int(key[0]) % 12, bool(key[1])
+        return Key(int(key[0]) % 12, bool(key[1]))
     if melody.key_signatures:
-        ks = melody.key_signatures[0]
-        return ks.tonic, ks.minor
+        return key_of_signature(melody.key_signatures[0])
     w = np.zeros(12)
     np.add.at(w, pitch % 12, dur)
-    found = key_from_weights(w) or (0, False)
+    found = find_key(w) or C_MAJOR
     last = int(pitch[-1]) % 12
     triad = lambda k: {k[0], (k[0] + (3 if k[1] else 4)) % 12, (k[0] + 7) % 12}  # noqa: E731
     if last not in triad(found):
-        relative = ((found[0] - 3) % 12, True) if not found[1] else ((found[0] + 3) % 12, False)
+        relative = (
+            Key((found[0] - 3) % 12, True) if not found[1] else Key((found[0] + 3) % 12, False)
+        )
         if last in triad(relative):
             return relative
     return found

@@ -32,18 +32,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from musegen.compose.common import (
-    Key,
-    build_score,
-    chord_pcs,
-    chord_track_parts,
-    leading_tone,
-    make_rng,
-    parse_roman,
-    scale_pcs,
-)
+from musegen.compose.chords import chord_pcs, roman_symbol
+from musegen.compose.scores import build_score, chord_track_parts
+from musegen.compose.search import make_rng
 from musegen.errors import MusegenError
 from musegen.score import Score
+from musegen.theory import C_MAJOR, Key, leading_tone, scale_pcs
 
 HOLD = -1
 STEPS_PER_BAR = 8  # 8th notes in a 4/4 bar
@@ -115,9 +109,9 @@ class CorpusStats:
 @lru_cache(maxsize=4)
 def corpus_stats(spec: str = DEFAULT_REFERENCE, max_pieces: int = 300) -> CorpusStats:
     """Statistics of a corpus spec (cached per process)."""
-    from musegen.compose.common import iter_corpus
+    from musegen.data.refs import iter_scores
 
-    return CorpusStats.from_scores(list(iter_corpus(spec, max_pieces=max_pieces)), spec)
+    return CorpusStats.from_scores(list(iter_scores(spec, "train", max_pieces=max_pieces)), spec)
 
 
 # --------------------------------------------------------------------------- the problem
@@ -390,7 +384,7 @@ def evolve(
 
 
 def make_problem(
-    key: Key = (0, False),
+    key: Key = C_MAJOR,
     progression: Sequence[str] | None = None,
     bars: int | None = None,
     low: int = 60,
@@ -405,7 +399,7 @@ def make_problem(
     n = bars or len(romans)
     if n < 1 or n > 64:
         raise MusegenError(f"bars must be 1..64, got {n}")
-    chords = np.array([parse_roman(romans[i % len(romans)], key) for i in range(n)])
+    chords = np.array([roman_symbol(romans[i % len(romans)], key) for i in range(n)])
     stats = corpus_stats(reference) if reference else None
     return Problem(key, chords, low, high, stats)
 

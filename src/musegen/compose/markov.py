@@ -33,19 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from musegen.compose.common import (
-    NO_CHORD,
-    Key,
-    build_score,
-    chord_track_parts,
-    label_chords,
-    make_rng,
-    melody_line,
-    nearest_shift,
-    score_key,
-)
+from musegen.compose.chords import NO_CHORD, label_chords
+from musegen.compose.melody import melody_line
+from musegen.compose.scores import build_score, chord_track_parts
+from musegen.compose.search import make_rng
 from musegen.errors import MusegenError
 from musegen.score import Score
+from musegen.theory import C_MAJOR, Key, nearest_shift, score_key
 from musegen.utils import atomic_write_text
 
 FORMAT = 1
@@ -245,7 +239,7 @@ def melody_events(score: Score, with_chords: bool = False) -> Events | None:
         line = melody_line(score)
     except MusegenError:
         return None
-    key = score_key(score) or (0, False)
+    key = score_key(score) or C_MAJOR
     shift = nearest_shift(key[0], 9 if key[1] else 0)
     scale = STEPS_PER_QUARTER / score.tpq
     on = np.rint(line.start * scale).astype(np.int64)
@@ -489,7 +483,7 @@ class SampledMelodies:
     def score(
         self,
         i: int,
-        key: Key = (0, False),
+        key: Key = C_MAJOR,
         qpm: float = 110.0,
         tpq: int = 480,
         time_signature: tuple[int, int] = (4, 4),
@@ -517,15 +511,16 @@ def train_markov(
     max_pieces: int | None = None,
     progress: bool = False,
 ) -> MarkovModel:
-    """Train on one or more corpus specs (see :data:`musegen.compose.common.SPEC_HELP`);
+    """Train on the training split of one or more corpus references
+    (:data:`musegen.data.refs.REFS_HELP`);
     ``progress`` shows a bar per corpus on stderr (music21 corpora read a few pieces/s)."""
     import sys
 
-    from musegen.compose.common import iter_corpus
+    from musegen.data.refs import iter_scores
 
     scores: list[Score] = []
     for spec in specs:
-        pieces: Iterable[Score] = iter_corpus(spec, max_pieces=max_pieces)
+        pieces: Iterable[Score] = iter_scores(spec, "train", max_pieces=max_pieces)
         if progress:
             from tqdm import tqdm
 

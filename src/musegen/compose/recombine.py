@@ -26,17 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from musegen.compose.common import (
-    Key,
-    build_score,
-    chord_symbol_name,
-    key_from_weights,
-    label_chords,
-    make_rng,
-    nearest_shift,
-)
+from musegen.compose.chords import chord_symbol_name, label_chords
+from musegen.compose.scores import build_score
+from musegen.compose.search import make_rng
 from musegen.errors import MusegenError
 from musegen.score import PITCH_NAMES, Score
+from musegen.theory import Key, find_key, nearest_shift
 
 STEPS_PER_BEAT = 4  # 16th notes
 MAX_SEGMENTS = 512
@@ -121,7 +116,7 @@ def _in_reference_key(steps: np.ndarray, minor: bool) -> np.ndarray | None:
     is in the other mode."""
     pcs = np.zeros(12)
     np.add.at(pcs, steps[steps >= 0] % 12, 1)
-    key = key_from_weights(pcs)
+    key = find_key(pcs)
     if key is None or key[1] != minor:
         return None
     x = steps + nearest_shift(key[0], REFERENCE_TONIC[minor]) * (steps >= 0)

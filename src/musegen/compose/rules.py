@@ -40,19 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from musegen.compose.common import (
-    Budget,
-    Key,
-    SearchGaveUp,
-    build_score,
-    key_name,
-    leading_tone,
-    make_rng,
-    melody_line,
-    scale_pcs,
-)
+from musegen.compose.melody import melody_line
+from musegen.compose.scores import build_score
+from musegen.compose.search import Budget, SearchGaveUp, make_rng
 from musegen.errors import MusegenError
 from musegen.score import Score, pitch_name
+from musegen.theory import C_MAJOR, Key, key_name, leading_tone, scale_pcs
 
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})
 PERFECT = frozenset({0, 7})
@@ -384,7 +377,7 @@ def check_counterpoint(
 def compose_counterpoint(
     cantus: Sequence[int] | None = None,
     *,
-    key: Key = (0, False),
+    key: Key = C_MAJOR,
     species: int = 1,
     above: bool = True,
     length: int = 10,
@@ -394,7 +387,7 @@ def compose_counterpoint(
 ) -> Counterpoint:
     """A counterpoint to ``cantus`` (MIDI pitches) or to a generated CF of ``length`` notes.
 
-    Raises :class:`~musegen.compose.common.SearchGaveUp` (a MusegenError) when the step or
+    Raises :class:`~musegen.compose.search.SearchGaveUp` (a MusegenError) when the step or
     time limit runs out, and MusegenError when the search space is exhausted.
     """
     if species not in (1, 2):

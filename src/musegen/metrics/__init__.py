@@ -4,7 +4,8 @@
   and the registry of features for set comparison;
 * :mod:`~musegen.metrics.compare`: a generated set against a reference set (Yang & Lerch 2018:
   intra/inter-set distances, KDE, overlapping area, KL divergence);
-* :mod:`~musegen.metrics.harmony`: key, chord per beat, Roman numerals, cadences;
+* :mod:`~musegen.metrics.harmony`: chord per beat with its Roman numeral, cadences (keys,
+  chords and numerals themselves: :mod:`musegen.theory`);
 * :mod:`~musegen.metrics.voice_leading`: four-part voice-leading errors with bar and beat;
 * :mod:`~musegen.metrics.likelihood`: NLL per token / per note of a prepared split;
 * :mod:`~musegen.metrics.sets`: sets of pieces from folders, datasets, sources;

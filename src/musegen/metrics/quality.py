@@ -62,15 +62,7 @@ import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.metrics._time import time_grid
-from musegen.metrics.harmony import (
-    DOMINANT_QUALITIES,
-    LEADING_TONE_QUALITIES,
-    BeatChord,
-    Key,
-    chords_per_beat,
-    detect_cadences,
-    estimate_key,
-)
+from musegen.metrics.harmony import BeatChord, chords_per_beat, detect_cadences
 from musegen.metrics.stats import (
     LENGTH_NAMES,
     SCALAR_FEATURES,
@@ -89,6 +81,17 @@ from musegen.metrics.voice_leading import (
     summarize,
 )
 from musegen.score import VOICES, Score
+from musegen.theory import (
+    DOMINANT_QUALITIES,
+    HARMONIC_MINOR_SCALE,
+    LEADING_TONE_QUALITIES,
+    MAJOR_SCALE,
+    NATURAL_MINOR_SCALE,
+    Key,
+    estimate_key,
+    key_confidence,
+    pitch_class_weights,
+)
 
 NAN = float("nan")
 STEPS_PER_QUARTER = 4  # the 16th-note steps of four_voice_share(step="16th")
@@ -98,8 +101,7 @@ LOGISTIC_L2 = 1.0  # ridge penalty of the logistic regression, on standardised f
 STUMP_ROUNDS = 100  # gradient-boosted stumps: rounds and learning rate
 STUMP_RATE = 0.1
 CLASSIFIERS = ("logistic", "knn", "stumps")
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural and harmonic minor together
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = tuple(sorted({*NATURAL_MINOR_SCALE, *HARMONIC_MINOR_SCALE}))  # both sevenths
 
 
 # ----------------------------------------------------------------------------- voices
@@ -186,7 +188,7 @@ def _runs(chords: Sequence[BeatChord]) -> list[tuple[int, int]]:
 
 def ending_cadence(
     score: Score,
-    key: Key | tuple[int, bool] | None = None,
+    key: tuple[int, bool] | None = None,
     chords: Sequence[BeatChord] | None = None,
 ) -> str | None:
     """``"authentic"`` or ``"plagal"`` when the piece ends on one in ``key`` (default: the
@@ -199,7 +201,7 @@ def ending_cadence(
     k = key if key is not None else estimate_key(score)
     if k is None:
         return None
-    tonic = k.tonic if isinstance(k, Key) else k[0]
+    tonic = k[0]
     chords = chords if chords is not None else chords_per_beat(score, k)
     runs = _runs(chords)
     if len(runs) < 2:
@@ -218,13 +220,13 @@ def ending_cadence(
     return None
 
 
-def ends_on_cadence(score: Score, key: Key | tuple[int, bool] | None = None) -> bool:
+def ends_on_cadence(score: Score, key: tuple[int, bool] | None = None) -> bool:
     """Whether the piece ends on an authentic or plagal cadence (:func:`ending_cadence`);
     False for an empty score."""
     return ending_cadence(score, key) is not None
 
 
-def ends_on_tonic(score: Score, key: Key | tuple[int, bool] | None = None) -> bool:
+def ends_on_tonic(score: Score, key: tuple[int, bool] | None = None) -> bool:
     """Whether the last note is the tonic (pitch class) of ``key`` (default: estimated); of
     several notes at the last onset the lowest counts (the bass of a final chord). False for
     an empty score. The ending figure for melodies, where no chord can be read."""
@@ -234,7 +236,7 @@ def ends_on_tonic(score: Score, key: Key | tuple[int, bool] | None = None) -> bo
     k = key if key is not None else estimate_key(score)
     if k is None:
         return False
-    tonic = k.tonic if isinstance(k, Key) else k[0]
+    tonic = k[0]
     last = v.start == v.start.max()
     return int(v.pitch[last].min()) % 12 == tonic
 
@@ -428,7 +430,9 @@ def analyse(score: Score) -> PieceAnalysis:
     key = estimate_key(score)
     tonic = key.tonic if key is not None else 0
     feats["key.minor"] = float(key.minor) if key is not None else NAN
-    feats["key.confidence"] = key.confidence if key is not None else NAN
+    feats["key.confidence"] = (
+        key_confidence(pitch_class_weights(score), key) if key is not None else NAN
+    )
     # pitch classes relative to the estimated tonic: the shipped models train on transposed
     # pieces, so absolute pitch classes would tell the key distribution, not the music
     rel = np.roll(pitch_class_histogram(v), -tonic)

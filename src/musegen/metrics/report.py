@@ -24,7 +24,7 @@ import numpy as np
 from musegen import __version__
 from musegen.errors import MusegenError
 from musegen.metrics.compare import FeatureComparison, compare_sets
-from musegen.metrics.harmony import CADENCE_KINDS, Cadence, detect_cadences, estimate_key
+from musegen.metrics.harmony import CADENCE_KINDS, Cadence, detect_cadences
 from musegen.metrics.sets import PieceSet
 from musegen.metrics.stats import (
     FEATURES,
@@ -36,6 +36,7 @@ from musegen.metrics.stats import (
 )
 from musegen.metrics.voice_leading import KINDS, VoiceLeadingReport, check_voice_leading, summarize
 from musegen.score import PITCH_NAMES, Score
+from musegen.theory import estimate_key
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

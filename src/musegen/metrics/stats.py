@@ -49,6 +49,7 @@ import numpy as np
 
 from musegen.metrics._time import TimeGrid, time_grid
 from musegen.score import Score
+from musegen.theory import HARMONIC_MINOR_SCALE, MAJOR_SCALE
 
 NAN = float("nan")
 LENGTH_CLASSES = np.array([4, 2, 1, 1 / 2, 1 / 4, 3, 3 / 2, 3 / 4, 3 / 8, 4 / 3, 2 / 3, 1 / 3])
@@ -57,8 +58,6 @@ LENGTH_NAMES = (
     "dotted half", "dotted quarter", "dotted 8th", "dotted 16th",
     "half triplet", "quarter triplet", "8th triplet",
 )  # fmt: skip
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-HARMONIC_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)
 GROOVE_POSITIONS_PER_QUARTER = 12
 SIMILARITY_POSITIONS_PER_QUARTER = 4
 

@@ -47,14 +47,16 @@ import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.metrics._time import TimeGrid, time_grid
-from musegen.metrics.harmony import (
+from musegen.metrics.harmony import chords_per_beat
+from musegen.score import NOTE_DTYPE, VOICES, Score, Track, pitch_name
+from musegen.theory import (
     DOMINANT_QUALITIES,
+    HARMONIC_MINOR_SCALE,
     LEADING_TONE_QUALITIES,
+    MAJOR_SCALE,
     Key,
-    chords_per_beat,
     estimate_key,
 )
-from musegen.score import NOTE_DTYPE, VOICES, Score, Track, pitch_name
 
 # Ranges after Kostka & Payne, *Tonal Harmony*: S C4-G5, A G3-D5, T C3-G4, B E2-C4.
 VOICE_RANGES: dict[str, tuple[int, int]] = {
@@ -78,8 +80,6 @@ KINDS = (
     "large_leap",
     "augmented_interval",
 )
-_MAJOR = (0, 2, 4, 5, 7, 9, 11)
-_HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)
 _LARGEST = (0, 2, 4, 5, 7, 9, 11)  # semitones of the unison, major 2nd ... major 7th
 _PAIRS = [(i, j) for i in range(4) for j in range(i + 1, 4)]
 
@@ -313,7 +313,7 @@ def _melodic_motions(sl: Slices) -> list[tuple[int, int, int, int]]:
 
 
 def _scale_step(pc: int, tonic: int, minor: bool) -> int | None:
-    scale = _HARMONIC_MINOR if minor else _MAJOR
+    scale = HARMONIC_MINOR_SCALE if minor else MAJOR_SCALE
     rel = (pc - tonic) % 12
     return scale.index(rel) if rel in scale else None
 
@@ -392,7 +392,7 @@ def _dominant_slices(score: Score, sl: Slices, key: tuple[int, bool], grid: Time
 # ----------------------------------------------------------------------------- the checker
 def check_voice_leading(
     piece: Score | np.ndarray,
-    key: Key | tuple[int, bool] | None = None,
+    key: tuple[int, bool] | None = None,
     steps_per_quarter: int = 4,
     leading_tone_voices: tuple[str, ...] = ("S",),
 ) -> VoiceLeadingReport:
@@ -411,7 +411,7 @@ def check_voice_leading(
     end = int(sl.times.max()) if len(sl.times) else 0
     grid = time_grid(satb, max(end, 1))
     k = key if key is not None else estimate_key(satb)
-    kt = (k.tonic, k.minor) if isinstance(k, Key) else k
+    kt = None if k is None else Key(*k)
     found: Found = []
     found += _parallels(sl) + _hidden(sl) + _crossing_and_spacing(sl) + _overlaps(sl)
     found += _ranges(sl) + _leaps(sl, kt)
@@ -421,7 +421,7 @@ def check_voice_leading(
         found += _leading_tones(sl, kt, dom, lt_voices)
     errors = _locate(found, sl, grid)
     transitions = int(sl.moves.any(axis=1).sum()) if len(sl.times) > 1 else 0
-    key_name = str(k) if isinstance(k, Key) else (_key_name(kt) if kt else "")
+    key_name = str(kt) if kt is not None else ""
     return VoiceLeadingReport(errors, grid.n_beats if end > 0 else 0, transitions, key_name)
 
 
@@ -437,12 +437,6 @@ def _locate(found: Found, sl: Slices, grid: TimeGrid) -> list[VoiceLeadingError]
         for (kind, vs, _, detail), t, bar, beat in zip(found, ticks, bars, beats, strict=True)
     ]
     return sorted(errors, key=lambda e: (e.tick, KINDS.index(e.kind), e.voices))
-
-
-def _key_name(key: tuple[int, bool]) -> str:
-    from musegen.score import PITCH_NAMES
-
-    return f"{PITCH_NAMES[key[0]]} {'minor' if key[1] else 'major'}"
 
 
 def _interval_name(semitones: int) -> str:

@@ -23,7 +23,8 @@ import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.render.common import check_bars
-from musegen.score import KeySignature, Score, TimeSignature
+from musegen.score import Score, TimeSignature
+from musegen.theory import estimate_key, key_signature
 from musegen.utils import atomic_write_bytes
 
 NOTATION_TPQ = 480  # holds 16ths (120) and 8th-note triplets (160) exactly
@@ -31,9 +32,6 @@ SIXTEENTH, TRIPLET = NOTATION_TPQ // 4, NOTATION_TPQ // 3
 MUSESCORE_NAMES = ("mscore", "musescore", "mscore4", "musescore4", "mscore3", "musescore3")
 ENGRAVE_TIMEOUT = 300  # seconds
 MAX_BARS = 2000
-# Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
-MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 
 
 # --------------------------------------------------------------------------- MusicXML
@@ -54,7 +52,7 @@ def prepare_notation(score: Score) -> Score:
         out.time_signatures = [TimeSignature(0, 4, 4)]
     if not out.key_signatures:
         key = estimate_key(out)
-        out.key_signatures = [key] if key is not None else []
+        out.key_signatures = [key_signature(key)] if key is not None else []
     return out
 
 
@@ -99,26 +97,6 @@ def quantize_beats(score: Score) -> Score:
 def _grid_error(times: np.ndarray, step: int) -> np.ndarray:
     pos = times % step
     return np.minimum(pos, step - pos).astype(np.float64)
-
-
-def estimate_key(score: Score) -> KeySignature | None:
-    """The major or minor key whose profile best matches the duration-weighted pitch classes."""
-    pitched = [t.notes for t in score.tracks if not t.is_drum and len(t)]
-    if not pitched:
-        return None
-    notes = np.concatenate(pitched)
-    hist = np.bincount(notes["pitch"] % 12, notes["duration"].astype(np.float64), 12)
-    if hist.sum() <= 0:
-        return None
-    best = (-2.0, 0, False)
-    for minor, profile in ((False, MAJOR_PROFILE), (True, MINOR_PROFILE)):
-        for tonic in range(12):
-            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
-            if np.isfinite(r) and r > best[0]:
-                best = (r, tonic, minor)
-    _, tonic, minor = best
-    fifths = (7 * (tonic - (9 if minor else 0))) % 12  # tonic -> sharps, mod 12
-    return KeySignature(0, fifths - 12 if fifths > 6 else fifths, minor)
 
 
 # --------------------------------------------------------------------------- engraving

@@ -449,7 +449,7 @@ def _harmonize_grids(
 ) -> list[np.ndarray]:
     """``opts.samples`` finished pitch grids ``[T, 4]`` (given cells exact), sampled in one
     batch in the model's range, steered, smoothed and (strict) repaired there, moved back."""
-    from musegen.metrics.harmony import estimate_key
+    from musegen.theory import estimate_key
 
     shift = _fit_shift(pitch, given, model)
     moved = np.where(pitch >= 0, pitch + shift, -1)

@@ -191,13 +191,11 @@ def _draw_meters(
 
 def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:
     """Apply the controls the tokenizer cannot express: key and instrument."""
-    from musegen.score import KeySignature
-
     for attr in ("tempos", "time_signatures"):
         if not getattr(score, attr) and getattr(prime, attr):
             setattr(score, attr, list(getattr(prime, attr)))
     if req.key:
-        from musegen.metrics.harmony import estimate_key, parse_key
+        from musegen.theory import estimate_key, key_signature, parse_key
 
         tonic, minor = parse_key(req.key)
         found = estimate_key(score)
@@ -206,8 +204,7 @@ def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:
             here = found.tonic if found.minor == minor else (found.tonic + (9 if minor else 3)) % 12
             shift = (tonic - here + 6) % 12 - 6
             score = score.transpose(shift, drop_out_of_range=True)
-        key_sharps = ((tonic - (9 if minor else 0)) * 7 + 6) % 12 - 6
-        score.key_signatures = [KeySignature(0, key_sharps, minor)]
+        score.key_signatures = [key_signature((tonic, minor), max_sharps=5)]
     if req.program is not None:
         if not 0 <= req.program <= 127:
             raise MusegenError(f"--program must be 0..127, got {req.program}")
