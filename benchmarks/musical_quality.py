@@ -1,5 +1,5 @@
 """Musical quality of a generator's pieces against real held-out music, with the real corpus
-against itself as the ceiling (``musegen.metrics.quality``).
+against itself as the ceiling (``musegen.evaluate.quality``).
 
 Generators (``--generator``):
 
@@ -20,7 +20,7 @@ as Coconet sees them (four voices on a 16th-note grid, a repeated note merged in
 note, no meter): the fair reference for grid models, whose output has the grid's traits. The held-out split is ``--split`` (default ``valid``:
 never tune on test). Real pieces are cut to their first ``--bars`` bars (the generated
 length) for every figure but the ending (see the module docstring of
-``musegen.metrics.quality``); harmonizations are whole chorales and are compared with whole
+``musegen.evaluate.quality``); harmonizations are whole chorales and are compared with whole
 real ones. For a model whose notes are dealt out to voices (``bach``), ``--ceiling`` adds a
 column "real, dealt out": real training pieces cut, merged to one track and dealt out the
 same way, which shows what the dealing alone costs. ``--ceiling`` also measures as many real training pieces as
@@ -138,7 +138,7 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
     :func:`save_scores`) keyed by the source's split manifest, so a new music21 corpus is read
     again."""
     from musegen.data.sources import get_source
-    from musegen.metrics.sets import load_set
+    from musegen.evaluate.sets import load_set
 
     src = get_source(source)
     manifest = getattr(src, "manifest_path", None)
@@ -287,7 +287,7 @@ def dealt_out(pieces: list, bars: int, voices: int) -> list:
 
 def print_table(name: str, report: dict[str, Any], dealt: dict[str, Any] | None) -> None:
     """The headline figures as a markdown table, then details."""
-    from musegen.metrics.quality import HEADLINE
+    from musegen.evaluate.quality import HEADLINE
 
     gen, ceil = report["generated"], report["ceiling"]
     print(f"\n## Musical quality: {name}\n")
@@ -357,7 +357,7 @@ def emit_lines(
     name: str, report: dict[str, Any], dealt: dict[str, Any] | None, extra: dict[str, Any]
 ) -> None:
     """One JSON line per headline figure (NaN figures, e.g. voice leading of melodies, left out)."""
-    from musegen.metrics.quality import HEADLINE
+    from musegen.evaluate.quality import HEADLINE
 
     gen, ceil = report["generated"], report["ceiling"]
     for fig in HEADLINE:
@@ -428,7 +428,7 @@ def main() -> int:
 
     import torch
 
-    from musegen.metrics.quality import quality_report
+    from musegen.evaluate.quality import quality_report
 
     torch.set_num_threads(args.threads)
     kind = args.generator

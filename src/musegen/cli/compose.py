@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--train",
         action="append",
         metavar="SPEC",
-        help=f"training corpus, repeatable (its train split): {REFS_HELP}",
+        help=f"training corpus, repeatable (the train split where the reference names none): "
+        f"{REFS_HELP}",
     )
     m.add_argument("--model", metavar="FILE.json", help="a model saved by an earlier run")
     m.add_argument(
@@ -121,7 +122,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--reference",
         default="source:nottingham",
         metavar="SPEC",
-        help=f"corpus for the statistics ('none': rules only; its train split): {REFS_HELP}",
+        help="corpus for the statistics ('none': rules only; the train split where the reference "
+        f"names none): {REFS_HELP}",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=run_genetic)

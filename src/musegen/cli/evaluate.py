@@ -7,10 +7,9 @@ import sys
 from typing import Any
 
 from musegen.cli.common import print_json, report_failures
+from musegen.data.refs import REFS_HELP
 
-INPUTS_HELP = (
-    "MIDI/MusicXML/ABC files, folders, prepared datasets, source:NAME[:SPLIT] or corpus:NAME"
-)
+INPUTS_HELP = f"one or more of: {REFS_HELP}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,7 +103,7 @@ def _inputs(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from musegen.metrics.sets import load_set
+    from musegen.evaluate.sets import load_set
 
     return load_set(args.inputs, split=args.split, progress=sys.stderr.isatty())
 
@@ -194,7 +193,7 @@ def run_voice_leading(args: argparse.Namespace) -> int:
 
 
 def run_nll(args: argparse.Namespace) -> int:
-    from musegen.metrics.likelihood import evaluate_nll
+    from musegen.evaluate.likelihood import evaluate_nll
 
     res = evaluate_nll(
         args.model,
@@ -223,8 +222,8 @@ def run_report(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from musegen.metrics.report import build_report, render_html
-    from musegen.metrics.sets import load_set
+    from musegen.evaluate.report import build_report, render_html
+    from musegen.evaluate.sets import load_set
     from musegen.utils import atomic_write_text
 
     features = [f.strip() for f in args.features.split(",")] if args.features else None

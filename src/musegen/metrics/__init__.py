@@ -1,15 +1,13 @@
-"""Music metrics: pure functions of scores, and reports built from them.
+"""Music metrics: pure functions of scores.
 
 * :mod:`~musegen.metrics.stats`: statistics of one score (pitch, rhythm, texture, repetition)
-  and the registry of features for set comparison;
-* :mod:`~musegen.metrics.compare`: a generated set against a reference set (Yang & Lerch 2018:
-  intra/inter-set distances, KDE, overlapping area, KL divergence);
+  and the registry of features that sets are compared on;
 * :mod:`~musegen.metrics.harmony`: chord per beat with its Roman numeral, cadences (keys,
   chords and numerals themselves: :mod:`musegen.theory`);
 * :mod:`~musegen.metrics.voice_leading`: four-part voice-leading errors with bar and beat;
-* :mod:`~musegen.metrics.likelihood`: NLL per token / per note of a prepared split;
-* :mod:`~musegen.metrics.sets`: sets of pieces from folders, datasets, sources;
-* :mod:`~musegen.metrics.report`: the HTML + JSON evaluation report.
+* :mod:`~musegen.metrics.quality`: what the musical-quality figures measure in one piece;
+* :mod:`~musegen.metrics.frame_nll`: frame-level NLL of piano rolls under a frame model.
 
-Importing this package loads nothing heavy; scipy, matplotlib and torch load on use.
+Comparing sets, scoring datasets and the report are :mod:`musegen.evaluate`'s. Importing this
+package loads nothing heavy; scipy, matplotlib and torch load on use.
 """

@@ -17,8 +17,8 @@ import pytest
 
 from metricshelpers import CLEAN, satb
 from musegen.cli.main import main
+from musegen.evaluate.report import GEN_COLOUR, SECTIONS
 from musegen.io import save
-from musegen.metrics.report import GEN_COLOUR, SECTIONS
 
 FEATURES = "pitch_range,pitch_class_histogram,pitch_class_transition_matrix"
 FIFTHS = {5: (74, 69, 62, 55)}  # parallel fifths T-B into bar 2 beat 2

@@ -15,9 +15,9 @@ from musegen.cli.main import main
 from musegen.data.dataset import load_prepared, prepare_dataset
 from musegen.data.sources import Piece, Source
 from musegen.errors import MusegenError
+from musegen.evaluate.likelihood import evaluate_nll
+from musegen.evaluate.sets import load_set
 from musegen.io import save
-from musegen.metrics.likelihood import evaluate_nll
-from musegen.metrics.sets import load_set
 from musegen.models import build_model, save_model
 from musegen.score import Score
 from musegen.tokenizers import get_tokenizer

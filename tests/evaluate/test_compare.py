@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from musegen.metrics.compare import (
+from musegen.evaluate.compare import (
     compare_feature,
     compare_sets,
     cross_distances,

@@ -2,7 +2,7 @@
 
 :func:`build_report` analyses every piece of both sets (statistics, key, cadences, and voice
 leading where a piece has four voices) and compares the sets feature by feature
-(:mod:`musegen.metrics.compare`). :func:`render_html` makes one self-contained page: the
+(:mod:`musegen.evaluate.compare`). :func:`render_html` makes one self-contained page: the
 tables, per-feature plots (overlaid histograms of the values and the densities of intra- and
 inter-set distances), the voice-leading errors of each generated piece with their bars and
 beats, and piano-roll thumbnails, every picture a base64 PNG inside the page.
@@ -23,9 +23,9 @@ import numpy as np
 
 from musegen import __version__
 from musegen.errors import MusegenError
-from musegen.metrics.compare import FeatureComparison, compare_sets
+from musegen.evaluate.compare import FeatureComparison, compare_sets
+from musegen.evaluate.sets import PieceSet
 from musegen.metrics.harmony import CADENCE_KINDS, Cadence, detect_cadences
-from musegen.metrics.sets import PieceSet
 from musegen.metrics.stats import (
     FEATURES,
     LENGTH_NAMES,
