@@ -21,15 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from musegen.cli.benchmark import PEER, json_lines, markdown_table
 from musegen.metrics.frame_nll import DATASETS
-from musegen.train.polyphonic import (
-    cpu_note,
-    default_run,
-    json_lines,
-    markdown_table,
-    read_run,
-    train_and_evaluate,
-)
+from musegen.train.polyphonic import cpu_note, default_run, read_run, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +48,9 @@ def main() -> None:
         path = Path(args.configs) / f"{name}.json"
         run = read_run(path) if path.is_file() else default_run(name)
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-        result = train_and_evaluate(name, args.out, args.budget, run, args.retrain, log=log)
+        result = train_and_evaluate(
+            name, args.out, args.budget, run, args.retrain, log=log, peer=PEER[name]
+        )
         results.append(result)
         (record,) = json_lines([result])
         print(json.dumps({**record, "cpu": note}), flush=True)

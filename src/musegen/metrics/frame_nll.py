@@ -15,8 +15,8 @@ What is measured (the figure the RNN-RBM / RNN-NADE papers report, sign flipped)
 The TCN paper (Bai et al. 2018) sums 88 independent sigmoid cross-entropies and never scores
 the first frame of a piece: a different quantity, not comparable to the numbers here.
 
-:data:`PUBLISHED` holds the published test figures (as quoted in
-``shared/data/README.md``) and :data:`PEER` the one each dataset is compared with.
+The published figures this protocol is compared with are kept by the command that prints
+them (:mod:`musegen.cli.benchmark`).
 """
 
 from __future__ import annotations
@@ -31,22 +31,6 @@ import numpy as np
 from musegen.errors import MusegenError
 
 DATASETS = ("jsb", "nottingham", "musedata", "pianomidi")
-
-# published test NLL, nats per frame (BL-2012 report log-likelihoods; these are -LL)
-PUBLISHED: dict[str, dict[str, float | None]] = {
-    "RNN (BL-2012)": {"jsb": 8.71, "nottingham": 4.46, "musedata": 8.13, "pianomidi": 8.37},
-    "RNN-RBM (BL-2012)": {"jsb": 6.27, "nottingham": 2.39, "musedata": 6.01, "pianomidi": 7.09},
-    "RNN-NADE (BL-2012)": {"jsb": 5.56, "nottingham": 2.31, "musedata": 5.60, "pianomidi": 7.05},
-    "RNN-NADE HF (BL-2012)": {"jsb": 5.19, "nottingham": None, "musedata": None, "pianomidi": None},
-    "DMM (Krishnan 2017)": {"jsb": 6.39, "nottingham": 2.77, "musedata": 6.83, "pianomidi": 7.83},
-}
-# the figure to beat per set: the best RNN-NADE result (HF-trained on JSB)
-PEER: dict[str, tuple[str, float]] = {
-    "jsb": ("RNN-NADE HF (BL-2012)", 5.19),
-    "nottingham": ("RNN-NADE (BL-2012)", 2.31),
-    "musedata": ("RNN-NADE (BL-2012)", 5.60),
-    "pianomidi": ("RNN-NADE (BL-2012)", 7.05),
-}
 
 
 @dataclass(frozen=True)

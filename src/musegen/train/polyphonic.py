@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from musegen.errors import MusegenError
-from musegen.metrics.frame_nll import DATASETS, PEER, PUBLISHED, frame_nll
+from musegen.metrics.frame_nll import DATASETS, frame_nll
 from musegen.train.config import TrainConfig
 
 RUN_KEYS = {"model", "model_config", "train", "data"}
@@ -242,10 +242,12 @@ def train_and_evaluate(
     retrain: bool = False,
     score_test: bool = True,
     log: Callable[[str], None] = print,
+    peer: tuple[str, float] | None = None,
 ) -> dict[str, Any]:
     """Train (or load) the frame model of ``dataset``; returns and writes its ``result.json``.
 
     ``score_test=False`` is for choosing settings: ``test`` is left unread (``test_nll`` None).
+    ``peer``: the published ``(name, test NLL)`` to record and log next to ours.
     """
     import torch
 
@@ -354,7 +356,6 @@ def train_and_evaluate(
     test = frame_nll(best, test_rolls) if score_test else None
     eval_s = time.perf_counter() - t0
     best_step = min(state.history, key=lambda h: h["valid_loss"])["step"]
-    peer_name, peer = PEER[dataset]
     result = {
         "dataset": dataset,
         "model": run["model"],
@@ -372,62 +373,21 @@ def train_and_evaluate(
         "threads": torch.get_num_threads(),
         "device": str(trainer.device),
         "seed": cfg.seed,
-        "peer": {"name": peer_name, "test_nll": peer},
+        "peer": {"name": peer[0], "test_nll": peer[1]} if peer else None,
         "unit": "nats/frame",
     }
     save_model(best, out / "model", {**meta, **{k: result[k] for k in _MODEL_FACTS}})
     atomic_write_text(result_path, json.dumps(result, indent=2))
     test_txt = f"{test.nll_per_frame:.3f}" if test else "not scored"
+    peer_txt = f" (peer {peer[0]} {peer[1]})" if peer else ""
     log(
-        f"{dataset}: valid {valid.nll_per_frame:.3f}, test {test_txt} nats/frame "
-        f"(peer {peer_name} {peer}); trained {train_s / 60:.1f} min, {state.step} steps"
+        f"{dataset}: valid {valid.nll_per_frame:.3f}, test {test_txt} nats/frame{peer_txt}; "
+        f"trained {train_s / 60:.1f} min, {state.step} steps"
     )
     return result
 
 
 _MODEL_FACTS = ("parameters", "valid_nll", "test_nll", "best_step", "seed", "budget_min")
-
-
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    """Ours (valid, test) next to the published test figures, one row per set."""
-    head = (
-        "| set | ours valid | ours test | RNN-NADE | RNN-RBM | RNN | peer / ours "
-        "| parameters | budget (min) | trained (min) |"
-    )
-    rows = [head, "|" + "---|" * 10]
-    for r in results:
-        d = r["dataset"]
-        nade = PUBLISHED["RNN-NADE (BL-2012)"][d]
-        hf = PUBLISHED["RNN-NADE HF (BL-2012)"][d]
-        nade_txt = f"{nade} / {hf} (HF)" if hf else f"{nade}"
-        rows.append(
-            f"| {d} | {r['valid_nll']:.3f} | {r['test_nll']:.3f} | {nade_txt} "
-            f"| {PUBLISHED['RNN-RBM (BL-2012)'][d]} | {PUBLISHED['RNN (BL-2012)'][d]} "
-            f"| {r['peer']['test_nll'] / r['test_nll']:.3f} | {r['parameters']:,} "
-            f"| {r['budget_min']:g} | {r['train_seconds'] / 60:.1f} |"
-        )
-    return "\n".join(rows)
-
-
-def json_lines(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One benchmark record per set (the JSON-lines format of ``benchmarks/``)."""
-    return [
-        {
-            "benchmark": f"polyphonic.test_nll.{r['dataset']}",
-            "ours": round(r["test_nll"], 4),
-            "peer": r["peer"]["test_nll"],
-            "peer_name": r["peer"]["name"],
-            "ratio": round(r["peer"]["test_nll"] / r["test_nll"], 4),
-            "unit": "nats/frame",
-            "valid_nll": round(r["valid_nll"], 4),
-            "parameters": r["parameters"],
-            "budget_min": r["budget_min"],
-            "train_minutes": round(r["train_seconds"] / 60, 2),
-            "threads": r["threads"],
-            "device": r["device"],
-        }
-        for r in results
-    ]
 
 
 def cpu_note() -> str:
