@@ -2,7 +2,8 @@
 numerals and key signatures.
 
 Every part of musegen that needs theory reads it here, so that there is one answer to "what
-key is this in" and "what chord is this beat". Only numpy and :mod:`musegen.score` are used.
+key is this in" and "what chord is this beat". It stands on the ground floor: numpy,
+:mod:`musegen.score` and :mod:`musegen.errors` only, so every layer may use it.
 
 * Keys: :class:`Key` (a ``(tonic, minor)`` named tuple, so a plain ``(0, False)`` works
   wherever a key is asked for), :func:`parse_key`, :func:`key_signature` / :func:`key_of_signature`,
