@@ -166,3 +166,35 @@ def test_bf16_training_matches_fp32_and_is_recorded(
     assert info["precision"] == trainer.precision.to_dict()
     best = json.loads((run / "best" / "config.json").read_text())  # the model's meta
     assert best["precision"]["precision"] == "bf16"
+
+
+def test_a_resumed_auto_run_keeps_its_precision_on_the_same_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speed = {"bf16_s": 1e-3}
+
+    def probe(rows: int, width: int, hidden: int) -> prec.ProbeResult:
+        return prec.ProbeResult(rows, width, hidden, 1, fp32_s=4e-3, bf16_s=speed["bf16_s"])
+
+    monkeypatch.setattr(prec, "probe_bf16", probe)
+    first = Trainer(
+        TinyLM(), Windows(), None, cfg(max_steps=2, checkpoint_every=2), tmp_path, save_fn=save_tiny
+    )
+    assert first.precision.dtype == "bf16"
+    first.fit()
+    speed["bf16_s"] = 8e-3  # the probe now says fp32 ...
+    again = Trainer(
+        TinyLM(), Windows(), None, cfg(max_steps=3, checkpoint_every=2), tmp_path, save_fn=save_tiny
+    )
+    again.fit(resume=True)  # ... but the run goes on as it began
+    assert again.precision.dtype == "bf16" and "kept from the checkpoint" in again.precision.reason
+    info = json.loads((tmp_path / "checkpoint" / "trainer.json").read_text())
+    assert info["precision"]["precision"] == "bf16" and info["machine"]
+    # on another machine the new probe decides
+    info["machine"] = "another CPU"
+    (tmp_path / "checkpoint" / "trainer.json").write_text(json.dumps(info))
+    other = Trainer(
+        TinyLM(), Windows(), None, cfg(max_steps=4, checkpoint_every=2), tmp_path, save_fn=save_tiny
+    )
+    other.fit(resume=True)
+    assert other.precision.dtype == "fp32"

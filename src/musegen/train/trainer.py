@@ -7,8 +7,9 @@ and saved with every checkpoint), optional ``torch.compile``, evaluation every N
 early stopping, a progress bar (loss, tokens/s, ETA), metrics as JSON lines, and checkpoints
 that resume exactly: weights, optimizer moments, RNG states and the step are saved atomically,
 and batches are drawn from a generator seeded by (seed, step, rank), so a resumed run sees the
-same batches as an uninterrupted one (with ``precision: "auto"`` a resumed run decides again:
-on another machine it may choose otherwise; force ``fp32`` or ``bf16`` to rule that out).
+same batches as an uninterrupted one (with ``precision: "auto"`` a run resumed on the same
+machine keeps the arithmetic it started with, so a noisy probe cannot switch it halfway; on
+another machine it decides again; force ``fp32`` or ``bf16`` to rule that out).
 Under ``torchrun`` it trains with DDP (NCCL on GPUs, gloo on CPUs); only rank 0 writes files.
 
 What is being learned is an *objective*: a function ``(model, batch) -> (loss, n_tokens)``.
@@ -419,6 +420,7 @@ class Trainer:
             "rng_numpy": _jsonable(np.random.get_state()),
             "train_config": self.cfg.to_dict(),
             "precision": self.precision.to_dict(),
+            "machine": machine_name(self.device),
         }
         (tmp / "trainer.json").write_text(json.dumps(info))
         _replace_dir(tmp, final)
@@ -451,6 +453,7 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         random.setstate(_tupled(info["rng_python"]))
         np.random.set_state(_tupled(info["rng_numpy"]))
+        self._keep_precision(info)
         best = info.get("best_valid")
         self.state = TrainState(
             step=info["step"],
@@ -459,8 +462,44 @@ class Trainer:
             history=info.get("history", []),
         )
 
+    def _keep_precision(self, info: dict[str, Any]) -> None:
+        """On ``--resume`` with ``precision: "auto"`` on the machine that wrote the checkpoint,
+        go on with the checkpoint's arithmetic rather than the new probe's choice (one process;
+        under torchrun rank 0 decides again for all ranks, as in a new run)."""
+        saved = info.get("precision") or {}
+        dtype = saved.get("precision")
+        if (
+            self.dist.world > 1
+            or self.cfg.precision != "auto"
+            or dtype not in ("fp32", "bf16")
+            or dtype == self.precision.dtype
+            or saved.get("device") != self.precision.device
+            or info.get("machine") != machine_name(self.device)
+        ):
+            return
+        self.precision = Precision(
+            dtype, "auto", self.precision.device, "kept from the checkpoint (same machine)"
+        )
+        if self.dist.main:
+            print(self.precision.describe(), file=sys.stderr)
+
 
 # ---------------------------------------------------------------------- helpers
+def machine_name(device: torch.device) -> str:
+    """What the arithmetic choice depends on: the GPU's name, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def hash_seed(*parts: int) -> int:
     """A 63-bit seed from integers (stable across runs and platforms)."""
     import hashlib
