@@ -42,7 +42,7 @@ import torch
 
 from _corpus import emit
 from _models import VOCAB, gpt2, transformer
-from musegen.models.decode import blas_threads
+from musegen.models.cpu import blas_threads
 
 
 def ours(position: str) -> torch.nn.Module:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 import musegen
-from musegen.models import build_model, load_model, transformer
-from musegen.models.chunked_attention import LOW_PRECISION_CHUNK, causal_attention, chunk_size
+from musegen.models import build_model, cpu, load_model
+from musegen.models.cpu.attention import LOW_PRECISION_CHUNK, causal_attention, chunk_size
 
 PRETRAINED = Path(musegen.__file__).parent / "pretrained"
 
@@ -89,7 +89,7 @@ def test_training_step_equals_the_sdpa_path(options: dict, monkeypatch: pytest.M
     ids = torch.randint(0, 40, (3, 30), generator=torch.Generator().manual_seed(2))
     results = []
     for cpu_chunk in (8, 0):  # 0: F.scaled_dot_product_attention
-        monkeypatch.setattr(transformer, "CPU_CHUNK", cpu_chunk)
+        monkeypatch.setattr(cpu, "CHUNK", cpu_chunk)
         torch.manual_seed(0)
         model = build_model(
             "transformer", vocab_size=40, n_layer=2, n_head=4, d_model=32, **options
@@ -121,7 +121,7 @@ def test_shipped_models_give_the_same_logits(name: str, monkeypatch: pytest.Monk
     vocab = model.config.vocab_size
     ids = torch.randint(0, vocab, (2, model.config.max_relative + 40))  # past the clipping
     chunked, _ = model(ids)
-    monkeypatch.setattr(transformer, "CPU_CHUNK", 0)
+    monkeypatch.setattr(cpu, "CHUNK", 0)
     sdpa, _ = model(ids)
     assert (chunked - sdpa).abs().max() < 5e-5
 
@@ -218,7 +218,7 @@ def test_autocast_training_step_equals_the_sdpa_path(
     ids = torch.randint(0, 40, (2, 150), generator=torch.Generator().manual_seed(5))
     results = []
     for cpu_chunk in (64, 0):  # 0: F.scaled_dot_product_attention
-        monkeypatch.setattr(transformer, "CPU_CHUNK", cpu_chunk)
+        monkeypatch.setattr(cpu, "CHUNK", cpu_chunk)
         torch.manual_seed(0)
         model = build_model(
             "transformer", vocab_size=40, n_layer=2, n_head=2, d_model=32, dropout=0.0, **options

@@ -16,7 +16,7 @@ from musegen.errors import MusegenError
 from musegen.models import (
     available_models,
     build_model,
-    decode,
+    cpu,
     load_model,
     model_config_class,
     save_model,
@@ -105,52 +105,6 @@ def test_cached_prompt_then_tokens_equals_full_forward(key: str) -> None:
     assert (cached - full).abs().max() <= 1e-4
 
 
-TRANSFORMERS = [k for k, (name, _) in CONFIGS.items() if name == "transformer"]
-
-
-@pytest.mark.parametrize(
-    ("batch", "matmul"), [(1, "numpy"), (3, "numpy"), (3, "torch"), (5, "onednn")]
-)
-@pytest.mark.parametrize(
-    "key", [*TRANSFORMERS, "relative-clipped-per-head", "relative-clipped-one-head"]
-)
-def test_fused_cpu_step_equals_the_module_path(
-    key: str, batch: int, matmul: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One-token steps outside autograd take models/decode.py; they match the modules' path
-    (which ``forward`` takes with autograd on) and the full forward pass, past max_relative."""
-    if matmul == "onednn":  # the tiny model's weights are far below the size that takes it
-        monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
-    options = {
-        "relative-clipped-per-head": {**TINY_TRANSFORMER, "max_relative": 4},
-        "relative-clipped-one-head": {**TINY_TRANSFORMER, "max_relative": 4, "n_head": 1},
-    }
-    torch.manual_seed(0)
-    model = (build_model("transformer", **options[key]) if key in options else make(key)).eval()
-    ids = tokens(batch, 12)
-    with torch.no_grad():
-        full, _ = model(ids)
-        fast = model.init_cache(batch, 12)
-        assert fast.decoder is not None
-        if matmul == "onednn":  # batches from ONEDNN_MIN_BATCH on, where PyTorch has it
-            if not decode.onednn_available():
-                pytest.skip("this PyTorch has no oneDNN products")
-            assert fast.decoder.onednn
-        else:
-            assert not fast.decoder.onednn and fast.decoder.matmul is decode._numpy_matmul
-        if matmul == "torch":  # what big batches use when numpy's BLAS runs threads
-            fast.decoder.matmul = decode._torch_matmul
-    slow = model.init_cache(batch, 12)
-    for t in range(12):
-        with torch.no_grad():
-            a, fast = model(ids[:, t : t + 1], fast)
-        b, slow = model(ids[:, t : t + 1], slow)  # autograd on: the module path
-        assert b.requires_grad and not a.requires_grad
-        assert (a - b).abs().max() <= 1e-5 and (a[:, 0] - full[:, t]).abs().max() <= 1e-4
-    assert torch.allclose(fast.keys, slow.keys, atol=1e-5)  # the same cache contents
-    assert fast.length == slow.length == 12
-
-
 @pytest.mark.parametrize("key", CONFIGS)
 @torch.no_grad()
 def test_next_logits_equals_full_forward(key: str) -> None:
@@ -166,102 +120,6 @@ def test_next_logits_equals_full_forward(key: str) -> None:
         assert np.abs(step - full[:, t].numpy()).max() <= 1e-4
     with pytest.raises(MusegenError, match="cache"):  # full: the generic path says so
         model.next_logits(ids[:, 0].numpy(), cache)
-
-
-@torch.no_grad()
-def test_packed_weights_are_reused_until_a_weight_changes() -> None:
-    model, ids = make("relative"), tokens(1, 6)
-    first, second = model.init_cache(1, 6), model.init_cache(2, 8)
-    assert first.decoder.layers is second.decoder.layers  # packed once
-    for p in model.parameters():  # an in-place change (an optimizer step, load_state_dict)
-        p.mul_(1.5)
-    changed = model.init_cache(1, 6)
-    assert changed.decoder.layers is not first.decoder.layers
-    full, _ = model(ids)
-    for t in range(6):
-        step, changed = model.next_logits(ids[:, t].numpy(), changed)
-    assert np.abs(step - full[:, -1].numpy()).max() <= 1e-4
-    model.load_state_dict(make("relative", seed=3).state_dict())
-    assert model.init_cache(1, 6).decoder.layers is not changed.decoder.layers
-    with torch.inference_mode():  # tensors made here have no version counter: no reuse
-        fresh = make("relative")
-        assert fresh.init_cache(1, 6).decoder.layers is not fresh.init_cache(1, 6).decoder.layers
-
-
-@torch.no_grad()
-def test_onednn_weights_are_packed_once_and_shared_by_smaller_batches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The oneDNN packing is made by the first big batch and kept by the decoder: caches
-    made later and sequences selected from a batch (fewer rows) use the same packing, and
-    a batch that falls below ONEDNN_MIN_BATCH steps on with numpy, still right. Models
-    with small weights (they stay in cache) keep to numpy at any batch."""
-    if not decode.onednn_available():
-        pytest.skip("this PyTorch has no oneDNN products")
-    model, ids = make("relative"), tokens(6, 9)
-    assert not model.init_cache(8, 9).decoder.onednn  # a tiny model
-    monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
-    full, _ = model(ids)
-    assert not model.init_cache(2, 9).decoder.onednn_weights  # not needed yet
-    cache = model.init_cache(6, 9)
-    packed = cache.decoder.onednn_weights["layers"]
-    assert model.init_cache(8, 9).decoder.onednn_weights["layers"] is packed
-    _, cache = model(ids[:, :5], cache)
-    rows = torch.tensor([0, 2, 3, 5])
-    for keep in (rows, torch.tensor([1, 3])):  # 4 rows: oneDNN; 2 of those: numpy
-        cache = model.select_cache(cache, keep)
-        ids, full = ids[keep], full[keep]
-        assert cache.decoder.onednn == (len(keep) >= decode.ONEDNN_MIN_BATCH)
-        assert cache.decoder.onednn_weights["layers"] is packed
-        step, cache = model.next_logits(ids[:, cache.length].numpy(), cache)
-        assert np.abs(step - full[:, cache.length - 1].numpy()).max() <= 1e-4
-
-
-def test_onednn_probe_says_no_where_the_ops_fail(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A PyTorch whose private oneDNN ops are missing or answer differently is not used."""
-    decode.onednn_available.cache_clear()
-    monkeypatch.setattr(decode, "_LINEAR", "no_such_op")
-    monkeypatch.setattr(decode, "ONEDNN_MIN_WEIGHT_BYTES", 0)
-    try:
-        assert not decode.onednn_available()
-        assert not make("relative").init_cache(8, 4).decoder.onednn
-    finally:
-        decode.onednn_available.cache_clear()
-
-
-@torch.no_grad()
-def test_blas_threads_pins_numpy_blas_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inside ``blas_threads(1)`` a big batch's numpy step takes numpy's (one-thread) BLAS."""
-    if decode._openblas() is None:
-        pytest.skip("numpy's BLAS is not an OpenBLAS this helper can reach")
-    monkeypatch.setattr(decode, "ONEDNN_MIN_BATCH", 2**20)  # the numpy step's choice
-    model, (get, set_) = make("relative"), decode._openblas()
-    original = get()
-    try:
-        set_(2)
-        if get() != 2:
-            pytest.skip("this OpenBLAS cannot run two threads")
-        assert model.init_cache(2**14, 2).decoder.matmul is decode._torch_matmul
-        with decode.blas_threads(1) as pinned:
-            assert pinned and get() == 1 and decode._blas_one_thread()
-            assert model.init_cache(2**14, 2).decoder.matmul is decode._numpy_matmul
-        assert get() == 2 and not decode._blas_one_thread()
-    finally:
-        set_(original)
-
-
-@torch.no_grad()
-def test_fused_step_rejects_bad_ids_and_steps_aside_when_training() -> None:
-    model, ids = make("relative"), tokens(2, 6)
-    cache = model.init_cache(2, 6)
-    model(ids[:, :5], cache)
-    with pytest.raises(IndexError):
-        model(torch.full((2, 1), -1), cache)
-    with pytest.raises(IndexError):
-        model(torch.full((2, 1), VOCAB), cache)
-    model.train()  # training mode takes the module path (dropout) and still works
-    assert model(ids[:, 5:6], cache)[0].shape == (2, 1, VOCAB)
-    assert build_model("transformer", **TINY_TRANSFORMER).double().init_cache(1, 4).decoder is None
 
 
 @pytest.mark.parametrize("key", ["relative", "rope", "lstm"])
@@ -316,16 +174,17 @@ def test_skewing_matches_direct_relative_logits(T: int, start: int, R: int, head
     assert torch.allclose(step, want[:, :, -1:], atol=1e-5)
 
 
-@pytest.mark.parametrize("chunk_name", ["CPU_CHUNK", "RELATIVE_CHUNK"])
+@pytest.mark.parametrize("chunked", [cpu, transformer])  # the CPU's attention, SDPA's
 @torch.no_grad()
 def test_relative_query_chunks_match_one_chunk(
-    chunk_name: str, monkeypatch: pytest.MonkeyPatch
+    chunked: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if chunk_name == "RELATIVE_CHUNK":  # the SDPA path (devices other than the CPU)
-        monkeypatch.setattr(transformer, "CPU_CHUNK", 0)
+    if chunked is transformer:  # the SDPA path (devices other than the CPU)
+        monkeypatch.setattr(cpu, "CHUNK", 0)
     model, ids = make("relative-clipped-shared"), tokens(2, 20)
     whole, _ = model(ids)
-    monkeypatch.setattr(transformer, chunk_name, 3)  # 20 queries: 7 chunks, last short
+    name = "CHUNK" if chunked is cpu else "RELATIVE_CHUNK"
+    monkeypatch.setattr(chunked, name, 3)  # 20 queries: 7 chunks, last short
     chunked, _ = model(ids)
     assert (chunked - whole).abs().max() <= 1e-5
     assert (decode_in_chunks(model, ids, [8, 1, 5, 6]) - whole).abs().max() <= 1e-4
@@ -337,7 +196,7 @@ def test_relative_attention_matches_reference(
     cpu_chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One layer's attention against softmax((q kᵀ + q Eᵀ[clipped i - j]) / sqrt(d)) by hand."""
-    monkeypatch.setattr(transformer, "CPU_CHUNK", cpu_chunk)
+    monkeypatch.setattr(cpu, "CHUNK", cpu_chunk)
     model, x = make("relative-clipped-shared"), torch.randn(2, 9, 32)
     attn = model.blocks[0].attn
     q, k, v = attn.qkv(x).view(2, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)

@@ -265,3 +265,38 @@ def test_hold_eos_keeps_a_model_that_wants_to_end_going() -> None:
     small = build_model("transformer", vocab_size=4, n_layer=1, d_model=16, n_head=2)
     (seq,) = generate(small, dead_end, config=SamplingConfig(max_new_tokens=10), hold_eos=True)
     assert seq.tolist() == [BOS, 3, EOS]
+
+
+@pytest.mark.parametrize("position", ["relative", "rope", "absolute"])
+def test_fast_cpu_path_and_plain_path_draw_the_same_tokens(
+    position: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MUSEGEN_FAST_CPU=0`` (the modules' own path: SDPA for the primer, ``forward`` per
+    token) draws the very tokens the fast path (chunked attention, fused step) draws."""
+    from musegen.models import cpu
+
+    tok = get_tokenizer("remi")
+    torch.manual_seed(0)
+    model = build_model(
+        "transformer",
+        vocab_size=len(tok),
+        n_layer=2,
+        d_model=32,
+        n_head=2,
+        position=position,
+        max_relative=8,  # the primer and the pieces reach past it
+    )
+    with torch.no_grad():  # bigger weights: logits that depend on the context
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(10.0)
+    config = SamplingConfig(max_new_tokens=48, seed=11, top_p=0.95)
+    hold = {"hold_eos": True}  # every sequence runs its full length
+    primer = generate(model, tok, config=SamplingConfig(max_new_tokens=12, seed=1), **hold)[0]
+    assert model.init_cache(1, 4).decoder is not None
+    fast = generate(model, tok, num=3, primer=primer[1:], config=config, **hold)
+    monkeypatch.setenv(cpu.ENV, "0")
+    assert model.init_cache(1, 4).decoder is None
+    plain = generate(model, tok, num=3, primer=primer[1:], config=config, **hold)
+    assert [s.tolist() for s in fast] == [s.tolist() for s in plain]
+    assert len(primer) == 13 and all(len(s) == 13 + 48 for s in fast)

@@ -27,7 +27,8 @@ Every token model (an ``nn.Module``, subclass of :class:`musegen.models.base.Lan
 * ``model.next_logits(tokens, cache) -> (logits, cache)``: one decoding step for the generator,
   numpy in and out (``tokens`` ``[B]``, logits ``[B, vocab]`` float32); the same numbers as
   ``model(tokens[:, None], cache)``. The transformer runs it straight through its fused CPU
-  step (:mod:`musegen.models.decode`); other models inherit the generic version.
+  step (:mod:`musegen.models.cpu`, the fast CPU path; ``MUSEGEN_FAST_CPU=0`` turns it off);
+  other models inherit the generic version.
 * ``model.select_cache(cache, rows) -> cache``: the cache of some sequences of the batch (the
   generator drops finished ones).
 * ``model.num_parameters(exclude_embeddings=False) -> int`` (tied weights counted once).

@@ -16,17 +16,19 @@ Positions (``position=``):
 * ``"rope"``: rotary embeddings on queries and keys (flash attention path, ``is_causal``).
 * ``"absolute"``: learned position embeddings added to the input (baseline).
 
-On the CPU, several queries at once (training, a prompt) skip SDPA for every scheme and go
-through ``chunked_attention.causal_attention``: the same softmax in query chunks of
-``CPU_CHUNK``, with a written-out backward, faster there than SDPA's CPU kernels. Attention
-dropout in training keeps the SDPA path.
-
 Incremental decoding: ``init_cache(B, max_len)`` preallocates keys and values
 ``[layers, B, heads, max_len, head_dim]``; ``forward(ids, cache)`` writes the new positions in
 place, attends over ``[0, length)`` and advances ``cache.length``. Any chunk size works: a
-prompt, then one token at a time. On the CPU in float32 the cache also carries a
-:class:`~musegen.models.decode.Decoder`, and one-token steps outside autograd and training run
-its fused step (same arithmetic, a fraction of the per-call overhead; see ``models/decode.py``).
+prompt, then one token at a time.
+
+The CPU fast path (:mod:`musegen.models.cpu`; off with ``MUSEGEN_FAST_CPU=0``) serves this
+model at two points, and the modules here stay the reference it is tested against:
+
+* several queries at once (training, a prompt) on the CPU take its chunked causal attention
+  instead of SDPA, for every position scheme (not with attention dropout in training);
+* on the CPU in float32 the cache carries a fused-step decoder made from
+  :meth:`Transformer.export_for_decoding`, and one-token steps outside autograd and training
+  run it (same arithmetic, a fraction of the per-call overhead).
 """
 
 from __future__ import annotations
@@ -40,13 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from musegen.errors import MusegenError
+from musegen.models import cpu
 from musegen.models.base import LanguageModel, ModelConfig
-from musegen.models.chunked_attention import causal_attention
-from musegen.models.decode import Decoder, cpu_autocast
 
 POSITIONS = ("relative", "rope", "absolute")
 RELATIVE_CHUNK = 128  # queries per relative-attention chunk (see Attention._relative_attention)
-CPU_CHUNK = 64  # queries per chunk of CPU attention (models/chunked_attention.py); 0: SDPA
 NORMS = ("layernorm", "rmsnorm")
 
 
@@ -135,7 +135,7 @@ class KVCache:
     keys: torch.Tensor  # [n_layer, B, n_head, max_len, head_dim]
     values: torch.Tensor
     length: int = 0
-    decoder: Decoder | None = None  # fast one-token steps on the CPU (models/decode.py)
+    decoder: cpu.Decoder | None = None  # fused one-token steps (the CPU fast path), or None
 
     @property
     def batch_size(self) -> int:
@@ -176,7 +176,7 @@ class AttentionContext:
     mask: torch.Tensor | None = None  # bool [T, L] (True = may attend) for rope/absolute
     rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin [T, head_dim / 2]
     relative: list[RelativeChunk] | None = None  # query chunks for relative attention
-    chunked: bool = False  # several queries on the CPU: chunked_attention.causal_attention
+    chunked: bool = False  # several queries on the CPU: the fast path's chunked attention
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -268,8 +268,7 @@ class Attention(nn.Module):
 
         dropout = self.attention_dropout if self.training else 0.0
         if ctx.chunked:  # the same softmax, in query chunks with a written-out backward
-            scale = 1.0 / math.sqrt(self.head_dim)
-            y = causal_attention(q, k, v, scale, self.relative, CPU_CHUNK)
+            y = cpu.causal_attention(q, k, v, 1.0 / math.sqrt(self.head_dim), self.relative)
         elif self.relative is not None:
             y = self._relative_attention(q, k, v, ctx.relative, dropout)
         else:
@@ -402,30 +401,79 @@ class Transformer(LanguageModel):
             torch.zeros(shape, dtype=w.dtype, device=w.device),
             torch.zeros(shape, dtype=w.dtype, device=w.device),
         )
-        if Decoder.supports(self):
-            cache.decoder = self._packed_decoder().for_cache(cache, c)
+        decoder = self._fast_decoder()
+        if decoder is not None:
+            cache.decoder = decoder.bind(cache.keys, cache.values)
         return cache
 
-    def _packed_decoder(self) -> Decoder:
-        """The fused step's packed weights, packed again only when a weight has changed
-        (another tensor, or an in-place write: optimizer steps and ``load_state_dict`` bump a
-        tensor's version counter), so a sampler can make caches cheaply."""
+    def export_for_decoding(self) -> cpu.DecodingWeights:
+        """The weights as the CPU fast path reads them: detached views of the parameters (no
+        copies), named by their role, not by this module's attributes."""
+        c = self.config
+
+        def norm(module: nn.Module) -> cpu.NormWeights:
+            bias = getattr(module, "bias", None)
+            return cpu.NormWeights(
+                c.norm,
+                module.weight.detach(),
+                None if bias is None else bias.detach(),
+                module.eps,
+            )
+
+        def detached(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach()
+
+        layers = tuple(
+            cpu.LayerWeights(
+                norm1=norm(b.norm1),
+                qkv=b.attn.qkv.weight.detach(),
+                qkv_bias=detached(b.attn.qkv.bias),
+                out=b.attn.out.weight.detach(),
+                out_bias=detached(b.attn.out.bias),
+                norm2=norm(b.norm2),
+                up=b.mlp.up.weight.detach(),
+                up_bias=detached(b.mlp.up.bias),
+                down=b.mlp.down.weight.detach(),
+                down_bias=detached(b.mlp.down.bias),
+                relative=detached(b.attn.relative),
+            )
+            for b in self.blocks
+        )
+        return cpu.DecodingWeights(
+            n_head=c.n_head,
+            head_dim=c.head_dim,
+            tok_emb=self.tok_emb.weight.detach(),
+            layers=layers,
+            norm=norm(self.norm),
+            head=self.lm_head.weight.detach(),
+            pos_emb=None if self.pos_emb is None else self.pos_emb.weight.detach(),
+            inv_freq=self.inv_freq.detach() if c.position == "rope" else None,
+            max_relative=c.max_relative,
+        )
+
+    def _fast_decoder(self) -> cpu.Decoder | None:
+        """The fast path's decoder of the current weights (None where it does not apply),
+        made again only when a weight has changed (another tensor, or an in-place write:
+        optimizer steps and ``load_state_dict`` bump a tensor's version counter), so a sampler
+        can make caches cheaply."""
+        if not cpu.enabled():
+            return None
         tensors = [*self.parameters(), *self.buffers()]
         try:
-            key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
-        except RuntimeError:  # inference-mode tensors keep no version counter: pack afresh
-            return Decoder(self)
-        packed = self.__dict__.get("_decoder_weights")
-        if packed is None or packed[0] != key:
-            packed = (key, Decoder(self))
-            self.__dict__["_decoder_weights"] = packed  # plain attribute, not module state
-        return packed[1]
+            key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        except (RuntimeError, AttributeError):  # inference-mode tensors keep no version counter
+            return cpu.decoder_for(self.export_for_decoding())
+        made = self.__dict__.get("_fast_decoder_made")
+        if made is None or made[0] != key:
+            made = (key, cpu.decoder_for(self.export_for_decoding()))
+            self.__dict__["_fast_decoder_made"] = made  # plain attribute, not module state
+        return made[1]
 
     def select_cache(self, cache: KVCache, rows: torch.Tensor) -> KVCache:
         rows = torch.as_tensor(rows, dtype=torch.long, device=cache.keys.device)
         out = KVCache(cache.keys[:, rows], cache.values[:, rows], cache.length)
         if cache.decoder is not None:
-            out.decoder = cache.decoder.for_cache(out, self.config)
+            out.decoder = cache.decoder.bind(out.keys, out.values)
         return out
 
     def next_logits(self, tokens: np.ndarray, cache: KVCache) -> tuple[np.ndarray, KVCache]:
@@ -450,7 +498,7 @@ class Transformer(LanguageModel):
             and not self.training
             and not (self._forward_hooks or self._forward_pre_hooks)
             and not torch.is_grad_enabled()
-            and not cpu_autocast()
+            and not cpu.cpu_autocast()
         )
 
     def forward(
@@ -498,9 +546,8 @@ class Transformer(LanguageModel):
         # several queries on the CPU: chunked causal attention (not with attention dropout)
         ctx.chunked = (
             T > 1
-            and device.type == "cpu"
-            and CPU_CHUNK > 0
             and not (self.training and c.attention_dropout > 0)
+            and cpu.chunked_attention_applies(device)
         )
         if c.position == "relative":
             if not ctx.chunked:

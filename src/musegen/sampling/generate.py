@@ -8,7 +8,7 @@ The loop is built for small models, where per-step overhead rivals the model its
 live in one preallocated numpy array, the batch's grammar mask is one call
 (:meth:`Tokenizer.batch_grammar`), filters and sampling are numpy (:mod:`.filters`), and the
 model sees one ``[B, 1]`` tensor per step (a transformer on the CPU then runs its fused step,
-:mod:`musegen.models.decode`).
+:mod:`musegen.models.cpu`).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def _decoding_threads(model: torch.nn.Module, num: int, device: torch.device) ->
     A step's operations are far too small to split between threads, and waking a pool for
     each costs more than the work (many times more when the other cores are busy).
     """
-    from musegen.models.decode import blas_threads
+    from musegen.models.cpu import blas_threads
 
     small = num * sum(p.numel() for p in model.parameters()) <= SMALL_STEP
     if device.type != "cpu" or not small:

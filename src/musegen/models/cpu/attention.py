@@ -41,8 +41,7 @@ from typing import Any
 import torch
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
-# least queries per chunk in bf16 / fp16: 128 was fastest on an AMX Xeon (T = 512, 1 thread;
-# 64 was 1.2-1.3x slower, 192-256 within noise of 128)
+# least queries per chunk in bf16 / fp16 (see chunk_size), the fastest on an AMX Xeon
 LOW_PRECISION_CHUNK = 128
 
 
