@@ -13,8 +13,7 @@ What counts as an edge ``a -> b`` (both modules of musegen):
 
 ``from pkg import name`` is an edge to ``pkg.name`` where that is a module (a file or a
 package), else to ``pkg`` (whose ``__init__`` defines ``name``); relative imports are resolved
-against the importing module's package. Packages are not counted as imported by their own
-submodules (Python has started the package before any of its modules runs).
+against the importing module's package.
 """
 
 from __future__ import annotations
@@ -108,8 +107,8 @@ def edges_of(module: str) -> list[Edge]:
             ]
         for name in names:
             target = _target(name) if name.split(".")[0] == ROOT else None
-            if target is None or target == module or module.startswith(target + "."):
-                continue  # outside musegen, itself, or its own enclosing package
+            if target is None or target == module:
+                continue  # outside musegen, or itself
             out.append(Edge(module, target, node.lineno, deferred))
     return out
 
