@@ -199,7 +199,11 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
             model, bars=args.bars, num=num, seed=args.seed, temperature=temperature, qpm=80.0
         )
         return chorales, 0, settings
-    request = PieceRequest(bars=args.bars, time_signature=defaults.get("time_signature"))
+    request = PieceRequest(
+        bars=args.bars,
+        time_signature=defaults.get("time_signature"),
+        meters=defaults.get("meters"),
+    )
     sampling = SamplingConfig(
         temperature=temperature,
         top_k=args.top_k,

@@ -107,6 +107,15 @@ def main() -> None:
     if len(tokenizer_from_dict(meta["tokenizer"])) != vocab_before:
         raise SystemExit("--tokenizer-options changed the vocabulary")
     sampling = json.loads(args.sampling_options)
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    if (
+        hasattr(tokenizer, "meter_shares")
+        and "meters" not in sampling
+        and "time_signature" not in sampling
+    ):
+        # pieces draw their meter as the training pieces have them (the model's own first
+        # token comes without context and is learned poorly)
+        sampling["meters"] = tokenizer.meter_shares(load_prepared(args.data).split("train"))
     seq_len = meta["train_config"]["seq_len"]
     valid, _ = split_loss(model, args.data, "valid", seq_len)
     test, n_test = split_loss(model, args.data, "test", seq_len)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from musegen.errors import MusegenError
 from musegen.models import build_model
 from musegen.sampling.generate import SamplingConfig
 from musegen.sampling.pieces import PieceRequest, compose
@@ -97,3 +99,25 @@ def test_compose_draws_each_pieces_meter_from_the_model_when_none_is_asked() -> 
     assert [p.time_signatures[0] for p in again] == [p.time_signatures[0] for p in first]
     asked = compose(model, tok, PieceRequest(bars=1, time_signature="6/8"), sampling, num=3)
     assert all(p.time_signatures[0].numerator == 6 for p in asked)
+
+
+def test_compose_draws_meters_with_the_shares_given() -> None:
+    tok = get_tokenizer("melody")
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    request = PieceRequest(bars=1, meters={"3/4": 0.5, "6/8": 0.5})
+    pieces = compose(model, tok, request, SamplingConfig(seed=5), num=8)
+    meters = {str(p.time_signatures[0]) for p in pieces}
+    assert meters == {"3/4", "6/8"}  # both drawn (1 chance in 128 of one only), nothing else
+    again = compose(model, tok, request, SamplingConfig(seed=5), num=8)
+    assert [p.time_signatures for p in again] == [p.time_signatures for p in pieces]
+    asked = compose(
+        model,
+        tok,
+        PieceRequest(bars=1, time_signature="2/4", meters={"3/4": 1.0}),
+        SamplingConfig(seed=5),
+        num=2,
+    )
+    assert all(str(p.time_signatures[0]) == "2/4" for p in asked)  # asked for beats the shares
+    with pytest.raises(MusegenError, match="not in the melody tokenizer"):
+        compose(model, tok, PieceRequest(bars=1, meters={"7/16": 1.0}), SamplingConfig(), num=1)

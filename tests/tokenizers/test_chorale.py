@@ -304,3 +304,13 @@ def test_melody_note_revealed_under_an_ending_one_starts_anew() -> None:
     np.testing.assert_array_equal(back.tracks[0].notes["pitch"], [67, 60])
     np.testing.assert_array_equal(back.tracks[0].notes["start"], [0, Q])
     np.testing.assert_array_equal(back.tracks[0].notes["duration"], [Q, 3 * Q])
+
+
+def test_meter_shares_count_the_opening_meters(tok: ChoraleTokenizer) -> None:
+    four = tok.encode(cadence_with_pickup())
+    three = tok.encode(
+        chorale([[(0, 3 * Q, 72)], [(0, 3 * Q, 64)], [(0, 3 * Q, 55)], [(0, 3 * Q, 48)]], ts=(3, 4))
+    )
+    assert tok.meter_shares([four, four, three, four]) == {"4/4": 0.75, "3/4": 0.25}
+    with pytest.raises(MusegenError, match="starts with a meter"):
+        tok.meter_shares([four[1:]])

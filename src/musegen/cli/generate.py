@@ -91,12 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     """Temperature, top-p and meter a model's config asks for (chosen on its valid split),
-    else 1.0, 0.95 and none (a model that starts with a meter token draws one)."""
+    else 1.0, 0.95 and none; ``meters``: the shares each piece's meter is drawn with when none
+    is asked for (a model that starts with a meter token and has none draws from that token)."""
     given = meta.get("sampling") or {}
     return {
         "temperature": float(given.get("temperature", 1.0)),
         "top_p": float(given.get("top_p", 0.95)),
-        "time_signature": given.get("time_signature"),  # None: the model draws each meter
+        "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
+        "meters": given.get("meters"),
     }
 
 
@@ -123,6 +125,7 @@ def run_generate(args: argparse.Namespace) -> int:
         primer_bars=args.primer_bars,
         tempo=args.tempo,
         time_signature=args.time_signature or defaults["time_signature"],
+        meters=defaults["meters"],
         key=args.key,
         program=args.program,
         max_tokens=args.tokens,

@@ -26,6 +26,9 @@ class PieceRequest:
     primer_bars: int | None = None  # keep only this many bars of the primer
     tempo: float | None = None
     time_signature: str | None = None  # "3/4"
+    # when no time signature is asked for: each piece's meter is drawn with these weights
+    # (a shipped model's training-split shares), else from the model's first token
+    meters: dict[str, float] | None = None
     key: str | None = None  # "G major", "e minor"
     program: int | None = None
     max_tokens: int | None = None  # hard cap on new tokens (default: from the length)
@@ -161,8 +164,10 @@ def compose(
 def _draw_meters(
     model: object, tokenizer: Tokenizer, request: PieceRequest, sampling: SamplingConfig, num: int
 ) -> list[str] | None:
-    """Each piece's time signature, drawn from the model's first token (``TS_*`` after BOS),
-    for a tokenizer that carries a length and a request that names no meter; else None."""
+    """Each piece's time signature, for a tokenizer that carries a length and a request that
+    names no meter (else None): drawn with ``request.meters`` when given, else from the
+    model's first token (``TS_*`` after BOS). A small model learns that first token poorly (it
+    comes without context), so shipped models carry their training split's meter shares."""
     if (
         request.bars is None
         or request.seconds is not None
@@ -172,6 +177,23 @@ def _draw_meters(
         or tokenizer.primer_for_length(Score(tpq=480), 1) is None
     ):
         return None
+
+    labels = list(tokenizer.config.time_signatures)  # type: ignore[attr-defined]
+    rng = np.random.default_rng([sampling.seed, 1])
+    if request.meters:
+        unknown = sorted(set(request.meters) - set(labels))
+        if unknown:
+            raise MusegenError(f"meters {unknown} are not in the {tokenizer.name} tokenizer")
+        weights = np.array([float(request.meters.get(m, 0.0)) for m in labels])
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise MusegenError("meter shares must be >= 0 and not all 0")
+        return [labels[i] for i in rng.choice(len(labels), size=num, p=weights / weights.sum())]
+    probs = _first_meter_probs(model, tokenizer, sampling)
+    return [labels[i] for i in rng.choice(len(labels), size=num, p=probs)]
+
+
+def _first_meter_probs(model: object, tokenizer: Tokenizer, sampling: SamplingConfig) -> np.ndarray:
+    """The model's distribution over ``TS_*`` right after BOS (at the sampling temperature)."""
     import torch
 
     from musegen.models.base import last_logits
@@ -183,10 +205,7 @@ def _draw_meters(
         logits, _ = model(torch.tensor([[BOS]], device=device))  # type: ignore[operator]
     z = last_logits(logits)[0, lo:hi].astype(np.float64) / max(sampling.temperature, 1e-6)
     p = np.exp(z - z.max())
-    p /= p.sum()
-    rng = np.random.default_rng([sampling.seed, 1])
-    labels = tokenizer.config.time_signatures  # type: ignore[attr-defined]
-    return [labels[i] for i in rng.choice(hi - lo, size=num, p=p)]
+    return p / p.sum()
 
 
 def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:

@@ -344,6 +344,21 @@ class BarGridTokenizer(Tokenizer):
             )
         return self.encode(score, eos=False, bars=bars)
 
+    def meter_shares(self, sequences: Iterable[np.ndarray]) -> dict[str, float]:
+        """How often each meter opens ``sequences`` (encoded pieces, ``BOS TS_* …``): the
+        shares a model's pieces draw their meters from (``PieceRequest.meters``), in the
+        tokenizer's meter order, rounded to 4 places; meters never seen are left out."""
+        lo, hi = self.vocab.span("ts")
+        counts = np.zeros(hi - lo)
+        for seq in sequences:
+            if len(seq) > 1 and seq[0] == BOS and lo <= seq[1] < hi:
+                counts[int(seq[1]) - lo] += 1
+        if not counts.sum():
+            raise MusegenError(f"no {self.name} sequence here starts with a meter")
+        shares = counts / counts.sum()
+        labels = self.config.time_signatures
+        return {labels[i]: round(float(shares[i]), 4) for i in np.flatnonzero(counts)}
+
     def describe(self) -> str:
         """The vocabulary blocks and the grammar's rules, for a reader."""
         lines = [f"{self.name} tokenizer: {len(self.vocab)} ids, {self.config.to_dict()}", ""]
