@@ -17,11 +17,8 @@ choice is among the order-preserving ways to place ``k`` notes in ``n`` voices: 
 ``C(n, k)``. More new notes than voices: the highest and lowest always stay, the inner ones
 that fit best fill the inner voices, and the rest go to an extra track (nothing is lost).
 
-Measured on the Bach chorales of music21's corpus merged to one track (unisons kept once) and
-dealt out again, with the costs chosen on the train split: 98.4% (valid) and 98.3% (test) of
-the notes land in a voice that sings them, against 97.5% for the plain rule (a note's rank
-among the notes sounding at its onset), which also puts 1.5% of the notes on top of another
-in the same voice (``benchmarks/voice_separation.py``).
+How often the notes land in the voice that sings them, on Bach's chorales merged to one
+track and dealt out again: ``benchmarks/voice_separation.py`` (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
