@@ -1,4 +1,4 @@
-"""``musegen train``: train a sequence model on a prepared dataset."""
+"""``musegen train``: train any model (token models, Coconet) from a run file."""
 
 from __future__ import annotations
 
@@ -22,16 +22,25 @@ OVERRIDES: dict[str, tuple[type, str]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model on a prepared dataset",
-        description="Train a sequence model on a dataset made by 'musegen data prepare'. "
-        "Multi-GPU / multi-node: launch with torchrun. Ctrl-C and --resume continue exactly.",
+        help="train a model (transformer, lstm, gru, coconet) from a run file",
+        description="Train a model with the one trainer. Token models (transformer, lstm, gru) "
+        "read a dataset made by 'musegen data prepare'; coconet reads four-voice 16th-note "
+        "chorales (Jsb16thSeparated.json or a JSON file of that shape). Multi-GPU / "
+        "multi-node: launch with torchrun. Ctrl-C and --resume continue exactly.",
     )
     p.add_argument(
         "--model",
         default=None,
-        help="model name (transformer, lstm, gru); default: the run file's, else transformer",
+        help="model name (transformer, lstm, gru, coconet); default: the run file's, else "
+        "transformer",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="prepared dataset folder")
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="token models: the prepared dataset folder (required); coconet: the "
+        "Jsb16thSeparated.json file (or a folder holding it, or a JSON file of that shape; "
+        "default: the run file's data.root, else the shared data folder)",
+    )
     p.add_argument(
         "--config", metavar="FILE.json", help="run file: model, model_config, train, augment"
     )
@@ -40,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this saved model's weights (folder or shipped name, e.g. coconet; "
+        "same model_config) with a fresh schedule and optimizer",
     )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     for name, (kind, text) in OVERRIDES.items():
@@ -62,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.compile:
         train["compile"] = True
     run["train"] = train
-    summary = train_run(run, args.data, args.out, resume=args.resume)
+    summary = train_run(run, args.data, args.out, resume=args.resume, init=args.init)
     print(
         f"trained {summary['steps']} steps on {summary['device']}: best valid loss "
         f"{summary['best_valid_loss']:.4f}; model in {summary['out']}/best"

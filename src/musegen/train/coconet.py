@@ -13,16 +13,20 @@ trainer checkpoints, so ``--resume`` continues exactly. The valid set is fixed: 
 non-overlapping windows of every valid piece, each with one orderless mask drawn from
 ``valid_seed``, in a seeded shuffled order (so ``eval_batches`` takes a sample of all pieces).
 
-Run: ``python -m musegen.train.coconet --config configs/coconet.json --out runs/coconet``
-(``--resume`` to continue or extend a run after raising ``max_steps``; ``--init MODEL`` to start
-from a saved model's weights, e.g. the shipped ``coconet``, with a fresh schedule and optimizer).
+The data is Coconet's ``Jsb16thSeparated.json`` (verified against the published file), or
+any JSON file of the same shape (``{"train": [...], "valid": [...]}``, each piece a list of
+``[S, A, T, B]`` MIDI pitches per 16th note, -1 for a rest), e.g. your own chorales.
+
+Run it like any model: ``musegen train --config configs/coconet.json --out runs/coconet``
+(``--data FILE`` in place of the run file's ``data.root``; ``--resume`` to continue or extend a
+run after raising ``max_steps``; ``--init MODEL`` to start from a saved model's weights, e.g.
+the shipped ``coconet``, with a fresh schedule and optimizer). :func:`musegen.train.run.train_run`
+sends a run file naming ``coconet`` here.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,27 +92,57 @@ def collate(items: list[Any]) -> Any:
 
 
 def load_grids(split: str, low: int, high: int, root: str | None = None) -> list[torch.Tensor]:
-    """The ``[T, 4]`` class grids of one split of Jsb16thSeparated."""
+    """The ``[T, 4]`` class grids of one split of Jsb16thSeparated (``root``: the file, a
+    folder holding it, or None for the shared data folder), or of a JSON file of the same
+    shape under another name (your own four-voice pieces: read as they are, not verified)."""
     from musegen.data.sources import get_source
+    from musegen.data.sources.jsb_satb import FILENAME
     from musegen.models.coconet import to_classes
 
-    source = get_source("jsb-satb", root=root)
-    steps = source.all_steps()[split]
-    return [to_classes(torch.from_numpy(np.asarray(s, np.int64)), low, high) for s in steps]
+    path = Path(root) if root is not None else None
+    if path is not None and path.suffix == ".json" and path.name != FILENAME:
+        steps = _read_steps(path, split)
+    else:
+        steps = get_source("jsb-satb", root=root).all_steps()[split]
+    try:
+        return [to_classes(torch.from_numpy(np.asarray(s, np.int64)), low, high) for s in steps]
+    except ValueError as e:
+        raise MusegenError(
+            f"{root or 'jsb-satb'} ({split}): {e}; widen model_config low/high"
+        ) from e
+
+
+def _read_steps(path: Path, split: str) -> list[np.ndarray]:
+    """One split of a Jsb16thSeparated-shaped JSON file: ``[T, 4]`` pitch arrays."""
+    try:
+        data = json.loads(path.read_text())
+        pieces = [np.asarray(p, dtype=np.int64).reshape(-1, 4) for p in data[split]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MusegenError(
+            f"{path}: not a four-voice steps file ({e}); expected "
+            '{"train": [...], "valid": [...]}, each piece a list of [S, A, T, B] pitches'
+        ) from e
+    if any(p.size and (p.min() < -1 or p.max() > 127) for p in pieces):
+        raise MusegenError(f"{path}: pitches must be -1 (rest) or MIDI 0..127")
+    return pieces
 
 
 def train_coconet(
-    run: dict[str, Any], out_dir: str | Path, resume: bool = False, init: str | None = None
+    run: dict[str, Any],
+    out_dir: str | Path,
+    resume: bool = False,
+    init: str | None = None,
+    data_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train as the run file says; returns a summary (steps, best valid loss, parameters).
 
-    ``init`` names a saved Coconet (a folder or a shipped model's name) whose weights start the
+    ``data_path`` (``musegen train --data``) replaces the run file's ``data.root``. ``init`` names a saved Coconet (a folder or a shipped model's name) whose weights start the
     run instead of a random initialisation; its ``model_config`` must equal the run file's.
     """
     from musegen.models import build_model
     from musegen.models.coconet import coconet_objective
     from musegen.tokenizers import get_tokenizer
-    from musegen.train.run import fit_and_summarize
+    from musegen.train.run import fit_and_summarize, load_init
     from musegen.train.trainer import Trainer
     from musegen.utils import atomic_write_text
 
@@ -122,8 +156,8 @@ def train_coconet(
     model = build_model("coconet", **run.get("model_config", {}))
     mc = model.config
     if init is not None and not resume:
-        _load_init(model, init)
-    root = data.get("root")
+        load_init(model, init)
+    root = str(data_path) if data_path is not None else data.get("root")
     train = Windows(load_grids("train", mc.low, mc.high, root), cfg.seq_len)
     valid = FixedValid(
         load_grids("valid", mc.low, mc.high, root), cfg.seq_len, int(data.get("valid_seed", 0))
@@ -150,7 +184,7 @@ def train_coconet(
     meta = {
         "description": DESCRIPTION,
         "tokenizer": tokenizer.to_dict(),
-        "data": "jsb-satb (Jsb16thSeparated.json), train split",
+        "data": f"jsb-satb ({root or 'Jsb16thSeparated.json'}), train split",
         "parameters": model.num_parameters(),
         "loss": "mean NLL per hidden cell (nats), orderless masks, valid = fixed crops+masks",
     }
@@ -158,47 +192,3 @@ def train_coconet(
         model, train, valid, cfg, out, objective=coconet_objective, collate=collate, meta=meta
     )
     return fit_and_summarize(trainer, resume)
-
-
-def _load_init(model: torch.nn.Module, ref: str) -> None:
-    """Copy the weights of the saved Coconet ``ref`` into ``model`` (same config required)."""
-    from musegen.models import load_model
-    from musegen.models.pretrained import resolve_model
-
-    source, _ = load_model(resolve_model(ref))
-    if source.config.to_dict() != model.config.to_dict():
-        raise MusegenError(
-            f"--init {ref}: its model_config {source.config.to_dict()} differs from the run "
-            f"file's {model.config.to_dict()}"
-        )
-    model.load_state_dict(source.state_dict())
-
-
-def main(argv: list[str] | None = None) -> int:
-    from musegen.train.run import read_run_file
-
-    p = argparse.ArgumentParser(prog="python -m musegen.train.coconet", description=__doc__)
-    p.add_argument("--config", required=True, metavar="FILE.json", help="run file")
-    p.add_argument("--out", default="runs/coconet", metavar="RUN_DIR")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--max-steps", type=int, help="override train.max_steps")
-    p.add_argument(
-        "--init",
-        metavar="MODEL",
-        help="start from this saved Coconet's weights (folder or shipped name, e.g. coconet)",
-    )
-    args = p.parse_args(argv)
-    try:
-        run = read_run_file(args.config)
-        if args.max_steps:
-            run["train"] = {**run.get("train", {}), "max_steps": args.max_steps}
-        summary = train_coconet(run, args.out, resume=args.resume, init=args.init)
-    except MusegenError as e:
-        sys.stderr.write(f"coconet training: error: {e}\n")
-        return 2
-    print(json.dumps(summary))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

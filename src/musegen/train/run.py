@@ -9,6 +9,12 @@ committed file::
 The run folder gets ``run.json`` (the settings actually used, with the seed), ``log.jsonl``,
 ``checkpoint/`` (resumable) and ``best/`` (the model with the lowest valid loss, loadable
 by ``musegen generate --model RUN/best``).
+
+Every model trains through here and the one :class:`~musegen.train.trainer.Trainer`; what
+differs by model kind is only the data it reads: sequence models (transformer, lstm, gru)
+read a dataset made by ``musegen data prepare``; Coconet reads four-voice 16th-note grids
+(:mod:`musegen.train.coconet`); the piano-roll frame models train per benchmark set within a
+time budget (``musegen benchmark polyphonic``, :mod:`musegen.train.polyphonic`).
 """
 
 from __future__ import annotations
@@ -38,13 +44,44 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
     return run
 
 
+# model kinds that do not train on a prepared token dataset: name -> how they train
+FRAME_MODELS = ("frame-bernoulli", "rnn-nade")
+
+
 def train_run(
     run: dict[str, Any],
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     out_dir: str | Path,
     resume: bool = False,
+    init: str | None = None,
 ) -> dict[str, Any]:
-    """Train as ``run`` says on the prepared dataset ``data_dir``; returns a summary."""
+    """Train as ``run`` says; returns a summary (steps, best valid loss, size, device).
+
+    ``data_dir`` is the data the run's model kind reads (see the module docstring); ``init``
+    names a saved model (folder or shipped name) of the same configuration whose weights start
+    the run in place of a random initialisation (a fresh schedule and optimizer).
+    """
+    name = run.get("model", "transformer")
+    if name == "coconet":  # the one place a model kind picks its data
+        from musegen.train.coconet import train_coconet
+
+        return train_coconet(run, out_dir, resume=resume, init=init, data_path=data_dir)
+    if name in FRAME_MODELS:
+        raise MusegenError(
+            f"{name} is a piano-roll frame model: it trains per benchmark set with "
+            "'musegen benchmark polyphonic' (run files in configs/polyphonic/)"
+        )
+    if data_dir is None:
+        raise MusegenError(
+            f"training a {name} model needs --data DIR, a folder made by 'musegen data prepare'"
+        )
+    return _train_sequence_model(run, data_dir, out_dir, resume, init)
+
+
+def _train_sequence_model(
+    run: dict[str, Any], data_dir: str | Path, out_dir: str | Path, resume: bool, init: str | None
+) -> dict[str, Any]:
+    """A token model (transformer, lstm, gru) on the prepared dataset ``data_dir``."""
     import torch
 
     from musegen.data.augment import TokenTranspose
@@ -83,6 +120,8 @@ def train_run(
     torch.manual_seed(cfg.seed)
     name = run.get("model", "transformer")
     model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
+    if init is not None and not resume:
+        load_init(model, init)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     used = {
@@ -92,9 +131,26 @@ def train_run(
         "train": cfg.to_dict(),
         "data": str(data_dir),
     }
+    if init is not None:
+        used["init"] = str(init)
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
     return fit_and_summarize(Trainer(model, train_ds, valid_ds, cfg, out, meta=meta), resume)
+
+
+def load_init(model: Any, ref: str) -> None:
+    """Copy the weights of the saved model ``ref`` (a folder or a shipped model's name) into
+    ``model``; both must have the same class and configuration."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    source, _ = load_model(resolve_model(ref))
+    if type(source) is not type(model) or source.config.to_dict() != model.config.to_dict():
+        raise MusegenError(
+            f"--init {ref}: its model_config {source.config.to_dict()} differs from the run "
+            f"file's {model.config.to_dict()}"
+        )
+    model.load_state_dict(source.state_dict())
 
 
 def fit_and_summarize(trainer: Any, resume: bool) -> dict[str, Any]:
