@@ -166,9 +166,9 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
 # ----------------------------------------------------------------------------- generators
 def model_sampling_defaults(meta: dict[str, Any]) -> dict[str, Any]:
     """The temperature and top-p ``musegen generate`` uses for a model when none is given:
-    the command's own rule where it has one, else 1.0 and 0.95."""
+    the generators' own rule where it has one, else 1.0 and 0.95."""
     try:
-        from musegen.cli.generate import sampling_defaults  # type: ignore[attr-defined]
+        from musegen.sampling.generators import sampling_defaults
     except ImportError:
         return {"temperature": 1.0, "top_p": 0.95}
     return sampling_defaults(meta)

@@ -112,3 +112,19 @@ def test_models_lists_shipped(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     models = json.loads(capsys.readouterr().out)
     assert isinstance(models, list)
+
+
+def test_each_model_kind_serves_its_commands(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model asked for a command its kind does not serve fails in one line that names what
+    it serves: a token model cannot harmonize; the jsb-frame piano-roll model writes nothing."""
+    melody = tmp_path / "melody.mid"
+    save(Score(tracks=[Track.from_notes([Note(72, 0, 480)])]), melody)
+    assert main(["harmonize", str(melody), "--model", str(model_dir), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "serves generate, not harmonize" in err and err.strip().count("\n") == 0
+    assert main(["generate", "--model", "jsb-frame", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "musegen benchmark polyphonic" in err and err.strip().count("\n") == 0
+    assert not list(tmp_path.glob("piece*"))

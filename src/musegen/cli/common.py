@@ -1,10 +1,12 @@
-"""Helpers shared by CLI commands: output, batch loading with skip-and-report."""
+"""Helpers shared by CLI commands: output, batch loading with skip-and-report, and the one
+writer of generated pieces (``generate``, ``compose``, ``harmonize``, ``infill``)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from musegen.errors import MusegenError
@@ -54,3 +56,49 @@ def print_json(obj: Any) -> None:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise MusegenError(message)
+
+
+def write_pieces(
+    pieces: list[Any], out: str | Path, name: str, settings: dict[str, Any], render: str = ""
+) -> list[Path]:
+    """Write generated pieces and how they were made; return the files written.
+
+    Each :class:`~musegen.score.Score` goes to ``OUT/NAME.mid`` (``NAME_1.mid``, ``NAME_2.mid``
+    ... when there are several) with any ``render`` kinds beside it (e.g. ``"wav,png"``), then
+    ``settings`` plus the list of ``files`` to ``OUT/NAME.json``. Every file is written
+    atomically, so a reader never sees half of one. A NAME may hold dots
+    (``bwv66.6_harmonized``): suffixes are added, never replaced. Prints one line per piece
+    and a last one with the seed (``settings["seed"]``; None: deterministic), the model and
+    time taken when the settings name them, and where the settings are, so every command that
+    writes music reports alike and any run can be repeated from what it printed.
+    """
+    from musegen.io import save
+    from musegen.utils import atomic_write_text
+
+    folder = Path(out)
+    kinds = [k for k in render.split(",") if k.strip()]
+    written: list[Path] = []
+    for i, score in enumerate(pieces, 1):
+        stem_name = f"{name}_{i}" if len(pieces) > 1 else name
+        stem = folder / stem_name
+        midi = stem.with_name(f"{stem_name}.mid")
+        save(score, midi)
+        files = [midi]
+        if kinds:
+            from musegen.render import render_outputs
+
+            files += render_outputs(score, stem, kinds)
+        written += files
+        seconds = score.duration_seconds()
+        print(f"wrote {', '.join(map(str, files))} ({score.n_notes} notes, {seconds:.1f} s)")
+    path = folder / f"{name}.json"
+    record = {**settings, "files": [str(w) for w in written]}
+    atomic_write_text(path, json.dumps(record, indent=2, default=str))
+    seed = settings.get("seed")
+    summary = [f"seed {'none (deterministic)' if seed is None else seed}"]
+    if settings.get("model"):
+        summary.append(f"model {settings['model']}")
+    if settings.get("seconds_taken") is not None:
+        summary.append(f"{settings['seconds_taken']:.1f} s")
+    print("; ".join([*summary, f"settings in {path}"]))
+    return written

@@ -8,7 +8,6 @@ repeated exactly.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import sys
 from pathlib import Path
@@ -190,35 +189,11 @@ def _key(args: argparse.Namespace, default: tuple[int, bool] | None = (0, False)
 
 
 def _write(args: argparse.Namespace, method: str, scores: list[Any], info: dict[str, Any]) -> int:
-    """Save each score (+ renders) and the settings JSON; print what was written."""
-    from musegen.io import save
-    from musegen.utils import atomic_write_text
+    """Save each score (+ renders) and the settings JSON (:func:`~musegen.cli.common.write_pieces`)."""
+    from musegen.cli.common import write_pieces
 
-    out = Path(args.out)
-    name = args.name or method
-    kinds = [k for k in args.render.split(",") if k.strip()]
-    files: list[str] = []
-    for i, score in enumerate(scores, 1):
-        stem = out / (f"{name}_{i}" if len(scores) > 1 else name)
-        save(score, stem.with_suffix(".mid"))
-        written = [stem.with_suffix(".mid")]
-        if kinds:
-            from musegen.render import render_outputs
-
-            written += render_outputs(score, stem, kinds)
-        files += [str(w) for w in written]
-        print(
-            f"wrote {', '.join(map(str, written))} ({score.n_notes} notes, {score.duration_seconds():.1f} s)"
-        )
-    settings = {
-        "method": method,
-        **{k: v for k, v in vars(args).items() if k not in ("func",)},
-        **info,
-        "files": files,
-    }
-    settings_path = out / f"{name}.json"
-    atomic_write_text(settings_path, json.dumps(settings, indent=2, default=str))
-    print(f"seed {info['seed']}; settings in {settings_path}")
+    settings = {"method": method, **{k: v for k, v in vars(args).items() if k != "func"}, **info}
+    write_pieces(scores, args.out, args.name or method, settings, args.render)
     return 0
 
 

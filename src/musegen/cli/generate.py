@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-from pathlib import Path
-from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,109 +87,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_models)
 
 
-def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
-    """Temperature, top-p and meter a model's config asks for (chosen on its valid split),
-    else 1.0, 0.95 and none; ``meters``: the shares each piece's meter is drawn with when none
-    is asked for (a model that starts with a meter token and has none draws from that token)."""
-    given = meta.get("sampling") or {}
-    return {
-        "temperature": float(given.get("temperature", 1.0)),
-        "top_p": float(given.get("top_p", 0.95)),
-        "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
-        "meters": given.get("meters"),
-    }
-
-
 def run_generate(args: argparse.Namespace) -> int:
+    """Load the model's generator, ask it for ``--num`` pieces, write them with their settings."""
     import time
 
     import torch
 
-    from musegen.io import load, save
-    from musegen.models.pretrained import load_for_generation
-    from musegen.sampling.generate import SamplingConfig
-    from musegen.sampling.pieces import PieceRequest, compose
-    from musegen.utils import atomic_write_text
+    from musegen.cli.common import write_pieces
+    from musegen.sampling.generators import GenerateRequest, load_generator
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     torch.manual_seed(seed)
-    model, tok, _meta, folder = load_for_generation(args.model, args.device)
-    bars = args.bars if args.bars is not None or args.seconds or args.tokens else 8
-    defaults = sampling_defaults(_meta)
-    request = PieceRequest(
-        bars=bars,
+    generator = load_generator(args.model, args.device)
+    request = GenerateRequest(
+        num=args.num,
+        seed=seed,
+        bars=args.bars if args.bars is not None or args.seconds or args.tokens else 8,
         seconds=args.seconds,
-        primer=load(args.primer) if args.primer else None,
+        tokens=args.tokens,
+        primer=args.primer,
         primer_bars=args.primer_bars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
         tempo=args.tempo,
-        time_signature=args.time_signature or defaults["time_signature"],
-        meters=defaults["meters"],
+        time_signature=args.time_signature,
         key=args.key,
         program=args.program,
-        max_tokens=args.tokens,
+        voices=args.voices,
     )
-    temperature = defaults["temperature"] if args.temperature is None else args.temperature
-    sampling = SamplingConfig(
-        temperature=temperature,
-        top_k=args.top_k,
-        top_p=defaults["top_p"] if args.top_p is None else args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        seed=seed,
-    )
-    voices = _meta.get("voices", 0) if args.voices is None else args.voices
-    if voices < 0:
-        from musegen.errors import MusegenError
-
-        raise MusegenError(f"--voices must be >= 0, got {voices}")
     t0 = time.perf_counter()
-    if _meta.get("model") == "coconet":  # an orderless grid model: Gibbs sampling from scratch
-        from musegen.errors import MusegenError
-        from musegen.sampling.gibbs import generate_chorales
-
-        if args.primer or args.seconds or args.tokens:
-            raise MusegenError("--model coconet writes chorales from scratch: use --bars and --num")
-        pieces = generate_chorales(
-            model,
-            bars=bars,
-            num=args.num,
-            seed=seed,
-            temperature=temperature,
-            qpm=args.tempo or 80.0,
-        )
-    else:
-        pieces = compose(model, tok, request, sampling, num=args.num, progress=True)
-    if voices and _meta.get("model") != "coconet":  # coconet writes its four voices itself
-        from musegen.voices import separate_voices
-
-        pieces = [separate_voices(score, voices) for score in pieces]
-    elapsed = time.perf_counter() - t0
-    out = Path(args.out)
-    kinds = [k for k in args.render.split(",") if k.strip()]
+    result = generator.generate(request)
     settings = {
-        "model": str(folder),
+        "model": str(generator.folder),
         "seed": seed,
-        "sampling": sampling.to_dict(),
-        "request": {k: v for k, v in vars(request).items() if k != "primer"}
-        | {"primer": args.primer},
-        "voices": voices,
-        "seconds_taken": round(elapsed, 3),
-        "files": [],
+        **result.settings,
+        "seconds_taken": round(time.perf_counter() - t0, 3),
     }
-    for i, score in enumerate(pieces, 1):
-        stem = out / (f"{args.name}_{i}" if args.num > 1 else args.name)
-        save(score, stem.with_suffix(".mid"))
-        written = [stem.with_suffix(".mid")]
-        if kinds:
-            from musegen.render import render_outputs
-
-            written += render_outputs(score, stem, kinds)
-        settings["files"] += [str(w) for w in written]
-        music = score.duration_seconds()
-        print(f"wrote {', '.join(map(str, written))} ({score.n_notes} notes, {music:.1f} s)")
-    atomic_write_text(out / f"{args.name}.json", json.dumps(settings, indent=2))
-    print(
-        f"seed {seed}; model {folder}; {elapsed:.1f} s; settings in {out / (args.name + '.json')}"
-    )
+    write_pieces(result.pieces, args.out, args.name, settings, args.render)
     return 0
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 from pathlib import Path
-from typing import Any
+
+from musegen.cli.common import write_pieces
 
 MODEL_HELP = "coconet (default: the shipped Coconet), csp (rule-based), or a Coconet model folder"
 
@@ -79,26 +79,6 @@ def _common(p: argparse.ArgumentParser, name_help: str) -> None:
     p.add_argument("--render", default="", metavar="KINDS", help="also write e.g. wav,png")
 
 
-def _load_coconet(ref: str) -> tuple[Any, Path]:
-    from musegen.errors import MusegenError
-    from musegen.models import load_model
-    from musegen.models.pretrained import resolve_model
-
-    folder = resolve_model(ref)
-    model, meta = load_model(folder)
-    if meta.get("model") != "coconet":
-        raise MusegenError(
-            f"{folder}: a {meta.get('model')} model; harmonizing needs a coconet one"
-        )
-    return model, folder
-
-
-def _schedule(args: argparse.Namespace) -> Any:
-    from musegen.sampling.gibbs import AnnealSchedule
-
-    return AnnealSchedule(steps=args.steps) if args.steps else None
-
-
 def _source_name(ref: str) -> str:
     """A file's stem, or a corpus piece's name (``corpus:bach/bwv66.6`` → ``bwv66.6``)."""
     from musegen.io import CORPUS_PREFIX
@@ -113,7 +93,7 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
     from musegen.errors import MusegenError
     from musegen.io import load
-    from musegen.sampling.gibbs import HarmonizeOptions, harmonize, parse_voices
+    from musegen.sampling.gibbs import parse_voices
 
     parse_voices(args.voices)  # bad --voices fails before anything is loaded
     if args.samples < 1:
@@ -121,7 +101,7 @@ def run_harmonize(args: argparse.Namespace) -> int:
     melody = load(args.melody)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
-    if args.model == "csp":
+    if args.model == "csp":  # the rule-based harmonizer: no model to load
         if args.voices.upper() != "S":
             raise MusegenError("--model csp harmonizes a soprano melody only (--voices S)")
         if not any(len(t) for t in melody.tracks if not t.is_drum):
@@ -130,17 +110,19 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
         score, model_info, seed = harmonize_csp(melody), "csp", None  # deterministic
     else:
-        model, folder = _load_coconet(args.model)
-        score = harmonize(
-            model,
+        from musegen.sampling.generators import load_generator
+
+        generator = load_generator(args.model)
+        score = generator.harmonize(
             melody,
             args.voices,
             seed=seed,
             temperature=args.temperature,
-            schedule=_schedule(args),
-            options=HarmonizeOptions(samples=args.samples, strict=args.strict),
-        )
-        model_info = str(folder)
+            steps=args.steps,
+            samples=args.samples,
+            strict=args.strict,
+        ).pieces[0]
+        model_info = str(generator.folder)
     info = {
         "task": "harmonize",
         "input": args.melody,
@@ -154,34 +136,31 @@ def run_harmonize(args: argparse.Namespace) -> int:
         "seconds_taken": round(time.perf_counter() - t0, 3),
     }
     suffix = "_harmonized_csp" if args.model == "csp" else "_harmonized"
-    return _write(args, score, args.name or f"{_source_name(args.melody)}{suffix}", info)
+    name = args.name or f"{_source_name(args.melody)}{suffix}"
+    write_pieces([score], args.out, name, info, args.render)
+    return 0
 
 
 def run_infill(args: argparse.Namespace) -> int:
     import time
 
     from musegen.io import load
-    from musegen.sampling.gibbs import infill, parse_bars, parse_voices
+    from musegen.sampling.generators import load_generator
+    from musegen.sampling.gibbs import parse_bars, parse_voices
 
     bars = parse_bars(args.bars)
     parse_voices(args.voices)
     score = load(args.score)
-    model, folder = _load_coconet(args.model)
+    generator = load_generator(args.model)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
-    out = infill(
-        model,
-        score,
-        bars,
-        args.voices,
-        seed=seed,
-        temperature=args.temperature,
-        schedule=_schedule(args),
-    )
+    out = generator.infill(
+        score, bars, args.voices, seed=seed, temperature=args.temperature, steps=args.steps
+    ).pieces[0]
     info = {
         "task": "infill",
         "input": args.score,
-        "model": str(folder),
+        "model": str(generator.folder),
         "bars": list(bars),
         "voices_rewritten": args.voices.upper(),
         "seed": seed,
@@ -189,27 +168,6 @@ def run_infill(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "seconds_taken": round(time.perf_counter() - t0, 3),
     }
-    return _write(args, out, args.name or f"{_source_name(args.score)}_infilled", info)
-
-
-def _write(args: argparse.Namespace, score: Any, name: str, info: dict[str, Any]) -> int:
-    """Save MIDI (+ renders) and the settings JSON; print what was written."""
-    from musegen.io import save
-    from musegen.utils import atomic_write_text
-
-    out = Path(args.out)
-    stem = out / name  # may hold dots (corpus:bach/bwv66.6): add suffixes, never replace
-    midi = stem.with_name(f"{name}.mid")
-    save(score, midi)
-    written = [midi]
-    kinds = [k for k in args.render.split(",") if k.strip()]
-    if kinds:
-        from musegen.render import render_outputs
-
-        written += render_outputs(score, stem, kinds)
-    info["files"] = [str(w) for w in written]
-    atomic_write_text(stem.with_name(f"{name}.json"), json.dumps(info, indent=2))
-    print(f"wrote {', '.join(map(str, written))} ({score.n_notes} notes)")
-    seed = "none (deterministic)" if info["seed"] is None else info["seed"]
-    print(f"seed {seed}; model {info['model']}; {info['seconds_taken']:.1f} s")
+    name = args.name or f"{_source_name(args.score)}_infilled"
+    write_pieces([out], args.out, name, info, args.render)
     return 0

@@ -1,0 +1,319 @@
+"""One interface per model kind: a request in, pieces out, so commands never branch on the kind.
+
+:func:`load_generator` resolves a model reference (a shipped name, a model folder, a run
+folder) and wraps the model in the :class:`Generator` for its kind:
+
+- :class:`TokenGenerator`: token models (transformer, lstm, gru) with a tokenizer; they write
+  new pieces (``generate``) by autoregressive sampling (:mod:`musegen.sampling.pieces`).
+- :class:`CoconetGenerator`: Coconet, an orderless model over four-voice 16th-note grids; it
+  writes new chorales, harmonizes given lines and rewrites bars by blocked Gibbs sampling
+  (:mod:`musegen.sampling.gibbs`).
+
+A generator says which commands it serves (:attr:`Generator.serves`); asking it for another
+raises one :class:`~musegen.errors.MusegenError` line that names them. A model no generator
+serves (the piano-roll frame models) fails at :func:`load_generator` with a line that says
+where it is used instead. Each method returns :class:`Generated`: the pieces and the
+settings it used, which the command saves beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from musegen.errors import MusegenError
+from musegen.score import Score
+
+if TYPE_CHECKING:
+    from musegen.sampling.generate import SamplingConfig
+    from musegen.sampling.gibbs import AnnealSchedule
+
+
+def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Temperature, top-p and meter a model's config asks for (chosen on its valid split),
+    else 1.0, 0.95 and none; ``meters``: the shares each piece's meter is drawn with when none
+    is asked for (a model that starts with a meter token and has none draws from that token)."""
+    given = meta.get("sampling") or {}
+    return {
+        "temperature": float(given.get("temperature", 1.0)),
+        "top_p": float(given.get("top_p", 0.95)),
+        "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
+        "meters": given.get("meters"),
+    }
+
+
+@dataclass
+class GenerateRequest:
+    """New pieces, as ``musegen generate`` asks for them. None means the model's default
+    (its config's sampling settings, else the documented fallback)."""
+
+    num: int = 1
+    seed: int = 0
+    bars: int | None = 8
+    seconds: float | None = None
+    tokens: int | None = None  # a cap on new tokens (token models)
+    primer: str | None = None  # a file or corpus: reference to continue
+    primer_bars: int | None = None
+    temperature: float | None = None
+    top_k: int = 0
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    tempo: float | None = None
+    time_signature: str | None = None
+    key: str | None = None
+    program: int | None = None
+    voices: int | None = None  # deal notes out to N voices (None: the model's config says)
+
+
+@dataclass
+class Generated:
+    """What a generator wrote: the pieces, and the settings it used (saved as JSON)."""
+
+    pieces: list[Score]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator:
+    """A loaded model that turns requests into pieces. Subclasses implement the commands
+    named in :attr:`serves`; the others raise a one-line error naming what it serves."""
+
+    kind: ClassVar[str] = "model"
+    serves: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: Any, meta: dict[str, Any], folder: Path) -> None:
+        self.model = model
+        self.meta = meta
+        self.folder = folder
+
+    def _unserved(self, command: str) -> MusegenError:
+        return MusegenError(
+            f"{self.folder}: a {self.meta.get('model')} model ({self.kind}) serves "
+            f"{', '.join(self.serves) or 'no musegen command'}, not {command}"
+        )
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        """New pieces from scratch or continuing a primer."""
+        raise self._unserved("generate")
+
+    def harmonize(
+        self,
+        melody: Score,
+        voices: str = "S",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+        samples: int = 1,
+        strict: bool = False,
+    ) -> Generated:
+        """The other voices of a four-part piece around the given ``voices`` of ``melody``."""
+        raise self._unserved("harmonize")
+
+    def infill(
+        self,
+        score: Score,
+        bars: tuple[int, int],
+        voices: str = "SATB",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+    ) -> Generated:
+        """``score`` with ``voices`` in ``bars`` (1-based, inclusive) rewritten."""
+        raise self._unserved("infill")
+
+
+class TokenGenerator(Generator):
+    """A token model and its tokenizer: autoregressive sampling, grammar-masked."""
+
+    kind = "token model"
+    serves = ("generate",)
+
+    def __init__(self, model: Any, meta: dict[str, Any], folder: Path, tokenizer: Any) -> None:
+        super().__init__(model, meta, folder)
+        self.tokenizer = tokenizer
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        from musegen.io import load
+        from musegen.sampling.pieces import PieceRequest, compose
+
+        defaults = sampling_defaults(self.meta)
+        pieces_request = PieceRequest(
+            bars=request.bars,
+            seconds=request.seconds,
+            primer=load(request.primer) if request.primer else None,
+            primer_bars=request.primer_bars,
+            tempo=request.tempo,
+            time_signature=request.time_signature or defaults["time_signature"],
+            meters=defaults["meters"],
+            key=request.key,
+            program=request.program,
+            max_tokens=request.tokens,
+        )
+        sampling = _sampling(request, defaults)
+        voices = _voices(request, self.meta)
+        pieces = compose(
+            self.model, self.tokenizer, pieces_request, sampling, num=request.num, progress=True
+        )
+        if voices:
+            from musegen.voices import separate_voices
+
+            pieces = [separate_voices(score, voices) for score in pieces]
+        asked = {k: v for k, v in vars(pieces_request).items() if k != "primer"}
+        settings = {
+            "sampling": sampling.to_dict(),
+            "request": asked | {"primer": request.primer},
+            "voices": voices,
+        }
+        return Generated(pieces, settings)
+
+
+class CoconetGenerator(Generator):
+    """Coconet: blocked Gibbs sampling on a four-voice grid, from scratch or around given
+    notes. It writes its four voices itself, so ``voices`` is recorded, never applied."""
+
+    kind = "four-voice grid model"
+    serves = ("generate", "harmonize", "infill")
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        from musegen.sampling.gibbs import generate_chorales
+        from musegen.sampling.pieces import PieceRequest
+
+        if request.primer or request.seconds or request.tokens:
+            raise MusegenError(
+                f"{self.folder}: Coconet writes chorales from scratch: use --bars and --num "
+                "(continue a primer with a token model; rewrite bars with 'musegen infill')"
+            )
+        defaults = sampling_defaults(self.meta)
+        sampling = _sampling(request, defaults)
+        voices = _voices(request, self.meta)
+        bars = 8 if request.bars is None else request.bars
+        pieces = generate_chorales(
+            self.model,
+            bars=bars,
+            num=request.num,
+            seed=request.seed,
+            temperature=sampling.temperature,
+            qpm=request.tempo or 80.0,
+        )
+        asked = PieceRequest(
+            bars=bars,
+            tempo=request.tempo,
+            time_signature=request.time_signature or defaults["time_signature"],
+            meters=defaults["meters"],
+            key=request.key,
+            program=request.program,
+        )
+        settings = {
+            "sampling": sampling.to_dict(),
+            "request": {k: v for k, v in vars(asked).items() if k != "primer"} | {"primer": None},
+            "voices": voices,
+        }
+        return Generated(pieces, settings)
+
+    def harmonize(
+        self,
+        melody: Score,
+        voices: str = "S",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+        samples: int = 1,
+        strict: bool = False,
+    ) -> Generated:
+        from musegen.sampling.gibbs import HarmonizeOptions, harmonize
+
+        score = harmonize(
+            self.model,
+            melody,
+            voices,
+            seed=seed,
+            temperature=temperature,
+            schedule=_schedule(steps),
+            options=HarmonizeOptions(samples=samples, strict=strict),
+        )
+        return Generated([score])
+
+    def infill(
+        self,
+        score: Score,
+        bars: tuple[int, int],
+        voices: str = "SATB",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+    ) -> Generated:
+        from musegen.sampling.gibbs import infill
+
+        out = infill(
+            self.model,
+            score,
+            bars,
+            voices,
+            seed=seed,
+            temperature=temperature,
+            schedule=_schedule(steps),
+        )
+        return Generated([out])
+
+
+# model name -> its generator; a model not named here is a token model if it has a tokenizer
+GENERATORS: dict[str, type[Generator]] = {"coconet": CoconetGenerator}
+# models no generator serves -> where they are used instead
+UNSERVED: dict[str, str] = {
+    "rnn-nade": "'musegen benchmark polyphonic' and the Python API (musegen.models.load_model)",
+    "frame-bernoulli": "'musegen benchmark polyphonic' and the Python API "
+    "(musegen.models.load_model)",
+}
+
+
+def load_generator(ref: str | None, device: str = "cpu") -> Generator:
+    """The generator for a model reference (see :func:`musegen.models.pretrained.resolve_model`;
+    None: the default shipped model), its model loaded on ``device``."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+    from musegen.tokenizers import tokenizer_from_dict
+
+    folder = resolve_model(ref)
+    model, meta = load_model(folder, map_location=device)
+    name = meta.get("model")
+    if name in GENERATORS:
+        return GENERATORS[name](model, meta, folder)
+    if "tokenizer" in meta:
+        return TokenGenerator(model, meta, folder, tokenizer_from_dict(meta["tokenizer"]))
+    used = UNSERVED.get(str(name), "the Python API (musegen.models.load_model)")
+    raise MusegenError(
+        f"{folder}: a {name} model has no tokenizer and writes no pieces: it serves {used}; "
+        "generate with a token model (e.g. bach, folk) or coconet"
+    )
+
+
+def _sampling(request: GenerateRequest, defaults: dict[str, Any]) -> SamplingConfig:
+    """The :class:`~musegen.sampling.generate.SamplingConfig` of a request over defaults."""
+    from musegen.sampling.generate import SamplingConfig
+
+    return SamplingConfig(
+        temperature=defaults["temperature"] if request.temperature is None else request.temperature,
+        top_k=request.top_k,
+        top_p=defaults["top_p"] if request.top_p is None else request.top_p,
+        repetition_penalty=request.repetition_penalty,
+        seed=request.seed,
+    )
+
+
+def _voices(request: GenerateRequest, meta: dict[str, Any]) -> int:
+    """Voices to deal notes out to: the request's, else the model config's, else 0."""
+    voices = meta.get("voices", 0) if request.voices is None else request.voices
+    if voices < 0:
+        raise MusegenError(f"--voices must be >= 0, got {voices}")
+    return int(voices)
+
+
+def _schedule(steps: int | None) -> AnnealSchedule | None:
+    """A fixed number of Gibbs steps, or None for the default annealed schedule."""
+    from musegen.sampling.gibbs import AnnealSchedule
+
+    return AnnealSchedule(steps=steps) if steps else None

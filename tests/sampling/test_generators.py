@@ -1,0 +1,67 @@
+"""One generator per model kind: the same request gives what the commands wrote before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musegen.errors import MusegenError
+from musegen.models import build_model, save_model
+from musegen.sampling.generate import SamplingConfig
+from musegen.sampling.generators import (
+    CoconetGenerator,
+    GenerateRequest,
+    TokenGenerator,
+    load_generator,
+)
+from musegen.sampling.pieces import PieceRequest, compose
+from musegen.tokenizers import get_tokenizer
+
+
+@pytest.fixture(scope="module")
+def token_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tok = get_tokenizer("remi", positions_per_quarter=4, velocity_bins=0, tempo_bins=0)
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=32, n_head=2)
+    folder = tmp_path_factory.mktemp("m") / "tiny"
+    meta = {"tokenizer": tok.to_dict(), "sampling": {"temperature": 0.9, "top_p": 0.8}}
+    save_model(model, folder, meta)
+    return folder
+
+
+def notes(score: object) -> list[np.ndarray]:
+    return [t.notes for t in score.tracks]  # type: ignore[attr-defined]
+
+
+def test_token_generator_equals_compose_with_the_models_defaults(token_model: Path) -> None:
+    """The generator is compose() with the config's sampling defaults, nothing more."""
+    generator = load_generator(str(token_model))
+    assert isinstance(generator, TokenGenerator) and generator.serves == ("generate",)
+    got = generator.generate(GenerateRequest(num=2, seed=4, bars=2))
+    sampling = SamplingConfig(temperature=0.9, top_p=0.8, seed=4)
+    want = compose(generator.model, generator.tokenizer, PieceRequest(bars=2), sampling, num=2)
+    for a, b in zip(got.pieces, want, strict=True):
+        for x, y in zip(notes(a), notes(b), strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert got.settings["sampling"] == sampling.to_dict()
+    assert got.settings["request"]["bars"] == 2 and got.settings["voices"] == 0
+    with pytest.raises(MusegenError, match="serves generate, not infill"):
+        generator.infill(got.pieces[0], (1, 1))
+
+
+def test_coconet_generator_serves_three_commands_and_refuses_a_primer() -> None:
+    generator = load_generator("coconet")
+    assert isinstance(generator, CoconetGenerator)
+    assert generator.serves == ("generate", "harmonize", "infill")
+    with pytest.raises(MusegenError, match="from scratch"):
+        generator.generate(GenerateRequest(primer="corpus:bach/bwv66.6"))
+    with pytest.raises(MusegenError, match="--voices must be >= 0"):
+        generator.generate(GenerateRequest(voices=-1))
+
+
+def test_a_model_without_a_tokenizer_says_where_it_is_used() -> None:
+    with pytest.raises(MusegenError, match="benchmark polyphonic"):
+        load_generator("jsb-frame")
