@@ -493,3 +493,139 @@ def test_chorales_encode_as_one_batch_like_one_by_one(chorale: Score) -> None:
     batch = [chorale, s, Score(), chorale.slice_bars(2, 5), s]
     for a, b in zip(TOK.encode_many(batch), batch, strict=True):
         assert np.array_equal(a, REFERENCES[0].encode(b))
+
+
+# ------------------------------------------------------------------------- one encoder, one grammar
+@given(st.lists(odd_scores(), min_size=1, max_size=4), st.integers(0, len(VARIANTS) - 1))
+@settings(max_examples=40, deadline=None)
+def test_a_piece_encodes_alike_alone_and_in_a_batch(batch: list[Score], variant: int) -> None:
+    """encode and prepare are batches of one of encode_many."""
+    tok = VARIANTS[variant]
+    together = tok.encode_many(batch)
+    for s, ids in zip(batch, together, strict=True):
+        assert np.array_equal(tok.encode_many([s])[0], ids)
+        assert np.array_equal(tok.encode(s), ids)
+        assert_same_notes(tok.decode(ids), tok.prepare(s))
+
+
+def reference_allowed(tok: RemiTokenizer, seq: list[int]) -> np.ndarray:
+    """The grammar by its definition, id by id in plain Python: the cross-check of the table
+    grammar. The notes at a position come by program (each named once, rising), then by
+    (pitch, duration, velocity), none twice: a note token is allowed when the largest note it
+    can still lead to comes after the last note of its program there."""
+    from musegen.tokenizers.remi.grammar import POSITION_AFTER, START, follows
+
+    kinds = [int(tok.kind_of[t]) for t in seq]
+    values = [int(tok.value_of[t]) for t in seq]
+    last = kinds[-1] if seq else START
+    allowed = tok.vocab.mask(*follows(tok.config)[last])
+    bar_len = int(tok.bar_steps[tok.vocab.default_signature])
+    pos, prog, last_note, note = -1, -1, None, [0, 0]  # note: pitch and velocity written
+    for k, v in zip(kinds, values, strict=True):
+        if k == K_TS:
+            bar_len = int(tok.bar_steps[v])
+        elif k in (K_BAR, K_POS, K_PROG):  # a new group of notes
+            pos = -1 if k == K_BAR else v if k == K_POS else pos
+            prog, last_note = (v if k == K_PROG else -1), None
+        elif k == K_PITCH:
+            note = [v, 0]
+        elif k == K_VEL:
+            note[1] = v
+        elif k == K_DUR:
+            last_note = (note[0], v, note[1])
+    longest, loudest = tok.vocab.max_steps - 1, max(tok.config.velocity_bins - 1, 0)
+    for i in np.flatnonzero(allowed):
+        k, v = int(tok.kind_of[i]), int(tok.value_of[i])
+        largest = {
+            K_PITCH: (v, longest, loudest),
+            K_VEL: (note[0], longest, v),
+            K_DUR: (note[0], v, note[1]),
+        }
+        if k == K_PROG:
+            allowed[i] = v > prog
+        elif k in largest and last_note is not None:
+            allowed[i] = largest[k] > last_note
+    if last in POSITION_AFTER:
+        lo = tok.vocab.offset("position")
+        allowed[lo + pos + 1 : lo + bar_len] = True
+    return allowed
+
+
+@pytest.mark.parametrize("tok", VARIANTS, ids=lambda t: str(len(t)))
+def test_grammar_is_the_rule_it_states(tok: RemiTokenizer) -> None:
+    """Random walks that favour unisons and the longest durations (where the note order is
+    subtle): at every step the mask is the plain definition's."""
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        g, seq = tok.grammar(), []
+        while not g.done and len(seq) < 70:
+            m = g.mask()
+            assert np.array_equal(m, reference_allowed(tok, seq)), tok.tokens(seq)
+            choices = np.flatnonzero(m)
+            r = rng.random()
+            pick = choices[0] if r < 0.4 else choices[-1] if r < 0.55 else rng.choice(choices)
+            if pick == EOS and len(choices) > 1 and len(seq) < 60:
+                pick = choices[choices != EOS][-1]
+            seq.append(int(pick))
+            g.step(seq[-1])
+
+
+def test_batch_grammar_of_diverging_sequences_is_many_single_grammars() -> None:
+    """n sequences stepped together, each its own way (and some finished early), have the
+    masks of n single grammars."""
+    rng = np.random.default_rng(3)
+    for tok in VARIANTS:
+        prefix = [BOS, tok.vocab.id("Bar")]
+        n = 5
+        batch = tok.batch_grammar(n, np.array(prefix))
+        singles = [tok.grammar().feed(prefix) for _ in range(n)]
+        for step in range(120):
+            masks = batch.mask()
+            for b, g in enumerate(singles):
+                expected = g.mask() if not g.done else np.eye(len(tok), dtype=bool)[PAD]
+                assert np.array_equal(masks[b], expected)
+            tokens = np.array([rng.choice(np.flatnonzero(row)) for row in masks])
+            if step == 40:
+                batch.finish(np.array([1]))
+                tokens[1] = PAD
+            batch.step(tokens)
+            for b, g in enumerate(singles):
+                if not g.done and not (b == 1 and step >= 40):
+                    g.step(int(tokens[b]))
+            singles[1] = singles[1] if step < 40 else _finished(tok)
+        assert np.array_equal(batch.done, [g.done for g in singles])
+
+
+def _finished(tok: RemiTokenizer):  # type: ignore[no-untyped-def]
+    """A single grammar after EOS."""
+    return tok.grammar().feed([BOS, tok.vocab.id("Bar"), EOS])
+
+
+# ------------------------------------------------------------------------- --describe
+def test_describe_prints_the_vocabulary_and_the_grammar() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "musegen.tokenizers.remi", "--describe"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = run.stdout
+    assert text.startswith(f"remi tokenizer: {len(TOK)} ids")
+    for name, (lo, size) in TOK.vocab.blocks.items():
+        span = f"{lo}" if size == 1 else f"{lo}-{lo + size - 1}"
+        assert f" {span} " in text and f" {name} " in text
+    assert "Pitch_0, Pitch_1, Pitch_2, …, Pitch_127" in text
+    assert "duration  -> program | pitch | bar | EOS | position>" in text
+
+
+def test_describe_follows_the_config() -> None:
+    from musegen.tokenizers.remi.__main__ import main
+
+    tok = RemiTokenizer(programs=False, tempo_bins=0, velocity_bins=0)
+    text = tok.describe()
+    assert "Program_" not in text and "Tempo_" not in text and "Velocity_" not in text
+    assert "position  -> pitch\n" in text and "pitch     -> duration\n" in text
+    assert main(["--config", '{"programs": false}']) == 0  # without --describe: the usage
