@@ -91,7 +91,7 @@ def test_train_then_harmonize_infill_generate(
         72, 74, 76, 74, 72, 71, 72, 72
     ]  # fmt: skip
     settings = json.loads((out / "melody_harmonized.json").read_text())
-    assert settings["task"] == "harmonize" and settings["model"].startswith(str(run))
+    assert settings["task"] == "harmonize" and settings["model_folder"].startswith(str(run))
     assert settings["files"] == [str(out / "melody_harmonized.mid")]
 
     assert main(["infill", str(out / "melody_harmonized.mid"), "--bars", "1-1", *common]) == 0

@@ -94,6 +94,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from musegen.cli.common import write_pieces
+    from musegen.models.pretrained import DEFAULT_MODEL
     from musegen.sampling.generators import GenerateRequest, load_generator
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
@@ -120,7 +121,8 @@ def run_generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = generator.generate(request)
     settings = {
-        "model": str(generator.folder),
+        "model": args.model or DEFAULT_MODEL,  # as asked: a shipped name or a folder
+        "model_folder": str(generator.folder),
         "seed": seed,
         **result.settings,
         "seconds_taken": round(time.perf_counter() - t0, 3),

@@ -109,6 +109,7 @@ def run_harmonize(args: argparse.Namespace) -> int:
         from musegen.compose.csp import harmonize_csp
 
         score, model_info, seed = harmonize_csp(melody), "csp", None  # deterministic
+        folder = None
     else:
         from musegen.sampling.generators import load_generator
 
@@ -122,11 +123,12 @@ def run_harmonize(args: argparse.Namespace) -> int:
             samples=args.samples,
             strict=args.strict,
         ).pieces[0]
-        model_info = str(generator.folder)
+        model_info, folder = args.model, str(generator.folder)
     info = {
         "task": "harmonize",
         "input": args.melody,
         "model": model_info,
+        "model_folder": folder,
         "voices_given": args.voices.upper(),
         "strict": args.strict,
         "samples": None if args.model == "csp" else args.samples,
@@ -160,7 +162,8 @@ def run_infill(args: argparse.Namespace) -> int:
     info = {
         "task": "infill",
         "input": args.score,
-        "model": str(generator.folder),
+        "model": args.model,
+        "model_folder": str(generator.folder),
         "bars": list(bars),
         "voices_rewritten": args.voices.upper(),
         "seed": seed,
