@@ -15,7 +15,7 @@ A mask is one gather and a comparison or two, a step a few gathers, whatever ``n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -37,9 +37,6 @@ from musegen.tokenizers.remi.vocab import (
     RemiConfig,
     RemiVocab,
 )
-
-if TYPE_CHECKING:
-    from musegen.tokenizers.remi.tokenizer import RemiTokenizer
 
 START = N_KINDS  # the state before the first token
 POSITION_AFTER = (K_BAR, K_TS, K_TEMPO, K_DUR)  # kinds a (later) POSITION may follow
@@ -265,10 +262,17 @@ def _step_one(seq: _Sequences, token: int) -> None:
     seq.advance(tokens)
 
 
+class HasTables(Protocol):
+    """What a grammar needs of its tokenizer (a :class:`RemiTokenizer`): the tables."""
+
+    @property
+    def grammar_tables(self) -> GrammarTables: ...
+
+
 class RemiGrammar(Grammar):
     """Which ids may come next in one REMI sequence: a batch of one of the batch grammar."""
 
-    def __init__(self, tokenizer: RemiTokenizer) -> None:
+    def __init__(self, tokenizer: HasTables) -> None:
         self._seq = _Sequences(tokenizer.grammar_tables, 1)
 
     @property
@@ -288,7 +292,7 @@ class RemiBatchGrammar(BatchGrammar):
     A finished sequence must be given PAD, the one id its mask allows.
     """
 
-    def __init__(self, tokenizer: RemiTokenizer, n: int, prefix: Iterable[int] = ()) -> None:
+    def __init__(self, tokenizer: HasTables, n: int, prefix: Iterable[int] = ()) -> None:
         seq = _Sequences(tokenizer.grammar_tables, 1)
         for token in prefix:  # checked as one sequence
             _step_one(seq, int(token))
