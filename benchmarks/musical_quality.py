@@ -74,15 +74,16 @@ LABELS = {
 
 def cpu_name() -> str:
     """The CPU's model name, and whether it has AMX (bf16 tiles)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        import platform
+    from musegen.utils import cpu_model_name
 
-        return platform.processor() or "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), "")
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return f"{name or 'unknown CPU'}{' (AMX)' if 'amx_tile' in flags else ''}"
+    try:
+        flags = next(
+            (ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")),
+            "",
+        )
+    except OSError:
+        flags = ""
+    return f"{cpu_model_name() or 'unknown CPU'}{' (AMX)' if 'amx_tile' in flags else ''}"
 
 
 # ----------------------------------------------------------------------------- reference sets

@@ -1,4 +1,4 @@
-"""Small helpers shared across the package: atomic writes, hashing."""
+"""Small helpers shared across the package: atomic writes, hashing, the CPU's name."""
 
 from __future__ import annotations
 
@@ -52,3 +52,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says, else ``""``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()

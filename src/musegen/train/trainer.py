@@ -40,6 +40,7 @@ from torch import nn
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
 from musegen.train.precision import Precision, precision_for
+from musegen.utils import cpu_model_name
 
 Batch = Any
 Objective = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
@@ -177,7 +178,7 @@ class Trainer:
         """fp32 or bf16 autocast for this run (``cfg.precision``); under torchrun every rank
         takes rank 0's choice, so that a probe's noise cannot split them."""
         tokens = self.cfg.batch_size * self.cfg.seq_len
-        choice = precision_for(
+        choice = self._checkpoint_precision() or precision_for(
             self.raw_model, self.cfg.precision, self.device, tokens, amp=self.cfg.amp
         )
         if self.dist.world > 1:
@@ -453,7 +454,6 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         random.setstate(_tupled(info["rng_python"]))
         np.random.set_state(_tupled(info["rng_numpy"]))
-        self._keep_precision(info)
         best = info.get("best_valid")
         self.state = TrainState(
             step=info["step"],
@@ -462,26 +462,26 @@ class Trainer:
             history=info.get("history", []),
         )
 
-    def _keep_precision(self, info: dict[str, Any]) -> None:
-        """On ``--resume`` with ``precision: "auto"`` on the machine that wrote the checkpoint,
-        go on with the checkpoint's arithmetic rather than the new probe's choice (one process;
-        under torchrun rank 0 decides again for all ranks, as in a new run)."""
+    def _checkpoint_precision(self) -> Precision | None:
+        """With ``precision: "auto"`` and a checkpoint in ``out`` written on this machine (the
+        run can only go on with ``--resume``): the checkpoint's arithmetic, so that a noisy
+        probe cannot switch a run halfway; else None (probe). One process only: under
+        torchrun rank 0 probes for all ranks, as in a new run."""
+        if self.dist.world > 1 or self.cfg.precision != "auto":
+            return None
+        try:
+            info = json.loads((self.out / "checkpoint" / "trainer.json").read_text())
+        except (OSError, ValueError):
+            return None  # none yet, or unreadable: load_checkpoint says so on --resume
         saved = info.get("precision") or {}
-        dtype = saved.get("precision")
+        dtype, device = saved.get("precision"), self.device.type
         if (
-            self.dist.world > 1
-            or self.cfg.precision != "auto"
-            or dtype not in ("fp32", "bf16")
-            or dtype == self.precision.dtype
-            or saved.get("device") != self.precision.device
+            dtype not in ("fp32", "bf16")
+            or saved.get("device") != device
             or info.get("machine") != machine_name(self.device)
         ):
-            return
-        self.precision = Precision(
-            dtype, "auto", self.precision.device, "kept from the checkpoint (same machine)"
-        )
-        if self.dist.main:
-            print(self.precision.describe(), file=sys.stderr)
+            return None
+        return Precision(dtype, "auto", device, "kept from the checkpoint (same machine)")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -489,15 +489,9 @@ def machine_name(device: torch.device) -> str:
     """What the arithmetic choice depends on: the GPU's name, or the CPU's model name."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
 
-    return platform.processor() or platform.machine()
+    return cpu_model_name() or platform.machine()
 
 
 def hash_seed(*parts: int) -> int:
