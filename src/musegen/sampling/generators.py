@@ -28,6 +28,7 @@ from musegen.score import Score
 if TYPE_CHECKING:
     from musegen.sampling.generate import SamplingConfig
     from musegen.sampling.gibbs import AnnealSchedule
+    from musegen.sampling.pieces import PieceRequest
 
 
 def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -160,13 +161,7 @@ class TokenGenerator(Generator):
             from musegen.voices import separate_voices
 
             pieces = [separate_voices(score, voices) for score in pieces]
-        asked = {k: v for k, v in vars(pieces_request).items() if k != "primer"}
-        settings = {
-            "sampling": sampling.to_dict(),
-            "request": asked | {"primer": request.primer},
-            "voices": voices,
-        }
-        return Generated(pieces, settings)
+        return Generated(pieces, _settings(sampling, pieces_request, request.primer, voices))
 
 
 class CoconetGenerator(Generator):
@@ -205,12 +200,7 @@ class CoconetGenerator(Generator):
             key=request.key,
             program=request.program,
         )
-        settings = {
-            "sampling": sampling.to_dict(),
-            "request": {k: v for k, v in vars(asked).items() if k != "primer"} | {"primer": None},
-            "voices": voices,
-        }
-        return Generated(pieces, settings)
+        return Generated(pieces, _settings(sampling, asked, None, voices))
 
     def harmonize(
         self,
@@ -302,6 +292,15 @@ def _sampling(request: GenerateRequest, defaults: dict[str, Any]) -> SamplingCon
         repetition_penalty=request.repetition_penalty,
         seed=request.seed,
     )
+
+
+def _settings(
+    sampling: SamplingConfig, asked: PieceRequest, primer: str | None, voices: int
+) -> dict[str, Any]:
+    """What a ``generate`` used, for its settings JSON: the sampling, the request (the primer
+    as the file it came from, not its notes) and the voices."""
+    request = {k: v for k, v in vars(asked).items() if k != "primer"} | {"primer": primer}
+    return {"sampling": sampling.to_dict(), "request": request, "voices": voices}
 
 
 def _voices(request: GenerateRequest, meta: dict[str, Any]) -> int:
