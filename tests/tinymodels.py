@@ -64,3 +64,20 @@ def cfg(**kw: object) -> TrainConfig:
     )
     base.update(kw)
     return TrainConfig.from_dict(base)
+
+
+# a tiny Coconet (model config) and the four chords its tests train on
+TINY_COCONET = {
+    "n_layers": 2,
+    "channels": 8,
+    "time_dilations": [1, 2],
+    "pitch_dilations": [1, 12],
+    "low": 48,
+    "high": 79,
+    "soprano": [60, 79],
+    "alto": [55, 72],
+    "tenor": [50, 67],
+    "bass": [48, 62],
+}
+# I - IV - V - I in C, each chord held for a quarter (4 steps): a learnable "chorale"
+COCONET_CHORDS = [[72, 67, 64, 48], [72, 69, 65, 53], [74, 67, 62, 55], [72, 67, 64, 48]]

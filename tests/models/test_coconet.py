@@ -21,21 +21,9 @@ from musegen.models.coconet import (
 from musegen.train.coconet import FixedValid, Windows, collate
 from musegen.train.config import TrainConfig
 from musegen.train.trainer import Trainer
+from tinymodels import COCONET_CHORDS, TINY_COCONET
 
-TINY = {
-    "n_layers": 2,
-    "channels": 8,
-    "time_dilations": [1, 2],
-    "pitch_dilations": [1, 12],
-    "low": 48,
-    "high": 79,
-    "soprano": [60, 79],
-    "alto": [55, 72],
-    "tenor": [50, 67],
-    "bass": [48, 62],
-}
-# I - IV - V - I in C, each chord held for a quarter (4 steps): a learnable "chorale"
-CHORDS = [[72, 67, 64, 48], [72, 69, 65, 53], [74, 67, 62, 55], [72, 67, 64, 48]]
+TINY, CHORDS = TINY_COCONET, COCONET_CHORDS
 
 
 def tiny(**changes: object) -> torch.nn.Module:

@@ -14,21 +14,9 @@ from musegen.cli.main import main
 from musegen.io import load, save
 from musegen.models import build_model, load_model, save_model
 from musegen.score import Note, Score, Track
+from tinymodels import COCONET_CHORDS, TINY_COCONET
 
-TINY = {
-    "n_layers": 2,
-    "channels": 8,
-    "time_dilations": [1, 2],
-    "pitch_dilations": [1, 12],
-    "low": 48,
-    "high": 79,
-    "soprano": [60, 79],
-    "alto": [55, 72],
-    "tenor": [50, 67],
-    "bass": [48, 62],
-}
-# I - IV - V - I in C, one chord per quarter (4 sixteenths)
-CHORDS = [[72, 67, 64, 48], [72, 69, 65, 53], [74, 67, 62, 55], [72, 67, 64, 48]]
+TINY, CHORDS = TINY_COCONET, COCONET_CHORDS
 TRAIN = {
     "seq_len": 16,
     "batch_size": 2,
