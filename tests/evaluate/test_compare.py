@@ -76,8 +76,8 @@ def test_constant_features_and_nan_pieces() -> None:
     fc = compare_feature("x", [1.0, 1.0, float("nan")], [1.0, 1.0, 1.0])
     assert len(fc.gen_values) == 2  # the NaN piece is left out
     assert fc.oa == pytest.approx(1.0, abs=1e-3)  # all distances 0 on both sides
-    few = compare_feature("x", [1.0], [2.0, 3.0])  # one piece has no intra-set distances
-    assert math.isnan(few.oa) and few.summary()["oa"] is None
+    few = compare_feature("x", [1.0], [2.0])  # one piece a side: no intra-set distances
+    assert math.isnan(few.oa) and few.summary()["oa"] is None and few.problem is None
 
 
 def test_compare_sets_over_feature_dicts() -> None:
@@ -87,3 +87,24 @@ def test_compare_sets_over_feature_dicts() -> None:
     assert out["a"].intra_gen.tolist() == [1.0] and sorted(out["a"].inter) == [0.5, 0.5, 1.0, 2.0]
     assert out["h"].intra_gen.tolist() == [pytest.approx(math.sqrt(2))]
     assert not out["h"].is_scalar and "gen_mean" not in out["h"].summary()
+
+
+def test_a_feature_without_values_in_a_set_is_not_comparable() -> None:
+    nan12 = np.full(12, np.nan)
+    for gen, ref in (
+        ([math.nan], [1.0, 2.0, 4.0]),
+        ([nan12], [np.ones(12) / 12, np.eye(12)[0]]),
+        ([], [1.0, 2.0]),
+    ):
+        fc = compare_feature("f", gen, ref, labels=("A", "B"))
+        assert fc.problem == "not comparable: no values in A"
+        assert math.isnan(fc.oa) and len(fc.inter) == 0
+        assert fc.summary()["comparable"] is False
+    both = compare_feature("f", [math.nan], [], labels=("A", "B"))
+    assert both.problem == "not comparable: no values in A or B"
+
+
+def test_one_piece_still_gives_the_headline_figures() -> None:
+    fc = compare_feature("f", [3.0], [1.0, 2.0, 4.0, 5.0])
+    assert fc.problem is None and 0 < fc.oa <= 1 and math.isfinite(fc.kld)
+    assert math.isnan(fc.oa_gen) and math.isnan(fc.oa_intra)

@@ -4,6 +4,7 @@ PNGs, and (where chromium is installed) that a browser shows the page with its p
 from __future__ import annotations
 
 import base64
+import html
 import json
 import shutil
 import struct
@@ -149,3 +150,38 @@ def test_chromium_shows_the_plots(report: tuple[Path, dict], tmp_path: Path) -> 
     assert pixels.std() > 0.05  # not a blank page
     red = np.array([int(GEN_COLOUR[i : i + 2], 16) for i in (1, 3, 5)]) / 255
     assert (np.abs(pixels - red).max(axis=2) < 0.08).sum() > 300  # generated-set curves drawn
+
+
+def test_one_short_piece_reports_what_cannot_be_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One generated piece of one note: bar and interval features have no value there, so
+    they are marked not comparable; every other feature and section is still written."""
+    from musegen.score import Score, Track, make_notes
+
+    save(Score(480, [Track(make_notes([0], [480], [60]))]), tmp_path / "one.mid")
+    for i in range(3):
+        save(satb(CLEAN).transpose(-i), tmp_path / "ref" / f"ref{i}.mid")
+    out, js = tmp_path / "report.html", tmp_path / "report.json"
+    code = main(
+        [
+            "evaluate", "report", str(tmp_path / "one.mid"), "-r", str(tmp_path / "ref"),
+            "--out", str(out), "--json", str(js), "--thumbnails", "1", "--no-progress",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    features = {f["feature"]: f for f in json.loads(js.read_text())["features"]}
+    lost = {name for name, f in features.items() if not f["comparable"]}
+    assert {"mean_ioi", "groove_consistency", "pitch_class_transition_matrix"} <= lost
+    problem = features["mean_ioi"]["problem"]
+    assert problem == f"not comparable: no values in generated {tmp_path / 'one.mid'}"
+    assert features["mean_ioi"]["oa"] is None
+    # one generated piece has no intra-set distances, but the headline (reference intra-set
+    # against inter-set) is still measured
+    assert features["pitch_range"]["comparable"] and features["pitch_range"]["oa"] is not None
+    assert features["pitch_range"]["oa_intra"] is None
+    text = out.read_text()
+    page = Page()
+    page.feed(text)
+    assert page.sections == list(SECTIONS)
+    assert html.escape(problem) in text

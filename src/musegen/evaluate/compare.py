@@ -17,8 +17,13 @@ reference pieces as they are from each other). Also given: ``oa_gen``/``kld_gen`
 intra-set vs inter-set) and ``oa_intra``/``kld_intra`` (generated vs reference intra-set: does
 the generated set vary as much as the reference does).
 
-Pieces whose value is NaN for a feature are left out of that feature. Densities use at most
-``max_samples`` distances per distribution (a seeded random subset), means and spreads use all.
+Pieces whose value is NaN for a feature are left out of that feature. A feature with no value
+in one of the sets (say one short generated piece, too short for a bar-based feature) cannot be
+compared: :attr:`FeatureComparison.problem` says so and its figures are NaN. Each pair of
+densities is compared where both have distances: one generated piece has no intra-set
+distances, yet the headline ``oa``/``kld`` (reference intra-set vs inter-set) still stand.
+Densities use at most ``max_samples`` distances per distribution (a seeded random subset),
+means and spreads use all.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ def cross_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _rows(values: np.ndarray) -> np.ndarray:
+    """One row per piece (a scalar feature: one column); no pieces: zero rows."""
     x = np.asarray(values, dtype=np.float64)
-    return x.reshape(len(x), -1)
+    return x.reshape(len(x), int(np.prod(x.shape[1:], dtype=np.int64)))
 
 
 def _bandwidth(samples: np.ndarray) -> float:
@@ -140,6 +146,7 @@ class FeatureComparison:
     kld_gen: float = float("nan")
     oa_intra: float = float("nan")
     kld_intra: float = float("nan")
+    problem: str | None = None  # why the feature cannot be compared, e.g. no values in a set
 
     @property
     def is_scalar(self) -> bool:
@@ -155,6 +162,9 @@ class FeatureComparison:
             out |= _mean_std(name, getattr(self, name))
         for name in ("oa", "kld", "oa_gen", "kld_gen", "oa_intra", "kld_intra"):
             out[name] = jsonable(getattr(self, name))
+        out["comparable"] = self.problem is None
+        if self.problem is not None:
+            out["problem"] = self.problem
         return out
 
 
@@ -169,10 +179,9 @@ def _mean_std(prefix: str, x: np.ndarray) -> dict[str, float | None]:
 
 def _finite_rows(values: Sequence[Any]) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
+    if len(x) == 0:
         return x
-    flat = x.reshape(len(x), -1)
-    return x[np.isfinite(flat).all(axis=1)]
+    return x[np.isfinite(_rows(x)).all(axis=1)]
 
 
 def _subsample(x: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -185,8 +194,10 @@ def compare_feature(
     ref_values: Sequence[Any],
     max_samples: int = MAX_SAMPLES,
     seed: int = 0,
+    labels: tuple[str, str] = ("the generated set", "the reference set"),
 ) -> FeatureComparison:
-    """Compare one feature's values (one per piece) of the generated and reference sets."""
+    """Compare one feature's values (one per piece) of the generated and reference sets
+    (``labels`` name them in :attr:`FeatureComparison.problem`)."""
     gen, ref = _finite_rows(gen_values), _finite_rows(ref_values)
     fc = FeatureComparison(
         name,
@@ -196,19 +207,27 @@ def compare_feature(
         pairwise_distances(ref),
         cross_distances(gen, ref),
     )
-    if min(len(fc.intra_gen), len(fc.intra_ref), len(fc.inter)) == 0:
+    empty = [label for label, x in zip(labels, (gen, ref), strict=True) if len(x) == 0]
+    if empty:
+        fc.problem = "not comparable: no values in " + " or ".join(empty)
+        return fc
+    if len(fc.inter) == 0 or len(fc.intra_gen) + len(fc.intra_ref) == 0:
         return fc
     rng = np.random.default_rng(seed)
     samples = [_subsample(d, max_samples, rng) for d in (fc.intra_gen, fc.intra_ref, fc.inter)]
     grid, floor = density_grid(*samples)
     fc.grid = grid
-    fc.pdf_intra_gen, fc.pdf_intra_ref, fc.pdf_inter = (density(s, grid, floor) for s in samples)
-    fc.oa = overlap_area(fc.pdf_intra_ref, fc.pdf_inter, grid)
-    fc.kld = kl_divergence(fc.pdf_intra_ref, fc.pdf_inter, grid)
-    fc.oa_gen = overlap_area(fc.pdf_intra_gen, fc.pdf_inter, grid)
-    fc.kld_gen = kl_divergence(fc.pdf_intra_gen, fc.pdf_inter, grid)
-    fc.oa_intra = overlap_area(fc.pdf_intra_gen, fc.pdf_intra_ref, grid)
-    fc.kld_intra = kl_divergence(fc.pdf_intra_gen, fc.pdf_intra_ref, grid)
+    fc.pdf_intra_gen, fc.pdf_intra_ref, fc.pdf_inter = (
+        density(s, grid, floor) if len(s) else np.zeros(0) for s in samples
+    )
+    for suffix, p, q in (
+        ("", fc.pdf_intra_ref, fc.pdf_inter),
+        ("_gen", fc.pdf_intra_gen, fc.pdf_inter),
+        ("_intra", fc.pdf_intra_gen, fc.pdf_intra_ref),
+    ):
+        if len(p) and len(q):
+            setattr(fc, "oa" + suffix, overlap_area(p, q, grid))
+            setattr(fc, "kld" + suffix, kl_divergence(p, q, grid))
     return fc
 
 
@@ -218,6 +237,7 @@ def compare_sets(
     names: Sequence[str] | None = None,
     max_samples: int = MAX_SAMPLES,
     seed: int = 0,
+    labels: tuple[str, str] = ("the generated set", "the reference set"),
 ) -> dict[str, FeatureComparison]:
     """Compare per-piece feature dicts (from :func:`~musegen.metrics.stats.compute_features`)
     of two sets, for the named features (default: every feature both sets have)."""
@@ -227,7 +247,12 @@ def compare_sets(
         names = [n for n in FEATURES if n in have]
     return {
         n: compare_feature(
-            n, [f[n] for f in gen_features], [f[n] for f in ref_features], max_samples, seed
+            n,
+            [f[n] for f in gen_features],
+            [f[n] for f in ref_features],
+            max_samples,
+            seed,
+            labels,
         )
         for n in names
     }

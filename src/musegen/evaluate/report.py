@@ -167,7 +167,10 @@ def build_report(
             out.append(analyse_piece(name, score))
             bar.update()
     report.comparison = compare_sets(
-        [p.features for p in report.gen], [p.features for p in report.ref], names=features
+        [p.features for p in report.gen],
+        [p.features for p in report.ref],
+        names=features,
+        labels=(f"generated {generated.name}", f"reference {reference.name}"),
     )
     bar.update()
     bar.close()
@@ -196,18 +199,28 @@ def _new_figure(width: float, height: float, cols: int) -> tuple[Figure, list[An
     return fig, [fig.add_subplot(1, cols, i + 1) for i in range(cols)]
 
 
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # nothing drawn: no legend (and no warning)
+        ax.legend(fontsize=7, frameon=False)
+
+
 def _distance_panel(ax: Any, fc: FeatureComparison) -> None:
     """Densities of the intra-set and inter-set distances."""
     if len(fc.grid) == 0:
-        ax.text(0.5, 0.5, "too few pieces", ha="center", va="center", transform=ax.transAxes)
+        why = "not comparable" if fc.problem else "too few pieces"
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes)
         return
-    ax.plot(fc.grid, fc.pdf_intra_gen, color=GEN_COLOUR, label="intra generated")
-    ax.plot(fc.grid, fc.pdf_intra_ref, color=REF_COLOUR, label="intra reference")
-    ax.plot(fc.grid, fc.pdf_inter, color=INTER_COLOUR, ls="--", label="inter")
+    for pdf, colour, style, label in (
+        (fc.pdf_intra_gen, GEN_COLOUR, "-", "intra generated"),
+        (fc.pdf_intra_ref, REF_COLOUR, "-", "intra reference"),
+        (fc.pdf_inter, INTER_COLOUR, "--", "inter"),
+    ):
+        if len(pdf):
+            ax.plot(fc.grid, pdf, color=colour, ls=style, label=label)
     ax.set_xlim(max(fc.grid[0], -0.05 * fc.grid[-1]), fc.grid[-1])
     ax.set_title("distance densities (KDE)", fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
+    _legend(ax)
 
 
 def _value_panel(ax: Any, fc: FeatureComparison) -> None:
@@ -226,7 +239,8 @@ def _value_panel(ax: Any, fc: FeatureComparison) -> None:
                 ax.hist(values, bins=bins, density=True, alpha=0.45, color=colour, label=label)
         ax.set_title("values", fontsize=9)
     else:
-        labels = PITCH_NAMES if fc.gen_values.shape[-1] == 12 else LENGTH_NAMES
+        width = max(fc.gen_values.shape[-1], fc.ref_values.shape[-1])
+        labels = PITCH_NAMES if width == 12 else LENGTH_NAMES
         x = np.arange(len(labels))
         for values, colour, label, shift in (
             (fc.ref_values, REF_COLOUR, "reference", -0.2),
@@ -237,7 +251,7 @@ def _value_panel(ax: Any, fc: FeatureComparison) -> None:
         ax.set_xticks(x, labels, fontsize=6, rotation=45 if len(labels[0]) > 2 else 0)
         ax.set_title("mean histogram", fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
+    _legend(ax)
 
 
 def _matrix_panels(axes: list[Any], fc: FeatureComparison) -> None:
@@ -332,6 +346,10 @@ def _features_html(r: Report) -> str:
     rows = []
     for fc in r.comparison.values():
         s = fc.summary()
+        if fc.problem is not None:
+            values = [s.get("gen_mean"), s.get("gen_std"), s.get("ref_mean"), s.get("ref_std")]
+            rows.append([fc.name, *values, fc.problem, *[""] * 6])
+            continue
         rows.append(
             [
                 fc.name, s.get("gen_mean"), s.get("gen_std"), s.get("ref_mean"), s.get("ref_std"),
