@@ -155,3 +155,14 @@ def test_load_many_goes_on_past_bad_files(tmp_path: Path) -> None:
 
 def test_load_many_of_nothing() -> None:
     assert load_many([]) == ([], [])
+
+
+def test_folder_sources_list_every_extension_load_reads() -> None:
+    """The folder source keeps its own copy of the extensions (to list without importing
+    symusic); it must match what :func:`musegen.io.load` reads."""
+    from musegen.data.sources import folder
+    from musegen.io import SUPPORTED_READ
+    from musegen.io.midi import MIDI_EXTENSIONS
+
+    assert set(folder.EXTENSIONS) == set(SUPPORTED_READ)
+    assert set(folder.MIDI_EXTENSIONS) == set(MIDI_EXTENSIONS)

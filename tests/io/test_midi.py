@@ -198,19 +198,23 @@ def test_times_overflowing_32_bits_are_refused() -> None:
         (b"", "empty"),
         (b"MThd", "too short"),
         (b"hello, this is not a MIDI file at all" * 3, "not a MIDI file"),
-        (b"RIFF" + struct.pack("<I", 100) + b"RMIDdata" + bytes(20), "not a MIDI file"),
+        (b"RIFF" + struct.pack("<I", 100) + b"WAVEfmt " + bytes(20), "RIFF file of kind WAVE"),
+        (b"RIFF" + struct.pack("<I", 12) + b"RMIDLIST" + bytes(4), "without a 'data' chunk"),
+        (b"RIFF" + struct.pack("<I", 100) + b"RMIDdata" + bytes(20), "too short"),
         (ONE_NOTE[:-6], "truncated"),
         (header(1) + b"MTrk" + struct.pack(">I", 10**9) + note(), "truncated"),
         (midi(track(vlq(0) + b"\x3c\x40")), "corrupt MIDI"),  # data byte with no status
         (midi(track(vlq(0) + b"\x90\x3c\xf0")), "velocity 240 is out of range"),
-        (midi(track(note()), division=0xE728), "SMPTE"),
+        (midi(track(note()), division=0xE700), "SMPTE time division with 0 ticks per frame"),
         (midi(track(note()), division=0), "0 ticks per quarter"),
     ],
     ids=[
         "empty",
         "header-only",
         "garbage",
-        "riff",
+        "riff-wave",
+        "rmid-no-data",
+        "rmid-empty-data",
         "truncated",
         "chunk-length-lies",
         "running-status",
@@ -428,3 +432,102 @@ def test_read_midi_many_gives_what_read_midi_gives_each(items: list[Score | int]
 def test_read_midi_refuses_music_past_tick_2_31() -> None:
     with pytest.raises(InputError, match="past 2"):
         read_midi(_PAST_THE_END)
+
+
+# --------------------------------------------------------------------------- RMID and SMPTE
+def riff_chunk(tag: bytes, body: bytes) -> bytes:
+    """A RIFF chunk: tag, little-endian size, body, a pad byte to an even length."""
+    return tag + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+
+def rmid(smf: bytes, before: bytes = b"") -> bytes:
+    """``smf`` wrapped as a RIFF RMID file, with other chunks ``before`` its data chunk."""
+    body = b"RMID" + before + riff_chunk(b"data", smf)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def smpte(fps: int, ticks_per_frame: int) -> int:
+    """The header's division word for SMPTE timing: -fps in the high byte."""
+    return ((256 - fps) << 8) | ticks_per_frame
+
+
+TWO_TRACKS = midi(
+    track(vlq(0) + b"\xff\x51\x03" + (400_000).to_bytes(3, "big") + note(60, 480) + note(64, 960)),
+    track(note(48, 960, delta=480)),
+)
+
+
+def test_rmid_reads_as_the_midi_file_inside() -> None:
+    plain = read_midi(TWO_TRACKS)
+    info = riff_chunk(b"LIST", b"INFOINAM" + struct.pack("<I", 3) + b"abc\0")  # odd: padded
+    for data in (rmid(TWO_TRACKS), rmid(TWO_TRACKS, before=info)):
+        back = read_midi(data)
+        assert back.tpq == plain.tpq and back.tempos == plain.tempos
+        assert len(back.tracks) == 2
+        for a, b in zip(back.tracks, plain.tracks, strict=True):
+            assert np.array_equal(a.notes, b.notes)
+
+
+def test_rmi_files_load_by_extension(tmp_path: Path) -> None:
+    from musegen.io import load
+
+    (tmp_path / "song.rmi").write_bytes(rmid(TWO_TRACKS))
+    (tmp_path / "song.mid").write_bytes(rmid(TWO_TRACKS))  # wrapped, named .mid
+    for name in ("song.rmi", "song.mid"):
+        assert load(tmp_path / name).n_notes == 3
+
+
+@pytest.mark.parametrize(
+    ("fps", "ticks_per_frame"), [(24, 4), (25, 40), (25, 1), (29, 80), (30, 100)]
+)
+def test_smpte_timing_keeps_seconds(fps: int, ticks_per_frame: int) -> None:
+    """Notes land at the seconds the SMPTE clock gives; the file's tempo events do not apply."""
+    per_second = (30_000 / 1001 if fps == 29 else fps) * ticks_per_frame
+    tempo = vlq(0) + b"\xff\x51\x03" + (300_000).to_bytes(3, "big")  # ignored under SMPTE
+    events = tempo + note(60, 3 * ticks_per_frame, delta=7 * ticks_per_frame) + note(62, 1000)
+    score = read_midi(midi(track(events), division=smpte(fps, ticks_per_frame)))
+    notes = score.tracks[0].notes
+    ticks = np.array([7, 10]) * ticks_per_frame
+    assert notes["start"].tolist() == ticks.tolist()  # ticks as in the file
+    np.testing.assert_allclose(score.ticks_to_seconds(ticks), ticks / per_second, rtol=1e-5)
+    np.testing.assert_allclose(score.duration_seconds(), (ticks[1] + 1000) / per_second, rtol=1e-5)
+    assert len(score.tempos) == 1 and score.tempos[0].qpm in (120.0, 119.88, 60.0, 59.94)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([24, 25, 29, 30]),
+    st.integers(1, 255),
+    st.lists(st.integers(0, 5000), min_size=1, max_size=8),
+)
+def test_smpte_ticks_to_seconds_property(fps: int, ticks_per_frame: int, gaps: list[int]) -> None:
+    per_second = (30_000 / 1001 if fps == 29 else fps) * ticks_per_frame
+    events = b"".join(note(60 + i % 12, 10, delta=g) for i, g in enumerate(gaps))
+    score = read_midi(midi(track(events), division=smpte(fps, ticks_per_frame)))
+    starts = score.tracks[0].notes["start"]
+    np.testing.assert_allclose(score.ticks_to_seconds(starts), starts / per_second, rtol=1e-5)
+    back = read_midi(midi_bytes(score))  # what we read, we can write as ordinary MIDI
+    np.testing.assert_allclose(back.ticks_to_seconds(starts), starts / per_second, rtol=1e-5)
+
+
+def test_rmid_and_smpte_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from musegen.cli.main import main
+    from musegen.render.audio import read_wav
+
+    wrapped, timed = tmp_path / "wrapped.rmi", tmp_path / "timed.mid"
+    wrapped.write_bytes(rmid(TWO_TRACKS))
+    # 25 frames of 40 ticks: 1000 ticks a second; a 2-second note from 1 s
+    timed.write_bytes(midi(track(note(67, 2000, delta=1000)), division=smpte(25, 40)))
+    assert main(["info", str(wrapped), str(timed), "--json"]) == 0
+    a, b = json.loads(capsys.readouterr().out)
+    assert a["notes"] == 3 and a["pitch_range"] == [48, 64]
+    assert b["notes"] == 1 and b["duration_seconds"] == pytest.approx(3.0)
+    out = tmp_path / "out"
+    for path in (wrapped, timed):
+        args = ["render", str(path), "--wav", "--synth", "builtin", "--out", str(out)]
+        assert main(args) == 0, capsys.readouterr().err
+    audio, rate = read_wav(out / "timed.wav")
+    assert len(audio) >= 3 * rate  # three seconds of music
+    assert read_wav(out / "wrapped.wav")[0].std() > 0

@@ -38,7 +38,7 @@ SUPPORTED_WRITE: tuple[str, ...] = (*_MIDI_WRITE, *_MUSICXML)
 
 FORMATS = f"""\
 Formats (chosen by file extension):
-  MIDI      {", ".join(MIDI_EXTENSIONS):<24} read + write (.kar: read only)
+  MIDI      {", ".join(MIDI_EXTENSIONS):<24} read + write (.kar, .rmi: read only)
   MusicXML  {", ".join(_MUSICXML):<24} read + write (written on a 16th-note grid)
   ABC       {", ".join(_ABC):<24} read only (first tune of a file)
   corpus    {"corpus:NAME":<24} read only: music21's corpus, e.g. corpus:bach/bwv66.6

@@ -14,7 +14,14 @@ minute), time and key signatures. What it does not keep, because standard MIDI c
 * voice labels other than through the track name (``Soprano``/``Alto``/``Tenor``/``Bass``).
 
 Reading: a file with no tracks, or with tracks but no notes, loads as a Score without tracks
-(the caller decides whether that is an error). Notes that never get a note-off are dropped.
+(the caller decides whether that is an error). Two kinds of file that many readers refuse are
+read too (:func:`unwrap_midi`): a RIFF-wrapped MIDI file (RMID, ``.rmi``: the standard file
+sits in the RIFF's ``data`` chunk), and SMPTE time division (the header gives frames per
+second and ticks per frame instead of ticks per quarter: time is absolute, tempo events do
+not apply). An SMPTE file becomes ticks per quarter with one tempo, so every note keeps its
+time in seconds: ``tpq`` is half the ticks per second at 120 quarters per minute (the whole
+ticks per second at 60 where that is odd); 29 frames per second means 30 drop-frame, 29.97
+frames a second, so the tempo is 119.88 (59.94). Notes that never get a note-off are dropped.
 Map entries a file cannot mean (tempo 0, meter 0/0, key with 12 sharps) are dropped.
 symusic keeps times in 32-bit ints and wraps silently past 2**31 ticks; any negative time
 after reading is refused as corrupt, which catches wraps into the negative range (a file
@@ -48,7 +55,7 @@ from musegen.io._common import (
 from musegen.score import NOTE_DTYPE, KeySignature, Score, Tempo, TimeSignature, Track
 from musegen.utils import atomic_write_bytes
 
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")
 _MAX_MSPQ = 0xFFFFFF  # a MIDI tempo event has 3 bytes of microseconds per quarter
 # NOTE_DTYPE field <- symusic's note column
 _NOTE_COLUMNS = (
@@ -65,7 +72,6 @@ _SYMUSIC_REASONS = (
     ("File header is not MThd", "not a MIDI file (no MThd header)"),
     ("File size is less than", "too short to be a MIDI file"),
     ("Invalid chunk length", "truncated or corrupt MIDI (a chunk runs past the end of the file)"),
-    ("Division type is not ticks per quarter", "SMPTE time division is not supported"),
 )
 
 
@@ -74,7 +80,8 @@ def read_midi(source: str | Path | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES)
     """Read a standard MIDI file (a path, or the file's bytes) into a :class:`Score`.
 
     Raises :class:`InputError` with a one-line reason for anything that is not a usable MIDI
-    file: missing, empty, over ``max_bytes``, truncated, garbage, SMPTE timing, 32-bit overflow.
+    file: missing, empty, over ``max_bytes``, truncated, garbage, 32-bit overflow. RMID files
+    and SMPTE time division are read (see the module docstring).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label, data = "<bytes>", bytes(source)
@@ -117,10 +124,57 @@ def _check_size(label: str, data: bytes, max_bytes: int) -> None:
 
 
 def _parse(data: bytes, label: str) -> symusic.Score:
+    data, smpte_mspq = unwrap_midi(data, label)
     try:
-        return symusic.Score.from_midi(data)
+        sm = symusic.Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError/...: all mean "bad file"
         raise InputError(label, _midi_reason(e)) from None
+    if smpte_mspq:  # absolute time: the file's own tempo events do not apply
+        sm.tempos.clear()
+        sm.tempos.append(symusic.Tempo(0, mspq=smpte_mspq))
+    return sm
+
+
+def unwrap_midi(data: bytes, label: str = "<bytes>") -> tuple[bytes, int]:
+    """The standard MIDI file in ``data`` and, for SMPTE time division, the tempo (microseconds
+    per quarter) that keeps its seconds, else 0.
+
+    An RMID file (``RIFF`` size ``RMID``, then chunks) gives the contents of its ``data``
+    chunk. An SMPTE header (the division's top bit set: minus frames per second in the high
+    byte, ticks per frame in the low one) is rewritten to ticks per quarter, see the module
+    docstring; the tracks' delta times stay as they are. Anything else comes back unchanged.
+    """
+    if data[:4] == b"RIFF":
+        data = _rmid_data(data, label)
+    if data[:4] != b"MThd" or len(data) < 14:
+        return data, 0
+    division = int.from_bytes(data[12:14], "big")
+    if not division & 0x8000:
+        return data, 0
+    fps, ticks_per_frame = 256 - (division >> 8), division & 0xFF
+    if ticks_per_frame == 0:
+        raise InputError(label, "corrupt MIDI: SMPTE time division with 0 ticks per frame")
+    nominal = 30 if fps == 29 else fps  # 29: 30 drop-frame, 30000/1001 frames a second
+    per_second = nominal * ticks_per_frame  # ticks per (nominal) second
+    tpq, mspq = (per_second // 2, 500_000) if per_second % 2 == 0 else (per_second, 1_000_000)
+    if fps == 29:
+        mspq = mspq * 1001 // 1000
+    return data[:12] + tpq.to_bytes(2, "big") + data[14:], mspq
+
+
+def _rmid_data(data: bytes, label: str) -> bytes:
+    """The ``data`` chunk of a RIFF RMID file (chunks are word-aligned, sizes little-endian)."""
+    if data[8:12] != b"RMID":
+        kind = data[8:12].decode("latin-1").strip()
+        kind = kind if kind.isalnum() else "unknown"
+        raise InputError(label, f"not a MIDI file (a RIFF file of kind {kind})")
+    pos = 12
+    while pos + 8 <= len(data):
+        tag, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if tag == b"data":
+            return data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size & 1)
+    raise InputError(label, "RIFF MIDI (RMID) file without a 'data' chunk")
 
 
 def _midi_reason(exc: Exception) -> str:

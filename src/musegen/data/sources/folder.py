@@ -29,9 +29,9 @@ from musegen.errors import InputError, MusegenError
 from musegen.score import Score
 
 # What musegen.io reads (kept here so listing a folder does not import symusic/music21).
-EXTENSIONS = (".mid", ".midi", ".kar", ".musicxml", ".xml", ".mxl", ".abc")
+EXTENSIONS = (".mid", ".midi", ".kar", ".rmi", ".musicxml", ".xml", ".mxl", ".abc")
 MAX_TUNE_BOOK_BYTES = 16 << 20  # larger .abc files are not split (load will refuse them)
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")  # as musegen.io.midi has them
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")  # as musegen.io.midi has them
 KEEP_FILE_BYTES = 1 << 20  # MIDI files up to this size keep their bytes for load ...
 KEEP_BYTES = 64 << 20  # ... up to this much in all
 _HASH_BATCH = 32  # files a hashing thread takes at a time
