@@ -81,3 +81,7 @@ TINY_COCONET = {
 }
 # I - IV - V - I in C, each chord held for a quarter (4 steps): a learnable "chorale"
 COCONET_CHORDS = [[72, 67, 64, 48], [72, 69, 65, 53], [74, 67, 62, 55], [72, 67, 64, 48]]
+
+
+# a tiny RNN-NADE frame model (model config): trains a few steps on the vendored JSB rolls
+TINY_FRAME = {"d_embed": 8, "d_hidden": 8, "d_key": 8, "d_cond": 4, "dropout": 0.0}

@@ -118,13 +118,14 @@ def test_each_model_kind_serves_its_commands(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A model asked for a command its kind does not serve fails in one line that names what
-    it serves: a token model cannot harmonize; the jsb-frame piano-roll model writes nothing."""
+    it serves: a token model cannot harmonize, the rule-based csp harmonizer cannot generate."""
     melody = tmp_path / "melody.mid"
     save(Score(tracks=[Track.from_notes([Note(72, 0, 480)])]), melody)
     assert main(["harmonize", str(melody), "--model", str(model_dir), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "serves generate, not harmonize" in err and err.strip().count("\n") == 0
-    assert main(["generate", "--model", "jsb-frame", "--out", str(tmp_path)]) == 2
+    assert main(["generate", "--model", "csp", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "musegen benchmark polyphonic" in err and err.strip().count("\n") == 0
+    assert "csp (rule-based harmonizer) serves harmonize, not generate" in err
+    assert err.strip().count("\n") == 0
     assert not list(tmp_path.glob("piece*"))

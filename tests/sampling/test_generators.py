@@ -13,6 +13,8 @@ from musegen.models import build_model, save_model
 from musegen.sampling.generate import SamplingConfig
 from musegen.sampling.generators import (
     CoconetGenerator,
+    CspGenerator,
+    FrameGenerator,
     GenerateRequest,
     TokenGenerator,
     load_generator,
@@ -62,6 +64,37 @@ def test_coconet_generator_serves_three_commands_and_refuses_a_primer() -> None:
         generator.generate(GenerateRequest(voices=-1))
 
 
-def test_a_model_without_a_tokenizer_says_where_it_is_used() -> None:
-    with pytest.raises(MusegenError, match="benchmark polyphonic"):
-        load_generator("jsb-frame")
+def test_frame_generator_draws_the_models_rolls() -> None:
+    """jsb-frame's pieces are the model's own samples for the seed, frame for frame."""
+    from musegen.tokenizers.grid import to_binary_roll
+
+    generator = load_generator("jsb-frame")
+    assert isinstance(generator, FrameGenerator) and generator.serves == ("generate",)
+    got = generator.generate(GenerateRequest(num=2, seed=3, bars=2))
+    assert got.settings["sampling"] == {"seed": 3, "frames": 8, "frames_per_quarter": 1}
+    generator.model.eval()
+    want = generator.model.sample(8, 2, torch.Generator().manual_seed(3)).numpy()
+    for score, roll in zip(got.pieces, want, strict=True):
+        np.testing.assert_array_equal(to_binary_roll(score, 1, n_frames=8), roll)
+    with pytest.raises(MusegenError, match="--top-p, --repetition-penalty do not apply"):
+        generator.generate(GenerateRequest(top_p=0.9, repetition_penalty=1.2))
+    with pytest.raises(MusegenError, match="serves generate, not harmonize"):
+        generator.harmonize(got.pieces[0])
+
+
+def test_csp_is_a_generator_without_a_model() -> None:
+    from musegen.compose.csp import harmonize_csp
+    from musegen.io import load
+
+    generator = load_generator("csp")
+    assert isinstance(generator, CspGenerator) and generator.folder is None
+    melody = load("corpus:bach/bwv66.6")
+    melody.tracks = melody.tracks[:1]
+    got = generator.harmonize(melody, seed=9)
+    assert got.settings == {"seed": None, "samples": None}
+    for a, b in zip(notes(got.pieces[0]), notes(harmonize_csp(melody)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(MusegenError, match="soprano melody only"):
+        generator.harmonize(melody, "A")
+    with pytest.raises(MusegenError, match=r"csp \(rule-based harmonizer\) serves harmonize, not"):
+        generator.infill(melody, (1, 1))

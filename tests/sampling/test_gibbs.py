@@ -309,6 +309,9 @@ def test_cli_harmonize_with_the_csp_harmonizer(tmp_path: Path) -> None:
     )
     score = load(tmp_path / "tune_harmonized_csp.mid")
     assert len([t for t in score.tracks if len(t)]) == 4
+    info = json.loads((tmp_path / "tune_harmonized_csp.json").read_text())
+    assert info["model"] == "csp" and info["model_folder"] is None
+    assert info["seed"] is None and info["samples"] is None  # deterministic, one draw
 
 
 @pytest.mark.parametrize(

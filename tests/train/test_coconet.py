@@ -122,9 +122,5 @@ def test_train_errors_name_what_to_do(
     config = str(run_file(tmp_path))
     assert main(["train", "--config", config, "--data", str(bad), "--out", str(tmp_path)]) == 2
     assert "not a four-voice steps file" in capsys.readouterr().err
-    frame = tmp_path / "frame.json"
-    frame.write_text('{"model": "rnn-nade"}')
-    assert main(["train", "--config", str(frame), "--out", str(tmp_path / "f")]) == 2
-    assert "musegen benchmark polyphonic" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "t")]) == 2
     assert "--data" in capsys.readouterr().err

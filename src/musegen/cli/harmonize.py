@@ -93,6 +93,7 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
     from musegen.errors import MusegenError
     from musegen.io import load
+    from musegen.sampling.generators import load_generator
     from musegen.sampling.gibbs import parse_voices
 
     parse_voices(args.voices)  # bad --voices fails before anything is loaded
@@ -101,45 +102,33 @@ def run_harmonize(args: argparse.Namespace) -> int:
     melody = load(args.melody)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
-    if args.model == "csp":  # the rule-based harmonizer: no model to load
-        if args.voices.upper() != "S":
-            raise MusegenError("--model csp harmonizes a soprano melody only (--voices S)")
-        if not any(len(t) for t in melody.tracks if not t.is_drum):
-            raise MusegenError("the melody has no notes")
-        from musegen.compose.csp import harmonize_csp
-
-        score, model_info, seed = harmonize_csp(melody), "csp", None  # deterministic
-        folder = None
-    else:
-        from musegen.sampling.generators import load_generator
-
-        generator = load_generator(args.model)
-        score = generator.harmonize(
-            melody,
-            args.voices,
-            seed=seed,
-            temperature=args.temperature,
-            steps=args.steps,
-            samples=args.samples,
-            strict=args.strict,
-        ).pieces[0]
-        model_info, folder = args.model, str(generator.folder)
+    generator = load_generator(args.model)  # a model, or the rule-based csp
+    result = generator.harmonize(
+        melody,
+        args.voices,
+        seed=seed,
+        temperature=args.temperature,
+        steps=args.steps,
+        samples=args.samples,
+        strict=args.strict,
+    )
     info = {
         "task": "harmonize",
         "input": args.melody,
-        "model": model_info,
-        "model_folder": folder,
+        "model": args.model,
+        "model_folder": str(generator.folder) if generator.folder else None,
         "voices_given": args.voices.upper(),
         "strict": args.strict,
-        "samples": None if args.model == "csp" else args.samples,
+        "samples": args.samples,
         "seed": seed,
         "temperature": args.temperature,
         "steps": args.steps,
         "seconds_taken": round(time.perf_counter() - t0, 3),
     }
-    suffix = "_harmonized_csp" if args.model == "csp" else "_harmonized"
-    name = args.name or f"{_source_name(args.melody)}{suffix}"
-    write_pieces([score], args.out, name, info, args.render)
+    info.update(result.settings)  # what it used where that differs (csp: no seed, no samples)
+    tag = f"_{generator.file_tag}" if generator.file_tag else ""
+    name = args.name or f"{_source_name(args.melody)}_harmonized{tag}"
+    write_pieces(result.pieces, args.out, name, info, args.render)
     return 0
 
 

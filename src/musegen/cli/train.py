@@ -1,4 +1,4 @@
-"""``musegen train``: train any model (token models, Coconet) from a run file."""
+"""``musegen train``: train any model (token models, Coconet, frame models) from a run file."""
 
 from __future__ import annotations
 
@@ -22,24 +22,28 @@ OVERRIDES: dict[str, tuple[type, str]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (transformer, lstm, gru, coconet) from a run file",
+        help="train a model (transformer, lstm, gru, coconet, rnn-nade) from a run file",
         description="Train a model with the one trainer. Token models (transformer, lstm, gru) "
         "read a dataset made by 'musegen data prepare'; coconet reads four-voice 16th-note "
-        "chorales (Jsb16thSeparated.json or a JSON file of that shape). Multi-GPU / "
-        "multi-node: launch with torchrun. Ctrl-C and --resume continue exactly.",
+        "chorales (Jsb16thSeparated.json or a JSON file of that shape); the piano-roll frame "
+        "models (rnn-nade, frame-bernoulli) read binary piano rolls (a benchmark set, or a "
+        "dataset prepared with the binary roll tokenizer). Multi-GPU / multi-node: launch "
+        "with torchrun. Ctrl-C and --resume continue exactly.",
     )
     p.add_argument(
         "--model",
         default=None,
-        help="model name (transformer, lstm, gru, coconet); default: the run file's, else "
-        "transformer",
+        help="model name (transformer, lstm, gru, coconet, rnn-nade, frame-bernoulli); "
+        "default: the run file's, else transformer",
     )
     p.add_argument(
         "--data",
         metavar="PATH",
         help="token models: the prepared dataset folder (required); coconet: the "
         "Jsb16thSeparated.json file (or a folder holding it, or a JSON file of that shape; "
-        "default: the run file's data.root, else the shared data folder)",
+        "default: the run file's data.root, else the shared data folder); frame models: the "
+        "set's .mat file or a folder holding it, or a prepared binary-roll dataset (default: "
+        "the run file's data.root, else the shared data folder, else the vendored rolls)",
     )
     p.add_argument(
         "--config", metavar="FILE.json", help="run file: model, model_config, train, augment"

@@ -97,7 +97,7 @@ def generate(
     prompt = primer_ids(tokenizer, primer)
     grammar = tokenizer.batch_grammar(num, prompt)
     model.eval()
-    with _decoding_threads(model, num, device):
+    with decoding_threads(model, num, device):
         return _sample(
             model, grammar, prompt, cfg, filters, stop, stop_every, progress, hold_eos=hold_eos
         )
@@ -192,7 +192,7 @@ def without_eos(masks: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _decoding_threads(model: torch.nn.Module, num: int, device: torch.device) -> Iterator[None]:
+def decoding_threads(model: torch.nn.Module, num: int, device: torch.device) -> Iterator[None]:
     """One intra-op thread (PyTorch's and numpy's BLAS) while decoding a small model on the CPU.
 
     A step's operations are far too small to split between threads, and waking a pool for

@@ -8,12 +8,14 @@ folder) and wraps the model in the :class:`Generator` for its kind:
 - :class:`CoconetGenerator`: Coconet, an orderless model over four-voice 16th-note grids; it
   writes new chorales, harmonizes given lines and rewrites bars by blocked Gibbs sampling
   (:mod:`musegen.sampling.gibbs`).
+- :class:`FrameGenerator`: the piano-roll frame models (rnn-nade, frame-bernoulli); they write
+  new pieces frame by frame from the model's exact distribution.
+- :class:`CspGenerator`: no model but a method, ``csp``: the rule-based harmonizer
+  (:mod:`musegen.compose.csp`), deterministic.
 
 A generator says which commands it serves (:attr:`Generator.serves`); asking it for another
-raises one :class:`~musegen.errors.MusegenError` line that names them. A model no generator
-serves (the piano-roll frame models) fails at :func:`load_generator` with a line that says
-where it is used instead. Each method returns :class:`Generated`: the pieces and the
-settings it used, which the command saves beside them.
+raises one :class:`~musegen.errors.MusegenError` line that names them. Each method returns
+:class:`Generated`: the pieces and the settings it used, which the command saves beside them.
 """
 
 from __future__ import annotations
@@ -76,20 +78,25 @@ class Generated:
 
 
 class Generator:
-    """A loaded model that turns requests into pieces. Subclasses implement the commands
-    named in :attr:`serves`; the others raise a one-line error naming what it serves."""
+    """A loaded model (or a method) that turns requests into pieces. Subclasses implement the
+    commands named in :attr:`serves`; the others raise a one-line error naming what it serves.
+    ``folder`` is where the model was loaded from (None for a method such as ``csp``);
+    ``file_tag`` is added to the names of the files a command writes by default."""
 
     kind: ClassVar[str] = "model"
     serves: ClassVar[tuple[str, ...]] = ()
+    file_tag: ClassVar[str] = ""
 
-    def __init__(self, model: Any, meta: dict[str, Any], folder: Path) -> None:
+    def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         self.model = model
         self.meta = meta
         self.folder = folder
 
     def _unserved(self, command: str) -> MusegenError:
+        name = self.meta.get("model")
+        where = f"{self.folder}: a {name} model" if self.folder else str(name)
         return MusegenError(
-            f"{self.folder}: a {self.meta.get('model')} model ({self.kind}) serves "
+            f"{where} ({self.kind}) serves "
             f"{', '.join(self.serves) or 'no musegen command'}, not {command}"
         )
 
@@ -250,23 +257,128 @@ class CoconetGenerator(Generator):
         return Generated([out])
 
 
+class FrameGenerator(Generator):
+    """A piano-roll frame model: each frame's keys drawn from the model's exact conditional
+    given the frames before, from an empty start; runs of a held key become one note. Its
+    folder says the frame rate and the lowest key (``frames_per_quarter``, ``low_pitch``)."""
+
+    kind = "piano-roll frame model"
+    serves = ("generate",)
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        import math
+
+        import torch
+
+        from musegen.sampling.generate import decoding_threads
+        from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
+        from musegen.tokenizers.grid import from_binary_roll
+
+        unused = {
+            "--primer": request.primer,
+            "--tokens": request.tokens,
+            "--temperature": request.temperature not in (None, 1.0),
+            "--top-k": request.top_k,
+            "--top-p": request.top_p not in (None, 1.0),
+            "--repetition-penalty": request.repetition_penalty != 1.0,
+        }
+        if any(unused.values()):
+            flags = ", ".join(flag for flag, given in unused.items() if given)
+            raise MusegenError(
+                f"{self.folder}: a frame model draws new pieces from its own distribution "
+                f"({flags} do not apply): use --bars or --seconds, --num, --seed and the maps"
+            )
+        if request.num < 1:
+            raise MusegenError(f"--num must be >= 1, got {request.num}")
+        rate, low = self._frames()
+        asked = PieceRequest(
+            bars=request.bars,
+            seconds=request.seconds,
+            tempo=request.tempo,
+            time_signature=request.time_signature or "4/4",
+            key=request.key,
+            program=request.program,
+        )
+        empty = primer_score(asked)  # the tempo and meter asked for, checked
+        n_frames = max(1, math.ceil(_length_ticks(empty, asked) * rate / empty.tpq))
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        draws = torch.Generator(device=device).manual_seed(request.seed)
+        with decoding_threads(self.model, request.num, device):  # steps too small to share
+            rolls = self.model.sample(n_frames, batch_size=request.num, generator=draws)
+        pieces = [
+            finish_piece(from_binary_roll(roll, rate, low=low), asked, empty)
+            for roll in rolls.cpu().numpy()
+        ]
+        voices = _voices(request, self.meta)
+        if voices:
+            from musegen.voices import separate_voices
+
+            pieces = [separate_voices(score, voices) for score in pieces]
+        sampling = {"seed": request.seed, "frames": n_frames, "frames_per_quarter": rate}
+        settings = {"sampling": sampling, "request": vars(asked), "voices": voices}
+        return Generated(pieces, settings)
+
+    def _frames(self) -> tuple[int, int]:
+        """Frames per quarter note and the MIDI pitch of the roll's first key."""
+        if "frames_per_quarter" not in self.meta:
+            raise MusegenError(
+                f"{self.folder}: its config.json names no frame rate (frames_per_quarter); "
+                "retrain it with 'musegen train'"
+            )
+        return int(self.meta["frames_per_quarter"]), int(self.meta.get("low_pitch", 21))
+
+
+class CspGenerator(Generator):
+    """The rule-based four-part harmonizer (:func:`musegen.compose.csp.harmonize_csp`): exact
+    dynamic programming over chords under the textbook rules; no model, no randomness."""
+
+    kind = "rule-based harmonizer"
+    serves = ("harmonize",)
+    file_tag = "csp"
+
+    def harmonize(
+        self,
+        melody: Score,
+        voices: str = "S",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+        samples: int = 1,
+        strict: bool = False,
+    ) -> Generated:
+        """Four parts under a soprano (``seed``, ``temperature``, ``steps`` and ``samples``
+        do not apply; it never writes parallel fifths or octaves, ``strict`` or not)."""
+        from musegen.compose.csp import harmonize_csp
+
+        if voices.upper() != "S":
+            raise MusegenError("--model csp harmonizes a soprano melody only (--voices S)")
+        if not any(len(t) for t in melody.tracks if not t.is_drum):
+            raise MusegenError("the melody has no notes")
+        return Generated([harmonize_csp(melody)], {"seed": None, "samples": None})
+
+
 # model name -> its generator; a model not named here is a token model if it has a tokenizer
-GENERATORS: dict[str, type[Generator]] = {"coconet": CoconetGenerator}
-# models no generator serves -> where they are used instead
-UNSERVED: dict[str, str] = {
-    "rnn-nade": "'musegen benchmark polyphonic' and the Python API (musegen.models.load_model)",
-    "frame-bernoulli": "'musegen benchmark polyphonic' and the Python API "
-    "(musegen.models.load_model)",
+GENERATORS: dict[str, type[Generator]] = {
+    "coconet": CoconetGenerator,
+    "rnn-nade": FrameGenerator,
+    "frame-bernoulli": FrameGenerator,
 }
+# methods that need no model folder, by the name a command's --model takes
+METHODS: dict[str, type[Generator]] = {"csp": CspGenerator}
 
 
 def load_generator(ref: str | None, device: str = "cpu") -> Generator:
     """The generator for a model reference (see :func:`musegen.models.pretrained.resolve_model`;
-    None: the default shipped model), its model loaded on ``device``."""
+    None: the default shipped model), its model loaded on ``device``; or for a method's name
+    (:data:`METHODS`: ``csp``)."""
     from musegen.models import load_model
     from musegen.models.pretrained import resolve_model
     from musegen.tokenizers import tokenizer_from_dict
 
+    if ref in METHODS:
+        return METHODS[ref](None, {"model": ref}, None)
     folder = resolve_model(ref)
     model, meta = load_model(folder, map_location=device)
     name = meta.get("model")
@@ -274,10 +386,9 @@ def load_generator(ref: str | None, device: str = "cpu") -> Generator:
         return GENERATORS[name](model, meta, folder)
     if "tokenizer" in meta:
         return TokenGenerator(model, meta, folder, tokenizer_from_dict(meta["tokenizer"]))
-    used = UNSERVED.get(str(name), "the Python API (musegen.models.load_model)")
     raise MusegenError(
-        f"{folder}: a {name} model has no tokenizer and writes no pieces: it serves {used}; "
-        "generate with a token model (e.g. bach, folk) or coconet"
+        f"{folder}: a {name} model names no tokenizer, so it writes no pieces; load it with "
+        "the Python API (musegen.models.load_model)"
     )
 
 
@@ -301,6 +412,18 @@ def _settings(
     as the file it came from, not its notes) and the voices."""
     request = {k: v for k, v in vars(asked).items() if k != "primer"} | {"primer": primer}
     return {"sampling": sampling.to_dict(), "request": request, "voices": voices}
+
+
+def _length_ticks(score: Score, request: PieceRequest) -> int:
+    """The length a request asks for, in ticks of ``score`` (its tempo and meter)."""
+    if request.seconds is not None:
+        if request.seconds <= 0:
+            raise MusegenError("--seconds must be positive")
+        return int(score.seconds_to_ticks(request.seconds))
+    bars = 8 if request.bars is None else request.bars
+    if bars < 1:
+        raise MusegenError("--bars must be >= 1")
+    return bars * score.time_signatures[0].bar_ticks(score.tpq)
 
 
 def _voices(request: GenerateRequest, meta: dict[str, Any]) -> int:

@@ -157,7 +157,7 @@ def compose(
         score = tokenizer.decode(seq)
         if target is not None:
             score = score.slice_ticks(0, target)
-        pieces.append(_finish(score, request, prime_q))
+        pieces.append(finish_piece(score, request, prime_q))
     return pieces
 
 
@@ -208,8 +208,9 @@ def _first_meter_probs(model: object, tokenizer: Tokenizer, sampling: SamplingCo
     return p / p.sum()
 
 
-def _finish(score: Score, req: PieceRequest, prime: Score) -> Score:
-    """Apply the controls the tokenizer cannot express: key and instrument."""
+def finish_piece(score: Score, req: PieceRequest, prime: Score) -> Score:
+    """Apply the controls the tokenizer cannot express: the primer's tempo and meter where
+    the piece has none, key and instrument (for every generator that writes new pieces)."""
     for attr in ("tempos", "time_signatures"):
         if not getattr(score, attr) and getattr(prime, attr):
             setattr(score, attr, list(getattr(prime, attr)))

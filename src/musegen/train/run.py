@@ -13,8 +13,8 @@ by ``musegen generate --model RUN/best``).
 Every model trains through here and the one :class:`~musegen.train.trainer.Trainer`; what
 differs by model kind is only the data it reads: sequence models (transformer, lstm, gru)
 read a dataset made by ``musegen data prepare``; Coconet reads four-voice 16th-note grids
-(:mod:`musegen.train.coconet`); the piano-roll frame models train per benchmark set within a
-time budget (``musegen benchmark polyphonic``, :mod:`musegen.train.polyphonic`).
+(:mod:`musegen.train.coconet`); the piano-roll frame models (rnn-nade, frame-bernoulli) read
+binary piano rolls (:mod:`musegen.train.frame`).
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
     return run
 
 
-# model kinds that do not train on a prepared token dataset: name -> how they train
-FRAME_MODELS = ("frame-bernoulli", "rnn-nade")
-
-
 def train_run(
     run: dict[str, Any],
     data_dir: str | Path | None,
@@ -61,16 +57,15 @@ def train_run(
     names a saved model (folder or shipped name) of the same configuration whose weights start
     the run in place of a random initialisation (a fresh schedule and optimizer).
     """
+    from musegen.train.frame import FRAME_MODELS, train_frame
+
     name = run.get("model", "transformer")
     if name == "coconet":  # the one place a model kind picks its data
         from musegen.train.coconet import train_coconet
 
         return train_coconet(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if name in FRAME_MODELS:
-        raise MusegenError(
-            f"{name} is a piano-roll frame model: it trains per benchmark set with "
-            "'musegen benchmark polyphonic' (run files in configs/polyphonic/)"
-        )
+        return train_frame(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if data_dir is None:
         raise MusegenError(
             f"training a {name} model needs --data DIR, a folder made by 'musegen data prepare'"
