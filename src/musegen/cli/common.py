@@ -13,12 +13,13 @@ from musegen.errors import MusegenError
 
 
 def progress(items: Iterable[Any], total: int, desc: str, min_items: int = 20) -> Iterable[Any]:
-    """A tqdm bar on stderr when the job is long enough to need one."""
+    """Progress on stderr (:func:`musegen.utils.progress`) when the job is long enough to
+    need it."""
     if total < min_items:
         return items
-    from tqdm import tqdm
+    from musegen.utils import progress as show
 
-    return tqdm(items, total=total, desc=desc, unit="file", file=sys.stderr, leave=False)
+    return show(items, total=total, desc=desc, unit="file", leave=False)
 
 
 def load_batch(

@@ -237,7 +237,7 @@ def run_report(args: argparse.Namespace) -> int:
             raise MusegenError(
                 f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(FEATURES)}"
             )
-    progress = not args.no_progress
+    progress = not args.no_progress and sys.stderr.isatty()  # a bar per step: a terminal's
     gen = load_set(args.generated, split=args.split, limit=args.max_pieces, progress=progress)
     ref = load_set(args.reference, split=args.split, limit=args.max_pieces, progress=progress)
     report = build_report(gen, ref, progress=progress, features=features)

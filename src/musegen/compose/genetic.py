@@ -25,7 +25,6 @@ melodies pass unchanged into the next generation, so the best fitness never decr
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -350,11 +349,9 @@ def evolve(
     gens = range(generations)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from musegen.utils import progress as show
 
-        bar = tqdm(
-            gens, desc="evolving", unit="gen", file=sys.stderr, leave=False, mininterval=0.25
-        )
+        bar = show(gens, desc="evolving", unit="gen", leave=False, mininterval=0.25)
         gens = bar  # type: ignore[assignment]
     for g in gens:
         order = np.argsort(-fit, kind="stable")

@@ -514,7 +514,6 @@ def train_markov(
     """Train on the training split of one or more corpus references
     (:data:`musegen.data.refs.REFS_HELP`);
     ``progress`` shows a bar per corpus on stderr (music21 corpora read a few pieces/s)."""
-    import sys
 
     from musegen.data.refs import iter_scores
 
@@ -522,15 +521,10 @@ def train_markov(
     for spec in specs:
         pieces: Iterable[Score] = iter_scores(spec, "train", max_pieces=max_pieces)
         if progress:
-            from tqdm import tqdm
+            from musegen.utils import progress as show
 
-            pieces = tqdm(
-                pieces,
-                desc=f"reading {spec}",
-                unit="piece",
-                total=max_pieces,
-                file=sys.stderr,
-                leave=False,
+            pieces = show(
+                pieces, desc=f"reading {spec}", unit="piece", total=max_pieces, leave=False
             )
         scores += list(pieces)
     if not scores:

@@ -602,9 +602,9 @@ def _run_chunks(
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled or total == 0:
         return None
-    from tqdm import tqdm
+    from musegen.utils import progress as show
 
-    return tqdm(total=total, desc=desc, unit="piece", file=sys.stderr, leave=False)
+    return show(total=total, desc=desc, unit="piece", leave=False)
 
 
 # --------------------------------------------------------------------------- prepare

@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -139,15 +138,14 @@ def _fetch(archive: Archive, part: Path, progress: bool, timeout: float) -> None
         total = (expected + (have if resumed else 0)) if expected is not None else archive.size
         bar = None
         if progress:
-            from tqdm import tqdm
+            from musegen.utils import progress as show
 
-            bar = tqdm(
+            bar = show(
                 total=total,
                 initial=have if resumed else 0,
                 unit="B",
                 unit_scale=True,
                 desc=archive.filename,
-                file=sys.stderr,
             )
         got = 0
         try:

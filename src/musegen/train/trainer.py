@@ -323,15 +323,9 @@ class Trainer:
     def _progress(self):  # type: ignore[no-untyped-def]
         if not (self.cfg.progress and self.dist.main):
             return None
-        from tqdm import tqdm
+        from musegen.utils import progress as show
 
-        return tqdm(
-            total=self.cfg.max_steps,
-            initial=self.state.step,
-            desc="training",
-            unit="step",
-            file=sys.stderr,
-        )
+        return show(total=self.cfg.max_steps, initial=self.state.step, desc="training", unit="step")
 
     @torch.no_grad()
     def evaluate(self) -> float:
