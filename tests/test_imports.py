@@ -207,6 +207,19 @@ def test_lower_layers_import_nothing_from_evaluate_or_cli(below: str) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_package_imports_nothing_from_benchmarks() -> None:
+    """``benchmarks/`` is harness code beside the package (time budgets, published figures):
+    ``src/musegen`` never imports it, deferred or not."""
+    found = []
+    for module, path in MODULES.items():
+        for node, _ in _imports(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            found += [f"{module}:{node.lineno}" for n in names if n.split(".")[0] == "benchmarks"]
+    assert not found
+
+
 def test_the_cpu_fast_path_reads_only_the_exported_weights() -> None:
     """``musegen.models.cpu`` knows no model class: the transformer hands it a plain view of
     its weights (``Transformer.export_for_decoding``); deferred imports count."""

@@ -15,8 +15,8 @@ What is measured (the figure the RNN-RBM / RNN-NADE papers report, sign flipped)
 The TCN paper (Bai et al. 2018) sums 88 independent sigmoid cross-entropies and never scores
 the first frame of a piece: a different quantity, not comparable to the numbers here.
 
-The published figures this protocol is compared with are kept by the command that prints
-them (:mod:`musegen.cli.benchmark`).
+The published figures this protocol is compared with are kept by the benchmark that prints
+them (``benchmarks/polyphonic.py``).
 """
 
 from __future__ import annotations
