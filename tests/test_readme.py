@@ -97,7 +97,7 @@ RUN: dict[str, str | None] = {
     ),
     # Render
     "musegen render song.mid": None,
-    "musegen render corpus:bach/bwv66.6 --wav --svg --musicxml --out out": None,
+    "musegen render corpus:bach/bwv66.6 --wav --svg --pdf --out out": None,
     "musegen render song.mid --wav --synth builtin": None,
     "musegen convert corpus:bach/bwv66.6 bwv66.6.mid": None,
     # Evaluate
@@ -143,7 +143,8 @@ SKIP: dict[str, str] = {
     "check that the suite does not run",
     "python3 -m venv .venv": "installation: creates a virtual environment",
     ".venv/bin/pip install torch==2.13.0": "installation: downloads torch",
-    '.venv/bin/pip install -e ".[audio,plot]"': "installation: downloads the dependencies",
+    '.venv/bin/pip install -e ".[audio,plot,notation]"': "installation: downloads the dependencies",
+    '.venv/bin/pip install --no-deps "tinysoundfont>=0.3"': "installation: downloads tinysoundfont",
     "torchrun --nproc_per_node 4 -m musegen train --config configs/bach.json --data"
     " data/bach-chorale --out runs/bach": "starts four training processes; DDP under "
     "torchrun is tested with two CPU processes in tests/train/test_ddp.py",

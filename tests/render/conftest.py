@@ -1,4 +1,4 @@
-"""Fixtures for the renderer tests: small scores and the SoundFont on this machine, if any."""
+"""Fixtures for the renderer tests: small scores, and the SoundFont the default install plays."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from musegen.errors import InputError
-from musegen.render.audio import check_soundfont, has_tinysoundfont, system_soundfonts
+from musegen.render.audio import find_soundfont, has_tinysoundfont
 from musegen.score import Note, Score, Tempo, TimeSignature, Track
 
 QPM = 120.0  # one beat = 0.5 s, 480 ticks
@@ -54,12 +53,29 @@ def band_score() -> Score:
 
 @pytest.fixture(scope="session")
 def soundfont() -> Path:
-    """A real SoundFont on this machine (the Debian package or pretty_midi's), else skip."""
+    """The SoundFont ``auto`` finds: pretty_midi's TimGM6mb.sf2 (``make venv`` installs it)."""
     if not has_tinysoundfont():
-        pytest.skip("tinysoundfont is not installed (pip install --no-deps tinysoundfont)")
-    for candidate in system_soundfonts():
-        try:
-            return check_soundfont(candidate)
-        except InputError:
-            continue
-    pytest.skip("no SoundFont on this machine (apt-get install timgm6mb-soundfont)")
+        pytest.skip(
+            "tinysoundfont is not installed (make venv, or pip install --no-deps tinysoundfont)"
+        )
+    found = find_soundfont()
+    if found is None:
+        pytest.skip("no SoundFont installed (make venv, or pip install pretty_midi)")
+    return found
+
+
+@pytest.fixture
+def no_system_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with nothing but wheels: no system SoundFont, no MuseScore or LilyPond."""
+    import shutil
+
+    from musegen.render import audio, notation
+
+    monkeypatch.setattr(audio, "SYSTEM_SOUNDFONT_GLOBS", ())
+    real_which = shutil.which
+    engravers = {*notation.MUSESCORE_NAMES, "lilypond", "musicxml2ly"}
+    monkeypatch.setattr(
+        notation.shutil,
+        "which",
+        lambda name, *a, **k: None if name in engravers else real_which(name, *a, **k),
+    )

@@ -19,6 +19,7 @@ from musegen.render.audio import (
     SOUNDFONT_TAIL,
     TIMBRES,
     channel_plan,
+    describe_audio,
     drum_sound,
     midi_notes,
     read_wav,
@@ -138,11 +139,46 @@ def test_pans_spread_tracks(band_score: Score) -> None:
 # --------------------------------------------------------------------------- choosing a synth
 def test_auto_without_soundfont_uses_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(audio, "system_soundfonts", lambda: iter(()))
+    monkeypatch.setattr(audio, "packaged_soundfonts", lambda: iter(()))
     assert resolve_synth("auto") == ("builtin", None)
+    assert describe_audio() == {"synth": "builtin", "why": "no SoundFont found"}
     with pytest.raises(MusegenError, match="no SoundFont found"):
         resolve_synth("soundfont")
     with pytest.raises(MusegenError, match="unknown synth"):
         resolve_synth("fm")
+
+
+def test_the_packaged_soundfont_comes_before_the_system_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pretty_midi's TimGM6mb.sf2 plays on every machine alike, whatever /usr/share holds."""
+    packaged = list(audio.packaged_soundfonts())
+    if not packaged:
+        pytest.skip("pretty_midi is not installed (make venv installs it)")
+    (tmp_path / "other.sf2").write_bytes(b"RIFF\x04\x00\x00\x00sfbk")
+    monkeypatch.setattr(audio, "SYSTEM_SOUNDFONT_GLOBS", (str(tmp_path / "*.sf2"),))
+    assert audio.locate_soundfont() == (packaged[0], "the pretty_midi package")
+    monkeypatch.setattr(audio, "packaged_soundfonts", lambda: iter(()))
+    assert audio.locate_soundfont() == (tmp_path / "other.sf2", "system")
+
+
+def test_describe_audio_names_the_synth_and_soundfont(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sf = tmp_path / "x.sf2"
+    sf.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")
+    monkeypatch.setattr(audio, "has_tinysoundfont", lambda: True)
+    assert describe_audio("auto", sf) == {
+        "synth": "soundfont",
+        "soundfont": str(sf),
+        "soundfont_from": "--soundfont",
+    }
+    monkeypatch.setenv("MUSEGEN_SOUNDFONT", str(sf))
+    assert describe_audio()["soundfont_from"] == "$MUSEGEN_SOUNDFONT"
+    assert describe_audio("builtin") == {"synth": "builtin", "why": "--synth builtin"}
+    monkeypatch.delenv("MUSEGEN_SOUNDFONT")
+    monkeypatch.setattr(audio, "has_tinysoundfont", lambda: False)
+    assert describe_audio() == {"synth": "builtin", "why": "tinysoundfont is not installed"}
 
 
 def test_missing_and_bad_soundfont_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

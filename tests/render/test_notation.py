@@ -113,12 +113,17 @@ def test_pdf_without_engraver_says_what_to_install(
     satb: Score, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(notation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(notation, "_verovio_can", lambda fmt: False)
     xml = write_notation(satb, tmp_path / "satb.musicxml")
     with pytest.raises(MusegenError) as e:
         engrave(xml, tmp_path / "satb.pdf")
     message = str(e.value)
-    assert "install MuseScore or LilyPond to engrave PDF" in message and str(xml) in message
-    assert "\n" not in message
+    assert "pip install verovio svglib (or install MuseScore or LilyPond)" in message
+    assert str(xml) in message and "\n" not in message
+    with pytest.raises(MusegenError, match="MuseScore \\(mscore\\) is not on PATH"):
+        engrave(xml, tmp_path / "satb.pdf", engraver="musescore")
+    with pytest.raises(MusegenError, match="unknown engraver"):
+        engrave(xml, tmp_path / "satb.pdf", engraver="sibelius")
 
 
 def fake_mscore(folder: Path, body: str) -> None:
@@ -136,11 +141,18 @@ def test_engrave_runs_musescore_and_reports_failure(
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
     fake_mscore(bin_dir, 'printf "%%PDF-fake" > "$2"')  # mscore -o OUT IN
-    out = engrave(xml, tmp_path / "satb.pdf")
+    assert notation.find_engraver("musescore") == ("musescore", str(bin_dir / "mscore"))
+    [out] = engrave(xml, tmp_path / "satb.pdf", engraver="musescore")
     assert out.read_bytes() == b"%PDF-fake"
+    # SVG: MuseScore writes one file per page, OUT-1.svg, OUT-2.svg, ... (here 10 pages)
+    pages = 'for i in 1 2 3 4 5 6 7 8 9 10; do echo "<svg>$i</svg>" > "${2%.svg}-$i.svg"; done'
+    fake_mscore(bin_dir, pages)
+    svgs = engrave(xml, tmp_path / "satb.svg", engraver="musescore")
+    assert [p.name for p in svgs] == [f"satb-{i}.svg" for i in range(1, 11)]
+    assert [p.read_text().strip() for p in svgs] == [f"<svg>{i}</svg>" for i in range(1, 11)]
     fake_mscore(bin_dir, 'echo "loading..."; echo "cannot read file" >&2; exit 3')
     with pytest.raises(MusegenError, match=r"MuseScore failed: cannot read file; the MusicXML"):
-        engrave(xml, tmp_path / "again.pdf")
+        engrave(xml, tmp_path / "again.pdf", engraver="musescore")
     assert not (tmp_path / "again.pdf").exists()
 
 
@@ -149,9 +161,11 @@ def test_engrave_runs_musescore_and_reports_failure(
     not os.environ.get("MUSEGEN_TEST_ENGRAVE"),
     reason="a real engraver takes 5-15 s: set MUSEGEN_TEST_ENGRAVE=1 to run it",
 )
-@pytest.mark.skipif(notation.find_engraver() is None, reason="no MuseScore or LilyPond installed")
-def test_real_engraver_writes_a_pdf(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engraver", ["musescore", "lilypond"])
+def test_real_engraver_writes_a_pdf(engraver: str, tmp_path: Path) -> None:
+    if notation.find_engraver(engraver) is None:
+        pytest.skip(f"{engraver} is not installed")
     tiny = Score(tracks=[Track.from_notes([Note(60, 0, 960), Note(64, 960, 960)])])
     xml = write_notation(tiny, tmp_path / "tiny.musicxml")
-    pdf = engrave(xml, tmp_path / "satb.pdf")
+    [pdf] = engrave(xml, tmp_path / "satb.pdf", engraver=engraver)
     assert pdf.read_bytes()[:5] == b"%PDF-"

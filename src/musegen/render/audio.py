@@ -4,7 +4,9 @@ Two synthesizers give one result type, a float32 array of shape ``(samples, 2)``
 
 * ``soundfont``: General MIDI rendering through `tinysoundfont` (a compiled TinySoundFont
   binding from PyPI that needs no system library) and an ``.sf2``/``.sf3`` file, found from
-  ``--soundfont``, ``$MUSEGEN_SOUNDFONT``, or the SoundFonts already on the machine.
+  ``--soundfont``, ``$MUSEGEN_SOUNDFONT``, the ``TimGM6mb.sf2`` that pretty_midi's wheel
+  carries (the ``audio`` extra installs it, so every install sounds the same), or the
+  SoundFonts of the machine (``/usr/share/sounds/sf2`` ...).
 * ``builtin``: additive synthesis in numpy, so WAV output always works offline. Each
   (timbre, pitch) gets one oscillator array, computed with a single sin/cos and the Chebyshev
   recurrence for its harmonics; each note is then a slice of it times an ADSR envelope, added
@@ -52,9 +54,11 @@ SYSTEM_SOUNDFONT_GLOBS = (
     "/usr/local/share/soundfonts/*.sf2",
     "~/.local/share/soundfonts/*.sf2",
 )
+PACKAGED_SOUNDFONTS = (("pretty_midi", "TimGM6mb.sf2"),)  # (package, file): wheels that carry one
 INSTALL_HINT = (
     "pass --soundfont PATH, set MUSEGEN_SOUNDFONT, or install one "
-    "(apt-get install timgm6mb-soundfont, or pip install pretty_midi which carries TimGM6mb.sf2)"
+    "(pip install pretty_midi, whose wheel carries TimGM6mb.sf2, or apt-get install "
+    "timgm6mb-soundfont)"
 )
 TSF_HINT = (
     "the SoundFont synthesizer needs tinysoundfont: pip install --no-deps tinysoundfont "
@@ -172,40 +176,84 @@ def has_tinysoundfont() -> bool:
 
 
 def find_soundfont(explicit: str | Path | None = None) -> Path | None:
-    """The SoundFont to use: ``explicit``, else ``$MUSEGEN_SOUNDFONT``, else one on the machine.
+    """The SoundFont to use (see :func:`locate_soundfont`), or None."""
+    found = locate_soundfont(explicit)
+    return found[0] if found else None
 
-    An explicit or environment path must be valid (else :class:`InputError`); system
-    candidates that fail the header check are skipped.
+
+def locate_soundfont(explicit: str | Path | None = None) -> tuple[Path, str] | None:
+    """The SoundFont to use and where it came from, or None.
+
+    In order: ``explicit`` (``--soundfont``), ``$MUSEGEN_SOUNDFONT``, a SoundFont inside an
+    installed package (pretty_midi's ``TimGM6mb.sf2``: the same sound on every machine), then
+    the machine's own. An explicit or environment path must be valid (else
+    :class:`InputError`); other candidates that fail the header check are skipped.
     """
     if explicit is not None:
-        return check_soundfont(explicit)
+        return check_soundfont(explicit), "--soundfont"
     env = os.environ.get(ENV_SOUNDFONT)
     if env:
         try:
-            return check_soundfont(env)
+            return check_soundfont(env), f"${ENV_SOUNDFONT}"
         except InputError as e:
             raise InputError(env, f"{e.reason} (from ${ENV_SOUNDFONT})") from e
-    for candidate in system_soundfonts():
-        try:
-            return check_soundfont(candidate)
-        except InputError:
-            continue
+    for origin, candidates in (
+        ("package", packaged_soundfonts()),
+        ("system", system_soundfonts()),
+    ):
+        for candidate in candidates:
+            try:
+                path = check_soundfont(candidate)
+            except InputError:
+                continue
+            if origin == "package":
+                origin = f"the {_package_of(path)} package"
+            return path, origin
     return None
 
 
+def packaged_soundfonts() -> Iterator[Path]:
+    """SoundFonts inside installed Python packages (found without importing them)."""
+    for package, name in PACKAGED_SOUNDFONTS:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            for folder in spec.submodule_search_locations:
+                candidate = Path(folder) / name
+                if candidate.is_file():
+                    yield candidate
+
+
+def _package_of(path: Path) -> str:
+    return next((pkg for pkg, name in PACKAGED_SOUNDFONTS if path.name == name), path.parent.name)
+
+
 def system_soundfonts() -> Iterator[Path]:
-    """SoundFonts already on the machine: Debian/Fedora folders, then pretty_midi's TimGM6mb."""
+    """SoundFonts installed on the machine: the Debian/Fedora folders and the user's own."""
     for pattern in SYSTEM_SOUNDFONT_GLOBS:
         pattern = os.path.expanduser(pattern)
         folder, glob = os.path.split(pattern)
         if os.path.isdir(folder):
             yield from sorted(Path(folder).glob(glob))
-    spec = importlib.util.find_spec("pretty_midi")  # locates the package without importing it
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            candidate = Path(folder) / "TimGM6mb.sf2"
-            if candidate.is_file():
-                yield candidate
+
+
+def describe_audio(synth: str = "auto", soundfont: str | Path | None = None) -> dict[str, str]:
+    """How :func:`render_audio` will play with these settings, for a settings JSON.
+
+    ``{"synth": "soundfont", "soundfont": PATH, "soundfont_from": ORIGIN}``, or
+    ``{"synth": "builtin", "why": ...}``.
+    """
+    kind, _ = resolve_synth(synth, soundfont)
+    if kind == "builtin":
+        if synth == "builtin":
+            why = "--synth builtin"
+        elif not has_tinysoundfont():
+            why = "tinysoundfont is not installed"
+        else:
+            why = "no SoundFont found"
+        return {"synth": "builtin", "why": why}
+    found = locate_soundfont(soundfont)
+    assert found is not None  # resolve_synth found it a moment ago
+    return {"synth": "soundfont", "soundfont": str(found[0]), "soundfont_from": found[1]}
 
 
 def check_soundfont(path: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Readable notation: quantized MusicXML, and PDF engraving through MuseScore or LilyPond.
+"""Readable notation: quantized MusicXML, and engraved pages (PDF, SVG) from it.
 
 Before writing MusicXML the score is quantized beat by beat to 16ths or to 8th-note triplets
 (whichever fits that beat's onsets and offsets better), given a time signature (4/4 when it
@@ -6,12 +6,15 @@ has none) and a key signature (estimated from its pitch classes when it has none
 goes through :func:`musegen.io.write_musicxml`, which names the parts (S/A/T/B voices become
 Soprano/Alto/Tenor/Bass) and splits overlapping notes into numbered voices.
 
-Engraving calls MuseScore (``mscore``/``musescore``/...) or LilyPond (``musicxml2ly`` +
-``lilypond``, else music21's LilyPond export) when one is on PATH.
+Engraving uses verovio in-process when its wheel is installed (SVG pages; PDF through
+:mod:`musegen.render.svg_pdf`), else MuseScore (``mscore``/``musescore``/...) or LilyPond
+(``musicxml2ly`` + ``lilypond``, else music21's LilyPond export) from PATH; ``engraver``
+names one of them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,6 +32,7 @@ from musegen.utils import atomic_write_bytes
 
 NOTATION_TPQ = 480  # holds 16ths (120) and 8th-note triplets (160) exactly
 SIXTEENTH, TRIPLET = NOTATION_TPQ // 4, NOTATION_TPQ // 3
+ENGRAVERS = ("auto", "verovio", "musescore", "lilypond")
 MUSESCORE_NAMES = ("mscore", "musescore", "mscore4", "musescore4", "mscore3", "musescore3")
 ENGRAVE_TIMEOUT = 300  # seconds
 MAX_BARS = 2000
@@ -100,36 +104,89 @@ def _grid_error(times: np.ndarray, step: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- engraving
-def find_engraver() -> tuple[str, str] | None:
-    """``("musescore", exe)`` or ``("lilypond", exe)`` for the first engraver on PATH."""
-    for name in MUSESCORE_NAMES:
-        exe = shutil.which(name)
+def find_engraver(name: str = "auto", fmt: str = ".pdf") -> tuple[str, str] | None:
+    """The engraver for ``fmt`` (``.pdf``/``.svg``/``.png``): ``(kind, program)`` or None.
+
+    ``auto`` takes verovio when its wheels are installed (in-process, the same pages on every
+    machine; ``program`` is its version), else MuseScore, else LilyPond from PATH (``program``
+    is the executable). Naming one (``verovio``/``musescore``/``lilypond``) takes only that.
+    """
+    if name not in ENGRAVERS:
+        raise MusegenError(f"unknown engraver {name!r}; choose one of: {', '.join(ENGRAVERS)}")
+    if name in ("auto", "verovio") and _verovio_can(fmt):
+        from musegen.render.engrave_verovio import verovio_version
+
+        return "verovio", verovio_version()
+    if name in ("auto", "musescore"):
+        for exe_name in MUSESCORE_NAMES:
+            exe = shutil.which(exe_name)
+            if exe:
+                return "musescore", exe
+    if name in ("auto", "lilypond"):
+        exe = shutil.which("lilypond")
         if exe:
-            return "musescore", exe
-    exe = shutil.which("lilypond")
-    return ("lilypond", exe) if exe else None
+            return "lilypond", exe
+    return None
 
 
-def engrave(musicxml: str | Path, out: str | Path) -> Path:
-    """Engrave a MusicXML file to ``out`` (.pdf, or .png with MuseScore/LilyPond pages)."""
+def _verovio_can(fmt: str) -> bool:
+    """verovio engraves SVG; PDF also needs svglib (which brings reportlab); PNG it cannot."""
+    from musegen.render.engrave_verovio import has_verovio
+
+    if fmt == ".svg":
+        return has_verovio()
+    return fmt == ".pdf" and has_verovio() and importlib.util.find_spec("svglib") is not None
+
+
+def page_paths(out: str | Path, n_pages: int) -> list[Path]:
+    """Where the pages go: ``out`` for one page (and any PDF), else ``NAME-1.svg``, ..."""
+    out = Path(out)
+    if n_pages == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, n_pages + 1)]
+
+
+def engrave(musicxml: str | Path, out: str | Path, engraver: str = "auto") -> list[Path]:
+    """Engrave a MusicXML file to ``out`` (.pdf, .svg, or .png with MuseScore/LilyPond).
+
+    A PDF holds every page. SVG and PNG write one file per page: ``out`` itself for a one-page
+    score, else ``NAME-1.svg``, ``NAME-2.svg``, ... Returns the files written.
+    """
     musicxml, out = Path(musicxml), Path(out)
     fmt = out.suffix.lower()
-    if fmt not in (".pdf", ".png"):
-        raise MusegenError(f"{out}: engraving writes .pdf or .png")
-    found = find_engraver()
+    if fmt not in (".pdf", ".svg", ".png"):
+        raise MusegenError(f"{out}: engraving writes .pdf, .svg or .png")
+    found = find_engraver(engraver, fmt)
     if found is None:
-        raise MusegenError(
-            f"install MuseScore or LilyPond to engrave {fmt[1:].upper()}; "
-            f"the MusicXML was written to {musicxml}"
-        )
+        raise MusegenError(f"{_missing(engraver, fmt)}; the MusicXML was written to {musicxml}")
     kind, exe = found
-    with tempfile.TemporaryDirectory(prefix="musegen-engrave-") as tmp:
-        if kind == "musescore":
-            made = _musescore(exe, musicxml, Path(tmp), fmt)
-        else:
-            made = _lilypond(exe, musicxml, Path(tmp), fmt)
-        atomic_write_bytes(out, made.read_bytes())
-    return out
+    if kind == "verovio":
+        from musegen.render.engrave_verovio import engrave_verovio
+
+        pages = engrave_verovio(musicxml, fmt)
+    else:
+        with tempfile.TemporaryDirectory(prefix="musegen-engrave-") as tmp:
+            run = _musescore if kind == "musescore" else _lilypond
+            pages = [p.read_bytes() for p in run(exe, musicxml, Path(tmp), fmt)]
+    paths = page_paths(out, len(pages))
+    for path, data in zip(paths, pages, strict=True):
+        atomic_write_bytes(path, data)
+    return paths
+
+
+def _missing(engraver: str, fmt: str) -> str:
+    """What to install so that ``engraver`` can write ``fmt``."""
+    what = fmt[1:].upper()
+    if engraver == "musescore":
+        return f"MuseScore (mscore) is not on PATH to engrave {what}"
+    if engraver == "lilypond":
+        return f"LilyPond is not on PATH to engrave {what}"
+    if fmt == ".png":
+        return "engraved PNG needs MuseScore or LilyPond on PATH (or write --svg / --pdf)"
+    wheels = "verovio" if fmt == ".svg" else "verovio svglib"
+    if engraver == "verovio":
+        return f"pip install {wheels} to engrave {what} with verovio"
+    return f"pip install {wheels} (or install MuseScore or LilyPond) to engrave {what}"
 
 
 def _run(cmd: list[str], what: str, musicxml: Path, cwd: Path) -> None:
@@ -149,16 +206,12 @@ def _run(cmd: list[str], what: str, musicxml: Path, cwd: Path) -> None:
         raise MusegenError(f"{what} failed: {last}; the MusicXML was written to {musicxml}")
 
 
-def _musescore(exe: str, musicxml: Path, tmp: Path, fmt: str) -> Path:
-    target = tmp / f"score{fmt}"
-    _run([exe, "-o", str(target), str(musicxml.resolve())], "MuseScore", musicxml, tmp)
-    pages = sorted(tmp.glob(f"score*{fmt}"))  # PNG output is one file per page: score-1.png
-    if not pages:
-        raise MusegenError(f"MuseScore wrote no {fmt} file; the MusicXML was written to {musicxml}")
-    return target if target.exists() else pages[0]
+def _musescore(exe: str, musicxml: Path, tmp: Path, fmt: str) -> list[Path]:
+    _run([exe, "-o", str(tmp / f"score{fmt}"), str(musicxml.resolve())], "MuseScore", musicxml, tmp)
+    return _pages(tmp, fmt, "MuseScore", musicxml)  # SVG/PNG: one file per page, score-1.svg
 
 
-def _lilypond(exe: str, musicxml: Path, tmp: Path, fmt: str) -> Path:
+def _lilypond(exe: str, musicxml: Path, tmp: Path, fmt: str) -> list[Path]:
     ly = tmp / "score.ly"
     converter = shutil.which("musicxml2ly")
     if converter:
@@ -167,12 +220,21 @@ def _lilypond(exe: str, musicxml: Path, tmp: Path, fmt: str) -> Path:
         )
     else:
         _music21_lily(musicxml, ly)
-    flag = "--pdf" if fmt == ".pdf" else "--png"
-    _run([exe, flag, "-o", str(tmp / "score"), str(ly)], "LilyPond", musicxml, tmp)
-    pages = sorted(tmp.glob(f"score*{fmt}"))
-    if not pages:
-        raise MusegenError(f"LilyPond wrote no {fmt} file; the MusicXML was written to {musicxml}")
-    return tmp / f"score{fmt}" if (tmp / f"score{fmt}").exists() else pages[0]
+    flags = {".pdf": ["--pdf"], ".png": ["--png"], ".svg": ["-dbackend=svg"]}[fmt]
+    _run([exe, *flags, "-o", str(tmp / "score"), str(ly)], "LilyPond", musicxml, tmp)
+    return _pages(tmp, fmt, "LilyPond", musicxml)
+
+
+def _pages(tmp: Path, fmt: str, what: str, musicxml: Path) -> list[Path]:
+    """The pages an engraver wrote in ``tmp``: ``score.pdf``, or ``score-1.svg``, ... in order."""
+    whole = tmp / f"score{fmt}"
+    if whole.exists():
+        return [whole]
+    numbered = [p for p in tmp.glob(f"score-*{fmt}") if p.stem[6:].isdigit()]
+    if not numbered:
+        raise MusegenError(f"{what} wrote no {fmt} file; the MusicXML was written to {musicxml}")
+    pages = sorted(numbered, key=lambda p: int(p.stem[6:]))
+    return pages[:1] if fmt == ".pdf" else pages
 
 
 def _music21_lily(musicxml: Path, ly: Path) -> None:
