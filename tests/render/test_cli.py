@@ -149,3 +149,20 @@ def test_output_stem() -> None:
     assert output_stem("a/b/song.mid", "out") == Path("out/song")
     assert output_stem("corpus:bach/bwv66.6", "out") == Path("out/bwv66.6")
     assert output_stem("corpus:bach/bwv66.6", None) == Path.cwd() / "bwv66.6"
+
+
+def test_generate_settings_say_how_the_renders_were_made(
+    band_score: Score, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """write_pieces (generate, compose, harmonize, infill) records the synth, SoundFont and
+    engraver of its --render outputs in the settings JSON."""
+    from musegen.cli.common import write_pieces
+    from musegen.render import describe_outputs
+
+    pytest.importorskip("verovio", reason="verovio is not installed (make venv installs it)")
+    written = write_pieces([band_score], tmp_path, "take", {"seed": 1}, render="wav,svg")
+    assert [p.name for p in written] == ["take.mid", "take.wav", "take.musicxml", "take.svg"]
+    record = json.loads((tmp_path / "take.json").read_text())
+    assert record["render"] == describe_outputs("wav,svg")
+    assert record["render"]["wav"]["synth"] in ("soundfont", "builtin")
+    assert record["render"]["svg"]["engraver"].startswith("verovio ")

@@ -66,7 +66,8 @@ def write_pieces(
 
     Each :class:`~musegen.score.Score` goes to ``OUT/NAME.mid`` (``NAME_1.mid``, ``NAME_2.mid``
     ... when there are several) with any ``render`` kinds beside it (e.g. ``"wav,png"``), then
-    ``settings`` plus the list of ``files`` to ``OUT/NAME.json``. Every file is written
+    ``settings`` plus the list of ``files`` and, under ``render``, how each render was made
+    (synthesizer, SoundFont, engraver) to ``OUT/NAME.json``. Every file is written
     atomically, so a reader never sees half of one. A NAME may hold dots
     (``bwv66.6_harmonized``): suffixes are added, never replaced. Prints one line per piece
     and a last one with the seed (``settings["seed"]``; None: deterministic), the model and
@@ -94,6 +95,10 @@ def write_pieces(
         print(f"wrote {', '.join(map(str, files))} ({score.n_notes} notes, {seconds:.1f} s)")
     path = folder / f"{name}.json"
     record = {**settings, "files": [str(w) for w in written]}
+    if kinds:  # which synthesizer and SoundFont played the WAV, which engraver drew the PDF
+        from musegen.render import describe_outputs
+
+        record["render"] = describe_outputs(kinds)
     atomic_write_text(path, json.dumps(record, indent=2, default=str))
     seed = settings.get("seed")
     summary = [f"seed {'none (deterministic)' if seed is None else seed}"]
