@@ -143,13 +143,16 @@ def plain_generate(
 def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, float]:
     """Seconds of music per CPU (and wall) second, ours and the plain loop, same seeds;
     ``batch`` pieces are sampled together per seed (``musegen generate --num``)."""
-    from musegen.models.pretrained import DEFAULT_MODEL, load_for_generation
+    from musegen.models.pretrained import DEFAULT_MODEL
     from musegen.sampling import pieces as pieces_module
     from musegen.sampling.generate import SamplingConfig
+    from musegen.sampling.generators import TokenGenerator, load_generator
     from musegen.sampling.pieces import PieceRequest, compose
     from musegen.voices import separate_voices
 
-    model, tok, meta, _folder = load_for_generation(DEFAULT_MODEL)
+    generator = load_generator(DEFAULT_MODEL)
+    assert isinstance(generator, TokenGenerator)  # bach: a network and its tokenizer
+    model, tok, meta = generator.model, generator.tokenizer, generator.meta
 
     def music(seed: int) -> float:
         sampling = SamplingConfig(top_p=0.95, seed=seed)

@@ -11,8 +11,8 @@ Generators (``--generator``):
 * ``harmonize-coconet`` / ``csp``: four parts under the sopranos of the 77 JSB test chorales
   (Coconet's ``harmonize`` with seed = ``--seed`` + piece index, or the CSP harmonizer), as in
   ``benchmarks/harmonize_voice_leading.py``; ``--num`` takes the first N (default all 77);
-* ``--model PATH``: any model or run folder (a token model or a Coconet), generated like
-  ``musegen generate --model PATH``.
+* ``--model PATH``: any model or run folder ``musegen generate`` takes (a token model, a
+  Coconet, a frame model), generated like ``musegen generate --model PATH``.
 
 Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen)
 for ``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales
@@ -165,60 +165,30 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
 
 
 # ----------------------------------------------------------------------------- generators
-def model_sampling_defaults(meta: dict[str, Any]) -> dict[str, Any]:
-    """The temperature and top-p ``musegen generate`` uses for a model when none is given:
-    the generators' own rule where it has one, else 1.0 and 0.95."""
-    try:
-        from musegen.sampling.generators import sampling_defaults
-    except ImportError:
-        return {"temperature": 1.0, "top_p": 0.95}
-    return sampling_defaults(meta)
-
-
 def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, dict[str, Any]]:
-    """What ``musegen generate --model REF --num N --bars B --seed S`` writes (see
-    ``musegen.cli.generate.run_generate``), as scores, the number of voices its notes were
-    dealt out to (0: none) and the settings used."""
+    """What ``musegen generate --model REF --num N --bars B --seed S`` writes (the same
+    generator, request and seed: ``musegen.sampling.generators``), as scores, the number of
+    voices its notes were dealt out to (0: none) and the settings used."""
     import torch
 
-    from musegen.models.pretrained import load_for_generation
-    from musegen.sampling.generate import SamplingConfig
-    from musegen.sampling.pieces import PieceRequest, compose
+    from musegen.sampling.generators import GenerateRequest, load_generator
 
     torch.manual_seed(args.seed)
-    model, tok, meta, folder = load_for_generation(ref, "cpu")
-    defaults = model_sampling_defaults(meta)
-    temperature = defaults["temperature"] if args.temperature is None else args.temperature
-    top_p = defaults["top_p"] if args.top_p is None else args.top_p
-    print(f"model {folder}, temperature {temperature}, top-p {top_p}", file=sys.stderr)
-    num = args.num or 40
-    settings: dict[str, Any] = {"model": str(folder), "temperature": temperature}
-    if meta.get("model") == "coconet":
-        from musegen.sampling.gibbs import generate_chorales
-
-        chorales = generate_chorales(
-            model, bars=args.bars, num=num, seed=args.seed, temperature=temperature, qpm=80.0
-        )
-        return chorales, 0, settings
-    request = PieceRequest(
-        bars=args.bars,
-        time_signature=defaults.get("time_signature"),
-        meters=defaults.get("meters"),
-    )
-    sampling = SamplingConfig(
-        temperature=temperature,
-        top_k=args.top_k,
-        top_p=top_p,
-        repetition_penalty=1.0,
+    generator = load_generator(ref, "cpu")
+    request = GenerateRequest(
+        num=args.num or 40,
         seed=args.seed,
+        bars=args.bars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
     )
-    pieces = compose(model, tok, request, sampling, num=num, progress=True)
-    voices = meta.get("voices", 0)
-    if voices:
-        from musegen.voices import separate_voices
-
-        pieces = [separate_voices(score, voices) for score in pieces]
-    return pieces, voices, settings | {"top_p": top_p, "top_k": args.top_k}
+    result = generator.generate(request)
+    used = result.settings.get("sampling", {})
+    settings = {"model": str(generator.folder)}
+    settings |= {k: used[k] for k in ("temperature", "top_p", "top_k") if k in used}
+    print(", ".join(f"{k} {v}" for k, v in settings.items()), file=sys.stderr)
+    return result.pieces, int(result.settings.get("voices", 0)), settings
 
 
 def jsb_test_melodies(limit: int | None) -> list:
@@ -237,36 +207,24 @@ def jsb_test_melodies(limit: int | None) -> list:
 
 
 def harmonize_sopranos(kind: str, args: argparse.Namespace) -> tuple[list, list[str]]:
-    """Four parts under each JSB test soprano by Coconet or CSP; failures listed."""
+    """Four parts under each JSB test soprano by Coconet or CSP, as ``musegen harmonize
+    --model coconet|csp`` writes them (the same generators); failures listed."""
+    import torch
+
     from musegen.errors import MusegenError
+    from musegen.sampling.generators import load_generator
     from musegen.score import Score
 
-    harmonizer: Any
-    if kind == "csp":
-        from musegen.compose.csp import harmonize_csp
-
-        def harmonizer(_i: int, melody: Score) -> Score:
-            return harmonize_csp(melody)
-    else:
-        import torch
-
-        from musegen.models import load_model
-        from musegen.models.pretrained import resolve_model
-        from musegen.sampling.gibbs import harmonize
-
-        torch.manual_seed(args.seed)
-        model, _ = load_model(resolve_model(args.model or "coconet"))
-        temperature = 1.0 if args.temperature is None else args.temperature  # as harmonize
-
-        def harmonizer(i: int, melody: Score) -> Score:
-            return harmonize(model, melody, seed=args.seed + i, temperature=temperature)
-
+    torch.manual_seed(args.seed)
+    generator = load_generator("csp" if kind == "csp" else args.model or "coconet")
+    temperature = 1.0 if args.temperature is None else args.temperature  # as harmonize
     out, failed = [], []
     chorales = jsb_test_melodies(args.num)
     for i, bach in enumerate(chorales):
         melody = Score(tpq=bach.tpq, tracks=[bach.tracks[0]], time_signatures=bach.time_signatures)
         try:
-            out.append(harmonizer(i, melody))
+            harmonized = generator.harmonize(melody, seed=args.seed + i, temperature=temperature)
+            out.append(harmonized.pieces[0])
         except MusegenError as e:
             failed.append(f"piece {i}: {e}")
         print(f"  {kind}: {i + 1}/{len(chorales)}", file=sys.stderr, end="\r")

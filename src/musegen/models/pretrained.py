@@ -60,24 +60,3 @@ def resolve_model(ref: str | None) -> Path:
             f"{ref}: not a model folder (no config.json; looked in best/ and checkpoint/ too)"
         )
     raise MusegenError(f"no model {ref!r}: give a shipped model ({names}) or a model/run folder")
-
-
-def load_for_generation(
-    ref: str | None, device: str = "cpu"
-) -> tuple[Any, Any, dict[str, Any], Path]:
-    """(model, tokenizer, meta, folder) of a token model; the tokenizer comes from the meta.
-
-    The low-level Python API for token models; the commands use
-    :func:`musegen.sampling.generators.load_generator`, which serves every model kind."""
-    from musegen.models import load_model
-    from musegen.tokenizers import tokenizer_from_dict
-
-    folder = resolve_model(ref)
-    model, meta = load_model(folder, map_location=device)
-    if "tokenizer" not in meta:
-        raise MusegenError(
-            f"{folder}: a {meta.get('model')} model names no tokenizer: load it with "
-            "musegen.models.load_model, or musegen.sampling.generators.load_generator for "
-            "what it can write"
-        )
-    return model, tokenizer_from_dict(meta["tokenizer"]), meta, folder
