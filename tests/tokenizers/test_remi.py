@@ -34,7 +34,10 @@ VARIANTS = [
     RemiTokenizer(velocity_bins=0, tempo_bins=0),
     RemiTokenizer(programs=False, positions_per_quarter=4, max_duration_quarters=2),
     RemiTokenizer(velocity_bins=5, tempo_bins=3, time_signatures=["4/4", "3/4"]),
+    RemiTokenizer(unisons=1, tempo_grid="log"),  # what a config saved before them means
+    RemiTokenizer(unisons=2, velocity_bins=0, tempo_grid="log", tempo_bins=7),
 ]
+LEGACY = VARIANTS[4]
 
 
 def round_trip(tok: RemiTokenizer, score: Score) -> np.ndarray:
@@ -77,7 +80,7 @@ def test_token_order() -> None:
         time_signatures=[TimeSignature(0, 3, 4)],
     )
     tokens = TOK.tokens(TOK.encode(s))
-    assert tokens[:5] == ["BOS", "Bar", "TimeSig_3/4", "Position_0", "Tempo_61"]
+    assert tokens[:5] == ["BOS", "Bar", "TimeSig_3/4", "Position_0", "Tempo_60"]
     assert tokens[5:13] == [
         "Program_1", "Pitch_60", "Velocity_78", "Duration_1",
         "Pitch_64", "Velocity_78", "Duration_1", "Program_drums",
@@ -86,12 +89,13 @@ def test_token_order() -> None:
     assert TOK.encode(s, bos=False, eos=False).tolist() == TOK.encode(s)[1:-1].tolist()
 
 
-def test_overlapping_same_pitch_notes_survive_and_duplicates_go() -> None:
-    s = one_track(Note(60, 0, 960), Note(60, 480, 960), Note(60, 480, 960))
-    round_trip(TOK, s)
-    notes = TOK.decode(TOK.encode(s)).tracks[0].notes
-    assert notes["start"].tolist() == [0, 480]
-    assert notes["duration"].tolist() == [960, 960]
+def test_overlapping_same_pitch_notes_survive_and_copies_up_to_unisons() -> None:
+    s = one_track(Note(60, 0, 960), *[Note(60, 480, 960)] * 6)
+    for tok, copies in ((TOK, 4), (VARIANTS[5], 2), (LEGACY, 1)):
+        round_trip(tok, s)
+        notes = tok.decode(tok.encode(s)).tracks[0].notes
+        assert notes["start"].tolist() == [0] + [480] * copies
+        assert notes["duration"].tolist() == [960] * (1 + copies)
 
 
 def test_empty_bars_get_bar_tokens() -> None:
@@ -150,7 +154,7 @@ def test_drums_stay_apart_from_program_zero() -> None:
 def test_empty_score_keeps_its_maps() -> None:
     s = Score(tempos=[Tempo(0, 90)], time_signatures=[TimeSignature(0, 6, 8)])
     ids = round_trip(TOK, s)
-    assert TOK.tokens(ids) == ["BOS", "Bar", "TimeSig_6/8", "Position_0", "Tempo_92", "EOS"]
+    assert TOK.tokens(ids) == ["BOS", "Bar", "TimeSig_6/8", "Position_0", "Tempo_90", "EOS"]
     assert TOK.decode(ids).n_notes == 0
     round_trip(TOK, Score(tpq=96))
 
@@ -162,7 +166,8 @@ def test_prepare_clips_and_bins() -> None:
     assert notes["start"].tolist() == [0, 480]  # 10 -> 0, 482 -> 480; negative onset dropped
     assert notes["duration"].tolist() == [8 * 480, 40]  # clipped to 8 quarters; >= one step
     assert notes["velocity"].tolist() == [2, 126]  # bin centres
-    assert p.tempos == [Tempo(0, 123.0)]  # no tempo: 120, in the bin of 123
+    assert p.tempos == [Tempo(0, 120.0)]  # no tempo: 120
+    assert LEGACY.prepare(s).tempos == [Tempo(0, 123.0)]  # the log grid's bin of 120
     assert p.tpq == 480 and p.key_signatures == []
 
 
@@ -246,17 +251,19 @@ def test_grammar_rules() -> None:
 
 
 def test_grammar_keeps_the_notes_of_a_position_in_the_encoder_order() -> None:
-    """Notes at one position come by program, pitch, duration, velocity, none twice: a
-    sampler cannot pile notes on an onset in a loop. Single and batch grammars agree."""
-    v = TOK.vocab
+    """Notes at one position come by program, pitch, duration, velocity, none twice (with
+    ``unisons=1``): a sampler cannot pile notes on an onset in a loop. Single and batch
+    grammars agree."""
+    tok = LEGACY
+    v = tok.vocab
     vel, dur = v.span("velocity")[0], v.span("duration")[0]
     last_dur = v.span("duration")[1] - 1
     note = [v.id("Pitch_64"), vel + 5, dur + 3]
     prefix = [BOS, v.id("Bar"), v.id("Position_0"), v.id("Program_0"), *note]
 
     def masks(ids: list[int]) -> np.ndarray:
-        single = TOK.grammar().feed(ids).mask()
-        assert np.array_equal(TOK.batch_grammar(2, np.array(ids)).mask()[1], single)
+        single = tok.grammar().feed(ids).mask()
+        assert np.array_equal(tok.batch_grammar(2, np.array(ids)).mask()[1], single)
         return single
 
     m = masks(prefix)
@@ -269,11 +276,36 @@ def test_grammar_keeps_the_notes_of_a_position_in_the_encoder_order() -> None:
     m = masks([*longest, v.id("Pitch_64")])  # no longer duration left: only louder
     assert not m[vel + 5] and m[vel + 6]
     with pytest.raises(ValueError, match="not allowed"):
-        TOK.grammar().feed([*prefix, v.id("Pitch_63")])
+        tok.grammar().feed([*prefix, v.id("Pitch_63")])
     with pytest.raises(ValueError, match="not allowed"):
-        TOK.batch_grammar(1, np.array(prefix)).step(np.array([v.id("Program_0")]))
+        tok.batch_grammar(1, np.array(prefix)).step(np.array([v.id("Program_0")]))
     m = masks([*prefix, v.id("Position_1"), v.id("Program_0")])  # a new position: anew
     assert m[v.id("Pitch_0")]
+
+
+def test_grammar_allows_a_note_unisons_times_in_a_row() -> None:
+    """Two voices of one program on one note: the same note again, up to ``unisons`` copies
+    (4 by default), then only later notes. Single and batch grammars agree."""
+    v = TOK.vocab
+    vel, dur = v.span("velocity")[0], v.span("duration")[0]
+    note = [v.id("Pitch_64"), vel + 5, dur + 3]
+    prefix = [BOS, v.id("Bar"), v.id("Position_0"), v.id("Program_0"), *note]
+
+    def masks(ids: list[int]) -> np.ndarray:
+        single = TOK.grammar().feed(ids).mask()
+        assert np.array_equal(TOK.batch_grammar(3, np.array(ids)).mask()[2], single)
+        return single
+
+    for copies in range(1, 5):
+        ids = prefix + note * (copies - 1)
+        m = masks([*ids, v.id("Pitch_64"), vel + 5])
+        assert m[dur + 3] == (copies < 4) and m[dur + 4] and not m[dur + 2]
+        assert masks(ids)[v.id("Pitch_64")]  # a longer or louder one is always possible
+    with pytest.raises(ValueError, match="not allowed"):
+        TOK.grammar().feed(prefix + note * 4)
+    after = masks([*prefix, *note, v.id("Pitch_64"), vel + 5, dur + 4])  # a new note: anew
+    m = masks([*prefix, *note, v.id("Pitch_64"), vel + 5, dur + 4, v.id("Pitch_64"), vel + 5])
+    assert after[v.id("Pitch_64")] and m[dur + 4] and not m[dur + 3]
 
 
 def test_grammar_accepts_chorale(chorale: Score) -> None:
@@ -291,6 +323,56 @@ def test_config_json_round_trip() -> None:
     assert RemiConfig.from_dict(RemiConfig().to_dict()) == RemiConfig()
 
 
+# the description a REMI tokenizer saved before tempo_grid and unisons existed
+SAVED_BEFORE = {
+    "tokenizer": "remi",
+    "config": {
+        "positions_per_quarter": 12, "max_duration_quarters": 8, "velocity_bins": 32,
+        "programs": True, "tempo_bins": 32, "tempo_range": [40.0, 250.0],
+        "time_signatures": ["2/2", "3/2", "2/4", "3/4", "4/4", "5/4", "6/4", "7/4", "3/8",
+                            "5/8", "6/8", "7/8", "9/8", "12/8"],
+        "pitch_range": [0, 127],
+    },
+}  # fmt: skip
+# what that version's vocabulary and encoding of BWV 66.6 were (sha256 of the labels' JSON
+# and of the int64 ids)
+SAVED_LABELS = "0e6b9f98f36867cc5dc9d50b8da7fe5d324f641a12a2fe7fae8466642118dc6c"
+SAVED_BWV66_6 = "931a0c3c13bc3183c9e886700744203a54e39c7fe137124b4c68a3646e9e0b15"
+
+
+def test_a_saved_description_keeps_its_ids(chorale: Score) -> None:
+    """A model or dataset saved before ``tempo_grid`` and ``unisons`` reads the same ids:
+    its description rebuilds the log tempo grid and one copy per note."""
+    import hashlib
+
+    old = tokenizer_from_dict(json.loads(json.dumps(SAVED_BEFORE)))
+    assert isinstance(old, RemiTokenizer)
+    assert old.config.tempo_grid == "log" and old.config.unisons == 1
+    labels = json.dumps(old.vocab.labels()).encode()
+    assert len(old) == 519 and hashlib.sha256(labels).hexdigest() == SAVED_LABELS
+    ids = old.encode(chorale)
+    assert hashlib.sha256(ids.tobytes()).hexdigest() == SAVED_BWV66_6
+    new = get_tokenizer("remi")  # a new tokenizer takes today's defaults, and saves them
+    assert new.config.tempo_grid == "common" and new.config.unisons == 4
+    assert tokenizer_from_dict(new.to_dict()).config == new.config
+
+
+@pytest.mark.parametrize("qpm", [40, 60, 63, 72, 80, 90, 96, 100, 108, 120, 132, 140, 144, 160,
+                                 180, 200, 240])  # fmt: skip
+def test_common_tempi_come_back_exactly(qpm: float) -> None:
+    s = one_track(Note(60, 0, 480), Note(62, 1920, 480), tempos=[Tempo(0, qpm), Tempo(1920, 120.0)])
+    ids = round_trip(TOK, s)
+    assert [t.qpm for t in TOK.decode(ids).tempos] == [qpm] + ([120.0] if qpm != 120 else [])
+
+
+@given(st.floats(30.0, 300.0))
+@settings(max_examples=60, deadline=None)
+def test_any_tempo_lands_within_three_percent(qpm: float) -> None:
+    (back,) = TOK.prepare(one_track(Note(60, 0, 480), tempos=[Tempo(0, qpm)])).tempos
+    lo, hi = TOK.config.tempo_range
+    assert abs(np.log(back.qpm / min(max(qpm, lo), hi))) < 0.03
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -301,6 +383,9 @@ def test_config_json_round_trip() -> None:
         {"velocity_bins": 200},
         {"pitch_range": [60, 50]},
         {"colour": "blue"},
+        {"tempo_grid": "linear"},
+        {"unisons": 0},
+        {"tempo_range": [61, 62]},  # no common tempo inside
     ],
 )
 def test_bad_config_says_why(options: dict) -> None:
@@ -321,9 +406,10 @@ def test_chorale_round_trip(chorale: Score) -> None:
     ids = round_trip(TOK, chorale)
     back = TOK.decode(ids)
     assert len(back.tracks) == 1  # four program-0 voices share one track key...
+    assert back.n_notes == chorale.n_notes == 163  # ...and their unisons stay two notes
+    assert back.tempos == [Tempo(0, 96.0)] and back.time_signatures == chorale.time_signatures
     distinct = {(n.start, n.pitch, n.duration) for t in chorale.tracks for n in t.note_list()}
-    assert back.n_notes == len(distinct) < chorale.n_notes  # ...so unisons become one note
-    assert back.tempos == [Tempo(0, 97.0)] and back.time_signatures == chorale.time_signatures
+    assert LEGACY.decode(LEGACY.encode(chorale)).n_notes == len(distinct) == 157  # one copy
 
 
 def test_chorale_with_a_program_per_voice(chorale: Score) -> None:
@@ -511,8 +597,9 @@ def test_a_piece_encodes_alike_alone_and_in_a_batch(batch: list[Score], variant:
 def reference_allowed(tok: RemiTokenizer, seq: list[int]) -> np.ndarray:
     """The grammar by its definition, id by id in plain Python: the cross-check of the table
     grammar. The notes at a position come by program (each named once, rising), then by
-    (pitch, duration, velocity), none twice: a note token is allowed when the largest note it
-    can still lead to comes after the last note of its program there."""
+    (pitch, duration, velocity), a note at most ``unisons`` times in a row: a note token is
+    allowed when the largest note it can still lead to comes after the last note of its
+    program there, or is that note and it has fewer than ``unisons`` copies so far."""
     from musegen.tokenizers.remi.grammar import POSITION_AFTER, START, follows
 
     kinds = [int(tok.kind_of[t]) for t in seq]
@@ -521,18 +608,21 @@ def reference_allowed(tok: RemiTokenizer, seq: list[int]) -> np.ndarray:
     allowed = tok.vocab.mask(*follows(tok.config)[last])
     bar_len = int(tok.bar_steps[tok.vocab.default_signature])
     pos, prog, last_note, note = -1, -1, None, [0, 0]  # note: pitch and velocity written
+    copies = 0  # of last_note, written one after another
     for k, v in zip(kinds, values, strict=True):
         if k == K_TS:
             bar_len = int(tok.bar_steps[v])
         elif k in (K_BAR, K_POS, K_PROG):  # a new group of notes
             pos = -1 if k == K_BAR else v if k == K_POS else pos
-            prog, last_note = (v if k == K_PROG else -1), None
+            prog, last_note, copies = (v if k == K_PROG else -1), None, 0
         elif k == K_PITCH:
             note = [v, 0]
         elif k == K_VEL:
             note[1] = v
         elif k == K_DUR:
-            last_note = (note[0], v, note[1])
+            done = (note[0], v, note[1])
+            copies = copies + 1 if done == last_note else 1
+            last_note = done
     longest, loudest = tok.vocab.max_steps - 1, max(tok.config.velocity_bins - 1, 0)
     for i in np.flatnonzero(allowed):
         k, v = int(tok.kind_of[i]), int(tok.value_of[i])
@@ -544,7 +634,9 @@ def reference_allowed(tok: RemiTokenizer, seq: list[int]) -> np.ndarray:
         if k == K_PROG:
             allowed[i] = v > prog
         elif k in largest and last_note is not None:
-            allowed[i] = largest[k] > last_note
+            allowed[i] = largest[k] > last_note or (
+                largest[k] == last_note and copies < tok.config.unisons
+            )
     if last in POSITION_AFTER:
         lo = tok.vocab.offset("position")
         allowed[lo + pos + 1 : lo + bar_len] = True

@@ -109,36 +109,48 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
 
-def resolve_overlaps(notes: np.ndarray) -> np.ndarray:
+def resolve_overlaps(notes: np.ndarray, unisons: bool = False) -> np.ndarray:
     """Make same-pitch notes of one track non-overlapping, the way MIDI needs them.
 
-    Two notes of one pitch that overlap are ambiguous in MIDI and in tied notation. Of notes
-    with the same onset and pitch only the last in canonical order (the longest) is kept; an
-    earlier note that still sounds when the next one of its pitch starts is cut off there.
-    Notes that do not overlap are returned unchanged.
+    Two notes of one pitch that overlap are ambiguous in MIDI and in tied notation: an
+    earlier note that still sounds when a later one of its pitch starts is cut off there.
+    Notes with the same onset and pitch (a unison of two voices merged into one track) are
+    not ambiguous in MIDI: whichever note-off a reader pairs with which note-on, the same
+    notes come back (at most their velocities swap). With ``unisons`` they are all kept;
+    without, only the last in canonical order (the longest) is. Notes that do not overlap
+    are returned unchanged.
     """
     if len(notes) < 2:
         return notes
     a = notes[np.lexsort((notes["velocity"], notes["duration"], notes["start"], notes["pitch"]))]
-    same = a["pitch"][1:] == a["pitch"][:-1]
-    dup = same & (a["start"][1:] == a["start"][:-1])
-    if dup.any():
+    same_pitch = a["pitch"][1:] == a["pitch"][:-1]
+    dup = same_pitch & (a["start"][1:] == a["start"][:-1])
+    if dup.any() and not unisons:
         a = a[np.concatenate([~dup, [True]])]
-        same = a["pitch"][1:] == a["pitch"][:-1]
+        same_pitch = a["pitch"][1:] == a["pitch"][:-1]
+        dup = np.zeros(len(a) - 1, bool)
+    # the next later onset of each note's pitch: the start of the next (pitch, start) group
+    new_group = np.concatenate([[True], ~dup])
+    group = np.cumsum(new_group) - 1
+    group_first = np.flatnonzero(new_group)
+    group_start = a["start"][group_first]
+    group_pitch = a["pitch"][group_first]
+    has_next = np.append(group_pitch[1:] == group_pitch[:-1], False)
+    next_start = np.append(group_start[1:], 0)
     end = a["start"] + a["duration"]
-    cut = np.where(same, np.minimum(end[:-1], a["start"][1:]), end[:-1])
-    if np.array_equal(cut, end[:-1]) and not dup.any():
+    cut = np.where(has_next[group], np.minimum(end, next_start[group]), end)
+    if len(a) == len(notes) and np.array_equal(cut, end):
         return notes
     a = a.copy()
-    a["duration"][:-1] = cut - a["start"][:-1]
+    a["duration"] = cut - a["start"]
     return sort_notes(a)
 
 
-def without_overlaps(score: Score) -> Score:
+def without_overlaps(score: Score, unisons: bool = False) -> Score:
     """``score`` with :func:`resolve_overlaps` applied to every track."""
     out = score.copy()
     for t in out.tracks:
-        t.notes = resolve_overlaps(t.notes)
+        t.notes = resolve_overlaps(t.notes, unisons)
     return out
 
 

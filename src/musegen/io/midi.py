@@ -9,7 +9,9 @@ minute), time and key signatures. What it does not keep, because standard MIDI c
 
 * tracks without notes (symusic drops them when reading);
 * same-pitch overlaps inside a track: :func:`write_midi` cuts the earlier note where the later
-  one starts (see :func:`~musegen.io._common.resolve_overlaps`);
+  one starts (see :func:`~musegen.io._common.resolve_overlaps`); notes of one pitch with the
+  same onset (two voices in unison merged into one track) are all kept, though a reader that
+  pairs note-offs last-in-first-out may swap their velocities;
 * velocity 0 (a note-on with velocity 0 means note-off): written as velocity 1;
 * voice labels other than through the track name (``Soprano``/``Alto``/``Tenor``/``Bass``).
 
@@ -372,7 +374,7 @@ def write_midi(score: Score, path: str | Path) -> None:
 
 
 def _to_symusic_track(track: Track) -> symusic.Track:
-    notes = resolve_overlaps(track.notes)
+    notes = resolve_overlaps(track.notes, unisons=True)
     st = symusic.Track(name=name_for_track(track), program=track.program, is_drum=track.is_drum)
     st.notes = symusic.Note.from_numpy(
         notes["start"].astype(np.int32),

@@ -41,12 +41,20 @@ def get_tokenizer(name: str, **config: Any) -> Tokenizer:
 
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
-    """Rebuild a tokenizer from ``Tokenizer.to_dict()`` output."""
+    """Rebuild a tokenizer from ``Tokenizer.to_dict()`` output (a model's, a dataset's, a
+    token file's).
+
+    An option the description lacks takes the value it had before the option existed
+    (``Tokenizer.saved_defaults``), not today's default: a model keeps reading the ids it
+    was trained on when a later version adds an option that changes them.
+    """
     try:
         name, config = d["tokenizer"], d.get("config", {})
     except (KeyError, TypeError) as e:
         raise MusegenError(f"not a tokenizer description: {d!r:.80}") from e
-    return get_tokenizer(name, **config)
+    if not isinstance(config, dict):
+        raise MusegenError(f"not a tokenizer description: {d!r:.80}")
+    return get_tokenizer(name, **{**tokenizer_class(name).saved_defaults, **config})
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

@@ -202,6 +202,9 @@ class Tokenizer(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[TokenizerConfig]]
+    # options added after models were saved, with the value a saved config that lacks them
+    # was made with (see musegen.tokenizers.tokenizer_from_dict)
+    saved_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: TokenizerConfig | None = None, **overrides: Any) -> None:
         if config is None:

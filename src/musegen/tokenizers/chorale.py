@@ -375,7 +375,8 @@ class ChoraleTokenizer(BarGridTokenizer):
 
     Voices come from track labels, or from exactly four pitched tracks ordered by mean pitch
     (as the ``satb`` tokenizer finds them); where a voice has a chord, soprano and alto keep
-    its top note, tenor and bass its lowest.
+    its top note, tenor and bass its lowest. Each voice has its own cell in every row, so two
+    voices in unison stay two notes, each in its voice's track.
     """
 
     name: ClassVar[str] = "chorale"
@@ -400,7 +401,11 @@ class ChoraleTokenizer(BarGridTokenizer):
 
 class MelodyTokenizer(BarGridTokenizer):
     """One voice: the top line of all pitched tracks (a chord keeps its highest note), in
-    16th-note cells with the same bars, pickup and countdown as the chorale tokenizer."""
+    16th-note cells with the same bars, pickup and countdown as the chorale tokenizer.
+
+    One stream by design: tracks are merged before the top line is taken, so two tracks in
+    unison give one note (use ``chorale``, ``remi`` or ``events`` to keep several parts).
+    """
 
     name: ClassVar[str] = "melody"
     config_class: ClassVar[type[TokenizerConfig]] = MelodyConfig

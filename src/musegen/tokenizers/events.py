@@ -11,6 +11,11 @@ chain several shifts). State tokens are written only when they change:
 Time is counted in steps of a beat-relative grid (``steps_per_quarter``, 12 by default so that
 16ths and 8th-note triplets are exact); decoded scores are at :data:`TPQ` ticks per quarter.
 
+**Tracks and unisons.** A track is known by its program (and drum flag) only: tracks of one
+program merge into one track (``programs=False``: every track into one). Two notes of one
+pitch at one time, from two merged tracks (two voices in unison), are two NOTE_ONs and two
+NOTE_OFFs and decode as two notes; tracks of different programs stay apart.
+
 **Overlapping notes of one pitch.** A NOTE_OFF only names a pitch, so when two notes of the
 same pitch and track overlap, the events cannot say which onset an offset closes. The decoder
 pairs them first-in-first-out (an offset closes the oldest open note of that pitch), and

@@ -192,7 +192,12 @@ class RollGrammar(Grammar):
 
 
 class RollTokenizer(Tokenizer):
-    """Piano roll: ``encode(score)`` is a uint8 ``[frames, keys]`` grid of cell states."""
+    """Piano roll: ``encode(score)`` is a uint8 ``[frames, keys]`` grid of cell states.
+
+    One stream by design: a cell says whether a key sounds, not how many tracks play it, so
+    all pitched tracks merge into one and two tracks in unison give one note (the longest).
+    ``satb`` keeps four voices apart; ``remi`` and ``events`` keep tracks and unisons.
+    """
 
     name: ClassVar[str] = "roll"
     config_class: ClassVar[type[TokenizerConfig]] = RollConfig
@@ -410,7 +415,8 @@ class SatbTokenizer(Tokenizer):
     Voices come from track voice labels when any track has one (tracks sharing a label are
     merged, unlabelled tracks ignored); otherwise the score must have exactly four pitched
     tracks, ordered by mean pitch from high (soprano) to low (bass). Where a voice has a chord,
-    soprano and alto keep the highest note of each step, tenor and bass the lowest.
+    soprano and alto keep the highest note of each step, tenor and bass the lowest. Each voice
+    has its own cell per step, so voices in unison stay apart.
     """
 
     name: ClassVar[str] = "satb"

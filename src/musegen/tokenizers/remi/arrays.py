@@ -29,6 +29,16 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return a[last_of_runs(a)]
 
 
+def sorted_capped(a: np.ndarray, cap: int) -> np.ndarray:
+    """``a`` sorted, each value kept at most ``cap`` times (1: :func:`sorted_unique`)."""
+    if cap == 1:
+        return sorted_unique(a)
+    a = np.sort(a, kind="stable")
+    index = np.arange(len(a))
+    run_start = np.maximum.accumulate(np.where(first_of_runs(a), index, 0))
+    return a[index - run_start < cap]
+
+
 def forward_fill_index(mask: np.ndarray) -> np.ndarray:
     """For each element, the index of the last True at or before it (-1 if none)."""
     idx = np.where(mask, np.arange(len(mask)), -1)

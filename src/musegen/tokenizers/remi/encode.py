@@ -18,8 +18,9 @@ The canonical form (what ``decode(encode(s))`` returns):
   the first one. A change takes effect at the first bar line at or after it (REMI cannot
   describe an incomplete bar); changes at or after the end of the last note are dropped;
 * tracks are merged by (program, is_drum) key (all into one program-0 track when
-  ``programs=False``); exact duplicate notes are dropped and empty tracks vanish. Track
-  names, voice labels and key signatures are not encoded.
+  ``programs=False``) and empty tracks vanish. Identical notes (two voices of one program in
+  unison, say) are kept up to ``unisons`` copies (the merged track then holds both); further
+  copies are dropped. Track names, voice labels and key signatures are not encoded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ import numpy as np
 
 from musegen.score import NOTE_DTYPE, Score
 from musegen.tokenizers.base import BOS, EOS
-from musegen.tokenizers.remi.arrays import first_of_runs, last_of_runs, sorted_unique
+from musegen.tokenizers.remi.arrays import (
+    first_of_runs,
+    last_of_runs,
+    sorted_capped,
+    sorted_unique,
+)
 from musegen.tokenizers.remi.vocab import (
     DRUMS,
     K_BAR,
@@ -72,7 +78,7 @@ class Canonical:
 @dataclass
 class CanonicalBatch:
     """Many pieces as REMI sees them. Notes are sorted by (piece, onset, program, pitch,
-    duration, velocity), none twice; ``pitch`` counts from the pitch block's lowest pitch.
+    duration, velocity), none more than ``unisons`` times; ``pitch`` counts from the pitch block's lowest pitch.
     Tempo changes lie on the batch's time axis, where piece ``p``'s step ``s`` is
     ``p * span + s``, with ``span`` the longest piece's ``region``."""
 
@@ -134,8 +140,9 @@ def canonical_batch(vocab: RemiVocab, scores: list[Score]) -> CanonicalBatch | N
 
 
 def _note_columns(vocab: RemiVocab, scores: list[Score]) -> tuple[np.ndarray, ...] | None:
-    """All notes quantized, binned, deduplicated and sorted: (piece, onset, duration, pitch,
-    velocity, program) columns; None when several pieces' keys would not fit 63 bits."""
+    """All notes quantized, binned and sorted, copies beyond ``unisons`` dropped: (piece,
+    onset, duration, pitch, velocity, program) columns; None when several pieces' keys would
+    not fit 63 bits."""
     arrays, tracks_piece, tracks_program, tracks_tpq = [], [], [], []
     programs = vocab.config.programs
     for p, score in enumerate(scores):
@@ -181,7 +188,7 @@ def _note_columns(vocab: RemiVocab, scores: list[Score]) -> tuple[np.ndarray, ..
             return None
         onset = piece * span + onset
 
-    # one int64 key per note sorts and deduplicates everything at once
+    # one int64 key per note sorts everything at once and finds the copies
     if piece is not None and not keep.all():
         program, pitch, duration, velocity = (
             program[keep],
@@ -191,7 +198,8 @@ def _note_columns(vocab: RemiVocab, scores: list[Score]) -> tuple[np.ndarray, ..
         )
     key = ((onset * 129 + program) * n_pitch + pitch) * n_dur + duration - 1
     key = key * n_vel + velocity
-    key = sorted_unique(key if piece is not None or keep.all() else key[keep])
+    key = key if piece is not None or keep.all() else key[keep]
+    key = sorted_capped(key, vocab.config.unisons)
     key, velocity = np.divmod(key, n_vel)
     key, duration = np.divmod(key, n_dur)
     key, pitch = np.divmod(key, n_pitch)

@@ -7,7 +7,8 @@ together, so the two cannot disagree. A sequence's state is
 * the kind of its last token and its *phase* (position in the bar and the bar's length),
   which pick one precomputed row of allowed ids (:class:`GrammarTables`), and
 * the notes written at the current position (:class:`_NoteOrder`), which take ids out of that
-  row so the notes of a position come in the encoder's order, none twice.
+  row so the notes of a position come in the encoder's order, none more than ``unisons``
+  times.
 
 A mask is one gather and a comparison or two, a step a few gathers, whatever ``n``.
 """
@@ -126,16 +127,19 @@ class GrammarTables:
         return (position + 1) * self.n_lengths + int(np.searchsorted(self.bar_lengths, bar_length))
 
     def _note_order_tables(self, vocab: RemiVocab) -> None:
-        """``key_reach``, ``program_value``, ``order_map`` and ``order_shift`` for
-        :class:`_NoteOrder` (state columns: need, gap, prog)."""
+        """``key_reach``, ``program_value``, ``order_map``, ``order_shift`` and ``ends_note``
+        for :class:`_NoteOrder` (state columns: need, gap, prog). Keys count in units of
+        ``unisons``: a note's key times ``unisons`` plus its copy number."""
         V, n_dur = len(vocab), vocab.max_steps
         n_vel = vocab.config.velocity_bins or 1  # without VELOCITY tokens every bin is 0
+        u = self.unisons = vocab.config.unisons
         per_pitch = n_dur * n_vel  # keys of one pitch
         self.has_programs = vocab.config.programs
         self.key_reach = np.full(V, _ANY, np.int64)
         self.program_value = np.full(V, _ANY, np.int64)
         self.order_map = np.broadcast_to(_KEEP, (V, 3, 3)).copy()
         self.order_shift = np.zeros((V, 3), np.int64)
+        self.ends_note = np.zeros(V, bool)
         for name, (lo, size) in vocab.blocks.items():
             kind, v, ids = KIND_OF_BLOCK[name], np.arange(size), slice(lo, lo + size)
             if kind in (K_BAR, K_POS):  # a new group of notes
@@ -145,34 +149,39 @@ class GrammarTables:
                 self.program_value[ids] = v
                 self.order_shift[ids, 2] = v + 1
             elif kind == K_PITCH:  # gap = need - the pitch's part of the key
-                self.key_reach[ids] = v * per_pitch + per_pitch - 1
+                self.key_reach[ids] = u * (v * per_pitch + per_pitch - 1) + u - 1
                 self.order_map[ids] = _START_NOTE
-                self.order_shift[ids, 1] = -v * per_pitch
+                self.order_shift[ids, 1] = -u * v * per_pitch
             elif kind == K_VEL:  # (comes before DURATION, but weighs less)
-                self.key_reach[ids] = v + (n_dur - 1) * n_vel
-                self.order_shift[ids, 1] = -v
+                self.key_reach[ids] = u * (v + (n_dur - 1) * n_vel) + u - 1
+                self.order_shift[ids, 1] = -u * v
             elif kind == K_DUR:  # the note is done: need = its key + 1, and a new note
-                self.key_reach[ids] = v * n_vel
+                self.key_reach[ids] = u * v * n_vel + u - 1
                 self.order_map[ids] = _END_NOTE
-                self.order_shift[ids, :2] = (v * n_vel + 1)[:, None]
+                self.order_shift[ids, :2] = (u * v * n_vel + 1)[:, None]
+                self.ends_note[ids] = True
 
 
 class _NoteOrder:
     """The order of the notes at one position, as the encoder writes them: by program (each
-    named once, rising), then pitch, duration and velocity bin, no note twice; for ``n``
-    sequences at once.
+    named once, rising), then pitch, duration and velocity bin, no note more than ``unisons``
+    times; for ``n`` sequences at once.
 
     Without it a sampler can pile notes on one onset without end (a model in a loop wrote
-    hundreds at one onset). Unisons with different durations are real (two voices), so a pitch
-    may repeat, with a longer duration or, at the same duration, a higher velocity bin.
+    hundreds at one onset). Unisons are real (two voices of one instrument on one pitch), so a
+    pitch may repeat: with a longer duration, or at the same duration a higher velocity bin,
+    or as the same note again, up to ``unisons`` copies in all.
 
-    Within a program, a note's *key* ``(pitch * n_dur + duration) * n_vel + velocity`` must
-    rise. A sequence's state is three ints: ``need``, the least key the next note may have
-    (the last key + 1; 0 in a new group), ``gap``, what the tokens of the note being written
-    have yet to add to reach ``need``, and ``prog``, the least program a PROGRAM may name. A
-    token is allowed when its part of the key plus the most the note's later tokens can add
+    Within a program, a note's *key* ``(pitch * n_dur + duration) * n_vel + velocity``, times
+    ``unisons``, plus the note's copy number (0 for the first), must rise. A sequence's state
+    is three ints: ``need``, the least key the next note may have (the last key + 1; 0 in a
+    new group), ``gap``, what the tokens of the note being written have yet to add to reach
+    ``need``, and ``prog``, the least program a PROGRAM may name. A token is allowed when its
+    part of the key plus the most the note's later tokens (and the copy number) can add
     (``GrammarTables.key_reach``) makes up the gap, so no state is a dead end; each token
-    moves the state by its affine map ``state @ order_map[id] + order_shift[id]``.
+    moves the state by its affine map ``state @ order_map[id] + order_shift[id]``, and a
+    DURATION, which ends a note, takes the copy number it needs: ``need`` becomes the
+    larger of the note's key + 1 and the old ``need`` + 1.
     """
 
     def __init__(self, tables: GrammarTables, n: int) -> None:
@@ -195,7 +204,12 @@ class _NoteOrder:
     def advance(self, tokens: np.ndarray) -> None:
         """Take one token per sequence."""
         moved = self.state[:, None, :] @ self.t.order_map[tokens]
-        self.state = moved[:, 0] + self.t.order_shift[tokens]
+        state = moved[:, 0] + self.t.order_shift[tokens]
+        if self.t.unisons > 1:  # a copy of the last note: its copy number is the old need's
+            ends = self.t.ends_note[tokens]
+            need = np.maximum(state[ends, 0], self.state[ends, 0] + 1)
+            state[ends, 0] = state[ends, 1] = need
+        self.state = state
 
     def repeat(self, n: int) -> _NoteOrder:
         """The state of a batch of one for a batch of ``n``."""
@@ -339,6 +353,7 @@ def describe_rules(vocab: RemiVocab) -> list[str]:
     unison = "a longer duration" + (
         ", or the same and a higher velocity" if c.velocity_bins else ""
     )
+    copies = "no note twice" if c.unisons == 1 else f"a note at most {c.unisons} times"
     default = "/".join(map(str, vocab.signatures[vocab.default_signature]))
     lines += [
         "  a bar's length is its meter's: the time_sig after its bar token, else the last",
@@ -348,7 +363,7 @@ def describe_rules(vocab: RemiVocab) -> list[str]:
             if c.programs
             else ["  notes at one position:"]
         ),
-        f"    {order}, no note twice",
-        f"    (a unison needs {unison})",
+        f"    {order}, {copies}",
+        f"    (any other unison needs {unison})",
     ]
     return lines

@@ -26,7 +26,7 @@ from musegen.tokenizers.remi.grammar import (
     RemiGrammar,
     describe_rules,
 )
-from musegen.tokenizers.remi.vocab import RemiConfig, RemiVocab, describe_blocks
+from musegen.tokenizers.remi.vocab import SAVED_DEFAULTS, RemiConfig, RemiVocab, describe_blocks
 
 
 class RemiTokenizer(Tokenizer):
@@ -35,6 +35,7 @@ class RemiTokenizer(Tokenizer):
 
     name: ClassVar[str] = "remi"
     config_class: ClassVar[type[TokenizerConfig]] = RemiConfig
+    saved_defaults: ClassVar[dict[str, object]] = SAVED_DEFAULTS
     config: RemiConfig
     vocab: RemiVocab
 

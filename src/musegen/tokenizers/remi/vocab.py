@@ -28,6 +28,14 @@ DEFAULT_TIME_SIGNATURES = (
     "2/2", "3/2", "2/4", "3/4", "4/4", "5/4", "6/4", "7/4",
     "3/8", "5/8", "6/8", "7/8", "9/8", "12/8",
 )  # fmt: skip
+# Maelzel's metronome marks, the tempi printed in scores and set on metronomes
+METRONOME_MARKS = (
+    40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 63, 66, 69, 72, 76, 80, 84, 88, 92, 96,
+    100, 104, 108, 112, 116, 120, 126, 132, 138, 144, 152, 160, 168, 176, 184, 192, 200, 208,
+)  # fmt: skip
+COMMON_TEMPI = tuple(sorted(set(METRONOME_MARKS) | set(range(10, 401, 10))))
+"""The tempi of ``tempo_grid="common"``: the metronome marks and every multiple of 10 qpm."""
+TEMPO_GRIDS = ("common", "log")
 
 # Token kinds: fixed small ints whatever the config (absent blocks simply never occur).
 K_PAD, K_BOS, K_EOS, K_BAR, K_TS, K_POS, K_TEMPO, K_PROG, K_PITCH, K_VEL, K_DUR = range(11)
@@ -49,16 +57,36 @@ KIND_OF_BLOCK = {
 
 @dataclass
 class RemiConfig(TokenizerConfig):
-    """REMI options; every field is plain JSON."""
+    """REMI options; every field is plain JSON.
+
+    ``tempo_grid`` places the TEMPO tokens' values: ``"common"`` (the default) takes every
+    tempo of :data:`COMMON_TEMPI` inside ``tempo_range`` (60, 63, 66, 69, 70, 72, 76, 80, 84,
+    88, 90, 92, 96, 100, ... 120, 126, 130, 132, 138, 140, ...), so the tempi scores and
+    sequencers use come back exactly, and ``tempo_bins`` only switches TEMPO tokens on (any
+    value > 0) or off (0); ``"log"`` takes ``tempo_bins`` log-spaced values over ``tempo_range``
+    (whole qpm where they stay apart: 120 became 123).
+
+    ``unisons``: how many identical notes (same program, pitch, duration and velocity bin)
+    one position may hold. Tracks of one program are merged, so two voices of one
+    instrument on the same pitch at the same time are two identical notes: with
+    ``unisons >= 2`` both stay (up to that many copies); with 1 the copies go. The limit also
+    keeps a sampler from piling copies of one note on an onset.
+
+    A description saved before ``tempo_grid`` and ``unisons`` existed (a model's or a
+    dataset's ``tokenizer`` entry) rebuilds the tokenizer it was made with: ``"log"`` and 1
+    (see :data:`SAVED_DEFAULTS` and :func:`musegen.tokenizers.tokenizer_from_dict`).
+    """
 
     positions_per_quarter: int = 12  # grid steps per quarter; must divide 480
     max_duration_quarters: int = 8  # longest note; longer ones are clipped
     velocity_bins: int = 32  # 0: no VELOCITY tokens, every note decodes at velocity 64
     programs: bool = True  # False: no PROGRAM tokens, all tracks merged into one
-    tempo_bins: int = 32  # 0: no TEMPO tokens
-    tempo_range: list[float] = field(default_factory=lambda: [40.0, 250.0])  # qpm, log-spaced
+    tempo_bins: int = 32  # 0: no TEMPO tokens (see tempo_grid for what other values mean)
+    tempo_range: list[float] = field(default_factory=lambda: [40.0, 250.0])  # qpm
     time_signatures: list[str] = field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES))
     pitch_range: list[int] = field(default_factory=lambda: [0, 127])  # inclusive
+    tempo_grid: str = "common"  # "common" tempi in tempo_range, or tempo_bins "log"-spaced
+    unisons: int = 4  # copies of one note a position may hold (1: none)
 
     def __post_init__(self) -> None:
         ppq = self.positions_per_quarter
@@ -70,11 +98,21 @@ class RemiConfig(TokenizerConfig):
             raise MusegenError(f"velocity_bins must be 0..127, got {self.velocity_bins}")
         if self.tempo_bins < 0:
             raise MusegenError(f"tempo_bins must be >= 0, got {self.tempo_bins}")
+        if self.tempo_grid not in TEMPO_GRIDS:
+            raise MusegenError(
+                f"tempo_grid must be one of {', '.join(TEMPO_GRIDS)}, got {self.tempo_grid!r}"
+            )
+        if not 1 <= self.unisons <= 16:
+            raise MusegenError(f"unisons must be 1..16, got {self.unisons}")
         if len(self.tempo_range) != 2 or len(self.pitch_range) != 2:
             raise MusegenError("tempo_range and pitch_range must be [lo, hi] pairs")
         lo, hi = self.tempo_range
         if not (0 < lo < hi or (0 < lo == hi and self.tempo_bins <= 1)):
             raise MusegenError(f"tempo_range must be two qpm values 0 < lo < hi, got {lo}, {hi}")
+        if self.tempo_bins and self.tempo_grid == "common" and not len(self.tempo_values()):
+            raise MusegenError(
+                f"tempo_range {lo}..{hi} holds no common tempo; widen it or use tempo_grid 'log'"
+            )
         plo, phi = self.pitch_range
         if not 0 <= plo <= phi <= 127:
             raise MusegenError(f"pitch_range must be 0 <= lo <= hi <= 127, got {plo}, {phi}")
@@ -87,6 +125,15 @@ class RemiConfig(TokenizerConfig):
                     f"a {num}/{den} bar is not a whole number of grid steps at "
                     f"positions_per_quarter={ppq}; drop it or use a finer grid"
                 )
+
+    def tempo_values(self) -> np.ndarray:
+        """The qpm of each TEMPO token, rising (none when ``tempo_bins`` is 0)."""
+        if not self.tempo_bins:
+            return np.zeros(0)
+        lo, hi = self.tempo_range
+        if self.tempo_grid == "common":
+            return np.array([t for t in COMMON_TEMPI if lo <= t <= hi], np.float64)
+        return _tempo_values(self.tempo_bins, lo, hi)
 
     def signatures(self) -> list[tuple[int, int]]:
         """``time_signatures`` as (numerator, denominator) pairs."""
@@ -128,7 +175,7 @@ class RemiVocab(Vocab):
         self.velocities = _velocity_values(c.velocity_bins)
         mid = (self.velocities[:-1] + self.velocities[1:]) / 2
         self.velocity_bin = np.searchsorted(mid, np.arange(128))  # velocity -> nearest bin
-        self.tempos = _tempo_values(c.tempo_bins, *c.tempo_range)
+        self.tempos = c.tempo_values()
         self.tempo_mid = np.log(self.tempos[:-1] * self.tempos[1:]) / 2  # log-space midpoints
 
         self.add("bar", 1, lambda _i: "Bar")
@@ -136,7 +183,7 @@ class RemiVocab(Vocab):
         self.add("time_sig", len(sig_names), sig_names.__getitem__)
         self.add("position", int(self.bar_steps.max()), lambda i: f"Position_{i}")
         if c.tempo_bins:
-            self.add("tempo", c.tempo_bins, lambda i: f"Tempo_{self.tempos[i]:g}")
+            self.add("tempo", len(self.tempos), lambda i: f"Tempo_{self.tempos[i]:g}")
         if c.programs:
             self.add("program", 129, lambda i: "Program_drums" if i == DRUMS else f"Program_{i}")
         self.add("pitch", self.n_pitch, lambda i: f"Pitch_{i + self.pitch_lo}")
@@ -181,6 +228,10 @@ class RemiVocab(Vocab):
         if rest == 0 and step % 2 == 0:  # the usual case: a whole, even number of ticks a step
             return (ticks + step // 2) // step
         return (ticks * (2 * ppq) + tpq) // (2 * tpq)
+
+
+SAVED_DEFAULTS = {"tempo_grid": "log", "unisons": 1}
+"""What a saved config that lacks these options was made with (before they existed)."""
 
 
 def _velocity_values(bins: int) -> np.ndarray:
