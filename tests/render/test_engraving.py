@@ -100,3 +100,19 @@ def test_svgs_to_pdf_keeps_each_page_size() -> None:
     boxes = re.findall(rb"/MediaBox \[ ?([\d. ]+)\]", data)
     sizes = {tuple(round(float(v)) for v in box.split()) for box in boxes}
     assert sizes == {(0, 0, 595, 842), (0, 0, 75, 38)}  # A4, and 100 x 50 px in points
+
+
+def test_the_music_font_does_not_depend_on_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fontTools stamps the time into a font it saves unless told not to: PDFs would differ."""
+    from fontTools.ttLib.tables import _h_e_a_d
+
+    from musegen.render.engrave_verovio import music_font
+
+    first = music_font()
+    assert first is not None and first[0] == "Leipzig"
+    music_font.cache_clear()
+    monkeypatch.setattr(_h_e_a_d, "timestampNow", lambda: 12345)
+    try:
+        assert music_font() == first
+    finally:
+        music_font.cache_clear()

@@ -70,7 +70,7 @@ def music_font() -> tuple[str, bytes] | None:
         found = re.search(r"base64,([A-Za-z0-9+/=\s]+)\)", css.read_text(encoding="utf-8"))
         if found is None:
             return None
-        font = TTFont(io.BytesIO(base64.b64decode(found.group(1))))
+        font = TTFont(io.BytesIO(base64.b64decode(found.group(1))), recalcTimestamp=False)
         font.flavor = None  # WOFF2 -> plain TrueType
         out = io.BytesIO()
         font.save(out)
