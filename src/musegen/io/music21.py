@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
@@ -80,6 +81,7 @@ def read_abc(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Score:
         text = data.decode("latin-1")
     if not any(line.startswith("K:") for line in text.splitlines()):
         raise InputError(path, "not ABC: no 'K:' (key) header line")
+    _check_abc_numbers(path, text)
     from music21 import converter
 
     try:
@@ -232,6 +234,42 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"music21(\.|$)")
         yield
+
+
+ABC_MAX_METER = 64
+"""Largest number in an ABC meter (``M:9/8``): music21 takes minutes on ``M:999/8``."""
+ABC_MAX_QUARTERS = 128
+"""Longest ABC note or rest, in quarter notes: music21 takes minutes on a bar of one note
+999 eighths long (Essen's longest tunes hold notes of 55 quarters)."""
+_ABC_FIELD = re.compile(r"(?:^|\[)([LM]):([^\]\n%]*)", re.M)
+_ABC_NOTE = re.compile(r"[A-Ga-gzxy][,']*(\d+)(?:/(\d*))?")
+_ABC_SKIPPED = re.compile(r'"[^"\n]*"|![^!\n]*!|%.*')
+
+
+def _check_abc_numbers(path: str | Path, text: str) -> None:
+    """Refuse meters over :data:`ABC_MAX_METER` and notes over :data:`ABC_MAX_QUARTERS`
+    quarters (before music21 spends minutes on them)."""
+    unit = Fraction(1, 8)
+    for line in text.splitlines():
+        body = _ABC_SKIPPED.sub(" ", line)
+        for kind, value in _ABC_FIELD.findall(body):
+            # music21 reads a meter's numerator and denominator as their digits run together
+            numbers = [int("".join(re.findall(r"\d", part)) or 0) for part in value.split("/")]
+            if kind == "M" and any(n > ABC_MAX_METER for n in numbers):
+                shown = "".join(c for c in value.strip() if c.isprintable())[:20]
+                raise InputError(path, f"ABC meter M:{shown} is beyond reading")
+            if kind == "L" and len(numbers) == 2 and numbers[1]:
+                unit = Fraction(numbers[0], numbers[1])
+        if re.match(r"[A-Za-z+]:", line):  # a field line, not notes
+            continue
+        for m in _ABC_NOTE.finditer(_ABC_FIELD.sub(" ", body)):
+            length = Fraction(
+                int(m.group(1)), int(m.group(2) or 2) if m.group(2) is not None else 1
+            )
+            if length * unit * 4 > ABC_MAX_QUARTERS:
+                raise InputError(
+                    path, f"ABC note {m.group(0)[:20]} is over {ABC_MAX_QUARTERS} quarters"
+                )
 
 
 def _abc_with_unit_length(text: str) -> str:

@@ -397,7 +397,7 @@ class EventTokenizer(Tokenizer):
         Before any VELOCITY / PROGRAM token, notes use ``default_velocity`` (at its bin
         centre) / program 0. The result is in canonical form: ``prepare`` leaves it unchanged.
         """
-        ids = self.check_ids(ids)
+        ids = self.check_ids(ids).ravel()  # as remi and chorale take nested ids
         is_eos = ids == EOS
         if is_eos.any():
             ids = ids[: int(is_eos.argmax())]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,11 @@ class TrainConfig:
         if unknown:
             raise MusegenError(f"unknown training option(s): {', '.join(unknown)}")
         d = dict(d)
+        hints = typing.get_type_hints(cls)
+        for name, value in d.items():
+            if not _is(value, hints[name]):
+                kind = getattr(hints[name], "__name__", str(hints[name]))
+                raise MusegenError(f"training option {name} must be {kind}, got {value!r}")
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         cfg = cls(**d)
@@ -80,6 +87,7 @@ class TrainConfig:
             "checkpoint_every": self.checkpoint_every > 0,
             "warmup_steps": self.warmup_steps >= 0,
             "threads": self.threads >= 0,
+            "seed": 0 <= self.seed < 2**63,
             "precision": self.precision in PRECISIONS,
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -87,3 +95,24 @@ class TrainConfig:
             raise MusegenError(
                 f"invalid training option(s): {', '.join(f'{k}={getattr(self, k)}' for k in bad)}"
             )
+
+
+def _is(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (``int``, ``float``, ``str``, ``bool``,
+    ``tuple[float, float]``): a bool is no number, an int is a float, numbers are finite."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if hint is int:
+        return isinstance(value, int)
+    if hint is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(args)
+            and all(_is(v, a) for v, a in zip(value, args, strict=True))
+        )
+    return isinstance(value, hint)

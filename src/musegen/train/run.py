@@ -31,8 +31,8 @@ RUN_KEYS = {"model", "model_config", "train", "augment", "data"}
 
 def read_run_file(path: str | Path) -> dict[str, Any]:
     try:
-        run = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        run = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
         raise MusegenError(f"{path}: cannot read run config ({e})") from e
     if not isinstance(run, dict):
         raise MusegenError(f"{path}: a run config is a JSON object")
@@ -41,6 +41,13 @@ def read_run_file(path: str | Path) -> dict[str, Any]:
         raise MusegenError(
             f"{path}: unknown key(s) {', '.join(sorted(unknown))}; expected {sorted(RUN_KEYS)}"
         )
+    for key, value in run.items():
+        kind = str if key == "model" else dict
+        if not isinstance(value, kind) and not (key == "data" and value is None):
+            raise MusegenError(
+                f"{path}: '{key}' must be a JSON {'string' if kind is str else 'object'}, "
+                f"got {json.dumps(value)[:60]}"
+            )
     return run
 
 
@@ -87,6 +94,9 @@ def _train_sequence_model(
     from musegen.utils import atomic_write_text
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
+    shift = run.get("augment", {}).get("transpose", 0)
+    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift <= 127:
+        raise MusegenError(f"augment.transpose must be a whole number of semitones: {shift}")
     data = load_prepared(data_dir)
     tok = data.tokenizer
     if data.manifest.frame_width is not None:
@@ -96,7 +106,6 @@ def _train_sequence_model(
     train_split = data.split("train")
     valid = data.split("valid") if "valid" in data.split_names else None
     augment = None
-    shift = int(run.get("augment", {}).get("transpose", 0))
     if shift:
         augment = TokenTranspose(tok, max_shift=shift)
     train_ds = WindowDataset(

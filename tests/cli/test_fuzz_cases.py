@@ -1,0 +1,113 @@
+"""Inputs ``benchmarks/fuzz.py`` found crashing or hanging a command, each now one line on
+stderr and exit code 2 (the fuzzer's findings, shrunk to what set them off)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from musegen.cli.main import main
+
+ABC_HEAD = "X:1\nT:t\nM:{meter}\nL:1/8\nK:D\n"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+# ----------------------------------------------------------------------------- run files
+
+TINY = {
+    "model": "transformer",
+    "model_config": {"n_layer": 1, "n_head": 1, "d_model": 8},
+    "train": {"seq_len": 8, "batch_size": 2},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"train": {"eval_every": [1]}}, "eval_every must be int"),
+        ({"train": {"seed": float("nan")}}, "seed must be int"),
+        ({"train": {"betas": 5}}, "betas must be"),
+        ({"train": {"lr": "fast"}}, "lr must be float"),
+        ({"train": {"seed": 2**64}}, "seed="),
+        ({"train": [["seq_len", 8]]}, "'train' must be a JSON object"),
+        ({"train": 3}, "'train' must be a JSON object"),
+        ({"model_config": [1, 2]}, "'model_config' must be a JSON object"),
+        ({"augment": 0.5}, "'augment' must be a JSON object"),
+        ({"augment": {"transpose": "x"}}, "augment.transpose"),
+        ({"model": 7}, "'model' must be a JSON string"),
+    ],
+)
+def test_run_file_of_the_wrong_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, needle: str
+) -> None:
+    run = {**TINY, **change}
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(run))
+    data = tmp_path / "no-data"  # the run file is checked before the data is read
+    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "r")]
+    one_line_error(capsys, argv, needle)
+
+
+def test_run_file_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "run.json"
+    config.write_bytes(b'{"model": "transformer\xe4"}')
+    one_line_error(capsys, ["train", "--config", str(config)], "cannot read run config")
+
+
+# ----------------------------------------------------------------------------- token files
+
+
+def test_token_file_with_nested_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ids as a list of lists (a 2-D array) reached the events decoder's index arithmetic; it
+    reads them flat, as remi and chorale do."""
+    from musegen.tokenizers import get_tokenizer
+
+    tokens = tmp_path / "t.json"
+    tok = get_tokenizer("events")
+    pieces = [{"ids": [[1, 294, 60, 264, 188, 2]]}]
+    tokens.write_text(json.dumps({"tokenizer": tok.to_dict(), "pieces": pieces}))
+    assert main(["detokenize", str(tokens), "--out", str(tmp_path / "x.mid")]) == 0
+    assert "wrote" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- ABC
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (ABC_HEAD.format(meter="2147483648/8") + "d2 e|\n", "ABC meter"),
+        (ABC_HEAD.format(meter="999/8") + "d2 e|\n", "ABC meter"),
+        # music21 runs a meter's digits together: 9, 9, 9, 1 over 8 is 9991/8
+        (ABC_HEAD.format(meter="\x00 L:h>r<x9ay9pq e9t=1/8") + "d2 e|\n", "ABC meter"),
+        (ABC_HEAD.format(meter="9/8") + "ve999999999d BcB A3|\n", "ABC note e999999999"),
+        (ABC_HEAD.format(meter="9/8") + "ve999d BcB A3|\n", "ABC note e999"),
+        (ABC_HEAD.format(meter="-4/4") + "e2a a2fz1000000 g3|\n", "ABC note z1000000"),
+        (ABC_HEAD.format(meter="9/8") + "[L:1/1]e200 BcB|\n", "over 128 quarters"),
+    ],
+)
+def test_abc_that_music21_takes_minutes_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, needle: str
+) -> None:
+    path = tmp_path / "tune.abc"
+    path.write_text(text, encoding="utf-8")
+    one_line_error(capsys, ["info", str(path)], needle)
+
+
+def test_abc_long_notes_of_real_tunes_still_read(tmp_path: Path) -> None:
+    """Essen's longest notes (``c442`` at ``L:1/32``, 55 quarters) and meters are read."""
+    from musegen.io import load
+
+    path = tmp_path / "tune.abc"
+    path.write_text("X:1\nM:FREI4/4\nL:1/32\nK:C\nc442 d8 | e32 |\n", encoding="utf-8")
+    assert load(path).n_notes == 3
