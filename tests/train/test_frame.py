@@ -91,6 +91,11 @@ def test_frame_run_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     config = run_file(tmp_path, crop=4)
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "b")]) == 2
     assert "unknown data option(s) ['crop']" in capsys.readouterr().err
+    config = run_file(tmp_path, max_frames="16", transpose=True)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert 'invalid data option(s) max_frames="16", transpose=true' in err
+    assert err.strip().count("\n") == 0
 
 
 def test_the_shipped_config_builds_the_shipped_model() -> None:

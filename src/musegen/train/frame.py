@@ -85,6 +85,18 @@ def data_options(run: dict[str, Any], data_path: str | Path | None = None) -> di
     options = {**DATA_DEFAULTS, **given}
     if data_path is not None:
         options["root"] = str(data_path)
+    checks = {
+        "root": options["root"] is None or isinstance(options["root"], str),
+        "max_frames": options["max_frames"] is None or _count(options["max_frames"], 1),
+        "transpose": _count(options["transpose"], 0),
+        "select_frames": _count(options["select_frames"], 1),
+    }
+    bad = [f"{k}={json.dumps(options[k])[:40]}" for k, ok in checks.items() if not ok]
+    if bad:
+        raise MusegenError(
+            f"invalid data option(s) {', '.join(bad)}: root is a path, max_frames a count "
+            "(or null), transpose a number of keys, select_frames a count"
+        )
     if _is_prepared(options["root"]):
         options["source"] = None  # the dataset's manifest names its source
     elif options["source"] not in DATASETS:
@@ -93,6 +105,11 @@ def data_options(run: dict[str, Any], data_path: str | Path | None = None) -> di
             f"or a prepared roll dataset (--data DIR); got {options['source']!r}"
         )
     return options
+
+
+def _count(value: Any, least: int) -> bool:
+    """Whether a JSON value is a whole number >= ``least`` (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _is_prepared(root: str | None) -> bool:
