@@ -4,8 +4,11 @@
    vs Hugging Face ``generate`` on the same-size model (6 layers, d_model 256, 4 heads, vocab
    512, random weights): greedy decoding of 256 new tokens after a 16-token prompt, fp32, no
    grammar. Our loop is the one the generator runs: ``init_cache``, the prompt in one call,
-   then ``next_logits`` once per token. Runs alternate (ours, peer, ours, ...); the best of
-   ``--repeats`` counts. tokens/s = batch · new tokens / wall time (prompt included for both).
+   then ``next_logits`` once per token. tokens/s = batch · new tokens / wall time (prompt
+   included for both), the median over ``--repeats`` rounds; each round runs every model once,
+   the order rotating, and ``ratio`` is the median of the rounds' own ratios (HF's time over
+   ours), with their quartiles and range (``_timing.py``: a busy machine slows both sides of
+   a round alike).
    ``relative`` is the default the product ships. Needs ``transformers``
    (``pip install -e '.[hf]'``); skipped with a note without it.
 
@@ -14,9 +17,10 @@
    0.95, one piece at a time, through ``compose`` (primer, grammar-masked sampling, the
    length check, decoding) and the dealing out to four voice tracks, and again with
    ``--num 8`` (eight pieces sampled together, the ``.batch8`` line; music of all eight
-   counts). Summed over seeds ``1..--pieces``; best of
-   ``--repeats``. The peer is the same model, pipeline and settings with generation done by a
-   plain PyTorch loop: the modules' forward with the KV cache (no fused CPU step), one
+   counts). One round per seed ``1..--pieces``, ``--rt-repeats`` times over: ours and the
+   peer draw that seed's piece in turn (the order alternating); ``ours``/``peer`` are medians
+   over the rounds, ``ratio`` the median of the rounds' own ratios. The peer is the same
+   model, pipeline and settings with generation done by a plain PyTorch loop: the modules' forward with the KV cache (no fused CPU step), one
    grammar object per sequence, torch top-p and ``torch.multinomial``: what ``generate`` did
    before issue #5's speed work, down to drawing the same pieces for the same seeds (ours
    now draws with numpy's generator, so its pieces differ). Wall-clock figures ride along as
@@ -31,10 +35,12 @@ numpy's BLAS alike (``musegen generate`` pins both to one thread while it decode
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -42,6 +48,7 @@ import torch
 
 from _corpus import emit
 from _models import VOCAB, gpt2, transformer
+from _timing import interleaved, paired_ratios, spread
 from musegen.models.cpu import blas_threads
 
 
@@ -140,7 +147,7 @@ def plain_generate(
     return [np.asarray(seq, dtype=np.int64) for seq in ids]
 
 
-def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, float]:
+def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, Any]:
     """Seconds of music per CPU (and wall) second, ours and the plain loop, same seeds;
     ``batch`` pieces are sampled together per seed (``musegen generate --num``)."""
     from musegen.models.pretrained import DEFAULT_MODEL
@@ -161,26 +168,29 @@ def realtime(pieces: int, repeats: int, bars: int, batch: int = 1) -> dict[str, 
             scores = [separate_voices(score, meta["voices"]) for score in scores]
         return sum(score.duration_seconds() for score in scores)
 
-    def timed(run: Callable[[int], float]) -> tuple[float, float, float]:
-        cpu, wall = time.process_time(), time.perf_counter()
-        seconds = sum(run(seed) for seed in range(1, pieces + 1))
-        return seconds, time.process_time() - cpu, time.perf_counter() - wall
-
     def plain(seed: int) -> float:
         with mock.patch.object(pieces_module, "generate", plain_generate):
             return music(seed)
 
     music(0)  # warm-up
-    best: dict[str, tuple[float, float, float]] = {}
-    for _ in range(repeats):
-        for name, run in (("ours", music), ("peer", plain)):
-            got = timed(run)
-            if name not in best or got[1] < best[name][1]:
-                best[name] = got
-    out = {}
-    for name, (seconds, cpu, wall) in best.items():
-        out[name], out[f"{name}_wall"] = seconds / cpu, seconds / wall
-        out[f"{name}_music_s"] = seconds
+    # rounds of one piece (seed) each, ours and the peer in turn: (music s, CPU s, wall s)
+    got: dict[str, list[tuple[float, float, float]]] = {"ours": [], "peer": []}
+    for r in range(repeats):
+        for seed in range(1, pieces + 1):
+            order = [("ours", music), ("peer", plain)]
+            for name, run in order if (r + seed) % 2 else order[::-1]:
+                cpu, wall = time.process_time(), time.perf_counter()
+                seconds = run(seed)
+                got[name].append((seconds, time.process_time() - cpu, time.perf_counter() - wall))
+    out: dict[str, object] = {}
+    for name, rows in got.items():
+        out[name] = statistics.median(m / c for m, c, _ in rows)
+        out[f"{name}_wall"] = statistics.median(m / w for m, _, w in rows)
+        out[f"{name}_music_s"] = sum(m for m, _, _ in rows) / repeats
+    # paired per round: the ratio of music per CPU second, ours over the peer's
+    out["paired"] = [
+        (m / c) / (pm / pc) for (m, c, _), (pm, pc, _) in zip(got["ours"], got["peer"], strict=True)
+    ]
     return out
 
 
@@ -190,7 +200,8 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7, help="HF figure: rounds")
+    ap.add_argument("--rt-repeats", type=int, default=2, help="real-time figure: rounds per seed")
     ap.add_argument("--variants", default="relative,rope", help="positions of ours to time")
     ap.add_argument("--pieces", type=int, default=10, help="real-time figure: pieces (seeds)")
     ap.add_argument("--bars", type=int, default=8, help="real-time figure: bars per piece")
@@ -215,12 +226,13 @@ def run(args: argparse.Namespace, figures: set[str]) -> None:
         else:
             hf_figure(args)
     for batch in (int(b) for b in args.rt_batches.split(",")) if "realtime" in figures else ():
-        rt = realtime(args.pieces, args.repeats, args.bars, batch)
+        rt = realtime(args.pieces, args.rt_repeats, args.bars, batch)
         emit(
             "generate.realtime.bach_default" + (f".batch{batch}" if batch > 1 else ""),
             rt["ours"],
             rt["peer"],
             "x realtime",
+            **spread(rt["paired"]),
             peer_is="same model+settings, plain PyTorch loop (module forward, torch top-p)",
             measure="music seconds / process CPU seconds",
             ours_wall=round(rt["ours_wall"], 3),
@@ -245,21 +257,17 @@ def hf_figure(args: argparse.Namespace) -> None:
             "hf": partial(hf_greedy, hf, prompt, args.new),
             **{v: partial(greedy, m, prompt, args.new) for v, m in models.items()},
         }
-        best = {name: float("inf") for name in runs}
         for name, run in runs.items():  # warm-up (also checks the output shape)
             assert run().shape == (batch, args.new), name
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                t = time.perf_counter()
-                run()
-                best[name] = min(best[name], time.perf_counter() - t)
+        times = interleaved(runs, args.repeats)
         tokens = batch * args.new
         for variant in models:
             emit(
                 f"generate.tokens_per_s.batch{batch}.kv_cache_vs_hf_generate",
-                tokens / best[variant],
-                tokens / best["hf"],
+                tokens / statistics.median(times[variant]),
+                tokens / statistics.median(times["hf"]),
                 "tokens/s",
+                **spread(paired_ratios(times[variant], times["hf"])),
                 variant=variant,
                 default=variant == "relative",
                 batch=batch,
