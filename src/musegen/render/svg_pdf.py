@@ -21,6 +21,8 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from musegen.errors import MusegenError
+
 SVG_NS = "http://www.w3.org/2000/svg"
 TEXT_TAGS = (f"{{{SVG_NS}}}text", f"{{{SVG_NS}}}tspan")  # not <title>, which is not drawn
 POSITION = ("x", "y", "text-anchor")
@@ -40,7 +42,7 @@ def svgs_to_pdf(pages: Sequence[str], fonts: Sequence[tuple[str, bytes]] = ()) -
     for page in pages:
         drawing = svg2rlg(io.BytesIO(fix_svg(page, families)), font_map=font_map)
         if drawing is None:
-            raise ValueError("svglib could not read an SVG page")
+            raise MusegenError("svglib could not read an engraved SVG page")
         pdf.setPageSize((drawing.width, drawing.height))
         renderPDF.draw(drawing, pdf, 0, 0)
         pdf.showPage()
