@@ -4,8 +4,10 @@ writer of generated pieces (``generate``, ``compose``, ``harmonize``, ``infill``
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,47 @@ def progress(items: Iterable[Any], total: int, desc: str, min_items: int = 20) -
     from musegen.utils import progress as show
 
     return show(items, total=total, desc=desc, unit="file", leave=False)
+
+
+THREADS_HELP = (
+    "CPU threads for PyTorch (default: $OMP_NUM_THREADS if set, else the cores this "
+    "process may use)"
+)
+
+
+@contextmanager
+def command_threads(threads: int | None) -> Iterator[int]:
+    """Run a command with PyTorch on ``threads`` CPU threads (None: ``$OMP_NUM_THREADS`` if
+    set, else :func:`musegen.utils.usable_cores`, not torch's own default of every physical
+    core of the machine); yields the count.
+
+    torch is imported only by the commands that need it: where it is not loaded yet,
+    ``OMP_NUM_THREADS`` tells it the count when it loads (and any process the command
+    starts). The environment, and torch's count if it was loaded before, are restored after.
+    """
+    from musegen.utils import usable_cores
+
+    if threads is not None and threads < 1:
+        raise MusegenError(f"--threads must be >= 1, got {threads}")
+    env = os.environ.get("OMP_NUM_THREADS")
+    if threads is None and env and env.strip().isdigit() and int(env) >= 1:
+        count = int(env)
+    else:
+        count = threads or usable_cores()
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    os.environ["OMP_NUM_THREADS"] = str(count)
+    if torch is not None:
+        torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        if env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
 
 
 def load_batch(

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
+from musegen.cli.common import THREADS_HELP, command_threads
 
 COMMAND_MODULES = (
     "musegen.cli.files",
@@ -45,10 +46,24 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"musegen {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--threads", type=int, metavar="N", dest="all_threads", help=THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in _commands(parser):
+        if "--threads" not in command._option_string_actions:
+            command.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser under ``parser`` that runs a command (the leaves of the subcommand tree)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [parser]
+    return [
+        leaf for g in groups for p in dict.fromkeys(g.choices.values()) for leaf in _commands(p)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from musegen.errors import MusegenError
 
     try:
-        return int(args.func(args) or 0)
+        threads = getattr(args, "threads", None) or args.all_threads
+        with command_threads(threads):
+            return int(args.func(args) or 0)
     except MusegenError as e:
         if args.debug:
             raise
