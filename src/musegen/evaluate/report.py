@@ -314,9 +314,23 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return _esc(x)
 
 
+@dataclass(frozen=True)
+class _Span:
+    """A table cell of text over ``cols`` columns."""
+
+    text: str
+    cols: int
+
+
+def _cell(c: Any) -> str:
+    if isinstance(c, _Span):
+        return f'<td colspan="{c.cols}" class="note">{_esc(c.text)}</td>'
+    return f"<td>{_fmt(c)}</td>"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -348,7 +362,7 @@ def _features_html(r: Report) -> str:
         s = fc.summary()
         if fc.problem is not None:
             values = [s.get("gen_mean"), s.get("gen_std"), s.get("ref_mean"), s.get("ref_std")]
-            rows.append([fc.name, *values, fc.problem, *[""] * 6])
+            rows.append([fc.name, *values, _Span(fc.problem, len(header) - 5)])
             continue
         rows.append(
             [
