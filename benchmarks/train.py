@@ -2,11 +2,14 @@
 
 Both models: 6 layers, d_model 256, 4 heads, MLP 1024, vocab 512, sequences of 512, batch 16,
 AdamW (fused), embedding/residual dropout 0.1, no attention dropout, tied embeddings. Steps are
-interleaved (ours, peer, ours, peer, ...) so that load from other processes hits both alike;
-tokens/s comes from the median step time after the warm-up steps. Each step is also timed in
-CPU seconds of this process (``ours_cpu``, ``peer_cpu``, ``cpu_ratio``: tokens per CPU-second),
-which on a shared machine moves much less than wall time when other processes take turns on
-the cores; the load average before and after is part of every line.
+interleaved (one step of every run per round, the order rotating each round) so that load from
+other processes hits both alike; tokens/s comes from the median step time after the warm-up
+steps, and ``ratio`` is the median of the rounds' own ratios (the peer's step time over ours,
+``_timing.py``), with their quartiles and range. Each step is also timed in CPU seconds of
+this process (``ours_cpu``, ``peer_cpu``: tokens per CPU-second; ``cpu_ratio``: the median of
+the rounds' CPU-time ratios), which on a shared machine moves much less than wall time when
+other processes take turns on the cores; the load average before and after is part of every
+line.
 
 Precision. Ours runs as users run it: the trainer's ``precision: "auto"``, i.e. bf16 autocast
 where the probe of ``musegen.train.precision`` measures it clearly faster on this CPU (chips
@@ -51,6 +54,7 @@ import torch.nn.functional as F
 
 from _corpus import emit
 from _models import D_MODEL, LAYERS, VOCAB, gpt2, transformer
+from _timing import paired_ratios, spread
 
 
 def cpu_count() -> int:
@@ -209,9 +213,11 @@ def main() -> None:
             runs[name] = Run(step, fpt)
 
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    names = list(runs)
     for i in range(args.warmup + args.steps):
-        for name, run in runs.items():
-            wall, cpu = run.step()
+        k = i % len(names)  # the order rotates: no run always follows the same one
+        for name in names[k:] + names[:k]:
+            wall, cpu = runs[name].step()
             if i >= args.warmup:
                 times[name].append((wall, cpu))
             print(f"# step {i} {name}: {wall:.2f} s ({cpu:.2f} CPU s)", file=sys.stderr)
@@ -228,12 +234,17 @@ def main() -> None:
         run = runs[name]
         return round(rate(name) * run.flops / (peaks[run.precision] * 1e9), 4)
 
+    def paired(name: str, peer_name: str, cpu: bool = False) -> list[float]:
+        return paired_ratios([t[cpu] for t in times[name]], [t[cpu] for t in times[peer_name]])
+
     def line(benchmark: str, name: str, peer_name: str, **extra: object) -> None:
+        cpu = spread(paired(name, peer_name, cpu=True))
         emit(
             benchmark,
             rate(name),
             rate(peer_name),
             "tokens/s",
+            **spread(paired(name, peer_name)),
             variant=name,
             peer_variant=peer_name,
             precision=runs[name].precision,
@@ -241,7 +252,8 @@ def main() -> None:
             default=name.startswith("relative") and "_compiled" not in name,
             ours_cpu=round(rate(name, cpu=True), 3),
             peer_cpu=round(rate(peer_name, cpu=True), 3),
-            cpu_ratio=round(rate(name, cpu=True) / rate(peer_name, cpu=True), 3),
+            cpu_ratio=cpu["ratio"],
+            cpu_ratio_range=cpu["ratio_range"],
             **extra,
             mfu=mfu(name),
             peer_mfu=mfu(peer_name),
