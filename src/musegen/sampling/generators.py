@@ -180,7 +180,7 @@ class CoconetGenerator(Generator):
 
     def generate(self, request: GenerateRequest) -> Generated:
         from musegen.sampling.gibbs import generate_chorales
-        from musegen.sampling.pieces import PieceRequest
+        from musegen.sampling.pieces import PieceRequest, finish_piece
 
         if request.primer or request.seconds or request.tokens:
             raise MusegenError(
@@ -188,6 +188,12 @@ class CoconetGenerator(Generator):
                 "(continue a primer with a token model; rewrite bars with 'musegen infill')"
             )
         defaults = sampling_defaults(self.meta)
+        meter = request.time_signature or defaults["time_signature"]
+        if meter not in (None, "4/4"):  # it wrote 4/4 bars whatever was asked
+            raise MusegenError(
+                f"{self.folder}: Coconet writes 4/4 chorales only (its grid has 16 steps a "
+                f"bar), not {meter}: leave out --time-signature, or use a token model (bach)"
+            )
         sampling = _sampling(request, defaults)
         voices = _voices(request, self.meta)
         bars = 8 if request.bars is None else request.bars
@@ -207,6 +213,7 @@ class CoconetGenerator(Generator):
             key=request.key,
             program=request.program,
         )
+        pieces = [finish_piece(p, asked, p) for p in pieces]  # --key and --program
         return Generated(pieces, _settings(sampling, asked, None, voices))
 
     def harmonize(

@@ -8,6 +8,7 @@ tokenizer cannot express (key by transposition, instrument by program).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -64,6 +65,8 @@ def primer_score(req: PieceRequest) -> Score:
 
 
 def _target_tick(score: Score, start_bars: int, req: PieceRequest) -> int | None:
+    """The tick a piece ends at: ``req.seconds`` after the primer, else the bar line
+    ``req.bars`` bars after it (bars in the score's meters; the last one goes on past its end)."""
     if req.seconds is not None:
         if req.seconds <= 0:
             raise MusegenError("--seconds must be positive")
@@ -71,10 +74,39 @@ def _target_tick(score: Score, start_bars: int, req: PieceRequest) -> int | None
     if req.bars is not None:
         if req.bars < 1:
             raise MusegenError("--bars must be >= 1")
-        total = start_bars + req.bars
-        starts = score.bar_starts(score.end + (total + 1) * 4 * score.tpq * 4)
-        return int(starts[total]) if total < len(starts) else None
+        return bar_line(score, start_bars + req.bars)
     return None
+
+
+def bar_line(score: Score, bar: int) -> int:
+    """The tick bar ``bar`` starts at (0: the first), counted in the score's meters, its last
+    meter going on past its end (an empty score's: 4/4)."""
+    meters = score.time_signatures or [TimeSignature(0)]
+    longest = max(ts.bar_ticks(score.tpq) for ts in meters)
+    return int(score.bar_starts(score.end + (bar + 1) * longest)[bar])
+
+
+def _token_cap(score: Score, bars: int) -> int:
+    """New tokens allowed for ``bars`` bars: 160 a bar of four quarters or less, more for
+    longer bars (a 4/1 bar holds four of 4/4)."""
+    meters = score.time_signatures or [TimeSignature(0)]
+    quarters = max(ts.bar_ticks(score.tpq) for ts in meters) / score.tpq
+    return max(256, math.ceil(bars * 160 * max(1.0, quarters / 4)))
+
+
+def _has_pickup(score: Score) -> bool:
+    """Whether the score opens with a pickup: its first note after the first bar's start (a
+    tokenizer's view of a primer keeps no empty bar before the first note)."""
+    starts = [int(t.notes["start"].min()) for t in score.tracks if len(t)]
+    return bool(starts) and min(starts) > 0
+
+
+def _new_bars(score: Score, start_bars: int, req: PieceRequest, target: int | None) -> int | None:
+    """Bars to add after the primer's ``start_bars``: ``req.bars``, or for ``req.seconds``
+    the bars that reach the ``target`` tick (the last one may be cut)."""
+    if req.seconds is not None and target is not None:
+        return max(len(score.bar_starts(target)) - start_bars, 1)
+    return req.bars
 
 
 def compose(
@@ -120,16 +152,25 @@ def compose(
         raise MusegenError(
             f"the {tokenizer.name} tokenizer is a grid; generate with a sequence model"
         )
+    _warn_unseen_meter(tokenizer, request)
     start_bars = prime_q.n_bars
     target = _target_tick(prime_q, start_bars, request)
-    if request.bars is not None and request.seconds is None:
-        asked = tokenizer.primer_for_length(prime_q, start_bars + request.bars)
-        if asked is not None:  # the grammar ends the piece on the bar line asked for
-            ids, target = asked, None
+    cut = target  # where the pieces end, if the grammar does not end them there
+    new_bars = _new_bars(prime_q, start_bars, request, target)
+    asked = None
+    if new_bars is not None:  # a countdown counts the bars after a pickup, not the pickup's
+        counted = start_bars - _has_pickup(prime_q) + new_bars
+        asked = tokenizer.primer_for_length(prime_q, counted)
+    if asked is not None:  # the grammar ends the piece on the bar line asked for
+        ids, target = asked, None
+        if request.seconds is None:
+            cut = None
     if request.max_tokens:
         sampling.max_new_tokens = request.max_tokens
+    elif asked is not None and new_bars is not None:
+        sampling.max_new_tokens = _token_cap(prime_q, new_bars)
     elif request.bars is not None:
-        sampling.max_new_tokens = max(256, request.bars * 160)
+        sampling.max_new_tokens = _token_cap(prime_q, request.bars)
     elif request.seconds is not None:
         sampling.max_new_tokens = max(256, int(request.seconds * 80))
 
@@ -142,7 +183,7 @@ def compose(
         s = tokenizer.decode(seq)
         return max((int(t.notes["start"].max()) for t in s.tracks if len(t)), default=-1) >= target
 
-    seqs = generate(  # a length asked for is reached: the model may not end early
+    seqs = generate(  # a length to cut at is reached: the model may not end early
         model,
         tokenizer,
         num=num,
@@ -150,13 +191,13 @@ def compose(
         config=sampling,
         stop=reached,
         progress=progress,
-        hold_eos=target is not None,
+        hold_eos=cut is not None,
     )
     pieces = []
     for seq in seqs:
         score = tokenizer.decode(seq)
-        if target is not None:
-            score = score.slice_ticks(0, target)
+        if cut is not None:
+            score = score.slice_ticks(0, cut)
         pieces.append(finish_piece(score, request, prime_q))
     return pieces
 
@@ -169,8 +210,7 @@ def _draw_meters(
     model's first token (``TS_*`` after BOS). A small model learns that first token poorly (it
     comes without context), so shipped models carry their training split's meter shares."""
     if (
-        request.bars is None
-        or request.seconds is not None
+        (request.bars is None and request.seconds is None)
         or request.primer is not None
         or request.time_signature
         or "ts" not in tokenizer.vocab
@@ -190,6 +230,26 @@ def _draw_meters(
         return [labels[i] for i in rng.choice(len(labels), size=num, p=weights / weights.sum())]
     probs = _first_meter_probs(model, tokenizer, sampling)
     return [labels[i] for i in rng.choice(len(labels), size=num, p=probs)]
+
+
+def _warn_unseen_meter(tokenizer: Tokenizer, request: PieceRequest) -> None:
+    """Say so when a model is asked for a meter none of its training pieces had (its meter
+    shares lack it): the countdown still gives the bars asked for, but such a model tends to
+    fill them with rests or long holds, so the music may end early."""
+    meter = request.time_signature
+    if not (meter and request.meters) or meter in request.meters:
+        return
+    if meter not in getattr(tokenizer.config, "time_signatures", ()):
+        return  # the tokenizer cannot write it: the encoder says so
+    import logging
+
+    known = ", ".join(m for m, share in request.meters.items() if share > 0)
+    logging.getLogger(__name__).warning(
+        "this model's training pieces had no %s (they had %s): expect weak music, or bars of "
+        "rests at the end",
+        meter,
+        known,
+    )
 
 
 def _first_meter_probs(model: object, tokenizer: Tokenizer, sampling: SamplingConfig) -> np.ndarray:
