@@ -13,7 +13,6 @@ model sees one ``[B, 1]`` tensor per step (a transformer on the CPU then runs it
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -222,6 +221,6 @@ def _can_select(model: torch.nn.Module) -> bool:
 
 
 def _bar(total: int):  # type: ignore[no-untyped-def]
-    from tqdm import tqdm
+    from musegen.utils import progress as show
 
-    return tqdm(total=total, desc="generating", unit="tok", file=sys.stderr, leave=False)
+    return show(total=total, desc="generating", unit="tok", leave=False)

@@ -245,7 +245,7 @@ def _warn_unseen_meter(tokenizer: Tokenizer, request: PieceRequest) -> None:
 
     known = ", ".join(m for m, share in request.meters.items() if share > 0)
     logging.getLogger(__name__).warning(
-        "this model's training pieces had no %s (they had %s): expect weak music, or bars of "
+        "warning: this model's training pieces had no %s (they had %s): expect weak music, or bars of "
         "rests at the end",
         meter,
         known,
