@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from musegen.models import build_model, cpu
-from musegen.models.cpu import attention, decode, onednn, threads
+from musegen.models.cpu import attention, decode, onednn, probe, threads
 
 VOCAB = 37
 TINY_TRANSFORMER = {"vocab_size": VOCAB, "n_layer": 2, "n_head": 4, "d_model": 32}
@@ -33,6 +33,14 @@ CONFIGS = {
     },
 }
 TRANSFORMERS = list(CONFIGS)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_kernel_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the fixed rule of which kernel a batch takes (no measuring; the
+    measured choice is tested in test_cpu_probe.py)."""
+    monkeypatch.setenv(probe.ENV_PROBE, "0")
+    monkeypatch.delenv(probe.ENV_KERNEL, raising=False)
 
 
 def make(key: str, seed: int = 0) -> torch.nn.Module:

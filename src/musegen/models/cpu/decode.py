@@ -17,10 +17,9 @@ than the work it launches. :class:`Decoder` runs the same arithmetic as the mode
   slice (no distance gather); older keys share the table's last row;
 * keys and values written straight into the cache's tensors, so the cache stays valid for the
   model's own path too (prompts, chunks, autograd);
-* batches of several sequences of a model too big to stay in cache multiply by weights
-  packed once for oneDNN (:mod:`.onednn`), with the GELU and the residual adds fused into the
-  products: there the step is bound by reading the weights, and BLAS GEMM reads each one
-  twice per call (it packs it first).
+* the products run on the kernel this CPU measured fastest for the model and the batch
+  (:mod:`.probe`): numpy's BLAS, ``torch.mm``, or weights packed once for oneDNN
+  (:mod:`.onednn`) with the GELU and the residual adds fused into the products.
 
 The decoder reads only a :class:`~.weights.DecodingWeights` (the model's export), and its
 packed weights are a snapshot: the model makes a new decoder when a weight changes.
@@ -30,21 +29,25 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from musegen.models.cpu import onednn
+from musegen.models.cpu import onednn, probe
 from musegen.models.cpu.threads import blas_one_thread
 from musegen.models.cpu.weights import DecodingWeights, LayerWeights, NormWeights
 
 _SQRT_HALF = math.sqrt(0.5)
 
-# the oneDNN step is taken by batches from ONEDNN_MIN_BATCH rows on, of models whose weights
-# are ONEDNN_MIN_WEIGHT_BYTES or more, where PyTorch has oneDNN (see Decoder.bind)
+# the fixed rule, where the probe is off (MUSEGEN_CPU_PROBE=0; see .probe): the oneDNN step
+# for batches from ONEDNN_MIN_BATCH rows on, of models whose weights are
+# ONEDNN_MIN_WEIGHT_BYTES or more, where PyTorch has oneDNN; numpy's BLAS otherwise
 ONEDNN_MIN_BATCH = 4
 ONEDNN_MIN_WEIGHT_BYTES = 6 * 2**20
+PROBE_ROUNDS = 7  # timed rounds of each kernel in a probe (after one warm-up round)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -175,30 +178,24 @@ class Decoder:
 
     def _bind(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         n_layer, B, H, max_len, hd = keys.shape
-        # A batch of several sequences multiplies every weight once per step, and the weights
-        # of a model of several MB do not stay in cache from one step to the next: the
-        # products are bound by reading them. BLAS GEMM (OpenBLAS, MKL) copies ("packs") the
-        # weight on every call, reading it twice; oneDNN reads weights laid out for its
-        # kernel once, here, and fuses the GELU and the residual adds into the products.
-        # That wins from a few rows on for models of several MB; a small model's weights stay
-        # in cache and oneDNN's higher cost per call loses; one row is a matrix-vector product
-        # that BLAS streams without packing, with numpy's lower call cost.
+        # Which kernel multiplies fastest depends on the CPU (see .probe): a batch of several
+        # sequences of a model of several MB is bound by reading the weights, which BLAS GEMM
+        # reads twice per call (it packs them first) and oneDNN once (packed here, GELU and
+        # residual adds fused); but on some CPUs torch.mm's BLAS (MKL) is faster still, and
+        # one row is a matrix-vector product where numpy's lower cost per call wins.
         weights = [self.head, *(w for layer in self.layers for w in layer.weights)]
-        self.onednn = (
-            B >= ONEDNN_MIN_BATCH
-            and sum(w.array.nbytes for w in weights) >= ONEDNN_MIN_WEIGHT_BYTES
-            and onednn.available()
-        )
+        kernel = self._kernel(B, sum(w.array.nbytes for w in weights))
+        self.onednn = kernel == "onednn"
         if self.onednn and not self.onednn_weights:
-            self.onednn_weights["layers"] = [_PackedLayer(layer, B) for layer in self.layers]
-            self.onednn_weights["head"] = onednn.pack(self.head.tensor.T, B)
+            self._pack(B)
         # numpy's OpenBLAS runs a product of more than 2**18 multiply-adds on all its threads,
         # which for these sizes costs far more than it saves (many times more on a busy
         # machine): unless it runs one thread (the generator sees to that: blas_threads),
         # such batches go through torch.mm, which keeps to torch's thread count (but is
         # slower than one-thread OpenBLAS for these shapes)
         small = B * max(w.array.size for w in weights) <= 2**18
-        self.matmul: MatMul = numpy_matmul if small or blas_one_thread() else torch_matmul
+        numpy_ok = small or blas_one_thread()
+        self.matmul: MatMul = numpy_matmul if kernel == "numpy" and numpy_ok else torch_matmul
         # the cache's memory as numpy, heads of all sequences on one axis: keys transposed
         # [layer, B * H, hd, max_len], values [layer, B * H, max_len, hd]
         flat = (n_layer, B * H, max_len, hd)
@@ -212,6 +209,78 @@ class Decoder:
         self.u_t = torch.from_numpy(self.u)
         self.g = np.empty((B, self.ff_dim), np.float32)  # erfc(u), then the activation
         self.g_t = torch.from_numpy(self.g)
+
+    def _pack(self, batch: int) -> None:
+        """Pack every weight for oneDNN products of ``batch`` rows (kept and shared by every
+        bound copy: fewer rows use the same packing)."""
+        self.onednn_weights["layers"] = [_PackedLayer(layer, batch) for layer in self.layers]
+        self.onednn_weights["head"] = onednn.pack(self.head.tensor.T, batch)
+
+    def _kernel(self, batch: int, weight_bytes: int) -> str:
+        """``"numpy"``, ``"torch"`` or ``"onednn"`` for steps of ``batch`` rows: forced by
+        the environment, else measured on this CPU (:mod:`.probe`), else the fixed rule."""
+        kernel = probe.forced()
+        if kernel is None and probe.probing():
+            shape = (
+                f"{len(self.layers)} layers, d_model {self.d_model}, ff {self.ff_dim}, "
+                f"vocab {self.head.array.shape[1]}, batch {batch}"
+            )
+            packed = bool(self.onednn_weights)
+            kernel = probe.kernel_for(shape, lambda: self._measure(batch))
+            if kernel != "onednn" and not packed:
+                self.onednn_weights.clear()  # packed only to be measured
+        if kernel is None:
+            big = batch >= ONEDNN_MIN_BATCH and weight_bytes >= ONEDNN_MIN_WEIGHT_BYTES
+            kernel = "onednn" if big else "numpy"
+        if kernel == "onednn" and not onednn.available():
+            kernel = "numpy"
+        return kernel
+
+    def _measure(self, batch: int) -> dict[str, float]:
+        """Milliseconds of one step's products (every layer's four and the head) for
+        ``batch`` rows with each kernel, on these weights, in CPU time of this process: the
+        median of :data:`PROBE_ROUNDS` rounds, the kernels taking turns within a round."""
+        rng = np.random.default_rng(0)
+        x = (0.1 * rng.standard_normal((batch, self.d_model))).astype(np.float32)
+        h = (0.1 * rng.standard_normal((batch, self.ff_dim))).astype(np.float32)
+        x_t, h_t = torch.from_numpy(x), torch.from_numpy(h)
+
+        def blas(mm: MatMul) -> Callable[[], None]:
+            def run() -> None:
+                for layer in self.layers:
+                    mm(x, layer.qkv, None)
+                    mm(x, layer.out, None)
+                    mm(x, layer.up, None)
+                    mm(h, layer.down, None)
+                mm(x, self.head, None)
+
+            return run
+
+        runs = {"numpy": blas(numpy_matmul), "torch": blas(torch_matmul)}
+        if onednn.available():
+            if not self.onednn_weights:
+                self._pack(batch)  # kept: the step uses them if oneDNN wins
+            packed: list[_PackedLayer] = self.onednn_weights["layers"]  # type: ignore[assignment]
+            head: torch.Tensor = self.onednn_weights["head"]  # type: ignore[assignment]
+
+            def fused() -> None:
+                for p in packed:
+                    onednn.linear(x_t, p.qkv, p.qkv_bias)
+                    onednn.linear_add(x_t, x_t, p.out, p.out_bias)
+                    onednn.linear_gelu(x_t, p.up, p.up_bias)
+                    onednn.linear_add(h_t, x_t, p.down, p.down_bias)
+                onednn.linear(x_t, head, None)
+
+            runs["onednn"] = fused
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for r in range(PROBE_ROUNDS + 1):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                start = time.process_time()  # CPU time: not the turns other processes take
+                runs[name]()
+                if r:  # round 0 warms up
+                    seconds[name].append(time.process_time() - start)
+        return {name: 1000 * statistics.median(s) for name, s in seconds.items()}
 
     def step(self, tokens: np.ndarray, pos: int) -> np.ndarray:
         """Logits ``[B, vocab]`` after ``tokens`` ``[B]`` at position ``pos`` (cache filled to it)."""
