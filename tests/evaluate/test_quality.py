@@ -136,3 +136,23 @@ def test_benchmark_prints_table_and_json_lines(
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert {r["benchmark"] for r in rows} >= {"musical_quality.tiny.c2st_accuracy"}
     assert all({"ours", "peer", "ratio", "unit"} <= set(r) for r in rows)
+
+
+def test_excerpts_hide_the_ending_from_the_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real pieces cut to the generated length end mid-phrase: with ``bars`` the classifier
+    sees no ``end.*`` feature (the ending is judged against whole pieces); without, it does."""
+    import musegen.evaluate.quality as quality
+
+    seen: list[set[str]] = []
+    real = quality.classifier_two_sample_test
+
+    def spy(a, b, **kw):  # type: ignore[no-untyped-def]
+        seen.append(set(a[0]) | set(b[0]))
+        return real(a, b, **kw)
+
+    monkeypatch.setattr(quality, "classifier_two_sample_test", spy)
+    pieces = [_shifted(k, 4) for k in (-2, -1, 0, 1, 2)]
+    quality_report(pieces[:3], pieces[2:], bars=2, folds=2)
+    assert seen and not any(name.startswith("end.") for name in seen[-1])
+    quality_report(pieces[:3], pieces[2:], folds=2)
+    assert {"end.cadence", "end.tonic"} <= seen[-1]

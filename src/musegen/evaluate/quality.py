@@ -39,7 +39,9 @@ Why excerpts: generated pieces are as long as asked (8 bars), real pieces are wh
 almost every statistic grows with length, so a classifier would tell them apart by length
 alone. With ``bars`` set, real pieces are cut to their first ``bars`` bars for every figure
 except the ending, which is judged on whole real pieces (how real pieces end) and also
-reported for the cut ones (what cutting alone gives).
+reported for the cut ones (what cutting alone gives). For the same reason the two-sample
+classifier does not see the ending features then: a cut piece's last bar is no ending, and a
+generator whose pieces close would be told apart for closing.
 
 Endings are judged in the Krumhansl-Schmuckler key of the whole piece (never in a key read
 from the ending itself, which would make every piece end "on the tonic"). That estimate
@@ -70,6 +72,8 @@ from musegen.metrics.quality import (
 from musegen.metrics.voice_leading import KINDS, summarize
 from musegen.score import Score
 from musegen.theory import estimate_key
+
+ENDING_PREFIX = "end."  # the ending features of :func:`musegen.metrics.quality.piece_features`
 
 NAN = float("nan")
 
@@ -135,9 +139,12 @@ def set_figures(
     folds: int = 5,
     seed: int = 0,
     repeats: int = 1,
+    excerpts: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one candidate set against the reference (see the module docstring).
-    ``chorale``: the ending figure is the cadence share (else the tonic share)."""
+    ``chorale``: the ending figure is the cadence share (else the tonic share).
+    ``excerpts``: the reference pieces were cut short, so their ends are no endings: the
+    classifier leaves out the ending features (the ending is judged against whole pieces)."""
     from musegen.evaluate.compare import compare_sets
 
     out: dict[str, Any] = {"pieces": len(candidates)}
@@ -170,8 +177,8 @@ def set_figures(
     out["ending_share"] = out["cadence_ending_share" if chorale else "tonic_ending_share"]
     out["note_length_tv"] = note_length_histogram_distance(candidate_scores, reference_scores)
     c2st = classifier_two_sample_test(
-        [a.features for a in candidates],
-        [a.features for a in reference],
+        [_classified(a.features, excerpts) for a in candidates],
+        [_classified(a.features, excerpts) for a in reference],
         folds=folds,
         seed=seed,
         repeats=repeats,
@@ -179,6 +186,13 @@ def set_figures(
     out["c2st"] = c2st
     out["c2st_accuracy"] = c2st["accuracy"]
     return out
+
+
+def _classified(features: dict[str, float], excerpts: bool) -> dict[str, float]:
+    """The features the two-sample classifier sees: all, or all but the ending's for excerpts."""
+    if not excerpts:
+        return features
+    return {k: v for k, v in features.items() if not k.startswith(ENDING_PREFIX)}
 
 
 def _has_pickup(score: Score) -> bool:
@@ -229,7 +243,9 @@ def quality_report(
     report: dict[str, Any] = {
         "bars": bars,
         "reference_pieces": len(ref),
-        "generated": set_figures(gen, ref, chorale, generated, ref_scores, folds, seed, repeats),
+        "generated": set_figures(
+            gen, ref, chorale, generated, ref_scores, folds, seed, repeats, bars is not None
+        ),
         "ceiling": None,
         "fraction": {},
     }
@@ -242,7 +258,9 @@ def quality_report(
         pool = [pool[i] for i in keep]
     train_scores = [_cut(s, bars) for s in pool]
     train = [analyse(s) for s in train_scores]
-    ceiling = set_figures(train, ref, chorale, train_scores, ref_scores, folds, seed, repeats)
+    ceiling = set_figures(
+        train, ref, chorale, train_scores, ref_scores, folds, seed, repeats, bars is not None
+    )
     cut_cadence, cut_tonic = ceiling["cadence_ending_share"], ceiling["tonic_ending_share"]
     if bars is not None:  # how whole real pieces end
         whole_key = [estimate_key(s) for s in pool]

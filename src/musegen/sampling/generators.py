@@ -36,13 +36,18 @@ if TYPE_CHECKING:
 def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     """Temperature, top-p and meter a model's config asks for (chosen on its valid split),
     else 1.0, 0.95 and none; ``meters``: the shares each piece's meter is drawn with when none
-    is asked for (a model that starts with a meter token and has none draws from that token)."""
+    is asked for (a model that starts with a meter token and has none draws from that token);
+    ``ending``: how pieces must close (``cadence``, ``tonic``; default ``free``, see
+    :mod:`musegen.sampling.endings`); ``voice_ranges``: the ranges a new piece is moved into
+    (:mod:`musegen.sampling.register`; default none)."""
     given = meta.get("sampling") or {}
     return {
         "temperature": float(given.get("temperature", 1.0)),
         "top_p": float(given.get("top_p", 0.95)),
         "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
         "meters": given.get("meters"),
+        "ending": given.get("ending", "free"),
+        "voice_ranges": given.get("voice_ranges"),
     }
 
 
@@ -67,6 +72,7 @@ class GenerateRequest:
     key: str | None = None
     program: int | None = None
     voices: int | None = None  # deal notes out to N voices (None: the model's config says)
+    ending: str | None = None  # cadence / tonic / free (None: the model's config says)
 
 
 @dataclass
@@ -158,6 +164,8 @@ class TokenGenerator(Generator):
             key=request.key,
             program=request.program,
             max_tokens=request.tokens,
+            ending=request.ending or defaults["ending"],
+            voice_ranges=defaults["voice_ranges"],
         )
         sampling = _sampling(request, defaults)
         voices = _voices(request, self.meta)

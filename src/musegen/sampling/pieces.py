@@ -33,6 +33,12 @@ class PieceRequest:
     key: str | None = None  # "G major", "e minor"
     program: int | None = None
     max_tokens: int | None = None  # hard cap on new tokens (default: from the length)
+    # "cadence" / "tonic": the last bars are drawn again until the piece closes so
+    # (musegen.sampling.endings; bar-countdown tokenizers only); "free": as the model ends
+    ending: str = "free"
+    ending_tries: int = 8
+    # voice label -> MIDI range: each new piece moves to the key whose ranges fit it best
+    voice_ranges: dict[str, tuple[int, int]] | None = None
 
 
 def parse_time_signature(text: str) -> TimeSignature:
@@ -193,11 +199,21 @@ def compose(
         progress=progress,
         hold_eos=cut is not None,
     )
+    if request.ending != "free" and cut is None:
+        from musegen.sampling.endings import settle_endings
+
+        seqs, _ = settle_endings(
+            model, tokenizer, seqs, request.ending, sampling, request.ending_tries, keep=len(ids)
+        )
     pieces = []
     for seq in seqs:
         score = tokenizer.decode(seq)
         if cut is not None:
             score = score.slice_ticks(0, cut)
+        if request.voice_ranges and prime.is_empty():
+            from musegen.sampling.register import fit_ranges
+
+            score = fit_ranges(score, request.voice_ranges)
         pieces.append(finish_piece(score, request, prime_q))
     return pieces
 
