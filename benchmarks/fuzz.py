@@ -53,6 +53,7 @@ EXTENSION = {
     "tokens": ".json",
     "runfile": ".json",
 }
+MEMORY_LIMIT = 6 * 2**30  # bytes of address space of the worker
 MAX_BYTES = 400_000  # mutated files stay small: a hang must come from the content, not size
 
 # ----------------------------------------------------------------------------- commands
@@ -613,6 +614,11 @@ class _redirect:
 
 def _worker(conn: Any) -> None:
     """Run cases sent over ``conn``: ``(argv, cwd, log)`` -> ``(exit code, traceback)``."""
+    import resource
+
+    # a case asking for absurd memory fails here instead of pushing the machine into swap or
+    # the OOM killer (whose victim might be another process)
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     import torch
 
     torch.set_num_threads(1)

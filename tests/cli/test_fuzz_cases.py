@@ -111,3 +111,87 @@ def test_abc_long_notes_of_real_tunes_still_read(tmp_path: Path) -> None:
     path = tmp_path / "tune.abc"
     path.write_text("X:1\nM:FREI4/4\nL:1/32\nK:C\nc442 d8 | e32 |\n", encoding="utf-8")
     assert load(path).n_notes == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": 0.5},
+        {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": [1, 2**64]}]},
+        {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": [1, [2, 3], 4]}]},
+        {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": ["x"]}]},
+    ],
+)
+def test_token_file_of_the_wrong_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: dict
+) -> None:
+    tokens = tmp_path / "t.json"
+    tokens.write_text(json.dumps(body))
+    one_line_error(capsys, ["detokenize", str(tokens), "--out", str(tmp_path / "x.mid")])
+
+
+# ----------------------------------------------------------------------------- models, memory
+
+
+def test_model_configs_beyond_reason_are_refused_before_building() -> None:
+    """n_layer 2**31 - 1 built layer after layer for minutes before running out of memory."""
+    from musegen.errors import MusegenError
+    from musegen.models import build_model
+
+    for options in ({"n_layer": 2**31 - 1}, {"d_model": 2**40}, {"vocab_size": -(2**40)}):
+        with pytest.raises(MusegenError, match="beyond"):
+            build_model("transformer", **options)
+    with pytest.raises(MusegenError, match="beyond"):
+        build_model("lstm", vocab_size=10, n_layer=5000)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError("Unable to allocate 32.0 GiB for an array"),
+        RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9e12 bytes"
+        ),
+    ],
+)
+def test_training_out_of_memory_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: BaseException,
+) -> None:
+    """A run file asking for more memory than there is (d_model 2**22, seq_len 2**32) ends in
+    one line, whichever library failed to allocate."""
+    from musegen.train import run
+
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(run, "_train_run", fail)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps(TINY))
+    argv = ["train", "--config", str(config), "--data", str(tmp_path), "--out", str(tmp_path)]
+    one_line_error(capsys, argv, "out of memory")
+
+
+# ----------------------------------------------------------------------------- infill
+
+
+def test_infill_of_a_labelled_score_missing_a_voice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tracks labelled Soprano, Tenor and Bass (no alto): the grid has an empty alto, and the
+    names and programs of the other three are copied over (a zip of 4 with 3 failed)."""
+    from musegen.io import save
+    from musegen.score import Score, Track, make_notes
+
+    tracks = [
+        Track(make_notes([0, 480, 960], [480] * 3, [p, p + 2, p]), name=name, voice=voice)
+        for p, name, voice in ((72, "Soprano", "S"), (55, "Tenor", "T"), (43, "Bass", "B"))
+    ]
+    score = Score(tracks=tracks, tpq=480)
+    path = tmp_path / "stb.mid"
+    save(score, path)
+    argv = ["infill", str(path), "--bars", "1-1", "--out", str(tmp_path), "--seed", "1"]
+    assert main([*argv, "--steps", "4", "--name", "x"]) == 0
+    assert "Traceback" not in capsys.readouterr().err

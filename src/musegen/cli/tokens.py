@@ -93,6 +93,7 @@ def run_detokenize(args: argparse.Namespace) -> int:
         raise MusegenError(f"{path}: no such file") from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise MusegenError(f"{path}: not a musegen token file ({type(e).__name__}: {e})") from e
+    require(isinstance(pieces, list), f"{path}: 'pieces' must be a list of pieces")
     require(bool(pieces), f"{path}: the token file has no pieces")
     out = Path(args.out)
     for i, piece in enumerate(pieces, 1):

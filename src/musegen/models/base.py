@@ -19,6 +19,9 @@ from torch import nn
 
 from musegen.errors import MusegenError
 
+MAX_LAYERS = 1024  # a config asking for more is a mistake (building it would take hours)
+MAX_INT_OPTION = 2**24  # any other whole-number option (widths, vocabulary, positions)
+
 
 @dataclass
 class ModelConfig:
@@ -57,6 +60,9 @@ class ModelConfig:
             if allowed and not _isinstance(value, allowed):
                 names = " or ".join(t.__name__ for t in allowed)
                 raise MusegenError(f"{type(self).__name__}.{f.name} must be {names}, got {value!r}")
+            if isinstance(value, int) and not isinstance(value, bool):
+                most = MAX_LAYERS if f.name in ("n_layer", "n_layers") else MAX_INT_OPTION
+                self.check(abs(value) <= most, f"{f.name}={value} is beyond {most:,}")
 
     def check(self, ok: bool, message: str) -> None:
         if not ok:

@@ -580,6 +580,8 @@ def infill(
     kept[hi : hi + 1] |= (pitch[hi : hi + 1] >= 0) & ~given[hi - 1 : hi]
     result = grid_score(out, kept)
     for t, src in zip(result.tracks, _voice_tracks(score), strict=True):
+        if src is None:  # a labelled score without this voice: it was empty on the grid
+            continue
         t.program, t.name = src.program, src.name or t.name
         _copy_velocities(t, src, score.tpq)
     return _with_maps(result, score)
@@ -599,10 +601,12 @@ def _copy_velocities(out: Track, source: Track, source_tpq: int) -> None:
 
 
 def _voice_tracks(score: Score) -> list:  # type: ignore[type-arg]
-    """The input's S, A, T, B tracks (for names and programs)."""
+    """The input's S, A, T, B tracks (for names and programs), as :func:`score_grid` reads
+    them: by voice label where any track has one (None for a voice without a track), else
+    the four pitched tracks high to low."""
     labelled = {t.voice: t for t in score.tracks if t.voice}
-    if all(v in labelled for v in VOICES):
-        return [labelled[v] for v in VOICES]
+    if labelled:
+        return [labelled.get(v) for v in VOICES]
     pitched = [t for t in score.tracks if not t.is_drum]
     means = [float(t.notes["pitch"].mean()) if len(t) else -np.inf for t in pitched]
     return [pitched[k] for k in sorted(range(len(pitched)), key=lambda k: -means[k])]

@@ -268,7 +268,10 @@ class Tokenizer(ABC):
 
     def check_ids(self, ids: np.ndarray | Iterable[int]) -> np.ndarray:
         """Ids as an int64 array, or a :class:`MusegenError` if any is outside the vocabulary."""
-        arr = np.asarray(ids, dtype=np.int64)
+        try:
+            arr = np.asarray(ids, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError) as e:  # 2**64, "x", None, ragged lists
+            raise MusegenError(f"token ids must be whole numbers in the vocabulary ({e})") from e
         if arr.size and (arr.min() < 0 or arr.max() >= len(self.vocab)):
             bad = int(arr[(arr < 0) | (arr >= len(self.vocab))][0])
             raise MusegenError(

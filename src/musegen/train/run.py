@@ -64,6 +64,26 @@ def train_run(
     names a saved model (folder or shipped name) of the same configuration whose weights start
     the run in place of a random initialisation (a fresh schedule and optimizer).
     """
+    try:
+        return _train_run(run, data_dir, out_dir, resume, init)
+    except MemoryError as e:  # numpy's allocation failures are MemoryErrors
+        raise MusegenError(f"out of memory: {_TOO_BIG}") from e
+    except RuntimeError as e:  # PyTorch's are RuntimeErrors that say so
+        if "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise MusegenError(f"out of memory: {_TOO_BIG}") from e
+
+
+_TOO_BIG = "the run's model or batch is too big for this machine (model_config, batch_size, seq_len)"
+
+
+def _train_run(
+    run: dict[str, Any],
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    resume: bool,
+    init: str | None,
+) -> dict[str, Any]:
     from musegen.train.frame import FRAME_MODELS, train_frame
 
     name = run.get("model", "transformer")
