@@ -195,3 +195,19 @@ def test_infill_of_a_labelled_score_missing_a_voice(
     argv = ["infill", str(path), "--bars", "1-1", "--out", str(tmp_path), "--seed", "1"]
     assert main([*argv, "--steps", "4", "--name", "x"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["stats", "harmony", "voice-leading"])
+def test_evaluating_a_note_days_after_the_music(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """A note 263,190 bars in: stats wanted a 516 GiB bar-similarity matrix, harmony and
+    voice leading labelled a million beats; the piece is skipped with the reason."""
+    from musegen.io import save
+    from musegen.score import Score, Track, make_notes
+
+    far = 4 * 480 * 263_190
+    score = Score(tracks=[Track(make_notes([0, 480, far], [480, 480, 480], [60, 64, 67]))])
+    path = tmp_path / "far.mid"
+    save(score, path)
+    one_line_error(capsys, ["evaluate", command, str(path)], "limited to 5000 bars")

@@ -16,7 +16,11 @@ import numpy as np
 
 from musegen.data.refs import resolve
 from musegen.errors import MusegenError
+from musegen.render.common import check_bars
 from musegen.score import Score
+
+MAX_BARS = 5000
+"""Longest piece evaluated (bar self-similarity is quadratic in bars, chords are per beat)."""
 
 
 @dataclass
@@ -67,6 +71,11 @@ def load_set(
             continue
         if score.is_empty():
             out.failures.append((ref.name, "no notes"))
+            continue
+        try:  # a stray note days after the music: per-bar figures would take all the memory
+            check_bars(score, MAX_BARS, "evaluation")
+        except MusegenError as e:
+            out.failures.append((ref.name, str(e)))
             continue
         out.pieces.append((ref.name, score))
     return out
