@@ -18,19 +18,19 @@ from collections.abc import Callable
 
 
 def interleaved(
-    runs: dict[str, Callable[[], object]], rounds: int, clock: Callable[[], float] | None = None
-) -> dict[str, list[float]]:
-    """Seconds (by ``clock``, default wall time) of each run in each of ``rounds`` rounds;
-    every run once per round, the order rotated by one each round."""
-    clock = clock or time.perf_counter
+    runs: dict[str, Callable[[], object]], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each run in each of ``rounds`` rounds: every run once per
+    round, the order rotated by one each round. CPU time is this process's, which other
+    processes taking turns on the cores do not add to."""
     names = list(runs)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            t = clock()
+            wall, cpu = time.perf_counter(), time.process_time()
             runs[name]()
-            times[name].append(clock() - t)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     return times
 
 

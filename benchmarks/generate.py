@@ -8,7 +8,7 @@
    included for both), the median over ``--repeats`` rounds; each round runs every model once,
    the order rotating, and ``ratio`` is the median of the rounds' own ratios (HF's time over
    ours), with their quartiles and range (``_timing.py``: a busy machine slows both sides of
-   a round alike).
+   a round alike); ``cpu_ratio`` is the same in CPU time of this process.
    ``relative`` is the default the product ships. Needs ``transformers``
    (``pip install -e '.[hf]'``); skipped with a note without it.
 
@@ -260,14 +260,19 @@ def hf_figure(args: argparse.Namespace) -> None:
         for name, run in runs.items():  # warm-up (also checks the output shape)
             assert run().shape == (batch, args.new), name
         times = interleaved(runs, args.repeats)
+        wall = {name: [w for w, _ in t] for name, t in times.items()}
+        cpu = {name: [c for _, c in t] for name, t in times.items()}
         tokens = batch * args.new
         for variant in models:
+            cpu_ratios = spread(paired_ratios(cpu[variant], cpu["hf"]))
             emit(
                 f"generate.tokens_per_s.batch{batch}.kv_cache_vs_hf_generate",
-                tokens / statistics.median(times[variant]),
-                tokens / statistics.median(times["hf"]),
+                tokens / statistics.median(wall[variant]),
+                tokens / statistics.median(wall["hf"]),
                 "tokens/s",
-                **spread(paired_ratios(times[variant], times["hf"])),
+                **spread(paired_ratios(wall[variant], wall["hf"])),
+                cpu_ratio=cpu_ratios["ratio"],
+                cpu_ratio_range=cpu_ratios["ratio_range"],
                 variant=variant,
                 default=variant == "relative",
                 batch=batch,
