@@ -201,13 +201,50 @@ def test_infill_of_a_labelled_score_missing_a_voice(
 def test_evaluating_a_note_days_after_the_music(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    """A note 263,190 bars in: stats wanted a 516 GiB bar-similarity matrix, harmony and
-    voice leading labelled a million beats; the piece is skipped with the reason."""
+    """A note far after the music (the fuzzer's was 263,190 bars in): stats wanted a 516 GiB bar-similarity matrix, harmony and voice leading labelled a million
+    beats; a piece over 5,000 bars is skipped with the reason."""
     from musegen.io import save
     from musegen.score import Score, Track, make_notes
 
-    far = 4 * 480 * 263_190
+    far = 4 * 480 * 6_000
     score = Score(tracks=[Track(make_notes([0, 480, far], [480, 480, 480], [60, 64, 67]))])
     path = tmp_path / "far.mid"
     save(score, path)
     one_line_error(capsys, ["evaluate", command, str(path)], "limited to 5000 bars")
+
+
+# ----------------------------------------------------------------------------- far-off notes
+
+
+def far_note_midi(path: Path, tpq: int, tick: int) -> Path:
+    """A MIDI file of two notes, the second at ``tick`` (with ``tpq`` ticks per quarter)."""
+    import symusic
+
+    score = symusic.Score(tpq)
+    track = symusic.Track(program=0)
+    track.notes.append(symusic.Note(0, tpq, 60, 80))
+    track.notes.append(symusic.Note(tick, tpq, 62, 80))
+    score.tracks.append(track)
+    score.dump_midi(str(path))
+    return path
+
+
+@pytest.mark.parametrize("tokenizer", ["roll", "melody", "remi"])
+def test_a_note_a_billion_quarters_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tokenizer: str
+) -> None:
+    """One tick per quarter and a note at tick 2**30: the roll asked for 352 GiB, the melody
+    tokenizer ran for minutes, remi wrote 67 million tokens."""
+    path = far_note_midi(tmp_path / "far.mid", 1, 2**30)
+    argv = ["tokenize", "-t", tokenizer, str(path), "-o", str(tmp_path / "t.json")]
+    one_line_error(capsys, argv, "quarter notes, over 65,536")
+
+
+def test_harmonize_refuses_thousands_of_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chorale's ticks read as quarters (4,680 bars): each Gibbs step over the whole grid
+    took over a minute."""
+    path = far_note_midi(tmp_path / "long.mid", 1, 4 * 4680)
+    argv = ["harmonize", str(path), "--out", str(tmp_path), "--seed", "1", "--steps", "4"]
+    one_line_error(capsys, argv, "Coconet harmonizes and infills up to 64 bars")

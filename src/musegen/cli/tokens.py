@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_detokenize)
 
 
+MAX_QUARTERS = 2**16
+"""Longest piece tokenized (9 hours at 120 qpm): a far-off stray note would otherwise make
+gigabytes of grid (a roll of 2**30 quarters asked for 352 GiB) or of bar tokens."""
+
+
 def run_tokenize(args: argparse.Namespace) -> int:
     from musegen.tokenizers import get_tokenizer
     from musegen.utils import atomic_write_text
@@ -61,6 +66,10 @@ def run_tokenize(args: argparse.Namespace) -> int:
     good, bad = load_batch(args.inputs, desc="tokenizing")
     pieces: list[dict[str, Any]] = []
     for src, score in good:
+        if score.end > MAX_QUARTERS * score.tpq:
+            quarters = score.end // score.tpq
+            bad.append(f"{src}: music runs {quarters:,} quarter notes, over {MAX_QUARTERS:,}")
+            continue
         try:
             ids = tok.encode(score)
         except MusegenError as e:

@@ -235,6 +235,21 @@ def _tokenizer(hold: bool):  # type: ignore[no-untyped-def]
     return full_range_satb(STEPS_PER_QUARTER, hold=hold)
 
 
+MAX_BARS = 64
+"""Longest score (in bars of 4/4) harmonize and infill take: Coconet redraws the whole grid at
+every Gibbs step, so time grows with the length (200 bars: ~3 s a step, 400 steps)."""
+
+
+def check_length(score: Score) -> None:
+    """Refuse a score longer than :data:`MAX_BARS` bars of 4/4 (cheaply, before any grid)."""
+    bars = score.end / max(score.tpq, 1) / 4
+    if bars > MAX_BARS:
+        raise MusegenError(
+            f"the score lasts {bars:,.0f} bars of 4/4; Coconet harmonizes and infills up to "
+            f"{MAX_BARS} bars (cut it, e.g. with Score.slice_bars)"
+        )
+
+
 def score_grid(score: Score) -> tuple[np.ndarray, np.ndarray]:
     """A four-voice score's pitches ``[T, 4]`` (-1 silent) and onsets ``[T, 4]`` on 16ths.
 
@@ -391,6 +406,7 @@ def harmonize(
     """
     opts = options or HarmonizeOptions()
     idx = parse_voices(voices)
+    check_length(line)
     pitched = [t for t in line.tracks if not t.is_drum and len(t)]
     if not pitched:
         raise MusegenError("the melody has no notes")
@@ -557,6 +573,7 @@ def infill(
     """Rewrite ``voices`` in bars ``bars`` (1-based, inclusive) of a four-voice score, in the
     context of everything else, which is kept exactly."""
     idx = parse_voices(voices)
+    check_length(score)
     pitch, onset = score_grid(score)
     n_bars = score.n_bars
     first, last = bars
