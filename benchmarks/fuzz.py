@@ -24,6 +24,7 @@ machine. Exit code 1 when any crash was found.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -53,6 +54,19 @@ EXTENSION = {
     "tokens": ".json",
     "runfile": ".json",
 }
+WARM_UP = (
+    "music21.converter",
+    "musegen.models.transformer",
+    "musegen.models.coconet",
+    "musegen.sampling.generators",
+    "musegen.sampling.gibbs",
+    "musegen.train.run",
+    "musegen.train.trainer",
+    "musegen.evaluate.sets",
+    "musegen.metrics.voice_leading",
+    "musegen.render.audio",
+    "musegen.render.pianoroll",
+)
 MEMORY_LIMIT = 6 * 2**30  # bytes of address space of the worker
 MAX_BYTES = 400_000  # mutated files stay small: a hang must come from the content, not size
 
@@ -80,7 +94,19 @@ SCORE_COMMANDS = [
     ["harmonize", "{in}", "--model", "csp", "--out", "{out}", "--seed", "1"],
     ["harmonize", "{in}", "--out", "{out}", "--seed", "1", "--steps", "4"],
     ["infill", "{in}", "--bars", "1-2", "--out", "{out}", "--seed", "1", "--steps", "4"],
-    ["generate", "--primer", "{in}", "--primer-bars", "1", "--bars", "2", "--out", "{out}"],
+    [
+        "generate",
+        "--primer",
+        "{in}",
+        "--primer-bars",
+        "1",
+        "--bars",
+        "2",
+        "--seed",
+        "1",
+        "-o",
+        "{out}",
+    ],
 ]
 COMMANDS: dict[str, list[list[str]]] = {
     "midi": SCORE_COMMANDS,
@@ -624,6 +650,9 @@ def _worker(conn: Any) -> None:
     torch.set_num_threads(1)
     import music21  # noqa: F401  (paid once, not inside the first case's time)
     import symusic  # noqa: F401
+
+    for module in WARM_UP:  # the heavy imports of the commands, also paid once
+        importlib.import_module(module)
 
     from musegen.cli.main import main
 

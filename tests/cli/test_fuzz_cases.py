@@ -39,6 +39,7 @@ TINY = {
         ({"train": {"betas": 5}}, "betas must be"),
         ({"train": {"lr": "fast"}}, "lr must be float"),
         ({"train": {"seed": 2**64}}, "seed="),
+        ({"train": {"threads": 65536}}, "threads="),  # minutes to start that many threads
         ({"train": [["seq_len", 8]]}, "'train' must be a JSON object"),
         ({"train": 3}, "'train' must be a JSON object"),
         ({"model_config": [1, 2]}, "'model_config' must be a JSON object"),
@@ -120,6 +121,7 @@ def test_abc_long_notes_of_real_tunes_still_read(tmp_path: Path) -> None:
         {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": [1, 2**64]}]},
         {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": [1, [2, 3], 4]}]},
         {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": ["x"]}]},
+        {"tokenizer": {"tokenizer": "chorale", "config": {"alto": [float("nan"), 79]}}},
     ],
 )
 def test_token_file_of_the_wrong_shape(

@@ -100,7 +100,7 @@ def run_detokenize(args: argparse.Namespace) -> int:
         tok = tokenizer_from_dict(data["tokenizer"])
     except FileNotFoundError as e:
         raise MusegenError(f"{path}: no such file") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as e:  # bad JSON, config
         raise MusegenError(f"{path}: not a musegen token file ({type(e).__name__}: {e})") from e
     require(isinstance(pieces, list), f"{path}: 'pieces' must be a list of pieces")
     require(bool(pieces), f"{path}: the token file has no pieces")

@@ -12,6 +12,7 @@ from typing import Any
 from musegen.errors import MusegenError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # the values of TrainConfig.precision
+MAX_THREADS = 256  # more is a mistake: 65,536 torch threads took minutes to start
 
 
 @dataclass
@@ -86,7 +87,7 @@ class TrainConfig:
             "eval_every": self.eval_every > 0,
             "checkpoint_every": self.checkpoint_every > 0,
             "warmup_steps": self.warmup_steps >= 0,
-            "threads": self.threads >= 0,
+            "threads": 0 <= self.threads <= MAX_THREADS,
             "seed": 0 <= self.seed < 2**63,
             "precision": self.precision in PRECISIONS,
         }
