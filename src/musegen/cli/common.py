@@ -117,14 +117,23 @@ def write_pieces(
     time taken when the settings name them, and where the settings are, so every command that
     writes music reports alike and any run can be repeated from what it printed.
     """
+    written = write_piece_files(pieces, out, name, render, total=len(pieces))
+    write_settings(out, name, settings, written, render)
+    return written
+
+
+def write_piece_files(
+    pieces: list[Any], out: str | Path, name: str, render: str = "", first: int = 1, total: int = 1
+) -> list[Path]:
+    """Write ``pieces`` as pieces ``first``, ``first + 1`` ... of ``total`` (``NAME_i.mid``, or
+    ``NAME.mid`` when ``total`` is 1) with their renders; one line each; the files written."""
     from musegen.io import save
-    from musegen.utils import atomic_write_text
 
     folder = Path(out)
     kinds = [k for k in render.split(",") if k.strip()]
     written: list[Path] = []
-    for i, score in enumerate(pieces, 1):
-        stem_name = f"{name}_{i}" if len(pieces) > 1 else name
+    for i, score in enumerate(pieces, first):
+        stem_name = f"{name}_{i}" if total > 1 else name
         stem = folder / stem_name
         midi = stem.with_name(f"{stem_name}.mid")
         save(score, midi)
@@ -136,8 +145,20 @@ def write_pieces(
         written += files
         seconds = score.duration_seconds()
         print(f"wrote {', '.join(map(str, files))} ({score.n_notes} notes, {seconds:.1f} s)")
-    path = folder / f"{name}.json"
+    return written
+
+
+def write_settings(
+    out: str | Path, name: str, settings: dict[str, Any], written: list[Path], render: str = ""
+) -> Path:
+    """``settings``, the ``files`` written and how the ``render`` kinds were made to
+    ``OUT/NAME.json`` (atomically), and the summary line of :func:`write_pieces`; returns the
+    JSON file's path."""
+    from musegen.utils import atomic_write_text
+
+    path = Path(out) / f"{name}.json"
     record = {**settings, "files": [str(w) for w in written]}
+    kinds = [k for k in render.split(",") if k.strip()]
     if kinds:  # which synthesizer and SoundFont played the WAV, which engraver drew the PDF
         from musegen.render import describe_outputs
 
@@ -150,4 +171,4 @@ def write_pieces(
     if settings.get("seconds_taken") is not None:
         summary.append(f"{settings['seconds_taken']:.1f} s")
     print("; ".join([*summary, f"settings in {path}"]))
-    return written
+    return path

@@ -34,7 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     length.add_argument("--tokens", type=int, metavar="N", help="new tokens to generate")
     p.add_argument(
-        "--num", "-n", type=int, default=1, metavar="K", help="pieces to generate (batched)"
+        "--num",
+        "-n",
+        type=int,
+        default=1,
+        metavar="K",
+        help="pieces to generate, 16 at a time, each batch written when done: a run stopped "
+        "part-way goes on where it stopped when the same command runs again",
     )
     p.add_argument(
         "--temperature",
@@ -93,11 +99,21 @@ def run_generate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from musegen.cli.common import write_pieces
+    from musegen.cli import batches
+    from musegen.cli.common import write_settings
     from musegen.models.pretrained import DEFAULT_MODEL
     from musegen.sampling.generators import GenerateRequest, load_generator
 
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    # what the output depends on: every option but those of the process (and the seed)
+    command = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("func", "debug", "threads", "all_threads", "seed")
+    }
+    seed = args.seed
+    if seed is None:  # an interrupted run of this command goes on with its seed
+        record = batches.read_record(args.out, args.name, command)
+        seed = record["seed"] if record else secrets.randbelow(2**31)
     torch.manual_seed(seed)
     generator = load_generator(args.model, args.device)
     request = GenerateRequest(
@@ -119,15 +135,18 @@ def run_generate(args: argparse.Namespace) -> int:
         voices=args.voices,
     )
     t0 = time.perf_counter()
-    result = generator.generate(request)
+    written, used = batches.generate_batches(
+        generator, request, args.out, args.name, args.render, command
+    )
     settings = {
         "model": args.model or DEFAULT_MODEL,  # as asked: a shipped name or a folder
         "model_folder": str(generator.folder),
         "seed": seed,
-        **result.settings,
+        **used,
         "seconds_taken": round(time.perf_counter() - t0, 3),
     }
-    write_pieces(result.pieces, args.out, args.name, settings, args.render)
+    write_settings(args.out, args.name, settings, written, args.render)
+    batches.finish(args.out, args.name)
     return 0
 
 

@@ -40,7 +40,7 @@ from torch import nn
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
 from musegen.train.precision import Precision, precision_for
-from musegen.utils import cpu_model_name
+from musegen.utils import atomic_write_text, cpu_model_name
 
 Batch = Any
 Objective = Callable[[nn.Module, Batch], tuple[torch.Tensor, int]]
@@ -138,6 +138,9 @@ class Trainer:
         self.out = Path(out_dir)
         self.device = pick_device(cfg.device)
         self.dist = init_distributed(self.device)
+        if self.dist.main:  # a run killed between the two renames of a folder swap
+            for name in ("checkpoint", "best"):
+                _recover_swap(self.out / name)
         self.raw_model = model.to(self.device)
         self.model: nn.Module = self.raw_model
         self.train_data = train_data
@@ -255,12 +258,14 @@ class Trainer:
         """Train to ``max_steps`` (or early stop); returns the final state."""
         if resume:
             self.load_checkpoint()
+            self._trim_log(self.state.step)
         elif (self.out / "checkpoint").exists():
             raise MusegenError(
                 f"{self.out} already has a checkpoint: pass --resume to continue it, "
                 "or choose another --out"
             )
         else:
+            self._trim_log(-1)  # the log of a run stopped before its first checkpoint
             torch.manual_seed(hash_seed(self.cfg.seed, -1, self.dist.rank))
         self._wrap()
         cfg, st = self.cfg, self.state
@@ -369,6 +374,22 @@ class Trainer:
         self.log({"step": st.step, "valid_loss": valid, "best_valid": st.best_valid})
         return bool(self.cfg.patience and st.bad_evals >= self.cfg.patience)
 
+    def _trim_log(self, step: int) -> None:
+        """Keep the log's rows up to ``step`` (a resumed run writes the later ones again, as
+        an uninterrupted run would have) and drop a line a kill cut short."""
+        path = self.out / "log.jsonl"
+        if not self.dist.main or not path.exists():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+                keep.append(line + "\n")
+        atomic_write_text(path, "".join(keep))
+
     def log(self, row: dict[str, Any]) -> None:
         if not self.dist.main:
             return
@@ -426,7 +447,10 @@ class Trainer:
 
         ckpt = self.out / "checkpoint"
         if not (ckpt / "trainer.json").exists():
-            raise MusegenError(f"{ckpt}: no checkpoint to resume from")
+            raise MusegenError(
+                f"{ckpt}: no checkpoint to resume from (a run saves one every "
+                f"{self.cfg.checkpoint_every} steps): run the same command without --resume"
+            )
         try:
             info = json.loads((ckpt / "trainer.json").read_text())
             tensors = load_file(str(ckpt / "trainer.safetensors"))
@@ -509,6 +533,15 @@ def _default_save(model: nn.Module, directory: Path, extra: dict[str, Any]) -> N
     from musegen.models import save_model
 
     save_model(model, directory, extra)
+
+
+def _recover_swap(final: Path) -> None:
+    """Finish what :func:`_replace_dir` left half-done when a run was killed between its two
+    renames: the old folder goes back under its name (a new one left as ``.tmp`` is dropped
+    by the next save; the steps since the old one are trained again, alike)."""
+    old = final.with_name(final.name + ".old")
+    if old.is_dir() and not final.exists():
+        os.replace(old, final)
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
