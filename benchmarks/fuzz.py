@@ -118,7 +118,22 @@ COMMANDS: dict[str, list[list[str]]] = {
         ["detokenize", "{in}", "--out", "{out}/x.musicxml"],
     ],
     "runfile": [
-        ["train", "--config", "{in}", "--data", "{data}", "--out", "{out}/run", "--max-steps", "2"],
+        # a tiny run whatever the file says (an empty file trains the default model)
+        [
+            "train",
+            "--config",
+            "{in}",
+            "--data",
+            "{data}",
+            "--out",
+            "{out}/run",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "32",
+        ],
     ],
 }
 

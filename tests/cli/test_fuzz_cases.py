@@ -40,6 +40,7 @@ TINY = {
         ({"train": {"lr": "fast"}}, "lr must be float"),
         ({"train": {"seed": 2**64}}, "seed="),
         ({"train": {"threads": 65536}}, "threads="),  # minutes to start that many threads
+        ({"train": {"seq_len": 2**63}}, "seq_len="),  # numpy: "maximum dimension exceeded"
         ({"train": [["seq_len", 8]]}, "'train' must be a JSON object"),
         ({"train": 3}, "'train' must be a JSON object"),
         ({"model_config": [1, 2]}, "'model_config' must be a JSON object"),
@@ -95,6 +96,7 @@ def test_token_file_with_nested_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
         (ABC_HEAD.format(meter="9/8") + "ve999d BcB A3|\n", "ABC note e999"),
         (ABC_HEAD.format(meter="-4/4") + "e2a a2fz1000000 g3|\n", "ABC note z1000000"),
         (ABC_HEAD.format(meter="9/8") + "[L:1/1]e200 BcB|\n", "over 128 quarters"),
+        (ABC_HEAD.format(meter="9/8") + "e2/0 BcB|\n", "divides by zero"),
     ],
 )
 def test_abc_that_music21_takes_minutes_over(

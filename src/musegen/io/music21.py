@@ -263,9 +263,10 @@ def _check_abc_numbers(path: str | Path, text: str) -> None:
         if re.match(r"[A-Za-z+]:", line):  # a field line, not notes
             continue
         for m in _ABC_NOTE.finditer(_ABC_FIELD.sub(" ", body)):
-            length = Fraction(
-                int(m.group(1)), int(m.group(2) or 2) if m.group(2) is not None else 1
-            )
+            below = (int(m.group(2)) if m.group(2) else 2) if m.group(2) is not None else 1
+            if below == 0:
+                raise InputError(path, f"ABC note {m.group(0)[:20]} divides by zero")
+            length = Fraction(int(m.group(1)), below)
             if length * unit * 4 > ABC_MAX_QUARTERS:
                 raise InputError(
                     path, f"ABC note {m.group(0)[:20]} is over {ABC_MAX_QUARTERS} quarters"

@@ -12,6 +12,7 @@ from typing import Any
 from musegen.errors import MusegenError
 
 PRECISIONS = ("auto", "fp32", "bf16")  # the values of TrainConfig.precision
+MAX_SIZE = 2**24  # longest window, largest batch (2**63 made numpy refuse the array shape)
 MAX_THREADS = 256  # more is a mistake: 65,536 torch threads took minutes to start
 
 
@@ -79,8 +80,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = {
-            "seq_len": self.seq_len > 1,
-            "batch_size": self.batch_size > 0,
+            "seq_len": 1 < self.seq_len <= MAX_SIZE,
+            "batch_size": 0 < self.batch_size <= MAX_SIZE,
             "lr": self.lr > 0,
             "max_steps": self.max_steps > 0,
             "grad_accum": self.grad_accum > 0,

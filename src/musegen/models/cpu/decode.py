@@ -127,10 +127,22 @@ class _Layer:
         self.down = _Weight(_scaled(weights.down, -_SQRT_HALF))
         self.down_bias = None if weights.down_bias is None else _np(weights.down_bias)
         self.weights = (self.qkv, self.out, self.up, self.down)
+        self.tensors = _Biases(self)
         self.relative_t: np.ndarray | None = None
         if weights.relative is not None:  # [tables, head_dim, R]: column c is distance R - 1 - c
             table = _np(weights.relative)[:, ::-1]
             self.relative_t = np.ascontiguousarray(table.transpose(0, 2, 1))
+
+
+class _Biases:
+    """A layer's bias vectors as tensors on the numpy copies' memory (for ``addmm``)."""
+
+    def __init__(self, layer: _Layer) -> None:
+        def tensor(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.from_numpy(a)
+
+        self.qkv_bias, self.out_bias = tensor(layer.qkv_bias), tensor(layer.out_bias)
+        self.up_bias, self.down_bias = tensor(layer.up_bias), tensor(layer.down_bias)
 
 
 class _PackedLayer:
@@ -296,6 +308,8 @@ class Decoder:
             rope = (np.cos(angles), np.sin(angles))
         if self.onednn:
             return self._onednn_blocks(pos, rope)
+        if self.matmul is torch_matmul:
+            return self._torch_blocks(pos, rope)
         x_t, u, g, mm = self.x_t, self.u, self.g, self.matmul
         for layer, keys_t, values in zip(self.layers, self.keys_t, self.values, strict=True):
             qkv = mm(layer.norm1(x_t).numpy(), layer.qkv)
@@ -313,6 +327,35 @@ class Decoder:
             if layer.down_bias is not None:
                 x += layer.down_bias
         return mm(self.norm(x_t).numpy(), self.head)
+
+    def _torch_blocks(self, pos: int, rope: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """The blocks and the head with ``torch.mm`` products written in place: biases and
+        residual adds inside the products (``addmm``), no result copied (the embedded tokens
+        in ``self.x``; the same arithmetic as the numpy loop of :meth:`step`)."""
+        x, u, g = self.x_t, self.u_t, self.g_t
+        for layer, keys_t, values in zip(self.layers, self.keys_t, self.values, strict=True):
+            t = layer.tensors
+            h = layer.norm1(x)
+            qkv = (
+                torch.mm(h, layer.qkv.tensor)
+                if t.qkv_bias is None
+                else t.qkv_bias.addmm(h, layer.qkv.tensor)
+            )
+            attended = self._attend(layer, qkv.numpy(), keys_t, values, pos, rope)
+            x.addmm_(torch.from_numpy(attended), layer.out.tensor)
+            if t.out_bias is not None:
+                x += t.out_bias
+            h = layer.norm2(x)
+            if t.up_bias is None:
+                torch.mm(h, layer.up.tensor, out=u)
+            else:
+                torch.addmm(t.up_bias, h, layer.up.tensor, out=u)
+            torch.erfc(u, out=g)
+            g *= u
+            x.addmm_(g, layer.down.tensor)
+            if t.down_bias is not None:
+                x += t.down_bias
+        return torch.mm(self.norm(x), self.head.tensor).numpy()
 
     def _onednn_blocks(self, pos: int, rope: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         """The blocks and the head with oneDNN products (the embedded tokens in ``self.x``)."""
