@@ -129,3 +129,30 @@ def test_each_model_kind_serves_its_commands(
     assert "csp (rule-based harmonizer) serves harmonize, not generate" in err
     assert err.strip().count("\n") == 0
     assert not list(tmp_path.glob("piece*"))
+
+
+def test_generate_ending_is_asked_for_and_recorded(tmp_path: Path) -> None:
+    """--ending reaches the sampler and the settings JSON; the shipped bach and folk models
+    close their pieces by default (cadence, tonic), and bach moves chorales into its ranges."""
+    from musegen.models.pretrained import resolve_model
+    from musegen.sampling.generators import sampling_defaults
+
+    tok = get_tokenizer("chorale")
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    folder = tmp_path / "tiny-chorale"
+    save_model(model, folder, {"tokenizer": tok.to_dict(), "description": "random weights"})
+    for ending in ("cadence", "free"):
+        out = tmp_path / ending
+        args = ["generate", "--model", str(folder), "--bars", "3", "--seed", "2"]
+        assert main([*args, "--time-signature", "4/4", "--ending", ending, "--out", str(out)]) == 0
+        settings = json.loads((out / "piece.json").read_text())
+        assert json.dumps(settings).count(f'"ending": "{ending}"') >= 1
+        piece = load(out / "piece.mid")
+        assert piece.n_bars <= 4  # three bars (and a pickup, if the model wrote one)
+    with pytest.raises(SystemExit):
+        main(["generate", "--model", str(folder), "--ending", "perfect"])
+    bach = sampling_defaults(json.loads((resolve_model("bach") / "config.json").read_text()))
+    folk = sampling_defaults(json.loads((resolve_model("folk") / "config.json").read_text()))
+    assert (bach["ending"], folk["ending"]) == ("cadence", "tonic")
+    assert set(bach["voice_ranges"]) == {"S", "A", "T", "B"} and folk["voice_ranges"] is None

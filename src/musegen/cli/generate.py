@@ -75,6 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="deal each piece's notes out to N voice tracks (0: as generated; default: what the "
         "model's config says, 4 for the bach model's chorales)",
     )
+    p.add_argument(
+        "--ending",
+        choices=("cadence", "tonic", "free"),
+        help="how each piece must close: its last two bars are drawn again (up to 8 times) until "
+        "it ends on an authentic or plagal cadence / on its tonic; free: as the model ends it "
+        "(default: the model's config: cadence for bach, tonic for folk; models that count "
+        "bars down only)",
+    )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
     p.add_argument(
@@ -133,6 +141,7 @@ def run_generate(args: argparse.Namespace) -> int:
         key=args.key,
         program=args.program,
         voices=args.voices,
+        ending=args.ending,
     )
     t0 = time.perf_counter()
     written, used = batches.generate_batches(
