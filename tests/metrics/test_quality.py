@@ -36,6 +36,24 @@ def test_four_voice_share_counts_beats_and_16ths() -> None:
     assert four_voice_share(score) == pytest.approx(7 / 8)
 
 
+def test_four_voice_share_starts_at_the_first_note() -> None:
+    """A pickup padded to a whole bar with rests (as notation reads it) is no voice dropping
+    out: the count starts at the first note-on, here three beats in."""
+    score = satb(CLEAN)
+    padded = Score(
+        tpq=score.tpq,
+        tracks=[
+            Track.from_notes(
+                [Note(n.pitch, n.start + 3 * TPQ, n.duration) for n in t.note_list()],
+                voice=t.voice,
+            )
+            for t in score.tracks
+        ],
+    )
+    assert four_voice_counts(padded) == four_voice_counts(score) == (8, 8)
+    assert four_voice_share(padded, "16th") == 1.0
+
+
 def test_four_voice_share_is_nan_without_four_voices() -> None:
     melody = one_track([(60, 0, TPQ), (62, TPQ, TPQ)])
     assert math.isnan(four_voice_share(melody))

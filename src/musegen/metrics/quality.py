@@ -83,9 +83,10 @@ def _sounding(notes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
 
 
 def four_voice_counts(score: Score, step: str = "beat") -> tuple[int, int]:
-    """``(steps on which all four voices sound, steps)`` from tick 0 to the last note-off;
-    ``(0, 0)`` when the score is not four voices or has no notes. ``step``: ``"beat"`` (the
-    time signature's unit, as voice-leading rates count beats) or ``"16th"``."""
+    """``(steps on which all four voices sound, steps)`` from the first note-on to the last
+    note-off (the rests that pad a pickup to a whole bar are no music); ``(0, 0)`` when the
+    score is not four voices or has no notes. ``step``: ``"beat"`` (the time signature's
+    unit, as voice-leading rates count beats) or ``"16th"``."""
     voices = voice_tracks(score)
     if voices is None:
         return 0, 0
@@ -93,6 +94,7 @@ def four_voice_counts(score: Score, step: str = "beat") -> tuple[int, int]:
     end = max(ends, default=0)
     if end <= 0:
         return 0, 0
+    first = min(int(v["start"].min()) for v in voices if len(v))
     if step == "beat":
         ticks = time_grid(score, end).beat_starts
     elif step == "16th":
@@ -102,6 +104,7 @@ def four_voice_counts(score: Score, step: str = "beat") -> tuple[int, int]:
         ).astype(np.int64)
     else:
         raise ValueError(f"step must be 'beat' or '16th', got {step!r}")
+    ticks = ticks[ticks >= first]
     all_four = np.ones(len(ticks), bool)
     for v in voices:
         all_four &= _sounding(v, ticks)
@@ -111,7 +114,7 @@ def four_voice_counts(score: Score, step: str = "beat") -> tuple[int, int]:
 def four_voice_share(score: Score, step: str = "beat") -> float:
     """Share of beats (``step="beat"``: the time signature's unit, a quarter in 4/4) or of
     16th-note steps (``"16th"``) on whose first tick all four voice tracks (S, A, T, B) sound,
-    from tick 0 to the last note-off. NaN when the score is not four voices or is empty.
+    from the first note-on to the last note-off. NaN when the score is not four voices or is empty.
 
     Why: a chorale generator whose notes are dealt out to four voices may still leave voices
     silent for long stretches (fewer than four notes at an onset); real chorales almost never
