@@ -497,3 +497,43 @@ def parse_roman(text: str, key: tuple[int, bool]) -> Chord:
     root = (tonic + step + shift) % 12
     tones = Chord(root, quality, root).tones
     return Chord(root, quality, tones[_FIGURE_TONE[figure]] if figure else root)
+
+
+# ----------------------------------------------------------------------------- chord names
+CHORD_NAME_HELP = "write chord names like C, Am, G7, Bdim, Fmaj7, Caug, Bm7b5, D/F#"
+_NAME_SUFFIXES = {
+    "": "maj", "maj": "maj", "M": "maj", "m": "min", "min": "min", "-": "min",
+    "dim": "dim", "°": "dim", "o": "dim", "aug": "aug", "+": "aug", "7": "dom7",
+    "dom7": "dom7", "m7": "min7", "min7": "min7", "-7": "min7", "maj7": "maj7", "M7": "maj7",
+    "ø7": "hdim7", "ø": "hdim7", "m7b5": "hdim7", "hdim7": "hdim7", "°7": "dim7",
+    "o7": "dim7", "dim7": "dim7",
+}  # fmt: skip
+
+
+def _pitch_class_name(text: str, whole: str) -> int:
+    """``C``, ``F#``, ``Bb``, ``Eb`` … -> pitch class (one-line error otherwise)."""
+    t = text.replace("♯", "#").replace("♭", "b")
+    if not t or t[0].lower() not in LETTER_PCS or t[0] != t[0].upper():
+        raise MusegenError(f"cannot read chord {whole!r}; {CHORD_NAME_HELP}")
+    shift = sum({"#": 1, "b": -1}.get(c, 99) for c in t[1:])
+    if abs(shift) > 2:
+        raise MusegenError(f"cannot read chord {whole!r}; {CHORD_NAME_HELP}")
+    return (LETTER_PCS[t[0].lower()] + shift) % 12
+
+
+def parse_chord(text: str) -> Chord:
+    """A chord name -> its :class:`Chord`; the inverse of :attr:`Chord.name` (which it reads
+    back exactly), and the usual spellings besides: ``C``, ``Am``, ``Amin``, ``G7``,
+    ``Bdim``/``B°``, ``Caug``/``C+``, ``Fmaj7``, ``Dm7``, ``Bm7b5``/``Bø7``, ``C#°7``,
+    ``D/F#`` (a bass other than the root)."""
+    t = text.strip().replace("♯", "#").replace("♭", "b")
+    head, slash, bass_text = t.partition("/")
+    n = 1
+    while n < len(head) and head[n] in "#b":  # no suffix starts with b or #
+        n += 1
+    root = _pitch_class_name(head[:n], text)
+    quality = _NAME_SUFFIXES.get(head[n:])
+    if quality is None:
+        raise MusegenError(f"cannot read chord {text!r}; {CHORD_NAME_HELP}")
+    bass = _pitch_class_name(bass_text, text) if slash else root
+    return Chord(root, quality, bass)

@@ -83,6 +83,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the model's config: cadence for bach, tonic for folk; models that count "
         "bars down only)",
     )
+    p.add_argument(
+        "--chords",
+        metavar="CHORDS",
+        help="the chord of each bar, e.g. 'C G Am F' (repeated over the bars; models with "
+        "chord tokens, such as the melody-chords tokenizer's)",
+    )
+    p.add_argument(
+        "--density",
+        metavar="BINS",
+        help="note density of each bar: low, medium or high, or one per bar (repeated); "
+        "models with density tokens",
+    )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
     p.add_argument(
@@ -109,6 +121,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from musegen.cli import batches
     from musegen.cli.common import write_settings
+    from musegen.errors import MusegenError
     from musegen.models.pretrained import DEFAULT_MODEL
     from musegen.sampling.generators import GenerateRequest, load_generator
 
@@ -122,8 +135,15 @@ def run_generate(args: argparse.Namespace) -> int:
     if seed is None:  # an interrupted run of this command goes on with its seed
         record = batches.read_record(args.out, args.name, command)
         seed = record["seed"] if record else secrets.randbelow(2**31)
+    chords, density = _controls(args.chords, args.density)
     torch.manual_seed(seed)
     generator = load_generator(args.model, args.device)
+    for name, asked in (("chords", chords), ("density", density)):
+        if asked and name not in generator.controls():
+            raise MusegenError(
+                f"--{name}: this model takes no {name} (it needs a tokenizer with {name.rstrip('s')} "
+                "tokens, e.g. melody-chords)"
+            )
     request = GenerateRequest(
         num=args.num,
         seed=seed,
@@ -142,6 +162,8 @@ def run_generate(args: argparse.Namespace) -> int:
         program=args.program,
         voices=args.voices,
         ending=args.ending,
+        chords=chords,
+        density=density,
     )
     t0 = time.perf_counter()
     written, used = batches.generate_batches(
@@ -157,6 +179,28 @@ def run_generate(args: argparse.Namespace) -> int:
     write_settings(args.out, args.name, settings, written, args.render)
     batches.finish(args.out, args.name)
     return 0
+
+
+def _controls(chords: str | None, density: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``--chords`` and ``--density`` as lists (commas or spaces between items), chord names
+    checked (one-line errors)."""
+    from musegen.errors import MusegenError
+    from musegen.theory import parse_chord
+
+    def items(text: str | None, flag: str) -> tuple[str, ...]:
+        out = tuple((text or "").replace(",", " ").split())
+        if text is not None and not out:
+            raise MusegenError(f"{flag} is empty")
+        return out
+
+    asked = items(chords, "--chords")
+    for c in asked:
+        parse_chord(c)
+    bins = items(density, "--density")
+    bad = [d for d in bins if d not in ("low", "medium", "high")]
+    if bad:
+        raise MusegenError(f"--density {bad[0]!r}: choose low, medium or high")
+    return asked, bins
 
 
 def run_models(args: argparse.Namespace) -> int:

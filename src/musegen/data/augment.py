@@ -35,6 +35,7 @@ _SEQUENCE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "remi": (("pitch",), "program"),
     "chorale": (("pitch",), "program"),  # no program block: every voice moves
     "melody": (("pitch",), "program"),
+    "melody-chords": (("pitch",), "program"),  # chord roots move with the pitches (apply)
 }
 
 
@@ -197,6 +198,9 @@ class TokenTranspose:
         else:
             move = self._movable(out, start_program)
         out[move] += shift
+        rotate = getattr(self.tokenizer, "transpose_controls", None)
+        if rotate is not None:  # chord tokens (melody-chords) name roots that move too
+            out = rotate(out, shift)
         return out.astype(ids.dtype)
 
     def program_before(self, tokens: np.ndarray, start: int, block: int = 4096) -> int | None:

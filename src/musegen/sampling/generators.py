@@ -73,6 +73,9 @@ class GenerateRequest:
     program: int | None = None
     voices: int | None = None  # deal notes out to N voices (None: the model's config says)
     ending: str | None = None  # cadence / tonic / free (None: the model's config says)
+    # per-bar controls, cycled over the bars (token models whose tokenizer carries them)
+    chords: tuple[str, ...] = ()  # chord names, e.g. ("C", "G", "Am", "F")
+    density: tuple[str, ...] = ()  # density bins: low / medium / high
 
 
 @dataclass
@@ -109,6 +112,11 @@ class Generator:
     def generate(self, request: GenerateRequest) -> Generated:
         """New pieces from scratch or continuing a primer."""
         raise self._unserved("generate")
+
+    def controls(self) -> tuple[str, ...]:
+        """The per-bar controls of :class:`GenerateRequest` this generator honours
+        (``chords``, ``density``)."""
+        return ()
 
     def harmonize(
         self,
@@ -169,14 +177,26 @@ class TokenGenerator(Generator):
         )
         sampling = _sampling(request, defaults)
         voices = _voices(request, self.meta)
+        tokenizer = self.tokenizer
+        if request.chords or request.density:  # the grammar forces each bar's control tokens
+            tokenizer = tokenizer.controlled(request.chords, request.density)
         pieces = compose(
-            self.model, self.tokenizer, pieces_request, sampling, num=request.num, progress=True
+            self.model, tokenizer, pieces_request, sampling, num=request.num, progress=True
         )
         if voices:
             from musegen.voices import separate_voices
 
             pieces = [separate_voices(score, voices) for score in pieces]
-        return Generated(pieces, _settings(sampling, pieces_request, request.primer, voices))
+        settings = _settings(sampling, pieces_request, request.primer, voices)
+        if request.chords or request.density:
+            settings["controls"] = {
+                "chords": list(request.chords),
+                "density": list(request.density),
+            }
+        return Generated(pieces, settings)
+
+    def controls(self) -> tuple[str, ...]:
+        return tuple(getattr(self.tokenizer, "controls", ()))
 
 
 class CoconetGenerator(Generator):

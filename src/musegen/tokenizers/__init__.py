@@ -21,6 +21,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "satb": ("musegen.tokenizers.grid", "SatbTokenizer"),
     "chorale": ("musegen.tokenizers.chorale", "ChoraleTokenizer"),
     "melody": ("musegen.tokenizers.chorale", "MelodyTokenizer"),
+    "chorale-infill": ("musegen.tokenizers.infill", "ChoraleInfillTokenizer"),
+    "melody-infill": ("musegen.tokenizers.infill", "MelodyInfillTokenizer"),
+    "melody-chords": ("musegen.tokenizers.controls", "MelodyChordsTokenizer"),
 }
 
 
