@@ -252,3 +252,27 @@ def test_harmonize_refuses_thousands_of_bars(
     path = far_note_midi(tmp_path / "long.mid", 1, 4 * 4680)
     argv = ["harmonize", str(path), "--out", str(tmp_path), "--seed", "1", "--steps", "4"]
     one_line_error(capsys, argv, "Coconet harmonizes and infills up to 64 bars")
+
+
+# ----------------------------------------------------------------------------- MusicXML
+
+MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1"><part-list><score-part id="P1"><part-name>S</part-name>
+</score-part></part-list><part id="P1"><measure number="1"><attributes><divisions>1</divisions>
+<key><fifths>{fifths}</fifths></key><time><beats>{beats}</beats><beat-type>4</beat-type></time>
+</attributes><note><pitch><step>C</step><octave>4</octave></pitch><duration>4</duration>
+</note></measure></part></score-partwise>"""
+
+
+@pytest.mark.parametrize(
+    ("fifths", "beats", "needle"),
+    [("2147483648", "4", "<fifths>2147483648</fifths>"), ("1", "1e308", "<beats>1e308</beats>")],
+)
+def test_musicxml_numbers_music21_takes_minutes_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fifths: str, beats: str, needle: str
+) -> None:
+    path = tmp_path / "x.musicxml"
+    path.write_text(MUSICXML.format(fifths=fifths, beats=beats), encoding="utf-8")
+    one_line_error(capsys, ["info", str(path)], needle, "beyond reading")
+    path.write_text(MUSICXML.format(fifths="-3", beats="4"), encoding="utf-8")
+    assert main(["info", str(path)]) == 0

@@ -170,6 +170,7 @@ def _musicxml_to_score(path: str | Path, data: bytes) -> Score:
         raise InputError(path, "timewise MusicXML is not supported (convert to partwise)")
     if root.tag != "score-partwise":
         raise InputError(path, f"not MusicXML: root element is <{root.tag}>")
+    _check_musicxml_numbers(path, root)
     from music21.musicxml.xmlToM21 import MusicXMLImporter
 
     try:
@@ -181,6 +182,18 @@ def _musicxml_to_score(path: str | Path, data: bytes) -> Score:
     except Exception as e:  # music21 raises many kinds for odd MusicXML
         raise InputError(path, f"invalid MusicXML: {one_line(e)}") from None
     return _convert(path, parsed)
+
+
+def _check_musicxml_numbers(path: str | Path, root: ET.Element) -> None:
+    """Refuse numbers music21 would spend minutes on: a key of 2**31 sharps (``<fifths>``
+    over 15), a meter of 308 beats (``<beats>``/``<beat-type>`` over :data:`ABC_MAX_METER`,
+    as ABC's ``M:999/8``)."""
+    limits = {"fifths": 15, "beats": ABC_MAX_METER, "beat-type": ABC_MAX_METER}
+    for tag, most in limits.items():
+        for element in root.iter(tag):
+            text = (element.text or "").strip()
+            if any(int(n) > most for n in re.findall(r"\d+", text)):
+                raise InputError(path, f"<{tag}>{text[:20]}</{tag}> is beyond reading")
 
 
 def _part_midi(root: ET.Element) -> dict[str, tuple[int | None, int | None]]:
