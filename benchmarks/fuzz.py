@@ -24,6 +24,7 @@ machine. Exit code 1 when any crash was found.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import multiprocessing as mp
@@ -272,6 +273,14 @@ WEIRD = [
     {},
     [[[[[]]]]],
 ]
+
+
+def weird(rng: random.Random) -> Any:
+    """An odd JSON value, a fresh copy (a shared ``{}`` put twice into a file would make it
+    contain itself)."""
+    return copy.deepcopy(rng.choice(WEIRD))
+
+
 NUMBERS_TEXT = ["0", "-1", "-0", "1e308", "NaN", "inf", "999999999", "2147483648", "0.0000001"]
 NUMBERS_TEXT += ["18446744073709551616", "abc", "", "3/0", "1.5.5", "+7", " 12 ", "٣"]
 
@@ -605,7 +614,7 @@ def mutate_json(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
                 parent = parent[key]
             del parent[path[-1]]
         elif op == 1 and isinstance(target, list) and target:  # one element odd
-            target[rng.randrange(len(target))] = rng.choice(WEIRD)
+            target[rng.randrange(len(target))] = weird(rng)
         elif op == 2 and isinstance(target, list):  # shortened, emptied, repeated
             new = rng.choice((target[: len(target) // 2], [], target * rng.choice((2, 20))))
             obj = _set(obj, path, new)
@@ -616,7 +625,7 @@ def mutate_json(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
         elif op == 4:
             obj = _set(obj, path, [target] if rng.random() < 0.5 else {"x": target})
         else:
-            obj = _set(obj, path, rng.choice(WEIRD))
+            obj = _set(obj, path, weird(rng))
     return json.dumps(obj).encode()[:MAX_BYTES]
 
 
