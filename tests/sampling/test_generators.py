@@ -54,10 +54,10 @@ def test_token_generator_equals_compose_with_the_models_defaults(token_model: Pa
         generator.infill(got.pieces[0], (1, 1))
 
 
-def test_coconet_generator_serves_three_commands_and_refuses_a_primer() -> None:
+def test_coconet_generator_serves_four_commands_and_refuses_a_primer() -> None:
     generator = load_generator("coconet")
     assert isinstance(generator, CoconetGenerator)
-    assert generator.serves == ("generate", "harmonize", "infill")
+    assert generator.serves == ("generate", "harmonize", "infill", "accompany")
     with pytest.raises(MusegenError, match="from scratch"):
         generator.generate(GenerateRequest(primer="corpus:bach/bwv66.6"))
     with pytest.raises(MusegenError, match="--voices must be >= 0"):

@@ -1,4 +1,4 @@
-"""``musegen harmonize`` and ``musegen infill``: four-part writing around given notes."""
+"""``musegen harmonize`` and ``musegen infill``: writing around given notes."""
 
 from __future__ import annotations
 
@@ -51,19 +51,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser(
         "infill",
-        help="rewrite some bars of some voices of a four-part score (Coconet)",
-        description="Resample the chosen voices in the chosen bars of a four-voice SCORE "
-        "(tracks labelled S/A/T/B or exactly four parts), in the context of everything else, "
-        "which is kept exactly.",
+        help="rewrite some bars of some voices of a score (Coconet, or a token infill model)",
+        description="Resample the chosen voices in the chosen bars of SCORE, in the context of "
+        "everything else, which is kept exactly (on the model's 16th-note grid). Coconet (the "
+        "default) takes four-voice scores (tracks labelled S/A/T/B or exactly four parts); a "
+        "token model trained with the infill objective (chorale-infill or melody-infill tokens, "
+        "e.g. from configs/bach-infill.json) writes the bars left to right, a few at a time, "
+        "seeing the bars around them.",
     )
     q.add_argument("score", metavar="SCORE", help="four-voice MIDI/MusicXML file or corpus:NAME")
     q.add_argument(
         "--bars", required=True, metavar="A-B", help="bars to rewrite, e.g. 5-8 (1-based)"
     )
     q.add_argument(
-        "--voices", default="SATB", metavar="SATB", help="voices to rewrite (default all)"
+        "--voices",
+        "--tracks",
+        default="SATB",
+        metavar="SATB",
+        help="voices to rewrite, e.g. SA or S,A (default all; a one-line model has its line)",
     )
-    q.add_argument("--model", "-m", default="coconet", metavar="NAME|PATH", help="Coconet model")
+    q.add_argument(
+        "--model",
+        "-m",
+        default="coconet",
+        metavar="NAME|PATH",
+        help="coconet (default), or a Coconet or infill token model folder",
+    )
     _common(q, name_help="file name stem (default: SCORE's name + _infilled)")
     q.set_defaults(func=run_infill)
 
@@ -140,14 +153,16 @@ def run_infill(args: argparse.Namespace) -> int:
     from musegen.sampling.gibbs import parse_bars, parse_voices
 
     bars = parse_bars(args.bars)
+    args.voices = args.voices.replace(",", "")
     parse_voices(args.voices)
     score = load(args.score)
     generator = load_generator(args.model)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
-    out = generator.infill(
+    result = generator.infill(
         score, bars, args.voices, seed=seed, temperature=args.temperature, steps=args.steps
-    ).pieces[0]
+    )
+    out = result.pieces[0]
     info = {
         "task": "infill",
         "input": args.score,
@@ -160,6 +175,7 @@ def run_infill(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "seconds_taken": round(time.perf_counter() - t0, 3),
     }
+    info.update(result.settings)  # a token model's sampling settings
     name = args.name or f"{_source_name(args.score)}_infilled"
     write_pieces([out], args.out, name, info, args.render)
     return 0

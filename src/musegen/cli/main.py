@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "musegen.cli.compose",
     "musegen.cli.harmonize",
     "musegen.cli.describe",
+    "musegen.cli.accompany",
 )
 EXIT_USAGE = 2
 

@@ -4,10 +4,13 @@
 folder) and wraps the model in the :class:`Generator` for its kind:
 
 - :class:`TokenGenerator`: token models (transformer, lstm, gru) with a tokenizer; they write
-  new pieces (``generate``) by autoregressive sampling (:mod:`musegen.sampling.pieces`).
+  new pieces (``generate``) by autoregressive sampling (:mod:`musegen.sampling.pieces`); one
+  trained with the infill objective (``chorale-infill``, ``melody-infill`` tokens) also
+  rewrites bars (``infill``) and writes voices under a melody (``accompany``), by
+  :mod:`musegen.sampling.infill`.
 - :class:`CoconetGenerator`: Coconet, an orderless model over four-voice 16th-note grids; it
-  writes new chorales, harmonizes given lines and rewrites bars by blocked Gibbs sampling
-  (:mod:`musegen.sampling.gibbs`).
+  writes new chorales, harmonizes given lines (``harmonize``, ``accompany``) and rewrites bars
+  by blocked Gibbs sampling (:mod:`musegen.sampling.gibbs`).
 - :class:`FrameGenerator`: the piano-roll frame models (rnn-nade, frame-bernoulli); they write
   new pieces frame by frame from the model's exact distribution.
 - :class:`CspGenerator`: no model but a method, ``csp``: the rule-based harmonizer
@@ -145,6 +148,12 @@ class Generator:
         """``score`` with ``voices`` in ``bars`` (1-based, inclusive) rewritten."""
         raise self._unserved("infill")
 
+    def accompany(
+        self, melody: Score, voice: str = "S", *, seed: int = 0, temperature: float = 1.0
+    ) -> Generated:
+        """Four voices: ``melody`` sung by ``voice``, the others written around it."""
+        raise self._unserved("accompany")
+
 
 class TokenGenerator(Generator):
     """A token model and its tokenizer: autoregressive sampling, grammar-masked."""
@@ -153,8 +162,55 @@ class TokenGenerator(Generator):
     serves = ("generate",)
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path, tokenizer: Any) -> None:
+        from musegen.tokenizers.infill import can_infill
+
         super().__init__(model, meta, folder)
         self.tokenizer = tokenizer
+        if can_infill(tokenizer):  # trained with the infill objective (musegen.train.infill)
+            self.serves = ("generate", "infill", "accompany")  # type: ignore[misc]
+
+    def infill(
+        self,
+        score: Score,
+        bars: tuple[int, int],
+        voices: str = "SATB",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+    ) -> Generated:
+        """Bars rewritten by a model trained to infill (:mod:`musegen.sampling.infill`); the
+        given cells are forced, so they are kept exactly. ``steps`` (Gibbs) does not apply."""
+        if "infill" not in self.serves:
+            raise self._unserved("infill")
+        from musegen.sampling.infill import InfillOptions, infill_score
+
+        sampling = self._infill_sampling(seed, temperature)
+        options = InfillOptions.from_meta(self.meta)
+        out = infill_score(
+            self.model, self.tokenizer, score, bars, voices, sampling=sampling, options=options
+        )
+        return Generated([out], {"sampling": sampling.to_dict()})
+
+    def accompany(
+        self, melody: Score, voice: str = "S", *, seed: int = 0, temperature: float = 1.0
+    ) -> Generated:
+        if "accompany" not in self.serves:
+            raise self._unserved("accompany")
+        from musegen.sampling.infill import InfillOptions, accompany_score
+
+        sampling = self._infill_sampling(seed, temperature)
+        options = InfillOptions.from_meta(self.meta)
+        out = accompany_score(
+            self.model, self.tokenizer, melody, voice, sampling=sampling, options=options
+        )
+        return Generated([out], {"sampling": sampling.to_dict()})
+
+    def _infill_sampling(self, seed: int, temperature: float) -> SamplingConfig:
+        from musegen.sampling.generate import SamplingConfig
+
+        top_p = sampling_defaults(self.meta)["top_p"]
+        return SamplingConfig(temperature=temperature, top_p=top_p, seed=seed)
 
     def generate(self, request: GenerateRequest) -> Generated:
         from musegen.io import load
@@ -204,7 +260,7 @@ class CoconetGenerator(Generator):
     notes. It writes its four voices itself, so ``voices`` is recorded, never applied."""
 
     kind = "four-voice grid model"
-    serves = ("generate", "harmonize", "infill")
+    serves = ("generate", "harmonize", "infill", "accompany")
 
     def generate(self, request: GenerateRequest) -> Generated:
         from musegen.sampling.gibbs import generate_chorales
@@ -267,6 +323,12 @@ class CoconetGenerator(Generator):
             options=HarmonizeOptions(samples=samples, strict=strict),
         )
         return Generated([score])
+
+    def accompany(
+        self, melody: Score, voice: str = "S", *, seed: int = 0, temperature: float = 1.0
+    ) -> Generated:
+        """Coconet harmonizes the melody (:meth:`harmonize` with its defaults)."""
+        return self.harmonize(melody, voice, seed=seed, temperature=temperature)
 
     def infill(
         self,

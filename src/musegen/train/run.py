@@ -26,7 +26,7 @@ from typing import Any
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
 
-RUN_KEYS = {"model", "model_config", "train", "augment", "data"}
+RUN_KEYS = {"model", "model_config", "train", "augment", "data", "objective"}
 
 
 def read_run_file(path: str | Path) -> dict[str, Any]:
@@ -74,7 +74,9 @@ def train_run(
         raise MusegenError(f"out of memory: {_TOO_BIG}") from e
 
 
-_TOO_BIG = "the run's model or batch is too big for this machine (model_config, batch_size, seq_len)"
+_TOO_BIG = (
+    "the run's model or batch is too big for this machine (model_config, batch_size, seq_len)"
+)
 
 
 def _train_run(
@@ -123,24 +125,32 @@ def _train_sequence_model(
         raise MusegenError(
             f"{data_dir}: grid datasets ({tok.name}) train frame models, not sequence models"
         )
-    train_split = data.split("train")
-    valid = data.split("valid") if "valid" in data.split_names else None
-    augment = None
-    if shift:
-        augment = TokenTranspose(tok, max_shift=shift)
-    train_ds = WindowDataset(
-        train_split,
-        cfg.seq_len,
-        mode="random",
-        seed=cfg.seed,
-        augment=augment,
-        samples=max(train_split.n_tokens, 1),
-    )
-    valid_ds = (
-        WindowDataset(valid, cfg.seq_len, mode="tile")
-        if valid is not None and valid.n_tokens > 1
-        else None
-    )
+    extra: dict[str, Any] = {}
+    if "objective" in run:  # an objective other than next-token prediction: its own items
+        from musegen.train.infill import infill_datasets
+
+        tok, train_ds, valid_ds, extra = infill_datasets(
+            data, cfg.seq_len, cfg.seed, run["objective"], shift
+        )
+    else:
+        train_split = data.split("train")
+        valid = data.split("valid") if "valid" in data.split_names else None
+        augment = None
+        if shift:
+            augment = TokenTranspose(tok, max_shift=shift)
+        train_ds = WindowDataset(
+            train_split,
+            cfg.seq_len,
+            mode="random",
+            seed=cfg.seed,
+            augment=augment,
+            samples=max(train_split.n_tokens, 1),
+        )
+        valid_ds = (
+            WindowDataset(valid, cfg.seq_len, mode="tile")
+            if valid is not None and valid.n_tokens > 1
+            else None
+        )
     torch.manual_seed(cfg.seed)
     name = run.get("model", "transformer")
     model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
@@ -159,6 +169,7 @@ def _train_sequence_model(
         used["init"] = str(init)
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
+    meta.update(extra)
     return fit_and_summarize(Trainer(model, train_ds, valid_ds, cfg, out, meta=meta), resume)
 
 
