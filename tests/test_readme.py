@@ -78,6 +78,7 @@ RUN: dict[str, str | None] = {
     "musegen infill chorale.mid --bars 2-3 --voices ATB --out out": (
         "musegen infill chorale.mid --bars 2-3 --voices ATB --out out --seed 1"
     ),
+    "musegen accompany melody.mid --out out": "musegen accompany melody.mid --out out --seed 1",
     'musegen compose markov --train source:nottingham --order 3 --chords --bars 8 --key "D major"'
     " --out out": (
         'musegen compose markov --train source:nottingham --order 3 --chords --bars 2 --key "D major"'
