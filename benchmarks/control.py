@@ -1,0 +1,165 @@
+"""Chord and density control of a melody model: how often a bar carries what was asked for.
+
+For the first ``--pieces`` pieces of a split (default **valid**) of a source (default
+``nottingham``), the piece's own first ``--bars`` bar chords and density bins (as the model's
+``melody-chords`` tokenizer labels them: the project's chord labeller over the melody and its
+accompaniment) are asked of the model (``generate --chords … --density …``: the grammar forces
+each bar's tokens), one piece per progression, seed = the piece index. Each generated melody
+is then labelled again, from its notes alone:
+
+* **chord hit**: the bar's chord by the project's labeller (``theory.best_chords`` with the
+  tokenizer's chord qualities, over the melody alone) equals the one asked (root and quality);
+* **tone share**: the share of the bar's sounding melody on tones of the asked chord (an
+  independent check: no template matching);
+* **density hit**: the bar's notes per beat fall in the bin asked for (the tokenizer's edges).
+
+``peer`` is the same model with nothing forced (the control tokens it writes itself are
+ignored): how often its bars carry the asked chord / density by chance. Bars where the asked
+chord is ``N`` (silence) are left out. Prints JSON lines; ratio = ours / peer (null when peer is 0).
+
+Run: ``python benchmarks/control.py --model runs/melody-chords`` (``--pieces 16`` for a quick
+look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from musegen.score import Score
+
+
+@dataclass
+class BarCheck:
+    chord_hit: bool
+    tone_share: float
+    density_hit: bool | None
+
+
+def chord_tone_shares(tok: Any, ids: np.ndarray, tones: list[frozenset[int]]) -> list[float]:
+    """Per bar of a melody-chords sequence: the share of its sounding rows whose pitch is one
+    of ``tones[bar]`` (NaN for a silent bar). Reads the cells alone (a HOLD keeps the pitch
+    before it), not the chord tokens: an independent check of the chord labeller."""
+    lo, hi = tok.vocab.span("bar")
+    bar, cur = -1, -1
+    on = np.zeros(len(tones))
+    total = np.zeros(len(tones))
+    for t in np.asarray(ids).tolist():
+        if lo <= t < hi:
+            bar += 1
+            continue
+        if t < tok.rest_id:
+            continue  # header, control tokens, EOS
+        if t == tok.rest_id:
+            cur = -1
+        elif t >= tok.pitch_offset:
+            cur = t - tok.pitch_offset
+        if 0 <= bar < len(tones) and cur >= 0:
+            total[bar] += 1
+            on[bar] += cur % 12 in tones[bar]
+    return [float(a / b) if b else float("nan") for a, b in zip(on, total, strict=True)]
+
+
+def check_piece(tok: Any, score: Score, chords: list[str], density: list[str]) -> list[BarCheck]:
+    """Each asked bar of ``score`` checked against ``chords`` / ``density`` (see the module
+    docstring); the melody is labelled again by encoding it alone."""
+    from musegen.theory import parse_chord
+
+    ids = tok.encode(score)
+    bars = tok.bar_controls(ids)
+    wanted = [parse_chord(c).pitch_classes if c else frozenset() for c in chords]
+    shares = chord_tone_shares(tok, ids, wanted)
+    out = []
+    for i, (asked, got) in enumerate(zip(chords, bars, strict=False)):
+        if asked is None:
+            continue
+        dens = None
+        if density and tok.has_density:
+            bin_ = int(tok.density_bin(got.notes / got.beats))
+            dens = ("low", "medium", "high")[bin_] == density[i]
+        out.append(BarCheck(got.chord == asked, shares[i], dens))
+    return out
+
+
+def asked_controls(tok: Any, score: Score, bars: int) -> tuple[list[str | None], list[str]]:
+    """A piece's own first ``bars`` bar chords and density bins."""
+    controls = tok.bar_controls(tok.encode(score))[:bars]
+    return [c.chord for c in controls], [c.density for c in controls if c.density]
+
+
+def run(model: str, source: str, split: str, pieces: int, bars: int) -> dict[str, float]:
+    from musegen.data.refs import resolve
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    gen = load_generator(model)
+    tok = gen.tokenizer  # type: ignore[attr-defined]
+    refs = resolve(f"source:{source}:{split}")[:pieces]
+    rows: dict[str, list[BarCheck]] = {"ours": [], "peer": []}
+    for k, ref in enumerate(refs):
+        chords, density = asked_controls(tok, ref.load(), bars)
+        if None in chords or len(chords) < bars:  # a silent or missing bar: skip the piece
+            continue
+        for side in rows:
+            forced = side == "ours"
+            req = GenerateRequest(
+                num=1,
+                seed=k,
+                bars=bars,
+                time_signature="4/4",
+                chords=tuple(chords) if forced else (),  # type: ignore[arg-type]
+                density=tuple(density) if forced else (),
+            )
+            piece = gen.generate(req).pieces[0]
+            rows[side] += check_piece(tok, piece, chords, density)  # type: ignore[arg-type]
+    result = {}
+    for side, checks in rows.items():
+        shares = [c.tone_share for c in checks if not np.isnan(c.tone_share)]
+        dens = [c.density_hit for c in checks if c.density_hit is not None]
+        result[f"{side}_chord_hit"] = float(np.mean([c.chord_hit for c in checks]))
+        result[f"{side}_tone_share"] = float(np.mean(shares)) if shares else float("nan")
+        result[f"{side}_density_hit"] = float(np.mean(dens)) if dens else float("nan")
+        result[f"{side}_bars"] = len(checks)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="a melody-chords model (folder or run)")
+    p.add_argument("--source", default="nottingham")
+    p.add_argument("--split", default="valid")
+    p.add_argument("--pieces", type=int, default=64)
+    p.add_argument("--bars", type=int, default=8)
+    args = p.parse_args(argv)
+    r = run(args.model, args.source, args.split, args.pieces, args.bars)
+    print(
+        f"{args.model} on {args.source}:{args.split}, {r['ours_bars']} bars: chord hit "
+        f"{r['ours_chord_hit']:.3f} (free {r['peer_chord_hit']:.3f}), chord-tone share "
+        f"{r['ours_tone_share']:.3f} ({r['peer_tone_share']:.3f}), density hit "
+        f"{r['ours_density_hit']:.3f} ({r['peer_density_hit']:.3f})",
+        file=sys.stderr,
+    )
+    for name in ("chord_hit", "tone_share", "density_hit"):
+        ours, peer = r[f"ours_{name}"], r[f"peer_{name}"]
+        if np.isnan(ours):
+            continue
+        row = {
+            "benchmark": f"control_{name}",
+            "ours": round(ours, 3),
+            "peer": round(peer, 3),
+            "ratio": round(ours / peer, 3) if peer > 0 else None,
+            "unit": "share of sounding rows" if name == "tone_share" else "share of bars",
+            "model": args.model,
+            "split": f"{args.source}:{args.split}",
+            "bars": r["ours_bars"],
+        }
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
