@@ -90,11 +90,15 @@ def settle_endings(
             counts["passed"] += 1
             out.append(seq)
             continue
-        seed = int(np.random.SeedSequence([sampling.seed, 2, i]).generate_state(1)[0])
-        cfg = replace(sampling, seed=seed)
-        cfg.max_new_tokens = max(sampling.max_new_tokens, 2 * (len(seq) - at))
-        candidates = generate(model, tokenizer, num=tries, primer=seq[: at + 1], config=cfg)
-        chosen = next((c for c in candidates if check(tokenizer.decode(c))), None)
+        chosen = None
+        for k in range(tries):  # one at a time: most pieces close within a few draws
+            seed = int(np.random.SeedSequence([sampling.seed, 2, i, k]).generate_state(1)[0])
+            cfg = replace(sampling, seed=seed)
+            cfg.max_new_tokens = max(sampling.max_new_tokens, 2 * (len(seq) - at))
+            (candidate,) = generate(model, tokenizer, num=1, primer=seq[: at + 1], config=cfg)
+            if check(tokenizer.decode(candidate)):
+                chosen = candidate
+                break
         counts["settled" if chosen is not None else "kept"] += 1
         out.append(chosen if chosen is not None else seq)
     return out, counts
