@@ -14,7 +14,9 @@ is then labelled again, from its notes alone:
 * **density hit**: the bar's notes per beat fall in the bin asked for (the tokenizer's edges).
 
 ``peer`` is the same model with nothing forced (the control tokens it writes itself are
-ignored): how often its bars carry the asked chord / density by chance. Bars where the asked
+ignored): how often its bars carry the asked chord / density by chance; ``data`` is the
+pieces' own melodies checked the same way (a melody alone often spells its chord partly, so
+this is the ceiling to read ``ours`` against). Bars where the asked
 chord is ``N`` (silence) are left out. Prints JSON lines; ratio = ours / peer (null when peer is 0).
 
 Run: ``python benchmarks/control.py --model runs/melody-chords`` (``--pieces 16`` for a quick
@@ -99,12 +101,15 @@ def run(model: str, source: str, split: str, pieces: int, bars: int) -> dict[str
     gen = load_generator(model)
     tok = gen.tokenizer  # type: ignore[attr-defined]
     refs = resolve(f"source:{source}:{split}")[:pieces]
-    rows: dict[str, list[BarCheck]] = {"ours": [], "peer": []}
+    rows: dict[str, list[BarCheck]] = {"ours": [], "peer": [], "data": []}
     for k, ref in enumerate(refs):
-        chords, density = asked_controls(tok, ref.load(), bars)
+        score = ref.load()
+        chords, density = asked_controls(tok, score, bars)
         if None in chords or len(chords) < bars:  # a silent or missing bar: skip the piece
             continue
-        for side in rows:
+        melody = tok.decode(tok.encode(score))  # the piece's own melody, without its chords
+        rows["data"] += check_piece(tok, melody, chords, density)[:bars]  # type: ignore[arg-type]
+        for side in ("ours", "peer"):
             forced = side == "ours"
             req = GenerateRequest(
                 num=1,
@@ -140,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.model} on {args.source}:{args.split}, {r['ours_bars']} bars: chord hit "
         f"{r['ours_chord_hit']:.3f} (free {r['peer_chord_hit']:.3f}), chord-tone share "
         f"{r['ours_tone_share']:.3f} ({r['peer_tone_share']:.3f}), density hit "
-        f"{r['ours_density_hit']:.3f} ({r['peer_density_hit']:.3f})",
+        f"{r['ours_density_hit']:.3f} ({r['peer_density_hit']:.3f}); the pieces' own melodies: "
+        f"chord hit {r['data_chord_hit']:.3f}, tone share {r['data_tone_share']:.3f}, density "
+        f"hit {r['data_density_hit']:.3f}",
         file=sys.stderr,
     )
     for name in ("chord_hit", "tone_share", "density_hit"):
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": args.model,
             "split": f"{args.source}:{args.split}",
             "bars": r["ours_bars"],
+            "data": round(r[f"data_{name}"], 3),  # the valid melodies themselves
         }
         print(json.dumps(row), flush=True)
     return 0

@@ -155,3 +155,15 @@ def test_vocabulary_prints(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", '{"density_edges": [1, 2]}']) == 0
     out = capsys.readouterr().out
     assert "CHORD_C … CHORD_Bm7" in out and "DENS_low … DENS_high" in out
+
+
+def test_line_chords_are_what_the_melody_spells() -> None:
+    score = song(["C", "G", "Am", "F"], [3, 6, 3, 2])
+    line = get_tokenizer("melody-chords", chord_source="line")
+    both = get_tokenizer("melody-chords")
+    assert [b.chord for b in line.bar_controls(line.encode(score))] == ["C", "G", "Am", "F"]  # type: ignore[attr-defined]
+    score.tracks[0].notes["pitch"][:3] = [74, 77, 81]  # bar 1's tune now spells Dm over C
+    assert line.bar_controls(line.encode(score))[0].chord == "Dm"  # type: ignore[attr-defined]
+    assert both.bar_controls(both.encode(score))[0].chord != "Dm"  # type: ignore[attr-defined]
+    with pytest.raises(MusegenError, match="chord_source"):
+        get_tokenizer("melody-chords", chord_source="bass")

@@ -57,6 +57,9 @@ class MelodyChordsConfig(MelodyConfig):
 
     chord_qualities: Sequence[str] = field(default_factory=lambda: list(DEFAULT_QUALITIES))
     density_edges: Sequence[float] = field(default_factory=list)
+    # what a bar's chord is labelled from: "all" its pitched notes (a melody's accompaniment
+    # included), or "line": the top line the rows carry (a chord the melody itself spells)
+    chord_source: str = "all"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,6 +73,10 @@ class MelodyChordsConfig(MelodyConfig):
             raise MusegenError(
                 f"MelodyChordsConfig.chord_qualities must be distinct names from "
                 f"{', '.join(CHORD_QUALITIES)}, got {list(self.chord_qualities)}"
+            )
+        if self.chord_source not in ("all", "line"):
+            raise MusegenError(
+                f"MelodyChordsConfig.chord_source must be 'all' or 'line', got {self.chord_source!r}"
             )
         self.density_edges = [float(e) for e in self.density_edges]
         e = self.density_edges
@@ -147,7 +154,10 @@ class MelodyChordsTokenizer(MelodyTokenizer):
         is_cell = ids >= self.rest_id
         rows_before = np.cumsum(is_cell)[marks]  # one voice: a cell is a row
         starts = drop + rows_before
-        chord_ids = self._bar_chords(score, starts, bar)
+        if self.config.chord_source == "line":
+            chord_ids = self._line_chords(ids, marks)
+        else:
+            chord_ids = self._bar_chords(score, starts, bar)
         values = [chord_ids]
         if self.has_density:
             num = int(self.config.time_signatures[ts_index].split("/")[0])
@@ -174,6 +184,25 @@ class MelodyChordsTokenizer(MelodyTokenizer):
         bass = np.where(overlap > 0, pitch[None, :], 999).min(axis=1)
         best = best_chords(
             weights, np.where(bass == 999, -1, bass), vocabulary=self.chords, rule=TEMPLATE_RULE
+        )
+        return np.where(best >= 0, self.chord_lo + best, self.no_chord)
+
+    def _line_chords(self, ids: np.ndarray, marks: np.ndarray) -> np.ndarray:
+        """The chord token of each bar (``BAR`` tokens at ``marks``) labelled over the line's
+        own cells: each sounding row counts once for its pitch class."""
+        pos = np.flatnonzero(ids >= self.rest_id)
+        cells = ids[pos]
+        src = np.maximum.accumulate(np.where(cells == self.hold_id, -1, np.arange(len(cells))))
+        last = cells[np.maximum(src, 0)]
+        pitch = np.where((src >= 0) & (last >= self.pitch_offset), last - self.pitch_offset, -1)
+        bar_of = np.searchsorted(marks, pos) - 1  # the last BAR before each cell
+        keep = (pitch >= 0) & (bar_of >= 0)
+        weights = np.zeros((len(marks), 12))
+        np.add.at(weights, (bar_of[keep], pitch[keep] % 12), 1.0)
+        low = np.full(len(marks), 999)
+        np.minimum.at(low, bar_of[keep], pitch[keep])
+        best = best_chords(
+            weights, np.where(low == 999, -1, low), vocabulary=self.chords, rule=TEMPLATE_RULE
         )
         return np.where(best >= 0, self.chord_lo + best, self.no_chord)
 
