@@ -101,6 +101,7 @@ def test_one_line_errors(
         (["infill", piece, "--bars", "x", *model], "--bars takes a bar or a range"),
         (["infill", piece, "--bars", "2-9", *model], "the music runs from bar 1 to bar 3"),
         (["infill", piece, "--bars", "1", "--tracks", "Q", *model], "--voices takes"),
+        (["infill", piece, "--bars", "1", "--steps", "5", *model], "a token model takes none"),
         (["infill", piece, "--bars", "1", "--model", str(plain)], "serves generate, not infill"),
         (["accompany", piece, "--model", str(plain)], "serves generate, not accompany"),
         (["accompany", piece, "--voice", "X", *model], "--voice takes one of"),

@@ -183,6 +183,8 @@ class TokenGenerator(Generator):
         given cells are forced, so they are kept exactly. ``steps`` (Gibbs) does not apply."""
         if "infill" not in self.serves:
             raise self._unserved("infill")
+        if steps:
+            raise MusegenError("--steps counts Coconet's Gibbs steps; a token model takes none")
         from musegen.sampling.infill import InfillOptions, infill_score
 
         sampling = self._infill_sampling(seed, temperature)
