@@ -18,6 +18,7 @@ from musegen.models import build_model
 from musegen.models.pretrained import resolve_model
 from musegen.sampling.generate import SamplingConfig
 from musegen.sampling.infill import InfillOptions, accompany_score, infill_score
+from musegen.score import Score, TimeSignature, Track, make_notes
 from musegen.tokenizers import get_tokenizer, tokenizer_from_dict
 from musegen.tokenizers.base import BOS, EOS
 from musegen.tokenizers.infill import (
@@ -163,3 +164,31 @@ def test_infill_errors(models: dict) -> None:
     model, one = models["melody-infill"]
     with pytest.raises(MusegenError, match="one line"):
         accompany_score(model, one, melody(1), sampling=sampling, options=OPTIONS)
+
+
+def test_bars_are_numbered_as_the_score_has_them(models: dict) -> None:
+    """A pickup written as its own meter, and empty bars before the music: bar numbers are
+    the score's, and the notes come back where they were."""
+    model, tok = models["melody-infill"]
+    n = 17
+    pitches = 60 + np.arange(n) % 7
+    pickup_meter = Score(
+        tpq=480,
+        tracks=[Track(make_notes(np.arange(n) * 480, np.full(n, 480), pitches, 80))],
+        time_signatures=[TimeSignature(0, 1, 4), TimeSignature(480, 4, 4)],
+    )
+    late = Score(
+        tpq=480,
+        tracks=[Track(make_notes(np.arange(n) * 480 + 2 * 1920, np.full(n, 480), pitches, 80))],
+        time_signatures=[TimeSignature(0, 4, 4)],
+    )
+    for score, bars, numbers in (
+        (pickup_meter, (2, 3), [1, 2, 3, 4, 5]),
+        (late, (4, 5), [3, 4, 5, 6, 7]),
+    ):
+        assert score_grid(tok, score).unit_bars == numbers
+        out = infill_score(
+            model, tok, score, bars, sampling=SamplingConfig(seed=1), options=OPTIONS
+        )
+        check_kept(tok, score, out, bars, [0])
+        assert out.time_signatures == score.time_signatures
