@@ -124,6 +124,7 @@ def test_abc_long_notes_of_real_tunes_still_read(tmp_path: Path) -> None:
         {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": [1, [2, 3], 4]}]},
         {"tokenizer": {"tokenizer": "remi", "config": {}}, "pieces": [{"ids": ["x"]}]},
         {"tokenizer": {"tokenizer": "chorale", "config": {"alto": [float("nan"), 79]}}},
+        {"tokenizer": {"tokenizer": "remi", "config": {"max_duration_quarters": 2**31}}},
     ],
 )
 def test_token_file_of_the_wrong_shape(

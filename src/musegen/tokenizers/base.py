@@ -105,6 +105,11 @@ class Vocab:
         return list(self._labels)
 
 
+MAX_OPTION = 2**16
+"""Largest number a tokenizer config read from a file may hold (also no NaN): a remi
+``max_duration_quarters`` of 2**31 built a vocabulary for minutes."""
+
+
 @dataclass
 class TokenizerConfig:
     """Base for tokenizer configs: plain fields, JSON in and out."""
@@ -118,6 +123,10 @@ class TokenizerConfig:
         unknown = set(d) - known
         if unknown:
             raise MusegenError(f"unknown {cls.__name__} option(s): {', '.join(sorted(unknown))}")
+        for name, value in d.items():
+            numbers = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, int | float) and not abs(v) <= MAX_OPTION for v in numbers):
+                raise MusegenError(f"{cls.__name__}.{name}={value!r} is beyond {MAX_OPTION:,}")
         return cls(**d)
 
 
