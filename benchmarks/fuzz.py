@@ -12,8 +12,9 @@ A crash is any of: a traceback (an exception out of the CLI's ``main``, or one p
 exit code other than 0 or 2, a worker killed by a signal, or a hang: more than ``--timeout``
 (10) seconds of CPU time, or 6 times that of wall time, twice (a case over the limit is run
 again in a fresh worker: a burst of load on a shared machine is not a hang). Cases run
-in-process in a worker (``musegen.cli.main.main(argv)``, imports paid once, output captured at the file-descriptor
-level); the parent times each case and kills and replaces a worker that hangs. Each crash's
+in-process in a worker (``musegen.cli.main.main(argv)``, imports paid once, output captured
+at the file-descriptor level); the parent times each case and kills and replaces a worker
+that hangs. Each crash's
 input and command are saved under ``--out`` (one per kind of crash), to become a test.
 
     python benchmarks/fuzz.py --minutes 10 [--seed S] [--kinds midi,abc] [--out out/fuzz]
