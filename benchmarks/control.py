@@ -94,7 +94,9 @@ def asked_controls(tok: Any, score: Score, bars: int) -> tuple[list[str | None],
     return [c.chord for c in controls], [c.density for c in controls if c.density]
 
 
-def run(model: str, source: str, split: str, pieces: int, bars: int) -> dict[str, float]:
+def run(
+    model: str, source: str, split: str, pieces: int, bars: int, temperature: float | None = None
+) -> dict[str, float]:
     from musegen.data.refs import resolve
     from musegen.sampling.generators import GenerateRequest, load_generator
 
@@ -116,6 +118,7 @@ def run(model: str, source: str, split: str, pieces: int, bars: int) -> dict[str
                 seed=k,
                 bars=bars,
                 time_signature="4/4",
+                temperature=temperature,
                 chords=tuple(chords) if forced else (),  # type: ignore[arg-type]
                 density=tuple(density) if forced else (),
             )
@@ -139,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="valid")
     p.add_argument("--pieces", type=int, default=64)
     p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--temperature", type=float, help="default: the model's")
     args = p.parse_args(argv)
-    r = run(args.model, args.source, args.split, args.pieces, args.bars)
+    r = run(args.model, args.source, args.split, args.pieces, args.bars, args.temperature)
     print(
         f"{args.model} on {args.source}:{args.split}, {r['ours_bars']} bars: chord hit "
         f"{r['ours_chord_hit']:.3f} (free {r['peer_chord_hit']:.3f}), chord-tone share "
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             "split": f"{args.source}:{args.split}",
             "bars": r["ours_bars"],
             "data": round(r[f"data_{name}"], 3),  # the valid melodies themselves
+            "temperature": args.temperature,
         }
         print(json.dumps(row), flush=True)
     return 0

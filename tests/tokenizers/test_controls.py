@@ -85,6 +85,7 @@ def test_without_density_edges_there_are_no_density_tokens() -> None:
     assert "dens" not in tok.vocab
     bars = tok.bar_controls(tok.encode(song(["C"], [4])))  # type: ignore[attr-defined]
     assert bars[0].density is None
+    assert tok.bar_controls(tok.encode(Score(tpq=TPQ))) == []  # type: ignore[attr-defined]
     with pytest.raises(MusegenError, match="no density tokens"):
         tok.controlled(density=["low"])  # type: ignore[attr-defined]
 

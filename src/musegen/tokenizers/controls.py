@@ -232,6 +232,8 @@ class MelodyChordsTokenizer(MelodyTokenizer):
         """Each bar's chord and density tokens, and the onsets and beats of its line."""
         ids = np.asarray(ids, dtype=np.int64)
         marks = np.flatnonzero(self.vocab.is_in(ids, "bar"))
+        if not len(marks):
+            return []
         ts = ids[self.vocab.is_in(ids, "ts")]
         ts_index = int(ts[0] - self.vocab.offset("ts")) if len(ts) else 0
         beats = int(self.config.time_signatures[ts_index].split("/")[0])
