@@ -49,3 +49,13 @@ def test_a_fitting_piece_moved_away_comes_back(shift: int) -> None:
         for t in moved.tracks
     )
     assert outside == 0
+
+
+def test_among_keys_that_fit_the_one_nearest_the_centres_wins() -> None:
+    piece = chorale(66, 60, 53, 45)  # fits as it is, and up to 6 semitones higher
+    assert best_shift(piece, RANGES) == 0  # no centres: the smallest shift
+    centres = {"S": 70.7, "A": 65.1, "T": 59.4, "B": 51.0}  # Bach's mean pitches
+    assert best_shift(piece, RANGES, centres=centres) == 6
+    assert [
+        int(t.notes["pitch"][0]) for t in fit_ranges(piece, RANGES, centres=centres).tracks
+    ] == [72, 66, 59, 51]

@@ -42,6 +42,7 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     is asked for (a model that starts with a meter token and has none draws from that token);
     ``ending``: how pieces must close (``cadence``, ``tonic``; default ``free``, see
     :mod:`musegen.sampling.endings`); ``voice_ranges``: the ranges a new piece is moved into
+    and ``voice_centres`` the mean pitches it is moved nearest among the keys that fit
     (:mod:`musegen.sampling.register`; default none)."""
     given = meta.get("sampling") or {}
     return {
@@ -51,6 +52,7 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         "meters": given.get("meters"),
         "ending": given.get("ending", "free"),
         "voice_ranges": given.get("voice_ranges"),
+        "voice_centres": given.get("voice_centres"),
     }
 
 
@@ -232,6 +234,7 @@ class TokenGenerator(Generator):
             max_tokens=request.tokens,
             ending=request.ending or defaults["ending"],
             voice_ranges=defaults["voice_ranges"],
+            voice_centres=defaults["voice_centres"],
         )
         sampling = _sampling(request, defaults)
         voices = _voices(request, self.meta)

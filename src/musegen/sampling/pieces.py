@@ -39,6 +39,7 @@ class PieceRequest:
     ending_tries: int = 8
     # voice label -> MIDI range: each new piece moves to the key whose ranges fit it best
     voice_ranges: dict[str, tuple[int, int]] | None = None
+    voice_centres: dict[str, float] | None = None  # among keys that fit: nearest these means
 
 
 def parse_time_signature(text: str) -> TimeSignature:
@@ -213,7 +214,7 @@ def compose(
         if request.voice_ranges and prime.is_empty():
             from musegen.sampling.register import fit_ranges
 
-            score = fit_ranges(score, request.voice_ranges)
+            score = fit_ranges(score, request.voice_ranges, centres=request.voice_centres)
         pieces.append(finish_piece(score, request, prime_q))
     return pieces
 

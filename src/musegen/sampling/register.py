@@ -16,9 +16,16 @@ import numpy as np
 from musegen.score import Score
 
 
-def best_shift(score: Score, ranges: Mapping[str, tuple[int, int]], max_shift: int = 6) -> int:
+def best_shift(
+    score: Score,
+    ranges: Mapping[str, tuple[int, int]],
+    max_shift: int = 6,
+    centres: Mapping[str, float] | None = None,
+) -> int:
     """The shift in ``[-max_shift, max_shift]`` leaving fewest notes of the voice-labelled
-    tracks outside ``ranges`` (voice label -> inclusive MIDI range); 0 when nothing is labelled."""
+    tracks outside ``ranges`` (voice label -> inclusive MIDI range); among equals, with
+    ``centres`` (voice label -> a mean pitch, e.g. the corpus's), the one that brings the
+    voices' mean pitches nearest them; then the smaller shift. 0 when nothing is labelled."""
     pitches = {
         t.voice: t.notes["pitch"].astype(np.int64)
         for t in score.tracks
@@ -26,20 +33,26 @@ def best_shift(score: Score, ranges: Mapping[str, tuple[int, int]], max_shift: i
     }
     if not pitches:
         return 0
-    shifts = sorted(range(-max_shift, max_shift + 1), key=abs)  # ties go to the smaller shift
 
-    def outside(shift: int) -> int:
-        total = 0
+    def cost(shift: int) -> tuple[int, float, int]:
+        outside, off_centre = 0, 0.0
         for voice, p in pitches.items():
             lo, hi = ranges[voice]
             q = p + shift
-            total += int(((q < lo) | (q > hi)).sum())
-        return total
+            outside += int(((q < lo) | (q > hi)).sum())
+            if centres and voice in centres:
+                off_centre += (float(q.mean()) - float(centres[voice])) ** 2
+        return outside, round(off_centre, 6), abs(shift)
 
-    return min(shifts, key=outside)
+    return min(range(-max_shift, max_shift + 1), key=cost)
 
 
-def fit_ranges(score: Score, ranges: Mapping[str, tuple[int, int]], max_shift: int = 6) -> Score:
+def fit_ranges(
+    score: Score,
+    ranges: Mapping[str, tuple[int, int]],
+    max_shift: int = 6,
+    centres: Mapping[str, float] | None = None,
+) -> Score:
     """``score`` moved by :func:`best_shift` (the score itself when no shift helps)."""
-    shift = best_shift(score, ranges, max_shift)
+    shift = best_shift(score, ranges, max_shift, centres)
     return score.transpose(shift) if shift else score
