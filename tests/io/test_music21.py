@@ -419,3 +419,19 @@ def test_importing_musegen_io_does_not_import_music21() -> None:
     code = "import sys, musegen.io; print('music21' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_voice_parts_get_their_own_short_names(tmp_path: Path) -> None:
+    """Engravers print the part abbreviation from the second system on: a labelled voice is
+    'S.', 'A.', 'T.', 'B.', not its instrument's ('Pno')."""
+    tracks = [
+        Track(make_notes([0], [480], [p]), name=name, voice=voice)
+        for p, name, voice in ((72, "Soprano", "S"), (65, "Alto", "A"), (57, "Tenor", "T"))
+    ]
+    tracks.append(Track(make_notes([0], [480], [48]), name="Piano"))
+    out = tmp_path / "satb.musicxml"
+    save(Score(tracks=tracks), out)
+    text = out.read_text()
+    for short in ("S.", "A.", "T."):
+        assert f"<part-abbreviation>{short}</part-abbreviation>" in text
+    assert text.count("<part-abbreviation>") == 4  # the unlabelled track keeps its instrument's

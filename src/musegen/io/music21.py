@@ -576,6 +576,10 @@ def _track_to_part(score: Score, track: Track, index: int, *, with_tempo: bool) 
     part = stream.Part(id=f"P{index + 1}")
     inst = _instrument(track)
     part.partName = name_for_track(track) or inst.instrumentName or f"Track {index + 1}"
+    # the short name on later systems: the voice's initial, not the instrument's ("Pno")
+    if track.voice:
+        inst.instrumentAbbreviation = f"{track.voice}."
+        part.partAbbreviation = inst.instrumentAbbreviation
     part.insert(0, inst)
     if track.voice == "T":  # a tenor part is written an octave up in the treble-8vb clef
         from music21 import clef
