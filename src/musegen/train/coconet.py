@@ -142,9 +142,8 @@ def train_coconet(
     from musegen.models import build_model
     from musegen.models.coconet import coconet_objective
     from musegen.tokenizers import get_tokenizer
-    from musegen.train.run import fit_and_summarize, load_init
+    from musegen.train.run import fit_and_summarize, load_init, write_run
     from musegen.train.trainer import Trainer
-    from musegen.utils import atomic_write_text
 
     if run.get("model", "coconet") != "coconet":
         raise MusegenError(f"this trains model 'coconet', the run file names {run['model']!r}")
@@ -162,17 +161,13 @@ def train_coconet(
     valid = FixedValid(
         load_grids("valid", mc.low, mc.high, root), cfg.seq_len, int(data.get("valid_seed", 0))
     )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     used = {
         "model": "coconet",
         "model_config": mc.to_dict(),
         "train": cfg.to_dict(),
         "data": {"source": "jsb-satb", "root": root, "valid_seed": int(data.get("valid_seed", 0))},
     }
-    if init is not None:
-        used["init"] = str(init)
-    atomic_write_text(out / "run.json", json.dumps(used, indent=2))
+    out = write_run(out_dir, used, init)
     tokenizer = get_tokenizer(
         "satb",
         steps_per_quarter=4,

@@ -207,9 +207,8 @@ def train_frame(
     from musegen.data.training import collate_rolls
     from musegen.models import build_model
     from musegen.models.frame import frame_nll_objective
-    from musegen.train.run import fit_and_summarize, load_init
+    from musegen.train.run import fit_and_summarize, load_init, write_run
     from musegen.train.trainer import Trainer
-    from musegen.utils import atomic_write_text
 
     name = run.get("model")
     if name not in FRAME_MODELS:
@@ -222,13 +221,9 @@ def train_frame(
     if init is not None and not resume:
         load_init(model, init)
     train, valid = frame_datasets(data, options, cfg.seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     used = {"model": name, "model_config": model.config.to_dict(), "train": cfg.to_dict()}
     used["data"] = options
-    if init is not None:
-        used["init"] = str(init)
-    atomic_write_text(out / "run.json", json.dumps(used, indent=2))
+    out = write_run(out_dir, used, init)
     meta = {**data.meta(options), "parameters": model.num_parameters(), "loss_unit": "nats/frame"}
     trainer = Trainer(
         model,

@@ -113,7 +113,6 @@ def _train_sequence_model(
     from musegen.data.training import WindowDataset
     from musegen.models import build_model
     from musegen.train.trainer import Trainer
-    from musegen.utils import atomic_write_text
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
     shift = run.get("augment", {}).get("transpose", 0)
@@ -156,8 +155,6 @@ def _train_sequence_model(
     model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
     if init is not None and not resume:
         load_init(model, init)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     used = {
         **run,
         "model": name,
@@ -165,12 +162,23 @@ def _train_sequence_model(
         "train": cfg.to_dict(),
         "data": str(data_dir),
     }
-    if init is not None:
-        used["init"] = str(init)
-    atomic_write_text(out / "run.json", json.dumps(used, indent=2))
+    out = write_run(out_dir, used, init)
     meta = {"tokenizer": tok.to_dict(), "data": str(data_dir), "parameters": model.num_parameters()}
     meta.update(extra)
     return fit_and_summarize(Trainer(model, train_ds, valid_ds, cfg, out, meta=meta), resume)
+
+
+def write_run(out_dir: str | Path, used: dict[str, Any], init: str | None) -> Path:
+    """Create the run folder and write what the run used (and the ``--init`` it started
+    from) as its ``run.json``; returns the folder."""
+    from musegen.utils import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if init is not None:
+        used = {**used, "init": str(init)}
+    atomic_write_text(out / "run.json", json.dumps(used, indent=2))
+    return out
 
 
 def load_init(model: Any, ref: str) -> None:
