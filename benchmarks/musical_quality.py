@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from musegen.sampling.endings import ENDINGS
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "musical_quality"
 GENERATORS = ("bach", "folk", "coconet", "harmonize-coconet", "csp")
@@ -378,7 +380,7 @@ def main() -> int:
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument(
         "--ending",
-        choices=("cadence", "tonic", "free"),
+        choices=ENDINGS,
         help="how pieces must close (default: the model's config)",
     )
     p.add_argument("--split", choices=("valid", "test"), default="valid")

@@ -6,6 +6,8 @@ import argparse
 import json
 import secrets
 
+from musegen.sampling.endings import ENDINGS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -77,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ending",
-        choices=("cadence", "tonic", "free"),
+        choices=ENDINGS,
         help="how each piece must close: its last two bars are drawn again (up to 8 times) until "
         "it ends on an authentic or plagal cadence / on its tonic; free: as the model ends it "
         "(default: the model's config: cadence for bach, tonic for folk; models that count "

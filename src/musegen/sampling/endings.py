@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from musegen.errors import MusegenError
-from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score
 from musegen.tokenizers.base import Tokenizer
+
+if TYPE_CHECKING:  # the sampler (and torch) load when endings are drawn, not for ENDINGS
+    from musegen.sampling.generate import SamplingConfig
 
 ENDINGS = ("cadence", "tonic", "free")
 DEFAULT_TRIES = 8
@@ -73,6 +76,8 @@ def settle_endings(
     docstring); the first ``keep`` ids (a primer) are never resampled. Also counts:
     ``passed`` as written, ``settled`` by a new ending, ``kept`` failing after ``tries``
     samples, ``skipped`` (no countdown, or the last bars lie in the primer)."""
+    from musegen.sampling.generate import generate
+
     check = ending_check(ending)
     counts = {"passed": 0, "settled": 0, "kept": 0, "skipped": 0}
     if check is None:

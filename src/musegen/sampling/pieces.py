@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from musegen.errors import MusegenError
+from musegen.sampling.endings import DEFAULT_TRIES
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score, Tempo, TimeSignature
 from musegen.tokenizers.base import BOS, Tokenizer
@@ -36,7 +37,7 @@ class PieceRequest:
     # "cadence" / "tonic": the last bars are drawn again until the piece closes so
     # (musegen.sampling.endings; bar-countdown tokenizers only); "free": as the model ends
     ending: str = "free"
-    ending_tries: int = 8
+    ending_tries: int = DEFAULT_TRIES
     # voice label -> MIDI range: each new piece moves to the key whose ranges fit it best
     voice_ranges: dict[str, tuple[int, int]] | None = None
     voice_centres: dict[str, float] | None = None  # among keys that fit: nearest these means
