@@ -108,6 +108,13 @@ class Report:
             "keys": dict(Counter(p.key or "none" for p in pieces).most_common()),
         }
 
+    def musegan_summary(self, which: str) -> dict[str, float]:
+        """MuseGAN's five figures (:mod:`musegen.metrics.musegan`) averaged over one set."""
+        from musegen.metrics.musegan import set_metrics
+
+        pieces = self.generated if which == "generated" else self.reference
+        return set_metrics([score for _, score in pieces.pieces])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "musegen": __version__,
@@ -122,6 +129,7 @@ class Report:
                 "generated": self.cadence_summary("generated"),
                 "reference": self.cadence_summary("reference"),
             },
+            "musegan": {w: _clean(self.musegan_summary(w)) for w in ("generated", "reference")},
             "pieces": {
                 "generated": [p.to_dict() for p in self.gen],
                 "reference": [p.to_dict() for p in self.ref],
@@ -390,6 +398,9 @@ def _harmony_html(r: Report) -> str:
         ["share ending on an authentic cadence", gen["ending_authentic"], ref["ending_authentic"]]
     )
     out = _table(["", "generated", "reference"], rows)
+    mg, mr = r.musegan_summary("generated"), r.musegan_summary("reference")
+    out += "<h3>MuseGAN metrics (Dong et al. 2018)</h3>"
+    out += _table(["", "generated", "reference"], [[k, mg[k], mr[k]] for k in mg])
     keys = [[k, v] for k, v in list(gen["keys"].items())[:12]]
     out += "<h3>Estimated keys of generated pieces</h3>" + _table(["key", "pieces"], keys)
     items = []
