@@ -1,0 +1,369 @@
+"""Music-theory rewards: RL Tuner's rules as small pure functions of a (partial) melody.
+
+Jaques et al. (2017, "Sequence Tutor / RL Tuner") tuned a note RNN with rewards for following
+textbook rules of melody writing. Each rule here is a function of a :class:`Line` (the top
+line of a score: one note per onset, the highest) that counts something; the counts make
+both the RL Tuner table of ``benchmarks/rl.py`` (:func:`rl_tuner_figures`) and the reward
+(:func:`theory_reward`). Our own definitions, chosen to be simple and checkable by hand:
+
+========================  ==================================================================
+in key                    a note's pitch class is in the key's scale (major; minor: natural
+                          and harmonic, both sevenths), the key being the score's
+                          key signature's, else its Krumhansl-Schmuckler key
+tonic                     the first / last note is the key's tonic
+excessive repetition      a run of more than :data:`MAX_REPEATS` onsets on the same pitch:
+                          every note past the 4th counts
+leaps                     an interval of :data:`LEAP` semitones (a perfect fifth) or more is
+                          *resolved* when the next interval turns back by no more than the
+                          leap (a step back after a sixth, say); a leap followed by a repeat
+                          or by motion on in the same direction is not. A leap with no note
+                          after it (the end of a partial piece) is not judged
+motif                     a bar whose notes take :data:`MOTIF_PITCHES` or more pitches; its
+                          notes are *notes in motifs*. A motif bar *repeats* an earlier one
+                          when its rhythm (onsets in the bar) and its intervals are the same
+                          (transposed or not)
+same-interval runs        more than :data:`INTERVAL_RUN` successive intervals equal and not 0
+                          (a whole-tone scale, chains of thirds): every interval past the 3rd
+========================  ==================================================================
+
+A reward is any ``f(score) -> float``; :data:`REWARDS` names the built-in ones and
+:func:`load_rewards` reads ``--reward`` (``theory``, ``key,tonic``, ``module:function`` or
+``file.py:function``), summing the parts. Every function here is pure (no state, no
+randomness) and takes a partial piece as well as a whole one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.score import Score
+from musegen.theory import HARMONIC_MINOR_SCALE, MAJOR_SCALE, NATURAL_MINOR_SCALE, score_key
+
+MAX_REPEATS = 4  # onsets in a row on one pitch before the next counts as excessive
+LEAP = 7  # semitones: a perfect fifth or more is a leap
+MOTIF_PITCHES = 3  # distinct pitches a bar needs to be a motif
+INTERVAL_RUN = 3  # successive equal intervals allowed before the next counts
+MINOR_PCS = tuple(sorted({*NATURAL_MINOR_SCALE, *HARMONIC_MINOR_SCALE}))
+
+Reward = Callable[[Score], float]
+
+
+@dataclass(frozen=True)
+class Line:
+    """A melody as the rules see it: one note per onset (the highest sounding one), its
+    onset tick, its bar (0 = the first bar line's bar) and its onset within that bar, and
+    the key (tonic pitch class, minor?) the rules judge it in (None: nothing sounds)."""
+
+    pitch: np.ndarray  # int64 [n]
+    start: np.ndarray  # int64 [n] ticks
+    bar: np.ndarray  # int64 [n]
+    offset: np.ndarray  # int64 [n] ticks after the bar line
+    key: tuple[int, bool] | None
+
+    def __len__(self) -> int:
+        return len(self.pitch)
+
+    @property
+    def intervals(self) -> np.ndarray:
+        return np.diff(self.pitch)
+
+
+def top_line(score: Score, key: tuple[int, bool] | None = None) -> Line:
+    """The :class:`Line` of a score's pitched tracks (``key``: else the score's first key
+    signature's, else estimated from its notes)."""
+    table = score.note_table()
+    drums = [i for i, t in enumerate(score.tracks) if t.is_drum]
+    if drums:
+        table = table[~np.isin(table["track"], drums)]
+    table = table[np.lexsort((-table["pitch"].astype(np.int64), table["start"]))]
+    first = np.ones(len(table), dtype=bool)
+    first[1:] = table["start"][1:] != table["start"][:-1]
+    start = table["start"][first].astype(np.int64)
+    pitch = table["pitch"][first].astype(np.int64)
+    if len(start):
+        bars = score.bar_starts(int(start.max()) + 1).astype(np.int64)
+        bar = np.searchsorted(bars, start, side="right") - 1
+        bar = np.maximum(bar, 0)
+        offset = start - bars[bar]
+    else:
+        bar = offset = np.zeros(0, dtype=np.int64)
+    if key is None and len(start):
+        key = score_key(score)
+    return Line(pitch, start, bar, offset, None if key is None else (int(key[0]), bool(key[1])))
+
+
+def line_of(piece: Score | Line) -> Line:
+    return piece if isinstance(piece, Line) else top_line(piece)
+
+
+# ----------------------------------------------------------------------------- the rules
+def out_of_key(piece: Score | Line) -> int:
+    """Notes whose pitch class is outside the key's scale."""
+    line = line_of(piece)
+    if line.key is None or not len(line):
+        return 0
+    tonic, minor = line.key
+    scale = np.array(MINOR_PCS if minor else MAJOR_SCALE)
+    return int((~np.isin((line.pitch - tonic) % 12, scale)).sum())
+
+
+def starts_on_tonic(piece: Score | Line) -> bool:
+    line = line_of(piece)
+    return bool(len(line)) and line.key is not None and int(line.pitch[0]) % 12 == line.key[0]
+
+
+def ends_on_tonic(piece: Score | Line) -> bool:
+    line = line_of(piece)
+    return bool(len(line)) and line.key is not None and int(line.pitch[-1]) % 12 == line.key[0]
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each run of equal successive values."""
+    if not len(values):
+        return []
+    edges = np.flatnonzero(values[1:] != values[:-1]) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(values)]])
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+
+
+def excess_repeats(piece: Score | Line, most: int = MAX_REPEATS) -> int:
+    """Notes past the ``most``-th of a run of onsets on the same pitch."""
+    line = line_of(piece)
+    return sum(max(n - most, 0) for _, n in _runs(line.pitch))
+
+
+def leaps(piece: Score | Line, leap: int = LEAP) -> tuple[int, int]:
+    """(resolved, judged) leaps: see the module docstring."""
+    steps = line_of(piece).intervals
+    resolved = judged = 0
+    for a, b in pairwise(steps.tolist()):
+        if abs(a) < leap:
+            continue
+        judged += 1
+        resolved += b != 0 and (b > 0) != (a > 0) and abs(b) <= abs(a)
+    return resolved, judged
+
+
+def interval_run_excess(piece: Score | Line, most: int = INTERVAL_RUN) -> int:
+    """Intervals past the ``most``-th of a run of equal, non-zero successive intervals."""
+    steps = line_of(piece).intervals
+    return sum(max(n - most, 0) for s, n in _runs(steps) if steps[s] != 0)
+
+
+def _bars(line: Line) -> list[np.ndarray]:
+    """The note indices of each bar that has notes, in order."""
+    if not len(line):
+        return []
+    return [np.flatnonzero(line.bar == b) for b in np.unique(line.bar)]
+
+
+def motifs(piece: Score | Line, pitches: int = MOTIF_PITCHES) -> tuple[int, int, int, int]:
+    """(notes in motifs, motif bars, notes in repeated motifs, repeated motif bars): see the
+    module docstring. A bar repeats a motif when an earlier motif bar has its shape."""
+    line = line_of(piece)
+    seen: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    notes = bars = rep_notes = rep_bars = 0
+    for idx in _bars(line):
+        if len(np.unique(line.pitch[idx])) < pitches:
+            continue
+        notes += len(idx)
+        bars += 1
+        shape = (tuple(line.offset[idx].tolist()), tuple(np.diff(line.pitch[idx]).tolist()))
+        if shape in seen:
+            rep_notes += len(idx)
+            rep_bars += 1
+        seen.add(shape)
+    return notes, bars, rep_notes, rep_bars
+
+
+# ----------------------------------------------------------------------------- figures
+def rl_tuner_figures(piece: Score | Line) -> dict[str, float]:
+    """Every rule's count for one piece (``notes``, ``intervals`` and ``bars`` to divide by):
+    what :func:`rl_tuner_table` pools over a set."""
+    line = line_of(piece)
+    resolved, judged = leaps(line)
+    in_motifs, motif_bars, in_repeated, repeated_bars = motifs(line)
+    return {
+        "notes": float(len(line)),
+        "intervals": float(max(len(line) - 1, 0)),
+        "bars": float(len(np.unique(line.bar))),
+        "excess_repeats": float(excess_repeats(line)),
+        "out_of_key": float(out_of_key(line)),
+        "starts_on_tonic": float(starts_on_tonic(line)),
+        "ends_on_tonic": float(ends_on_tonic(line)),
+        "leaps": float(judged),
+        "leaps_resolved": float(resolved),
+        "notes_in_motifs": float(in_motifs),
+        "motif_bars": float(motif_bars),
+        "notes_in_repeated_motifs": float(in_repeated),
+        "repeated_motifs": float(repeated_bars),
+        "interval_run_excess": float(interval_run_excess(line)),
+    }
+
+
+TABLE_ROWS = (  # (figure, numerator, denominator): shares in percent, pooled over a set
+    ("notes excessively repeated", "excess_repeats", "notes"),
+    ("notes not in key", "out_of_key", "notes"),
+    ("melodies starting on the tonic", "starts_on_tonic", "pieces"),
+    ("melodies ending on the tonic", "ends_on_tonic", "pieces"),
+    ("leaps resolved", "leaps_resolved", "leaps"),
+    ("notes in motifs", "notes_in_motifs", "notes"),
+    ("notes in repeated motifs", "notes_in_repeated_motifs", "notes"),
+    ("intervals in long same-interval runs", "interval_run_excess", "intervals"),
+)
+
+
+def rl_tuner_table(pieces: Sequence[Score | Line]) -> dict[str, float]:
+    """RL Tuner's table over a set: each :data:`TABLE_ROWS` share in percent (NaN when
+    nothing to divide by), pooled over the pieces; also ``repeated motifs per piece``."""
+    rows = [rl_tuner_figures(p) for p in pieces]
+    total = {k: sum(r[k] for r in rows) for k in (rows[0] if rows else {})}
+    total["pieces"] = float(len(rows))
+    out = {}
+    for name, num, den in TABLE_ROWS:
+        d = total.get(den, 0.0)
+        out[name] = 100.0 * total[num] / d if d else float("nan")
+    out["repeated motifs per piece"] = (
+        total["repeated_motifs"] / len(rows) if rows else float("nan")
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- rewards
+def key_reward(piece: Score | Line) -> float:
+    """-1 for a melody all out of key, 0 all in key: minus the share of notes out of key."""
+    line = line_of(piece)
+    return -out_of_key(line) / len(line) if len(line) else 0.0
+
+
+def tonic_reward(piece: Score | Line) -> float:
+    """0.5 for starting on the tonic, 0.5 for ending on it."""
+    line = line_of(piece)
+    return 0.5 * starts_on_tonic(line) + 0.5 * ends_on_tonic(line)
+
+
+def repetition_reward(piece: Score | Line) -> float:
+    """Minus the share of notes excessively repeated."""
+    line = line_of(piece)
+    return -excess_repeats(line) / len(line) if len(line) else 0.0
+
+
+def leap_reward(piece: Score | Line) -> float:
+    """Minus the share of judged leaps left unresolved (0 with no leap)."""
+    resolved, judged = leaps(piece)
+    return -(judged - resolved) / judged if judged else 0.0
+
+
+def motif_reward(piece: Score | Line) -> float:
+    """Half the share of notes in motifs plus half the share in repeated motifs."""
+    line = line_of(piece)
+    if not len(line):
+        return 0.0
+    in_motifs, _, in_repeated, _ = motifs(line)
+    return 0.5 * (in_motifs + in_repeated) / len(line)
+
+
+def interval_reward(piece: Score | Line) -> float:
+    """Minus the share of intervals past the third of a same-interval run."""
+    line = line_of(piece)
+    n = len(line) - 1
+    return -interval_run_excess(line) / n if n > 0 else 0.0
+
+
+THEORY_WEIGHTS: dict[str, float] = {
+    "key": 2.0,
+    "tonic": 1.0,
+    "repetition": 4.0,
+    "leaps": 1.0,
+    "motifs": 0.5,
+    "intervals": 1.0,
+}
+PARTS: dict[str, Callable[[Score | Line], float]] = {
+    "key": key_reward,
+    "tonic": tonic_reward,
+    "repetition": repetition_reward,
+    "leaps": leap_reward,
+    "motifs": motif_reward,
+    "intervals": interval_reward,
+}
+
+
+def theory_reward(piece: Score | Line) -> float:
+    """RL Tuner's rules together: the :data:`THEORY_WEIGHTS`-weighted sum of every part
+    (about -9 for a melody that breaks every rule, 2 for one that keeps them all and is all
+    repeated motifs; each part is a share, so the sum does not grow with length)."""
+    line = line_of(piece)
+    return float(sum(w * PARTS[name](line) for name, w in THEORY_WEIGHTS.items()))
+
+
+REWARDS: dict[str, Reward] = {"theory": theory_reward, **PARTS}
+
+
+def load_reward(spec: str) -> Reward:
+    """One reward: a name of :data:`REWARDS`, ``module:function`` (importable) or
+    ``path/to/file.py:function``; the function takes a :class:`~musegen.score.Score` and
+    returns a number."""
+    spec = spec.strip()
+    if spec in REWARDS:
+        return REWARDS[spec]
+    if ":" not in spec:
+        raise MusegenError(
+            f"unknown reward {spec!r}: give one of {', '.join(REWARDS)}, module:function or "
+            "file.py:function"
+        )
+    where, _, name = spec.rpartition(":")
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise MusegenError(f"reward {spec!r}: no file {where}")
+            loader = importlib.util.spec_from_file_location(f"musegen_reward_{path.stem}", path)
+            if loader is None or loader.loader is None:
+                raise MusegenError(f"reward {spec!r}: cannot load {where}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except MusegenError:
+        raise
+    except Exception as e:  # the user's module: any error while importing it
+        raise MusegenError(
+            f"reward {spec!r}: cannot import {where} ({type(e).__name__}: {e})"
+        ) from e
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise MusegenError(f"reward {spec!r}: {where} has no function {name!r}")
+    return fn
+
+
+def load_rewards(specs: str) -> list[tuple[str, Reward]]:
+    """``--reward`` (comma-separated specs, see :func:`load_reward`) as (spec, function)."""
+    names = [s.strip() for s in specs.split(",") if s.strip()]
+    if not names:
+        raise MusegenError("--reward names no reward: give e.g. theory or key,tonic")
+    return [(name, load_reward(name)) for name in names]
+
+
+def total_reward(rewards: Sequence[tuple[str, Reward]], score: Score) -> dict[str, float]:
+    """Each reward's value for ``score`` and their sum (``total``); a reward that fails or
+    returns no finite number is a one-line error naming it."""
+    out: dict[str, float] = {}
+    for name, fn in rewards:
+        try:
+            value = float(fn(score))
+        except (TypeError, ValueError) as e:
+            raise MusegenError(f"reward {name} did not return a number ({e})") from e
+        if not np.isfinite(value):
+            raise MusegenError(f"reward {name} returned {value} (not a finite number)")
+        out[name] = value
+    out["total"] = float(sum(out[name] for name, _ in rewards))
+    return out

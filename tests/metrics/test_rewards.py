@@ -1,0 +1,152 @@
+"""RL Tuner's rules on hand-made melodies whose answers are counted by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from musegen.errors import MusegenError
+from musegen.metrics import rewards as R
+from musegen.score import KeySignature, Score, TimeSignature, Track, make_notes
+
+TPQ = 480
+
+
+def melody(pitches: list[int], key: tuple[int, int] = (0, 0), quarters: float = 1.0) -> Score:
+    """Quarter notes (or ``quarters`` long) in 4/4 with a key signature (sharps, minor)."""
+    step = int(quarters * TPQ)
+    n = len(pitches)
+    notes = make_notes(
+        start=[i * step for i in range(n)], duration=[step] * n, pitch=pitches, velocity=[80] * n
+    )
+    return Score(
+        tpq=TPQ,
+        tracks=[Track(notes=notes)],
+        time_signatures=[TimeSignature(0, 4, 4)],
+        key_signatures=[KeySignature(0, key[0], bool(key[1]))],
+    )
+
+
+def test_top_line_takes_the_highest_note_of_an_onset_and_bars() -> None:
+    s = melody([60, 62, 64, 65, 67])
+    s.tracks.append(Track(notes=make_notes(start=[0], duration=[480], pitch=[48], velocity=[80])))
+    line = R.top_line(s)
+    assert line.pitch.tolist() == [60, 62, 64, 65, 67]
+    assert line.bar.tolist() == [0, 0, 0, 0, 1]
+    assert line.offset.tolist() == [0, 480, 960, 1440, 0]
+    assert line.key == (0, False)
+
+
+def test_key_counts_notes_outside_the_scale() -> None:
+    assert R.out_of_key(melody([60, 61, 62, 66])) == 2  # C# and F# in C major
+    assert R.key_reward(melody([60, 61, 62, 66])) == -0.5
+    # A minor (0 sharps, minor): G and G# (both sevenths) are in, F# is out
+    assert R.out_of_key(melody([69, 67, 68, 66], key=(0, 1))) == 1
+    assert R.out_of_key(Score(tpq=TPQ)) == 0
+
+
+def test_tonic_start_and_end() -> None:
+    assert R.starts_on_tonic(melody([60, 64, 67]))
+    assert not R.ends_on_tonic(melody([60, 64, 67]))
+    assert R.ends_on_tonic(melody([64, 62, 72]))  # an octave up is still the tonic
+    assert R.tonic_reward(melody([60, 62, 60])) == 1.0
+    assert R.tonic_reward(melody([67, 62, 64], key=(1, 0))) == 0.5  # G major: starts on G
+    assert R.tonic_reward(Score(tpq=TPQ)) == 0.0
+
+
+def test_excessive_repetition_counts_past_the_fourth() -> None:
+    assert R.excess_repeats(melody([60] * 4 + [62])) == 0
+    assert R.excess_repeats(melody([60] * 6 + [62] * 5)) == 3
+    assert R.repetition_reward(melody([60] * 6 + [62] * 4)) == -0.2
+
+
+def test_leaps_resolve_by_turning_back() -> None:
+    # up a sixth then a step down: resolved; up a fifth then on up: not; a 4th is no leap
+    assert R.leaps(melody([60, 69, 67])) == (1, 1)
+    assert R.leaps(melody([60, 67, 69])) == (0, 1)
+    assert R.leaps(melody([60, 67, 67])) == (0, 1)  # a repeat does not resolve
+    assert R.leaps(melody([60, 65, 64])) == (0, 0)
+    assert R.leaps(melody([72, 60, 74])) == (0, 1)  # turns back, but further than the leap
+    assert R.leaps(melody([60, 72])) == (0, 0)  # nothing after it yet: not judged
+    assert R.leap_reward(melody([60, 69, 67, 74, 76])) == -0.5
+    assert R.leap_reward(melody([60, 62])) == 0.0
+
+
+def test_same_interval_runs() -> None:
+    assert R.interval_run_excess(melody([60, 62, 64, 66])) == 0  # three whole tones
+    assert R.interval_run_excess(melody([60, 62, 64, 66, 68, 70])) == 2
+    assert R.interval_run_excess(melody([60] * 8)) == 0  # repeats are the repetition rule's
+    assert R.interval_reward(melody([60, 62, 64, 66, 68, 70])) == pytest.approx(-2 / 5)
+
+
+def test_motifs_and_their_repeats() -> None:
+    # bar 1: C D E F (a motif); bar 2: the same shape a tone up (repeats it);
+    # bar 3: G G G A (two pitches, no motif); bar 4: E D C D (a new motif)
+    s = melody([60, 62, 64, 65, 62, 64, 66, 67, 67, 67, 67, 69, 64, 62, 60, 62])
+    assert R.motifs(s) == (12, 3, 4, 1)
+    assert R.motif_reward(s) == pytest.approx(0.5 * 16 / 16)
+    # the same pitches with another rhythm do not repeat
+    t = melody([60, 62, 64, 65], quarters=1.0)
+    half = make_notes(start=[1920, 2400, 2880, 3120], duration=[480, 480, 240, 240],
+                      pitch=[60, 62, 64, 65], velocity=[80] * 4)  # fmt: skip
+    t.tracks[0].notes = make_notes(
+        start=[*t.tracks[0].notes["start"], *half["start"]],
+        duration=[*t.tracks[0].notes["duration"], *half["duration"]],
+        pitch=[*t.tracks[0].notes["pitch"], *half["pitch"]],
+        velocity=[80] * 8,
+    )
+    assert R.motifs(t) == (8, 2, 0, 0)
+
+
+def test_theory_reward_prefers_the_textbook_melody() -> None:
+    good = melody([60, 62, 64, 65, 67, 65, 64, 62, 60, 62, 64, 65, 64, 62, 60, 60])
+    bad = melody([61, 61, 61, 61, 61, 61, 70, 80, 66, 68, 70, 72, 74, 76, 78, 61])
+    assert R.theory_reward(good) > R.theory_reward(bad)
+    assert R.theory_reward(good) == pytest.approx(
+        sum(w * R.PARTS[n](good) for n, w in R.THEORY_WEIGHTS.items())
+    )
+    assert R.theory_reward(Score(tpq=TPQ)) == 0.0
+
+
+def test_rl_tuner_table_pools_over_pieces() -> None:
+    table = R.rl_tuner_table([melody([60, 60, 60, 60, 60, 60]), melody([60, 69, 67, 61])])
+    assert table["notes excessively repeated"] == pytest.approx(100 * 2 / 10)
+    assert table["notes not in key"] == pytest.approx(100 * 1 / 10)
+    assert table["melodies starting on the tonic"] == 100.0
+    assert table["melodies ending on the tonic"] == 50.0
+    assert table["leaps resolved"] == 100.0
+    assert math.isnan(R.rl_tuner_table([melody([60, 62])])["leaps resolved"])
+
+
+def user_reward(score: Score) -> float:
+    return float(score.n_notes)
+
+
+def test_load_rewards_names_modules_and_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    loaded = R.load_rewards("theory, key,tests.metrics.test_rewards:user_reward")
+    assert [n for n, _ in loaded] == ["theory", "key", "tests.metrics.test_rewards:user_reward"]
+    f = tmp_path / "mine.py"
+    f.write_text("def notes(score):\n    return score.n_notes * 2\n")
+    ((_, fn),) = R.load_rewards(f"{f}:notes")
+    s = melody([60, 62])
+    assert fn(s) == 4
+    values = R.total_reward([("a", fn), ("b", R.key_reward)], s)
+    assert values == {"a": 4.0, "b": 0.0, "total": 4.0}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["nonsense", "", "no_such_module_xyz:f", "musegen.metrics.rewards:nothing", "/no/file.py:f"],
+)
+def test_bad_reward_specs_are_one_line_errors(spec: str) -> None:
+    with pytest.raises(MusegenError) as e:
+        R.load_rewards(spec)
+    assert "\n" not in str(e.value)
+
+
+def test_a_reward_that_returns_no_number_is_an_error() -> None:
+    with pytest.raises(MusegenError, match="not a finite number"):
+        R.total_reward([("nan", lambda s: float("nan"))], melody([60]))
+    with pytest.raises(MusegenError, match="did not return a number"):
+        R.total_reward([("text", lambda s: "x")], melody([60]))
