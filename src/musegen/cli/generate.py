@@ -109,8 +109,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_generate)
 
     p = sub.add_parser(
-        "models", help="list the shipped pretrained models", description="List the shipped models."
+        "models",
+        help="list the shipped pretrained models and what each can do",
+        description="List the shipped models (or the model/run folders given) and what each "
+        "can do: generate, continue, infill, accompany, harmonize, chords, density, theme, "
+        "structure, instruments …, read from its config.",
     )
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="model or run folders to list")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_models)
 
@@ -206,9 +211,9 @@ def _controls(chords: str | None, density: str | None) -> tuple[tuple[str, ...],
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from musegen.models.pretrained import list_pretrained
+    from musegen.cli.models import listed_models
 
-    models = list_pretrained()
+    models = listed_models(args.folders)
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
@@ -225,4 +230,5 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"{m['name']}{star}: {m['description']}")
         tokens = f" + {m['tokenizer']} tokens" if m["tokenizer"] else ""
         print(f"    {m['model']}{tokens}, {params}{m['megabytes']} MB{losses}")
+        print(f"    can: {', '.join(m['can']) or 'nothing through musegen commands'}")
     return 0

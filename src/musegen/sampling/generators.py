@@ -123,6 +123,12 @@ class Generator:
         (``chords``, ``density``)."""
         return ()
 
+    @classmethod
+    def capabilities(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        """What a model of this kind saved with config ``meta`` can do, without loading it
+        (``musegen models``; :mod:`musegen.sampling.capabilities`): the commands served."""
+        return cls.serves
+
     def harmonize(
         self,
         melody: Score,
@@ -258,6 +264,13 @@ class TokenGenerator(Generator):
 
     def controls(self) -> tuple[str, ...]:
         return tuple(getattr(self.tokenizer, "controls", ()))
+
+    @classmethod
+    def capabilities(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        from musegen.sampling.capabilities import token_capabilities
+        from musegen.tokenizers import tokenizer_from_dict
+
+        return token_capabilities(tokenizer_from_dict(meta["tokenizer"]))
 
 
 class CoconetGenerator(Generator):
@@ -483,15 +496,24 @@ def load_generator(ref: str | None, device: str = "cpu") -> Generator:
         return METHODS[ref](None, {"model": ref}, None)
     folder = resolve_model(ref)
     model, meta = load_model(folder, map_location=device)
+    cls = generator_class(meta)
+    if cls is TokenGenerator:
+        return TokenGenerator(model, meta, folder, tokenizer_from_dict(meta["tokenizer"]))
+    if cls is not None:
+        return cls(model, meta, folder)
+    raise MusegenError(
+        f"{folder}: a {meta.get('model')} model names no tokenizer, so it writes no pieces; "
+        "load it with the Python API (musegen.models.load_model)"
+    )
+
+
+def generator_class(meta: dict[str, Any]) -> type[Generator] | None:
+    """The generator that serves a model saved with config ``meta``: its kind's in
+    :data:`GENERATORS`, else a token model's when it names a tokenizer, else None."""
     name = meta.get("model")
     if name in GENERATORS:
-        return GENERATORS[name](model, meta, folder)
-    if "tokenizer" in meta:
-        return TokenGenerator(model, meta, folder, tokenizer_from_dict(meta["tokenizer"]))
-    raise MusegenError(
-        f"{folder}: a {name} model names no tokenizer, so it writes no pieces; load it with "
-        "the Python API (musegen.models.load_model)"
-    )
+        return GENERATORS[name]
+    return TokenGenerator if "tokenizer" in meta else None
 
 
 def _sampling(request: GenerateRequest, defaults: dict[str, Any]) -> SamplingConfig:

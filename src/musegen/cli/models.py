@@ -1,0 +1,54 @@
+"""What ``musegen models`` lists: the shipped models, or the folders given, with their
+capability words (:mod:`musegen.sampling.capabilities`). Not a command module itself: the
+``models`` command is registered by :mod:`musegen.cli.generate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import InputError
+
+
+def listed_models(folders: list[str] | None = None) -> list[dict[str, Any]]:
+    """:func:`~musegen.models.pretrained.list_pretrained`'s entries (or the same entries for
+    ``folders``: model or run folders), each with ``can``: what the model can do."""
+    from musegen.models.pretrained import list_pretrained, resolve_model
+    from musegen.sampling.capabilities import model_capabilities
+
+    models = [_entry(resolve_model(f)) for f in folders] if folders else list_pretrained()
+    for m in models:
+        meta = _config(Path(m["path"]))
+        m["can"] = list(model_capabilities(meta))
+    return models
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"unreadable model config ({e})") from e
+    if not isinstance(meta, dict):
+        raise InputError(path, 'expected {"model": name, "config": {...}}')
+    return meta
+
+
+def _entry(folder: Path) -> dict[str, Any]:
+    """A folder's entry, shaped like a shipped model's."""
+    meta = _config(folder)
+    weights = folder / "model.safetensors"
+    tokenizer = meta.get("tokenizer")
+    return {
+        "name": str(folder),
+        "default": False,
+        "description": meta.get("description", ""),
+        "model": meta.get("model"),
+        "tokenizer": tokenizer.get("tokenizer") if isinstance(tokenizer, dict) else None,
+        "parameters": meta.get("parameters"),
+        "valid_loss": meta.get("valid_loss"),
+        "test_loss": meta.get("test_loss"),
+        "megabytes": round(weights.stat().st_size / 1e6, 2) if weights.exists() else None,
+        "path": str(folder),
+    }
