@@ -1,0 +1,421 @@
+"""Reinforcement learning with rewards: KL-regularised policy-gradient fine-tuning of any token
+model (RL Tuner, Jaques et al. 2017), the frozen original as the KL anchor.
+
+Each step the policy (a copy of the model being tuned) writes a batch of pieces with the
+project's sampler (:func:`musegen.sampling.generate.generate`: the grammar masks every token
+the tokenizer forbids, so each piece decodes); each decoded piece gets the sum of the rewards
+(:mod:`musegen.metrics.rewards`), and the policy's log-probabilities of the tokens it drew are
+pushed up or down by how much better the piece did than the others of its batch.
+
+The objective is RL Tuner's KL-control one: maximise ``E[R(x)] - kl * KL(policy || anchor)``
+over whole pieces ``x``. Its exact score-function gradient is REINFORCE on the *regularised*
+return ``R(x) - kl * sum_t log(policy(x_t) / anchor(x_t))`` (the k1 estimate of the KL of
+the piece, held constant), which is what :meth:`RLTrainer.step` follows.
+
+Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
+rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
+second model to train and tune) would have to learn per-token values from a single late
+signal, while the mean return of the batch's other pieces is an unbiased baseline for free.
+Each rollout is used once, on-policy, so there is no importance ratio to clip and nothing
+stale: one forward and backward pass of the policy and one forward pass of the anchor per
+batch. On a CPU the sampler dominates a step, and RLOO spends nothing beyond it; the sample
+efficiency PPO buys by reusing rollouts for several epochs is a constant factor that its
+clipping and critic make fiddly to realise, and the published comparisons on sequence models
+(Ahmadian et al.) find RLOO as good or better.
+
+The log-probabilities are those of the distribution the sampler drew from: the logits masked
+by the tokenizer's grammar (replayed over each piece) and renormalised, at the sampling
+temperature. The policy runs in eval mode (no dropout), so they are exactly the sampler's.
+
+A run folder holds ``run.json`` (every setting and the seed), ``log.jsonl`` (one row per
+step: rewards, KL per token, seconds) and ``checkpoint/`` (the tuned model, loadable as
+``--model RUN``, plus the optimizer and the step; replaced atomically every
+``checkpoint_every`` steps and at the end). Step ``s`` draws its pieces with a seed made from
+``seed`` and ``s``, so ``--resume`` goes on exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from musegen.errors import MusegenError
+from musegen.metrics.rewards import Reward, load_rewards, total_reward
+from musegen.score import Score, TimeSignature
+from musegen.tokenizers.base import BOS, EOS, PAD, Tokenizer
+from musegen.utils import atomic_write_text
+
+CHECKPOINT = "checkpoint"
+TOKENS_PER_BAR = 160  # new tokens allowed per bar of four quarters (as generate's cap)
+
+
+@dataclass
+class RLConfig:
+    """Settings of an RL run (``musegen train rl``); saved in ``run.json``."""
+
+    model: str = "folk"  # the model to tune, and the KL anchor (a shipped name or a folder)
+    reward: str = "theory"  # --reward: comma-separated names / module:function
+    kl: float = 0.1  # weight of KL(policy || anchor), nats per piece
+    steps: int = 100
+    batch_size: int = 16  # pieces per step
+    lr: float = 2e-5
+    bars: int = 8  # length of each piece (bar-countdown tokenizers; else a token cap)
+    temperature: float = 1.0
+    max_new_tokens: int = 0  # 0: from the bars
+    seed: int = 0
+    checkpoint_every: int = 10
+    grad_clip: float = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.kl >= 0 and math.isfinite(self.kl), f"--kl must be >= 0, got {self.kl}"),
+            (self.steps >= 1, f"--steps must be >= 1, got {self.steps}"),
+            (self.batch_size >= 2, f"--batch-size must be >= 2 (a baseline needs two pieces), got {self.batch_size}"),
+            (0 < self.lr < 1, f"--lr must be in (0, 1), got {self.lr}"),
+            (1 <= self.bars <= 256, f"--bars must be 1..256, got {self.bars}"),
+            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}"),
+            (self.max_new_tokens >= 0, "--max-new-tokens must be >= 0"),
+            (self.checkpoint_every >= 1, "--checkpoint-every must be >= 1"),
+            (self.grad_clip > 0, "--grad-clip must be > 0"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise MusegenError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RLConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise MusegenError(
+                f"unknown RL setting(s) {', '.join(unknown)}; known: {sorted(names)}"
+            )
+        return cls(**d)
+
+
+def _hash_seed(*parts: int) -> int:
+    from musegen.train.trainer import hash_seed
+
+    return hash_seed(*parts) % (2**32)
+
+
+class RLTrainer:
+    """Tunes ``config.model`` (see the module docstring); :meth:`fit` runs it."""
+
+    def __init__(
+        self, config: RLConfig, out: str | Path, rewards: list[tuple[str, Reward]] | None = None
+    ) -> None:
+        from musegen.models import load_model
+        from musegen.models.pretrained import resolve_model
+        from musegen.tokenizers import tokenizer_from_dict
+
+        self.cfg = config
+        self.out = Path(out)
+        self.rewards = rewards if rewards is not None else load_rewards(config.reward)
+        folder = resolve_model(config.model)
+        self.policy, self.meta = load_model(folder, map_location="cpu")
+        if "tokenizer" not in self.meta or not hasattr(self.policy, "init_cache"):
+            raise MusegenError(
+                f"{config.model}: RL tunes token models (a model with a tokenizer), not a {self.meta.get('model')} model"
+            )
+        self.anchor, _ = load_model(folder, map_location="cpu")
+        self.anchor.requires_grad_(False)
+        self.anchor.eval()
+        self.base_folder = folder
+        self.tokenizer: Tokenizer = tokenizer_from_dict(self.meta["tokenizer"])
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=0.0
+        )
+        self.step_count = 0
+
+    # ------------------------------------------------------------------ rollouts
+    def _meter(self, rng: np.random.Generator) -> str | None:
+        """The meter of a step's pieces: drawn from the model's meter shares (its training
+        split's, in its config), else its tokenizer's first; None if it has no meter tokens."""
+        names = list(getattr(self.tokenizer.config, "time_signatures", ()) or ())
+        if not names:
+            return None
+        shares = (self.meta.get("sampling") or {}).get("meters") or {}
+        weights = np.array([float(shares.get(m, 0.0)) for m in names])
+        if weights.sum() <= 0:
+            return names[0]
+        return names[int(rng.choice(len(names), p=weights / weights.sum()))]
+
+    def prompt(self, step: int) -> np.ndarray:
+        """The primer of step ``step``: BOS, the meter and the length where the tokenizer
+        carries them (every piece of the step shares it), else BOS."""
+        meter = self._meter(np.random.default_rng([self.cfg.seed, step, 7]))
+        if meter is not None:
+            num, den = (int(x) for x in meter.split("/"))
+            score = Score(tpq=480, time_signatures=[TimeSignature(0, num, den)])
+            ids = self.tokenizer.primer_for_length(score, self.cfg.bars)
+            if ids is not None:
+                return np.asarray(ids, dtype=np.int64)
+        return np.array([BOS], dtype=np.int64)
+
+    def rollout(self, step: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The primer and the ``batch_size`` sequences the policy writes at ``step``."""
+        from musegen.sampling.generate import SamplingConfig, generate
+
+        prompt = self.prompt(step)
+        cap = self.cfg.max_new_tokens or max(64, self.cfg.bars * TOKENS_PER_BAR)
+        sampling = SamplingConfig(
+            max_new_tokens=cap,
+            temperature=self.cfg.temperature,
+            seed=_hash_seed(self.cfg.seed, step),
+        )
+        seqs = generate(
+            self.policy, self.tokenizer, num=self.cfg.batch_size, primer=prompt, config=sampling
+        )
+        return prompt, seqs
+
+    def score(self, seqs: list[np.ndarray]) -> list[dict[str, float]]:
+        """Each sequence's rewards (by name) and their ``total``."""
+        return [total_reward(self.rewards, self.tokenizer.decode(s)) for s in seqs]
+
+    # ------------------------------------------------------------------ log-probabilities
+    def masks(self, prompt: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The grammar's masks ``[B, T, vocab]`` for the tokens after the prompt, replayed
+        as the sampler stepped them (a dead end allows EOS, as there)."""
+        B, L = ids.shape
+        P = len(prompt)
+        grammar = self.tokenizer.batch_grammar(B, prompt)
+        out = np.zeros((B, L - P, len(self.tokenizer)), dtype=bool)
+        for t in range(P, L):
+            if grammar.done.all():
+                break
+            m = grammar.mask().copy()
+            dead = ~m.any(axis=1)
+            if dead.any():  # as the sampler: the sequence ends with EOS, the grammar with PAD
+                grammar.finish(dead)
+                m[dead, EOS] = True
+            out[:, t - P] = m
+            grammar.step(np.where(dead, PAD, ids[:, t]))
+        out[~out.any(axis=-1), PAD] = True  # after the end: PAD (never scored)
+        return out
+
+    def log_probs(
+        self, model: torch.nn.Module, ids: torch.Tensor, masks: torch.Tensor, P: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probabilities ``[B, T]`` of ``ids[:, P:]`` under ``model``'s masked,
+        tempered distribution, and the distributions' log-probabilities ``[B, T, vocab]``."""
+        logits, _ = model(ids[:, :-1])
+        logits = logits[:, P - 1 :].float() / self.cfg.temperature
+        logp = torch.log_softmax(logits.masked_fill(~masks, float("-inf")), dim=-1)
+        taken = logp.gather(-1, ids[:, P:, None]).squeeze(-1)
+        return taken, logp
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> dict[str, Any]:
+        """One policy-gradient step; returns its log row."""
+        t0 = time.perf_counter()
+        step = self.step_count
+        prompt, seqs = self.rollout(step)
+        t_roll = time.perf_counter() - t0
+        values = self.score(seqs)
+        P, B = len(prompt), len(seqs)
+        L = max(len(s) for s in seqs)
+        ids_np = np.full((B, L), PAD, dtype=np.int64)
+        for i, s in enumerate(seqs):
+            ids_np[i, : len(s)] = s
+        lengths = torch.tensor([len(s) for s in seqs])
+        valid = torch.arange(P, L)[None, :] < lengths[:, None]  # [B, T]: a token the sampler drew
+        masks = torch.from_numpy(self.masks(prompt, ids_np))
+        ids = torch.from_numpy(ids_np)
+        self.policy.eval()  # no dropout: the sampler's distribution exactly
+        taken, logp = self.log_probs(self.policy, ids, masks, P)
+        with torch.no_grad():
+            ref_taken, ref_logp = self.log_probs(self.anchor, ids, masks, P)
+        zero = torch.zeros((), dtype=taken.dtype)
+        with torch.no_grad():
+            log_ratio = torch.where(valid, taken - ref_taken, zero)
+            piece_kl = log_ratio.sum(dim=1)  # k1: an unbiased estimate of the piece's KL
+            probs = logp.exp()
+            exact = torch.where(masks, probs * (logp - ref_logp), zero).sum(-1)  # per state
+            exact_kl = float(torch.where(valid, exact, zero).sum() / valid.sum())
+        reward = torch.tensor([v["total"] for v in values], dtype=torch.float32)
+        regularised = reward - self.cfg.kl * piece_kl
+        baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
+        advantage = regularised - baseline
+        n_tokens = valid.sum()
+        loss = -(advantage[:, None] * torch.where(valid, taken, zero)).sum() / n_tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step_count += 1
+        row: dict[str, Any] = {
+            "step": self.step_count,
+            "reward": float(reward.mean()),
+            "regularised": float(regularised.mean()),
+            "kl_per_token": exact_kl,
+            "kl_per_piece": float(piece_kl.mean()),
+            "tokens": int(n_tokens),
+            "grad_norm": float(grad_norm),
+            "rollout_s": round(t_roll, 3),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        for name, _ in self.rewards:
+            row[f"reward:{name}"] = float(np.mean([v[name] for v in values]))
+        return row
+
+    # ------------------------------------------------------------------ the run
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Run to ``config.steps`` (from the checkpoint with ``resume``); returns a summary."""
+        from musegen.utils import progress
+
+        self._start(resume)
+        bar = progress(
+            total=self.cfg.steps,
+            initial=self.step_count,
+            desc="rl",
+            unit="step",
+            disable=not self.cfg.progress,
+        )
+        row: dict[str, Any] = {}
+        while self.step_count < self.cfg.steps:
+            row = self.step()
+            self._log(row)
+            bar.update(1)
+            bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
+            if (
+                self.step_count % self.cfg.checkpoint_every == 0
+                or self.step_count == self.cfg.steps
+            ):
+                self.save_checkpoint()
+        bar.close()
+        if not (self.out / CHECKPOINT / "rl.json").exists():
+            self.save_checkpoint()
+        return {"steps": self.step_count, "out": str(self.out), "last": row}
+
+    def _start(self, resume: bool) -> None:
+        from musegen.train.run import write_run
+
+        ckpt = self.out / CHECKPOINT
+        if resume:
+            self.load_checkpoint()
+            return
+        if (ckpt / "rl.json").exists():
+            raise MusegenError(
+                f"{self.out} already holds an RL run: add --resume to go on with it, or give another --out"
+            )
+        settings = {
+            "rl": self.cfg.to_dict(),
+            "base": str(self.base_folder),
+            "rewards": [n for n, _ in self.rewards],
+        }
+        write_run(self.out, settings, None)
+        (self.out / "log.jsonl").unlink(missing_ok=True)
+
+    def _log(self, row: dict[str, Any]) -> None:
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _meta(self) -> dict[str, Any]:
+        keep = {
+            k: v
+            for k, v in self.meta.items()
+            if k not in ("model", "config", "valid_loss", "test_loss", "step", "rl")
+        }
+        rewards = ",".join(n for n, _ in self.rewards)
+        base = self.meta.get("description", self.cfg.model)
+        keep["description"] = (
+            f"{base}; tuned by RL with the {rewards} reward (KL {self.cfg.kl} to {self.cfg.model})"
+        )
+        keep["rl"] = {**self.cfg.to_dict(), "step": self.step_count}
+        return keep
+
+    def save_checkpoint(self) -> None:
+        """The policy (a loadable model folder), the optimizer and the step, atomically."""
+        from safetensors.torch import save_file
+
+        from musegen.models import save_model
+        from musegen.train.trainer import _flatten_optimizer, _replace_dir
+
+        final = self.out / CHECKPOINT
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(self.policy, tmp, self._meta())
+        tensors, groups = _flatten_optimizer(self.optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        info = {
+            "step": self.step_count,
+            "param_groups": groups,
+            "rl": self.cfg.to_dict(),
+            "rewards": [n for n, _ in self.rewards],
+        }
+        (tmp / "rl.json").write_text(json.dumps(info))
+        _replace_dir(tmp, final)
+
+    def load_checkpoint(self) -> None:
+        """What :meth:`save_checkpoint` wrote (``--resume``); settings other than the step
+        count must be the run's."""
+        from safetensors.torch import load_file
+
+        from musegen.train.trainer import _recover_swap, _restore_optimizer
+
+        ckpt = self.out / CHECKPOINT
+        _recover_swap(ckpt)
+        if not (ckpt / "rl.json").exists():
+            raise MusegenError(
+                f"{ckpt}: no RL checkpoint to resume from: run the same command without --resume"
+            )
+        try:
+            info = json.loads((ckpt / "rl.json").read_text())
+            optim = load_file(str(ckpt / "optimizer.safetensors"))
+            weights = load_file(str(ckpt / "model.safetensors"))
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise MusegenError(f"{ckpt}: checkpoint is unreadable ({e})") from e
+        saved = {
+            k: v
+            for k, v in info.get("rl", {}).items()
+            if k not in ("steps", "progress", "checkpoint_every")
+        }
+        now = {k: v for k, v in self.cfg.to_dict().items() if k in saved}
+        changed = sorted(k for k in saved if saved[k] != now[k])
+        if changed:
+            raise MusegenError(
+                f"{ckpt}: --resume with other settings than the run's ({', '.join(f'{k}: {saved[k]} -> {now[k]}' for k in changed)})"
+            )
+        missing, unexpected = self.policy.load_state_dict(weights, strict=False)
+        tied = {n for n, _ in _tied(self.policy)}
+        if set(missing) - tied or unexpected:
+            raise MusegenError(f"{ckpt}: checkpoint does not fit the model {self.cfg.model}")
+        _restore_optimizer(self.optimizer, optim, info["param_groups"], torch.device("cpu"))
+        self.step_count = int(info["step"])
+        self._trim_log()
+
+    def _trim_log(self) -> None:
+        """Drop log rows past the checkpoint's step (steps that will be run again)."""
+        path = self.out / "log.jsonl"
+        if not path.exists():
+            return
+        keep = [
+            ln
+            for ln in path.read_text().splitlines(keepends=True)
+            if ln.strip() and json.loads(ln).get("step", 0) <= self.step_count
+        ]
+        atomic_write_text(path, "".join(keep))
+
+
+def _tied(model: torch.nn.Module) -> list[tuple[str, str]]:
+    from musegen.train.trainer import _tied_names
+
+    return _tied_names(model)
+
+
+def train_rl(config: RLConfig, out: str | Path, resume: bool = False) -> dict[str, Any]:
+    """What ``musegen train rl`` does: tune, checkpoint, and return a summary."""
+    return RLTrainer(config, out).fit(resume=resume)
