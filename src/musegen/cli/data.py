@@ -46,6 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--workers", "-j", type=int, default=2, metavar="N", help="processes (default 2)"
     )
+    q.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write N tar shards for train (valid and test cut to the same size) and a "
+        "shards.json index, streamed in training; for corpora too big for one memmap "
+        "(default 0: memmaps)",
+    )
+    q.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the per-file work runs: local processes (default) or a Ray cluster "
+        "(RAY_ADDRESS, else a local one with --workers CPUs; needs musegen[cluster])",
+    )
     q.set_defaults(func=run_prepare)
 
     q = data_sub.add_parser(
@@ -103,10 +119,14 @@ def run_prepare(args: argparse.Namespace) -> int:
     from musegen.tokenizers import get_tokenizer
 
     require(args.workers >= 1, f"--workers must be >= 1, got {args.workers}")
+    require(args.shards >= 0, f"--shards must be >= 0, got {args.shards}")
     tok = get_tokenizer(args.tokenizer, **tokenizer_options(args.config))
     source = open_source(args.source, args.root)
-    manifest = prepare_dataset(source, tok, args.out, workers=args.workers)
-    print(f"wrote {args.out} ({source.name}, {tok.name} tokenizer)")
+    manifest = prepare_dataset(
+        source, tok, args.out, workers=args.workers, shards=args.shards, engine=args.engine
+    )
+    kind = f"{args.shards} train shards" if args.shards else "memmaps"
+    print(f"wrote {args.out} ({source.name}, {tok.name} tokenizer, {kind}, engine {args.engine})")
     print(_counts_table(manifest.to_dict()))
     failed = len(manifest.failures)
     if failed:

@@ -242,7 +242,12 @@ class PreparedDataset:
 
 
 def load_prepared(folder: str | Path) -> PreparedDataset:
-    """Open a prepared dataset folder (cheap: splits are memory-mapped on first use)."""
+    """Open a prepared dataset folder (cheap: splits are memory-mapped on first use, or
+    streamed from tar shards when it was prepared with ``--shards``)."""
+    from musegen.data.shards import ShardedDataset, is_sharded
+
+    if is_sharded(folder):
+        return ShardedDataset(folder)
     return PreparedDataset(folder)
 
 
@@ -411,6 +416,27 @@ def _init_worker(source: Source, tokenizer: Tokenizer, dtype: str, folder: str) 
 
 def _encode_chunk(chunk: list[tuple[str, Piece]]) -> ChunkResult:
     """Worker task: load and encode pieces, save the cacheable outcomes as one NPZ."""
+    arrays_out, transient = chunk_arrays(chunk)
+    return chunk_result(_WORKER["folder"], arrays_out, transient)
+
+
+def chunk_result(
+    folder: Path, arrays: dict[str, np.ndarray] | None, transient: dict[str, str]
+) -> ChunkResult:
+    """Save a chunk's arrays (if any piece has a cacheable outcome) and say what it holds."""
+    if arrays is None:
+        return ChunkResult(None, [], [], [], [], transient, None)
+    path = write_chunk(folder, arrays)
+    keys, lengths = arrays["keys"].tolist(), arrays["lengths"].tolist()
+    notes, errors = arrays["notes"].tolist(), arrays["errors"].tolist()
+    return ChunkResult(path, keys, lengths, notes, errors, transient, arrays["tokens"])
+
+
+def chunk_arrays(
+    chunk: list[tuple[str, Piece]],
+) -> tuple[dict[str, np.ndarray] | None, dict[str, str]]:
+    """The per-file work of one chunk (in a worker set up by ``_init_worker``): its NPZ
+    arrays (None when every piece failed unexpectedly) and the unexpected failures."""
     keys, arrays, notes, errors, transient = [], [], [], [], {}
     outcomes = _encode_pieces([piece for _key, piece in chunk])
     for (key, _piece), (ids, n_notes, error, unexpected) in zip(chunk, outcomes, strict=True):
@@ -422,7 +448,7 @@ def _encode_chunk(chunk: list[tuple[str, Piece]]) -> ChunkResult:
         notes.append(n_notes)
         errors.append(error)
     if not keys:
-        return ChunkResult(None, [], [], [], [], transient, None)
+        return None, transient
     lengths = [0 if a is None else len(a) for a in arrays]
     arrays_out = {
         "keys": np.array(keys),
@@ -431,8 +457,7 @@ def _encode_chunk(chunk: list[tuple[str, Piece]]) -> ChunkResult:
         "errors": np.array(errors),
         "tokens": _concat([a for a in arrays if a is not None], _WORKER["dtype"]),
     }
-    path = write_chunk(_WORKER["folder"], arrays_out)
-    return ChunkResult(path, keys, lengths, notes, errors, transient, arrays_out["tokens"])
+    return arrays_out, transient
 
 
 _Outcome = tuple[np.ndarray | None, int, str, str]  # ids, notes, error, unexpected error
@@ -614,13 +639,22 @@ def prepare_dataset(
     out_dir: str | Path,
     workers: int = 2,
     progress: bool = True,
+    shards: int = 0,
+    engine: str = "local",
 ) -> Manifest:
     """Tokenize every piece of ``source`` into ``out_dir``; returns the manifest written.
 
     Pieces that fail to load or encode are skipped and listed in the manifest with the reason.
     Only pieces missing from the cache are encoded, so a re-run on an unchanged source costs
     little and an interrupted run resumes. Nothing is rewritten when nothing changed.
+    ``shards`` > 0 writes the splits as tar shards (:mod:`musegen.data.shards`) in place of
+    memmaps; ``engine`` runs the per-file work elsewhere (:mod:`musegen.data.engines`).
     """
+    run_chunks = _run_chunks
+    if engine != "local":
+        from musegen.data.engines import chunk_runner
+
+        run_chunks = chunk_runner(engine)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MusegenError(f"{out}: exists and is not a folder")
@@ -640,7 +674,7 @@ def prepare_dataset(
     init_args = (source, tokenizer, dtype.str, str(cache.folder))
     bar = None  # made after the workers start: forking a process with tqdm's thread is unsafe
     try:
-        for result in _run_chunks(_chunks(list(todo.items()), workers), init_args, workers):
+        for result in run_chunks(_chunks(list(todo.items()), workers), init_args, workers):
             if result.path is not None:
                 cache.add(
                     result.path,
@@ -659,6 +693,12 @@ def prepare_dataset(
             bar.close()
 
     manifest = _build_manifest(source, tokenizer, key, dtype, pieces, keys, cache, transient)
+    if shards:
+        from musegen.data.shards import write_shards
+
+        manifest = write_shards(out, manifest, cache, shards)
+        cache.prune(set(keys))
+        return manifest
     old = _existing_manifest(out)
     if old is not None and old.same_content(manifest) and _files_ok(out, old):
         return old

@@ -137,14 +137,19 @@ def _train_sequence_model(
         augment = None
         if shift:
             augment = TokenTranspose(tok, max_shift=shift)
-        train_ds = WindowDataset(
-            train_split,
-            cfg.seq_len,
-            mode="random",
-            seed=cfg.seed,
-            augment=augment,
-            samples=max(train_split.n_tokens, 1),
-        )
+        if hasattr(train_split, "shards"):  # a sharded dataset: windows streamed from its tars
+            from musegen.data.shards import StreamWindows
+
+            train_ds: Any = StreamWindows(train_split, cfg.seq_len, seed=cfg.seed, augment=augment)
+        else:
+            train_ds = WindowDataset(
+                train_split,
+                cfg.seq_len,
+                mode="random",
+                seed=cfg.seed,
+                augment=augment,
+                samples=max(train_split.n_tokens, 1),
+            )
         valid_ds = (
             WindowDataset(valid, cfg.seq_len, mode="tile")
             if valid is not None and valid.n_tokens > 1

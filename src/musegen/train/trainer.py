@@ -240,6 +240,12 @@ class Trainer:
     # ------------------------------------------------------------------ batches
     def _batch(self, step: int, micro: int) -> Batch:
         """The batch of (step, micro-step, rank): the same on every run with this seed."""
+        if hasattr(self.train_data, "batch_items"):  # a stream: its items by global position
+            k = step * self.cfg.grad_accum + micro
+            items = self.train_data.batch_items(
+                k, self.cfg.batch_size, self.dist.rank, self.dist.world
+            )
+            return self._to_device(self.collate(items))
         g = torch.Generator().manual_seed(hash_seed(self.cfg.seed, step, micro, self.dist.rank))
         idx = torch.randint(len(self.train_data), (self.cfg.batch_size,), generator=g).tolist()
         return self._to_device(self.collate([self.train_data[i] for i in idx]))
