@@ -82,6 +82,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "frame-bernoulli": ("musegen.models.frame", "BernoulliFrameConfig", "BernoulliFrameModel"),
     "gru": ("musegen.models.lstm", "GRUConfig", "RNNModel"),
     "lstm": ("musegen.models.lstm", "LSTMConfig", "RNNModel"),
+    "music-vae": ("musegen.models.vae", "MusicVAEConfig", "MusicVAE"),
     "rnn-nade": ("musegen.models.frame", "RNNNadeConfig", "RNNNadeModel"),
     "transformer": ("musegen.models.transformer", "TransformerConfig", "Transformer"),
 }

@@ -93,6 +93,10 @@ def _train_run(
         from musegen.train.coconet import train_coconet
 
         return train_coconet(run, out_dir, resume=resume, init=init, data_path=data_dir)
+    if name == "music-vae":
+        from musegen.train.vae import train_vae
+
+        return train_vae(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if name in FRAME_MODELS:
         return train_frame(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if data_dir is None:

@@ -1,0 +1,277 @@
+"""MusicVAE (Roberts et al. 2018) for monophonic melodies: a flat and a hierarchical decoder.
+
+A melody is a row of 16th-note *steps*, each one class: ``REST`` (0), ``HOLD`` (1, the note
+before goes on) or a pitch ``low_pitch + (c - 2)`` starting (the ``melody`` tokenizer's cells,
+:mod:`musegen.tokenizers.chorale`, with the pitches cut to ``n_pitches`` from ``low_pitch``).
+A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps).
+
+* Encoder: the steps' embeddings through a bidirectional LSTM; the two final states, joined,
+  give ``mu`` and ``sigma`` (softplus) of a diagonal Gaussian over ``z`` (``latent`` dims).
+* ``decoder="flat"``: one LSTM over every step, its state started from ``z`` and ``z`` fed at
+  every step with the previous step's class (teacher forcing in training).
+* ``decoder="hierarchical"``: a *conductor* LSTM, started from ``z``, gives one embedding per
+  bar; a bar decoder (an LSTM started from that embedding, which it also reads at every step)
+  writes the bar's steps. Its state starts afresh every bar, so it cannot ignore the latent
+  over a long segment as a flat decoder can.
+* Loss (:func:`vae_objective`): cross-entropy per step plus ``beta(step) * max(KL - free_bits,
+  0)`` (KL in nats per segment; ``beta`` rises linearly over ``beta_warmup`` training steps,
+  counted by the model's own ``kl_step`` buffer, which is saved and resumed with the weights).
+
+Interface::
+
+    model.encode(steps [B, T]) -> (mu [B, D], sigma [B, D])
+    model.logits(steps [B, T], z [B, D]) -> [B, T, n_classes]     # teacher-forced
+    model.sample(z [B, D], temperature=1.0, generator=None) -> [B, T] classes
+    vae_objective(model, steps) -> (loss, steps)                    # for the Trainer
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musegen.models.base import ModelConfig
+
+REST, HOLD, FIRST_PITCH = 0, 1, 2
+DECODERS = ("flat", "hierarchical")
+
+
+@dataclass
+class MusicVAEConfig(ModelConfig):
+    """Config of ``"music-vae"``."""
+
+    low_pitch: int = 43
+    n_pitches: int = 54  # pitches low_pitch .. low_pitch + n_pitches - 1
+    steps_per_bar: int = 16
+    n_bars: int = 2
+    decoder: str = "flat"  # "flat" | "hierarchical"
+    d_embed: int = 32
+    enc_hidden: int = 256
+    dec_hidden: int = 256
+    conductor_hidden: int = 256
+    bar_embed: int = 128  # the conductor's embedding of a bar (hierarchical)
+    latent: int = 64
+    free_bits: float = 16.0  # nats per segment the KL may use without cost
+    beta: float = 0.2
+    beta_warmup: int = 500  # training steps over which beta rises from 0
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        self.check(self.decoder in DECODERS, f"decoder must be one of {DECODERS}")
+        self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitches 0..127")
+        self.check(self.n_pitches > 0, "n_pitches must be positive")
+        self.check(self.steps_per_bar > 0 and self.n_bars > 0, "bars and steps must be positive")
+        for name in ("d_embed", "enc_hidden", "dec_hidden", "conductor_hidden", "bar_embed"):
+            self.check(getattr(self, name) > 0, f"{name} must be positive")
+        self.check(self.latent > 0, "latent must be positive")
+        self.check(self.free_bits >= 0 and self.beta >= 0, "free_bits and beta must be >= 0")
+        self.check(self.beta_warmup >= 0, "beta_warmup must be >= 0")
+        self.check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
+
+    @property
+    def n_classes(self) -> int:
+        return FIRST_PITCH + self.n_pitches
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_bar * self.n_bars
+
+
+def _state(linear: nn.Linear, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An LSTM's initial (h, c), one layer, from ``z`` through ``linear`` (to 2 * hidden)."""
+    h, c = torch.tanh(linear(z)).chunk(2, dim=-1)
+    return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
+
+
+class MusicVAE(nn.Module):
+    """See the module docstring."""
+
+    model_name = "music-vae"
+
+    def __init__(self, config: MusicVAEConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.embed = nn.Embedding(c.n_classes + 1, c.d_embed)  # + 1: the start symbol
+        self.start = c.n_classes
+        self.encoder = nn.LSTM(c.d_embed, c.enc_hidden, batch_first=True, bidirectional=True)
+        self.to_mu = nn.Linear(2 * c.enc_hidden, c.latent)
+        self.to_sigma = nn.Linear(2 * c.enc_hidden, c.latent)
+        self.drop = nn.Dropout(c.dropout)
+        if c.decoder == "hierarchical":
+            self.conductor_init = nn.Linear(c.latent, 2 * c.conductor_hidden)
+            self.conductor = nn.LSTM(c.latent, c.conductor_hidden, batch_first=True)
+            self.to_bar = nn.Linear(c.conductor_hidden, c.bar_embed)
+            cond = c.bar_embed
+        else:
+            cond = c.latent
+        self.dec_init = nn.Linear(cond, 2 * c.dec_hidden)
+        self.decoder = nn.LSTM(c.d_embed + cond, c.dec_hidden, batch_first=True)
+        self.out = nn.Linear(c.dec_hidden, c.n_classes)
+        self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ encoder
+    def encode(self, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``steps`` [B, T] classes → ``mu``, ``sigma`` [B, latent]."""
+        _, (h, _) = self.encoder(self.drop(self.embed(steps)))
+        both = torch.cat([h[0], h[1]], dim=-1)
+        return self.to_mu(both), F.softplus(self.to_sigma(both)) + 1e-4
+
+    # ------------------------------------------------------------------ decoder
+    def _conditions(self, z: torch.Tensor) -> torch.Tensor:
+        """What each bar's decoder reads: ``[B, bars, cond]`` (the conductor's embeddings) for
+        the hierarchical decoder, ``[B, 1, latent]`` (``z`` itself) for the flat one."""
+        c = self.config
+        if c.decoder == "flat":
+            return z.unsqueeze(1)
+        inputs = z.unsqueeze(1).expand(-1, c.n_bars, -1)
+        h, _ = self.conductor(inputs, _state(self.conductor_init, z))
+        return torch.tanh(self.to_bar(h))
+
+    def _previous(self, steps: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing inputs: the start symbol, then every step but the last."""
+        start = torch.full_like(steps[:, :1], self.start)
+        return torch.cat([start, steps[:, :-1]], dim=1)
+
+    def logits(self, steps: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[B, T, n_classes]`` of ``steps`` given ``z``."""
+        c = self.config
+        B, T = steps.shape
+        cond = self._conditions(z)
+        prev = self.drop(self.embed(self._previous(steps)))
+        if c.decoder == "flat":
+            x = torch.cat([prev, cond.expand(-1, T, -1)], dim=-1)
+            h, _ = self.decoder(x, _state(self.dec_init, z))
+            return self.out(self.drop(h))
+        # every bar decoded in parallel: [B * bars, steps_per_bar]
+        S = c.steps_per_bar
+        bars = T // S
+        cond = cond[:, :bars].reshape(B * bars, -1)
+        prev = prev.reshape(B * bars, S, -1)
+        x = torch.cat([prev, cond.unsqueeze(1).expand(-1, S, -1)], dim=-1)
+        h, _ = self.decoder(x, _state(self.dec_init, cond))
+        return self.out(self.drop(h)).reshape(B, T, -1)
+
+    def forward(self, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: logits with ``z`` drawn from the posterior, ``mu``, ``sigma``."""
+        mu, sigma = self.encode(steps)
+        z = mu + sigma * torch.randn_like(mu) if self.training else mu
+        return self.logits(steps, z), mu, sigma
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode ``z`` [B, latent] step by step into classes ``[B, n_steps]``.
+
+        ``temperature`` 0 takes the most likely class; a ``HOLD`` is never drawn where there
+        is nothing to hold (the first step, after a rest).
+        """
+        c = self.config
+        B = z.shape[0]
+        cond = self._conditions(z)
+        out = torch.zeros(B, c.n_steps, dtype=torch.long, device=z.device)
+        prev = torch.full((B,), self.start, dtype=torch.long, device=z.device)
+        sounding = torch.zeros(B, dtype=torch.bool, device=z.device)
+        state = _state(self.dec_init, z) if c.decoder == "flat" else None
+        for t in range(c.n_steps):
+            bar = t // c.steps_per_bar
+            bar_cond = cond[:, 0] if c.decoder == "flat" else cond[:, bar]
+            if c.decoder == "hierarchical" and t % c.steps_per_bar == 0:
+                state = _state(self.dec_init, bar_cond)
+            x = torch.cat([self.embed(prev), bar_cond], dim=-1).unsqueeze(1)
+            h, state = self.decoder(x, state)
+            logits = self.out(h[:, 0]).float()
+            logits[:, HOLD] = torch.where(sounding, logits[:, HOLD], -math.inf)
+            if temperature <= 0:
+                nxt = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            out[:, t] = nxt
+            sounding = nxt != REST
+            prev = nxt
+        return out
+
+
+def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) per row, in nats, summed over the latent dims."""
+    return 0.5 * (mu.pow(2) + sigma.pow(2) - 1).sum(-1) - torch.log(sigma).sum(-1)
+
+
+def beta_at(config: MusicVAEConfig, step: int) -> float:
+    """The KL weight after ``step`` training steps: linear from 0 over ``beta_warmup`` steps."""
+    if config.beta_warmup <= 0:
+        return config.beta
+    return config.beta * min(step / config.beta_warmup, 1.0)
+
+
+def vae_objective(model: nn.Module, steps: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Cross-entropy per step + beta * max(KL - free bits, 0) per step (the Trainer's loss).
+
+    In training the KL weight follows the warm-up (and the model's step counter advances);
+    in evaluation it is the final ``beta``, so valid losses compare across a run.
+    """
+    raw = getattr(model, "module", model)
+    config: MusicVAEConfig = raw.config
+    logits, mu, sigma = model(steps)
+    recon = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), steps.reshape(-1))
+    kl = kl_divergence(mu.float(), sigma.float()).mean()
+    if raw.training:
+        beta = beta_at(config, int(raw.kl_step))
+        raw.kl_step += 1
+    else:
+        beta = config.beta
+    penalty = torch.clamp(kl - config.free_bits, min=0.0) / steps.shape[1]
+    return recon + beta * penalty, int(steps.numel())
+
+
+# ---------------------------------------------------------------------- steps <-> cells
+
+
+def cells_to_steps(cells: np.ndarray, tokenizer: object, config: MusicVAEConfig) -> np.ndarray:
+    """The VAE's classes of ``melody`` tokenizer cells (ids REST / HOLD / pitch). Pitches
+    outside the model's range move by octaves into it."""
+    hold_id = tokenizer.hold_id  # type: ignore[attr-defined]
+    pitch_offset = tokenizer.pitch_offset  # type: ignore[attr-defined]
+    out = np.full(cells.shape, REST, dtype=np.int64)
+    out[cells == hold_id] = HOLD
+    pitched = cells >= pitch_offset
+    pitch = cells[pitched].astype(np.int64) - pitch_offset
+    out[pitched] = fold_pitches(pitch, config.low_pitch, config.n_pitches) - config.low_pitch + 2
+    return out
+
+
+def fold_pitches(pitch: np.ndarray, low: int, n: int) -> np.ndarray:
+    """Pitches moved by whole octaves into ``low .. low + n - 1`` (``n`` >= 12)."""
+    pitch = np.asarray(pitch, dtype=np.int64).copy()
+    while (pitch < low).any():
+        pitch[pitch < low] += 12
+    while (pitch >= low + n).any():
+        pitch[pitch >= low + n] -= 12
+    return np.clip(pitch, low, low + n - 1)
+
+
+def steps_to_cells(steps: np.ndarray, tokenizer: object, config: MusicVAEConfig) -> np.ndarray:
+    """``melody`` tokenizer cell ids of VAE classes (a HOLD after a rest is a rest)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    out = np.full(steps.shape, tokenizer.rest_id, dtype=np.int64)  # type: ignore[attr-defined]
+    pitched = steps >= FIRST_PITCH
+    out[pitched] = steps[pitched] - FIRST_PITCH + config.low_pitch + tokenizer.pitch_offset  # type: ignore[attr-defined]
+    sounding = np.zeros(steps.shape, dtype=bool)
+    on = False
+    for i, s in enumerate(steps.ravel()):
+        on = bool(s >= FIRST_PITCH or (s == HOLD and on))
+        sounding.ravel()[i] = on
+    out[(steps == HOLD) & sounding] = tokenizer.hold_id  # type: ignore[attr-defined]
+    return out

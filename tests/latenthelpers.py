@@ -1,0 +1,82 @@
+"""Tiny melodies, a prepared melody dataset of them and tiny MusicVAE models, for the
+latent-model tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musegen.data.dataset import prepare_dataset
+from musegen.data.sources.base import Piece, Source
+from musegen.models import build_model, save_model
+from musegen.score import Score, Tempo, TimeSignature, Track, make_notes
+from musegen.tokenizers import get_tokenizer
+
+TINY_VAE = {
+    "d_embed": 8,
+    "enc_hidden": 16,
+    "dec_hidden": 16,
+    "conductor_hidden": 16,
+    "bar_embed": 8,
+    "latent": 4,
+    "beta_warmup": 2,
+}
+
+
+def tune(seed: int, bars: int = 4, meter: tuple[int, int] = (4, 4), tpq: int = 480) -> Score:
+    """A melody of quarter, eighth and half notes (a rest now and then) drawn by ``seed``."""
+    rng = np.random.default_rng(seed)
+    num, den = meter
+    total = bars * num * 4 * tpq // den
+    starts, durs, pitches = [], [], []
+    t = 0
+    pitch = 60 + int(rng.integers(-3, 4))
+    while t < total:
+        length = int(rng.choice([tpq // 2, tpq, tpq, 2 * tpq]))
+        length = min(length, total - t)
+        if rng.random() > 0.1:
+            starts.append(t)
+            durs.append(length)
+            pitches.append(pitch)
+        pitch = int(np.clip(pitch + rng.integers(-4, 5), 50, 80))
+        t += length
+    notes = make_notes(np.array(starts), np.array(durs), np.array(pitches), 80)
+    return Score(
+        tpq=tpq,
+        tracks=[Track(notes, name="tune")],
+        tempos=[Tempo(0, 100.0)],
+        time_signatures=[TimeSignature(0, num, den)],
+    )
+
+
+class Tunes(Source):
+    """Twelve 4/4 tunes of four bars (eight train, two valid, two test) and one in 3/4."""
+
+    name = "tunes"
+
+    def pieces(self) -> list[Piece]:
+        splits = ["train"] * 8 + ["valid"] * 2 + ["test"] * 2 + ["train"]
+        return [Piece(f"t{i}", s, "code", f"{i:064x}") for i, s in enumerate(splits)]
+
+    def load(self, piece: Piece) -> Score:
+        i = int(piece.id[1:])
+        return tune(i, meter=(3, 4) if i == 12 else (4, 4))
+
+
+def melody_tokenizer():  # type: ignore[no-untyped-def]
+    return get_tokenizer("melody", max_bars=8)
+
+
+def tiny_dataset(folder: Path) -> Path:
+    prepare_dataset(Tunes(), melody_tokenizer(), folder, workers=1, progress=False)
+    return folder
+
+
+def tiny_vae(folder: Path, seed: int = 0, **options: object) -> Path:
+    """An untrained tiny music-vae saved with the melody tokenizer."""
+    torch.manual_seed(seed)
+    model = build_model("music-vae", **{**TINY_VAE, **options})
+    save_model(model, folder, {"tokenizer": melody_tokenizer().to_dict()})
+    return folder

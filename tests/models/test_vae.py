@@ -1,0 +1,103 @@
+"""MusicVAE: shapes, the KL, the objective's warm-up, decoding rules and saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latenthelpers import TINY_VAE, melody_tokenizer
+from musegen.errors import MusegenError
+from musegen.models import build_model, load_model, save_model
+from musegen.models.vae import (
+    HOLD,
+    REST,
+    beta_at,
+    cells_to_steps,
+    fold_pitches,
+    kl_divergence,
+    steps_to_cells,
+    vae_objective,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("decoder,bars", [("flat", 2), ("hierarchical", 4)])
+def test_shapes_and_sampling(decoder: str, bars: int) -> None:
+    torch.manual_seed(0)
+    model = build_model("music-vae", decoder=decoder, n_bars=bars, **TINY_VAE)
+    c = model.config
+    steps = torch.randint(0, c.n_classes, (3, c.n_steps))
+    mu, sigma = model.encode(steps)
+    assert mu.shape == sigma.shape == (3, c.latent) and (sigma > 0).all()
+    assert model.logits(steps, mu).shape == (3, c.n_steps, c.n_classes)
+    z = torch.randn(5, c.latent)
+    a = model.sample(z, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    b = model.sample(z, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (5, c.n_steps) and torch.equal(a, b)
+    # a HOLD only where a note sounds: never first, never after a rest
+    for row in model.sample(z, temperature=2.0).numpy():
+        assert row[0] != HOLD
+        assert not ((row[1:] == HOLD) & (row[:-1] == REST)).any()
+
+
+def test_hierarchical_bars_read_their_own_embedding() -> None:
+    """Changing bar 2's steps changes no logit of bar 1 (bars decode apart, given z)."""
+    torch.manual_seed(0)
+    model = build_model("music-vae", decoder="hierarchical", n_bars=2, **TINY_VAE).eval()
+    steps = torch.randint(2, 10, (1, 32))
+    other = steps.clone()
+    other[0, 20:] = 0
+    z = torch.randn(1, 4)
+    assert torch.allclose(model.logits(steps, z)[:, :16], model.logits(other, z)[:, :16])
+
+
+def test_kl_and_objective() -> None:
+    mu, sigma = torch.zeros(2, 4), torch.ones(2, 4)
+    assert torch.allclose(kl_divergence(mu, sigma), torch.zeros(2))
+    assert kl_divergence(torch.ones(1, 4), torch.ones(1, 4)).item() == pytest.approx(2.0)
+    torch.manual_seed(0)
+    model = build_model("music-vae", **{**TINY_VAE, "free_bits": 0.0, "beta_warmup": 4})
+    assert beta_at(model.config, 0) == 0.0 and beta_at(model.config, 8) == model.config.beta
+    steps = torch.randint(0, model.config.n_classes, (4, 32))
+    model.train()
+    loss, n = vae_objective(model, steps)
+    assert n == 4 * 32 and torch.isfinite(loss) and int(model.kl_step) == 1
+    model.eval()
+    vae_objective(model, steps)
+    assert int(model.kl_step) == 1  # evaluation does not advance the warm-up
+
+
+def test_bad_config() -> None:
+    with pytest.raises(MusegenError, match="decoder"):
+        build_model("music-vae", decoder="spiral")
+    with pytest.raises(MusegenError, match="unknown"):
+        build_model("music-vae", latnet=3)
+
+
+def test_save_and_load(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model("music-vae", decoder="hierarchical", n_bars=2, **TINY_VAE)
+    model.kl_step += 7
+    save_model(model, tmp_path / "m", {"note": 1})
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta["model"] == "music-vae" and int(loaded.kl_step) == 7
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+
+def test_cells_round_trip() -> None:
+    tok = melody_tokenizer()
+    build = build_model("music-vae", **TINY_VAE).config
+    p = tok.pitch_offset
+    cells = np.array([p + 60, tok.hold_id, tok.rest_id, p + 100, tok.hold_id, p + 30])
+    steps = cells_to_steps(cells, tok, build)
+    assert steps.tolist() == [60 - 43 + 2, HOLD, REST, 88 - 43 + 2, HOLD, 42 - 43 + 2 + 12]
+    back = steps_to_cells(steps, tok, build)
+    assert back[:3].tolist() == cells[:3].tolist()
+    # a HOLD after a rest is a rest
+    assert steps_to_cells(np.array([REST, HOLD]), tok, build).tolist() == [tok.rest_id] * 2
+    assert fold_pitches(np.array([20, 43, 96, 110]), 43, 54).tolist() == [44, 43, 96, 86]
