@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         flag = f"--{name.replace('_', '-')}"
         p.add_argument(flag, type=kind, default=None, dest=name, metavar=name.upper(), help=text)
     p.set_defaults(func=run_train)
+    from musegen.cli.train_rl import register as register_rl  # `musegen train rl`
+
+    register_rl(p)
 
 
 def run_train(args: argparse.Namespace) -> int:

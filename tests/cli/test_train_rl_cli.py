@@ -1,0 +1,54 @@
+"""``musegen train rl``: a tiny run, its resume, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from musegen.cli.main import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from test_rl import tiny_melody_model
+
+
+def run(*argv: str) -> int:
+    return main(["train", "rl", *argv, "--threads", "1"])
+
+
+def test_train_rl_runs_resumes_and_records_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    out = tmp_path / "run"
+    common = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--out", str(out)]
+    assert run(*common, "--steps", "1", "--reward", "key,tonic") == 0
+    printed = capsys.readouterr().out
+    assert '"seed": 0' in printed and "tuned 1 steps" in printed
+    assert json.loads((out / "run.json").read_text())["rewards"] == ["key", "tonic"]
+    assert run(*common, "--steps", "2", "--reward", "key,tonic", "--resume") == 0
+    assert "tuned 2 steps" in capsys.readouterr().out
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["rl"]["step"] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--kl", "-1"], "--kl"),
+        (["--steps", "0"], "--steps"),
+        (["--reward", "nonsense"], "unknown reward"),
+        (["--reward", "no_such_module_xyz:f"], "cannot import"),
+        (["--model", "no-such-model"], "no model"),
+        (["--resume"], "no RL checkpoint"),
+    ],
+)
+def test_train_rl_errors_are_one_line(
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    args = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--steps", "1"]
+    assert run(*args, "--out", str(tmp_path / "r"), *argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
