@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,audio,plot,notation,cluster]"
+	$(BIN)/python -m pip install -q -e ".[dev,audio,plot,notation,cluster,web]"
 	# SoundFont synthesis; --no-deps skips pyaudio (live playback only, needs PortAudio to build)
 	-$(BIN)/python -m pip install -q --no-deps "tinysoundfont>=0.3"
 	touch $(STAMP)
