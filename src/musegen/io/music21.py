@@ -717,7 +717,10 @@ def _fill(
         # MusicXML gives a chord one velocity: its notes' mean
         el.volume.velocity = round(sum(vels) / len(vels))
         el.quarterLength = dur * q
-        container.insert(start * q, el)
+        # coreInsert + one coreElementsChanged: Stream.insert re-measures the stream on every
+        # call, which made long scores quadratic (800 bars: 35 s of 55)
+        container.coreInsert(start * q, el)
+    container.coreElementsChanged()
 
 
 def _number_voices(sc: Any) -> None:
