@@ -42,6 +42,7 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--reward", "no_such_module_xyz:f"], "cannot import"),
         (["--model", "no-such-model"], "no model"),
         (["--resume"], "no RL checkpoint"),
+        (["--config", "/no/such/file.json"], "cannot read the RL run file"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -52,3 +53,24 @@ def test_train_rl_errors_are_one_line(
     assert run(*args, "--out", str(tmp_path / "r"), *argv) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+def test_train_rl_reads_a_run_file_and_flags_override_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    run_file = tmp_path / "rl.json"
+    run_file.write_text(json.dumps({"model": str(model), "batch_size": 2, "bars": 1, "kl": 0.5}))
+    assert run("--config", str(run_file), "--steps", "1", "--out", str(tmp_path / "r")) == 0
+    used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
+    assert (used["kl"], used["steps"], used["batch_size"]) == (0.5, 1, 2)
+    run_file.write_text(json.dumps({"kl_weight": 1}))
+    assert run("--config", str(run_file), "--out", str(tmp_path / "r2")) == 2
+    assert "unknown RL setting" in capsys.readouterr().err
+
+
+def test_the_shipped_run_file_is_valid() -> None:
+    from musegen.train.rl import RLConfig, read_rl_file
+
+    root = Path(__file__).resolve().parents[2]
+    assert RLConfig.from_dict(read_rl_file(root / "configs" / "folk-rl.json")).model == "folk"

@@ -9,6 +9,19 @@ REWARD_HELP = (
     "repetition, leaps, motifs, intervals, or your own function of a score as "
     "module:function or path/file.py:function (default: theory)"
 )
+# (flag, type, help): settings of musegen.train.rl.RLConfig; None = the run file's or default
+FLAGS = (
+    ("--model", str, "model to tune, also the KL anchor (default: folk)"),
+    ("--reward", str, REWARD_HELP),
+    ("--kl", float, "weight of KL(tuned || original) per piece (default 0.1)"),
+    ("--steps", int, "policy-gradient steps (default 100)"),
+    ("--batch-size", int, "pieces per step (default 16)"),
+    ("--lr", float, "learning rate (AdamW; default 2e-5)"),
+    ("--bars", int, "bars per piece (default 8)"),
+    ("--temperature", float, "sampling temperature (default 1.0)"),
+    ("--seed", int, "seed of every step's pieces (default 0)"),
+    ("--checkpoint-every", int, "steps between checkpoints (default 10)"),
+)
 
 
 def register(train: argparse.ArgumentParser) -> None:
@@ -24,26 +37,13 @@ def register(train: argparse.ArgumentParser) -> None:
         "(RL Tuner, Jaques et al. 2017). The run folder is a model: generate --model OUT. "
         "Ctrl-C and --resume continue exactly.",
     )
+    for flag, kind, text in FLAGS:
+        p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument(
-        "--model", default="folk", help="model to tune, also the KL anchor (default: folk)"
-    )
-    p.add_argument("--reward", default="theory", help=REWARD_HELP)
-    p.add_argument(
-        "--kl",
-        type=float,
-        default=0.1,
-        help="weight of KL(tuned || original) per piece (default 0.1)",
-    )
-    p.add_argument("--steps", type=int, default=100, help="policy-gradient steps (default 100)")
-    p.add_argument("--batch-size", type=int, default=16, help="pieces per step (default 16)")
-    p.add_argument("--lr", type=float, default=2e-5, help="learning rate (AdamW; default 2e-5)")
-    p.add_argument("--bars", type=int, default=8, help="bars per piece (default 8)")
-    p.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of every step's pieces (default 0)")
-    p.add_argument(
-        "--checkpoint-every", type=int, default=10, help="steps between checkpoints (default 10)"
+        "--config",
+        metavar="FILE.json",
+        help="run file: a JSON object of these settings (e.g. configs/folk-rl.json); flags "
+        "override it",
     )
     p.add_argument(
         "--out", default="runs/rl", metavar="RUN_DIR", help="run folder (default: runs/rl)"
@@ -57,20 +57,14 @@ def register(train: argparse.ArgumentParser) -> None:
 def run_rl(args: argparse.Namespace) -> int:
     import json
 
-    from musegen.train.rl import RLConfig, train_rl
+    from musegen.train.rl import RLConfig, read_rl_file, train_rl
 
-    config = RLConfig(
-        model=args.model,
-        reward=args.reward,
-        kl=args.kl,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        bars=args.bars,
-        temperature=args.temperature,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-    )
+    settings = read_rl_file(args.config) if args.config else {}
+    for flag, _, _ in FLAGS:
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    config = RLConfig.from_dict(settings)
     print(f"settings: {json.dumps(config.to_dict())}")
     summary = train_rl(config, args.out, resume=args.resume)
     last = summary["last"]
@@ -78,6 +72,7 @@ def run_rl(args: argparse.Namespace) -> int:
         f": last reward {last['reward']:.3f}, KL {last['kl_per_token']:.4f}/token" if last else ""
     )
     print(
-        f"tuned {summary['steps']} steps{tail}; model in {summary['out']} (generate --model {summary['out']})"
+        f"tuned {summary['steps']} steps{tail}; model in {summary['out']} "
+        f"(generate --model {summary['out']})"
     )
     return 0

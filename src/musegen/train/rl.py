@@ -105,6 +105,18 @@ class RLConfig:
         return cls(**d)
 
 
+def read_rl_file(path: str | Path) -> dict[str, Any]:
+    """The settings of an RL run file (a JSON object of :class:`RLConfig` fields)."""
+    try:
+        settings = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MusegenError(f"{path}: cannot read the RL run file ({e})") from e
+    if not isinstance(settings, dict):
+        raise MusegenError(f"{path}: an RL run file is a JSON object of settings")
+    RLConfig.from_dict(settings)  # unknown names and bad values: one line now
+    return settings
+
+
 def _hash_seed(*parts: int) -> int:
     from musegen.train.trainer import hash_seed
 
