@@ -325,4 +325,5 @@ function setup() {
   loadCatalog().catch((e) => message(e.message));
 }
 
+window.studio = state; // for tests and the curious: the page's state, read-only by intent
 document.addEventListener("DOMContentLoaded", setup);
