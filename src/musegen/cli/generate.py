@@ -97,6 +97,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="note density of each bar: low, medium or high, or one per bar (repeated); "
         "models with density tokens",
     )
+    p.add_argument(
+        "--theme",
+        metavar="FILE",
+        help="a motif (the top line of the file's first bars, up to 8) the piece opens with and "
+        "restates at later phrases (bar-grid models; the piece takes the theme's meter)",
+    )
+    p.add_argument(
+        "--theme-at",
+        metavar="BARS",
+        help="bars where the theme is stated, e.g. '1,5,9,13' (default: every 4 bars for a "
+        "1-2 bar theme, 8 for 3-4, 16 for longer)",
+    )
+    p.add_argument(
+        "--theme-variation",
+        choices=("mixed", "exact", "sequence", "varied"),
+        default="mixed",
+        help="how later statements vary: exact, sequence (transposed, the interval the model's "
+        "choice), varied (rhythm kept, pitches near the theme's) or mixed (exact and sequence by "
+        "turns; default)",
+    )
+    p.add_argument(
+        "--form",
+        metavar="FORM",
+        help="sections of equal length, one letter each, e.g. AABA: a returning letter restates "
+        "its section's melody bar for bar (its last bar free); 'auto': a form drawn from the "
+        "corpus's measured forms (bar-grid models; use with e.g. --bars 32)",
+    )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
     p.add_argument(
@@ -145,6 +172,11 @@ def run_generate(args: argparse.Namespace) -> int:
     chords, density = _controls(args.chords, args.density)
     torch.manual_seed(seed)
     generator = load_generator(args.model, args.device)
+    if (args.theme or args.form) and "theme" not in generator.capabilities(generator.meta):
+        raise MusegenError(
+            "--theme and --form need a token model with a bar grid (e.g. bach, folk; see "
+            "'musegen models')"
+        )
     for name, asked in (("chords", chords), ("density", density)):
         if asked and name not in generator.controls():
             raise MusegenError(
@@ -171,6 +203,10 @@ def run_generate(args: argparse.Namespace) -> int:
         ending=args.ending,
         chords=chords,
         density=density,
+        theme=args.theme,
+        theme_at=_bar_list(args.theme_at),
+        theme_variation=args.theme_variation,
+        form=args.form,
     )
     t0 = time.perf_counter()
     written, used = batches.generate_batches(
@@ -208,6 +244,18 @@ def _controls(chords: str | None, density: str | None) -> tuple[tuple[str, ...],
     if bad:
         raise MusegenError(f"--density {bad[0]!r}: choose low, medium or high")
     return asked, bins
+
+
+def _bar_list(text: str | None) -> tuple[int, ...]:
+    """``--theme-at '1,5,9'`` as bar numbers (one-line error on anything else)."""
+    from musegen.errors import MusegenError
+
+    if not text:
+        return ()
+    try:
+        return tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError as e:
+        raise MusegenError(f"--theme-at {text!r}: give bar numbers, e.g. 1,5,9") from e
 
 
 def run_models(args: argparse.Namespace) -> int:

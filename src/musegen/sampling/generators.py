@@ -81,6 +81,11 @@ class GenerateRequest:
     # per-bar controls, cycled over the bars (token models whose tokenizer carries them)
     chords: tuple[str, ...] = ()  # chord names, e.g. ("C", "G", "Am", "F")
     density: tuple[str, ...] = ()  # density bins: low / medium / high
+    # bar plans (token models with a bar grid; musegen.sampling.themes / .structure)
+    theme: str | None = None  # a file whose first bars' top line the piece states and restates
+    theme_at: tuple[int, ...] = ()  # 1-based bars where statements start (default: phrases)
+    theme_variation: str = "mixed"  # how later statements vary: exact/sequence/varied/mixed
+    form: str | None = None  # sections such as "AABA", or "auto" (drawn from corpus shares)
 
 
 @dataclass
@@ -247,6 +252,11 @@ class TokenGenerator(Generator):
         tokenizer = self.tokenizer
         if request.chords or request.density:  # the grammar forces each bar's control tokens
             tokenizer = tokenizer.controlled(request.chords, request.density)
+        plan = None
+        if request.theme or request.form:  # the grammar forces the bars the plan restates
+            from musegen.sampling.themes import plan_for
+
+            tokenizer, pieces_request, plan = plan_for(tokenizer, request, pieces_request)
         pieces = compose(
             self.model, tokenizer, pieces_request, sampling, num=request.num, progress=True
         )
@@ -260,6 +270,8 @@ class TokenGenerator(Generator):
                 "chords": list(request.chords),
                 "density": list(request.density),
             }
+        if plan:
+            settings["plan"] = plan
         return Generated(pieces, settings)
 
     def controls(self) -> tuple[str, ...]:

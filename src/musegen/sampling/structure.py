@@ -62,6 +62,7 @@ class Restate:
     group: int = 0
     voices: tuple[int, ...] = (0,)
     window: int = 5
+    shifts: tuple[int, ...] | None = None  # transpositions allowed (None: any in the window)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -71,10 +72,12 @@ class Restate:
 @dataclass(frozen=True)
 class BarPlan:
     """Per bar: None (free) or a :class:`Restate`; ``theme``: the theme's cells, one
-    ``[rows, voices]`` array of tokenizer ids per bar (REST / HOLD / pitch; -1: free)."""
+    ``[rows, voices]`` array of tokenizer ids per bar (REST / HOLD / pitch; -1: free);
+    ``no_pickup``: no rows before the first bar line."""
 
     bars: tuple[Restate | None, ...]
     theme: tuple[np.ndarray, ...] = ()
+    no_pickup: bool = False  # the first bar begins the piece (a theme opens it)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as its settings JSON records it."""
@@ -82,7 +85,10 @@ class BarPlan:
             "bars": [
                 None
                 if r is None
-                else {"source": ("theme " if r.theme else "bar ") + str(r.index + 1), "mode": r.mode}
+                else {
+                    "source": ("theme " if r.theme else "bar ") + str(r.index + 1),
+                    "mode": r.mode,
+                }
                 for r in self.bars
             ],
             "theme_bars": len(self.theme),
@@ -156,6 +162,9 @@ class PlanGrammar(Grammar):
             targets = [cell]
         elif r.mode == "sequence" and shift is not None:
             targets = [cell + shift]
+        elif r.mode == "sequence":
+            ks = range(-r.window, r.window + 1) if r.shifts is None else r.shifts
+            targets = [cell + k for k in ks if abs(k) <= r.window]
         else:
             base = cell + (shift or 0)
             targets = list(range(base - r.window, base + r.window + 1))
@@ -166,6 +175,10 @@ class PlanGrammar(Grammar):
 
     def mask(self) -> np.ndarray:
         m = self._inner.mask()
+        if self.bar < 0 and self._plan.no_pickup and m[self._bar_lo : self._bar_hi].any():
+            out = np.zeros_like(m)
+            out[self._bar_lo : self._bar_hi] = m[self._bar_lo : self._bar_hi]
+            return out
         source = self._source()
         if source is None:
             return m
@@ -259,7 +272,9 @@ def top_line_bars(tok: Any, ids: np.ndarray | Sequence[int]) -> list[np.ndarray]
         if t < tok.rest_id or not bars:
             continue
         if k % tok.n_voices == 0:
-            bars[-1].append(-2 if t == tok.rest_id else -1 if t == tok.hold_id else t - tok.pitch_offset)
+            bars[-1].append(
+                -2 if t == tok.rest_id else -1 if t == tok.hold_id else t - tok.pitch_offset
+            )
         k += 1
     return [np.array(b, dtype=np.int64) for b in bars]
 
