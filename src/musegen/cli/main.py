@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "musegen.cli.harmonize",
     "musegen.cli.describe",
     "musegen.cli.accompany",
+    "musegen.cli.latent",
     "musegen.cli.serve",
 )
 EXIT_USAGE = 2

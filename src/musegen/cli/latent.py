@@ -1,0 +1,236 @@
+"""``musegen latent``: a MusicVAE's latent space: encode, interpolate, attribute vectors, sample.
+
+The work is :mod:`musegen.sampling.latent`; this module parses, calls and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL_HELP = "a music-vae: shipped name (folk-vae, folk-vae-16bar) or folder (default folk-vae)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "latent",
+        help="a MusicVAE's latent space: encode, interpolate, attribute vectors, sample",
+        description="Work in the latent space of a music-vae model (MusicVAE, Roberts et al. "
+        "2018): a melody's segments (2 or 16 bars of 16 16th steps, from its first bar line) "
+        "become latent vectors and latent vectors become melodies.",
+    )
+    cmds = p.add_subparsers(dest="latent_command", metavar="ACTION")
+
+    enc = cmds.add_parser(
+        "encode",
+        help="print the latent vector (posterior mean) of each segment of a melody",
+        description="Encode a melody (its top line, on the 16th grid) segment by segment and "
+        "print each segment's posterior mean and standard deviation as JSON.",
+    )
+    enc.add_argument("file", metavar="FILE", help="a MIDI/MusicXML/ABC melody")
+    enc.add_argument("--model", "-m", help=MODEL_HELP)
+    enc.add_argument("--out", "-o", metavar="FILE", help="write the JSON here instead")
+    enc.set_defaults(func=run_encode)
+
+    inter = cmds.add_parser(
+        "interpolate",
+        help="slerp from melody A to melody B; one MIDI of the path and its piano roll",
+        description="Encode the first segment of A and of B, take STEPS points on the "
+        "spherical path between their latents (A and B included), decode each, and write "
+        "them one after another as OUT/NAME.mid with a piano-roll picture OUT/NAME.png and "
+        "the settings OUT/NAME.json.",
+    )
+    inter.add_argument("a", metavar="A", help="the melody to start from")
+    inter.add_argument("b", metavar="B", help="the melody to end at")
+    inter.add_argument("--steps", type=int, default=8, help="points on the path (default 8)")
+    _decoding(inter, "interpolation")
+    inter.set_defaults(func=run_interpolate)
+
+    attr = cmds.add_parser(
+        "attribute",
+        help="compute attribute vectors (density, syncopation, range) from data",
+        description="For each attribute, the mean latent of the data's segments in its top "
+        "quarter minus that of its bottom quarter (MusicVAE's attribute vectors). DATA is a "
+        "dataset prepared with the melody tokenizer (its train split), or any reference "
+        "'musegen evaluate' reads (a folder, source:folk:train, a file). Saved as JSON, by "
+        "default beside the model (MODEL/attributes.json), where 'latent sample --add' looks.",
+    )
+    attr.add_argument(
+        "--compute",
+        default="density,syncopation,range",
+        help="attributes, comma-separated (density: notes per bar; syncopation: share of "
+        "onsets off the beat; range: highest minus lowest pitch)",
+    )
+    attr.add_argument("--data", required=True, help="a prepared melody dataset or a reference")
+    attr.add_argument("--split", default="train", help="the split of a dataset (default train)")
+    attr.add_argument("--model", "-m", help=MODEL_HELP)
+    attr.add_argument(
+        "--out", "-o", metavar="FILE", help="where to write (default beside the model)"
+    )
+    attr.set_defaults(func=run_attribute)
+
+    samp = cmds.add_parser(
+        "sample",
+        help="new melodies from the prior (or from FILE), attribute vectors added",
+        description="Draw latents from the prior N(0, I) (or encode --from FILE), add "
+        "AMOUNT times each named attribute vector (--add density=+1.5), decode, and write "
+        "OUT/NAME.mid (NAME_i.mid for several) and the settings OUT/NAME.json.",
+    )
+    samp.add_argument("--from", dest="source", metavar="FILE", help="a melody to start from")
+    samp.add_argument(
+        "--add",
+        action="append",
+        metavar="NAME=AMOUNT",
+        help="add AMOUNT times an attribute vector (repeat or comma-separate)",
+    )
+    samp.add_argument("--num", "-n", type=int, default=1, help="pieces (default 1)")
+    samp.add_argument("--segments", type=int, default=1, help="prior segments a piece (default 1)")
+    samp.add_argument("--attributes", metavar="FILE", help="attribute vectors (default MODEL's)")
+    _decoding(samp, "sample")
+    samp.set_defaults(func=run_sample)
+
+
+def _decoding(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--model", "-m", help=MODEL_HELP)
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="decoder sampling temperature; 0 takes the likeliest step (default 0)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--tempo", type=float, default=100.0, help="quarter notes a minute (default 100)"
+    )
+    p.add_argument("--out", "-o", default="out", help="output folder (default out)")
+    p.add_argument("--name", default=name, help=f"file name stem (default {name})")
+
+
+def _load_melody(path: str) -> Any:
+    from musegen.errors import InputError
+    from musegen.io import load
+
+    if not Path(path).is_file():
+        raise InputError(path, "no such file")
+    return load(path)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from musegen.sampling.latent import LatentVAE
+    from musegen.utils import atomic_write_text
+
+    vae = LatentVAE.load(args.model)
+    steps = vae.segments(_load_melody(args.file))
+    mu, sigma = vae.encode_steps(steps)
+    record = {
+        "file": args.file,
+        "model": str(vae.folder),
+        "bars_per_segment": vae.config.n_bars,
+        "segments": [
+            {"bars": [i * vae.config.n_bars + 1, (i + 1) * vae.config.n_bars], "mu": m, "sigma": s}
+            for i, (m, s) in enumerate(zip(_rounded(mu), _rounded(sigma), strict=True))
+        ],
+    }
+    text = json.dumps(record, indent=2) + "\n"
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out} ({len(mu)} segments of {vae.config.latent} dims)")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _rounded(a: Any) -> list[list[float]]:
+    return [[round(float(x), 5) for x in row] for row in a]
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    from musegen.cli.common import write_pieces
+    from musegen.sampling.latent import LatentVAE, slerp
+
+    started = time.perf_counter()
+    vae = LatentVAE.load(args.model)
+    a = vae.encode(_load_melody(args.a))[0]
+    b = vae.encode(_load_melody(args.b))[0]
+    path = slerp(a, b, args.steps)
+    steps = vae.decode_steps(path, args.temperature, args.seed)
+    score = vae.to_score(steps, tempo=args.tempo)
+    settings = {
+        "command": "latent interpolate",
+        "model": str(vae.folder),
+        "a": args.a,
+        "b": args.b,
+        "steps": args.steps,
+        "bars_per_step": vae.config.n_bars,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "tempo": args.tempo,
+        "seconds_taken": round(time.perf_counter() - started, 2),
+    }
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    write_pieces([score], args.out, args.name, settings, render="png")
+    return 0
+
+
+def run_attribute(args: argparse.Namespace) -> int:
+    from musegen.sampling.latent import LatentVAE, attribute_table
+    from musegen.utils import atomic_write_text
+
+    vae = LatentVAE.load(args.model)
+    names = [n.strip() for n in args.compute.split(",") if n.strip()]
+    record = attribute_table(vae, args.data, names, args.split)
+    out = Path(args.out) if args.out else vae.attributes_path()
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
+    for name, info in record["attributes"].items():
+        print(
+            f"{name}: low quarter <= {info['low_edge']:.3g}, high quarter >= "
+            f"{info['high_edge']:.3g}, vector norm {info['norm']:.3f}"
+        )
+    print(f"wrote {out} ({record['segments']} segments of {args.data})")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from musegen.cli.common import write_pieces
+    from musegen.errors import MusegenError
+    from musegen.sampling.latent import LatentVAE, parse_additions
+
+    started = time.perf_counter()
+    if args.num < 1 or args.segments < 1:
+        raise MusegenError("--num and --segments must be >= 1")
+    additions = parse_additions(args.add)
+    vae = LatentVAE.load(args.model)
+    rng = np.random.default_rng(args.seed)
+    if args.source:
+        base = vae.encode(_load_melody(args.source))
+        latents = [base for _ in range(args.num)]
+    else:
+        latents = [rng.standard_normal((args.segments, vae.config.latent)) for _ in range(args.num)]
+    if additions:
+        vectors = vae.load_attributes(args.attributes)
+        latents = [vae.add(z, additions, vectors) for z in latents]
+    pieces = [
+        vae.to_score(vae.decode_steps(z, args.temperature, args.seed + i), tempo=args.tempo)
+        for i, z in enumerate(latents)
+    ]
+    settings = {
+        "command": "latent sample",
+        "model": str(vae.folder),
+        "from": args.source,
+        "add": additions,
+        "attributes": args.attributes or (str(vae.attributes_path()) if additions else None),
+        "num": args.num,
+        "segments": None if args.source else args.segments,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "tempo": args.tempo,
+        "seconds_taken": round(time.perf_counter() - started, 2),
+    }
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    write_pieces(pieces, args.out, args.name, settings)
+    return 0

@@ -1,0 +1,335 @@
+"""What one does with a MusicVAE's latent space: encode, interpolate, attribute vectors, sample.
+
+:class:`LatentVAE` wraps a loaded ``music-vae`` model with the ``melody`` tokenizer it was
+trained on (its folder's ``tokenizer``):
+
+* ``encode(score)`` → ``[segments, latent]`` posterior means, one per ``n_bars`` bars from the
+  melody's first bar line (the top line of the score, on the 16th grid, as the tokenizer
+  reads it; a pickup is left out, a short last segment padded with rests).
+* ``decode(z, temperature, seed)`` → one :class:`~musegen.score.Score` of the segments one
+  after another (``temperature`` 0: the most likely class at every step).
+* :func:`slerp`: spherical interpolation (Shoemake 1985; MusicVAE's choice, since a Gaussian's
+  mass lies near a sphere), ``steps`` points from A to B, both included.
+* Attribute vectors (MusicVAE section 5.3): for each attribute, the mean latent of the
+  segments in its top quarter minus that of the bottom quarter; :data:`ATTRIBUTES` are
+  pure functions of a segment's classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musegen.errors import InputError, MusegenError
+from musegen.score import Score
+
+ATTRIBUTES_FILE = "attributes.json"
+
+
+# ---------------------------------------------------------------------- attributes
+
+
+def _onsets(steps: np.ndarray) -> np.ndarray:
+    return np.asarray(steps) >= 2
+
+
+def note_density(steps: np.ndarray, steps_per_bar: int = 16) -> float:
+    """Notes started per bar."""
+    steps = np.asarray(steps)
+    return float(_onsets(steps).sum() / max(len(steps) / steps_per_bar, 1e-9))
+
+
+def syncopation(steps: np.ndarray, steps_per_bar: int = 16) -> float:
+    """The share of onsets off the beat (not on a quarter note, four 16th steps)."""
+    on = np.flatnonzero(_onsets(steps))
+    if not len(on):
+        return 0.0
+    return float(np.mean(on % 4 != 0))
+
+
+def pitch_range(steps: np.ndarray, steps_per_bar: int = 16) -> float:
+    """Highest minus lowest pitch started, in semitones (0 without notes)."""
+    steps = np.asarray(steps)
+    pitched = steps[steps >= 2]
+    return float(pitched.max() - pitched.min()) if len(pitched) else 0.0
+
+
+ATTRIBUTES: dict[str, Callable[[np.ndarray, int], float]] = {
+    "density": note_density,
+    "syncopation": syncopation,
+    "range": pitch_range,
+}
+
+
+def attribute_values(segments: np.ndarray, name: str, steps_per_bar: int = 16) -> np.ndarray:
+    if name not in ATTRIBUTES:
+        raise MusegenError(f"unknown attribute {name!r}; choose from {', '.join(ATTRIBUTES)}")
+    f = ATTRIBUTES[name]
+    return np.array([f(s, steps_per_bar) for s in segments], dtype=np.float64)
+
+
+def attribute_vector(latents: np.ndarray, values: np.ndarray, quantile: float = 0.25) -> np.ndarray:
+    """Mean latent of the segments with the highest ``quantile`` of ``values`` minus that of
+    the lowest (ties at an edge go to neither side, so the two groups never meet)."""
+    lo_edge, hi_edge = np.quantile(values, [quantile, 1 - quantile])
+    high, low = values >= hi_edge, values <= lo_edge
+    if lo_edge == hi_edge:
+        high, low = values > hi_edge, values < lo_edge
+    if not high.any() or not low.any():
+        raise MusegenError("the attribute has the same value on (almost) every segment")
+    return latents[high].mean(0) - latents[low].mean(0)
+
+
+def parse_additions(items: list[str] | None) -> dict[str, float]:
+    """``["density=+1.5", "range=-1"]`` → ``{"density": 1.5, "range": -1.0}``."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        for part in item.split(","):
+            name, sep, amount = part.partition("=")
+            try:
+                value = float(amount)
+            except ValueError:
+                value = math.nan
+            if not sep or not name.strip() or not math.isfinite(value):
+                raise MusegenError(f"--add takes NAME=AMOUNT such as density=+1.5, got {part!r}")
+            out[name.strip()] = value
+    return out
+
+
+# ---------------------------------------------------------------------- interpolation
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` points on the great-circle path from ``a`` to ``b`` (magnitudes interpolated
+    linearly); collinear vectors fall back to a straight line."""
+    if steps < 2:
+        raise MusegenError(f"--steps must be at least 2, got {steps}")
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = float(np.dot(a, b) / max(na * nb, 1e-12))
+    omega = math.acos(min(max(cos, -1.0), 1.0))
+    if omega < 1e-6 or math.pi - omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+
+
+# ---------------------------------------------------------------------- the model
+
+
+@dataclass
+class LatentVAE:
+    """A loaded ``music-vae`` with its tokenizer (see the module docstring)."""
+
+    model: Any
+    meta: dict[str, Any]
+    folder: Path
+    tokenizer: Any
+
+    @classmethod
+    def load(cls, ref: str | None) -> LatentVAE:
+        from musegen.models import load_model
+        from musegen.models.pretrained import resolve_model
+        from musegen.tokenizers import tokenizer_from_dict
+
+        folder = resolve_model(ref or "folk-vae")
+        model, meta = load_model(folder)
+        if meta.get("model") != "music-vae":
+            raise MusegenError(f"{folder}: a {meta.get('model')} model, not a music-vae")
+        if "tokenizer" not in meta:
+            raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
+        return cls(model.float().eval(), meta, folder, tokenizer_from_dict(meta["tokenizer"]))
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    # -------------------------------------------------------------- encode
+    def segments(self, score: Score) -> np.ndarray:
+        """``[segments, n_steps]`` classes of a melody (see the module docstring)."""
+        from musegen.models.vae import cells_to_steps
+        from musegen.train.vae import piece_units
+
+        if not any(len(t) for t in score.tracks if not t.is_drum):
+            raise MusegenError("the score has no notes to encode")
+        ids = self.tokenizer.encode(score)
+        units = piece_units(ids, self.tokenizer, self.config.steps_per_bar)
+        if units is None:
+            raise MusegenError(
+                f"this model reads bars of {self.config.steps_per_bar} 16th steps (4/4, 2/2, "
+                "2/4 ...); the piece's meter does not divide into them"
+            )
+        n = self.config.n_bars
+        pad = (-len(units)) % n
+        if pad:
+            rest = np.full((pad, units.shape[1]), self.tokenizer.rest_id, dtype=units.dtype)
+            units = np.vstack([units, rest])
+        return cells_to_steps(units, self.tokenizer, self.config).reshape(-1, self.config.n_steps)
+
+    def encode_steps(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior ``mu`` and ``sigma`` ``[N, latent]`` of class rows ``[N, n_steps]``."""
+        import torch
+
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(steps, dtype=np.int64))
+            mu, sigma = self.model.encode(x)
+        return mu.numpy().astype(np.float64), sigma.numpy().astype(np.float64)
+
+    def encode(self, score: Score) -> np.ndarray:
+        return self.encode_steps(self.segments(score))[0]
+
+    # -------------------------------------------------------------- decode
+    def decode_steps(self, z: np.ndarray, temperature: float = 0.0, seed: int = 0) -> np.ndarray:
+        """Class rows ``[N, n_steps]`` decoded from latents ``[N, latent]``."""
+        import torch
+
+        if temperature < 0 or not math.isfinite(temperature):
+            raise MusegenError(f"--temperature must be >= 0, got {temperature}")
+        g = torch.Generator().manual_seed(int(seed))
+        z_t = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, self.config.latent)
+        return self.model.sample(z_t, temperature=temperature, generator=g).numpy()
+
+    def to_score(self, steps: np.ndarray, tempo: float | None = None) -> Score:
+        """Class rows, one after another, as a one-track 4/4 melody."""
+        return steps_score(np.asarray(steps).reshape(-1), self.tokenizer, self.config, tempo)
+
+    def decode(self, z: np.ndarray, temperature: float = 0.0, seed: int = 0) -> Score:
+        return self.to_score(self.decode_steps(z, temperature, seed))
+
+    # -------------------------------------------------------------- attributes
+    def attributes_path(self) -> Path:
+        return self.folder / ATTRIBUTES_FILE
+
+    def load_attributes(self, path: str | Path | None = None) -> dict[str, np.ndarray]:
+        """Attribute vectors saved by ``musegen latent attribute`` (``{name: vector}``)."""
+        path = Path(path) if path else self.attributes_path()
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            vectors = {k: np.asarray(v, dtype=np.float64) for k, v in record["vectors"].items()}
+        except FileNotFoundError as e:
+            raise InputError(
+                path, "no attribute vectors: make them with 'musegen latent attribute'"
+            ) from e
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(path, f"unreadable attribute vectors ({e})") from e
+        for name, v in vectors.items():
+            if v.shape != (self.config.latent,):
+                raise InputError(
+                    path, f"vector {name!r} has {v.size} dims, the model {self.config.latent}"
+                )
+        return vectors
+
+    def add(
+        self, z: np.ndarray, additions: dict[str, float], vectors: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """``z`` plus ``amount`` times each named attribute vector."""
+        out = np.array(z, dtype=np.float64, copy=True)
+        for name, amount in additions.items():
+            if name not in vectors:
+                raise MusegenError(
+                    f"no attribute vector {name!r}; there are: {', '.join(sorted(vectors)) or 'none'}"
+                )
+            out = out + amount * vectors[name]
+        return out
+
+
+def steps_score(
+    steps: np.ndarray, tokenizer: Any, config: Any, tempo: float | None = None
+) -> Score:
+    """A melody of VAE classes (whole bars of ``config.steps_per_bar`` steps) in 4/4."""
+    from musegen.models.vae import steps_to_cells
+    from musegen.score import Tempo
+    from musegen.tokenizers.base import BOS, EOS
+
+    cells = steps_to_cells(np.asarray(steps).reshape(-1), tokenizer, config)
+    bar = config.steps_per_bar
+    n_bars = math.ceil(len(cells) / bar)
+    label = {16: "4/4", 12: "3/4", 8: "2/4"}.get(bar)
+    if label not in tokenizer.config.time_signatures:
+        raise MusegenError(f"no meter of {bar} steps in the model's tokenizer")
+    ts = tokenizer.vocab.offset("ts") + tokenizer.config.time_signatures.index(label)
+    parts = [np.array([BOS, ts, tokenizer._count_id("len", n_bars)])]
+    for b in range(n_bars):
+        parts.append(np.array([tokenizer._count_id("bar", n_bars - b)]))
+        parts.append(cells[b * bar : (b + 1) * bar])
+    parts.append(np.array([EOS]))
+    score = tokenizer.decode(np.concatenate(parts).astype(np.int64))
+    if tempo is not None:
+        score.tempos = [Tempo(0, float(tempo))]
+    return score
+
+
+def data_segments(vae: LatentVAE, data: str, split: str = "train") -> np.ndarray:
+    """Class rows ``[N, n_steps]`` of ``data``: a dataset prepared with the ``melody``
+    tokenizer (its ``split``, windows ``n_bars`` apart), else any reference
+    :func:`musegen.data.refs.resolve` reads (pieces that cannot be read are skipped)."""
+    from musegen.train.vae import melody_segments
+
+    if (Path(data) / "manifest.json").is_file():
+        from musegen.data.dataset import load_prepared
+
+        prepared = load_prepared(data)
+        if prepared.tokenizer.name != "melody":
+            raise MusegenError(f"{data}: a {prepared.tokenizer.name} dataset, not a melody one")
+        rows, _ = melody_segments(
+            prepared.split(split), prepared.tokenizer, vae.config, hop_bars=vae.config.n_bars
+        )
+    else:
+        from musegen.data.refs import resolve
+
+        found = []
+        for ref in resolve(data):
+            try:
+                found.append(vae.segments(ref.load()))
+            except MusegenError:
+                continue
+        rows = np.vstack(found) if found else np.zeros((0, vae.config.n_steps), dtype=np.int64)
+    if not len(rows):
+        raise MusegenError(f"{data}: no melody segments the model can read")
+    return rows
+
+
+def encode_rows(vae: LatentVAE, rows: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Posterior means of many class rows, a batch at a time."""
+    return np.vstack([vae.encode_steps(rows[i : i + batch])[0] for i in range(0, len(rows), batch)])
+
+
+def attribute_table(
+    vae: LatentVAE, data: str, names: list[str], split: str = "train", quantile: float = 0.25
+) -> dict[str, Any]:
+    """Attribute vectors of ``names`` from ``data`` (see :func:`data_segments`), as the JSON
+    record ``musegen latent attribute`` saves: the vectors and how each was made."""
+    if not names:
+        raise MusegenError("--compute names no attribute")
+    for name in names:
+        if name not in ATTRIBUTES:
+            raise MusegenError(f"unknown attribute {name!r}; choose from {', '.join(ATTRIBUTES)}")
+    rows = data_segments(vae, data, split)
+    latents = encode_rows(vae, rows)
+    record: dict[str, Any] = {
+        "model": str(vae.folder),
+        "data": data,
+        "split": split,
+        "segments": len(rows),
+        "quantile": quantile,
+        "attributes": {},
+        "vectors": {},
+    }
+    for name in names:
+        values = attribute_values(rows, name, vae.config.steps_per_bar)
+        vector = attribute_vector(latents, values, quantile)
+        lo, hi = np.quantile(values, [quantile, 1 - quantile])
+        record["attributes"][name] = {
+            "low_edge": float(lo),
+            "high_edge": float(hi),
+            "mean": float(values.mean()),
+            "norm": float(np.linalg.norm(vector)),
+        }
+        record["vectors"][name] = [round(float(x), 6) for x in vector]
+    return record

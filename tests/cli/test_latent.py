@@ -1,0 +1,94 @@
+"""``musegen latent``: encode, interpolate, attribute, sample; seeds reproduce; bad input is
+one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from latenthelpers import tiny_dataset, tiny_vae, tune
+from musegen.cli.main import main
+from musegen.io import save
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("latent")
+    for i in (1, 2):
+        save(tune(i), root / f"t{i}.mid")
+    return {
+        "model": str(tiny_vae(root / "vae")),
+        "a": str(root / "t1.mid"),
+        "b": str(root / "t2.mid"),
+        "data": str(tiny_dataset(root / "data")),
+    }
+
+
+def test_encode(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["latent", "encode", files["a"], "--model", files["model"]]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert len(record["segments"]) == 2 and record["segments"][1]["bars"] == [3, 4]
+    assert len(record["segments"][0]["mu"]) == 4
+
+
+def test_interpolate_reproduces(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["latent", "interpolate", files["a"], files["b"], "--model", files["model"]]
+    args += ["--steps", "3", "--temperature", "1", "--seed", "5"]
+    for out in ("x", "y"):
+        assert main([*args, "--out", str(tmp_path / out)]) == 0
+    a, b = (tmp_path / "x" / "interpolation.mid"), (tmp_path / "y" / "interpolation.mid")
+    assert a.read_bytes() == b.read_bytes()
+    assert (tmp_path / "x" / "interpolation.png").stat().st_size > 0
+    settings = json.loads((tmp_path / "x" / "interpolation.json").read_text())
+    assert settings["seed"] == 5 and settings["steps"] == 3
+    assert "seed 5" in capsys.readouterr().out
+
+
+def test_attribute_then_sample(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vectors = tmp_path / "attributes.json"
+    args = ["latent", "attribute", "--data", files["data"], "--model", files["model"]]
+    assert main([*args, "--compute", "density,range", "--out", str(vectors)]) == 0
+    assert set(json.loads(vectors.read_text())["vectors"]) == {"density", "range"}
+    sample = ["latent", "sample", "--model", files["model"], "--attributes", str(vectors)]
+    assert main([*sample, "--add", "density=+1.5", "--num", "2", "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "sample_2.mid").is_file()
+    settings = json.loads((tmp_path / "s" / "sample.json").read_text())
+    assert settings["add"] == {"density": 1.5} and settings["seed"] == 0
+    assert (
+        main([*sample, "--from", files["a"], "--add", "range=-1", "--out", str(tmp_path / "f")])
+        == 0
+    )
+    assert (tmp_path / "f" / "sample.mid").is_file()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["encode", "missing.mid"], "no such file"),
+        (["interpolate", "A", "B", "--steps", "1"], "steps"),
+        (["sample", "--add", "density"], "NAME=AMOUNT"),
+        (["sample", "--add", "density=1"], "attribute vectors"),
+        (["sample", "--num", "0"], ">= 1"),
+        (["sample", "--temperature", "-1"], "temperature"),
+        (["attribute", "--data", "DATA", "--compute", "loudness"], "unknown attribute"),
+    ],
+)
+def test_bad_input(
+    files: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    args = [files.get(a.lower(), a) for a in args]
+    code = main(["latent", *args, "--model", files["model"], "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

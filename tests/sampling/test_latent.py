@@ -1,0 +1,96 @@
+"""Latent operations of a MusicVAE: slerp, attributes and their vectors, encode and decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from latenthelpers import tiny_dataset, tiny_vae, tune
+from musegen.errors import MusegenError
+from musegen.sampling.latent import (
+    LatentVAE,
+    attribute_table,
+    attribute_vector,
+    note_density,
+    parse_additions,
+    pitch_range,
+    slerp,
+    syncopation,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+vectors = st.lists(st.floats(-5, 5), min_size=3, max_size=3).map(np.array)
+
+
+@settings(max_examples=50, deadline=None)
+@given(vectors, vectors, st.integers(2, 9))
+def test_slerp_ends_and_norms(a: np.ndarray, b: np.ndarray, steps: int) -> None:
+    path = slerp(a, b, steps)
+    assert path.shape == (steps, 3)
+    assert np.allclose(path[0], a, atol=1e-6) and np.allclose(path[-1], b, atol=1e-6)
+
+
+def test_slerp_on_a_circle() -> None:
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    path = slerp(a, b, 5)
+    assert np.allclose(np.linalg.norm(path, axis=1), 1.0)
+    assert np.allclose(path[2], np.array([1, 1]) / np.sqrt(2))
+    assert np.allclose(slerp(a, 2 * a, 3)[1], 1.5 * a)  # collinear: a straight line
+    with pytest.raises(MusegenError, match="steps"):
+        slerp(a, b, 1)
+
+
+def test_attributes() -> None:
+    # C quarter, rest, E held a half note with an off-beat G: 16 steps, one bar
+    steps = np.array([62, 1, 1, 1, 0, 0, 0, 0, 66, 1, 1, 69, 1, 1, 1, 1])
+    assert note_density(steps) == 3.0
+    assert syncopation(steps) == pytest.approx(1 / 3)
+    assert pitch_range(steps) == 7.0
+    assert pitch_range(np.zeros(16)) == 0.0 and syncopation(np.zeros(16)) == 0.0
+
+
+def test_attribute_vector_and_additions() -> None:
+    latents = np.array([[0.0, 0], [0, 0], [1, 2], [1, 2]])
+    values = np.array([1.0, 1, 5, 5])
+    assert np.allclose(attribute_vector(latents, values), [1, 2])
+    with pytest.raises(MusegenError, match="same value"):
+        attribute_vector(latents, np.ones(4))
+    assert parse_additions(["density=+1.5,range=-1", "syncopation=2"]) == {
+        "density": 1.5,
+        "range": -1.0,
+        "syncopation": 2.0,
+    }
+    for bad in ("density", "density=x", "=1", "density=nan"):
+        with pytest.raises(MusegenError, match="NAME=AMOUNT"):
+            parse_additions([bad])
+
+
+@pytest.mark.parametrize("decoder,bars", [("flat", 2), ("hierarchical", 4)])
+def test_encode_decode(tmp_path: Path, decoder: str, bars: int) -> None:
+    vae = LatentVAE.load(str(tiny_vae(tmp_path / "m", decoder=decoder, n_bars=bars)))
+    z = vae.encode(tune(3, bars=5))  # 5 bars: the last segment padded with rests
+    assert z.shape == (3 if bars == 2 else 2, 4)
+    a = vae.decode(z, temperature=1.0, seed=4)
+    b = vae.decode(z, temperature=1.0, seed=4)
+    assert a.n_notes and a.tracks[0].notes.tolist() == b.tracks[0].notes.tolist()
+    assert a.end <= len(z) * bars * 4 * a.tpq
+    with pytest.raises(MusegenError, match="meter"):
+        vae.encode(tune(3, meter=(3, 4)))
+
+
+def test_attribute_table(tmp_path: Path) -> None:
+    vae = LatentVAE.load(str(tiny_vae(tmp_path / "m")))
+    data = str(tiny_dataset(tmp_path / "d"))
+    record = attribute_table(vae, data, ["density", "range"])
+    assert record["segments"] == 8 * 2  # eight 4/4 tunes of two 2-bar windows (3/4 skipped)
+    assert set(record["vectors"]) == {"density", "range"} and len(record["vectors"]["range"]) == 4
+    with pytest.raises(MusegenError, match="unknown attribute"):
+        attribute_table(vae, data, ["loudness"])
+    assert np.allclose(vae.add(np.zeros(4), {"range": 2.0}, {"range": np.ones(4)}), 2.0)
+    with pytest.raises(MusegenError, match="no attribute vector"):
+        vae.add(np.zeros(4), {"density": 1.0}, {"range": np.ones(4)})
