@@ -1,0 +1,118 @@
+"""What the adversarial models share: the interface the trainer and the sampler use, and
+piano-roll cells drawn from a generator's output.
+
+A GAN model is one ``nn.Module`` holding a ``generator`` and a ``discriminator`` (a critic:
+a real score, no sigmoid) as submodules, so it saves and loads like every musegen model
+(:func:`musegen.models.save_model`). Interface::
+
+    model.latent(n, generator=None) -> z [n, latent_size]         # N(0, 1) noise
+    model.fake(z, cond) -> x                                        # differentiable, like the data
+    model.critic(x, cond) -> [n] scores                             # higher: more real
+    model.condition(batch) -> cond                                  # a dict of tensors (maybe {})
+    model.draw(x, generator=None) -> x in {0, 1}                    # binary cells
+    model.stats(x) -> [n, k]                                        # per-sample statistics
+
+A bar of a track is a grid ``[steps, pitches]``. A *monophonic* track's generator writes, at
+each step, logits over its pitches and a rest; their softmax without the rest is what the
+critic sees (a relaxed one-hot), and :meth:`draw` takes the argmax (or samples). A polyphonic
+track's cells are independent sigmoids, drawn by MuseGAN's hard threshold at 0.5.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def cell_probs(logits: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
+    """Cell probabilities from pitch ``logits [.., steps, P]`` and, for monophonic tracks,
+    a ``rest`` logit ``[.., steps, 1]`` (softmax over P + 1, rest dropped); else sigmoids."""
+    if rest is None:
+        return torch.sigmoid(logits)
+    return torch.softmax(torch.cat([logits, rest], -1), -1)[..., :-1]
+
+
+def draw_cells(
+    probs: torch.Tensor,
+    monophonic: bool,
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Binary cells from probabilities ``[.., steps, P]``: monophonic tracks take the most
+    likely of pitches and rest per step (``sample``: one drawn from them); polyphonic tracks
+    every cell over 0.5 (``sample``: each cell a Bernoulli draw)."""
+    if not monophonic:
+        if sample:
+            u = torch.rand(probs.shape, generator=generator, device=probs.device)
+            return (u < probs).to(probs.dtype)
+        return (probs > 0.5).to(probs.dtype)
+    rest = (1 - probs.sum(-1, keepdim=True)).clamp_min(0)
+    full = torch.cat([probs, rest], -1)
+    if sample:
+        flat = full.reshape(-1, full.shape[-1]).clamp_min(0) + 1e-12
+        pick = torch.multinomial(flat, 1, generator=generator).view(full.shape[:-1])
+    else:
+        pick = full.argmax(-1)
+    one_hot = torch.nn.functional.one_hot(pick, full.shape[-1]).to(probs.dtype)
+    return one_hot[..., :-1]
+
+
+def roll_stats(x: torch.Tensor, bar_steps: int) -> torch.Tensor:
+    """Per-sample statistics of rolls ``[n, tracks, T, P]``: each track's pitch occupancy
+    (``P``), its empty-bar rate and its share of steps where the cells change (``2``)."""
+    n, tracks, T, P = x.shape
+    pitch = x.mean(2)  # [n, tracks, P]
+    bars = x.view(n, tracks, T // bar_steps, bar_steps, P).amax((3, 4))
+    empty = 1 - bars.mean(-1, keepdim=True)
+    change = (x[:, :, 1:] - x[:, :, :-1]).abs().amax(-1).mean(-1, keepdim=True)
+    return torch.cat([pitch, empty, change], -1).reshape(n, -1)
+
+
+class GanModel(nn.Module):
+    """Base of the adversarial models (see the module docstring)."""
+
+    registry_name = ""
+    monophonic = True
+    generator: nn.Module
+    discriminator: nn.Module
+
+    @property
+    def model_name(self) -> str:
+        return self.registry_name
+
+    @property
+    def latent_size(self) -> int:
+        raise NotImplementedError
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_size, generator=generator).to(self._device())
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def fake(self, z: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def draw(
+        self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return draw_cells(x, self.monophonic, sample, generator)
+
+    def stats(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor, cond: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.fake(z, cond or {})
+
+
+def leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2)

@@ -1,0 +1,158 @@
+"""MidiNet (Yang, Chou and Yang 2017): a convolutional GAN writing a melody bar by bar,
+conditioned on the bar's chord and on the bar before.
+
+A bar is ``[1, steps, pitches]`` with one note or a rest per step. The generator maps noise
+and the chord (1-D condition: the chord's pitch classes and its root, 24 numbers) through a
+linear layer and transposed convolutions over time; a *conditioner* CNN reads the previous
+bar (2-D condition) and its feature maps at each resolution are concatenated to the
+generator's, with the chord broadcast over every layer, as in the paper. The critic reads the
+bar through per-octave and per-step convolutions and judges it together with the chord, the
+bar's chroma and the chroma weighted by the chord's pitch classes. The paper trained with the
+cross-entropy GAN loss plus feature matching; we use WGAN-GP (:mod:`musegen.train.gan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from musegen.models.base import ModelConfig
+from musegen.models.gan.common import GanModel, cell_probs, leaky, roll_stats
+
+CHORD_SIZE = 24  # pitch classes of the chord (12) + its root (12)
+
+
+def chord_vector(root: int | None, pitch_classes: frozenset[int] | set[int]) -> np.ndarray:
+    """The 1-D condition of one bar: 12 pitch-class flags and a one-hot root (zeros: no chord)."""
+    v = np.zeros(CHORD_SIZE, np.float32)
+    if root is None:
+        return v
+    v[list(pitch_classes)] = 1.0
+    v[12 + root % 12] = 1.0
+    return v
+
+
+@dataclass
+class MidiNetConfig(ModelConfig):
+    steps: int = 8  # per bar (a multiple of 4)
+    n_pitches: int = 36  # a multiple of 12
+    low_pitch: int = 60
+    steps_per_quarter: int = 2
+    d_z: int = 64
+    d_hidden: int = 128
+    d_critic: int = 64
+
+    def validate(self) -> None:
+        self.check(self.steps >= 4 and self.steps % 4 == 0, "steps must be a multiple of 4")
+        self.check(self.n_pitches >= 12 and self.n_pitches % 12 == 0, "n_pitches: 12, 24, ..")
+        self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitch range")
+        self.check(self.steps_per_quarter >= 1, "steps_per_quarter must be >= 1")
+        self.check(min(self.d_z, self.d_hidden, self.d_critic) >= 4, "widths must be >= 4")
+
+
+class Conditioner(nn.Module):
+    """The previous bar → feature maps at the generator's three resolutions."""
+
+    def __init__(self, c: MidiNetConfig) -> None:
+        super().__init__()
+        w = c.d_hidden // 4
+        self.c1 = nn.Sequential(nn.Conv2d(1, w, (1, 12), (1, 12)), leaky())  # [w, S, oct]
+        self.c2 = nn.Sequential(nn.Conv2d(w, w, (2, 1), (2, 1)), leaky())  # [w, S/2, oct]
+        self.c3 = nn.Sequential(nn.Conv2d(w, w, (2, 1), (2, 1)), leaky())  # [w, S/4, oct]
+
+    def forward(self, prev: torch.Tensor) -> list[torch.Tensor]:
+        h1 = self.c1(prev)
+        h2 = self.c2(h1)
+        return [self.c3(h2), h2, h1]
+
+
+class MidiNetGenerator(nn.Module):
+    def __init__(self, c: MidiNetConfig) -> None:
+        super().__init__()
+        self.c = c
+        h, w, octaves = c.d_hidden, c.d_hidden // 4, c.n_pitches // 12
+        self.shape = (h, c.steps // 4, octaves)
+        self.fc = nn.Sequential(
+            nn.Linear(c.d_z + CHORD_SIZE, h * c.steps // 4 * octaves),
+            nn.BatchNorm1d(h * c.steps // 4 * octaves),
+            nn.ReLU(),
+        )
+        k = w + CHORD_SIZE  # conditioner maps and the broadcast chord, concatenated
+        self.up1 = nn.Sequential(
+            nn.ConvTranspose2d(h + k, h // 2, (2, 1), (2, 1)), nn.BatchNorm2d(h // 2), nn.ReLU()
+        )
+        self.up2 = nn.Sequential(
+            nn.ConvTranspose2d(h // 2 + k, h // 4, (2, 1), (2, 1)),
+            nn.BatchNorm2d(h // 4),
+            nn.ReLU(),
+        )
+        self.pitch = nn.ConvTranspose2d(h // 4 + k, 1, (1, 12), (1, 12))
+        self.rest = nn.Conv2d(h // 4 + k, 1, (1, octaves))
+        self.conditioner = Conditioner(c)
+
+    def forward(self, z: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        maps = self.conditioner(prev)
+
+        def join(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            ch = chord[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            return torch.cat([x, m, ch], 1)
+
+        x = self.fc(torch.cat([z, chord], -1)).view(len(z), *self.shape)
+        x = self.up1(join(x, maps[0]))
+        x = self.up2(join(x, maps[1]))
+        x = join(x, maps[2])
+        return cell_probs(self.pitch(x), self.rest(x))  # [n, 1, steps, P]
+
+
+class MidiNetCritic(nn.Module):
+    def __init__(self, c: MidiNetConfig) -> None:
+        super().__init__()
+        self.c = c
+        w, octaves = c.d_critic, c.n_pitches // 12
+        self.roll = nn.Sequential(
+            nn.Conv2d(1, w, (1, 12), (1, 12)),
+            leaky(),
+            nn.Conv2d(w, w, (1, octaves)),  # [w, S, 1]
+            leaky(),
+            nn.Conv2d(w, 2 * w, (2, 1), (2, 1)),  # [2w, S/2, 1]
+            leaky(),
+        )
+        d = 2 * w * (c.steps // 2) + CHORD_SIZE + 12 + 12
+        self.out = nn.Sequential(nn.Linear(d, 4 * w), leaky(), nn.Linear(4 * w, 1))
+
+    def forward(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
+        n, c = len(x), self.c
+        chroma = x.view(n, c.steps, c.n_pitches // 12, 12).mean((1, 2))
+        fit = chroma * chord[:, :12]
+        feats = torch.cat([self.roll(x).reshape(n, -1), chord, chroma, fit], -1)
+        return self.out(feats).squeeze(-1)
+
+
+class MidiNet(GanModel):
+    registry_name = "midinet"
+    monophonic = True
+
+    def __init__(self, config: MidiNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = MidiNetGenerator(config)
+        self.discriminator = MidiNetCritic(config)
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.d_z
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"chord": batch["chord"], "prev": batch["prev"]}
+
+    def fake(self, z: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.generator(z, cond["chord"], cond["prev"])
+
+    def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.discriminator(x, cond["chord"])
+
+    def stats(self, x: torch.Tensor) -> torch.Tensor:
+        return roll_stats(x, self.config.steps)

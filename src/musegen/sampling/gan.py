@@ -1,0 +1,189 @@
+"""The generator of the adversarial models: noise in, pieces out (``musegen generate``).
+
+* ``musegan``: each piece is ``ceil(bars / n_bars)`` phrases drawn from independent noise,
+  joined and cut to ``--bars``; one track per generated track (S/A/T/B voices when there are
+  four). Cells are drawn as the paper does (the most likely pitch or rest per step; a hard
+  threshold for polyphonic tracks); repeated cells of a voice join into one note.
+* ``midinet``: a melody written bar by bar, each bar from fresh noise, the chord of the bar
+  (``--chords``, cycled; default the model's ``sampling.chords``, else ``C Am F G``) and the
+  bar it wrote before; the piece has the melody and a second track holding each bar's chord
+  (its triad or seventh chord under the melody, for listening; metrics read the melody).
+* ``crnngan``: note after note from the LSTM generator until the bars are full.
+
+Everything is drawn from one ``torch.Generator`` seeded by ``--seed``, on the CPU, so a seed
+gives the same pieces on every machine with the same torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from musegen.errors import MusegenError
+from musegen.sampling.generators import Generated, GenerateRequest, Generator
+from musegen.score import Score, TimeSignature, Track, make_notes
+
+DEFAULT_CHORDS = ("C", "Am", "F", "G")
+VOICE_NAMES = ("S", "A", "T", "B")
+
+
+def cells_to_score(
+    cells: np.ndarray, steps_per_quarter: int, low: int, tpq: int = 480, names: tuple = ()
+) -> Score:
+    """A score from binary cells ``[tracks, T, P]`` (row 0 = MIDI ``low``): in each track a
+    run of equal set cells is one note. Four tracks are labelled S, A, T, B."""
+    from musegen.tokenizers.grid import from_binary_roll
+
+    tracks = []
+    for i, roll in enumerate(np.asarray(cells)):
+        score = from_binary_roll(roll, steps_per_quarter, low=low)
+        notes = score.tracks[0].notes if score.tracks else np.zeros(0)
+        notes = _retick(notes, score.tpq, tpq)
+        voice = VOICE_NAMES[i] if len(cells) == 4 and not names else None
+        name = names[i] if i < len(names) else (voice or f"Track {i + 1}")
+        tracks.append(Track(notes, name=name, voice=voice))
+    return Score(tpq, tracks, time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def _retick(notes: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if not len(notes) or src == dst:
+        return notes
+    out = notes.copy()
+    out["start"] = notes["start"] * dst // src
+    out["duration"] = notes["duration"] * dst // src
+    return out
+
+
+def chord_track(chords: list[Any], bar_ticks: int, low: int = 48) -> Track:
+    """Each bar's chord as a block chord (root position from the octave of ``low``)."""
+    starts, durations, pitches = [], [], []
+    for b, chord in enumerate(chords):
+        if chord is None:
+            continue
+        root = low + (chord.root - low) % 12
+        for k, pc in enumerate(chord.tones):
+            p = root + (pc - chord.root) % 12 + (12 if k and (pc - chord.root) % 12 == 0 else 0)
+            starts.append(b * bar_ticks)
+            durations.append(bar_ticks)
+            pitches.append(p)
+    return Track(make_notes(starts, durations, pitches, 56), name="Chords")
+
+
+class GanGenerator(Generator):
+    """MuseGAN, MidiNet and C-RNN-GAN behind the one interface (see the module docstring)."""
+
+    kind = "adversarial model"
+    serves = ("generate",)
+
+    def controls(self) -> tuple[str, ...]:
+        return ("chords",) if self.meta.get("model") == "midinet" else ()
+
+    @classmethod
+    def capabilities(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        return cls.serves + (("chords",) if meta.get("model") == "midinet" else ())
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        import torch
+
+        from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
+
+        self._check(request)
+        asked = PieceRequest(
+            bars=request.bars, tempo=request.tempo, time_signature="4/4", key=request.key,
+            program=request.program,
+        )  # fmt: skip
+        empty = primer_score(asked)
+        bars = 8 if request.bars is None else request.bars
+        if bars < 1:
+            raise MusegenError("--bars must be >= 1")
+        self.model.eval()
+        g = torch.Generator().manual_seed(request.seed)
+        name = self.meta.get("model")
+        settings: dict[str, Any] = {"seed": request.seed, "bars": bars}
+        with torch.no_grad():
+            if name == "musegan":
+                pieces = self._musegan(bars, request.num, g)
+            elif name == "midinet":
+                chords = list(request.chords) or list(
+                    (self.meta.get("sampling") or {}).get("chords", DEFAULT_CHORDS)
+                )
+                pieces = self._midinet(bars, request.num, g, chords)
+                settings["chords"] = chords
+            else:
+                pieces = self._crnngan(bars, request.num, g)
+        pieces = [finish_piece(p, asked, empty) for p in pieces]
+        return Generated(pieces, {"sampling": settings, "request": vars(asked)})
+
+    def _check(self, request: GenerateRequest) -> None:
+        unused = {
+            "--primer": request.primer,
+            "--seconds": request.seconds,
+            "--tokens": request.tokens,
+            "--temperature": request.temperature not in (None, 1.0),
+            "--top-k": request.top_k,
+            "--top-p": request.top_p not in (None, 1.0),
+            "--repetition-penalty": request.repetition_penalty != 1.0,
+            "--density": request.density,
+            "--time-signature": request.time_signature not in (None, "4/4"),
+            "--voices": request.voices,
+            "--ending": request.ending not in (None, "free"),
+            "--theme": getattr(request, "theme", None),
+            "--form": getattr(request, "form", None),
+        }
+        if any(unused.values()):
+            flags = ", ".join(flag for flag, given in unused.items() if given)
+            raise MusegenError(
+                f"{self.folder}: a GAN draws 4/4 pieces from noise ({flags} do not apply): "
+                "use --bars, --num, --seed, --tempo, --key, --program"
+                + (" and --chords" if self.controls() else "")
+            )
+        if request.num < 1:
+            raise MusegenError(f"--num must be >= 1, got {request.num}")
+
+    def _musegan(self, bars: int, num: int, g: Any) -> list[Score]:
+        import torch
+
+        c = self.model.config
+        phrases = math.ceil(bars / c.n_bars)
+        z = torch.randn(num * phrases, self.model.latent_size, generator=g)
+        x = self.model.draw(self.model.fake(z, {})).cpu().numpy()
+        x = x.reshape(num, phrases, c.n_tracks, c.n_bars * c.steps, c.n_pitches)
+        x = x.transpose(0, 2, 1, 3, 4).reshape(num, c.n_tracks, -1, c.n_pitches)
+        x = x[:, :, : bars * c.steps]
+        return [cells_to_score(piece, c.steps // 4, c.low_pitch) for piece in x]
+
+    def _midinet(self, bars: int, num: int, g: Any, names: list[str]) -> list[Score]:
+        import torch
+
+        from musegen.models.gan.midinet import chord_vector
+        from musegen.theory import parse_chord
+
+        c = self.model.config
+        chords = [parse_chord(names[b % len(names)]) for b in range(bars)]
+        vectors = torch.from_numpy(
+            np.stack([chord_vector(ch.root, ch.pitch_classes) for ch in chords])
+        )
+        prev = torch.zeros(num, 1, c.steps, c.n_pitches)
+        out = []
+        for b in range(bars):
+            z = torch.randn(num, self.model.latent_size, generator=g)
+            cond = {"chord": vectors[b].expand(num, -1), "prev": prev}
+            prev = self.model.draw(self.model.fake(z, cond))
+            out.append(prev)
+        melody = torch.cat(out, 2).numpy()  # [num, 1, bars * steps, P]
+        spq = c.steps_per_quarter
+        pieces = []
+        for piece in melody:
+            score = cells_to_score(piece, spq, c.low_pitch, names=("Melody",))
+            score.tracks.append(chord_track(chords, score.tpq * 4))
+            pieces.append(score)
+        return pieces
+
+    def _crnngan(self, bars: int, num: int, g: Any) -> list[Score]:
+        from musegen.models.gan.crnngan import features_to_score
+
+        quarters = 4 * bars
+        feats = self.model.sample_until(num, quarters, generator=g)
+        return [features_to_score(f, quarters) for f in feats.cpu().numpy()]

@@ -1,0 +1,78 @@
+"""GAN models behind the generate interface: pieces, seeds, chords (tiny untrained models)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musegen.errors import MusegenError
+from musegen.models import build_model, save_model
+from musegen.sampling.gan import cells_to_score, chord_track
+from musegen.sampling.generators import GenerateRequest, load_generator
+from musegen.theory import parse_chord
+
+TINY = {
+    "musegan": {"n_bars": 2, "steps": 8, "n_pitches": 24, "low_pitch": 48, "d_z": 8,
+                "d_hidden": 16, "d_critic": 8},
+    "midinet": {"steps": 8, "n_pitches": 24, "d_z": 8, "d_hidden": 16, "d_critic": 8},
+    "crnngan": {"length": 6, "d_noise": 4, "d_hidden": 8, "n_layer": 1, "d_critic": 4},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("gan")
+    torch.manual_seed(0)
+    for name, options in TINY.items():
+        save_model(build_model(name, **options), root / name)
+    return root
+
+
+def test_musegan_pieces_have_four_voices_and_the_bars_asked(folders) -> None:  # type: ignore[no-untyped-def]
+    gen = load_generator(str(folders / "musegan"))
+    out = gen.generate(GenerateRequest(num=3, bars=3, seed=4))
+    assert len(out.pieces) == 3
+    for score in out.pieces:
+        assert [t.voice for t in score.tracks] == ["S", "A", "T", "B"]
+        assert score.end <= 3 * 4 * score.tpq
+    again = gen.generate(GenerateRequest(num=3, bars=3, seed=4))
+    assert [t.notes.tolist() for t in again.pieces[0].tracks] == [
+        t.notes.tolist() for t in out.pieces[0].tracks
+    ]
+    assert out.settings["sampling"]["seed"] == 4
+
+
+def test_midinet_writes_melody_over_the_chords_asked(folders) -> None:  # type: ignore[no-untyped-def]
+    gen = load_generator(str(folders / "midinet"))
+    assert gen.controls() == ("chords",)
+    out = gen.generate(GenerateRequest(num=2, bars=4, chords=("C", "Am", "F", "G"), seed=1))
+    melody, chords = out.pieces[0].tracks
+    assert melody.name == "Melody" and chords.name == "Chords"
+    bar = 4 * out.pieces[0].tpq
+    firsts = chords.notes[chords.notes["start"] == bar]  # bar 2: A minor
+    assert sorted(p % 12 for p in firsts["pitch"]) == [0, 4, 9]
+    assert out.settings["sampling"]["chords"] == ["C", "Am", "F", "G"]
+    with pytest.raises(MusegenError):
+        gen.generate(GenerateRequest(chords=("H#",)))
+
+
+def test_crnngan_and_unused_options(folders) -> None:  # type: ignore[no-untyped-def]
+    gen = load_generator(str(folders / "crnngan"))
+    out = gen.generate(GenerateRequest(num=2, bars=2, seed=0))
+    assert all(p.end <= 3 * 4 * p.tpq for p in out.pieces)
+    with pytest.raises(MusegenError, match="--primer"):
+        gen.generate(GenerateRequest(primer="x.mid"))
+    assert load_generator(str(folders / "musegan")).controls() == ()
+
+
+def test_cells_and_chord_tracks() -> None:
+    cells = torch.zeros(1, 4, 24)
+    cells[0, 0:2, 12] = 1  # a quarter note (2 eighths) on MIDI 60
+    cells[0, 3, 14] = 1
+    score = cells_to_score(cells.numpy(), steps_per_quarter=2, low=48, names=("Melody",))
+    assert score.tracks[0].notes[["start", "duration", "pitch"]].tolist() == [
+        (0, 480, 60),
+        (720, 240, 62),
+    ]
+    track = chord_track([parse_chord("G7"), None], 1920)
+    assert sorted(track.notes["pitch"].tolist()) == [55, 59, 62, 65]

@@ -1,0 +1,109 @@
+"""The adversarial objective in the one trainer, and the GAN models' data (tiny fixtures)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musegen.errors import MusegenError
+from musegen.models import build_model, load_model
+from musegen.train.config import TrainConfig
+from musegen.train.gan import (
+    AdversarialObjective,
+    Items,
+    ObjectiveOptions,
+    collate,
+    fold_into,
+    melody_bars,
+    satb_phrases,
+)
+from musegen.train.trainer import Trainer
+
+TINY_MUSEGAN = {"n_bars": 2, "steps": 8, "n_pitches": 24, "low_pitch": 48, "d_z": 8,
+                "d_hidden": 16, "d_critic": 8}  # fmt: skip
+
+
+def phrases(n: int = 12) -> Items:
+    rng = np.random.default_rng(0)
+    x = np.zeros((n, 4, 16, 24), np.uint8)
+    pitch = rng.integers(0, 24, size=(n, 4, 16))
+    np.put_along_axis(x, pitch[..., None], 1, -1)
+    return Items({"real": x})
+
+
+def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    model = build_model("musegan", **TINY_MUSEGAN)
+    cfg = TrainConfig(
+        batch_size=4, max_steps=steps, warmup_steps=0, weight_decay=0.0, eval_every=2,
+        eval_batches=1, checkpoint_every=2, log_every=1, seed=seed, device="cpu",
+        precision="fp32", progress=False, threads=1,
+    )  # fmt: skip
+    objective = AdversarialObjective(ObjectiveOptions(loss=loss, n_critic=2))
+    t = Trainer(model, phrases(), phrases(4), cfg, tmp_path, objective=objective, collate=collate)
+    objective.bind(t)
+    return t
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "hinge", "bce"])
+def test_both_networks_learn_and_the_log_shows_the_critic(tmp_path, loss: str) -> None:  # type: ignore[no-untyped-def]
+    t = trainer_for(tmp_path, loss)
+    g0 = [p.detach().clone() for p in t.raw_model.generator.parameters()]
+    d0 = [p.detach().clone() for p in t.raw_model.discriminator.parameters()]
+    state = t.fit()
+    assert state.step == 3
+    assert any(
+        not torch.equal(a, b) for a, b in zip(g0, t.raw_model.generator.parameters(), strict=True)
+    )
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(d0, t.raw_model.discriminator.parameters(), strict=True)
+    )
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert any("w_distance" in r for r in rows) and any("valid_loss" in r for r in rows)
+    model, _ = load_model(tmp_path / "best")
+    assert model.model_name == "musegan"
+
+
+def test_same_seed_same_weights(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a = trainer_for(tmp_path / "a", "wgan-gp", steps=2)
+    a.fit()
+    b = trainer_for(tmp_path / "b", "wgan-gp", steps=2)
+    b.fit()
+    for p, q in zip(a.raw_model.parameters(), b.raw_model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_options_are_checked() -> None:
+    assert ObjectiveOptions.from_dict({}, "crnngan").loss == "hinge"
+    assert ObjectiveOptions.from_dict({}, "musegan").loss == "wgan-gp"
+    with pytest.raises(MusegenError, match="loss"):
+        ObjectiveOptions.from_dict({"loss": "lsgan"}, "musegan")
+    with pytest.raises(MusegenError, match="unknown"):
+        ObjectiveOptions.from_dict({"critics": 3}, "musegan")
+
+
+def test_satb_phrases_one_hot_and_folded() -> None:
+    piece = np.array([[70, 64, 55, -1]] * 16 + [[90, 64, 55, 30]] * 16)
+    x = satb_phrases([piece], n_bars=2, bar_steps=8, low=48, n_pitches=24, hop=1, stride=2)
+    assert x.shape == (1, 4, 16, 24)  # 32 16ths -> 16 eighths = one phrase of 2 bars
+    assert x[0, 0, 0].argmax() == 70 - 48 and x[0, 3, 0].sum() == 0  # the bass rests
+    assert x[0, 0, 8].argmax() == 66 - 48  # 90 folded down two octaves
+    assert fold_into(np.array([30, 90, 60]), 48, 24).tolist() == [54, 66, 60]
+
+
+def test_melody_bars_chords_and_previous_bar() -> None:
+    roll = np.zeros((16, 88), np.uint8)
+    roll[:8, [48 - 21, 52 - 21, 55 - 21]] = 1  # bar 1: C major under
+    roll[:8, 72 - 21] = 1  # melody C5
+    roll[8:, [43 - 21, 47 - 21, 50 - 21]] = 1  # bar 2: G major under
+    roll[8:, 74 - 21] = 1  # melody D5
+    items = melody_bars([roll], bar_steps=8, low=60, n_pitches=36)
+    assert items["real"].shape == (2, 1, 8, 36)
+    assert items["real"][0, 0, 0].argmax() == 12 and items["real"][1, 0, 0].argmax() == 14
+    assert items["prev"][0].sum() == 0 and np.array_equal(items["prev"][1], items["real"][0])
+    assert np.nonzero(items["chord"][0][:12])[0].tolist() == [0, 4, 7]  # C major
+    assert items["chord"][1][12 + 7] == 1  # G root
