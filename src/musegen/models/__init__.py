@@ -79,9 +79,12 @@ CONFIG_FILE = "config.json"
 # name -> (module, config class, model class)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "coconet": ("musegen.models.coconet", "CoconetConfig", "Coconet"),
+    "crnngan": ("musegen.models.gan.crnngan", "CRNNGANConfig", "CRNNGAN"),
     "frame-bernoulli": ("musegen.models.frame", "BernoulliFrameConfig", "BernoulliFrameModel"),
     "gru": ("musegen.models.lstm", "GRUConfig", "RNNModel"),
     "lstm": ("musegen.models.lstm", "LSTMConfig", "RNNModel"),
+    "midinet": ("musegen.models.gan.midinet", "MidiNetConfig", "MidiNet"),
+    "musegan": ("musegen.models.gan.musegan", "MuseGANConfig", "MuseGAN"),
     "music-vae": ("musegen.models.vae", "MusicVAEConfig", "MusicVAE"),
     "rnn-nade": ("musegen.models.frame", "RNNNadeConfig", "RNNNadeModel"),
     "transformer": ("musegen.models.transformer", "TransformerConfig", "Transformer"),

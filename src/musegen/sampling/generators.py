@@ -525,6 +525,10 @@ def generator_class(meta: dict[str, Any]) -> type[Generator] | None:
     name = meta.get("model")
     if name in GENERATORS:
         return GENERATORS[name]
+    if name in ("crnngan", "midinet", "musegan"):  # deferred: musegen.sampling.gan builds on us
+        from musegen.sampling.gan import GanGenerator
+
+        return GanGenerator
     return TokenGenerator if "tokenizer" in meta else None
 
 

@@ -99,6 +99,10 @@ def _train_run(
         return train_vae(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if name in FRAME_MODELS:
         return train_frame(run, out_dir, resume=resume, init=init, data_path=data_dir)
+    if name in ("crnngan", "midinet", "musegan"):  # musegen.train.gan.GAN_MODELS
+        from musegen.train.gan import train_gan
+
+        return train_gan(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if data_dir is None:
         raise MusegenError(
             f"training a {name} model needs --data DIR, a folder made by 'musegen data prepare'"
