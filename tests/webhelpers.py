@@ -1,9 +1,13 @@
-"""What the studio's tests share: the notes of a take's MIDI, and the region check."""
+"""What the studio's tests share: a server in a thread, the notes of a take's MIDI, and the
+region check."""
 
 from __future__ import annotations
 
 import io
+import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 
@@ -61,3 +65,35 @@ def many_notes_midi(n: int) -> bytes:
         path = Path(folder) / "many.mid"
         save(Score(tracks=[track]), path)
         return io.BytesIO(path.read_bytes()).getvalue()
+
+
+class Running:
+    """A uvicorn server in a thread of this process, on ``url``."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the studio server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
