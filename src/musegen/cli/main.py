@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "musegen.cli.accompany",
     "musegen.cli.latent",
     "musegen.cli.serve",
+    "musegen.cli.listen_test",
 )
 EXIT_USAGE = 2
 
