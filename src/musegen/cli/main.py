@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "musegen.cli.evaluate",
     "musegen.cli.compose",
     "musegen.cli.harmonize",
+    "musegen.cli.live",
     "musegen.cli.describe",
     "musegen.cli.accompany",
     "musegen.cli.latent",
