@@ -129,8 +129,8 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
             scratch = tempfile.mkdtemp(prefix="musegen-studio-")
         store = TakeStore(config.data or scratch)
         pool = JobPool(config.workers, config.queue, config.time_limit)
-        await pool.start()
-        state.update(store=store, pool=pool, catalog=await pool.run("catalog", {}))
+        catalog = await pool.start(warm=("catalog", {}))  # every worker loads the models
+        state.update(store=store, pool=pool, catalog=catalog)
         app.state.pool = pool
         try:
             yield
@@ -142,16 +142,7 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
     app = FastAPI(title="musegen studio", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.hosts))
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > config.max_upload_bytes + 65536:
-            return _error(413, f"the request is over {_mb(config.max_upload_bytes)}")
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    app.add_middleware(Guard, max_bytes=config.max_upload_bytes + 65536)
 
     @app.exception_handler(MusegenError)
     async def musegen_error(request: Request, exc: MusegenError) -> JSONResponse:
@@ -326,6 +317,38 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         return path if path.exists() else first
 
     return app
+
+
+class Guard:
+    """ASGI middleware: refuses a body announced over ``max_bytes`` (413) and adds the
+    security headers (:data:`CSP`, no sniffing, no referrer) to every answer."""
+
+    HEADERS = (
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            message = f"the request is over {_mb(self.max_bytes - 65536)}"
+            await _error(413, message)(scope, receive, send)
+            return
+
+        async def with_headers(event: dict[str, Any]) -> None:
+            if event["type"] == "http.response.start":
+                event["headers"] = [*event.get("headers", []), *self.HEADERS]
+            await send(event)
+
+        await self.app(scope, receive, with_headers)
 
 
 class JobErrorStatus(JobError):

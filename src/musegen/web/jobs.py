@@ -21,7 +21,6 @@ import select
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -121,16 +120,27 @@ class JobPool:
         self.done = 0
         self.failed = 0
 
-    async def start(self) -> None:
-        """Start the worker processes (in threads: each takes a while to import torch)."""
+    async def start(self, warm: tuple[str, dict[str, Any]] | None = None) -> Any:
+        """Start the worker processes (in threads: each takes a while to import torch); with
+        ``warm``, run that task on every worker first (loading what they share, so no request
+        pays for it) and return the first worker's result."""
         loop = asyncio.get_running_loop()
         self._idle = asyncio.Queue()
         starts = [
             loop.run_in_executor(self._waiter, Worker, self.threads) for _ in range(self.size)
         ]
-        for worker in await asyncio.gather(*starts):
-            self._workers.append(worker)
+        self._workers = list(await asyncio.gather(*starts))
+        results = [None]
+        if warm is not None:
+            task, params = warm
+            calls = [
+                loop.run_in_executor(self._waiter, w.call, task, params, self.time_limit)
+                for w in self._workers
+            ]
+            results = await asyncio.gather(*calls)
+        for worker in self._workers:
             self._idle.put_nowait(worker)
+        return results[0]
 
     async def run(self, task: str, params: dict[str, Any], limit: float | None = None) -> Any:
         """Run ``task`` in a free worker (waiting in the queue for one); its result."""
@@ -184,10 +194,3 @@ class JobPool:
             worker.stop()
         self._workers.clear()
         self._waiter.shutdown(wait=False, cancel_futures=True)
-
-
-def wait_ready(pool: JobPool, timeout: float = 120.0) -> None:
-    """Block until every worker answers a ping (for scripts that start a pool themselves)."""
-    deadline = time.monotonic() + timeout
-    for worker in pool._workers:
-        worker.call("ping", {}, max(1.0, deadline - time.monotonic()))

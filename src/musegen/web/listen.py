@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from musegen.errors import MusegenError
 from musegen.evaluate.listening import QUESTIONS, Pair, plan_pairs, save_answers
-from musegen.web.app import CSP, STATIC
+from musegen.web.app import STATIC, Guard
 
 AUDIO = (".wav",)
 
@@ -141,12 +141,7 @@ def create_listen_app(
     app = FastAPI(title="musegen listening test", docs_url=None, redoc_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+    app.add_middleware(Guard, max_bytes=65536)
 
     @app.exception_handler(MusegenError)
     async def musegen_error(request: Request, exc: MusegenError) -> JSONResponse:

@@ -96,7 +96,11 @@ def catalog(params: dict[str, Any]) -> dict[str, Any]:
 
     models = []
     for info in list_pretrained():
-        gen = generator(info["name"])
+        try:
+            gen = generator(info["name"])
+        except Exception as e:  # one model that does not load leaves the others served
+            print(f"musegen serve: {info['name']} not offered: {e!r}", file=sys.stderr)
+            continue
         controls = list(gen.controls()) if hasattr(gen, "controls") else []
         models.append(
             {
