@@ -121,3 +121,20 @@ def test_similarity_and_features() -> None:
 def test_a_tokenizer_without_bars_cannot_be_planned() -> None:
     with pytest.raises(MusegenError, match="no bar grid"):
         planned(get_tokenizer("remi"), BarPlan(()))
+
+
+def test_benchmark_distance_is_zero_for_the_corpus_itself() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "structure.py"
+    spec = importlib.util.spec_from_file_location("structure_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    pieces = [[rng.integers(60, 64, 4) for _ in range(16)] for _ in range(5)]
+    ref = bench.features(pieces)
+    assert bench.distance(ref, ref) == 0.0
+    repeated = [p[:4] * 4 for p in pieces]
+    assert bench.distance(bench.features(repeated), ref) > 1.0

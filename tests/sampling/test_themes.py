@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from musegen.score import Score, TimeSignature, Track, make_notes
 from musegen.tokenizers import get_tokenizer
 
 Q = 480
+ROOT = Path(__file__).resolve().parents[2]
+FORMS = ROOT / "src" / "musegen" / "sampling" / "forms.json"
 
 
 def line(pitches: list[int], meter: tuple[int, int] = (4, 4), step: int = Q // 2) -> Score:
@@ -127,6 +130,9 @@ def test_generate_theme_cli(
     assert first["pitch"].tolist() == [67, 67, 69, 71, 72, 71, 69, 67]
     assert main([*args, "--form", "AABB"]) == 0
     assert json.loads((out / "piece.json").read_text())["plan"]["form"] == "AABB"
+    assert main([*args, "--form", "auto"]) == 0  # drawn from the corpus's measured forms
+    drawn = json.loads((out / "piece.json").read_text())["plan"]["form"]
+    assert drawn in json.loads(FORMS.read_text())["melody"]["shares"]
     capsys.readouterr()
     for extra, message in (
         (["--theme", str(theme), "--primer", str(theme)], "leave out --primer"),
@@ -139,3 +145,16 @@ def test_generate_theme_cli(
         assert message in err and err.count("\n") == 1
     assert main(["generate", "--model", "jsb-frame", "--form", "AB", "--out", str(out)]) == 2
     assert "bar grid" in capsys.readouterr().err
+
+
+def test_benchmark_recurrence_counts_restated_bars() -> None:
+    spec = importlib.util.spec_from_file_location("theme_bench", ROOT / "benchmarks/theme.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    theme = [np.array([60, -1, 62, -1]), np.array([64, -1, -1, -2])]
+    other = np.array([70, 71, 72, 73])
+    bars = [*theme, other, theme[0] + 2 * (theme[0] >= 0), other, theme[1]]
+    near, exact = bench.recurrence(bars, theme, 2)
+    assert (near, exact) == (0.5, 0.25)  # 2 of 4 restate (one moved up a tone), 1 exactly
+    assert np.isnan(bench.recurrence(bars[:2], theme, 2)[0])
