@@ -76,3 +76,15 @@ def test_cells_and_chord_tracks() -> None:
     ]
     track = chord_track([parse_chord("G7"), None], 1920)
     assert sorted(track.notes["pitch"].tolist()) == [55, 59, 62, 65]
+
+
+def test_draw_by_sampling_when_the_model_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    save_model(
+        build_model("musegan", **TINY["musegan"]), tmp_path, {"sampling": {"draw": "sample"}}
+    )
+    gen = load_generator(str(tmp_path))
+    out = gen.generate(GenerateRequest(num=2, bars=2, seed=3))
+    assert out.settings["sampling"]["draw"] == "sample"
+    again = gen.generate(GenerateRequest(num=2, bars=2, seed=3))
+    assert out.pieces[1].tracks[2].notes.tolist() == again.pieces[1].tracks[2].notes.tolist()

@@ -10,7 +10,10 @@
   (its triad or seventh chord under the melody, for listening; metrics read the melody).
 * ``crnngan``: note after note from the LSTM generator until the bars are full.
 
-Everything is drawn from one ``torch.Generator`` seeded by ``--seed``, on the CPU, so a seed
+Cells are drawn as the model's ``sampling.draw`` says: ``"argmax"`` (MuseGAN's hard
+thresholding: the most likely pitch or rest per step, cells over 0.5 for polyphonic tracks;
+the default) or ``"sample"`` (its Bernoulli sampling: each step's pitch or rest drawn from the
+generator's probabilities). Everything is drawn from one ``torch.Generator`` seeded by ``--seed``, on the CPU, so a seed
 gives the same pieces on every machine with the same torch.
 """
 
@@ -76,6 +79,7 @@ class GanGenerator(Generator):
 
     kind = "adversarial model"
     serves = ("generate",)
+    sample = False  # the model's sampling.draw is "sample"
 
     def controls(self) -> tuple[str, ...]:
         return ("chords",) if self.meta.get("model") == "midinet" else ()
@@ -101,7 +105,8 @@ class GanGenerator(Generator):
         self.model.eval()
         g = torch.Generator().manual_seed(request.seed)
         name = self.meta.get("model")
-        settings: dict[str, Any] = {"seed": request.seed, "bars": bars}
+        self.sample = (self.meta.get("sampling") or {}).get("draw", "argmax") == "sample"
+        settings: dict[str, Any] = {"seed": request.seed, "bars": bars, "draw": self._draw_name()}
         with torch.no_grad():
             if name == "musegan":
                 pieces = self._musegan(bars, request.num, g)
@@ -115,6 +120,12 @@ class GanGenerator(Generator):
                 pieces = self._crnngan(bars, request.num, g)
         pieces = [finish_piece(p, asked, empty) for p in pieces]
         return Generated(pieces, {"sampling": settings, "request": vars(asked)})
+
+    def _draw_name(self) -> str:
+        return "sample" if self.sample else "argmax"
+
+    def _draw(self, probs: Any, g: Any) -> Any:
+        return self.model.draw(probs, sample=self.sample, generator=g)
 
     def _check(self, request: GenerateRequest) -> None:
         unused = {
@@ -148,7 +159,7 @@ class GanGenerator(Generator):
         c = self.model.config
         phrases = math.ceil(bars / c.n_bars)
         z = torch.randn(num * phrases, self.model.latent_size, generator=g)
-        x = self.model.draw(self.model.fake(z, {})).cpu().numpy()
+        x = self._draw(self.model.fake(z, {}), g).cpu().numpy()
         x = x.reshape(num, phrases, c.n_tracks, c.n_bars * c.steps, c.n_pitches)
         x = x.transpose(0, 2, 1, 3, 4).reshape(num, c.n_tracks, -1, c.n_pitches)
         x = x[:, :, : bars * c.steps]
@@ -170,7 +181,7 @@ class GanGenerator(Generator):
         for b in range(bars):
             z = torch.randn(num, self.model.latent_size, generator=g)
             cond = {"chord": vectors[b].expand(num, -1), "prev": prev}
-            prev = self.model.draw(self.model.fake(z, cond))
+            prev = self._draw(self.model.fake(z, cond), g)
             out.append(prev)
         melody = torch.cat(out, 2).numpy()  # [num, 1, bars * steps, P]
         spq = c.steps_per_quarter

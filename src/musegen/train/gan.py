@@ -229,33 +229,42 @@ def fold_into(pitches: np.ndarray, low: int, n_pitches: int) -> np.ndarray:
     return p
 
 
+def piece_bars(
+    roll: np.ndarray, bar_steps: int, low: int, n_pitches: int, roll_low: int = 21
+) -> tuple[np.ndarray, list[Any]]:
+    """One binary roll ``[T, keys]`` (melody + accompaniment) as 4/4 bars: the top line's
+    cells ``[bars, steps, P]`` and each bar's chord (:func:`musegen.theory.label_chords` over
+    every note of the bar, duration-weighted; None where nothing sounds)."""
+    from musegen.theory import label_chords
+
+    n_bars = len(roll) // bar_steps
+    if n_bars < 1:
+        return np.zeros((0, bar_steps, n_pitches), np.uint8), []
+    r = np.asarray(roll[: n_bars * bar_steps], bool)
+    on = r.any(1)
+    top = np.where(on, r.shape[1] - 1 - np.argmax(r[:, ::-1], 1) + roll_low, -1)
+    melody = one_hot_voices(top[:, None], low, n_pitches)[0]  # [T, P]
+    frames, keys = np.nonzero(r)
+    weights = np.zeros((n_bars, 12))
+    np.add.at(weights, (frames // bar_steps, (keys + roll_low) % 12), 1.0)
+    bass = np.full(n_bars, 999)
+    np.minimum.at(bass, frames // bar_steps, keys + roll_low)
+    labels = label_chords(weights, np.where(bass == 999, -1, bass))
+    return melody.reshape(n_bars, bar_steps, n_pitches), labels
+
+
 def melody_bars(
     rolls: list[np.ndarray], bar_steps: int, low: int, n_pitches: int, roll_low: int = 21
 ) -> dict[str, np.ndarray]:
-    """MidiNet's items from binary rolls ``[T, keys]`` (melody + accompaniment): per bar the
-    top line ``real [1, steps, P]``, the bar before ``prev`` (zeros for a first bar) and the
-    bar's chord vector (:func:`~musegen.models.gan.midinet.chord_vector` of the label)."""
+    """MidiNet's items from binary rolls (:func:`piece_bars`): per bar with a melody the top
+    line ``real [1, steps, P]``, the bar before ``prev`` (zeros for a first bar) and the
+    bar's chord vector (:func:`~musegen.models.gan.midinet.chord_vector` of its label)."""
     from musegen.models.gan.midinet import chord_vector
-    from musegen.theory import label_chords
 
     reals, prevs, chords = [], [], []
     for roll in rolls:
-        n_bars = len(roll) // bar_steps
-        if n_bars < 1:
-            continue
-        r = np.asarray(roll[: n_bars * bar_steps], bool)
-        on = r.any(1)
-        top = np.where(on, r.shape[1] - 1 - np.argmax(r[:, ::-1], 1), -1) + roll_low
-        top = np.where(on, top, -1)
-        melody = one_hot_voices(top[:, None], low, n_pitches)[0]  # [T, P]
-        keys = np.nonzero(r)
-        weights = np.zeros((n_bars, 12))
-        np.add.at(weights, (keys[0] // bar_steps, (keys[1] + roll_low) % 12), 1.0)
-        bass = np.full(n_bars, 999)
-        np.minimum.at(bass, keys[0] // bar_steps, keys[1] + roll_low)
-        labels = label_chords(weights, np.where(bass == 999, -1, bass))
-        bars = melody.reshape(n_bars, bar_steps, n_pitches)
-        for b in range(n_bars):
+        bars, labels = piece_bars(roll, bar_steps, low, n_pitches, roll_low)
+        for b in range(len(bars)):
             if not bars[b].any():
                 continue
             reals.append(bars[b][None])

@@ -1,0 +1,267 @@
+"""The GAN models against their data and a per-cell Bernoulli baseline, in one run.
+
+For MuseGAN (JSB chorales as four tracks S/A/T/B) and MidiNet (Nottingham melodies over
+their chords), on ``--samples`` pieces each:
+
+* **paper metrics** (:mod:`musegen.metrics.musegan`): empty-bar rate, used pitch classes per
+  bar, qualified-note rate, drum-pattern rate (n/a: no drums in either set) and tonal distance
+  between tracks (MidiNet: melody vs the chord track), on the model's samples, on as many
+  training items (the data's own values) and on a baseline drawn cell by cell, independently,
+  with each cell's on-rate in the training data. Our grids have 8 steps a bar (eighth notes),
+  so the paper's qualified-note threshold (a 32nd note) passes every note; QN here counts
+  notes of at least a quarter (two steps), the same idea (no fragments) at our grid.
+* **mode collapse**: the mean intra-set Yang–Lerch distance (every pair of pieces, per feature
+  of :mod:`musegen.metrics.stats`, averaged over features) of the samples over the data's.
+* **MidiNet chord agreement**: each bar's melody alone labelled by the project's chord
+  labeller (:func:`musegen.metrics.describe.bar_chords`: root + quality) equals the chord it
+  was conditioned on; also the share of the melody's sounding time on chord tones. The data's
+  melodies, labelled the same way against their own bars' chords, are the ceiling.
+
+Prints JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit", ...}``: ``peer`` is the
+Bernoulli baseline, ``data`` the training set's value; for the metrics ``ratio`` = baseline's
+distance to the data / ours (> 1: ours is closer).
+
+Run: ``python benchmarks/gan.py`` (shipped models) or ``--musegan runs/X --midinet runs/Y``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+QN_QUARTERS = 1.0
+
+
+def emit(row: dict[str, Any]) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def metric_rows(
+    model: str, sets: dict[str, list[Any]], n_bars: int, pairs: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    from musegen.metrics.musegan import set_metrics
+
+    values = {k: set_metrics(v, n_bars=n_bars, min_quarters=QN_QUARTERS) for k, v in sets.items()}
+    rows = []
+    for name in values["data"]:
+        data, ours, base = (values[k][name] for k in ("data", "ours", "baseline"))
+        d_ours, d_base = abs(ours - data), abs(base - data)
+        ratio = d_base / d_ours if d_ours > 0 else (math.inf if d_base > 0 else 1.0)
+        rows.append(
+            {
+                "benchmark": f"gan/{model}/{name}",
+                "ours": _r(ours),
+                "peer": _r(base),
+                "data": _r(data),
+                "ratio": _r(ratio),
+                "within_20pct": None if math.isnan(data) else bool(d_ours <= 0.2 * abs(data)),
+                "closer_than_baseline": None if math.isnan(data) else bool(d_ours < d_base),
+                "unit": "value (peer: per-cell Bernoulli baseline)",
+            }
+        )
+    return rows
+
+
+def _r(x: float) -> float | None:
+    return (
+        None
+        if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
+        else round(float(x), 4)
+    )
+
+
+def intra_distance(scores: list[Any]) -> dict[str, float]:
+    """Mean pairwise distance per Yang–Lerch feature within one set."""
+    from musegen.evaluate.compare import pairwise_distances
+    from musegen.metrics.stats import FEATURES, compute_features
+
+    feats = [compute_features(s) for s in scores]
+    out = {}
+    for name in FEATURES:
+        if name in ("bar_similarity_matrix", "pitch_class_transition_matrix"):
+            continue  # sizes differ between pieces
+        rows = [np.ravel(np.asarray(f[name], float)) for f in feats]
+        rows = [r for r in rows if np.all(np.isfinite(r))]
+        if len(rows) > 2 and len({len(r) for r in rows}) == 1:
+            out[name] = float(pairwise_distances(np.stack(rows)).mean())
+    return out
+
+
+def collapse_row(model: str, ours: list[Any], data: list[Any]) -> dict[str, Any]:
+    a, b = intra_distance(ours), intra_distance(data)
+    ratios = {k: a[k] / b[k] for k in a if k in b and b[k] > 0}
+    mean = float(np.mean(list(ratios.values())))
+    return {
+        "benchmark": f"gan/{model}/intra_set_distance",
+        "ours": round(mean, 4),
+        "peer": 0.8,
+        "ratio": round(mean / 0.8, 4),
+        "unit": "samples' mean intra-set distance / data's, averaged over features (target >= 0.8)",
+        "per_feature": {k: round(v, 3) for k, v in sorted(ratios.items())},
+    }
+
+
+def bernoulli(marginals: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return (rng.random((n, *marginals.shape)) < marginals).astype(np.uint8)
+
+
+def musegan(ref: str, n: int, seed: int, sample: bool = False) -> None:
+    import torch
+
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+    from musegen.sampling.gan import cells_to_score
+    from musegen.train.gan import gan_items
+
+    model, meta = load_model(resolve_model(ref))
+    c = model.config
+    items = gan_items(model, meta["data"], "train").arrays["real"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(items), size=min(n, len(items)), replace=False)
+    with torch.no_grad():
+        z = model.latent(n, generator=torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed + 1)
+        fake = model.draw(model.fake(z, {}), sample=sample, generator=g).numpy()
+    base = bernoulli(items.mean(0), n, rng)
+    spq = c.steps // 4
+
+    def scores(cells: np.ndarray) -> list[Any]:
+        return [cells_to_score(x, spq, c.low_pitch) for x in cells]
+
+    sets = {"data": scores(items[pick]), "ours": scores(fake), "baseline": scores(base)}
+    for row in metric_rows("musegan", sets, c.n_bars):
+        emit(row)
+    emit(collapse_row("musegan", sets["ours"], sets["data"]))
+
+
+def midinet(ref: str, n: int, seed: int, sample: bool = False, bars: int = 8) -> None:
+    import torch
+
+    from musegen.data.sources import get_source
+    from musegen.metrics.describe import bar_chords
+    from musegen.models import load_model
+    from musegen.models.gan.midinet import chord_vector
+    from musegen.models.pretrained import resolve_model
+    from musegen.sampling.gan import cells_to_score, chord_track
+    from musegen.train.gan import piece_bars
+
+    model, meta = load_model(resolve_model(ref))
+    c = model.config
+    rolls = get_source(meta["data"]["source"], root=meta["data"]["root"]).rolls()["train"]
+    excerpts = []  # (melody bars [bars, steps, P], chords)
+    for roll in rolls:
+        cells, labels = piece_bars(roll, c.steps, c.low_pitch, c.n_pitches)
+        if len(cells) >= bars and all(labels[:bars]) and cells[:bars].any(axis=(1, 2)).all():
+            excerpts.append((cells[:bars], labels[:bars]))
+    rng = np.random.default_rng(seed)
+    excerpts = [excerpts[i] for i in rng.choice(len(excerpts), min(n, len(excerpts)), False)]
+    n = len(excerpts)
+    chords = [ch for _, ch in excerpts]
+    vectors = torch.tensor(
+        np.array([[chord_vector(x.root, x.pitch_classes) for x in ch] for ch in chords])
+    )
+    g = torch.Generator().manual_seed(seed)
+    prev = torch.zeros(n, 1, c.steps, c.n_pitches)
+    out = []
+    with torch.no_grad():
+        for b in range(bars):
+            z = model.latent(n, generator=g)
+            probs = model.fake(z, {"chord": vectors[:, b], "prev": prev})
+            prev = model.draw(probs, sample=sample, generator=g)
+            out.append(prev[:, 0].numpy())
+    fake = np.stack(out, 1)  # [n, bars, steps, P]
+    data = np.stack([m for m, _ in excerpts])
+    marg = np.concatenate([m for m, _ in excerpts]).mean(0)  # per-cell on-rate of a bar
+    base = bernoulli(np.broadcast_to(marg, data.shape[1:]), n, rng)
+
+    def score(cells: np.ndarray, ch: list[Any]) -> Any:
+        s = cells_to_score(cells.reshape(1, -1, c.n_pitches), c.steps_per_quarter, c.low_pitch,
+                           names=("Melody",))  # fmt: skip
+        s.tracks.append(chord_track(ch, 4 * s.tpq))
+        return s
+
+    sets = {
+        k: [score(x, ch) for x, ch in zip(v, chords, strict=True)]
+        for k, v in (("data", data), ("ours", fake), ("baseline", base))
+    }
+    for row in metric_rows("midinet", sets, bars):
+        emit(row)
+    melodies = {k: [_melody_only(s) for s in v] for k, v in sets.items()}
+    emit(collapse_row("midinet", melodies["ours"], melodies["data"]))
+    agree = {}
+    tones = {}
+    for k, scores in melodies.items():
+        hits, total, on, sounding = 0, 0, 0.0, 0.0
+        for s, ch in zip(scores, chords, strict=True):
+            labels = bar_chords(s)
+            for b, want in enumerate(ch):
+                total += 1
+                got = labels[b] if b < len(labels) else None
+                hits += got == type(want)(want.root, want.quality, want.root).name
+            notes = s.tracks[0].notes
+            bar_of = notes["start"] // (4 * s.tpq)
+            for pitch, d, b in zip(notes["pitch"], notes["duration"], bar_of, strict=True):
+                if b < len(ch):
+                    sounding += d
+                    on += d * (pitch % 12 in ch[b].pitch_classes)
+        agree[k] = hits / max(total, 1)
+        tones[k] = on / sounding if sounding else math.nan
+    emit(
+        {
+            "benchmark": "gan/midinet/chord_agreement",
+            "ours": round(agree["ours"], 4),
+            "peer": round(agree["baseline"], 4),
+            "data": round(agree["data"], 4),
+            "ratio": _r(agree["ours"] / agree["baseline"]) if agree["baseline"] else None,
+            "unit": "share of bars whose melody alone is labelled as the conditioning chord "
+            "(target 0.8; data: the melodies' own ceiling)",
+        }
+    )
+    emit(
+        {
+            "benchmark": "gan/midinet/chord_tone_share",
+            "ours": round(tones["ours"], 4),
+            "peer": round(tones["baseline"], 4),
+            "data": round(tones["data"], 4),
+            "ratio": _r(tones["ours"] / tones["baseline"]),
+            "unit": "share of the melody's sounding time on tones of the bar's chord",
+        }
+    )
+
+
+def _melody_only(score: Any) -> Any:
+    from musegen.score import Score
+
+    return Score(score.tpq, score.tracks[:1], time_signatures=score.time_signatures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--musegan", default="musegan", help="model (shipped name or run folder)")
+    p.add_argument("--midinet", default="midinet", help="model (shipped name or run folder)")
+    p.add_argument("--samples", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", choices=("musegan", "midinet"))
+    p.add_argument(
+        "--draw", choices=("argmax", "sample"), default="argmax",
+        help="cells: the most likely pitch or rest per step, or one drawn from the probabilities",
+    )  # fmt: skip
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    emit({"settings": vars(args)})
+    if args.only in (None, "musegan"):
+        musegan(args.musegan, args.samples, args.seed, args.draw == "sample")
+    if args.only in (None, "midinet"):
+        midinet(args.midinet, args.samples, args.seed, args.draw == "sample")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
