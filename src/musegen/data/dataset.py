@@ -28,6 +28,7 @@ reader checks the files' sizes against the manifest.
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import json
 import multiprocessing as mp
@@ -603,11 +604,16 @@ def _run_chunks(
     context = _pool_context()
     if context.get_start_method() == "fork":
         init_args[0].preload()  # imported once here, inherited by every worker
+        gc.freeze()  # until the workers are forked: their collectors leave the inherited
+        # objects alone, so those pages stay shared instead of being copied into each worker
     pool = ProcessPoolExecutor(
         min(workers, len(chunks)), context, initializer=_init_worker, initargs=init_args
     )
     try:
-        pending: set[Future[ChunkResult]] = {pool.submit(_encode_chunk, c) for c in chunks}
+        try:
+            pending: set[Future[ChunkResult]] = {pool.submit(_encode_chunk, c) for c in chunks}
+        finally:
+            gc.unfreeze()  # forked at the first submit (fork cannot add workers later)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
