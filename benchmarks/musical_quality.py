@@ -184,12 +184,13 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        pitch_top_p=args.pitch_top_p,
         ending=args.ending,
     )
     result = generator.generate(request)
     used = result.settings.get("sampling", {})
     settings = {"model": str(generator.folder)}
-    settings |= {k: used[k] for k in ("temperature", "top_p", "top_k") if k in used}
+    settings |= {k: used[k] for k in ("temperature", "top_p", "top_k", "pitch_top_p") if k in used}
     asked = result.settings.get("request", {})
     settings |= {k: asked[k] for k in ("ending", "voice_ranges") if asked.get(k)}
     print(", ".join(f"{k} {v}" for k, v in settings.items()), file=sys.stderr)
@@ -378,6 +379,11 @@ def main() -> int:
         "--top-p", type=float, help="default: as musegen generate (the model's, else 0.95)"
     )
     p.add_argument("--top-k", type=int, default=0)
+    p.add_argument(
+        "--pitch-top-p",
+        type=float,
+        help="a nucleus among the pitch tokens only (default: the model's, else 1.0)",
+    )
     p.add_argument(
         "--ending",
         choices=ENDINGS,

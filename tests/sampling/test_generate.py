@@ -13,6 +13,7 @@ from musegen.sampling.filters import (
     temperature,
     top_k,
     top_p,
+    top_p_within,
 )
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.tokenizers import BOS, EOS, PAD, get_tokenizer
@@ -59,6 +60,23 @@ def test_filters_work_row_by_row_and_keep_masked_tokens_out() -> None:
     out = top_k(logits, none, 2)
     assert np.isinf(out[0]).tolist() == [True, True, False, True, False]
     assert (out[1] == logits[1]).all()  # ties with the 2nd are kept
+
+
+def test_top_p_within_thins_one_block_and_keeps_its_mass() -> None:
+    inf = np.float32(np.inf)
+    probs = np.array([[0.5, 0.3, 0.1, 0.06, 0.04], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    logits = np.log(probs).astype(np.float32)
+    logits[1, 1:] = -inf  # a row whose block is all masked stays as it is
+    out = top_p_within(logits, np.zeros((2, 0), np.int64), 0.8, 1, 5)
+    p = np.exp(out[0] - out[0].max())
+    p /= p.sum()
+    # the block (ids 1-4, mass 0.5) keeps 0.3 + 0.1 (0.8 of it) and still has mass 0.5
+    assert np.allclose(p, [0.5, 0.375, 0.125, 0.0, 0.0], atol=1e-6)
+    assert out[1, 0] == logits[1, 0] and np.isinf(out[1, 1:]).all()
+    assert len(build_filters(pitch_top_p_=0.9)) == 0  # no block named: nothing to do
+    assert len(build_filters(pitch_top_p_=0.9, pitch_ids=(1, 5))) == 1
+    with pytest.raises(MusegenError):
+        build_filters(pitch_top_p_=0.0, pitch_ids=(1, 5))
 
 
 def test_sample_follows_softmax_and_never_draws_masked_tokens() -> None:

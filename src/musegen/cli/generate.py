@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="nucleus sampling (default: the model's, else 0.95; 1: off)",
     )
     p.add_argument(
+        "--pitch-top-p",
+        type=float,
+        metavar="P",
+        help="nucleus among the pitch tokens only, keeping the odds of a new note against a "
+        "held one or a rest (default: the model's, else 1: off)",
+    )
+    p.add_argument(
         "--repetition-penalty", type=float, default=1.0, metavar="R", help=">= 1 (default 1: off)"
     )
     p.add_argument("--seed", type=int, help="random seed (default: a new one, printed and saved)")
@@ -194,6 +201,7 @@ def run_generate(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        pitch_top_p=args.pitch_top_p,
         repetition_penalty=args.repetition_penalty,
         tempo=args.tempo,
         time_signature=args.time_signature,

@@ -44,6 +44,25 @@ def top_p(logits: np.ndarray, ids: np.ndarray, p: float) -> np.ndarray:
     return np.where(logits < kth[:, None], np.float32(-np.inf), logits)
 
 
+def top_p_within(logits: np.ndarray, ids: np.ndarray, p: float, lo: int, hi: int) -> np.ndarray:
+    """Nucleus sampling among the ids ``lo:hi`` only (e.g. the pitches), keeping their total
+    probability: the unlikely members of the block are dropped and the rest share the block's
+    mass, so *which* pitch is thinned while *whether* a pitch comes (against holding, resting,
+    a bar line) keeps the model's odds. Rows whose block is all ``-inf`` are left alone."""
+    block = logits[:, lo:hi]
+    live = np.isfinite(block).any(axis=-1)
+    if not live.any():
+        return logits
+    rows = block[live]
+    kept = top_p(rows, ids, p)
+    top = rows.max(axis=-1, keepdims=True)
+    mass = np.exp(rows - top).sum(axis=-1, keepdims=True)
+    kept_mass = np.exp(kept - top).sum(axis=-1, keepdims=True)
+    out = logits.copy()
+    out[np.flatnonzero(live), lo:hi] = kept + np.log(mass / kept_mass).astype(logits.dtype)
+    return out
+
+
 def repetition_penalty(
     logits: np.ndarray, ids: np.ndarray, penalty: float, window: int = 64
 ) -> np.ndarray:
@@ -64,8 +83,13 @@ def build_filters(
     top_k_: int = 0,
     top_p_: float = 1.0,
     repetition_penalty_: float = 1.0,
+    pitch_top_p_: float = 1.0,
+    pitch_ids: tuple[int, int] | None = None,
 ) -> list[Filter]:
-    """Filters for the usual options; values that change nothing add no filter."""
+    """Filters for the usual options; values that change nothing add no filter.
+
+    ``pitch_top_p_`` is a nucleus among the ids ``pitch_ids`` (the tokenizer's pitch block)
+    that keeps their total mass (:func:`top_p_within`); without ``pitch_ids`` it does nothing."""
     from musegen.errors import MusegenError
 
     if temperature_ <= 0:
@@ -74,6 +98,8 @@ def build_filters(
         raise MusegenError(f"top-p must be in (0, 1], got {top_p_}")
     if top_k_ < 0:
         raise MusegenError(f"top-k must be >= 0, got {top_k_}")
+    if not 0 < pitch_top_p_ <= 1:
+        raise MusegenError(f"pitch top-p must be in (0, 1], got {pitch_top_p_}")
     if repetition_penalty_ < 1:
         raise MusegenError(f"repetition penalty must be >= 1, got {repetition_penalty_}")
     out: list[Filter] = []
@@ -85,6 +111,8 @@ def build_filters(
         out.append(partial(top_k, k=top_k_))
     if top_p_ < 1.0:
         out.append(partial(top_p, p=top_p_))
+    if pitch_top_p_ < 1.0 and pitch_ids is not None:
+        out.append(partial(top_p_within, p=pitch_top_p_, lo=pitch_ids[0], hi=pitch_ids[1]))
     return out
 
 

@@ -35,6 +35,7 @@ class SamplingConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int = 0
+    pitch_top_p: float = 1.0  # a nucleus among the pitch tokens only (filters.top_p_within)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -42,6 +43,12 @@ class SamplingConfig:
 
 StopFn = Callable[[np.ndarray], bool]
 SMALL_STEP = 2**24  # batch x parameters up to which a CPU decoding step runs single-threaded
+
+
+def pitch_block(tokenizer: Tokenizer) -> tuple[int, int] | None:
+    """The ids ``lo:hi`` of the tokenizer's pitch tokens (its ``pitch`` block), if it has one."""
+    vocab = getattr(tokenizer, "vocab", None)
+    return vocab.span("pitch") if vocab is not None and "pitch" in vocab else None
 
 
 def primer_ids(tokenizer: Tokenizer, primer: np.ndarray | None) -> np.ndarray:
@@ -85,7 +92,14 @@ def generate(
         raise MusegenError(f"--num must be >= 1, got {num}")
     if cfg.max_new_tokens < 1:
         raise MusegenError("max_new_tokens must be >= 1")
-    filters = build_filters(cfg.temperature, cfg.top_k, cfg.top_p, cfg.repetition_penalty)
+    filters = build_filters(
+        cfg.temperature,
+        cfg.top_k,
+        cfg.top_p,
+        cfg.repetition_penalty,
+        cfg.pitch_top_p,
+        pitch_block(tokenizer),
+    )
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and vocab != len(tokenizer):
         raise MusegenError(

@@ -48,6 +48,7 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     return {
         "temperature": float(given.get("temperature", 1.0)),
         "top_p": float(given.get("top_p", 0.95)),
+        "pitch_top_p": float(given.get("pitch_top_p", 1.0)),
         "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
         "meters": given.get("meters"),
         "ending": given.get("ending", "free"),
@@ -71,6 +72,7 @@ class GenerateRequest:
     temperature: float | None = None
     top_k: int = 0
     top_p: float | None = None
+    pitch_top_p: float | None = None
     repetition_penalty: float = 1.0
     tempo: float | None = None
     time_signature: str | None = None
@@ -407,6 +409,7 @@ class FrameGenerator(Generator):
             "--temperature": request.temperature not in (None, 1.0),
             "--top-k": request.top_k,
             "--top-p": request.top_p not in (None, 1.0),
+            "--pitch-top-p": request.pitch_top_p not in (None, 1.0),
             "--repetition-penalty": request.repetition_penalty != 1.0,
         }
         if any(unused.values()):
@@ -540,6 +543,7 @@ def _sampling(request: GenerateRequest, defaults: dict[str, Any]) -> SamplingCon
         temperature=defaults["temperature"] if request.temperature is None else request.temperature,
         top_k=request.top_k,
         top_p=defaults["top_p"] if request.top_p is None else request.top_p,
+        pitch_top_p=defaults["pitch_top_p"] if request.pitch_top_p is None else request.pitch_top_p,
         repetition_penalty=request.repetition_penalty,
         seed=request.seed,
     )
