@@ -100,8 +100,12 @@ def features(pieces: list[list[np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def distance(side: dict[str, np.ndarray], corpus: dict[str, np.ndarray]) -> float:
+    """Mean over the features of |side's mean - corpus mean| / corpus SD (features the
+    pieces are too short for are left out)."""
     out = []
     for f in FEATURES:
+        if np.isnan(corpus[f]).all() or np.isnan(side[f]).all():
+            continue
         sd = float(np.nanstd(corpus[f])) or 1.0
         out.append(abs(float(np.nanmean(side[f])) - float(np.nanmean(corpus[f]))) / sd)
     return float(np.mean(out))
