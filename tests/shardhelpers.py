@@ -30,3 +30,42 @@ def write_corpus(folder: Path, n: int, per_folder: int = 1000) -> Path:
             sub.mkdir(parents=True, exist_ok=True)
         (sub / f"{i:06d}.mid").write_bytes(small_midi(i))
     return folder
+
+
+def train_tiny_stream(data: str, out: str, batch: int, steps: int) -> None:
+    """Train a tiny GRU for ``steps`` on the sharded dataset ``data``, streamed (``batch`` per
+    process; under torchrun, DDP), evaluating and saving at the end; rank 0 writes
+    ``out/final.safetensors``. No dropout, fp32: runs on any number of ranks compare."""
+    import torch
+    from safetensors.torch import save_file
+
+    from musegen.data.dataset import load_prepared
+    from musegen.data.shards import StreamWindows
+    from musegen.data.training import WindowDataset
+    from musegen.train.trainer import Trainer
+    from tinymodels import TinyLM, cfg, save_tiny
+
+    prepared = load_prepared(data)
+    train = StreamWindows(prepared.split("train"), 12, seed=0)  # type: ignore[arg-type]
+    valid = WindowDataset(prepared.split("valid"), 12, mode="tile")
+    torch.manual_seed(0)  # the same initial weights on every rank, as DDP requires
+    model = TinyLM(vocab=len(prepared.tokenizer))
+    model.drop.p = 0.0  # the ranks' random streams differ from one process's
+    c = cfg(
+        max_steps=steps,
+        batch_size=batch,
+        eval_every=steps,
+        eval_batches=0,
+        checkpoint_every=steps,
+        log_every=steps,
+        precision="fp32",
+        threads=1,
+        lr=3e-3,
+    )
+    t = Trainer(model, train, valid, c, out, save_fn=save_tiny)
+    t.fit()
+    if t.dist.main:
+        state = {k: v.contiguous() for k, v in t.raw_model.state_dict().items()}
+        save_file(state, f"{out}/final.safetensors")
+    if t.dist.world > 1:
+        torch.distributed.destroy_process_group()
