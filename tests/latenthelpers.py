@@ -80,3 +80,16 @@ def tiny_vae(folder: Path, seed: int = 0, **options: object) -> Path:
     model = build_model("music-vae", **{**TINY_VAE, **options})
     save_model(model, folder, {"tokenizer": melody_tokenizer().to_dict()})
     return folder
+
+
+TINY_PRIOR = {"latent": 4, "max_len": 8, "d_model": 16, "n_layer": 1, "n_head": 2, "d_ff": 32}
+
+
+def tiny_prior(folder: Path, vae: Path, seed: int = 0) -> Path:
+    """An untrained tiny latent-diffusion prior over the latents of the VAE at ``vae``."""
+    torch.manual_seed(seed)
+    model = build_model("latent-diffusion", **TINY_PRIOR)
+    with torch.no_grad():  # an untrained prior predicts v = 0; make it say something
+        model.out.weight.normal_(0, 0.1)
+    save_model(model, folder, {"vae": str(vae), "bars_per_latent": 2, "sampling": {"steps": 4}})
+    return folder

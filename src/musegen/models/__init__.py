@@ -82,6 +82,11 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "crnngan": ("musegen.models.gan.crnngan", "CRNNGANConfig", "CRNNGAN"),
     "frame-bernoulli": ("musegen.models.frame", "BernoulliFrameConfig", "BernoulliFrameModel"),
     "gru": ("musegen.models.lstm", "GRUConfig", "RNNModel"),
+    "latent-diffusion": (
+        "musegen.models.latent_diffusion",
+        "LatentDiffusionConfig",
+        "LatentDiffusion",
+    ),
     "lstm": ("musegen.models.lstm", "LSTMConfig", "RNNModel"),
     "midinet": ("musegen.models.gan.midinet", "MidiNetConfig", "MidiNet"),
     "musegan": ("musegen.models.gan.musegan", "MuseGANConfig", "MuseGAN"),

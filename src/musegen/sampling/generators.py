@@ -495,6 +495,8 @@ GENERATORS: dict[str, type[Generator]] = {
     "rnn-nade": FrameGenerator,
     "frame-bernoulli": FrameGenerator,
 }
+# models whose generators live in musegen.sampling.latent (loaded when one is asked for)
+LATENT_MODELS = ("latent-diffusion", "music-vae")
 # methods that need no model folder, by the name a command's --model takes
 METHODS: dict[str, type[Generator]] = {"csp": CspGenerator}
 
@@ -526,6 +528,10 @@ def generator_class(meta: dict[str, Any]) -> type[Generator] | None:
     """The generator that serves a model saved with config ``meta``: its kind's in
     :data:`GENERATORS`, else a token model's when it names a tokenizer, else None."""
     name = meta.get("model")
+    if name in LATENT_MODELS:  # deferred: musegen.sampling.latent builds on us
+        from musegen.sampling.latent import latent_generator_class
+
+        return latent_generator_class(name)
     if name in GENERATORS:
         return GENERATORS[name]
     if name in ("crnngan", "midinet", "musegan"):  # deferred: musegen.sampling.gan builds on us

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from musegen.errors import InputError, MusegenError
+from musegen.sampling.generators import Generated, GenerateRequest, Generator
 from musegen.score import Score
 
 ATTRIBUTES_FILE = "attributes.json"
@@ -333,3 +334,202 @@ def attribute_table(
         }
         record["vectors"][name] = [round(float(x), 6) for x in vector]
     return record
+
+
+# ---------------------------------------------------------------------- generators
+
+
+def latent_generator_class(name: str) -> type[Generator]:
+    """The generator of a ``music-vae`` (new melodies from its prior) or a
+    ``latent-diffusion`` prior (long melodies, and infilling of bars)."""
+    return MusicVAEGenerator if name == "music-vae" else LatentDiffusionGenerator
+
+
+class MusicVAEGenerator(Generator):
+    """New melodies from a MusicVAE: latents drawn from its prior N(0, I), one per
+    ``n_bars`` bars, each decoded on its own."""
+
+    kind = "melody VAE"
+    serves = ("generate",)
+
+    def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
+        super().__init__(model, meta, folder)
+        from musegen.tokenizers import tokenizer_from_dict
+
+        if "tokenizer" not in meta:
+            raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
+        self.vae = LatentVAE(
+            model.float().eval(),
+            meta,
+            Path(folder or "."),
+            tokenizer_from_dict(meta["tokenizer"]),
+        )
+
+    def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
+        import torch
+
+        return torch.randn(request.num, n, self.vae.config.latent, generator=draws)
+
+    def _bars_per_latent(self) -> int:
+        return int(self.vae.config.n_bars)
+
+    def generate(self, request: GenerateRequest) -> Generated:
+        import torch
+
+        from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
+
+        _check_request(self.folder, request)
+        asked = PieceRequest(
+            bars=request.bars,
+            seconds=request.seconds,
+            tempo=request.tempo,
+            time_signature="4/4",
+            key=request.key,
+            program=request.program,
+        )
+        empty = primer_score(asked)
+        bars = _bars(request, empty)
+        per = self._bars_per_latent()
+        n = math.ceil(bars / per)
+        temperature = self._temperature(request)
+        draws = torch.Generator().manual_seed(request.seed)
+        latents = self._latents(request, n, draws).numpy()
+        pieces = []
+        for i, z in enumerate(latents):
+            steps = self.vae.decode_steps(z, temperature, request.seed * 1000 + i)
+            steps = steps.reshape(-1)[: bars * self.vae.config.steps_per_bar]
+            score = self.vae.to_score(steps, tempo=request.tempo or 100.0)
+            pieces.append(finish_piece(score, asked, empty))
+        sampling = {
+            "seed": request.seed,
+            "temperature": temperature,
+            "latents": n,
+            **self._extra(),
+        }
+        return Generated(pieces, {"sampling": sampling, "request": vars(asked)})
+
+    def _temperature(self, request: GenerateRequest) -> float:
+        default = float((self.meta.get("sampling") or {}).get("temperature", 0.5))
+        return default if request.temperature is None else float(request.temperature)
+
+    def _extra(self) -> dict[str, Any]:
+        return {}
+
+
+class LatentDiffusionGenerator(MusicVAEGenerator):
+    """A diffusion prior over sequences of 2-bar latents (:mod:`musegen.models.
+    latent_diffusion`), decoded by the VAE its folder names (``vae``): long melodies,
+    and bars rewritten with the others' latents fixed."""
+
+    kind = "latent diffusion prior"
+    serves = ("generate", "infill")
+
+    def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
+        if "vae" not in meta:
+            raise MusegenError(f"{folder}: its config.json names no VAE ('vae')")
+        self.prior = model.float().eval()
+        vae = LatentVAE.load(meta["vae"])
+        Generator.__init__(self, model, meta, folder)
+        self.vae = vae
+        if vae.config.latent != model.config.latent:
+            raise MusegenError(f"{folder}: its VAE {meta['vae']} has another latent size")
+
+    def _steps(self) -> int:
+        return int((self.meta.get("sampling") or {}).get("steps", 50))
+
+    def _extra(self) -> dict[str, Any]:
+        return {"ddim_steps": self._steps(), "vae": self.meta["vae"]}
+
+    def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
+        if n > self.prior.config.max_len:
+            most = self.prior.config.max_len * self._bars_per_latent()
+            raise MusegenError(
+                f"{self.folder}: writes at most {most} bars, not {n * self._bars_per_latent()}"
+            )
+        return self.prior.sample(request.num, n, steps=self._steps(), generator=draws)
+
+    def infill(
+        self,
+        score: Score,
+        bars: tuple[int, int],
+        voices: str = "SATB",
+        *,
+        seed: int = 0,
+        temperature: float = 1.0,
+        steps: int | None = None,
+    ) -> Generated:
+        """``score``'s melody with the 2-bar segments holding ``bars`` (counted from its
+        first bar line) drawn again, every other segment kept as it was."""
+        import torch
+
+        rows = self.vae.segments(score)
+        per = self._bars_per_latent()
+        first, last = bars
+        if first < 1 or last < first:
+            raise MusegenError(f"--bars {first}-{last}: bars are counted from 1")
+        lo, hi = (first - 1) // per, (last - 1) // per
+        if hi >= len(rows):
+            raise MusegenError(f"--bars {first}-{last}: the melody has {len(rows) * per} bars")
+        if len(rows) > self.prior.config.max_len:
+            raise MusegenError(f"the melody is longer than {self.prior.config.max_len * per} bars")
+        mu = self.vae.encode_steps(rows)[0]
+        known = torch.as_tensor(mu, dtype=torch.float32)[None]
+        mask = torch.ones(1, len(rows), dtype=torch.bool)
+        mask[0, lo : hi + 1] = False
+        ddim = steps or self._steps()
+        draws = torch.Generator().manual_seed(seed)
+        z = self.prior.sample(
+            1, len(rows), steps=ddim, known=known, known_mask=mask, resample=4, generator=draws
+        )[0].numpy()
+        new = rows.copy()
+        new[lo : hi + 1] = self.vae.decode_steps(z[lo : hi + 1], temperature, seed)
+        out = self.vae.to_score(new, tempo=_first_tempo(score))
+        settings = {
+            "rewritten_bars": [lo * per + 1, (hi + 1) * per],
+            "sampling": {
+                "seed": seed,
+                "temperature": temperature,
+                "ddim_steps": ddim,
+                "resample": 4,
+                "vae": self.meta["vae"],
+            },
+        }
+        return Generated([out], settings)
+
+
+def _check_request(folder: Any, request: Any) -> None:
+    unused = {
+        "--primer": request.primer,
+        "--tokens": request.tokens,
+        "--top-k": request.top_k,
+        "--top-p": request.top_p not in (None, 1.0),
+        "--repetition-penalty": request.repetition_penalty != 1.0,
+        "--chords": request.chords,
+        "--density": request.density,
+    }
+    if any(unused.values()):
+        flags = ", ".join(flag for flag, given in unused.items() if given)
+        raise MusegenError(
+            f"{folder}: a latent model decodes latents drawn from its prior ({flags} do not "
+            "apply): use --bars, --num, --seed, --temperature, --key, --tempo"
+        )
+    if request.num < 1:
+        raise MusegenError(f"--num must be >= 1, got {request.num}")
+    if request.time_signature not in (None, "4/4"):
+        raise MusegenError("a latent model writes 4/4 melodies (its bars are 16 16th steps)")
+
+
+def _bars(request: Any, empty: Score) -> int:
+    if request.seconds is not None:
+        if request.seconds <= 0:
+            raise MusegenError("--seconds must be positive")
+        ticks = empty.seconds_to_ticks(request.seconds)
+        return max(1, math.ceil(ticks / empty.time_signatures[0].bar_ticks(empty.tpq)))
+    bars = 8 if request.bars is None else request.bars
+    if bars < 1:
+        raise MusegenError("--bars must be >= 1")
+    return int(bars)
+
+
+def _first_tempo(score: Score) -> float | None:
+    return float(score.tempos[0].qpm) if score.tempos else None

@@ -97,6 +97,10 @@ def _train_run(
         from musegen.train.vae import train_vae
 
         return train_vae(run, out_dir, resume=resume, init=init, data_path=data_dir)
+    if name == "latent-diffusion":
+        from musegen.train.latent_diffusion import train_latent_diffusion
+
+        return train_latent_diffusion(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if name in FRAME_MODELS:
         return train_frame(run, out_dir, resume=resume, init=init, data_path=data_dir)
     if name in ("crnngan", "midinet", "musegan"):  # musegen.train.gan.GAN_MODELS
