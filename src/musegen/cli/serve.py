@@ -60,5 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "all_threads")}
     print(f"musegen studio on http://{args.host}:{args.port}/ (settings: {settings})", flush=True)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    app = create_app(config)
+    # keep-alive 30 s: a client that waits its turn under load finds its connection open
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
     return 0

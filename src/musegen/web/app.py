@@ -31,8 +31,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -184,11 +183,7 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
             raise
         return store().add(Take(take_id, folder, parent, label, view))
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    mount_assets(app, "index.html")
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -295,7 +290,7 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         return store().get(take_id).public()
 
     @app.get("/api/takes/{take_id}/{kind}")
-    async def take_file(take_id: str, kind: str, download: int = 0) -> FileResponse:
+    async def take_file(take_id: str, kind: str, download: int = 0) -> Response:
         path, media = store().file(take_id, kind)
         if kind == "svg":
             path = await _engraved(path, take_id)
@@ -304,7 +299,10 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         if not path.exists():
             raise MusegenError(f"the take has no {kind} file")
         name = f"musegen-{take_id}{path.suffix}" if download else None
-        return FileResponse(path, media_type=media, filename=name)
+        if path.stat().st_size > SMALL_FILE:  # audio, engraved pages: streamed from disk
+            return FileResponse(path, media_type=media, filename=name)
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'} if name else None
+        return Response(path.read_bytes(), media_type=media, headers=headers)
 
     async def _engraved(path: Path, take_id: str) -> Path:
         """The take's engraved SVG (its first page where there are several)."""
@@ -317,6 +315,37 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         return path if path.exists() else first
 
     return app
+
+
+SMALL_FILE = 256 * 1024
+"""A take's file up to this size is answered from memory, a larger one streamed."""
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+
+
+def mount_assets(app: FastAPI, page: str) -> None:
+    """``/`` answers ``page`` and ``/static/NAME`` each asset of :data:`STATIC`, read once
+    into memory when the app is made: a fixed set of names, no file lookup per request."""
+    assets = {
+        p.name: (p.read_bytes(), ASSET_TYPES[p.suffix])
+        for p in sorted(STATIC.iterdir())
+        if p.suffix in ASSET_TYPES
+    }
+    index_page, index_type = assets[page]
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return Response(index_page, media_type=index_type)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        if name not in assets:
+            raise MusegenError(f"no asset {name!r}")
+        content, media = assets[name]
+        return Response(content, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
 class Guard:

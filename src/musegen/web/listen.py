@@ -21,14 +21,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from musegen.errors import MusegenError
 from musegen.evaluate.listening import QUESTIONS, Pair, plan_pairs, save_answers
-from musegen.web.app import STATIC, Guard
+from musegen.web.app import Guard, mount_assets
 
 AUDIO = (".wav",)
 
@@ -157,11 +156,7 @@ def create_listen_app(
         where = ".".join(str(x) for x in first.get("loc", ())[1:]) or "request"
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, 422)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "listen.html", media_type="text/html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    mount_assets(app, "listen.html")
 
     @app.get("/api/listen/test")
     async def describe() -> dict[str, Any]:
