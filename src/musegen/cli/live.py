@@ -84,6 +84,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a note more than this late is dropped, a note less late is sent at once (default 30)",
     )
     p.add_argument(
+        "--realtime",
+        type=int,
+        nargs="?",
+        const=50,
+        metavar="PRIORITY",
+        help="run the session loop at real-time priority (Linux SCHED_FIFO, default 50; "
+        "needs the permission, as JACK's -R does); the model's thread stays at normal priority",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         metavar="SECONDS",
@@ -158,6 +167,8 @@ def run_live(args: argparse.Namespace) -> int:
     settings = {"command": "live", "in": inport.name, "out": outport.name, **config.to_dict()}
     print(json.dumps(settings), flush=True)
     print(f"playing ({args.mode}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    if args.realtime is not None:
+        settings["realtime"] = set_realtime(args.realtime)
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)  # the loop gets the interpreter back quickly from the model
     try:
@@ -171,3 +182,24 @@ def run_live(args: argparse.Namespace) -> int:
     print(f"ended ({result.reason}); recording: {result.recording}", file=sys.stderr)
     print(json.dumps(result.stats))
     return 0
+
+
+def set_realtime(priority: int) -> int:
+    """SCHED_FIFO at ``priority`` for the calling thread (the session loop)."""
+    import os
+
+    from musegen.errors import MusegenError
+
+    if not hasattr(os, "sched_setscheduler"):
+        raise MusegenError("--realtime needs Linux (SCHED_FIFO)")
+    low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
+    if not low <= priority <= high:
+        raise MusegenError(f"--realtime priority must be {low}..{high}, got {priority}")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError as e:
+        raise MusegenError(
+            "--realtime: no permission for real-time priority (needs CAP_SYS_NICE or an "
+            "rtprio limit, as for JACK -R); run without it"
+        ) from e
+    return priority

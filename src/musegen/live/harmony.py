@@ -91,6 +91,23 @@ class _KeyTables:
         self.voicings = [
             csp._ChordVoicings.make(c, key[0], csp.RANGES, (key[0] - 1) % 12) for c in self.chords
         ]
+        self._states: dict[tuple[int, str], csp.States] = {}
+
+    def states(self, soprano: int, position: str) -> csp.States:
+        """Every (chord, voicing) state under ``soprano`` with its cost (kept: a melody uses
+        few pitches, and this is most of a note's work)."""
+        k = (soprano, position)
+        if k not in self._states:
+            slot = csp.Slot(0, 1, soprano, soprano, 0, soprano)
+            self._states[k] = csp._slot_states(slot, self.voicings, self.key, position)
+        return self._states[k]
+
+    def warm(self) -> None:
+        """Compute the states of every soprano pitch now (before playing starts)."""
+        lo, hi = csp.RANGES["S"]
+        for p in range(lo, hi + 1):
+            for position in ("first", "mid"):
+                self.states(p, position)
 
 
 class CausalHarmonizer:
@@ -109,6 +126,10 @@ class CausalHarmonizer:
             self._tables[key] = _KeyTables(key)
         return self._tables[key]
 
+    def warm(self, key: Key) -> None:
+        """Precompute what ``key`` needs, so the first notes cost no more than later ones."""
+        self._for(key).warm()
+
     def reset(self) -> None:
         """Forget the last state (after a rest: the next note starts afresh)."""
         self._state, self.current, self._beat = None, None, None
@@ -123,9 +144,8 @@ class CausalHarmonizer:
         if passing and 0 <= soprano - self.current.alto <= csp.MAX_SA:  # type: ignore[union-attr]
             self._tail = soprano  # a passing note in the beat
             return self.current  # type: ignore[return-value]
-        slot = csp.Slot(0, 1, soprano, soprano, 0, soprano)
         position = "first" if self._state is None else "mid"
-        states = csp._slot_states(slot, kt.voicings, key, position)
+        states = kt.states(soprano, position)
         if not len(states):  # cannot happen with the default ranges; keep what sounds
             return self.current or Voicing(
                 "?", *csp.RANGES["A"][:1], csp.RANGES["T"][0], csp.RANGES["B"][0]

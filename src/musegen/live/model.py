@@ -115,7 +115,8 @@ class TokenStreamer:
         self.temperature, self.top_p = temperature, top_p
         self.rng = np.random.default_rng(seed)
         self.cells: queue.Queue[Any] = queue.Queue()
-        self.playhead = 0.0
+        self.playhead = 0.0  # the music's position in steps (set by the session)
+        self.step_seconds = 0.125  # and the length of a step now
         self.ahead = 16
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,6 +149,7 @@ class TokenStreamer:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self, prompt, first_step, endless, history, bar_steps, stop, out) -> None:  # type: ignore[no-untyped-def]
+        _normal_priority()
         try:
             self._sample(prompt, first_step, endless, history, bar_steps, stop, out)
         except BaseException as e:  # handed to the session, which reports it
@@ -183,8 +185,10 @@ class TokenStreamer:
                 last = last_logits(logits)
                 ids = list(prompt)
                 while not stop.is_set():
-                    while step > self.playhead + self.ahead and not stop.wait(0.002):
-                        pass
+                    while (early := step - self.playhead - self.ahead) > 0:
+                        # sleep until the music catches up (few wake-ups: each takes the GIL)
+                        if stop.wait(min(max(early * self.step_seconds, 0.001), 0.05)):
+                            return
                     if stop.is_set():
                         return
                     mask = grammar.mask()
@@ -217,6 +221,19 @@ class TokenStreamer:
                         self.restarts += 1
                         break
                     last, cache = advance(np.array([token]), cache)
+
+
+def _normal_priority() -> None:
+    """The model's thread at normal priority even when the session loop that started it runs
+    at real-time priority (``musegen live --realtime``; threads inherit the policy)."""
+    import os
+
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            if os.sched_getscheduler(0) != os.SCHED_OTHER:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
 
 
 def load_melody_model(ref: str | None) -> tuple[Any, Any, dict[str, Any]]:
@@ -294,6 +311,7 @@ class ModelMode(Mode):
     def update(self, t: float) -> None:
         g = self.grid
         self.streamer.playhead = g.step_at(t)
+        self.streamer.step_seconds = g.step_seconds
         if self.playing:
             self._drain(t)
             return

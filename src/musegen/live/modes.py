@@ -77,6 +77,7 @@ class HarmonizeMode(Mode):
     def __init__(self, session: LiveSession) -> None:
         super().__init__(session)
         self.harmonizer = CausalHarmonizer()
+        self.harmonizer.warm(session.keys.key)
         self.voices: dict[str, tuple[int, int] | None] = dict.fromkeys(
             VOICE_CHANNELS
         )  # (pitch, id)

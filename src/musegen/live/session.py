@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from musegen.live.clock import (
     BeatGrid,
     Clock,
@@ -144,12 +146,19 @@ class LiveSession:
 
     def stats(self) -> dict[str, Any]:
         s = self.scheduler.stats
+        late = np.array(s.lateness) * 1000 if s.lateness else np.zeros(1)
         return {
             "played": len(self.played),
             "sent": s.sent,
             "shifted": s.shifted,
             "dropped": s.dropped,
             "missed": s.missed(self.scheduler.late_limit),
+            "late_ms": {  # each note-on's send time minus its due time
+                "p50": round(float(np.percentile(late, 50)), 3),
+                "p95": round(float(np.percentile(late, 95)), 3),
+                "max": round(float(late.max()), 3),
+                "std": round(float(late.std()), 3),
+            },
             "bpm_end": round(self.grid.bpm, 2),
             "key_end": str(self.keys.key),
             **self.mode.stats(),
