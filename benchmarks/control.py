@@ -95,7 +95,13 @@ def asked_controls(tok: Any, score: Score, bars: int) -> tuple[list[str | None],
 
 
 def run(
-    model: str, source: str, split: str, pieces: int, bars: int, temperature: float | None = None
+    model: str,
+    source: str,
+    split: str,
+    pieces: int,
+    bars: int,
+    temperature: float | None = None,
+    chord_tones: str = "off",
 ) -> dict[str, float]:
     from musegen.data.refs import resolve
     from musegen.sampling.generators import GenerateRequest, load_generator
@@ -119,6 +125,7 @@ def run(
                 bars=bars,
                 time_signature="4/4",
                 temperature=temperature,
+                chord_tones=chord_tones if forced else "off",
                 chords=tuple(chords) if forced else (),  # type: ignore[arg-type]
                 density=tuple(density) if forced else (),
             )
@@ -143,8 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pieces", type=int, default=64)
     p.add_argument("--bars", type=int, default=8)
     p.add_argument("--temperature", type=float, help="default: the model's")
+    p.add_argument(
+        "--chord-tones",
+        default="off",
+        choices=("off", "beats", "all"),
+        help="chord-tone guidance of the forced side (musegen.sampling.chord_tones)",
+    )
     args = p.parse_args(argv)
-    r = run(args.model, args.source, args.split, args.pieces, args.bars, args.temperature)
+    r = run(
+        args.model,
+        args.source,
+        args.split,
+        args.pieces,
+        args.bars,
+        args.temperature,
+        args.chord_tones,
+    )
     print(
         f"{args.model} on {args.source}:{args.split}, {r['ours_bars']} bars: chord hit "
         f"{r['ours_chord_hit']:.3f} (free {r['peer_chord_hit']:.3f}), chord-tone share "
@@ -169,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             "bars": r["ours_bars"],
             "data": round(r[f"data_{name}"], 3),  # the valid melodies themselves
             "temperature": args.temperature,
+            "chord_tones": args.chord_tones,
         }
         print(json.dumps(row), flush=True)
     return 0

@@ -105,6 +105,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "models with density tokens",
     )
     p.add_argument(
+        "--chord-tones",
+        choices=("off", "beats", "all"),
+        default="off",
+        help="with --chords: notes starting on a beat (beats) or every note (all) on a tone "
+        "of the bar's chord, so the melody itself spells the chords (default off)",
+    )
+    p.add_argument(
         "--theme",
         metavar="FILE",
         help="a motif (the top line of the file's first bars, up to 8) the piece opens with and "
@@ -184,6 +191,8 @@ def run_generate(args: argparse.Namespace) -> int:
             "--theme and --form need a token model with a bar grid (e.g. bach, folk; see "
             "'musegen models')"
         )
+    if args.chord_tones != "off" and not chords:
+        raise MusegenError("--chord-tones guides the notes under --chords: give --chords too")
     for name, asked in (("chords", chords), ("density", density)):
         if asked and name not in generator.controls():
             raise MusegenError(
@@ -211,6 +220,7 @@ def run_generate(args: argparse.Namespace) -> int:
         ending=args.ending,
         chords=chords,
         density=density,
+        chord_tones=args.chord_tones,
         theme=args.theme,
         theme_at=_bar_list(args.theme_at),
         theme_variation=args.theme_variation,

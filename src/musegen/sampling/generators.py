@@ -88,6 +88,7 @@ class GenerateRequest:
     theme_at: tuple[int, ...] = ()  # 1-based bars where statements start (default: phrases)
     theme_variation: str = "mixed"  # how later statements vary: exact/sequence/varied/mixed
     form: str | None = None  # sections such as "AABA", or "auto" (drawn from corpus shares)
+    chord_tones: str = "off"  # with chords: notes on beats (beats) or all notes (all) in the chord
 
 
 @dataclass
@@ -254,6 +255,10 @@ class TokenGenerator(Generator):
         tokenizer = self.tokenizer
         if request.chords or request.density:  # the grammar forces each bar's control tokens
             tokenizer = tokenizer.controlled(request.chords, request.density)
+        if request.chord_tones != "off":  # melodies that spell the chords asked for
+            from musegen.sampling.chord_tones import chord_toned
+
+            tokenizer = chord_toned(tokenizer, request.chord_tones)
         plan = None
         if request.theme or request.form:  # the grammar forces the bars the plan restates
             from musegen.sampling.themes import plan_for
@@ -272,6 +277,8 @@ class TokenGenerator(Generator):
                 "chords": list(request.chords),
                 "density": list(request.density),
             }
+            if request.chord_tones != "off":
+                settings["controls"]["chord_tones"] = request.chord_tones
         if plan:
             settings["plan"] = plan
         return Generated(pieces, settings)
