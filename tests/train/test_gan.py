@@ -48,6 +48,7 @@ def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0):  # type: ig
     return t
 
 
+@pytest.mark.slow  # the first Trainer of a process imports torch's optimizer machinery
 @pytest.mark.parametrize("loss", ["wgan-gp", "hinge", "bce"])
 def test_both_networks_learn_and_the_log_shows_the_critic(tmp_path, loss: str) -> None:  # type: ignore[no-untyped-def]
     t = trainer_for(tmp_path, loss)
@@ -68,6 +69,7 @@ def test_both_networks_learn_and_the_log_shows_the_critic(tmp_path, loss: str) -
     assert model.model_name == "musegan"
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(tmp_path) -> None:  # type: ignore[no-untyped-def]
     a = trainer_for(tmp_path / "a", "wgan-gp", steps=2)
     a.fit()
