@@ -78,6 +78,13 @@ def test_hostile_uploads_get_clear_4xx(client, studio):
     assert wrong.status_code == 400 and "MIDI, MusicXML or ABC" in wrong.json()["error"]
     big = client.post("/api/upload", files={"file": ("big.mid", b"0" * (65 * 1024))})
     assert big.status_code == 413
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        for _ in range(400):
+            yield b"0" * 1024
+
+    chunked = client.post("/api/generate", content=chunks())
+    assert chunked.status_code in (400, 413)
     many = client.post("/api/upload", files={"file": ("many.mid", many_notes_midi(2500))})
     assert many.status_code == 400 and "notes" in many.json()["error"]
     xml = client.post("/api/upload", files={"file": ("bomb.musicxml", b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;</x>")})  # fmt: skip
@@ -103,3 +110,5 @@ def test_no_client_path_reaches_a_file(client):
     bad = client.post("/api/generate", json={"model": "coconet", "bars": 1000})
     assert bad.status_code == 422 and "bars" in bad.json()["error"]
     assert client.post("/api/generate", json={"model": "/etc"}).status_code == 400
+    unused = client.post("/api/generate", json={"model": "jsb-frame", "temperature": 0.5})
+    assert unused.status_code == 400 and unused.json()["error"].startswith("jsb-frame: ")

@@ -349,8 +349,8 @@ def mount_assets(app: FastAPI, page: str) -> None:
 
 
 class Guard:
-    """ASGI middleware: refuses a body announced over ``max_bytes`` (413) and adds the
-    security headers (:data:`CSP`, no sniffing, no referrer) to every answer."""
+    """ASGI middleware: refuses a body over ``max_bytes`` (413: announced, or counted as it
+    arrives) and adds the security headers (:data:`CSP`, no sniffing, no referrer) to every answer."""
 
     HEADERS = (
         (b"content-security-policy", CSP.encode()),
@@ -372,12 +372,23 @@ class Guard:
             await _error(413, message)(scope, receive, send)
             return
 
+        received = 0
+
+        async def counted(  # a body sent without its length (chunked) is counted as it comes
+        ) -> dict[str, Any]:
+            nonlocal received
+            event = await receive()
+            received += len(event.get("body", b""))
+            if received > self.max_bytes:
+                raise JobErrorStatus(413, f"the request is over {_mb(self.max_bytes - 65536)}")
+            return event
+
         async def with_headers(event: dict[str, Any]) -> None:
             if event["type"] == "http.response.start":
                 event["headers"] = [*event.get("headers", []), *self.HEADERS]
             await send(event)
 
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, counted, with_headers)
 
 
 class JobErrorStatus(JobError):

@@ -43,16 +43,29 @@ def worker_main(threads: int = 1) -> None:
     sys.stdout = sys.stderr
     os.environ["OMP_NUM_THREADS"] = str(threads)  # torch reads it when a task imports it
     for line in sys.stdin:
+        params: dict[str, Any] = {}
         try:
             task, params = json.loads(line)
             answer: list[Any] = ["ok", run_task(task, params)]
         except MusegenError as e:
-            answer = ["error", 400, str(e).splitlines()[0] if str(e) else type(e).__name__]
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            answer = ["error", 400, scrub(first, params)]
         except Exception as e:  # a bug, not the user's input: logged, answered in one line
             traceback.print_exc(file=sys.stderr)
             answer = ["error", 500, f"internal error ({type(e).__name__}); see the server log"]
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
+
+
+def scrub(message: str, params: dict[str, Any]) -> str:
+    """A message without the server's paths: a shipped model's folder becomes its name, a
+    take's files "the take"."""
+    from musegen.models.pretrained import PRETRAINED_DIR
+
+    for key in ("source", "primer", "take_dir"):
+        if isinstance(params, dict) and params.get(key):
+            message = message.replace(str(params[key]), "the take")
+    return message.replace(f"{PRETRAINED_DIR}/", "")
 
 
 def run_task(task: str, params: dict[str, Any]) -> Any:
@@ -102,9 +115,11 @@ def catalog(params: dict[str, Any]) -> dict[str, Any]:
             print(f"musegen serve: {info['name']} not offered: {e!r}", file=sys.stderr)
             continue
         controls = list(gen.controls()) if hasattr(gen, "controls") else []
+        settings = [*MODEL_SETTINGS.get(type(gen).__name__, BASE_SETTINGS), *controls]
         models.append(
             {
                 "name": info["name"],
+                "settings": settings,
                 "kind": gen.kind,
                 "description": info["description"],
                 "serves": list(gen.serves),
@@ -116,11 +131,19 @@ def catalog(params: dict[str, Any]) -> dict[str, Any]:
     for name in METHODS:
         gen = generator(name)
         models.append(
-            {"name": name, "kind": gen.kind, "description": gen.__doc__.split("\n")[0],
+            {"name": name, "kind": gen.kind, "settings": [], "description": gen.__doc__.split("\n")[0],
              "serves": list(gen.serves), "controls": [], "default": False, "primer": False}
         )  # fmt: skip
     methods = [{"name": n, **m.describe()} for n, m in COMPOSE.items()]
     return {"models": models, "methods": methods}
+
+
+BASE_SETTINGS = ("bars", "seed", "key", "tempo")
+MODEL_SETTINGS = {
+    "TokenGenerator": (*BASE_SETTINGS, "temperature", "top_p"),
+    "CoconetGenerator": (*BASE_SETTINGS, "temperature"),
+}
+"""The page's settings each kind of generator reads (a frame model: the base ones)."""
 
 
 def _seed(params: dict[str, Any]) -> int:

@@ -75,9 +75,7 @@ function sourceEntry() {
 function updateControls() {
   if (!state.catalog) return;
   const { kind, entry } = sourceEntry();
-  const settings = kind === "model"
-    ? ["bars", "seed", "temperature", "top_p", "key", "tempo"].concat(entry.controls)
-    : ["seed"].concat(entry.settings);
+  const settings = ["seed"].concat(entry.settings);
   for (const id of ["bars", "seed", "temperature", "top_p", "key", "tempo", "chords", "density"]) {
     $(id).disabled = !settings.includes(id);
   }
