@@ -78,6 +78,7 @@ CONFIG_FILE = "config.json"
 
 # name -> (module, config class, model class)
 _REGISTRY: dict[str, tuple[str, str, str]] = {
+    "chord-lstm": ("musegen.models.chord_lstm", "ChordLSTMConfig", "ChordLSTM"),
     "coconet": ("musegen.models.coconet", "CoconetConfig", "Coconet"),
     "crnngan": ("musegen.models.gan.crnngan", "CRNNGANConfig", "CRNNGAN"),
     "frame-bernoulli": ("musegen.models.frame", "BernoulliFrameConfig", "BernoulliFrameModel"),

@@ -541,6 +541,10 @@ def generator_class(meta: dict[str, Any]) -> type[Generator] | None:
         return latent_generator_class(name)
     if name in GENERATORS:
         return GENERATORS[name]
+    if name == "chord-lstm":  # deferred: musegen.sampling.rl_chord builds on us
+        from musegen.sampling.rl_chord import RlChordGenerator
+
+        return RlChordGenerator
     if name in ("crnngan", "midinet", "musegan"):  # deferred: musegen.sampling.gan builds on us
         from musegen.sampling.gan import GanGenerator
 
