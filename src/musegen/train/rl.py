@@ -339,8 +339,10 @@ class RLTrainer:
         keep = {
             k: v
             for k, v in self.meta.items()
-            if k not in ("model", "config", "valid_loss", "test_loss", "step", "rl")
+            if k not in ("model", "config", "valid_loss", "test_loss", "step", "rl", "run_config")
         }
+        if self.meta.get("run_config"):  # how the model tuned here was made
+            keep["base_run_config"] = self.meta["run_config"]
         rewards = ",".join(n for n, _ in self.rewards)
         base = self.meta.get("description", self.cfg.model)
         keep["description"] = (
