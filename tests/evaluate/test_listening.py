@@ -7,6 +7,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from musegen.errors import MusegenError
 from musegen.evaluate import listening as L
@@ -107,3 +109,15 @@ def test_answers_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(MusegenError, match="not JSON"):
         L.read_answers(tmp_path / "bad.json")
+
+
+@given(n=st.integers(1, 80), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_statistics_properties(n, data):
+    k = data.draw(st.integers(0, n))
+    p = L.binom_test(k, n)
+    assert 0 < p <= 1 and p == pytest.approx(L.binom_test(n - k, n))  # symmetric under 0.5
+    for low, high in (L.wilson_interval(k, n), L.clopper_pearson(k, n)):
+        assert 0 <= low <= k / n <= high <= 1
+    wide, narrow = L.clopper_pearson(k, n, 0.99), L.clopper_pearson(k, n, 0.9)
+    assert wide[0] <= narrow[0] + 1e-12 and narrow[1] <= wide[1] + 1e-12

@@ -47,6 +47,7 @@ def test_generate_files_and_seed(client):
     midi = client.get(take["files"]["mid"]).content
     assert sum(len(t) for t in midi_notes(midi)) == take["n_notes"] == len(take["notes"])
     assert take["settings"]["seed"] == 5 and take["voices"] == "SATB"
+    assert len(take["chords"]) == len(take["bars"]) == 3 and take["meter"] == "4/4"
     assert client.get(take["files"]["json"]).json()["seed"] == 5
     wav = client.get(take["files"]["wav"])
     assert wav.content[:4] == b"RIFF" and wav.headers["content-type"] == "audio/wav"

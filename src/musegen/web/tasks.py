@@ -318,7 +318,10 @@ def write_take(score: Any, take_dir: str, settings: dict[str, Any]) -> dict[str,
 
 
 def take_view(score: Any) -> dict[str, Any]:
-    """Notes in seconds per track, bar lines, voices and length: what the page draws."""
+    """Notes in seconds per track, bar lines, voices, length, and the key, meter and each
+    bar's chord of :func:`musegen.metrics.describe.describe`: what the page draws."""
+    from musegen.metrics.describe import describe
+
     tracks, notes = [], []
     for index, track in enumerate(score.tracks):
         tracks.append({"name": track.name, "voice": track.voice, "drum": bool(track.is_drum)})
@@ -328,7 +331,11 @@ def take_view(score: Any) -> dict[str, Any]:
         for s, e, p, v in zip(starts, ends, arr["pitch"], arr["velocity"], strict=True):
             notes.append([round(float(s), 4), round(float(e - s), 4), int(p), int(v), index])
     bars = [round(float(score.ticks_to_seconds(int(t))), 4) for t in score.bar_starts()]
+    described = describe(score) if score.n_notes else None  # as 'musegen describe' does
     return {
+        "key": described.key if described else None,
+        "meter": described.meter if described else None,
+        "chords": described.chords if described else [],
         "tracks": tracks,
         "notes": notes,
         "bars": bars,

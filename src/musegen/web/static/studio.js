@@ -135,7 +135,8 @@ function showTake(take) {
   state.take = take;
   if (!state.history.find((t) => t.id === take.id)) state.history.push(take);
   state.selection = null;
-  $("take-title").textContent = take.label + " · " + take.n_notes + " notes · " + take.seconds.toFixed(1) + " s";
+  $("take-title").textContent = take.label + " · " + take.n_notes + " notes · " + take.seconds.toFixed(1) + " s"
+    + (take.key ? " · " + take.key : "") + (take.meter ? " · " + take.meter : "");
   const links = $("downloads");
   links.textContent = "";
   for (const [kind, text] of [["mid", "MIDI"], ["musicxml", "MusicXML"], ["wav", "WAV"], ["json", "settings"]]) {
@@ -212,7 +213,8 @@ function drawRoll(take) {
   const bars = take.bars.concat([take.seconds]);
   take.bars.forEach((t, i) => {
     svgElement("line", { x1: x(t), x2: x(t), y1: 10, y2: height, class: "bar-line" }, svg);
-    svgElement("text", { x: x(t) + 2, y: 10, class: "bar-label" }, svg).textContent = String(i + 1);
+    const chord = (take.chords || [])[i];
+    svgElement("text", { x: x(t) + 2, y: 10, class: "bar-label" }, svg).textContent = String(i + 1) + (chord ? "  " + chord : "");
   });
   const notes = svgElement("g", { class: "notes" }, svg);
   for (const [start, dur, pitch, velocity, track] of take.notes) {
