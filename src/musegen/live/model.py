@@ -138,9 +138,11 @@ class TokenStreamer:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop sampling; ``wait``: until the thread has ended (else it ends by itself at its
+        next token, and its cells go to a queue no one reads)."""
         self._stop.set()
-        if self._thread is not None:
+        if wait and self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
@@ -208,7 +210,8 @@ class TokenStreamer:
                         out.put((step, token))
                         made.append(token)
                         step += 1
-                        self.next_step = step
+                        if not stop.is_set():
+                            self.next_step = step
                     full = (
                         len(ids) >= len(prompt) + CACHE_TOKENS
                         and (step - made_first) % bar_steps == 0
@@ -300,7 +303,7 @@ class ModelMode(Mode):
         self.last_off = t
 
     def _barge_in(self, t: float) -> None:
-        self.streamer.stop()
+        self.streamer.stop(wait=False)  # the loop does not wait for the model's thread
         self.scheduler.cancel(part=PART, after=t)
         self._end_open(t)
         self.playing = False
