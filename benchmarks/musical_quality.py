@@ -371,6 +371,14 @@ def main() -> int:
     )
     p.add_argument("--num", type=int, help="pieces (default 40; harmonizers: all 77 sopranos)")
     p.add_argument("--bars", type=int, default=8)
+    p.add_argument(
+        "--openings",
+        type=int,
+        metavar="B",
+        help="cut the generated pieces to their first B bars too (generate --bars > B): "
+        "openings against openings, so no set holds endings the other lacks; the ending "
+        "figure then reads the cut pieces",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
         "--temperature", type=float, help="default: as musegen generate (the model's, else 1.0)"
@@ -430,6 +438,11 @@ def main() -> int:
         generated, failed = harmonize_sopranos(kind, args)
     else:
         generated, voices, settings = generate_with_model(args.model or kind, args)
+        if args.openings:  # compare openings with openings: neither set ends
+            from musegen.evaluate.quality import excerpt
+
+            generated = [excerpt(s, args.openings) for s in generated]
+            cut = args.openings
     gen_seconds = time.perf_counter() - t
     held = load_reference(reference, args.split, args.max_reference, seed=0)
     train = (

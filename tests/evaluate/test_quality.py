@@ -16,6 +16,7 @@ from musegen.evaluate.c2st import (
     stumps_predict,
 )
 from musegen.evaluate.quality import (
+    excerpt,
     fraction_of_ceiling,
     note_length_histogram_distance,
     quality_report,
@@ -32,6 +33,13 @@ def test_note_length_distance() -> None:
     assert note_length_histogram_distance([quarters], [mixed]) == pytest.approx(1 / 3)
     assert math.isnan(note_length_histogram_distance([], [quarters]))
     assert math.isnan(note_length_histogram_distance([quarters], [Score(tpq=TPQ)]))
+
+
+def test_excerpt_keeps_the_first_whole_bars() -> None:
+    sixteen = one_track([(60, i * TPQ, TPQ) for i in range(64)])  # 16 bars of 4/4
+    assert excerpt(sixteen, 8).n_bars == 8
+    assert excerpt(sixteen, None) is sixteen and excerpt(sixteen, 20) is sixteen
+    assert excerpt(sixteen, 8).tracks[0].notes["start"].max() == 31 * TPQ
 
 
 def _normal(seed: int, n: int = 40, d: int = 20, shift: float = 0.0) -> np.ndarray:

@@ -204,7 +204,7 @@ def _has_pickup(score: Score) -> bool:
     return 0 < first < int(starts[1])
 
 
-def _cut(score: Score, bars: int | None) -> Score:
+def excerpt(score: Score, bars: int | None) -> Score:
     """The first ``bars`` whole bars of ``score``, after its pickup if it has one (a
     generated piece of ``bars`` bars has its pickup on top of them too)."""
     if bars is not None and _has_pickup(score):
@@ -236,7 +236,7 @@ def quality_report(
     the cadence share when most held-out pieces are four voices, else the tonic share.
     """
     gen = [analyse(s) for s in generated]
-    ref_scores = [_cut(s, bars) for s in real_heldout]
+    ref_scores = [excerpt(s, bars) for s in real_heldout]
     ref = [analyse(s) for s in ref_scores]
     four = [a.voice_leading is not None for a in ref]
     chorale = bool(four) and float(np.mean(four)) >= 0.5
@@ -256,7 +256,7 @@ def quality_report(
     if len(generated) and len(pool) > len(generated):
         keep = np.sort(rng.choice(len(pool), len(generated), replace=False))
         pool = [pool[i] for i in keep]
-    train_scores = [_cut(s, bars) for s in pool]
+    train_scores = [excerpt(s, bars) for s in pool]
     train = [analyse(s) for s in train_scores]
     ceiling = set_figures(
         train, ref, chorale, train_scores, ref_scores, folds, seed, repeats, bars is not None
