@@ -92,3 +92,23 @@ def test_bad_input(
     code = main(["latent", *args, "--model", files["model"], "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_generate_and_infill_with_the_prior(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``musegen generate`` and ``musegen infill`` serve the latent diffusion prior."""
+    from latenthelpers import tiny_prior
+    from musegen.io import load
+
+    prior = str(tiny_prior(tmp_path / "prior", Path(files["model"])))
+    args = ["generate", "--model", prior, "--bars", "6", "--seed", "2", "--out", str(tmp_path)]
+    assert main([*args, "--name", "g"]) == 0
+    assert load(tmp_path / "g.mid").end <= 6 * 4 * load(tmp_path / "g.mid").tpq
+    assert json.loads((tmp_path / "g.json").read_text())["sampling"]["seed"] == 2
+    infill = ["infill", files["a"], "--model", prior, "--bars", "2-2", "--seed", "1"]
+    assert main([*infill, "--out", str(tmp_path), "--name", "i"]) == 0
+    settings = json.loads((tmp_path / "i.json").read_text())
+    assert settings["rewritten_bars"] == [1, 2]
+    assert main(["generate", "--model", prior, "--bars", "40", "--out", str(tmp_path)]) == 2
+    assert "at most 16 bars" in capsys.readouterr().err

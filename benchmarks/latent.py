@@ -1,0 +1,337 @@
+"""Latent models (issue 20): MusicVAE reconstruction, interpolation, attribute vectors, and the
+latent diffusion prior's self-similarity, on a held-out split of Essen folk melodies.
+
+All figures come from one run on ``--split`` (choose on ``valid``, report ``test`` once) of a
+dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-melody``):
+
+* ``latent.reconstruction.2bar`` / ``.16bar``: accuracy per 16th step of decoding the
+  posterior mean with sampling at temperature 1 (``.argmax``: the likeliest step), over
+  non-overlapping held-out windows. 2-bar: peer = the issue's target 0.90. 16-bar: ours =
+  the hierarchical decoder, peer = a flat decoder of the same size and training.
+* ``latent.interpolation.monotone``: held-out 2-bar pairs (A, B), 9 points on the slerp path,
+  each decoded (likeliest step): the share of pairs whose distance to A (share of steps that
+  differ) never falls along the path (peer: target 0.90); ``.spearman``: the mean rank
+  correlation of that distance with the position on the path; ``.mean_curve``: 1 if the
+  distance averaged over the pairs rises at every point (MusicVAE's figure 5 criterion).
+* ``latent.interpolation.midpoint.{scale,range}``: midpoints' scale consistency (share of
+  notes in the best-fitting major scale) and pitch range, as distance from the held-out
+  segments' mean; peer = the midpoint of linear pitch interpolation in the piano roll (each
+  step the mean of the two pitches, rounded, where both sound; the one that sounds
+  elsewhere); ratio = peer / ours (> 1: ours is nearer the corpus).
+* ``latent.attribute.{name}``: held-out segments encoded, decoded with and without +-1 times
+  the attribute vector (the shipped ``attributes.json``, made from the train split): the share
+  of (segment, sign) cases whose attribute moved the asked way (peer: target 0.80).
+* ``latent.selfsim.{pitch,duration}.{consistency,variance}.vs_{independent,folk}``: Mittal
+  et al. (2021) framewise self-similarity: in 4-bar windows with a 2-bar hop, a Gaussian of
+  the notes' pitches (durations); the overlapping area of consecutive windows' Gaussians; its
+  mean and variance over a set against the held-out pieces' (``1 - |x - x_data| / x_data``).
+  Ours: the diffusion prior's pieces; peer: the VAE's prior with independent latents, or the
+  ``folk`` transformer (4/4), ``--bars`` long, ``--pieces`` each, against held-out pieces at
+  least that long (cut to it).
+
+Prints JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` (ratio > 1: we are better).
+
+    .venv/bin/python benchmarks/latent.py --split valid
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data/folk-melody")
+    p.add_argument("--split", default="valid", choices=("valid", "test"))
+    p.add_argument("--vae", default="folk-vae")
+    p.add_argument("--vae16", default="folk-vae-16bar")
+    p.add_argument("--flat16", default="runs/folk-vae-16bar-flat/best")
+    p.add_argument("--prior", default="latent-diffusion")
+    p.add_argument("--folk", default="folk")
+    p.add_argument("--windows", type=int, default=600, help="held-out windows per figure")
+    p.add_argument("--pairs", type=int, default=100)
+    p.add_argument("--pieces", type=int, default=32)
+    p.add_argument("--bars", type=int, default=16)
+    p.add_argument("--only", default="recon,interp,attr,selfsim")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from musegen.data.dataset import load_prepared
+
+    torch.set_num_threads(1)
+    data = load_prepared(args.data)
+    parts = set(args.only.split(","))
+    started = time.perf_counter()
+    if "recon" in parts:
+        reconstruction(args, data)
+    if "interp" in parts:
+        interpolation(args, data)
+    if "attr" in parts:
+        attributes(args, data)
+    if "selfsim" in parts:
+        self_similarity(args, data)
+    print(f"# {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+def emit(name: str, ours: float, peer: float, ratio: float, unit: str, **extra: Any) -> None:
+    row = {"benchmark": name, "ours": round(ours, 4), "peer": round(peer, 4)}
+    row |= {"ratio": round(ratio, 4), "unit": unit, **extra}
+    print(json.dumps(row), flush=True)
+
+
+def windows(vae: Any, data: Any, split: str, most: int) -> np.ndarray:
+    """Non-overlapping held-out windows of the VAE's length, every k-th for ``most``."""
+    from musegen.train.vae import melody_segments
+
+    rows, _ = melody_segments(data.split(split), data.tokenizer, vae.config, vae.config.n_bars)
+    return rows[:: max(1, math.ceil(len(rows) / most))]
+
+
+def decode_all(vae: Any, z: np.ndarray, temperature: float, seed: int) -> np.ndarray:
+    return np.vstack(
+        [vae.decode_steps(z[i : i + 128], temperature, seed + i) for i in range(0, len(z), 128)]
+    )
+
+
+def accuracy(vae: Any, rows: np.ndarray, temperature: float, seed: int) -> float:
+    from musegen.sampling.latent import encode_rows
+
+    out = decode_all(vae, encode_rows(vae, rows), temperature, seed)
+    return float((out == rows).mean())
+
+
+# ---------------------------------------------------------------------- reconstruction
+
+
+def reconstruction(args: argparse.Namespace, data: Any) -> None:
+    from musegen.sampling.latent import LatentVAE
+
+    vae = LatentVAE.load(args.vae)
+    rows = windows(vae, data, args.split, args.windows)
+    unit = f"accuracy per 16th step, {len(rows)} {args.split} windows"
+    for label, t in (("", 1.0), (".argmax", 0.0)):
+        acc = accuracy(vae, rows, t, args.seed)
+        emit(f"latent.reconstruction.2bar{label}", acc, 0.90, acc / 0.90, unit + " (peer: target)")
+    hier, flat = LatentVAE.load(args.vae16), LatentVAE.load(args.flat16)
+    rows16 = windows(hier, data, args.split, args.windows)
+    unit = f"accuracy per 16th step, {len(rows16)} {args.split} 16-bar windows"
+    for label, t in (("", 1.0), (".argmax", 0.0)):
+        a, b = accuracy(hier, rows16, t, args.seed), accuracy(flat, rows16, t, args.seed)
+        emit(f"latent.reconstruction.16bar{label}", a, b, a / b, unit + " (peer: flat decoder)")
+
+
+# ---------------------------------------------------------------------- interpolation
+
+
+def scale_consistency(steps: np.ndarray) -> float:
+    """Share of notes in the best-fitting major scale (Mogren 2016); NaN without notes."""
+    pitches = steps[steps >= 2] - 2
+    if not len(pitches):
+        return math.nan
+    major = np.array([0, 2, 4, 5, 7, 9, 11])
+    pcs = pitches % 12
+    return max(float(np.isin(pcs, (major + k) % 12).mean()) for k in range(12))
+
+
+def sounding_pitch(steps: np.ndarray) -> np.ndarray:
+    """The class of the pitch sounding at each step (-1: silence)."""
+    out = np.full(len(steps), -1)
+    current = -1
+    for i, s in enumerate(steps):
+        current = s if s >= 2 else (current if s == 1 else -1)
+        out[i] = current
+    return out
+
+
+def roll_midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Linear pitch interpolation at 1/2 in the piano roll (see the module docstring)."""
+    pa, pb = sounding_pitch(a), sounding_pitch(b)
+    onset = (a >= 2) | (b >= 2)
+    both = (pa >= 0) & (pb >= 0)
+    pitch = np.where(both, np.rint((pa + pb) / 2), np.maximum(pa, pb)).astype(int)
+    out = np.where(pitch >= 0, 1, 0)
+    prev = np.concatenate([[-1], pitch[:-1]])
+    starts = (pitch >= 0) & (onset | (pitch != prev))
+    out[starts] = pitch[starts]
+    return out
+
+
+def interpolation(args: argparse.Namespace, data: Any) -> None:
+    from scipy.stats import spearmanr
+
+    from musegen.sampling.latent import LatentVAE, encode_rows, pitch_range, slerp
+
+    vae = LatentVAE.load(args.vae)
+    rows = windows(vae, data, args.split, args.windows)
+    rows = rows[[scale_consistency(r) == scale_consistency(r) for r in rows]]  # with notes
+    rng = np.random.default_rng(args.seed)
+    pairs = [rng.choice(len(rows), 2, replace=False) for _ in range(args.pairs)]
+    mu = encode_rows(vae, rows)
+    monotone, rhos, mids, base, curves = 0, [], [], [], []
+    for k, (i, j) in enumerate(pairs):
+        path = slerp(mu[i], mu[j], 9)
+        out = vae.decode_steps(path, 0.0, args.seed + k)
+        dist = (out != rows[i]).mean(axis=1)
+        monotone += bool(np.all(np.diff(dist) >= 0))
+        curves.append(dist)
+        rho = spearmanr(np.arange(9), dist).statistic
+        rhos.append(0.0 if rho != rho else float(rho))
+        mids.append(out[4])
+        base.append(roll_midpoint(rows[i], rows[j]))
+    n = len(pairs)
+    emit("latent.interpolation.monotone", monotone / n, 0.90, monotone / n / 0.90,
+         f"share of {n} {args.split} pairs (peer: target)")  # fmt: skip
+    curve = np.mean(curves, axis=0)
+    rising = float(np.all(np.diff(curve) >= 0))
+    emit("latent.interpolation.mean_curve", rising, 1.0, rising,
+         "1 if the mean distance to A over the pairs rises at every point "
+         f"({' '.join(f'{d:.3f}' for d in curve)})")  # fmt: skip
+    emit("latent.interpolation.spearman", float(np.mean(rhos)), 1.0, float(np.mean(rhos)),
+         "mean rank correlation of distance to A with path position")  # fmt: skip
+    for name, f in (("scale", scale_consistency), ("range", pitch_range)):
+        corpus = np.nanmean([f(r) for r in rows])
+        ours = abs(np.nanmean([f(m) for m in mids]) - corpus)
+        peer = abs(np.nanmean([f(m) for m in base]) - corpus)
+        emit(f"latent.interpolation.midpoint.{name}", float(ours), float(peer),
+             float(peer / max(ours, 1e-9)),
+             f"|midpoints' mean - held-out mean {corpus:.3f}| (peer: piano-roll linear)")  # fmt: skip
+
+
+# ---------------------------------------------------------------------- attributes
+
+
+def attributes(args: argparse.Namespace, data: Any) -> None:
+    from musegen.sampling.latent import LatentVAE, attribute_values, encode_rows
+
+    vae = LatentVAE.load(args.vae)
+    vectors = vae.load_attributes()
+    rows = windows(vae, data, args.split, args.windows)
+    mu = encode_rows(vae, rows)
+    base = decode_all(vae, mu, 0.0, args.seed)
+    for name, v in vectors.items():
+        before = attribute_values(base, name)
+        up = attribute_values(decode_all(vae, mu + v, 0.0, args.seed), name)
+        down = attribute_values(decode_all(vae, mu - v, 0.0, args.seed), name)
+        share = float(((up > before).mean() + (down < before).mean()) / 2)
+        emit(f"latent.attribute.{name}", share, 0.80, share / 0.80,
+             f"share of {len(rows)} {args.split} segments x (+1, -1) moved the asked way "
+             f"(up {float((up > before).mean()):.3f}, down {float((down < before).mean()):.3f}; "
+             "peer: target)")  # fmt: skip
+
+
+# ---------------------------------------------------------------------- self-similarity
+
+
+def overlap(m1: float, v1: float, m2: float, v2: float) -> float:
+    """Overlapping area of two normal densities (numerically)."""
+    s1, s2 = math.sqrt(max(v1, 1e-6)), math.sqrt(max(v2, 1e-6))
+    lo, hi = min(m1 - 6 * s1, m2 - 6 * s2), max(m1 + 6 * s1, m2 + 6 * s2)
+    x = np.linspace(lo, hi, 2001)
+    f = np.exp(-0.5 * ((x - m1) / s1) ** 2) / (s1 * math.sqrt(2 * math.pi))
+    g = np.exp(-0.5 * ((x - m2) / s2) ** 2) / (s2 * math.sqrt(2 * math.pi))
+    return float(np.trapezoid(np.minimum(f, g), x))
+
+
+def note_table(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start step, pitch class, duration in steps) of every note of a class row."""
+    starts = np.flatnonzero(steps >= 2)
+    durs = []
+    for s in starts:
+        e = s + 1
+        while e < len(steps) and steps[e] == 1:
+            e += 1
+        durs.append(e - s)
+    return starts, steps[starts] - 2, np.array(durs)
+
+
+def window_overlaps(steps: np.ndarray, bar: int = 16) -> dict[str, list[float]]:
+    """OA of consecutive 4-bar windows (2-bar hop) for pitch and duration."""
+    starts, pitch, dur = note_table(steps)
+    stats: dict[str, list[tuple[float, float]]] = {"pitch": [], "duration": []}
+    for lo in range(0, len(steps) - 4 * bar + 1, 2 * bar):
+        sel = (starts >= lo) & (starts < lo + 4 * bar)
+        if sel.sum() < 2:
+            stats["pitch"].append((math.nan, math.nan))
+            stats["duration"].append((math.nan, math.nan))
+            continue
+        stats["pitch"].append((float(pitch[sel].mean()), float(pitch[sel].var())))
+        stats["duration"].append((float(dur[sel].mean()), float(dur[sel].var())))
+    out: dict[str, list[float]] = {}
+    for key, seq in stats.items():
+        out[key] = [
+            overlap(*a, *b)
+            for a, b in itertools.pairwise(seq)
+            if not (math.isnan(a[0]) or math.isnan(b[0]))
+        ]
+    return out
+
+
+def set_overlaps(pieces: list[np.ndarray]) -> dict[str, tuple[float, float]]:
+    pooled: dict[str, list[float]] = {"pitch": [], "duration": []}
+    for steps in pieces:
+        for key, values in window_overlaps(steps).items():
+            pooled[key] += values
+    return {k: (float(np.mean(v)), float(np.var(v))) for k, v in pooled.items()}
+
+
+def score_steps(vae: Any, score: Any) -> np.ndarray:
+    return vae.segments(score).reshape(-1)
+
+
+def self_similarity(args: argparse.Namespace, data: Any) -> None:
+    from musegen.errors import MusegenError
+    from musegen.sampling.generators import GenerateRequest, load_generator
+    from musegen.sampling.latent import LatentVAE
+    from musegen.train.vae import piece_units
+
+    vae = LatentVAE.load(args.vae)
+    need = args.bars * vae.config.steps_per_bar
+    real = []
+    for ids in data.split(args.split):
+        units = piece_units(ids, data.tokenizer, vae.config.steps_per_bar)
+        if units is not None and len(units) >= args.bars:
+            from musegen.models.vae import cells_to_steps
+
+            real.append(cells_to_steps(units[: args.bars].reshape(-1), data.tokenizer, vae.config))
+    truth = set_overlaps(real)
+    request = GenerateRequest(num=args.pieces, seed=args.seed, bars=args.bars)
+    sets: dict[str, list[np.ndarray]] = {}
+    for label, ref in (("diffusion", args.prior), ("independent", args.vae)):
+        pieces = load_generator(ref).generate(request).pieces
+        sets[label] = [score_steps(vae, s)[:need] for s in pieces]
+    folk = load_generator(args.folk)
+    folk_request = GenerateRequest(
+        num=args.pieces, seed=args.seed, bars=args.bars, time_signature="4/4", ending="free"
+    )
+    sets["folk"] = []
+    for s in folk.generate(folk_request).pieces:
+        try:
+            sets["folk"].append(score_steps(vae, s)[:need])
+        except MusegenError:
+            continue
+    found = {k: set_overlaps(v) for k, v in sets.items()}
+    unit = f"1 - |x - x_data| / x_data, {args.pieces} pieces of {args.bars} bars, {len(real)} real"
+    for feature in ("pitch", "duration"):
+        for i, stat in enumerate(("consistency", "variance")):
+            x_data = truth[feature][i]
+            score = {
+                k: max(0.0, 1 - abs(v[feature][i] - x_data) / x_data) for k, v in found.items()
+            }
+            for peer in ("independent", "folk"):
+                emit(f"latent.selfsim.{feature}.{stat}.vs_{peer}", score["diffusion"], score[peer],
+                     score["diffusion"] / max(score[peer], 1e-9), unit,
+                     raw={k: round(v[feature][i], 4) for k, v in found.items()} | {"data": round(x_data, 4)})  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
