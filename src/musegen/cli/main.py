@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "musegen.cli.latent",
     "musegen.cli.serve",
     "musegen.cli.listen_test",
+    "musegen.cli.audio",
 )
 EXIT_USAGE = 2
 

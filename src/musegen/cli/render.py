@@ -35,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--soundfont", metavar="PATH", help="an .sf2/.sf3 SoundFont for --wav")
     p.add_argument(
         "--synth",
-        choices=("auto", "builtin", "soundfont"),
+        choices=("auto", "builtin", "soundfont", "neural"),
         default="auto",
-        help="audio synthesizer (default: auto, a SoundFont when one is found)",
+        help="audio synthesizer (default: auto, a SoundFont when one is found; neural: the "
+        "shipped DDSP synthesizer trained on SoundFont renders, needs torch)",
     )
     p.add_argument(
         "--engraver",
@@ -104,6 +105,8 @@ def _how(path: Path, how: dict[str, dict[str, str]]) -> str:
         return ""
     info = how[kind]
     if kind == "wav":
+        if info["synth"] == "neural":
+            return f" (neural synthesizer {info['model']})"
         if info["synth"] == "builtin":
             return f" (built-in synthesizer: {info['why']})"
         return f" (SoundFont {Path(info['soundfont']).name} from {info['soundfont_from']})"

@@ -11,6 +11,8 @@ Two synthesizers give one result type, a float32 array of shape ``(samples, 2)``
   (timbre, pitch) gets one oscillator array, computed with a single sin/cos and the Chebyshev
   recurrence for its harmonics; each note is then a slice of it times an ADSR envelope, added
   into one of a few pan buses. Drums are noise-based one-shot samples.
+* ``neural``: the DDSP-style synthesizer of :mod:`musegen.audio.synth`, trained on this
+  SoundFont's renders (needs torch and scipy).
 
 The mix is peak-normalised and keeps the release tail of the last notes.
 """
@@ -36,7 +38,7 @@ from musegen.utils import atomic_write_bytes
 
 SAMPLE_RATE = 44_100
 PEAK = 0.89  # -1 dBFS after normalising
-SYNTHS = ("auto", "builtin", "soundfont")
+SYNTHS = ("auto", "builtin", "soundfont", "neural")  # neural: musegen.audio.synth
 ENV_SOUNDFONT = "MUSEGEN_SOUNDFONT"
 DRUM_CHANNEL = 9  # General MIDI channel 10, zero-based
 BUILTIN_TAIL = 0.5  # seconds after the last note: the longest built-in release plus ring
@@ -90,6 +92,10 @@ def render_audio(
     if kind == "soundfont":
         assert path is not None
         audio = render_soundfont(score, path, sample_rate)
+    elif kind == "neural":
+        from musegen.audio.synth import render_neural
+
+        audio = render_neural(score, sample_rate)
     else:
         audio = render_builtin(score, sample_rate)
     return normalize(audio, in_place=True)  # the renderers return fresh float32 arrays
@@ -156,8 +162,8 @@ def resolve_synth(synth: str, soundfont: str | Path | None = None) -> tuple[str,
     """
     if synth not in SYNTHS:
         raise MusegenError(f"unknown synth {synth!r}; choose one of: {', '.join(SYNTHS)}")
-    if synth == "builtin":
-        return "builtin", None
+    if synth in ("builtin", "neural"):
+        return synth, None
     path = find_soundfont(soundfont)
     asked = soundfont is not None or bool(os.environ.get(ENV_SOUNDFONT))
     if synth == "soundfont" or asked:
@@ -243,6 +249,8 @@ def describe_audio(synth: str = "auto", soundfont: str | Path | None = None) -> 
     ``{"synth": "builtin", "why": ...}``.
     """
     kind, _ = resolve_synth(synth, soundfont)
+    if kind == "neural":
+        return {"synth": "neural", "model": "synth-ddsp (musegen.audio.synth)"}
     if kind == "builtin":
         if synth == "builtin":
             why = "--synth builtin"
