@@ -4,8 +4,12 @@ For the first ``--pieces`` pieces of a split (default **valid**) of a source (de
 ``nottingham``), the piece's own first ``--bars`` bar chords and density bins (as the model's
 ``melody-chords`` tokenizer labels them: the project's chord labeller over the melody and its
 accompaniment) are asked of the model (``generate --chords … --density …``: the grammar forces
-each bar's tokens), one piece per progression, seed = the piece index. Each generated melody
-is then labelled again, from its notes alone:
+each bar's tokens; ``--chord-tones`` adds :mod:`musegen.sampling.chord_tones` guidance), one
+piece per progression, seed = the piece index, sampled from the forced grammar as ``generate``
+samples. Each generated melody is then labelled again, from its notes alone, in the sampled
+sequence itself (re-encoding a decoded piece that opens on a rest would shift its bars by one:
+the encoder reads leading rests as a pickup's padding; the first figures, measured on
+re-encoded pieces, carry that bias):
 
 * **chord hit**: the bar's chord by the project's labeller (``theory.best_chords`` with the
   tokenizer's chord qualities, over the melody alone) equals the one asked (root and quality);
@@ -88,6 +92,31 @@ def check_piece(tok: Any, score: Score, chords: list[str], density: list[str]) -
     return out
 
 
+def check_ids(tok: Any, ids: np.ndarray, chords: list[str], density: list[str]) -> list[BarCheck]:
+    """:func:`check_piece` on a sampled sequence itself: each bar's chord labelled from the
+    line's own cells (the tokenizer's labeller with ``chord_source`` line), onsets counted in
+    its rows. Re-encoding the decoded piece would shift its bars when it opens on a rest (the
+    encoder takes leading rests for the padding of a pickup)."""
+    from musegen.theory import parse_chord
+
+    ids = np.asarray(ids, dtype=np.int64)
+    marks = np.flatnonzero(tok.vocab.is_in(ids, "bar"))
+    labels = [tok.chord_name(int(t)) for t in tok._line_chords(ids, marks)]
+    bars = tok.bar_controls(ids)
+    wanted = [parse_chord(c).pitch_classes if c else frozenset() for c in chords]
+    shares = chord_tone_shares(tok, ids, wanted)
+    out = []
+    for i, (asked, label, got) in enumerate(zip(chords, labels, bars, strict=False)):
+        if asked is None:
+            continue
+        dens = None
+        if density and tok.has_density:
+            bin_ = int(tok.density_bin(got.notes / got.beats))
+            dens = ("low", "medium", "high")[bin_] == density[i]
+        out.append(BarCheck(label == asked, shares[i], dens))
+    return out
+
+
 def asked_controls(tok: Any, score: Score, bars: int) -> tuple[list[str | None], list[str]]:
     """A piece's own first ``bars`` bar chords and density bins."""
     controls = tok.bar_controls(tok.encode(score))[:bars]
@@ -104,10 +133,15 @@ def run(
     chord_tones: str = "off",
 ) -> dict[str, float]:
     from musegen.data.refs import resolve
-    from musegen.sampling.generators import GenerateRequest, load_generator
+    from musegen.sampling.chord_tones import chord_toned
+    from musegen.sampling.generate import SamplingConfig, generate
+    from musegen.sampling.generators import load_generator, sampling_defaults
+    from musegen.score import TimeSignature
 
     gen = load_generator(model)
     tok = gen.tokenizer  # type: ignore[attr-defined]
+    defaults = sampling_defaults(gen.meta)
+    primer = tok.primer_for_length(Score(tpq=480, time_signatures=[TimeSignature(0)]), bars)
     refs = resolve(f"source:{source}:{split}")[:pieces]
     rows: dict[str, list[BarCheck]] = {"ours": [], "peer": [], "data": []}
     for k, ref in enumerate(refs):
@@ -118,19 +152,18 @@ def run(
         melody = tok.decode(tok.encode(score))  # the piece's own melody, without its chords
         rows["data"] += check_piece(tok, melody, chords, density)[:bars]  # type: ignore[arg-type]
         for side in ("ours", "peer"):
-            forced = side == "ours"
-            req = GenerateRequest(
-                num=1,
+            # sampled as 'musegen generate --bars B --time-signature 4/4 --chords ...
+            # --density ... --chord-tones ...' samples (the same grammar-forced tokenizer)
+            forced = tok.controlled(chords, density) if side == "ours" else tok
+            if side == "ours":
+                forced = chord_toned(forced, chord_tones)
+            cfg = SamplingConfig(
+                temperature=defaults["temperature"] if temperature is None else temperature,
+                top_p=defaults["top_p"],
                 seed=k,
-                bars=bars,
-                time_signature="4/4",
-                temperature=temperature,
-                chord_tones=chord_tones if forced else "off",
-                chords=tuple(chords) if forced else (),  # type: ignore[arg-type]
-                density=tuple(density) if forced else (),
             )
-            piece = gen.generate(req).pieces[0]
-            rows[side] += check_piece(tok, piece, chords, density)  # type: ignore[arg-type]
+            (ids,) = generate(gen.model, forced, num=1, primer=primer, config=cfg)
+            rows[side] += check_ids(tok, ids, chords, density)  # type: ignore[arg-type]
     result = {}
     for side, checks in rows.items():
         shares = [c.tone_share for c in checks if not np.isnan(c.tone_share)]
@@ -153,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--chord-tones",
         default="off",
-        choices=("off", "beats", "all"),
+        choices=("off", "beats", "all", "spell"),
         help="chord-tone guidance of the forced side (musegen.sampling.chord_tones)",
     )
     args = p.parse_args(argv)

@@ -93,3 +93,27 @@ def test_generate_cli_chord_tones(tmp_path, capsys, one_torch_thread) -> None:  
     capsys.readouterr()
     assert main([*args, "--chord-tones", "beats", "--out", str(out)]) == 2
     assert "give --chords too" in capsys.readouterr().err
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**16))
+def test_spelled_bars_carry_their_chord_by_the_labeller(seed: int) -> None:
+    """Under ``spell`` a bar opens on its root, the lowest note, and sounds every tone before
+    repeating one; so a bar with enough notes is labelled with the chord asked for by the
+    project's labeller (the tokenizer's own, over the melody: chord_source line)."""
+    tok = get_tokenizer("melody-chords", steps_per_quarter=2, chord_source="line")
+    guided = chord_toned(tok.controlled(chords=ASKED), "spell")  # type: ignore[attr-defined]
+    ids = walk(guided, 5, seed)
+    bars = onsets(tok, ids)
+    marks = np.flatnonzero(tok.vocab.is_in(ids, "bar"))
+    labels = [tok.chord_name(t) for t in tok._line_chords(ids, marks)]  # type: ignore[attr-defined]
+    for chord, notes, label in zip(ASKED, bars, labels, strict=True):
+        c = parse_chord(chord)
+        if not notes:
+            continue
+        pitches = [p for _, p in notes]
+        assert pitches[0] % 12 == c.root and pitches[0] == min(pitches)
+        size = len(c.pitch_classes)
+        assert {p % 12 for p in pitches[:size]} == set(c.pitch_classes) or len(pitches) < size
+        if len(pitches) >= size and notes[0][0] == 0 and size == 3:  # a seventh may be
+            assert label == parse_chord(chord).name  # too short to outweigh the triad

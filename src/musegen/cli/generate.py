@@ -106,10 +106,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--chord-tones",
-        choices=("off", "beats", "all"),
+        choices=("off", "beats", "all", "spell"),
         default="off",
         help="with --chords: notes starting on a beat (beats) or every note (all) on a tone "
-        "of the bar's chord, so the melody itself spells the chords (default off)",
+        "of the bar's chord, or (spell) every note, the root first and lowest and every tone "
+        "sounded, so the melody itself spells the chords (default off)",
     )
     p.add_argument(
         "--theme",

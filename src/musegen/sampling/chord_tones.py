@@ -9,6 +9,10 @@ may start on in a bar whose chord is known:
 * ``beats``: notes that start on a beat are chord tones (off-beat notes are free: passing
   and neighbour tones);
 * ``all``: every note is a chord tone;
+* ``spell``: every note is a chord tone, the bar's downbeat is no held note, its first note
+  is the root and the lowest, and its next notes sound the chord's other tones before any
+  comes again: what the labeller needs to read the chord from the melody alone (the root as
+  the bass, every tone present), at the cost of arpeggio-like bars;
 * ``off``: no guidance.
 
 Only pitch choices at onsets are narrowed (rests, holds and the rhythm are the model's), and
@@ -25,7 +29,7 @@ import numpy as np
 from musegen.errors import MusegenError
 from musegen.tokenizers.base import Grammar
 
-LEVELS = ("off", "beats", "all")
+LEVELS = ("off", "beats", "all", "spell")
 
 
 def chord_toned(tokenizer: Any, level: str) -> Any:
@@ -48,7 +52,10 @@ class ChordToneGrammar(Grammar):
     def __init__(self, inner: Grammar, tok: Any, level: str) -> None:
         self._inner = inner
         self._tok = tok
-        self._all = level == "all"
+        self._all = level in ("all", "spell")
+        self._spell = level == "spell"
+        self.root = -1  # MIDI pitch of the bar's first note (spell)
+        self.unused: set[int] = set()  # chord tones (pitch classes) not yet sounded (spell)
         self._bar_lo, self._bar_hi = tok.vocab.span("bar")
         self._chord_lo = tok.chord_lo
         self._chord_hi = tok.chord_lo + len(tok.chords.labels)
@@ -56,6 +63,7 @@ class ChordToneGrammar(Grammar):
         self.rows_per_beat = tok.config.steps_per_quarter
         self.row = 0  # rows written in this bar
         self.tones: np.ndarray | None = None  # allowed pitch ids of this bar's chord
+        self.chord_root = -1
 
     @property
     def done(self) -> bool:
@@ -65,12 +73,37 @@ class ChordToneGrammar(Grammar):
         m = self._inner.mask()
         if self.tones is None or (not self._all and self.row % self.rows_per_beat):
             return m
-        pitches = m[self._tok.pitch_offset :]
-        if not pitches.any():
+        lo = self._tok.pitch_offset
+        if not m[lo:].any():
             return m  # a rest, a hold or a control token is due
         narrowed = m.copy()
-        narrowed[self._tok.pitch_offset :] &= self.tones
-        return narrowed if narrowed[self._tok.pitch_offset :].any() else m
+        for allowed in self._spelled(m[lo:]) if self._spell else [self.tones]:
+            if (m[lo:] & allowed).any():  # the first choice the range and grammar allow
+                narrowed[lo:] &= allowed
+                break
+        else:
+            return m
+        if self._spell and self.row == 0:
+            narrowed[self._tok.hold_id] = False  # the downbeat sounds this bar's chord
+        return narrowed
+
+    def _spelled(self, pitches: np.ndarray) -> list[np.ndarray]:
+        """Pitches a note may start on under ``spell`` (``pitches``: those the grammar
+        allows), best first: the root first (where the chord's other tones fit above it),
+        then the tones not yet sounded, then any tone, never below the first note; any tone
+        when none of those fits."""
+        assert self.tones is not None
+        pcs = np.arange(128) % 12
+        if self.root < 0:
+            roots = self.tones & (pcs == self.chord_root)
+            above = np.flatnonzero(self.tones[:12]) - self.chord_root
+            offsets = [int(k) % 12 for k in above if int(k) % 12]
+            room = roots.copy()
+            for r in np.flatnonzero(roots):
+                room[r] = all(r + k < 128 and pitches[r + k] for k in offsets)
+            return [room, roots, self.tones]
+        above = self.tones & (np.arange(128) >= self.root)
+        return [above & np.isin(pcs, list(self.unused)), above, self.tones]
 
     def step(self, token: int) -> None:
         self._inner.step(token)
@@ -79,11 +112,18 @@ class ChordToneGrammar(Grammar):
             den = int(tok.config.time_signatures[token - self._ts_lo].split("/")[1])
             self.rows_per_beat = max(1, tok.config.steps_per_quarter * 4 // den)
         elif self._bar_lo <= token < self._bar_hi:
-            self.row, self.tones = 0, None
+            self.row, self.tones, self.root = 0, None, -1
         elif self._chord_lo <= token < self._chord_hi:
-            pcs = tok.chords.matrix[token - self._chord_lo] > 0
+            k = token - self._chord_lo
+            pcs = tok.chords.matrix[k] > 0
             self.tones = pcs[np.arange(128) % 12]
+            self.chord_root = int(tok.chords.roots[k])
+            self.unused = {int(pc) for pc in np.flatnonzero(pcs)}
         elif token == tok.no_chord:
             self.tones = None
         elif token >= tok.rest_id:
+            if token >= tok.pitch_offset and self.tones is not None:
+                pitch = token - tok.pitch_offset
+                self.root = pitch if self.root < 0 else self.root
+                self.unused.discard(pitch % 12)
             self.row += 1  # one voice: a cell is a row
