@@ -3,6 +3,8 @@
 * ``audio generate --model musicgen|diffusers --weights DIR``: a published model whose
   weights are on disk (nothing is downloaded), text -> audio; ``--melody FILE`` (a WAV, or a
   score rendered first) for a MusicGen melody model.
+* ``audio transcribe IN.wav --out OUT.mid``: audio -> MIDI with basic-pitch's ONNX model
+  (the ``transcribe`` extra), e.g. to feed ``harmonize``.
 * ``audio train-synth --config FILE --out DIR``: train the neural synthesizer of
   ``render --synth neural`` from a run file (``configs/synth-ddsp.json``).
 
@@ -53,6 +55,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--out", "-o", metavar="FILE.wav", required=True, help="output WAV")
     g.set_defaults(func=run_generate)
+
+    r = audio.add_parser(
+        "transcribe",
+        help="audio (WAV) -> MIDI with basic-pitch's ONNX model (feeds harmonize/continue)",
+        description="Transcribe a 16-bit WAV to MIDI (one piano track, 120 q/min) with the ONNX "
+        "model inside basic-pitch's wheel, run by onnxruntime: pip install onnxruntime and "
+        "pip install --no-deps basic-pitch. Then e.g. 'musegen harmonize OUT.mid'.",
+    )
+    r.add_argument("input", metavar="IN.wav", help="16-bit PCM WAV file")
+    r.add_argument("--out", "-o", metavar="OUT.mid", required=True, help="output MIDI file")
+    r.add_argument("--onset-threshold", type=float, default=0.5, help="default 0.5")
+    r.add_argument("--frame-threshold", type=float, default=0.3, help="default 0.3")
+    r.set_defaults(func=run_transcribe)
 
     t = audio.add_parser(
         "train-synth",
@@ -138,6 +153,36 @@ def _melody(path: str) -> tuple[object, int]:
 
     rate = 32_000
     return render_audio(load(path), sample_rate=rate).mean(axis=1), rate
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from musegen.audio.transcribe import TranscribeSettings, transcribe
+    from musegen.io import save
+    from musegen.render.audio import read_wav
+    from musegen.utils import atomic_write_text
+
+    for name in ("onset_threshold", "frame_threshold"):
+        if not 0.0 < getattr(args, name) < 1.0:
+            raise MusegenError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    audio, rate = read_wav(args.input)
+    settings = TranscribeSettings(args.onset_threshold, args.frame_threshold)
+    score = transcribe(audio, rate, settings)
+    out = Path(args.out)
+    save(score, out)
+    record = {
+        "command": "audio transcribe",
+        "input": args.input,
+        **asdict(settings),
+        "model": "basic-pitch nmp.onnx (onnxruntime)",
+        "notes": score.n_notes,
+        "files": [str(out)],
+    }
+    path = out.with_suffix(".json")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out} ({score.n_notes} notes); settings in {path}")
+    return 0
 
 
 def run_train_synth(args: argparse.Namespace) -> int:
