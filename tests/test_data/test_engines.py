@@ -60,10 +60,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("shards", [0, 3])
 def test_ray_gives_the_local_runs_dataset(
-    ray_cluster: None, corpus: Path, tmp_path: Path, shards: int
+    ray_cluster: None, corpus: Path, tmp_path: Path, shards: int, capsys: pytest.CaptureFixture
 ) -> None:
+    from musegen.cli.main import main
+
     local = _prepare(corpus, tmp_path / "local", "local", shards)
-    on_ray = _prepare(corpus, tmp_path / "ray", "ray", shards)
+    args = ["data", "prepare", str(corpus), "-t", "remi", "--engine", "ray"]
+    assert main([*args, "--shards", str(shards), "-o", str(tmp_path / "ray")]) == 0
+    assert "engine ray" in capsys.readouterr().out
+    on_ray = Manifest.load(tmp_path / "ray")
     assert on_ray.same_content(local)
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
     assert [f.id for f in on_ray.failures] == ["000/broken.mid"]  # listed, with its reason
