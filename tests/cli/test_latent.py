@@ -35,6 +35,7 @@ def test_encode(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> No
     assert len(record["segments"][0]["mu"]) == 4
 
 
+@pytest.mark.slow
 def test_interpolate_reproduces(
     files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -50,6 +51,7 @@ def test_interpolate_reproduces(
     assert "seed 5" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_attribute_then_sample(
     files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +96,7 @@ def test_bad_input(
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_generate_and_infill_with_the_prior(
     files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -65,6 +65,7 @@ def test_units_and_segments() -> None:
     assert len(set(moved[rows[5] >= 2].tolist())) == 1 and (moved[rows[5] < 2] == 0).all()
 
 
+@pytest.mark.slow
 def test_train_resume_and_reproduce(
     dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
