@@ -66,3 +66,14 @@ def test_harmonize_cli_with_a_chord_model(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(tmp_path / "out"), "--threads", "1"]) == 0
     assert list((tmp_path / "out").glob("*.mid"))
     assert main([*argv, "--voices", "A", "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_the_shipped_rl_chord_harmonizes_in_the_melodys_key() -> None:
+    from musegen.sampling.generators import load_generator
+
+    generator = load_generator("rl-chord")
+    tune = melody([67, 71, 74, 72, 71, 69, 66, 67])  # G major: G B D C B A F# G
+    (out,) = generator.harmonize(tune, seed=0, temperature=0.0).pieces
+    chords = out.tracks[1].notes
+    roots = chords["pitch"][chords["start"] == chords["start"].max()] % 12
+    assert 7 in roots  # the last chord holds G, the tonic
