@@ -11,8 +11,9 @@ may start on in a bar whose chord is known:
 * ``all``: every note is a chord tone;
 * ``spell``: every note is a chord tone, the bar's downbeat is no held note, its first note
   is the root and the lowest, and its next notes sound the chord's other tones before any
-  comes again: what the labeller needs to read the chord from the melody alone (the root as
-  the bass, every tone present), at the cost of arpeggio-like bars;
+  comes again, a note starting on each beat until they all have: what the labeller needs to
+  read the chord from the melody alone (the root as the bass, every tone present), at the
+  cost of arpeggio-like bars and of the rhythm (the density asked for);
 * ``off``: no guidance.
 
 Only pitch choices at onsets are narrowed (rests, holds and the rhythm are the model's), and
@@ -85,6 +86,10 @@ class ChordToneGrammar(Grammar):
             return m
         if self._spell and self.row == 0:
             narrowed[self._tok.hold_id] = False  # the downbeat sounds this bar's chord
+        if self._spell and (self.unused or self.root < 0) and self.row % self.rows_per_beat == 0:
+            # a tone not yet sounded starts on this beat: a model that finds the tones
+            # unlikely would otherwise hold or rest (masking leaves those their mass)
+            narrowed[[self._tok.hold_id, self._tok.rest_id]] = False
         return narrowed
 
     def _spelled(self, pitches: np.ndarray) -> list[np.ndarray]:
