@@ -114,7 +114,7 @@ def test_missing_weights_is_one_line(tmp_path: Path) -> None:
         check_weights(tmp_path, "config.json")
 
 
-@pytest.mark.parametrize("model", ["musicgen", "diffusers"])
+@pytest.mark.parametrize("model", ["musicgen", "diffusers", "codec"])
 def test_cli_missing_weights_exit_2(
     tmp_path: Path, model: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

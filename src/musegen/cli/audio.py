@@ -3,6 +3,8 @@
 * ``audio generate --model musicgen|diffusers --weights DIR``: a published model whose
   weights are on disk (nothing is downloaded), text -> audio; ``--melody FILE`` (a WAV, or a
   score rendered first) for a MusicGen melody model.
+* ``audio generate --model codec --weights DIR --tag organ``: our own codec + prior run
+  (``audio train-codec``), unconditional (``--tag none``) or conditioned on an instrument.
 * ``audio transcribe IN.wav --out OUT.mid``: audio -> MIDI with basic-pitch's ONNX model
   (the ``transcribe`` extra), e.g. to feed ``harmonize``.
 * ``audio train-synth --config FILE --out DIR``: train the neural synthesizer of
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from musegen.errors import MusegenError
 
-BRIDGES = ("musicgen", "diffusers")
+BRIDGES = ("musicgen", "diffusers", "codec")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,8 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tokenizer); a musicgen_melody folder also takes --melody. diffusers: a pipeline folder "
         "(model_index.json), e.g. AudioLDM, Stable Audio, Dance Diffusion.",
     )
-    g.add_argument("--model", choices=BRIDGES, required=True, help="which bridge")
+    g.add_argument(
+        "--model",
+        choices=BRIDGES,
+        required=True,
+        help="musicgen, diffusers (published models), or codec (our codec + prior run folder)",
+    )
     g.add_argument("--weights", metavar="DIR", required=True, help="local model folder")
+    g.add_argument(
+        "--tag", default="none", help="codec prior: instrument tag none|piano|organ (default none)"
+    )
     g.add_argument("--prompt", default="", help="text prompt (e.g. 'calm organ chorale')")
     g.add_argument(
         "--melody",
@@ -69,6 +79,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--frame-threshold", type=float, default=0.3, help="default 0.3")
     r.set_defaults(func=run_transcribe)
 
+    c = audio.add_parser(
+        "train-codec",
+        help="train the small residual-VQ codec and its transformer prior from a run file",
+        description="Train the codec (DIR/codec) on SoundFont renders of the run file's corpora, "
+        "then the code prior (DIR/prior) on their codes, tagged by instrument "
+        "(configs/codec-prior.json). 'audio generate --model codec --weights DIR' samples it.",
+    )
+    c.add_argument("--config", metavar="FILE", required=True, help="run file (JSON)")
+    c.add_argument("--out", metavar="DIR", required=True, help="run folder")
+    c.set_defaults(func=run_train_codec)
+
     t = audio.add_parser(
         "train-synth",
         help="train the neural synthesizer (render --synth neural) from a run file",
@@ -95,11 +116,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise MusegenError(f"--seconds must be positive, got {args.seconds}")
     out = Path(args.out)
-    bridges.check_weights(
-        args.weights, "config.json" if args.model == "musicgen" else "model_index.json"
-    )
+    wanted = {"musicgen": "config.json", "diffusers": "model_index.json", "codec": "run.json"}
+    bridges.check_weights(args.weights, wanted[args.model])
     start = time.perf_counter()
-    if args.model == "musicgen":
+    if args.model == "codec":
+        from musegen.audio.prior import generate_audio
+
+        audio, sr = generate_audio(args.weights, args.seconds, args.tag, args.seed)
+    elif args.model == "musicgen":
         melody, rate = _melody(args.melody) if args.melody else (None, None)
         audio, sr = bridges.musicgen_generate(
             args.weights,
@@ -182,6 +206,19 @@ def run_transcribe(args: argparse.Namespace) -> int:
     path = out.with_suffix(".json")
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     print(f"wrote {out} ({score.n_notes} notes); settings in {path}")
+    return 0
+
+
+def run_train_codec(args: argparse.Namespace) -> int:
+    from musegen.audio.prior import train_codec_and_prior
+    from musegen.errors import InputError
+
+    try:
+        run = json.loads(Path(args.config).read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(args.config, f"not a readable run file ({e})") from e
+    print("settings: " + json.dumps(run))
+    train_codec_and_prior(run, args.out)
     return 0
 
 
