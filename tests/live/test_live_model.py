@@ -42,10 +42,16 @@ def _session(tiny, mode: str, **options) -> LiveSession:
 
 
 def _wait_for_model(mode: ModelMode) -> None:
-    """Real-time wait until the worker is as far ahead as it may go (or has ended)."""
+    """Real-time wait until the worker is as far ahead as it may go, or waits for its
+    hand-over with the prompt read, or has ended."""
     deadline = time.monotonic() + 10
     s = mode.streamer
-    while s.running and s.next_step <= s.playhead + s.ahead and time.monotonic() < deadline:
+    while (
+        s.running
+        and not s.held
+        and s.next_step <= s.playhead + s.ahead
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.001)
 
 
@@ -137,3 +143,17 @@ def test_continue_reads_its_last_bars_again_when_the_cache_is_full(tiny, monkeyp
     ons = [t for t, e in out if e.kind == "note_on"]
     assert session.mode.streamer.next_step >= 7.0 / STEP  # it kept going past the restarts
     assert ons and session.scheduler.stats.dropped == 0
+
+
+def test_prompt_read_ahead_in_a_short_gap_is_dropped_when_the_player_goes_on(tiny) -> None:
+    session = _session(tiny, "answer", bars=1)
+    mode = session.mode
+    events = _phrase() + [(e[0] + 1.5, e[1]) for e in _phrase()]  # a gap of 7/16 + 0.5 s
+    started = []
+    original = mode.streamer.start
+    mode.streamer.start = lambda *a, **k: (started.append(k.get("go")), original(*a, **k))
+    out = _run(session, events, end=5.0)
+    assert started[0] is False  # read ahead in the gap, then dropped ...
+    assert mode.answers == 1  # ... and one answer, after the second phrase
+    ons = [t for t, e in out if e.kind == "note_on"]
+    assert ons and min(ons) >= 4.0 - 1e-9

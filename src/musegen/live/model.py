@@ -6,8 +6,13 @@ the shipped ``folk`` has): one token per 16th, so each sampled token is a step o
 * **Hand-over.** When nothing has sounded for ``pause_beats`` beats, the model takes over:
   ``answer`` at the next bar line and for ``bars`` bars (call and response), ``continue`` at
   the next beat and for as long as the player stays silent (its bars counted as ``far``, so
-  the piece never ends). Either way at least :data:`HANDOVER_MARGIN` seconds after the pause
-  is noticed, time for the model to read the prompt.
+  the piece never ends). The prompt is read **ahead**: once the player has been silent a
+  16th (or half the pause), the prompt of the hand-over that comes if no note follows is
+  read on the worker thread, which then waits; a note from the player cancels it. The first
+  note comes at least :data:`HANDOVER_MARGIN` seconds after the hand-over, or later where
+  :data:`MARGIN_READS` times the longest of the last few prompt reads (the first measured
+  when the mode starts) is more than the head start: on a busy machine reading a prompt
+  slows down, and the first note must not come late.
 * **Prompt.** The last :data:`CONTEXT_BARS` bars before the hand-over on the session's grid,
   quantized to 16ths (the player's notes for ``answer``; for ``continue`` the player's and
   the model's own earlier notes), moved by octaves into the tokenizer's pitch range, as
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +47,8 @@ PART = "model"
 CHANNEL = 1
 CONTEXT_BARS = 8
 HANDOVER_MARGIN = 0.25  # seconds between noticing the pause and the model's first note
+MARGIN_READS = 2.0  # ... or this many times the longest recent prompt read, less the head start
+PROMPT_CHUNK = 64  # tokens read at a time (a prompt read ahead can be stopped between chunks)
 CACHE_TOKENS = 1024  # a continuation re-reads its last bars when its cache holds this many
 _END = object()
 
@@ -124,19 +133,39 @@ class TokenStreamer:
         self.tokens = 0
         self.next_step = 0  # the step of the next cell to sample
         self.restarts = 0  # times a continuation re-read its last bars (cache full)
+        self.reads: deque[float] = deque(maxlen=4)  # seconds the last prompt reads took
+        self.held = False  # the prompt is read and the thread waits for go
+        self._go = threading.Event()
 
     def start(
-        self, prompt: np.ndarray, first_step: int, endless: bool, history: Cells, bar_steps: int
+        self,
+        prompt: np.ndarray,
+        first_step: int,
+        endless: bool,
+        history: Cells,
+        bar_steps: int,
+        go: bool = True,
     ) -> None:
+        """Read ``prompt`` on a new thread, then (once :meth:`go` is called, at once with
+        ``go``) sample cells from step ``first_step`` on."""
         self.stop()
         self._stop = threading.Event()
+        self._go = threading.Event()
+        if go:
+            self._go.set()
         self.cells = queue.Queue()
         self.next_step = first_step
+        self.held = False
         args = (prompt, first_step, endless, history, bar_steps, self._stop, self.cells)
         self._thread = threading.Thread(
             target=self._run, args=args, daemon=True, name="musegen-live-model"
         )
         self._thread.start()
+
+    def go(self) -> None:
+        """Start sampling (after a prompt read ahead with ``start(..., go=False)``)."""
+        self.held = False
+        self._go.set()
 
     def stop(self, wait: bool = True) -> None:
         """Stop sampling; ``wait``: until the thread has ended (else it ends by itself at its
@@ -179,13 +208,25 @@ class TokenStreamer:
         made = list(history.ids)  # every cell so far (history, then sampled), for a restart
         made_first = history.first_step
         step = first_step
+        go = self._go
         with torch.no_grad(), decoding_threads(model, 1, device):
             while not stop.is_set():
                 grammar = tok.grammar().feed(prompt)
                 cache = model.init_cache(1, len(prompt) + CACHE_TOKENS + bar_steps + 4)
-                logits, cache = model(torch.as_tensor(prompt[None], device=device), cache)
+                t0 = time.perf_counter()
+                for i in range(0, len(prompt), PROMPT_CHUNK):  # a stop is heard between chunks
+                    if stop.is_set():
+                        return
+                    chunk = torch.as_tensor(prompt[None, i : i + PROMPT_CHUNK], device=device)
+                    logits, cache = model(chunk, cache)
+                self.reads.append(time.perf_counter() - t0)
                 last = last_logits(logits)
                 ids = list(prompt)
+                self.held = not go.is_set()
+                while not go.wait(0.05):  # a prompt read ahead waits for the hand-over
+                    if stop.is_set():
+                        return
+                self.held = False
                 while not stop.is_set():
                     while (early := step - self.playhead - self.ahead) > 0:
                         # sleep until the music catches up (few wake-ups: each takes the GIL)
@@ -277,6 +318,7 @@ class ModelMode(Mode):
         self.phrase_start: float | None = None  # answer: where the player's phrase began
         self.last_off: float | None = None
         self.playing = False
+        self.prepared = False  # a hand-over's prompt is being read ahead
         self.open: tuple[int, int, float] | None = None  # (pitch, note id, start time)
         self.model_notes: list[tuple[float, float, int]] = []  # (start, end, pitch) in seconds
         self.answers = 0
@@ -285,17 +327,31 @@ class ModelMode(Mode):
         self._warm_up(model)
 
     def _warm_up(self, model: Any) -> None:
-        """Run the model once so the first answer does not pay for loading kernels."""
+        """Read a prompt as long as the longest there will be, once: the first answer does
+        not pay for loading kernels, and the hand-over margin starts from its time."""
         import torch
 
+        n = 3 + CONTEXT_BARS * (self.grid.bar_steps + 1)
+        ids = torch.full((1, n), self.tokenizer.rest_id, dtype=torch.int64)
         with torch.no_grad():
-            cache = model.init_cache(1, 8)
-            model(torch.zeros((1, 2), dtype=torch.int64), cache)
+            for _ in range(2):  # the first call also picks and loads kernels: time the second
+                cache = model.init_cache(1, n)
+                t0 = time.perf_counter()
+                model(ids, cache)
+        self.streamer.reads.append(time.perf_counter() - t0)
+
+    def margin(self) -> float:
+        """Seconds the model needs from the start of a prompt read to its first note (see
+        the module docstring)."""
+        return max(HANDOVER_MARGIN, MARGIN_READS * max(self.streamer.reads, default=0.0))
 
     # ------------------------------------------------------------------ the player
     def on_note_on(self, pitch: int, velocity: int, t: float) -> None:
         if self.playing:
             self._barge_in(t)
+        elif self.prepared:  # the prompt read ahead is not needed: the player goes on
+            self.streamer.stop(wait=False)
+            self.prepared = False
         if self.phrase_start is None:
             self.phrase_start = t
 
@@ -320,16 +376,26 @@ class ModelMode(Mode):
             return
         if self.phrase_start is None or self.session.sounding or self.last_off is None:
             return
-        if t - self.last_off >= self.session.config.pause_beats * g.beat_seconds:
-            self._hand_over(t)
+        quiet = t - self.last_off
+        pause = self.session.config.pause_beats * g.beat_seconds
+        if not self.prepared and quiet >= min(g.step_seconds, pause / 2):
+            self._prepare(self.last_off + pause, t)
+        if self.prepared and quiet >= pause:
+            self.streamer.go()
+            self.prepared = False
+            self.playing = True
+            self.answers += 1
 
-    def _hand_over(self, t: float) -> None:
+    def _prepare(self, handover: float, now: float) -> None:
+        """Read the prompt of a hand-over at ``handover`` ahead, from ``now`` (the player has
+        been silent a 16th: if no note comes before ``handover``, this is the prompt)."""
         g = self.grid
-        earliest = g.step_at(t + HANDOVER_MARGIN)
+        margin = max(HANDOVER_MARGIN, self.margin() - (handover - now))
+        earliest = g.step_at(handover + margin)
         if self.endless:
             start = int(np.ceil(earliest / 4 - 1e-9)) * 4
         else:
-            start = g.next_bar_step(t + HANDOVER_MARGIN)
+            start = g.next_bar_step(handover + margin)
         first = max(start - CONTEXT_BARS * g.bar_steps, 0) // g.bar_steps * g.bar_steps
         if self.endless:  # everything so far: the player's notes and the model's own
             notes = [(g.step_at(a), g.step_at(b), p) for a, b, p in self.model_notes]
@@ -338,16 +404,16 @@ class ModelMode(Mode):
             notes = []
             chosen = [n for n in self.session.played if n.start >= (self.phrase_start or 0.0)]
         notes += [
-            (g.step_at(n.start), g.step_at(t if n.end is None else n.end), n.pitch) for n in chosen
+            (g.step_at(n.start), g.step_at(now if n.end is None else n.end), n.pitch)
+            for n in chosen
         ]
         cells = melody_cells(notes, first, start, self.tokenizer)
         total = (
             None if self.endless else -(-(start - first) // g.bar_steps) + self.session.config.bars
         )
         prompt = prompt_ids(self.tokenizer, cells, g.bar_steps, total)
-        self.streamer.start(prompt, start, self.endless, cells, g.bar_steps)
-        self.playing = True
-        self.answers += 1
+        self.streamer.start(prompt, start, self.endless, cells, g.bar_steps, go=False)
+        self.prepared = True
 
     # ------------------------------------------------------------------ the model's notes
     def _drain(self, t: float) -> None:
