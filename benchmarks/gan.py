@@ -102,6 +102,8 @@ def collapse_row(model: str, ours: list[Any], data: list[Any]) -> dict[str, Any]
         "peer": 0.8,
         "ratio": round(mean / 0.8, 4),
         "unit": "samples' mean intra-set distance / data's, averaged over features (target >= 0.8)",
+        "median": round(float(np.median(list(ratios.values()))), 4),
+        "features_at_least_0.8": f"{sum(v >= 0.8 for v in ratios.values())}/{len(ratios)}",
         "per_feature": {k: round(v, 3) for k, v in sorted(ratios.items())},
     }
 
