@@ -52,7 +52,7 @@ def test_shapes_and_bitrate() -> None:
     y, vq, codes, z = model(x)
     assert (
         y.shape == x.shape
-        and float(vq) >= 0
+        and float(vq.detach()) >= 0
         and codes.shape == (2, 3, 10)
         and z.shape == (2, 8, 10)
     )

@@ -30,6 +30,11 @@ from musegen.errors import InputError, MusegenError
 if TYPE_CHECKING:
     import torch
 
+# Weak pulls between latents and codes: with the VQ-VAE's 0.25 commitment and full VQ loss the
+# encoder's latents collapsed to one point within 300 steps (2-4 codes in use).
+COMMIT = 0.02
+VQ_WEIGHT = 0.1
+
 
 @dataclass
 class CodecConfig:
@@ -111,7 +116,7 @@ def build_codec(cfg: CodecConfig) -> torch.nn.Module:
                 idx = dist.argmin(-1)
                 chosen = book[idx]
                 loss = loss + (chosen - residual.detach()).pow(2).mean()
-                loss = loss + 0.25 * (residual - chosen.detach()).pow(2).mean()
+                loss = loss + COMMIT * (residual - chosen.detach()).pow(2).mean()
                 quantized = quantized + chosen
                 residual = residual - chosen.detach()
                 codes.append(idx)
@@ -256,7 +261,7 @@ def train_codec(
         y, vq, codes, _ = model(x, n_q)
         for q in range(n_q):
             used[q] += torch.bincount(codes[:, q].reshape(-1), minlength=cfg.codebook_size)
-        loss = mr_stft_loss(y, x) + vq + (y - x).abs().mean()
+        loss = mr_stft_loss(y, x) + VQ_WEIGHT * vq + (y - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

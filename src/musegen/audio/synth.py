@@ -55,7 +55,8 @@ class SynthConfig:
     max_note: float = 4.0  # time features saturate here (seconds)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "ddsp-synth", **asdict(self)}
+        # "model" too: the shipped-model listing (models/pretrained.py) reads that key
+        return {"model": "ddsp-synth", "kind": "ddsp-synth", **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SynthConfig:
