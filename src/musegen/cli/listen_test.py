@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "page that plays pairs (one of A, one of B, order drawn per pair, no labels) and asks "
         "which is more musical (or which is human-made); every answer is saved at once, "
         "atomically, to --out (JSON) and beside it as CSV. With --results FILE: how often B "
-        "was chosen per question, an exact binomial test against 50%% and confidence "
+        "was chosen per question, an exact binomial test against 50% and confidence "
         "intervals (Wilson, Clopper-Pearson).",
     )
     p.add_argument("--a", metavar="DIR", help="set A: MIDI/MusicXML/ABC or WAV files")
