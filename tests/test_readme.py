@@ -133,6 +133,17 @@ RUN: dict[str, str | None] = {
     "musegen evaluate nll --model runs/bach --data data/bach-chorale --split test": (
         "musegen evaluate nll --model runs/bach --data data/bach-chorale --split train"
     ),
+    # More (a.mid and b.mid: the two-bar melody and the chorale)
+    "musegen latent interpolate a.mid b.mid --steps 8 --out out": (
+        "musegen latent interpolate melody.mid song.mid --steps 3 --seed 1 --out out"
+    ),
+    'musegen generate --model midinet --chords "C Am F G" --bars 8 --out out': (
+        'musegen generate --model midinet --chords "C Am F G" --bars 2 --seed 1 --out out'
+    ),
+    "musegen harmonize melody.mid --model rl-chord --out out": (
+        "musegen harmonize melody.mid --model rl-chord --seed 1 --out out"
+    ),
+    "musegen render song.mid --wav --synth neural": None,
 }
 
 # README command -> why it is not run here.
@@ -146,6 +157,12 @@ SKIP: dict[str, str] = {
     ".venv/bin/pip install torch==2.13.0": "installation: downloads torch",
     '.venv/bin/pip install -e ".[audio,plot,notation]"': "installation: downloads the dependencies",
     '.venv/bin/pip install --no-deps "tinysoundfont>=0.3"': "installation: downloads tinysoundfont",
+    "musegen train rl --model folk --reward theory --kl 0.1 --steps 120 --out runs/folk-rl": (
+        "samples 16 melodies with folk per step: minutes; train rl runs on a tiny model in "
+        "tests/cli/test_train_rl_cli.py"
+    ),
+    "musegen serve": "starts a server that runs until stopped; tests/web/ runs the app, and the "
+    "page in headless Chromium",
     "torchrun --nproc_per_node 4 -m musegen train --config configs/bach.json --data"
     " data/bach-chorale --out runs/bach": "starts four training processes; DDP under "
     "torchrun is tested with two CPU processes in tests/train/test_ddp.py",
