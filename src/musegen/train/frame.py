@@ -76,15 +76,9 @@ def selection_subset(rolls: list[np.ndarray], max_frames: int) -> list[np.ndarra
 
 def data_options(run: dict[str, Any], data_path: str | Path | None = None) -> dict[str, Any]:
     """The run file's ``data`` section over :data:`DATA_DEFAULTS`, ``data_path`` as its root."""
-    given = dict(run.get("data") or {})
-    unknown = sorted(set(given) - set(DATA_DEFAULTS))
-    if unknown:
-        raise MusegenError(
-            f"unknown data option(s) {unknown} for a frame model; expected {sorted(DATA_DEFAULTS)}"
-        )
-    options = {**DATA_DEFAULTS, **given}
-    if data_path is not None:
-        options["root"] = str(data_path)
+    from musegen.train.run import data_section
+
+    options = data_section(run, DATA_DEFAULTS, "a frame model", data_path)
     checks = {
         "root": options["root"] is None or isinstance(options["root"], str),
         "max_frames": options["max_frames"] is None or _count(options["max_frames"], 1),

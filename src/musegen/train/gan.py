@@ -284,17 +284,9 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def data_options(name: str, run: dict[str, Any], data_path: str | Path | None) -> dict[str, Any]:
-    given = dict(run.get("data") or {})
-    defaults = DATA_DEFAULTS[name]
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise MusegenError(
-            f"unknown data option(s) {unknown} for {name}; expected {sorted(defaults)}"
-        )
-    options = {**defaults, **given}
-    if data_path is not None:
-        options["root"] = str(data_path)
-    return options
+    from musegen.train.run import data_section
+
+    return data_section(run, DATA_DEFAULTS[name], name, data_path)
 
 
 def gan_items(model: Any, options: dict[str, Any], split: str) -> Items:

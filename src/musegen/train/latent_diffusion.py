@@ -73,24 +73,15 @@ class LatentWindows:
 
 
 def data_options(run: dict[str, Any], data_path: str | Path | None) -> dict[str, Any]:
-    given = dict(run.get("data") or {})
-    unknown = sorted(set(given) - set(DATA_DEFAULTS))
-    if unknown:
-        raise MusegenError(
-            f"unknown data option(s) {unknown} for latent-diffusion; "
-            f"expected {sorted(DATA_DEFAULTS)}"
-        )
-    options = {**DATA_DEFAULTS, **given}
-    if data_path is not None:
-        options["root"] = str(data_path)
+    from musegen.train.run import data_section, require_counts
+
+    options = data_section(run, DATA_DEFAULTS, "latent-diffusion", data_path)
     if not options["root"]:
         raise MusegenError(
             "training latent-diffusion needs --data DIR, a dataset made by "
             "'musegen data prepare SOURCE --tokenizer melody'"
         )
-    m = options["min_latents"]
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise MusegenError(f"data.min_latents must be a whole number >= 1, got {m!r}")
+    require_counts(options, {"min_latents": 1})
     return options
 
 

@@ -185,6 +185,31 @@ def _train_sequence_model(
     return fit_and_summarize(Trainer(model, train_ds, valid_ds, cfg, out, meta=meta), resume)
 
 
+def data_section(
+    run: dict[str, Any], defaults: dict[str, Any], owner: str, data_path: str | Path | None
+) -> dict[str, Any]:
+    """A run file's ``data`` section over ``defaults`` (an unknown key is an error naming
+    ``owner``), with ``data_path`` (``musegen train --data``) as its ``root``."""
+    given = dict(run.get("data") or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise MusegenError(
+            f"unknown data option(s) {unknown} for {owner}; expected {sorted(defaults)}"
+        )
+    options = {**defaults, **given}
+    if data_path is not None:
+        options["root"] = str(data_path)
+    return options
+
+
+def require_counts(options: dict[str, Any], least: dict[str, int]) -> None:
+    """Each ``options[key]`` a whole number >= ``least[key]`` (a bool is not), else an error."""
+    for key, lo in least.items():
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise MusegenError(f"data.{key} must be a whole number >= {lo}, got {value!r}")
+
+
 def write_run(out_dir: str | Path, used: dict[str, Any], init: str | None) -> Path:
     """Create the run folder and write what the run used (and the ``--init`` it started
     from) as its ``run.json``; returns the folder."""

@@ -118,19 +118,10 @@ class SegmentDataset:
 
 def data_options(run: dict[str, Any], data_path: str | Path | None) -> dict[str, Any]:
     """The run file's ``data`` section over :data:`DATA_DEFAULTS`, ``data_path`` as its root."""
-    given = dict(run.get("data") or {})
-    unknown = sorted(set(given) - set(DATA_DEFAULTS))
-    if unknown:
-        raise MusegenError(
-            f"unknown data option(s) {unknown} for music-vae; expected {sorted(DATA_DEFAULTS)}"
-        )
-    options = {**DATA_DEFAULTS, **given}
-    if data_path is not None:
-        options["root"] = str(data_path)
-    for key, least in (("hop_bars", 1), ("transpose", 0), ("max_valid", 1)):
-        value = options[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise MusegenError(f"data.{key} must be a whole number >= {least}, got {value!r}")
+    from musegen.train.run import data_section, require_counts
+
+    options = data_section(run, DATA_DEFAULTS, "music-vae", data_path)
+    require_counts(options, {"hop_bars": 1, "transpose": 0, "max_valid": 1})
     if not options["root"]:
         raise MusegenError(
             "training music-vae needs --data DIR, a dataset made by "
