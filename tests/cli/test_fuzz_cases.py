@@ -82,6 +82,20 @@ def test_token_file_with_nested_ids(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", ["roll", "events"])
+def test_token_file_with_an_id_beyond_int64(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """An id of 2**63 in a grid of rows overflowed numpy's int64 with a traceback."""
+    from musegen.tokenizers import get_tokenizer
+
+    tok = get_tokenizer(name)
+    tokens = tmp_path / "t.json"
+    pieces = [{"ids": [[0, 0, 2**63, 0]]}]
+    tokens.write_text(json.dumps({"tokenizer": tok.to_dict(), "pieces": pieces}))
+    one_line_error(capsys, ["detokenize", str(tokens), "--out", str(tmp_path / "x.mid")], "ids")
+
+
 # ----------------------------------------------------------------------------- ABC
 
 
