@@ -111,6 +111,7 @@ def test_token_file_with_an_id_beyond_int64(
         (ABC_HEAD.format(meter="-4/4") + "e2a a2fz1000000 g3|\n", "ABC note z1000000"),
         (ABC_HEAD.format(meter="9/8") + "[L:1/1]e200 BcB|\n", "over 128 quarters"),
         (ABC_HEAD.format(meter="9/8") + "e2/0 BcB|\n", "divides by zero"),
+        (ABC_HEAD.format(meter="6/8") + "d2 e | [DFA]2147483648 z f|\n", "over 128 quarters"),
     ],
 )
 def test_abc_that_music21_takes_minutes_over(

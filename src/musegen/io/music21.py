@@ -255,7 +255,7 @@ ABC_MAX_QUARTERS = 128
 """Longest ABC note or rest, in quarter notes: music21 takes minutes on a bar of one note
 999 eighths long (Essen's longest tunes hold notes of 55 quarters)."""
 _ABC_FIELD = re.compile(r"(?:^|\[)([LM]):([^\]\n%]*)", re.M)
-_ABC_NOTE = re.compile(r"[A-Ga-gzxy][,']*(\d+)(?:/(\d*))?")
+_ABC_NOTE = re.compile(r"(?:[A-Ga-gzxy][,']*|\])(\d+)(?:/(\d*))?")  # a note, rest or [chord]
 _ABC_SKIPPED = re.compile(r'"[^"\n]*"|![^!\n]*!|%.*')
 
 
