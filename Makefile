@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,audio,plot,notation,cluster,web]"
+	$(BIN)/python -m pip install -q -e ".[dev,audio,plot,notation,cluster,web,hf,transcribe,live]"
 	# SoundFont synthesis; --no-deps skips pyaudio (live playback only, needs PortAudio to build)
 	-$(BIN)/python -m pip install -q --no-deps "tinysoundfont>=0.3"
+	# transcription: basic-pitch's wheel carries the ONNX model; --no-deps skips TensorFlow
+	-$(BIN)/python -m pip install -q --no-deps "basic-pitch>=0.4"
 	touch $(STAMP)
 
 venv: $(STAMP)
