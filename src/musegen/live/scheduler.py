@@ -95,8 +95,7 @@ class Scheduler:
         tag: str = "",
     ) -> int:
         """A note from ``start`` to ``end`` seconds; returns its id (for :meth:`end_note`)."""
-        nid = next(self._ids)
-        self.add(start, note_on(pitch, velocity, channel), part, nid, tag)
+        nid = self.start_note(start, pitch, velocity, channel, part, tag)
         if end is not None:
             self.add(max(end, start), note_off(pitch, channel), part, nid, tag)
         return nid
