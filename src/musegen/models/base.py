@@ -144,3 +144,41 @@ def last_logits(logits: torch.Tensor) -> np.ndarray:
     if logits.dtype is not torch.float32 or not logits.is_cpu:
         logits = logits.float().cpu()
     return logits.numpy()[:, -1]
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` (same ``p``, same scaling, nothing saved) with a cheaper mask on the CPU.
+
+    PyTorch's CPU ``bernoulli_`` makes one generator call per element (about 6 ns: 11% of a
+    training step of the 6 x d256 benchmark model); here one 64-bit draw serves four elements,
+    each kept when its 16 bits clear ``p`` (so ``p`` is rounded to 1/65536). Other devices use
+    ``F.dropout``. The draws come from torch's global generator, so seeds and checkpointed
+    RNG states reproduce a run as before.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, True)
+        return x * keep_mask(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A mask shaped like ``x``: 0 with probability ``p`` (to 1/65536), else ``1 / (1 - p)``,
+    in ``x``'s dtype."""
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    lanes = bits.view(torch.int16)[:n].view(x.shape)
+    drop = round(p * 65536)
+    keep = lanes >= drop - 32768  # int16 lanes are uniform on [-32768, 32767]
+    return keep.to(x.dtype) * (65536 / (65536 - drop))

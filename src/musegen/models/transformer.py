@@ -43,7 +43,7 @@ from torch import nn
 
 from musegen.errors import MusegenError
 from musegen.models import cpu
-from musegen.models.base import LanguageModel, ModelConfig
+from musegen.models.base import Dropout, LanguageModel, ModelConfig
 
 POSITIONS = ("relative", "rope", "absolute")
 RELATIVE_CHUNK = 128  # queries per relative-attention chunk (see Attention._relative_attention)
@@ -243,7 +243,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
         self.out = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.attention_dropout = config.attention_dropout
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.relative: nn.Parameter | None = None
         if config.position == "relative":
             heads = 1 if config.relative_shared_heads else config.n_head
@@ -312,7 +312,7 @@ class MLP(nn.Module):
         super().__init__()
         self.up = nn.Linear(config.d_model, config.ff_dim, bias=config.bias)
         self.down = nn.Linear(config.ff_dim, config.d_model, bias=config.bias)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.down(F.gelu(self.up(x)))
@@ -349,7 +349,7 @@ class Transformer(LanguageModel):
             if config.position == "absolute"
             else None
         )
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = make_norm(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
