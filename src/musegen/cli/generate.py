@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ending",
         choices=ENDINGS,
-        help="how each piece must close: its last two bars are drawn again (up to 8 times) until "
+        help="how each piece must close: its last two bars are drawn again (up to 16 times) until "
         "it ends on an authentic or plagal cadence / on its tonic; free: as the model ends it "
         "(default: the model's config: cadence for bach, tonic for folk; models that count "
         "bars down only)",

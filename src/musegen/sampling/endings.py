@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the sampler (and torch) load when endings are drawn, not fo
     from musegen.sampling.generate import SamplingConfig
 
 ENDINGS = ("cadence", "tonic", "free")
-DEFAULT_TRIES = 8
+DEFAULT_TRIES = 16
 DEFAULT_BARS = 2
 
 
