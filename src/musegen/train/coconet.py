@@ -139,10 +139,9 @@ def train_coconet(
     ``data_path`` (``musegen train --data``) replaces the run file's ``data.root``. ``init`` names a saved Coconet (a folder or a shipped model's name) whose weights start the
     run instead of a random initialisation; its ``model_config`` must equal the run file's.
     """
-    from musegen.models import build_model
     from musegen.models.coconet import coconet_objective
     from musegen.tokenizers import get_tokenizer
-    from musegen.train.run import fit_and_summarize, load_init, write_run
+    from musegen.train.run import fit_and_summarize, initial_model, write_run
     from musegen.train.trainer import Trainer
 
     if run.get("model", "coconet") != "coconet":
@@ -151,11 +150,8 @@ def train_coconet(
     data = dict(run.get("data") or {})
     if data.get("source", "jsb-satb") != "jsb-satb":
         raise MusegenError("coconet trains on the 'jsb-satb' source only")
-    torch.manual_seed(cfg.seed)
-    model = build_model("coconet", **run.get("model_config", {}))
+    model = initial_model("coconet", run.get("model_config", {}), cfg.seed, init, resume)
     mc = model.config
-    if init is not None and not resume:
-        load_init(model, init)
     root = str(data_path) if data_path is not None else data.get("root")
     train = Windows(load_grids("train", mc.low, mc.high, root), cfg.seq_len)
     valid = FixedValid(

@@ -196,12 +196,10 @@ def train_frame(
     ``data_path`` (``musegen train --data``) replaces the run file's ``data.root``; ``init``
     names a saved frame model of the same configuration whose weights start the run.
     """
-    import torch
 
     from musegen.data.training import collate_rolls
-    from musegen.models import build_model
     from musegen.models.frame import frame_nll_objective
-    from musegen.train.run import fit_and_summarize, load_init, write_run
+    from musegen.train.run import fit_and_summarize, initial_model, write_run
     from musegen.train.trainer import Trainer
 
     name = run.get("model")
@@ -210,10 +208,8 @@ def train_frame(
     cfg = TrainConfig.from_dict(run.get("train", {}))
     options = data_options(run, data_path)
     data = load_rolls(options)
-    torch.manual_seed(cfg.seed)
-    model = build_model(name, **{**run.get("model_config", {}), "n_keys": data.n_keys})
-    if init is not None and not resume:
-        load_init(model, init)
+    config = {**run.get("model_config", {}), "n_keys": data.n_keys}
+    model = initial_model(name, config, cfg.seed, init, resume)
     train, valid = frame_datasets(data, options, cfg.seed)
     used = {"model": name, "model_config": model.config.to_dict(), "train": cfg.to_dict()}
     used["data"] = options

@@ -328,9 +328,8 @@ def train_gan(
     data_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a GAN as the run file says (``musegen train --config configs/musegan.json``)."""
-    from musegen.models import build_model
     from musegen.train.config import TrainConfig
-    from musegen.train.run import fit_and_summarize, load_init, write_run
+    from musegen.train.run import fit_and_summarize, initial_model, write_run
     from musegen.train.trainer import Trainer
 
     name = run.get("model")
@@ -341,10 +340,7 @@ def train_gan(
         raise MusegenError("GAN training takes grad_accum 1 (the critic steps inside each step)")
     options = data_options(name, run, data_path)
     objective_options = ObjectiveOptions.from_dict(dict(run.get("objective") or {}), name)
-    torch.manual_seed(cfg.seed)
-    model = build_model(name, **run.get("model_config", {}))
-    if init is not None and not resume:
-        load_init(model, init)
+    model = initial_model(name, run.get("model_config", {}), cfg.seed, init, resume)
     train, valid = gan_items(model, options, "train"), gan_items(model, options, "valid")
     used = {
         "model": name,

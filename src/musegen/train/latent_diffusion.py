@@ -96,10 +96,9 @@ def train_latent_diffusion(
     import torch
 
     from musegen.data.dataset import load_prepared
-    from musegen.models import build_model
     from musegen.models.latent_diffusion import diffusion_objective
     from musegen.sampling.latent import LatentVAE
-    from musegen.train.run import fit_and_summarize, load_init, write_run
+    from musegen.train.run import fit_and_summarize, initial_model, write_run
     from musegen.train.trainer import Trainer
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
@@ -115,12 +114,8 @@ def train_latent_diffusion(
     for name in ("train", "valid"):
         if not sequences.get(name):
             raise MusegenError(f"{options['root']}: no {name} pieces the VAE can encode")
-    torch.manual_seed(cfg.seed)
-    model = build_model(
-        "latent-diffusion", **{**run.get("model_config", {}), "latent": vae.config.latent}
-    )
-    if init is not None and not resume:
-        load_init(model, init)
+    config = {**run.get("model_config", {}), "latent": vae.config.latent}
+    model = initial_model("latent-diffusion", config, cfg.seed, init, resume)
     model.set_statistics(torch.from_numpy(np.concatenate(sequences["train"])))
     train = LatentWindows(sequences["train"], model.config.max_len)
     valid = LatentWindows(sequences["valid"], model.config.max_len)

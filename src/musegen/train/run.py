@@ -118,12 +118,10 @@ def _train_sequence_model(
     run: dict[str, Any], data_dir: str | Path, out_dir: str | Path, resume: bool, init: str | None
 ) -> dict[str, Any]:
     """A token model (transformer, lstm, gru) on the prepared dataset ``data_dir``."""
-    import torch
 
     from musegen.data.augment import TokenTranspose
     from musegen.data.dataset import load_prepared
     from musegen.data.training import WindowDataset
-    from musegen.models import build_model
     from musegen.train.trainer import Trainer
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
@@ -167,11 +165,9 @@ def _train_sequence_model(
             if valid is not None and valid.n_tokens > 1
             else None
         )
-    torch.manual_seed(cfg.seed)
     name = run.get("model", "transformer")
-    model = build_model(name, **{**run.get("model_config", {}), "vocab_size": len(tok)})
-    if init is not None and not resume:
-        load_init(model, init)
+    config = {**run.get("model_config", {}), "vocab_size": len(tok)}
+    model = initial_model(name, config, cfg.seed, init, resume)
     used = {
         **run,
         "model": name,
@@ -221,6 +217,23 @@ def write_run(out_dir: str | Path, used: dict[str, Any], init: str | None) -> Pa
         used = {**used, "init": str(init)}
     atomic_write_text(out / "run.json", json.dumps(used, indent=2))
     return out
+
+
+def initial_model(
+    name: str, config: dict[str, Any], seed: int, init: str | None, resume: bool
+) -> Any:
+    """The network a run starts from: ``build_model(name, **config)`` after seeding torch with
+    ``seed`` (so its random initialisation is the run's), with the weights of ``init`` (see
+    :func:`load_init`) unless the run resumes from its checkpoint."""
+    import torch
+
+    from musegen.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(name, **config)
+    if init is not None and not resume:
+        load_init(model, init)
+    return model
 
 
 def load_init(model: Any, ref: str) -> None:

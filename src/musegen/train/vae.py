@@ -170,19 +170,14 @@ def train_vae(
     data_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train as the run file says; returns the summary (steps, best valid loss, size)."""
-    import torch
 
-    from musegen.models import build_model
     from musegen.models.vae import vae_objective
-    from musegen.train.run import fit_and_summarize, load_init, write_run
+    from musegen.train.run import fit_and_summarize, initial_model, write_run
     from musegen.train.trainer import Trainer
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
     options = data_options(run, data_path)
-    torch.manual_seed(cfg.seed)
-    model = build_model("music-vae", **run.get("model_config", {}))
-    if init is not None and not resume:
-        load_init(model, init)
+    model = initial_model("music-vae", run.get("model_config", {}), cfg.seed, init, resume)
     data = load_vae_data(options["root"], model.config, options["hop_bars"])
     train = SegmentDataset(
         data.segments["train"], model.config.n_classes, options["transpose"], cfg.seed
