@@ -79,6 +79,14 @@ def test_top_p_within_thins_one_block_and_keeps_its_mass() -> None:
         build_filters(pitch_top_p_=0.0, pitch_ids=(1, 5))
 
 
+def test_sampling_config_finds_the_pitch_block_of_its_tokenizer() -> None:
+    """generate and infill both take their filters from SamplingConfig.filters."""
+    tok = get_tokenizer("chorale")
+    assert len(SamplingConfig().filters(tok)) == 0
+    (pitch,) = SamplingConfig(pitch_top_p=0.9).filters(tok)
+    assert (pitch.keywords["lo"], pitch.keywords["hi"]) == tok.vocab.span("pitch")
+
+
 def test_sample_follows_softmax_and_never_draws_masked_tokens() -> None:
     rng = np.random.default_rng(0)
     logits = np.array([[0.0, np.log(2.0), -np.inf, np.log(5.0)]], np.float32)

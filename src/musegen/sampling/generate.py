@@ -40,12 +40,24 @@ class SamplingConfig:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def filters(self, tokenizer: Tokenizer) -> list[Filter]:
+        """The logit filters these settings ask for (``pitch_top_p`` over ``tokenizer``'s pitch
+        ids, where it has a pitch block)."""
+        return build_filters(
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            self.repetition_penalty,
+            self.pitch_top_p,
+            _pitch_block(tokenizer),
+        )
+
 
 StopFn = Callable[[np.ndarray], bool]
 SMALL_STEP = 2**24  # batch x parameters up to which a CPU decoding step runs single-threaded
 
 
-def pitch_block(tokenizer: Tokenizer) -> tuple[int, int] | None:
+def _pitch_block(tokenizer: Tokenizer) -> tuple[int, int] | None:
     """The ids ``lo:hi`` of the tokenizer's pitch tokens (its ``pitch`` block), if it has one."""
     vocab = getattr(tokenizer, "vocab", None)
     return vocab.span("pitch") if vocab is not None and "pitch" in vocab else None
@@ -92,14 +104,7 @@ def generate(
         raise MusegenError(f"--num must be >= 1, got {num}")
     if cfg.max_new_tokens < 1:
         raise MusegenError("max_new_tokens must be >= 1")
-    filters = build_filters(
-        cfg.temperature,
-        cfg.top_k,
-        cfg.top_p,
-        cfg.repetition_penalty,
-        cfg.pitch_top_p,
-        pitch_block(tokenizer),
-    )
+    filters = cfg.filters(tokenizer)
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and vocab != len(tokenizer):
         raise MusegenError(

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from musegen.errors import MusegenError
-from musegen.sampling.filters import build_filters
 from musegen.sampling.generate import SamplingConfig, _sample, decoding_threads
 from musegen.score import VOICES, Score, Track
 from musegen.tokenizers.base import EOS, GrammarList
@@ -93,9 +92,7 @@ def fill_units(
     """``grid`` with ``voices`` of units ``first..last`` written by the model."""
     voices = tuple(sorted(set(voices)))
     grid = restart_after(tok, grid, int(grid.starts[last + 1]), voices)
-    filters = build_filters(
-        sampling.temperature, sampling.top_k, sampling.top_p, sampling.repetition_penalty
-    )
+    filters = sampling.filters(tok)
     device = next(model.parameters()).device
     model.eval()
     start, step = first, 0
