@@ -94,9 +94,7 @@ def _runs(onset: np.ndarray, cont: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def _as_grid(tokenizer: Tokenizer, ids: np.ndarray | Iterable[int], width: int) -> np.ndarray:
     """Cell ids as a ``[frames, width]`` int64 grid; flat row-major input is reshaped."""
-    if not isinstance(ids, np.ndarray):
-        ids = np.asarray(list(ids), dtype=np.int64)
-    arr = tokenizer.check_ids(ids)
+    arr = tokenizer.check_ids(ids if isinstance(ids, np.ndarray) else list(ids))
     if arr.ndim == 1:
         if arr.size % width:
             raise MusegenError(
