@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from musegen.metrics.rewards import equal_runs
+
 NAN = float("nan")
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # unison/octave, thirds, fifth, sixths
 LONG_NOTE_BEATS = 2  # a melody note this long (or a rest) ends a phrase
@@ -60,17 +62,8 @@ class Harmonization:
 
     def notes(self) -> list[tuple[int, int, int]]:
         """The melody's notes as (start frame, frames, pitch): runs of one pitch."""
-        out = []
         m = np.asarray(self.melody)
-        f = 0
-        while f < len(m):
-            g = f + 1
-            while g < len(m) and m[g] == m[f]:
-                g += 1
-            if m[f] >= 0:
-                out.append((f, g - f, int(m[f])))
-            f = g
-        return out
+        return [(f, n, int(m[f])) for f, n in equal_runs(m) if m[f] >= 0]
 
 
 def tonal_centroid(pcs: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -190,15 +183,9 @@ def phrase_ends(h: Harmonization) -> list[int]:
     :data:`LONG_NOTE_BEATS` long, and the last beat."""
     ends = set()
     long = LONG_NOTE_BEATS * h.frames_per_beat
-    m = np.asarray(h.melody)
-    f = 0
-    while f < len(m):
-        g = f + 1
-        while g < len(m) and m[g] == m[f]:
-            g += 1
-        if g - f >= long:
+    for f, n in equal_runs(np.asarray(h.melody)):
+        if n >= long:
             ends.add(min(f // h.frames_per_beat, h.beats - 1))
-        f = g
     if h.beats:
         ends.add(h.beats - 1)
     return sorted(ends)

@@ -125,7 +125,7 @@ def ends_on_tonic(piece: Score | Line) -> bool:
     return bool(len(line)) and line.key is not None and int(line.pitch[-1]) % 12 == line.key[0]
 
 
-def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+def equal_runs(values: np.ndarray) -> list[tuple[int, int]]:
     """(start, length) of each run of equal successive values."""
     if not len(values):
         return []
@@ -138,7 +138,7 @@ def _runs(values: np.ndarray) -> list[tuple[int, int]]:
 def excess_repeats(piece: Score | Line, most: int = MAX_REPEATS) -> int:
     """Notes past the ``most``-th of a run of onsets on the same pitch."""
     line = line_of(piece)
-    return sum(max(n - most, 0) for _, n in _runs(line.pitch))
+    return sum(max(n - most, 0) for _, n in equal_runs(line.pitch))
 
 
 def leaps(piece: Score | Line, leap: int = LEAP) -> tuple[int, int]:
@@ -156,7 +156,7 @@ def leaps(piece: Score | Line, leap: int = LEAP) -> tuple[int, int]:
 def interval_run_excess(piece: Score | Line, most: int = INTERVAL_RUN) -> int:
     """Intervals past the ``most``-th of a run of equal, non-zero successive intervals."""
     steps = line_of(piece).intervals
-    return sum(max(n - most, 0) for s, n in _runs(steps) if steps[s] != 0)
+    return sum(max(n - most, 0) for s, n in equal_runs(steps) if steps[s] != 0)
 
 
 def _bars(line: Line) -> list[np.ndarray]:
