@@ -76,22 +76,7 @@ def chord_tone_shares(tok: Any, ids: np.ndarray, tones: list[frozenset[int]]) ->
 def check_piece(tok: Any, score: Score, chords: list[str], density: list[str]) -> list[BarCheck]:
     """Each asked bar of ``score`` checked against ``chords`` / ``density`` (see the module
     docstring); the melody is labelled again by encoding it alone."""
-    from musegen.theory import parse_chord
-
-    ids = tok.encode(score)
-    bars = tok.bar_controls(ids)
-    wanted = [parse_chord(c).pitch_classes if c else frozenset() for c in chords]
-    shares = chord_tone_shares(tok, ids, wanted)
-    out = []
-    for i, (asked, got) in enumerate(zip(chords, bars, strict=False)):
-        if asked is None:
-            continue
-        dens = None
-        if density and tok.has_density:
-            bin_ = int(tok.density_bin(got.notes / got.beats))
-            dens = ("low", "medium", "high")[bin_] == density[i]
-        out.append(BarCheck(got.chord == asked, shares[i], dens))
-    return out
+    return _bar_checks(tok, tok.encode(score), None, chords, density)
 
 
 def check_ids(tok: Any, ids: np.ndarray, chords: list[str], density: list[str]) -> list[BarCheck]:
@@ -99,12 +84,27 @@ def check_ids(tok: Any, ids: np.ndarray, chords: list[str], density: list[str]) 
     line's own cells (the tokenizer's labeller with ``chord_source`` line), onsets counted in
     its rows. Re-encoding the decoded piece would shift its bars when it opens on a rest (the
     encoder takes leading rests for the padding of a pickup)."""
-    from musegen.theory import parse_chord
-
     ids = np.asarray(ids, dtype=np.int64)
     marks = np.flatnonzero(tok.vocab.is_in(ids, "bar"))
     labels = [tok.chord_name(int(t)) for t in tok._line_chords(ids, marks)]
+    return _bar_checks(tok, ids, labels, chords, density)
+
+
+def _bar_checks(
+    tok: Any,
+    ids: np.ndarray,
+    labels: list[str | None] | None,
+    chords: list[str],
+    density: list[str],
+) -> list[BarCheck]:
+    """Each asked bar of the sequence ``ids``: its chord label (``labels[i]``, else the one the
+    encoder wrote) against ``chords[i]``, its share of chord tones, its density bin against
+    ``density[i]``."""
+    from musegen.theory import parse_chord
+
     bars = tok.bar_controls(ids)
+    if labels is None:
+        labels = [b.chord for b in bars]
     wanted = [parse_chord(c).pitch_classes if c else frozenset() for c in chords]
     shares = chord_tone_shares(tok, ids, wanted)
     out = []
