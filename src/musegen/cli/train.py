@@ -22,18 +22,21 @@ OVERRIDES: dict[str, tuple[type, str]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (transformer, lstm, gru, coconet, rnn-nade) from a run file",
+        help="train a model (transformer, lstm, gru, coconet, rnn-nade, music-vae, GANs ...) "
+        "from a run file; 'train rl' tunes one by reinforcement learning",
         description="Train a model with the one trainer. Token models (transformer, lstm, gru) "
         "read a dataset made by 'musegen data prepare'; coconet reads four-voice 16th-note "
         "chorales (Jsb16thSeparated.json or a JSON file of that shape); the piano-roll frame "
         "models (rnn-nade, frame-bernoulli) read binary piano rolls (a benchmark set, or a "
-        "dataset prepared with the binary roll tokenizer). Multi-GPU / multi-node: launch "
-        "with torchrun. Ctrl-C and --resume continue exactly.",
+        "dataset prepared with the binary roll tokenizer); music-vae and latent-diffusion read "
+        "a melody dataset; the GANs (musegan, midinet, crnngan) their corpus (configs/*.json). "
+        "Multi-GPU / multi-node: launch with torchrun. Ctrl-C and --resume continue exactly.",
     )
     p.add_argument(
         "--model",
         default=None,
-        help="model name (transformer, lstm, gru, coconet, rnn-nade, frame-bernoulli); "
+        help="model name (transformer, lstm, gru, coconet, rnn-nade, frame-bernoulli, "
+        "music-vae, latent-diffusion, musegan, midinet, crnngan); "
         "default: the run file's, else transformer",
     )
     p.add_argument(
