@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+
+from launchhelpers import free_port, run_launchers
 
 WORKER = """
 import sys, torch
@@ -26,38 +24,18 @@ t = Trainer(TinyLM(), Windows(), Windows(16), cfg(max_steps=6), {out!r}, save_fn
 t.fit()
 state = {{k: v.contiguous() for k, v in t.raw_model.state_dict().items()}}
 save_file(state, {out!r} + f"/rank{{t.dist.rank}}.safetensors")
+torch.distributed.barrier()
 torch.distributed.destroy_process_group()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path: Path) -> None:
     script = tmp_path / "worker.py"
     tests = str(Path(__file__).resolve().parents[1])
     script.write_text(textwrap.dedent(WORKER.format(tests=tests, out=str(tmp_path))))
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        str(script),
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, err = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, err[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
+    cmd += [f"--master_port={free_port()}", str(script)]
+    run_launchers([cmd], tmp_path / "logs", timeout=180)
     a = load_file(str(tmp_path / "rank0.safetensors"))
     b = load_file(str(tmp_path / "rank1.safetensors"))
     for k in a:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from launchhelpers import free_port, run_launchers
 from musegen.data.dataset import prepare_dataset
 from musegen.data.sources import get_source
 from musegen.tokenizers import get_tokenizer
@@ -28,31 +26,10 @@ STEPS = 20
 WORKER = """
 import sys
 sys.path.insert(0, {tests!r})
+from launchhelpers import free_port, run_launchers
 from shardhelpers import train_tiny_stream
 train_tiny_stream(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[str]:
-    errors = []
-    try:
-        for p in procs:
-            _, err = p.communicate(timeout=timeout)
-            errors.append(err)
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGKILL)  # a launcher and its worker
-            p.communicate()
-        raise
-    for p, err in zip(procs, errors, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    return errors
 
 
 def _valid_loss(run: Path) -> float:
@@ -70,7 +47,7 @@ def test_two_nodes_train_as_one_process_with_their_global_batch(
     tests = str(Path(__file__).resolve().parents[1])
     script.write_text(textwrap.dedent(WORKER.format(tests=tests)))
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-    port = _free_port()
+    port = free_port()
     launchers = []
     for node in (0, 1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2"]
@@ -78,18 +55,9 @@ def test_two_nodes_train_as_one_process_with_their_global_batch(
         cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
         cmd += ["--rdzv-id", "musegen-test", "--local-addr", "127.0.0.1"]
         cmd += [str(script), str(tmp_path / "ds"), str(tmp_path / "nodes"), str(BATCH), str(STEPS)]
-        launchers.append(
-            subprocess.Popen(
-                cmd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-        )
+        launchers.append(cmd)
     train_tiny_stream(str(tmp_path / "ds"), str(tmp_path / "one"), 2 * BATCH, STEPS)  # here
-    _wait(launchers)
+    run_launchers(launchers, tmp_path / "logs", env=env)
     assert abs(_valid_loss(tmp_path / "nodes") - _valid_loss(tmp_path / "one")) <= 1e-5
     a = load_file(str(tmp_path / "nodes" / "final.safetensors"))
     b = load_file(str(tmp_path / "one" / "final.safetensors"))

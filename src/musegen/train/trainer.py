@@ -329,7 +329,17 @@ class Trainer:
                 break
         if bar is not None:
             bar.close()
+        self._wait_for_all()
         return st
+
+    def _wait_for_all(self) -> None:
+        """Under torchrun, leave ``fit`` together: rank 0 may still be writing the last
+        checkpoint, and a rank that runs ahead and tears down its process group while a peer
+        is still connected can make gloo abort."""
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def _progress(self):  # type: ignore[no-untyped-def]
         if not (self.cfg.progress and self.dist.main):
