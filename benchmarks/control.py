@@ -15,7 +15,10 @@ re-encoded pieces, came out the same on the line model: 0.160, free 0.039):
   tokenizer's chord qualities, over the melody alone) equals the one asked (root and quality);
 * **tone share**: the share of the bar's sounding melody on tones of the asked chord (an
   independent check: no template matching);
-* **density hit**: the bar's notes per beat fall in the bin asked for (the tokenizer's edges);
+* **density hit**: the bar's notes per beat fall in the bin asked for (the tokenizer's edges,
+  the encoder's count); by default the grammar counts each bar's onsets into its bin, as
+  ``generate --density`` does; ``--density-token-only`` forces the token alone (what the model
+  itself makes of it);
 * **overlap**: Yang-Lerch overlapping area of the generated melodies against the pieces' own
   melodies (cut to ``--bars``), so control is not bought with worse music.
 
@@ -133,6 +136,7 @@ def run(
     bars: int,
     temperature: float | None = None,
     chord_tones: str = "off",
+    count: bool = True,
 ) -> dict[str, float]:
     from musegen.data.refs import resolve
     from musegen.evaluate.quality import quality_report
@@ -159,7 +163,7 @@ def run(
         for side in ("ours", "peer"):
             # sampled as 'musegen generate --bars B --time-signature 4/4 --chords ...
             # --density ... --chord-tones ...' samples (the same grammar-forced tokenizer)
-            forced = tok.controlled(chords, density) if side == "ours" else tok
+            forced = tok.controlled(chords, density, count=count) if side == "ours" else tok
             if side == "ours":
                 forced = chord_toned(forced, chord_tones)
             cfg = SamplingConfig(
@@ -206,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("off", "beats", "all", "spell"),
         help="chord-tone guidance of the forced side (musegen.sampling.chord_tones)",
     )
+    p.add_argument(
+        "--density-token-only",
+        action="store_true",
+        help="force each bar's density token but do not count its notes into the bin",
+    )
     args = p.parse_args(argv)
     r = run(
         args.model,
@@ -215,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         args.bars,
         args.temperature,
         args.chord_tones,
+        not args.density_token_only,
     )
     print(
         f"{args.model} on {args.source}:{args.split}, {r['ours_bars']} bars: chord hit "
@@ -242,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": round(r[f"data_{name}"], 3) if f"data_{name}" in r else None,
             "temperature": args.temperature,
             "chord_tones": args.chord_tones,
+            "density_count": not args.density_token_only,
         }
         print(json.dumps(row), flush=True)
     return 0

@@ -57,6 +57,27 @@ def test_forced_chords_reach_the_sampled_bars(model_dir: Path, one_torch_thread:
         assert [b.density for b in bars] == dens * 2
 
 
+def test_sampled_bars_have_the_density_asked(
+    model_dir: Path, bench: ModuleType, one_torch_thread: None
+) -> None:
+    """Counted while sampling, every bar's notes fall in its bin by the benchmark's check (the
+    encoder's count); with the token alone a random model misses often."""
+    from musegen.models import load_model
+
+    model, meta = load_model(model_dir)
+    tok = get_tokenizer("melody-chords", **meta["tokenizer"]["config"])
+    chords, dens = ["C", "G", "Am", "F"] * 2, ["low", "medium", "high", "medium"] * 2
+    primer = tok.primer_for_length(Score(tpq=Q, time_signatures=[TimeSignature(0)]), 8)
+    hits = {}
+    for count in (True, False):
+        forced = tok.controlled(chords=chords, density=dens, count=count)  # type: ignore[attr-defined]
+        seqs = generate(model, forced, num=4, primer=primer, config=SamplingConfig(seed=5))
+        checks = [c for ids in seqs for c in bench.check_ids(tok, ids, chords, dens)]
+        assert len(checks) == 32
+        hits[count] = np.mean([c.density_hit for c in checks])
+    assert hits[True] == 1.0 and hits[False] < 0.9
+
+
 def melody(pitches_per_bar: list[list[int]]) -> Score:
     """4/4 bars of even notes, the given pitches in each."""
     notes = []

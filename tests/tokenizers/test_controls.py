@@ -168,3 +168,43 @@ def test_line_chords_are_what_the_melody_spells() -> None:
     assert both.bar_controls(both.encode(score))[0].chord != "Dm"  # type: ignore[attr-defined]
     with pytest.raises(MusegenError, match="chord_source"):
         get_tokenizer("melody-chords", chord_source="bass")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    meter=st.sampled_from(["4/4", "3/4", "6/8", "2/4"]),
+    steps=st.sampled_from([2, 4]),
+    bins=st.lists(st.sampled_from(["low", "medium", "high"]), min_size=1, max_size=4),
+)
+def test_counted_density_lands_every_bar_in_its_bin(
+    seed: int, meter: str, steps: int, bins: list[str]
+) -> None:
+    tok = get_tokenizer("melody-chords", density_edges=[1.0, 1.5], steps_per_quarter=steps)
+    forced = tok.controlled(density=bins)  # type: ignore[attr-defined]
+    prefix = [1, tok.vocab.id(f"TS_{meter}"), tok.vocab.id("LEN_6")]
+    ids = random_walk(forced, prefix, seed)
+    rows = forced.grammar().feed(prefix).bar_steps
+    for i, bar in enumerate(forced.bar_controls(ids)):
+        asked = bins[i % len(bins)]
+        assert bar.density == asked
+        fewest, most = forced.onset_range(("low", "medium", "high").index(asked), bar.beats, rows)
+        assert fewest <= bar.notes <= most  # the encoder's count: notes per beat in the bin
+    assert tok.grammar().feed(ids).done  # the plain grammar accepts what the forced one wrote
+
+
+def test_onset_ranges_follow_the_encoders_bins() -> None:
+    tok = get_tokenizer("melody-chords", density_edges=[1.0, 1.5], steps_per_quarter=2)
+    # 4/4 in eighths: low 0-3 notes, medium 4-5, high 6-8 (notes per beat < 1, < 1.5, more)
+    assert [tok.onset_range(b, 4, 8) for b in range(3)] == [(0, 3), (4, 5), (6, 8)]  # type: ignore[attr-defined]
+    # 6/8 in eighths: 6 rows, 6 beats: high (>= 9 notes) cannot be met; the most notes instead
+    assert [tok.onset_range(b, 6, 6) for b in range(3)] == [(0, 5), (6, 6), (6, 6)]  # type: ignore[attr-defined]
+
+
+def test_without_counting_only_the_token_is_forced() -> None:
+    tok = get_tokenizer("melody-chords", density_edges=[1.0, 1.5], steps_per_quarter=2)
+    prefix = [1, tok.vocab.id("TS_4/4"), tok.vocab.id("LEN_8")]
+    loose = tok.controlled(density=["medium"], count=False)  # type: ignore[attr-defined]
+    counts = [b.notes for s in range(6) for b in loose.bar_controls(random_walk(loose, prefix, s))]
+    assert any(not 4 <= n <= 5 for n in counts)  # a uniform walk leaves the bin often
+    assert all(b.density == "medium" for b in loose.bar_controls(random_walk(loose, prefix, 0)))

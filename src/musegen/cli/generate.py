@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--density",
         metavar="BINS",
         help="note density of each bar: low, medium or high, or one per bar (repeated); "
-        "models with density tokens",
+        "models with density tokens (each bar's notes are counted while sampling, so it "
+        "lands in its bin)",
     )
     p.add_argument(
         "--chord-tones",

@@ -18,7 +18,12 @@ The rows, the countdown and the pickup are those of :class:`~musegen.tokenizers.
 MelodyTokenizer`; the control tokens sit before the cells in the vocabulary, so decoding is the
 melody tokenizer's. :meth:`MelodyChordsTokenizer.controlled` returns a copy whose grammar
 forces the chord (and density bin) of every bar: a model then writes a melody over the chords
-asked for (``musegen generate --chords "C G Am F"``).
+asked for (``musegen generate --chords "C G Am F"``). A forced density bin is also *counted*
+(unless ``count=False``): the grammar keeps the bar's onsets so far and the rows still to
+come, takes the pitches away once the bin's most notes have started and leaves only pitches
+when every row left must start one, so each bar lands in its bin (a small model given the
+token alone lands in it in about half of the bars: the bins are the terciles of the training
+bars, and ``medium`` is 4 or 5 notes out of 8 eighths in 4/4).
 
 ``python -m musegen.tokenizers.controls`` prints the vocabulary.
 """
@@ -42,7 +47,7 @@ from musegen.theory import (
     best_chords,
     parse_chord,
 )
-from musegen.tokenizers.base import TokenizerConfig, Vocab
+from musegen.tokenizers.base import EOS, TokenizerConfig, Vocab
 from musegen.tokenizers.chorale import BarGridGrammar, MelodyConfig, MelodyTokenizer
 from musegen.tokenizers.grid import _note_frames
 
@@ -94,6 +99,7 @@ class ControlPlan:
 
     chords: tuple[int, ...] = ()
     densities: tuple[int, ...] = ()
+    count: bool = True  # keep each bar's onsets within its forced density bin
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,18 @@ class MelodyChordsTokenizer(MelodyTokenizer):
         """Bin index (0 low, 1 medium, 2 high) of notes-per-beat values."""
         return np.searchsorted(np.asarray(self.config.density_edges), density, side="right")
 
+    def onset_range(self, bin_index: int, beats: int, rows: int) -> tuple[int, int]:
+        """The fewest and most note onsets a bar of ``rows`` rows and ``beats`` beats may have
+        to fall in density bin ``bin_index`` (as :meth:`encode` bins it); where no count
+        fits (``high`` in a meter too short for it), the count nearest to the bin."""
+        counts = np.arange(rows + 1)
+        bins = self.density_bin(counts / beats)
+        fit = np.flatnonzero(bins == bin_index)
+        if len(fit):
+            return int(fit[0]), int(fit[-1])
+        nearest = 0 if bin_index < bins[0] else rows
+        return nearest, nearest
+
     # ---------------------------------------------------------------- reading back
     def chord_token(self, chord: Chord | str) -> int:
         """The token of a chord (its root and quality; a slash bass is not carried)."""
@@ -265,10 +283,15 @@ class MelodyChordsTokenizer(MelodyTokenizer):
 
     # ---------------------------------------------------------------- control
     def controlled(
-        self, chords: Sequence[Chord | str] = (), density: Sequence[str] = ()
+        self,
+        chords: Sequence[Chord | str] = (),
+        density: Sequence[str] = (),
+        count: bool = True,
     ) -> MelodyChordsTokenizer:
         """A copy whose grammar forces bar ``i``'s chord to ``chords[i % len(chords)]`` and its
-        density bin to ``density[i % len(density)]`` (either may be empty: free)."""
+        density bin to ``density[i % len(density)]`` (either may be empty: free); with
+        ``count`` the bar's note onsets are kept within the bin too (else only the token is
+        forced, and the model decides how many notes follow it)."""
         bins = []
         for d in density:
             if d not in DENSITY_BINS:
@@ -280,7 +303,7 @@ class MelodyChordsTokenizer(MelodyTokenizer):
                 )
             bins.append(self.vocab.offset("dens") + DENSITY_BINS.index(d))
         out = copy.copy(self)
-        out.plan = ControlPlan(tuple(self.chord_token(c) for c in chords), tuple(bins))
+        out.plan = ControlPlan(tuple(self.chord_token(c) for c in chords), tuple(bins), count)
         return out
 
     def grammar(self) -> ControlGrammar:
@@ -296,7 +319,8 @@ class MelodyChordsTokenizer(MelodyTokenizer):
 
 
 class ControlGrammar(BarGridGrammar):
-    """The bar-grid grammar with the control tokens after each bar line, forced by a plan."""
+    """The bar-grid grammar with the control tokens after each bar line, forced by a plan;
+    with ``plan.count``, each bar's note onsets are kept in its forced density bin."""
 
     def __init__(self, tok: MelodyChordsTokenizer, plan: ControlPlan | None = None) -> None:
         super().__init__(tok)
@@ -307,10 +331,17 @@ class ControlGrammar(BarGridGrammar):
         n = len(tok.vocab)
         self._chord_mask = tok.vocab.mask("chord", "nochord")
         self._dens_mask = tok.vocab.mask("dens") if tok.has_density else np.zeros(n, bool)
+        self._counting = self._plan.count and bool(self._plan.densities)
+        self.beats = 1  # beats per bar (the meter's numerator, as the encoder counts)
+        self.onsets = 0  # notes started in the current bar
+        self.onset_range: tuple[int, int] | None = None  # counted bar: fewest, most onsets
 
     def mask(self) -> np.ndarray:
         if not self.pending:
-            return super().mask()
+            out = super().mask()
+            if self.onset_range is not None:
+                self._count_onsets(out)
+            return out
         i = self.bars_seen - 1
         forced = self._plan.chords if self.pending[0] == "chord" else self._plan.densities
         if forced:
@@ -319,6 +350,21 @@ class ControlGrammar(BarGridGrammar):
             return out
         return (self._chord_mask if self.pending[0] == "chord" else self._dens_mask).copy()
 
+    def _count_onsets(self, out: np.ndarray) -> None:
+        """Narrow a body mask so the bar's onsets stay within ``onset_range``: no new note
+        once the most have started, only new notes when each row left must start one, and no
+        early end of the piece before the fewest have started."""
+        tok = self._ctok
+        fewest, most = self.onset_range  # type: ignore[misc]
+        left = self.bar_steps - self.rows  # rows still to write, this one included
+        if left > 0 and out[tok.pitch_offset :].any():
+            if self.onsets >= most:
+                out[tok.pitch_offset :] = False
+            elif fewest - self.onsets >= left:
+                out[[tok.rest_id, tok.hold_id]] = False
+        if self.onsets < fewest and left > 0:
+            out[EOS] = False
+
     def step(self, token: int) -> None:
         if self.pending:
             if not 0 <= token < len(self._chord_mask) or not self.mask()[token]:
@@ -326,12 +372,21 @@ class ControlGrammar(BarGridGrammar):
                     f"{self._ctok.name} token {token} not allowed here (a {self.pending[0]} "
                     f"token is due after bar {self.bars_seen})"
                 )
-            self.pending.pop(0)
+            kind = self.pending.pop(0)
+            if kind == "dens" and self._counting:
+                bin_index = token - self._ctok.vocab.offset("dens")
+                self.onset_range = self._ctok.onset_range(bin_index, self.beats, self.bar_steps)
             return
+        if self.stage == "ts":
+            ts = self._ctok.config.time_signatures[token - self._m.ts_lo]
+            self.beats = int(ts.split("/")[0])
         super().step(token)
         if self._m.bar_lo <= token < self._m.bar_hi:
             self.bars_seen += 1
             self.pending = ["chord", "dens"] if self._ctok.has_density else ["chord"]
+            self.onsets, self.onset_range = 0, None
+        elif token >= self._ctok.pitch_offset and self.stage == "body":
+            self.onsets += 1
 
 
 def main(argv: list[str] | None = None) -> int:
