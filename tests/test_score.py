@@ -5,7 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musegen.score import KeySignature, Note, Score, Tempo, TimeSignature, Track, pitch_name
+from musegen.score import (
+    FERMATA,
+    KeySignature,
+    Marker,
+    Note,
+    Score,
+    Tempo,
+    TimeSignature,
+    Track,
+    pitch_name,
+)
 from strategies import scores
 
 
@@ -69,6 +79,18 @@ def test_slice_bars_shifts_and_cuts() -> None:
     part = s.slice_bars(1, 2)
     assert [(n.pitch, n.start, n.duration) for n in part.tracks[0].note_list()] == [(64, 4, 4)]
     assert part.time_signatures == []
+
+
+def test_markers_follow_the_notes_through_slices_and_resampling() -> None:
+    s = Score(
+        tpq=4,
+        tracks=[Track.from_notes([Note(60, 0, 16), Note(64, 20, 4)])],
+        markers=[Marker(20, FERMATA), Marker(6, FERMATA)],
+    )
+    assert [m.time for m in s.markers] == [6, 20]  # kept in time order
+    assert s.slice_bars(1, 2).markers == [Marker(4, FERMATA)]
+    assert s.resample(8).markers == [Marker(12, FERMATA), Marker(40, FERMATA)]
+    assert s.quantize(4).markers == [Marker(8, FERMATA), Marker(20, FERMATA)]
 
 
 def test_merge_and_split_tracks() -> None:

@@ -63,6 +63,18 @@ class TimeSignature:
 
 
 @dataclass(frozen=True, slots=True)
+class Marker:
+    """A named point in time: ``"fermata"`` marks where a phrase of a chorale comes to rest
+    (the notes starting at ``time`` carry a fermata in the score)."""
+
+    time: int
+    text: str
+
+
+FERMATA = "fermata"
+
+
+@dataclass(frozen=True, slots=True)
 class KeySignature:
     time: int
     key: int = 0  # sharps (> 0) or flats (< 0), -7..7
@@ -176,6 +188,7 @@ class Score:
     tempos: list[Tempo] = field(default_factory=list)
     time_signatures: list[TimeSignature] = field(default_factory=list)
     key_signatures: list[KeySignature] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.tpq <= 0:
@@ -183,6 +196,7 @@ class Score:
         self.tempos = sorted(self.tempos, key=lambda t: t.time)
         self.time_signatures = sorted(self.time_signatures, key=lambda t: t.time)
         self.key_signatures = sorted(self.key_signatures, key=lambda t: t.time)
+        self.markers = sorted(self.markers, key=lambda m: (m.time, m.text))
 
     # ----------------------------------------------------------------- basic facts
     @property
@@ -330,6 +344,7 @@ class Score:
             tempos=_dedupe([replace(x, time=one(x.time)) for x in self.tempos]),
             time_signatures=_dedupe([replace(x, time=one(x.time)) for x in self.time_signatures]),
             key_signatures=_dedupe([replace(x, time=one(x.time)) for x in self.key_signatures]),
+            markers=list({replace(x, time=one(x.time)) for x in self.markers}),
         )
 
     def resample(self, tpq: int) -> Score:
@@ -394,6 +409,9 @@ class Score:
             tempos=window(self.tempos, None),
             time_signatures=window(self.time_signatures, None),
             key_signatures=window(self.key_signatures, None),
+            markers=[
+                replace(m, time=m.time - start) for m in self.markers if start <= m.time < stop
+            ],
         )
 
     def slice_bars(self, start_bar: int, stop_bar: int) -> Score:

@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from musegen.errors import InputError
 from musegen.io._common import resolve_overlaps, voice_from_name, without_overlaps
 from musegen.io.midi import midi_bytes, read_midi, read_midi_many, write_midi
-from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
+from musegen.score import (
+    FERMATA,
+    KeySignature,
+    Marker,
+    Score,
+    Tempo,
+    TimeSignature,
+    Track,
+    make_notes,
+)
 from strategies import assert_same_notes, scores
 
 
@@ -82,6 +91,14 @@ def test_write_read_file_keeps_tpq_names_and_voices(tmp_path: Path) -> None:
     assert [t.voice for t in back.tracks] == ["A", "S", "A", "T", "B", None]
     assert back.tracks[-1].is_drum
     assert not list(path.parent.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+def test_markers_round_trip_as_midi_marker_events() -> None:
+    score = Score(
+        tracks=[Track(make_notes([0, 960], [960, 960], [60, 62]))],
+        markers=[Marker(960, FERMATA), Marker(0, "Verse")],
+    )
+    assert read_midi(midi_bytes(score)).markers == [Marker(0, "Verse"), Marker(960, FERMATA)]
 
 
 def test_tempo_qpm_is_rounded_to_hundredths() -> None:

@@ -67,6 +67,23 @@ def test_tie_joining_matches_music21_strip_ties(chorale: Score) -> None:
         assert sorted(rows) == t.notes[["start", "duration", "pitch"]].tolist()
 
 
+def test_fermatas_become_markers_at_their_onsets(chorale: Score) -> None:
+    """BWV 66.6 rests on six fermatas, the last on its final chord; the pickup shift moves
+    them with the notes."""
+    from music21 import corpus, expressions
+
+    parsed = corpus.parse("bach/bwv66.6")
+    soprano = parsed.parts[0].flatten()
+    expected = [
+        round((n.getOffsetBySite(soprano) + 3) * 480)
+        for n in soprano.notes
+        if any(isinstance(x, expressions.Fermata) for x in n.expressions)
+    ]
+    assert [m.time for m in chorale.markers] == expected
+    assert len(expected) == 6 and {m.text for m in chorale.markers} == {"fermata"}
+    assert chorale.markers[-1].time == int(chorale.tracks[0].notes["start"][-1])
+
+
 @pytest.mark.parametrize("ref", ["corpus:bach/no_such_piece", "corpus:"])
 def test_unknown_corpus_piece(ref: str) -> None:
     with pytest.raises(InputError, match="corpus"):

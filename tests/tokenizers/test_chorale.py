@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musegen.errors import MusegenError
-from musegen.score import VOICES, Score, TimeSignature, Track, make_notes
+from musegen.score import FERMATA, VOICES, Marker, Score, TimeSignature, Track, make_notes
 from musegen.tokenizers import EOS, get_tokenizer, tokenizer_from_dict
 from musegen.tokenizers.chorale import ChoraleTokenizer, main
 
@@ -210,6 +210,43 @@ def test_prepared_scores_round_trip(cells: list[tuple[int, int, int, int]]) -> N
     assert tok.grammar().feed(ids).done
     for a, b in zip(tok.decode(ids).tracks, prepared.tracks, strict=True):
         np.testing.assert_array_equal(a.notes, b.notes)
+
+
+# --------------------------------------------------------------------------- phrases
+def test_phrases_write_a_fermata_before_the_marked_row() -> None:
+    """With ``phrases`` a FERMATA stands before the row where a phrase rests; without it
+    the vocabulary and the ids are the old ones."""
+    score = cadence_with_pickup()
+    score.markers = [Marker(4 * Q + 3 * Q, FERMATA), Marker(2 * 4 * Q, FERMATA)]
+    plain, phr = get_tokenizer("chorale"), get_tokenizer("chorale", phrases=True)
+    assert len(phr.vocab) == len(plain.vocab) + 1
+    labels = phr.tokens(phr.encode(score))
+    assert labels.count("FERMATA") == 2
+    i = labels.index("FERMATA")
+    assert labels[i + 1 : i + 5] == ["pitch_71", "pitch_62", "pitch_55", "pitch_43"]
+    j = labels.index("BAR_1")  # the second one marks the first row of the last bar
+    assert labels[j + 1] == "FERMATA" and labels[j + 2] == "pitch_72"
+    assert [t for t in labels if t != "FERMATA"] == plain.tokens(plain.encode(score))
+    decoded = phr.decode(phr.encode(score))
+    assert decoded.markers == [
+        Marker(m.time * 480 // TPQ, FERMATA) for m in score.markers
+    ]  # the pickup's padding is restored, so the marks fall where they were
+    assert plain.decode(plain.encode(score)).markers == []
+
+
+def test_phrase_grammar_allows_one_fermata_at_a_row_start() -> None:
+    tok = get_tokenizer("chorale", phrases=True)
+    fermata = tok.vocab.offset("fermata")
+    ids = tok.encode(cadence_with_pickup())
+    g = tok.grammar().feed(ids[:3])  # BOS TS LEN: the pickup's first row comes next
+    assert g.mask()[fermata]
+    g.step(fermata)
+    assert not g.mask()[fermata] and not g.mask()[EOS]  # once, and a row must follow
+    g.step(int(ids[3]))
+    assert not g.mask()[fermata]  # not inside a row
+    for i in ids[4:]:
+        g.step(int(i))
+    assert g.done
 
 
 # --------------------------------------------------------------------------- melody

@@ -5,7 +5,8 @@ Notes move as whole numpy columns in both directions (``track.notes.numpy()`` an
 
 What a write -> read round trip keeps: ``tpq``, every track with notes (order, program, drum
 flag, name), every note's onset, duration, pitch and velocity, tempos (to 0.01 quarter per
-minute), time and key signatures. What it does not keep, because standard MIDI cannot say it:
+minute), time and key signatures, markers (MIDI marker events, e.g. a chorale's fermatas). What
+it does not keep, because standard MIDI cannot say it:
 
 * tracks without notes (symusic drops them when reading);
 * same-pitch overlaps inside a track: :func:`write_midi` cuts the earlier note where the later
@@ -54,7 +55,15 @@ from musegen.io._common import (
     too_big,
     voice_from_name,
 )
-from musegen.score import NOTE_DTYPE, KeySignature, Score, Tempo, TimeSignature, Track
+from musegen.score import (
+    NOTE_DTYPE,
+    KeySignature,
+    Marker,
+    Score,
+    Tempo,
+    TimeSignature,
+    Track,
+)
 from musegen.utils import atomic_write_bytes
 
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")
@@ -246,6 +255,7 @@ def _from_symusic_many(parsed: list[tuple[symusic.Score, str]]) -> list[Score | 
             tempos=_tempos(maps[0]),
             time_signatures=_time_signatures(maps[1]),
             key_signatures=_key_signatures(maps[2]),
+            markers=[Marker(m.time, m.text) for m in sm.markers if m.time >= 0],
         )
     return out  # type: ignore[return-value]
 
@@ -358,6 +368,8 @@ def midi_bytes(score: Score, label: str = "<score>") -> bytes:
         sm.time_signatures.append(symusic.TimeSignature(ts.time, ts.numerator, ts.denominator))
     for ks in score.key_signatures:
         sm.key_signatures.append(symusic.KeySignature(ks.time, ks.key, int(ks.minor)))
+    for m in score.markers:
+        sm.markers.append(symusic.TextMeta(m.time, m.text))
     try:
         return bytes(sm.dumps_midi())
     except Exception as e:  # pragma: no cover - symusic rejects only what we checked above
@@ -401,7 +413,10 @@ def _check_writable(score: Score, label: str) -> None:
             raise InputError(label, "pitches must be 0..127 to write MIDI")
         if s.min() < 0 or t.notes["duration"].min() < 0:
             raise InputError(label, "notes with negative start or duration cannot be written")
-    times = [x.time for x in (*score.tempos, *score.time_signatures, *score.key_signatures)]
+    times = [
+        x.time
+        for x in (*score.tempos, *score.time_signatures, *score.key_signatures, *score.markers)
+    ]
     if score.end > MAX_TICK or (times and (min(times) < 0 or max(times) > MAX_TICK)):
         raise InputError(label, f"times must lie in 0..{MAX_TICK} ticks to write MIDI")
     for tempo in score.tempos:

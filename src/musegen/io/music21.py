@@ -9,7 +9,8 @@ as two tracks, the way music21 splits it); tied notes become one note (our own o
 join, so the caller's stream is not copied or changed); each chord pitch becomes a note; grace
 notes (no duration) are skipped; velocity comes from a note's explicit volume, else 64. Tempo
 marks, time and key signatures of all parts form the maps (the first part to place one at a
-tick wins). Parts named Soprano/Alto/Tenor/Bass (or S./A./T./B.) get voice labels. Files are
+tick wins); a note or chord with a fermata puts a ``fermata`` :class:`~musegen.score.Marker`
+at its onset. Parts named Soprano/Alto/Tenor/Bass (or S./A./T./B.) get voice labels. Files are
 parsed from source every time: music21's pickle cache is neither read nor written.
 
 Writing (:func:`to_music21`): notes are snapped to a grid (16ths by default) so notation
@@ -46,7 +47,16 @@ from musegen.io._common import (
     resolve_overlaps,
     voice_from_name,
 )
-from musegen.score import KeySignature, Score, Tempo, TimeSignature, Track, make_notes
+from musegen.score import (
+    FERMATA,
+    KeySignature,
+    Marker,
+    Score,
+    Tempo,
+    TimeSignature,
+    Track,
+    make_notes,
+)
 from musegen.utils import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -327,7 +337,7 @@ def from_music21(obj: music21.stream.Stream, *, tpq: int = TPQ) -> Score:
     parts = list(obj.parts) if isinstance(obj, stream.Score) else [obj]
     if not parts and obj.recurse().notes:  # a Score holding notes without parts
         parts = [obj]
-    maps: dict[str, dict[int, Any]] = {"tempo": {}, "meter": {}, "key": {}}
+    maps: dict[str, dict[int, Any]] = {"tempo": {}, "meter": {}, "key": {}, "marker": {}}
     shift = _pickup(parts[0]) if parts else 0
     tracks = [_part_to_track(p, tpq, shift, maps) for p in parts]
     return Score(
@@ -336,6 +346,7 @@ def from_music21(obj: music21.stream.Stream, *, tpq: int = TPQ) -> Score:
         tempos=list(maps["tempo"].values()),
         time_signatures=list(maps["meter"].values()),
         key_signatures=list(maps["key"].values()),
+        markers=list(maps["marker"].values()),
     )
 
 
@@ -368,6 +379,9 @@ def _part_to_track(
         off = el.getOffsetBySite(flat)
         if isinstance(el, note.NotRest):
             notes.add(el, off + shift, tpq)
+            if any(type(x).__name__ == "Fermata" for x in el.expressions):
+                tick = round((off + shift) * tpq)
+                maps["marker"].setdefault(tick, Marker(tick, FERMATA))
         else:
             _add_map_event(el, round((off + shift) * tpq) if off > 0 else 0, maps)
     inst = part.getInstrument(returnDefault=False)

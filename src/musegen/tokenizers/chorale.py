@@ -18,6 +18,11 @@ Around the rows::
 * Rows before the first ``BAR`` are the **pickup** (an anacrusis, shorter than a bar). Scores
   read from notation pad a pickup to a full bar with rests; the encoder drops that padding and
   the decoder restores it, so bar lines fall where the source put them.
+* ``FERMATA`` (only with ``phrases``): stands before the row where a phrase comes to rest —
+  a note with a fermata in the source (a ``fermata`` :class:`~musegen.score.Marker`). Bach's
+  chorales are built of phrases, mostly two bars long, each ending on a fermata and a cadence;
+  with the mark in the stream a model learns where phrases end and what happens there, and
+  its pieces carry the fermatas back out as markers.
 
 ``python -m musegen.tokenizers.chorale`` prints the vocabulary and the grammar's rules.
 """
@@ -32,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musegen.errors import MusegenError
-from musegen.score import VOICES, Score, TimeSignature, Track, make_notes
+from musegen.score import FERMATA, VOICES, Marker, Score, TimeSignature, Track, make_notes
 from musegen.tokenizers.base import BOS, EOS, PAD, Grammar, Tokenizer, TokenizerConfig, Vocab
 from musegen.tokenizers.grid import (
     DECODE_TPQ,
@@ -60,6 +65,7 @@ class BarGridConfig(TokenizerConfig):
     time_signatures: Sequence[str] = field(default_factory=lambda: list(DEFAULT_TIME_SIGNATURES))
     max_bars: int = 32
     velocity: int = 80
+    phrases: bool = False
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -178,6 +184,8 @@ class BarGridTokenizer(Tokenizer):
         far = cfg.max_bars  # value index of "far"
         vocab.add("len", cfg.max_bars + 1, lambda v: "LEN_far" if v == far else f"LEN_{v + 1}")
         vocab.add("bar", cfg.max_bars + 1, lambda v: "BAR_far" if v == far else f"BAR_{v + 1}")
+        if cfg.phrases:  # before the cells: every id from REST on is a cell
+            vocab.add("fermata", 1, lambda _v: "FERMATA")
         vocab.add("rest", 1, lambda _v: "REST")
         vocab.add("hold", 1, lambda _v: "HOLD")
         vocab.add("pitch", 128)
@@ -277,14 +285,32 @@ class BarGridTokenizer(Tokenizer):
         head = [BOS] if bos else []
         head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1))]
         out.append(np.array(head, dtype=np.int64))
-        out.append(cells[:pickup].reshape(-1))
+        marks = self._fermata_rows(score, drop, len(cells))
+        out.append(self._rows(cells, 0, pickup, marks))
         for b in range(n_bars):
             out.append(np.array([self._count_id("bar", total - b)], dtype=np.int64))
             lo = pickup + b * bar
-            out.append(cells[lo : lo + bar].reshape(-1))
+            out.append(self._rows(cells, lo, min(lo + bar, len(cells)), marks))
         if eos:
             out.append(np.array([EOS], dtype=np.int64))
         return np.concatenate(out)
+
+    def _fermata_rows(self, score: Score, drop: int, n_rows: int) -> np.ndarray:
+        """Rows (after the ``drop`` leading ones) where a fermata marker falls, if the
+        tokenizer writes phrases."""
+        if not self.config.phrases:
+            return np.zeros(0, dtype=np.int64)
+        spq = self.config.steps_per_quarter
+        rows = {round(m.time * spq / score.tpq) - drop for m in score.markers if m.text == FERMATA}
+        return np.array(sorted(r for r in rows if 0 <= r < n_rows), dtype=np.int64)
+
+    def _rows(self, cells: np.ndarray, lo: int, hi: int, marks: np.ndarray) -> np.ndarray:
+        """Rows ``lo``..``hi`` of ``cells`` as ids, a FERMATA before each marked row."""
+        flat = cells[lo:hi].reshape(-1)
+        inside = marks[(marks >= lo) & (marks < hi)]
+        if not len(inside):
+            return flat
+        return np.insert(flat, (inside - lo) * self.n_voices, self.vocab.offset("fermata"))
 
     def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
         ids = self.check_ids(ids if isinstance(ids, np.ndarray) else list(ids)).ravel()
@@ -300,6 +326,13 @@ class BarGridTokenizer(Tokenizer):
         if len(bar_marks):
             pickup_rows = int(is_cell[: bar_marks[0]].sum()) // n
             pad = (bar - pickup_rows % bar) % bar
+        markers = []
+        if self.config.phrases:  # a FERMATA marks the row that follows it
+            before = np.cumsum(is_cell) - is_cell  # cells written before each id
+            ticks = DECODE_TPQ // self.config.steps_per_quarter
+            at = np.flatnonzero(ids == self.vocab.offset("fermata"))
+            rows_at = sorted({int(before[i]) // n + pad for i in at})
+            markers = [Marker(r * ticks, FERMATA) for r in rows_at]
         cells = ids[is_cell]
         rows = np.full(math.ceil(len(cells) / n) * n, self.rest_id, dtype=np.int64)
         rows[: len(cells)] = cells
@@ -318,6 +351,7 @@ class BarGridTokenizer(Tokenizer):
             tpq=DECODE_TPQ,
             tracks=self._tracks(voice, start, end, pitch[start, voice]),
             time_signatures=[TimeSignature(0, num, den)],
+            markers=markers,
         )
 
     def _notes(self, sel: np.ndarray, start: np.ndarray, end: np.ndarray, pitch: np.ndarray):  # type: ignore[no-untyped-def]
@@ -433,6 +467,7 @@ _RULES = (
     "    range, or HOLD (with full_start, every voice sounds in the first row)",
     "    (HOLD only when that voice's last cell sounds)",
     "  a bar holds exactly one bar of rows; then BAR_(n-1) — from far: BAR_far or BAR_max",
+    "  with phrases: FERMATA may stand before a row (where a phrase comes to rest), once",
     "  the last bar (BAR_1) ends with EOS after at least one row, at most a full bar",
 )
 
@@ -450,6 +485,7 @@ class _Masks:
             "ts": tok.vocab.mask("ts"),
             "len": tok.vocab.mask("len"),
         }
+        self.fermata = tok.vocab.offset("fermata") if "fermata" in tok.vocab.blocks else -1
         self.ts_lo = tok.vocab.offset("ts")
         self.len_lo = tok.vocab.offset("len")
         self.bar_lo, self.bar_hi = tok.vocab.span("bar")
@@ -487,6 +523,7 @@ class BarGridGrammar(Grammar):
         self.before = [-1] * tok.n_voices  # pitch each voice sounds in the previous row
         self.now = [-1] * tok.n_voices  # and in this row, as far as it is written
         self.first_row = bool(getattr(tok.config, "full_start", False))  # all voices sound
+        self.marked = False  # a FERMATA stands before the row being started
 
     @property
     def done(self) -> bool:
@@ -516,6 +553,10 @@ class BarGridGrammar(Grammar):
             out |= m.cell[0, int(self.sounding[0])]
             if self.first_row:
                 out[self._tok.rest_id] = False  # a piece begins with every voice
+            if m.fermata >= 0 and not self.marked:
+                out[m.fermata] = True
+        if self.marked:
+            return out  # the marked row comes next
         if in_pickup or full:
             for value in self._bar_choices():
                 out[m.bar_lo + value - 1] = True
@@ -541,6 +582,8 @@ class BarGridGrammar(Grammar):
             self.stage = "body"
         elif token == EOS:
             self.stage = "done"
+        elif token == m.fermata:
+            self.marked = True
         elif m.bar_lo <= token < m.bar_hi:
             value = token - m.bar_lo + 1
             self.remaining = value
@@ -548,6 +591,7 @@ class BarGridGrammar(Grammar):
             self.rows = 0
         else:
             v = self.cell
+            self.marked = False
             self.sounding[v] = token != self._tok.rest_id
             if token == self._tok.hold_id:
                 self.now[v] = self.before[v]
