@@ -40,13 +40,34 @@ def chorale_bit(program: int = 19) -> Score:
 
 @pytest.mark.parametrize("n_samples", [1000, 1024, 1056, 64 * 17 + 31])
 def test_block_synthesis_equals_per_sample(n_samples: int) -> None:
+    """Harmonic and stretched partials alike."""
     torch.manual_seed(0)
     harm = torch.rand(3, n_samples // TINY.hop + 1, TINY.harmonics)
-    pitch = torch.tensor([30, 60, 100])
-    slow = harmonic_audio(harm, pitch, n_samples, TINY)
-    fast = harmonic_audio_blocks(harm, pitch, n_samples, TINY)
+    k = torch.arange(1, TINY.harmonics + 1, dtype=torch.float64)
+    f0 = 440.0 * 2.0 ** ((torch.tensor([30.0, 60.0, 100.0]) - 69.0) / 12.0)
+    hz = f0[:, None] * k * torch.sqrt(1.0 + torch.tensor([[0.0], [3e-4], [1e-3]]) * k * k)
+    slow = harmonic_audio(harm, hz, n_samples, TINY)
+    fast = harmonic_audio_blocks(harm, hz, n_samples, TINY)
     assert fast.shape == slow.shape
     assert float((fast - slow).abs().max()) < 1e-4 * float(slow.abs().max())
+
+
+def test_stretch_table_of_ones_is_the_harmonic_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    plain = build_network(TINY).eval()
+    stretched = build_network(SynthConfig(**{**TINY.__dict__, "stretch": True})).eval()
+    stretched.load_state_dict({**plain.state_dict(), "partials": stretched.partials})
+    args = (torch.tensor([40, 70]), torch.tensor([80.0, 50.0]), torch.tensor([0, 1]))
+    with torch.no_grad():
+        a = plain(*args, torch.tensor([0.3, 0.2]), 4000, blocks=True)
+        b = stretched(*args, torch.tensor([0.3, 0.2]), 4000, blocks=True)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        stretched.partials[0, 40] = torch.tensor([1.0, 1e-3])  # the first note's partials move
+        c = stretched(*args, torch.tensor([0.3, 0.2]), 4000, blocks=True)
+    assert float((c[0] - a[0]).abs().max()) > 1e-3
+    np.testing.assert_array_equal(c[1].numpy(), a[1].numpy())
+    save_synth(stretched, tmp_path / "s")  # the table travels with the weights
+    assert float(load_synth(tmp_path / "s").partials[0, 40, 1]) == pytest.approx(1e-3)
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ class SynthConfig:
     instruments: list[int] = field(default_factory=lambda: [0, 19])  # GM programs learned
     release: float = 0.5  # seconds each note sounds after its note-off
     max_note: float = 4.0  # time features saturate here (seconds)
+    # partial k at k f0 t sqrt(1 + B k^2), (t, B) per instrument and key measured from the
+    # SoundFont before training (musegen.audio.partials); False: exact harmonics
+    stretch: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # "model" too: the shipped-model listing (models/pretrained.py) reads that key
@@ -117,6 +120,19 @@ def build_network(cfg: SynthConfig) -> torch.nn.Module:
                 blocks += [nn.Linear(a, b), nn.LayerNorm(b), nn.LeakyReLU(0.1)]
             self.body = nn.Sequential(*blocks)
             self.head = nn.Linear(cfg.hidden, 1 + cfg.harmonics + cfg.noise_bands)
+            if cfg.stretch:  # (t, B) per instrument and key; (1, 0): harmonic
+                table = torch.tensor([1.0, 0.0]).repeat(len(cfg.instruments), 128, 1)
+                self.register_buffer("partials", table)
+
+        def partial_hz(self, pitch: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
+            """Frequencies ``(N, K)`` (float64) of each note's partials."""
+            k = torch.arange(1, cfg.harmonics + 1, dtype=torch.float64)
+            f0 = 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
+            hz = f0[:, None] * k
+            if cfg.stretch:
+                tb = self.partials[inst, pitch].double()
+                hz = hz * tb[:, :1] * torch.sqrt(1.0 + tb[:, 1:] * k * k)
+            return hz
 
         def controls(
             self,
@@ -143,9 +159,7 @@ def build_network(cfg: SynthConfig) -> torch.nn.Module:
             out = self.head(self.body(x))
             amp = _exp_sigmoid(out[..., :1])
             logits = out[..., 1 : 1 + cfg.harmonics]
-            f0 = 440.0 * 2.0 ** ((pitch.float() - 69.0) / 12.0)
-            k = torch.arange(1, cfg.harmonics + 1, dtype=torch.float32)
-            audible = (f0[:, None] * k[None]) < 0.95 * cfg.sample_rate / 2
+            audible = self.partial_hz(pitch, inst) < 0.95 * cfg.sample_rate / 2
             logits = logits.masked_fill(~audible[:, None, :], -1e9)
             harm = amp * torch.softmax(logits, dim=-1) * audible[:, None, :]
             noise = _exp_sigmoid(out[..., 1 + cfg.harmonics :] - 5.0) * 0.1
@@ -168,50 +182,47 @@ def build_network(cfg: SynthConfig) -> torch.nn.Module:
             n_frames = n_samples // cfg.hop + 1
             harm, noise = self.controls(pitch, velocity, inst, seconds, n_frames, start // cfg.hop)
             synth = harmonic_audio_blocks if blocks else harmonic_audio
-            return synth(harm, pitch, n_samples, cfg) + noise_audio(
-                noise, n_samples, cfg, noise_seed
-            )
+            hz = self.partial_hz(pitch, inst)
+            return synth(harm, hz, n_samples, cfg) + noise_audio(noise, n_samples, cfg, noise_seed)
 
     return DDSPSynth()
 
 
 def harmonic_audio(
-    harm: torch.Tensor, pitch: torch.Tensor, n_samples: int, cfg: SynthConfig
+    harm: torch.Tensor, hz: torch.Tensor, n_samples: int, cfg: SynthConfig
 ) -> torch.Tensor:
-    """Sum of harmonics ``k f0`` with amplitudes ``harm`` (frames) interpolated to samples."""
+    """Sum of partials at frequencies ``hz`` ``(N, K)`` with amplitudes ``harm`` ``(N, F, K)``
+    (frames) interpolated to samples."""
     import torch
 
     n = torch.arange(n_samples, dtype=torch.float64)
-    f0 = 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
-    cycles = f0[:, None] * n[None] / cfg.sample_rate
-    phase = (2.0 * math.pi * (cycles - torch.floor(cycles))).float()  # (N, S)
-    k = torch.arange(1, cfg.harmonics + 1, dtype=torch.float32)
+    cycles = hz.double()[..., None] * n / cfg.sample_rate  # (N, K, S)
+    phase = (2.0 * math.pi * (cycles - torch.floor(cycles))).float()
     amps = torch.nn.functional.interpolate(
         harm.transpose(1, 2), scale_factor=cfg.hop, mode="linear", align_corners=False
     )[..., :n_samples]  # (N, K, S)
-    return torch.einsum("nks,nsk->ns", amps, torch.sin(phase[..., None] * k))
+    return (amps * torch.sin(phase)).sum(dim=1)
 
 
 def harmonic_audio_blocks(
-    harm: torch.Tensor, pitch: torch.Tensor, n_samples: int, cfg: SynthConfig
+    harm: torch.Tensor, hz: torch.Tensor, n_samples: int, cfg: SynthConfig
 ) -> torch.Tensor:
     """:func:`harmonic_audio` computed a block of ``hop`` samples at a time (for rendering).
 
     Between two frame centres the amplitudes are linear in time and the phase advances by a
-    fixed step, so ``sum_k a_k(j) sin(k (phi_b + w j))`` is a few matrix products with the
-    note's tables ``cos(k w j)`` and ``sin(k w j)``: one sine per harmonic and block instead
-    of one per harmonic and sample. Same interpolation as ``interpolate(align_corners=False)``:
+    fixed step, so ``sum_k a_k(j) sin(phi_bk + w_k j)`` is a few matrix products with the
+    note's tables ``cos(w_k j)`` and ``sin(w_k j)``: one sine per partial and block instead
+    of one per partial and sample. Same interpolation as ``interpolate(align_corners=False)``:
     block ``b`` starts at sample ``b hop + hop/2`` (frame ``b``'s centre).
     """
     import torch
 
     hop, half = cfg.hop, cfg.hop // 2
-    n, _, k_max = harm.shape
-    k = torch.arange(1, k_max + 1, dtype=torch.float64)
-    f0 = 440.0 * 2.0 ** ((pitch.double() - 69.0) / 12.0)
-    step = 2.0 * math.pi * f0 / cfg.sample_rate  # phase step per sample, (N,)
+    n = harm.shape[0]
+    hz = hz.double()
+    step = 2.0 * math.pi * hz / cfg.sample_rate  # phase step per sample, (N, K)
     j = torch.arange(hop, dtype=torch.float64)
-    arg = (step[:, None, None] * k[None, :, None]) * j[None, None, :]  # (N, K, hop)
+    arg = step[..., None] * j  # (N, K, hop)
     cos_t, sin_t = torch.cos(arg).float(), torch.sin(arg).float()
     blocks = max(0, -(-(n_samples - half) // hop))
     last = harm.shape[1] - 1
@@ -219,8 +230,8 @@ def harmonic_audio_blocks(
     a0 = harm[:, idx.clamp(max=last)]
     a1 = harm[:, (idx + 1).clamp(max=last)]
     starts = (idx * hop + half).double()
-    cycles = f0[:, None] * starts[None] / cfg.sample_rate
-    phi = (2.0 * math.pi * (cycles - torch.floor(cycles)))[..., None] * k  # (N, B, K)
+    cycles = hz[:, None, :] * starts[None, :, None] / cfg.sample_rate
+    phi = 2.0 * math.pi * (cycles - torch.floor(cycles))  # (N, B, K)
     sin_p, cos_p = torch.sin(phi).float(), torch.cos(phi).float()
     w = (torch.arange(hop, dtype=torch.float32) + 0.5) / hop
     d = a1 - a0

@@ -118,8 +118,7 @@ def draw_notes(run: TrainSynthConfig, split: str, count: int, rng: np.random.Gen
     return notes
 
 
-def render_targets(notes: NoteSet, run: TrainSynthConfig) -> list[np.ndarray]:
-    """Each note alone through TinySoundFont: held ``seconds``, then ``release`` seconds."""
+def _soundfont_synth(run: TrainSynthConfig) -> tuple[Any, int]:
     import tinysoundfont
 
     from musegen.render.audio import find_soundfont
@@ -127,9 +126,37 @@ def render_targets(notes: NoteSet, run: TrainSynthConfig) -> list[np.ndarray]:
     path = find_soundfont(run.soundfont)
     if path is None:
         raise MusegenError("training the neural synth needs a SoundFont (pip install pretty_midi)")
+    synth = tinysoundfont.Synth(samplerate=run.model.sample_rate)
+    return synth, synth.sfload(str(path))
+
+
+def measure_stretch(run: TrainSynthConfig) -> np.ndarray:
+    """``(instruments, 128, 2)`` partial law ``(t, B)`` per key (``musegen.audio.partials``),
+    each key of an instrument's pitch range rendered alone (velocity 100, 1 s)."""
+    from musegen.audio.partials import stretch_table
+
     cfg = run.model
-    synth = tinysoundfont.Synth(samplerate=cfg.sample_rate)
-    sfid = synth.sfload(str(path))
+    synth, sfid = _soundfont_synth(run)
+    tables = []
+    for program in cfg.instruments:
+        synth.program_select(0, sfid, 0, program, False)
+
+        def render(pitch: int) -> np.ndarray:
+            synth.noteon(0, pitch, 100)
+            a = np.frombuffer(synth.generate_simple(cfg.sample_rate), np.float32)
+            synth.sounds_off(0)
+            synth.generate_simple(cfg.sample_rate // 2)  # let the voice die away
+            return a.reshape(-1, 2).mean(axis=1)
+
+        lo, hi = run.pitch_range.get(str(program), [0, 127])
+        tables.append(stretch_table(render, range(lo, hi + 1), cfg.sample_rate, cfg.harmonics))
+    return np.stack(tables)
+
+
+def render_targets(notes: NoteSet, run: TrainSynthConfig) -> list[np.ndarray]:
+    """Each note alone through TinySoundFont: held ``seconds``, then ``release`` seconds."""
+    cfg = run.model
+    synth, sfid = _soundfont_synth(run)
     tail = round(cfg.release * cfg.sample_rate)
     out = []
     for p, v, i, s in zip(notes.pitch, notes.velocity, notes.inst, notes.seconds, strict=True):
@@ -206,6 +233,9 @@ def train_synth(run: TrainSynthConfig, out: str | Path, *, log: Any = print) -> 
         f"in {time.perf_counter() - t0:.1f} s"
     )
     model = build_network(run.model)
+    if run.model.stretch:
+        model.partials.copy_(torch.as_tensor(measure_stretch(run)))
+        log(f"partial stretch measured for programs {run.model.instruments}")
     opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     best, best_step, lines = math.inf, 0, []
@@ -226,7 +256,7 @@ def train_synth(run: TrainSynthConfig, out: str | Path, *, log: Any = print) -> 
             v = evaluate(model, valid, run.batch)
             line = {
                 "step": step,
-                "train_loss": float(loss),
+                "train_loss": float(loss.detach()),
                 "valid_loss": v,
                 "seconds": round(time.perf_counter() - t0, 1),
             }
