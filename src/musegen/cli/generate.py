@@ -106,6 +106,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lands in its bin)",
     )
     p.add_argument(
+        "--instruments",
+        metavar="NAMES",
+        help="the instruments that play, e.g. 'violin,viola,cello' (GM names, words of them "
+        "or program numbers; drums): the model writes for these and no others (models with "
+        "instrument tokens, the remi-instruments tokenizer's)",
+    )
+    p.add_argument(
         "--chord-tones",
         choices=("off", "beats", "all", "spell"),
         default="off",
@@ -201,6 +208,12 @@ def run_generate(args: argparse.Namespace) -> int:
                 f"--{name}: this model takes no {name} (it needs a tokenizer with {name.rstrip('s')} "
                 "tokens, e.g. melody-chords)"
             )
+    instruments = _instruments(args.instruments)
+    if instruments and "instruments" not in generator.controls():
+        raise MusegenError(
+            "--instruments: this model takes no instruments (it needs a tokenizer with "
+            "instrument tokens, e.g. remi-instruments)"
+        )
     request = GenerateRequest(
         num=args.num,
         seed=seed,
@@ -222,6 +235,7 @@ def run_generate(args: argparse.Namespace) -> int:
         ending=args.ending,
         chords=chords,
         density=density,
+        instruments=instruments,
         chord_tones=args.chord_tones,
         theme=args.theme,
         theme_at=_bar_list(args.theme_at),
@@ -264,6 +278,15 @@ def _controls(chords: str | None, density: str | None) -> tuple[tuple[str, ...],
     if bad:
         raise MusegenError(f"--density {bad[0]!r}: choose low, medium or high")
     return asked, bins
+
+
+def _instruments(text: str | None) -> tuple[int, ...]:
+    """``--instruments`` as GM programs (one-line error on an unknown name)."""
+    if text is None:
+        return ()
+    from musegen.sampling.instruments import parse_instruments
+
+    return parse_instruments(text)
 
 
 def _bar_list(text: str | None) -> tuple[int, ...]:

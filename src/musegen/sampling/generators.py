@@ -83,6 +83,7 @@ class GenerateRequest:
     # per-bar controls, cycled over the bars (token models whose tokenizer carries them)
     chords: tuple[str, ...] = ()  # chord names, e.g. ("C", "G", "Am", "F")
     density: tuple[str, ...] = ()  # density bins: low / medium / high
+    instruments: tuple[int, ...] = ()  # GM programs the piece is played by (128: drums)
     # bar plans (token models with a bar grid; musegen.sampling.themes / .structure)
     theme: str | None = None  # a file whose first bars' top line the piece states and restates
     theme_at: tuple[int, ...] = ()  # 1-based bars where statements start (default: phrases)
@@ -255,6 +256,8 @@ class TokenGenerator(Generator):
         tokenizer = self.tokenizer
         if request.chords or request.density:  # the grammar forces each bar's control tokens
             tokenizer = tokenizer.controlled(request.chords, request.density)
+        if request.instruments:  # the grammar forces the header and keeps notes to it
+            tokenizer = tokenizer.instrumented(request.instruments)
         if request.chord_tones != "off":  # melodies that spell the chords asked for
             from musegen.sampling.chord_tones import chord_toned
 
@@ -279,6 +282,8 @@ class TokenGenerator(Generator):
             }
             if request.chord_tones != "off":
                 settings["controls"]["chord_tones"] = request.chord_tones
+        if request.instruments:
+            settings["instruments"] = list(request.instruments)
         if plan:
             settings["plan"] = plan
         return Generated(pieces, settings)

@@ -24,6 +24,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "chorale-infill": ("musegen.tokenizers.infill", "ChoraleInfillTokenizer"),
     "melody-infill": ("musegen.tokenizers.infill", "MelodyInfillTokenizer"),
     "melody-chords": ("musegen.tokenizers.controls", "MelodyChordsTokenizer"),
+    "remi-instruments": ("musegen.tokenizers.instruments", "InstrumentsTokenizer"),
 }
 
 
