@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--init",
         metavar="MODEL",
         help="start from this saved model's weights (folder or shipped name, e.g. coconet; "
-        "same model_config) with a fresh schedule and optimizer",
+        "same model_config; a token model may move to a grown vocabulary, e.g. bach into "
+        "chorale tokens with phrases) with a fresh schedule and optimizer",
     )
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     for name, (kind, text) in OVERRIDES.items():

@@ -167,7 +167,7 @@ def _train_sequence_model(
         )
     name = run.get("model", "transformer")
     config = {**run.get("model_config", {}), "vocab_size": len(tok)}
-    model = initial_model(name, config, cfg.seed, init, resume)
+    model = initial_model(name, config, cfg.seed, init, resume, tok)
     used = {
         **run,
         "model": name,
@@ -220,7 +220,12 @@ def write_run(out_dir: str | Path, used: dict[str, Any], init: str | None) -> Pa
 
 
 def initial_model(
-    name: str, config: dict[str, Any], seed: int, init: str | None, resume: bool
+    name: str,
+    config: dict[str, Any],
+    seed: int,
+    init: str | None,
+    resume: bool,
+    tokenizer: Any = None,
 ) -> Any:
     """The network a run starts from: ``build_model(name, **config)`` after seeding torch with
     ``seed`` (so its random initialisation is the run's), with the weights of ``init`` (see
@@ -232,23 +237,59 @@ def initial_model(
     torch.manual_seed(seed)
     model = build_model(name, **config)
     if init is not None and not resume:
-        load_init(model, init)
+        load_init(model, init, tokenizer)
     return model
 
 
-def load_init(model: Any, ref: str) -> None:
+def load_init(model: Any, ref: str, tokenizer: Any = None) -> None:
     """Copy the weights of the saved model ``ref`` (a folder or a shipped model's name) into
-    ``model``; both must have the same class and configuration."""
+    ``model``; both must have the same class and configuration.
+
+    One difference is allowed when the run's ``tokenizer`` is given: a vocabulary that grew
+    (e.g. the chorale tokenizer with ``phrases``). Rows of the token-indexed weights are
+    copied by token name; a token the saved model never had keeps its fresh initialisation.
+    """
     from musegen.models import load_model
     from musegen.models.pretrained import resolve_model
 
-    source, _ = load_model(resolve_model(ref))
-    if type(source) is not type(model) or source.config.to_dict() != model.config.to_dict():
+    source, meta = load_model(resolve_model(ref))
+    mine, theirs = model.config.to_dict(), source.config.to_dict()
+    rows = None
+    if tokenizer is not None and "vocab_size" in mine and isinstance(meta.get("tokenizer"), dict):
+        rows = _vocab_rows(meta["tokenizer"], tokenizer)
+        if len(rows[1]) == theirs["vocab_size"]:  # every saved token is still there
+            theirs = {**theirs, "vocab_size": mine["vocab_size"]}
+    if type(source) is not type(model) or theirs != mine:
         raise MusegenError(
             f"--init {ref}: its model_config {source.config.to_dict()} differs from the run "
             f"file's {model.config.to_dict()}"
         )
-    model.load_state_dict(source.state_dict())
+    state = source.state_dict()
+    if rows is not None and source.config.vocab_size != model.config.vocab_size:
+        import torch
+
+        old_size, target = source.config.vocab_size, model.state_dict()
+        new, old = torch.as_tensor(rows[0]), torch.as_tensor(rows[1])
+        for key, value in state.items():
+            if value.shape[:1] == (old_size,) and target[key].shape[:1] != (old_size,):
+                grown = target[key].clone()
+                grown[new] = value[old]
+                state[key] = grown
+    model.load_state_dict(state)
+
+
+def _vocab_rows(saved: dict[str, Any], tokenizer: Any) -> tuple[list[int], list[int]]:
+    """(ids in ``tokenizer``, ids in the saved model's tokenizer) of the tokens both name."""
+    from musegen.tokenizers import tokenizer_from_dict
+
+    old = tokenizer_from_dict(saved)
+    where = {old.vocab.token(i): i for i in range(len(old.vocab))}
+    pairs = [
+        (i, where[label])
+        for i in range(len(tokenizer.vocab))
+        if (label := tokenizer.vocab.token(i)) in where
+    ]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def fit_and_summarize(trainer: Any, resume: bool) -> dict[str, Any]:
