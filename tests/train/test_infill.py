@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from musegen.data.dataset import TokenSplit
 from musegen.data.training import IGNORE_INDEX
 from musegen.errors import MusegenError
 from musegen.tokenizers import get_tokenizer
-from musegen.train.infill import InfillDataset, InfillObjective
+from musegen.train.infill import InfillDataset, InfillObjective, infill_datasets
 
 
 def split_of(n: int = 6) -> TokenSplit:
@@ -45,3 +47,16 @@ def test_objective_options_are_checked() -> None:
         InfillObjective.from_dict({"plain": 1.5})
     with pytest.raises(MusegenError, match="needs a bar-grid tokenizer"):
         InfillDataset(split_of(1), get_tokenizer("remi"), 64, InfillObjective())
+
+
+def test_plain_items_are_fresh_windows_as_the_autoregressive_trainer_draws() -> None:
+    """Plain items come from one window per item index, as train.run's windows do, not from
+    the n_tokens // seq_len windows of a default WindowDataset drawn again and again."""
+    split = split_of()
+    data = SimpleNamespace(
+        tokenizer=get_tokenizer("chorale"), split=lambda _name: split, split_names=["train"]
+    )
+    _, train, _, _ = infill_datasets(data, 64, seed=0, options={"plain": 0.99}, transpose=0)
+    pool = split.n_tokens // 64
+    seen = {train.arrays(i)[0].tobytes() for i in range(8 * pool)}
+    assert len(seen) > 4 * pool

@@ -177,7 +177,12 @@ def infill_datasets(
     objective = InfillObjective.from_dict(options)
     tok = infill_twin(data.tokenizer)
     train_split = data.split("train")
-    plain = WindowDataset(train_split, seq_len, mode="random", seed=seed)
+    # as many windows as the autoregressive trainer draws from (train.run): item i of the
+    # infill set takes plain window i, so plain items are fresh windows, not a few hundred
+    # (n_tokens // seq_len) drawn again and again with the same transposition
+    plain = WindowDataset(
+        train_split, seq_len, mode="random", seed=seed, samples=max(train_split.n_tokens, 1)
+    )
     if transpose:
         from musegen.data.augment import TokenTranspose
 
