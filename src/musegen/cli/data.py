@@ -127,7 +127,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     kind = f"{args.shards} train shards" if args.shards else "memmaps"
     print(f"wrote {args.out} ({source.name}, {tok.name} tokenizer, {kind}, engine {args.engine})")
-    print(_counts_table(manifest.to_dict()))
+    print(_counts_table(manifest.header()))
     failed = len(manifest.failures)
     if failed:
         first = manifest.failures[0]
@@ -144,7 +144,8 @@ def summary(folder: str | Path) -> dict[str, Any]:
     """What ``data info`` shows: the manifest without its per-piece lists."""
     from musegen.data.dataset import Manifest
 
-    d = Manifest.load(folder).to_dict()
+    manifest = Manifest.load(folder)
+    d = manifest.header()
     return {
         "path": str(folder),
         "source": d["source"],
@@ -154,7 +155,7 @@ def summary(folder: str | Path) -> dict[str, Any]:
         "created": d["created"],
         "musegen_version": d["musegen_version"],
         "splits": d["splits"],
-        "failures": d["failures"],
+        "failures": [vars(f).copy() for f in manifest.failures],
     }
 
 

@@ -7,19 +7,31 @@
                            sequence tokenizers: 1-D ids, each piece framed BOS ... EOS;
                            grid tokenizers: rows of ``frame_width`` cells, [total_rows, width]
     DIR/{split}.idx.npy    int64 offsets (pieces + 1) into it, in tokens (rows for grids)
-    DIR/manifest.json      source, tokenizer config, dtype, each piece (id, origin, sha256,
-                           split, offset, length, notes) and each failure with its reason,
-                           counts per split, musegen version, seed, creation time
+
+and for the whole dataset::
+
+    DIR/pieces.jsonl       each piece, one JSON line: id, split, origin, sha256, offset,
+                           length, notes (in the source's order)
+    DIR/failures.jsonl     each piece that failed, one JSON line: id, split, origin, sha256,
+                           reason
+    DIR/manifest.json      source, tokenizer config, dtype, counts per split, musegen
+                           version, seed, creation time, and each list's file, count and
+                           sha256 (format 1 manifests held the two lists themselves)
 
 Encoding runs in worker processes, a chunk of pieces per task, loaded and encoded together
-(``Source.load_many``, ``Tokenizer.encode_many``). Each finished chunk is kept in
-``DIR/cache/<config key>/<chunk>.npz`` (plain arrays, no pickles), keyed by each piece's
-sha256 under a key of the tokenizer config, source name and musegen version. A re-run encodes
-only pieces whose content or config changed, and an interrupted run resumes from the chunks
-already done. Failures that are the input's fault (:class:`MusegenError`) are cached too; any
-other exception is listed but tried again next time. Chunks of other configs stay (switching
-back is quick); ``DIR/cache`` may be deleted at any time. A source's ``load`` must depend only
-on the piece's sha256 (for a given source name), which is what content hashes promise.
+(``Source.load_many``, ``Tokenizer.encode_many``), while the source is still being listed.
+Each finished chunk is kept in ``DIR/cache/<config key>/<chunk>.npz`` (plain arrays, no
+pickles), keyed by each piece's sha256 under a key of the tokenizer config, source name and
+musegen version, and found through ``index.sqlite`` beside them. A re-run encodes only
+pieces whose content or config changed, and an interrupted run resumes from the chunks
+already done. Failures that are the input's fault (:class:`MusegenError`) are cached too;
+any other exception is listed but tried again next time. Chunks of other configs stay
+(switching back is quick); ``DIR/cache`` may be deleted at any time. A source's ``load``
+must depend only on the piece's sha256 (for a given source name), which is what content
+hashes promise.
+
+No per-piece record is held in memory (:mod:`musegen.data.bookkeeping`): a corpus of a
+million files prepares in the memory of one of ten thousand.
 
 Final files are written to temporary names and renamed at the end, the manifest last; a
 reader checks the files' sizes against the manifest.
@@ -38,7 +50,7 @@ import tempfile
 import time
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
@@ -48,11 +60,13 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields, replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from musegen.data.bookkeeping import ChunkIndex, EntryList, JsonLinesWriter, KeySet
 from musegen.data.sources.base import SPLITS, Piece, Source
 from musegen.errors import MusegenError
 from musegen.score import Score
@@ -64,12 +78,17 @@ from musegen.utils import (
     sha256_file,
 )
 
-FORMAT = 1  # bump when the files' layout changes
+FORMAT = 2  # bump when the files' layout changes
+READS = (1, 2)  # manifest formats this musegen reads
 CACHE_FORMAT = 1  # bump when cached chunks stop being valid
 MANIFEST = "manifest.json"
+PIECES_FILE = "pieces.jsonl"
+FAILURES_FILE = "failures.jsonl"
 CACHE_DIR = "cache"
 MAX_CHUNK = 64
 BATCH_NOTES = 50_000  # a worker encodes loaded pieces together up to this many notes
+IN_FLIGHT_PER_WORKER = 4  # chunks given out per worker at a time
+LIST_BLOCK = 512  # pieces listed, looked up and recorded together
 _DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)  # reading a chunk
 
 
@@ -106,9 +125,17 @@ class SplitCounts:
     failures: int = 0
 
 
+_LISTS = {"pieces": (PIECES_FILE, PieceEntry), "failures": (FAILURES_FILE, Failure)}
+
+
 @dataclass
 class Manifest:
-    """What ``manifest.json`` holds; ``to_dict``/``from_dict`` are its JSON form."""
+    """What ``manifest.json`` holds, with its two lists (``pieces.jsonl``, ``failures.jsonl``).
+
+    ``pieces`` and ``failures`` are sequences: lists in memory, or :class:`EntryList` views of
+    the files that iterate them a line at a time (what :meth:`load` gives), so that opening a
+    manifest of a million pieces costs nothing until they are read.
+    """
 
     source: dict[str, Any]
     tokenizer: dict[str, Any]
@@ -116,48 +143,68 @@ class Manifest:
     dtype: str
     frame_width: int | None
     splits: dict[str, SplitCounts]
-    pieces: list[PieceEntry] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    pieces: Sequence[PieceEntry] = field(default_factory=list)
+    failures: Sequence[Failure] = field(default_factory=list)
     seed: int | None = None
     musegen_version: str = ""
     created: str = ""
     format: int = FORMAT
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+    def header(self) -> dict[str, Any]:
+        """Everything but the two lists."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LISTS}
         d.update(
             source=copy.deepcopy(self.source),
             tokenizer=copy.deepcopy(self.tokenizer),
             splits={k: vars(v).copy() for k, v in self.splits.items()},
-            pieces=[vars(p).copy() for p in self.pieces],
-            failures=[vars(f).copy() for f in self.failures],
         )
         return d
 
+    def to_dict(self) -> dict[str, Any]:
+        """The whole manifest in memory, the lists included (for small datasets)."""
+        return {
+            **self.header(),
+            "pieces": [vars(p).copy() for p in self.pieces],
+            "failures": [vars(f).copy() for f in self.failures],
+        }
+
     def to_json(self) -> str:
-        """Indented JSON with one line per piece (readable, and quick to write)."""
-        d = self.to_dict()
-        lists = {k: d.pop(k) for k in ("pieces", "failures")}
-        parts = [json.dumps(d, indent=1)[:-2]]
-        for key, items in lists.items():
-            lines = ",\n".join(f"  {json.dumps(x)}" for x in items)
-            parts.append(f',\n "{key}": [\n{lines}\n ]' if items else f',\n "{key}": []')
-        return "".join(parts) + "\n}\n"
+        """``manifest.json``: the header, and each list's file, count and checksum."""
+        d = self.header()
+        d["format"] = FORMAT
+        for key, (name, _kind) in _LISTS.items():
+            items = getattr(self, key)
+            digest = getattr(items, "sha256", "") or _lines_sha256(items)
+            d[key] = {"file": name, "count": len(items), "sha256": digest}
+        return json.dumps(d, indent=1) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+    def from_dict(cls, d: dict[str, Any], folder: Path | None = None) -> Manifest:
+        """From ``manifest.json``'s content; the lists' files are looked for in ``folder``
+        (format 1 manifests hold the lists themselves)."""
         try:
-            if d.get("format") != FORMAT:
+            if d.get("format") not in READS:
                 raise MusegenError(f"format {d.get('format')!r}, this musegen reads {FORMAT}")
+            lists: dict[str, Sequence[Any]] = {}
+            for key, (name, kind) in _LISTS.items():
+                value = d[key]
+                if isinstance(value, list):
+                    lists[key] = [kind(**x) for x in value]
+                    continue
+                if folder is None or value.get("file") != name:
+                    raise MusegenError(f"{key} should be in {name} beside the manifest")
+                path = folder / name
+                if not path.is_file():
+                    raise MusegenError(f"{name} is missing")
+                lists[key] = EntryList(path, kind, int(value["count"]), str(value["sha256"]))
             return cls(
                 **{
                     **d,
+                    **lists,
                     "splits": {k: SplitCounts(**v) for k, v in d["splits"].items()},
-                    "pieces": [PieceEntry(**p) for p in d["pieces"]],
-                    "failures": [Failure(**f) for f in d["failures"]],
                 }
             )
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise MusegenError(f"not a musegen dataset manifest ({type(e).__name__}: {e})") from e
 
     @classmethod
@@ -172,13 +219,21 @@ class Manifest:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise MusegenError(f"{path}: cannot read ({e})") from e
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, Path(folder))
         except MusegenError as e:
             raise MusegenError(f"{path}: {e}") from e
 
     def same_content(self, other: Manifest) -> bool:
-        """Equal apart from the creation time."""
+        """Equal apart from the creation time (lists in files compare by checksum)."""
         return replace(self, created="") == replace(other, created="")
+
+
+def _lines_sha256(items: Iterable[Any]) -> str:
+    """The checksum of a list as :class:`JsonLinesWriter` writes it."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update((json.dumps(vars(item)) + "\n").encode("utf-8"))
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- split access
@@ -263,7 +318,11 @@ def _open_split(folder: Path, manifest: Manifest, name: str) -> TokenSplit:
         tokens = np.memmap(folder / f"{name}.bin", dtype=dtype, mode="r", shape=shape)
     else:  # mmap cannot map an empty file
         tokens = np.zeros(shape, dtype)
-    entries = [p for p in manifest.pieces if p.split == name]
+    pieces = manifest.pieces
+    if isinstance(pieces, EntryList):  # skips the other splits' lines unparsed
+        entries = list(pieces.where("split", name))
+    else:
+        entries = [p for p in pieces if p.split == name]
     return TokenSplit(name, tokens, offsets, entries)
 
 
@@ -286,40 +345,18 @@ def _split_problem(folder: Path, manifest: Manifest, name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- the chunk cache
-@dataclass(frozen=True)
-class CacheEntry:
-    """A cached piece: its chunk file, where its rows start there, how many, notes, error."""
-
-    path: Path
-    start: int
-    length: int
-    notes: int
-    error: str
-
-
 class ChunkCache:
-    """Encoded pieces by content key, in NPZ chunk files under one config folder."""
+    """Encoded pieces by content key, in NPZ chunk files under one config folder, found
+    through an index on disk (:class:`~musegen.data.bookkeeping.ChunkIndex`); a few chunks'
+    tokens are held in memory at a time."""
 
-    def __init__(self, folder: Path, keep_loaded: int = 4, hold_bytes: int = 256 << 20) -> None:
+    def __init__(self, folder: Path, keep_loaded: int = 8) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_temporaries(folder)
         self.folder = folder
-        self.entries: dict[str, CacheEntry] = {}
-        self._loaded: OrderedDict[Path, np.ndarray] = OrderedDict()  # read back, a few at most
+        self.index = ChunkIndex(folder, _chunk_outcomes)
+        self._loaded: OrderedDict[str, np.ndarray] = OrderedDict()  # chunk name -> tokens
         self._keep = keep_loaded
-        self._held: dict[Path, np.ndarray] = {}  # this run's chunks, up to hold_bytes
-        self._hold_left = hold_bytes
-        if folder.is_dir():
-            _remove_temporaries(folder)
-            for path in sorted(folder.glob("*.npz")):
-                self._index(path)
-
-    def _index(self, path: Path) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                keys, lengths, notes, errors = z["keys"], z["lengths"], z["notes"], z["errors"]
-        except _DAMAGED:
-            path.unlink(missing_ok=True)  # a damaged chunk is encoded again
-            return
-        self.add(path, keys.tolist(), lengths.tolist(), notes.tolist(), errors.tolist())
 
     def add(
         self,
@@ -330,45 +367,83 @@ class ChunkCache:
         errors: list[str],
         tokens: np.ndarray | None = None,
     ) -> None:
-        """Index a chunk; ``tokens`` (just encoded) are kept in memory while there is room."""
-        if tokens is not None and tokens.nbytes <= self._hold_left:
-            self._held[path] = tokens
-            self._hold_left -= tokens.nbytes
-        start = 0
-        for k, n, m, e in zip(keys, lengths, notes, errors, strict=True):
-            self.entries[k] = CacheEntry(path, start, n, m, e)
-            start += n
+        """Index a chunk written by a worker (``tokens``: what it holds, if at hand)."""
+        self.index.add(path.name, keys, lengths, notes, errors)
+        if tokens is not None:
+            self._hold(path.name, tokens)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.entries
+        return bool(self.index.lookup([key]))
+
+    def lookup(self, keys: list[str]) -> dict[str, CacheEntry]:
+        """The cached outcome of each of ``keys`` that has one."""
+        return {k: CacheEntry(*row) for k, row in self.index.lookup(keys).items()}
 
     def tokens(self, key: str) -> np.ndarray:
-        e = self.entries[key]
-        return self._chunk_tokens(e.path)[e.start : e.start + e.length]
+        return self.entry_tokens(self.lookup([key])[key])
 
-    def _chunk_tokens(self, path: Path) -> np.ndarray:
-        if path in self._held:
-            return self._held[path]
-        if path in self._loaded:
-            self._loaded.move_to_end(path)
-        else:
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    self._loaded[path] = z["tokens"]
-            except _DAMAGED as e:
-                path.unlink(missing_ok=True)
-                raise MusegenError(
-                    f"cached chunk {path} was damaged ({e}); removed it: run again to re-encode"
-                ) from e
-            if len(self._loaded) > self._keep:
-                self._loaded.popitem(last=False)
-        return self._loaded[path]
+    def entry_tokens(self, e: CacheEntry) -> np.ndarray:
+        return self._chunk_tokens(e.chunk)[e.start : e.start + e.length]
+
+    def _hold(self, name: str, tokens: np.ndarray) -> None:
+        self._loaded[name] = tokens
+        self._loaded.move_to_end(name)
+        while len(self._loaded) > self._keep:
+            self._loaded.popitem(last=False)
+
+    def _chunk_tokens(self, name: str) -> np.ndarray:
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
+            return self._loaded[name]
+        path = self.folder / name
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                tokens = z["tokens"]
+        except _DAMAGED as e:
+            path.unlink(missing_ok=True)
+            raise MusegenError(
+                f"cached chunk {path} was damaged ({e}); removed it: run again to re-encode"
+            ) from e
+        self._hold(name, tokens)
+        return tokens
 
     def prune(self, used: set[str]) -> None:
-        """Delete chunk files holding none of the ``used`` keys."""
-        live = {self.entries[k].path for k in used if k in self.entries}
-        for path in {e.path for e in self.entries.values()} - live:
-            path.unlink(missing_ok=True)
+        """Delete the chunk files (and their index rows) not in ``used`` (chunk names)."""
+        unused = [name for name in self.index.chunk_names() if name not in used]
+        for name in unused:
+            (self.folder / name).unlink(missing_ok=True)
+        self.index.remove_chunks(unused)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached piece: its chunk file's name, where its rows start there, how many, notes,
+    and the error that made it a failure (empty for a piece encoded)."""
+
+    chunk: str
+    start: int
+    length: int
+    notes: int
+    error: str
+
+
+def _chunk_outcomes(path: Path) -> tuple[list[str], list[int], list[int], list[str]] | None:
+    """A chunk file's keys, lengths, notes and errors; None (and the file removed) when it
+    is damaged, so that its pieces are encoded again."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return (
+                z["keys"].tolist(),
+                z["lengths"].tolist(),
+                z["notes"].tolist(),
+                z["errors"].tolist(),
+            )
+    except _DAMAGED:
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _remove_temporaries(folder: Path) -> None:
@@ -573,9 +648,25 @@ def cache_key(source: Source, tokenizer: Tokenizer) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _chunks(todo: list[tuple[str, Piece]], workers: int) -> list[list[tuple[str, Piece]]]:
-    size = max(1, min(MAX_CHUNK, -(-len(todo) // (max(workers, 1) * 4))))
-    return [todo[i : i + size] for i in range(0, len(todo), size)]
+Chunk = list[tuple[str, Piece]]
+
+
+def _chunks(todo: Iterable[tuple[str, Piece]], workers: int) -> Iterator[Chunk]:
+    """The pieces to encode cut into chunks as they come: as many as 4 per worker while the
+    stream is short (``ceil(n / (4 * workers))`` pieces each), :data:`MAX_CHUNK` pieces once
+    it is longer than that. A look-ahead of ``4 * workers * MAX_CHUNK`` pieces tells which."""
+    ahead = max(workers, 1) * 4
+    it = iter(todo)
+    first = list(islice(it, ahead * MAX_CHUNK + 1))
+    size = MAX_CHUNK if len(first) > ahead * MAX_CHUNK else max(1, -(-len(first) // ahead))
+    chunk: Chunk = []
+    for item in chain(first, it):
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _pool_context() -> mp.context.BaseContext:
@@ -586,16 +677,18 @@ def _pool_context() -> mp.context.BaseContext:
 
 
 def _run_chunks(
-    chunks: list[list[tuple[str, Piece]]],
-    init_args: tuple[Any, ...],
-    workers: int,
+    chunks: Iterable[Chunk], init_args: tuple[Any, ...], workers: int
 ) -> Iterator[ChunkResult]:
-    """Encode chunks in this process (one worker or one chunk) or in a process pool."""
-    if workers <= 1 or len(chunks) <= 1:
+    """Encode chunks in this process (one worker or one chunk) or in a process pool, at most
+    :data:`IN_FLIGHT_PER_WORKER` chunks per worker given out at a time: chunks are taken from
+    ``chunks`` (which may be listing the source as it goes) only as fast as they are done."""
+    it = iter(chunks)
+    head = list(islice(it, 2))
+    if workers <= 1 or len(head) <= 1:
         saved = dict(_WORKER)
         _init_worker(*init_args)
         try:
-            for chunk in chunks:
+            for chunk in chain(head, it):
                 yield _encode_chunk(chunk)
         finally:
             _WORKER.clear()
@@ -606,15 +699,18 @@ def _run_chunks(
         init_args[0].preload()  # imported once here, inherited by every worker
         gc.freeze()  # until the workers are forked: their collectors leave the inherited
         # objects alone, so those pages stay shared instead of being copied into each worker
-    pool = ProcessPoolExecutor(
-        min(workers, len(chunks)), context, initializer=_init_worker, initargs=init_args
-    )
+    pool = ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=init_args)
+    todo = chain(head, it)
     try:
         try:
-            pending: set[Future[ChunkResult]] = {pool.submit(_encode_chunk, c) for c in chunks}
+            pending: set[Future[ChunkResult]] = {pool.submit(_encode_chunk, next(todo))}
         finally:
             gc.unfreeze()  # forked at the first submit (fork cannot add workers later)
-        while pending:
+        while True:
+            for chunk in islice(todo, workers * IN_FLIGHT_PER_WORKER - len(pending)):
+                pending.add(pool.submit(_encode_chunk, chunk))
+            if not pending:
+                break
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 yield fut.result()
@@ -630,12 +726,12 @@ def _run_chunks(
     pool.shutdown()
 
 
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled or total == 0:
+def _progress(desc: str, enabled: bool) -> Any:
+    if not enabled:
         return None
     from musegen.utils import progress as show
 
-    return show(total=total, desc=desc, unit="piece", leave=False)
+    return show(desc=desc, unit="piece", leave=False)
 
 
 # --------------------------------------------------------------------------- prepare
@@ -655,7 +751,17 @@ def prepare_dataset(
     little and an interrupted run resumes. Nothing is rewritten when nothing changed.
     ``shards`` > 0 writes the splits as tar shards (:mod:`musegen.data.shards`) in place of
     memmaps; ``engine`` runs the per-file work elsewhere (:mod:`musegen.data.engines`).
+
+    Memory does not grow with the corpus: the source is listed as a stream
+    (``Source.iter_pieces``), encoded while it is listed, and every per-piece record goes to
+    disk (:mod:`musegen.data.bookkeeping`): the listing and the manifest's lists to JSON
+    lines, the cache's index to SQLite. Three passes: list and encode; the manifest's lists
+    from the listing and the cache; the split files from those lists and the cache.
     """
+    if shards:
+        from musegen.data.shards import check_shard_count
+
+        check_shard_count(shards)
     run_chunks = _run_chunks
     if engine != "local":
         from musegen.data.engines import chunk_runner
@@ -664,94 +770,156 @@ def prepare_dataset(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MusegenError(f"{out}: exists and is not a folder")
-    pieces = source.pieces()
-    if not pieces:
-        raise MusegenError(f"source {source.name!r} has no pieces (is its data there?)")
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_temporaries(out)
     key = cache_key(source, tokenizer)
     dtype = token_dtype(tokenizer)
     cache = ChunkCache(out / CACHE_DIR / key)
-    keys = [piece_key(p) for p in pieces]
+    listing = JsonLinesWriter(out, "listing")
+    lists: list[JsonLinesWriter] = []
+    try:
+        transient = _encode_missing(
+            source, tokenizer, dtype, cache, listing, workers, run_chunks, progress
+        )
+        listing.close()
+        if not listing.count:
+            raise MusegenError(f"source {source.name!r} has no pieces (is its data there?)")
+        manifest, lists, used = _build_manifest(
+            out, source, tokenizer, key, dtype, listing.path, cache, transient
+        )
+        if shards:
+            from musegen.data.shards import write_shards
 
-    todo: dict[str, Piece] = {}
-    for k, p in zip(keys, pieces, strict=True):
-        if k not in cache and k not in todo:
-            todo[k] = p
+            manifest = write_shards(out, manifest, cache, shards)
+        else:
+            manifest = _write_memmaps(out, manifest, cache)
+        cache.prune(used)
+        return manifest
+    finally:
+        for writer in (listing, *lists):
+            writer.discard()  # temporaries not renamed into place
+        cache.close()
+
+
+def _encode_missing(
+    source: Source,
+    tokenizer: Tokenizer,
+    dtype: np.dtype,
+    cache: ChunkCache,
+    listing: JsonLinesWriter,
+    workers: int,
+    run_chunks: Any,
+    progress: bool,
+) -> dict[str, str]:
+    """Pass 1: list the source into ``listing`` and encode the pieces the cache lacks, while
+    listing; returns the failures not worth caching (key -> reason)."""
     transient: dict[str, str] = {}
     init_args = (source, tokenizer, dtype.str, str(cache.folder))
     bar = None  # made after the workers start: forking a process with tqdm's thread is unsafe
-    try:
-        for result in run_chunks(_chunks(list(todo.items()), workers), init_args, workers):
-            if result.path is not None:
-                cache.add(
-                    result.path,
-                    result.keys,
-                    result.lengths,
-                    result.notes,
-                    result.errors,
-                    result.tokens,
-                )
-            transient.update(result.transient)
-            bar = bar or _progress(len(todo), f"preparing {source.name}", progress)
+    with KeySet(listing.path.parent) as sent:  # keys given to a worker in this run
+
+        def todo() -> Iterator[tuple[str, Piece]]:
+            for block in _blocks_of(source.iter_pieces(), LIST_BLOCK):
+                keys = [piece_key(p) for p in block]
+                for k, p in zip(keys, block, strict=True):
+                    listing.write({"id": p.id, "split": p.split, "origin": p.origin, "key": k})
+                cached = cache.index.lookup(keys)
+                missing = [(k, p) for k, p in zip(keys, block, strict=True) if k not in cached]
+                fresh = sent.add_new([k for k, _p in missing])
+                yield from (item for item, new in zip(missing, fresh, strict=True) if new)
+
+        try:
+            for result in run_chunks(_chunks(todo(), workers), init_args, workers):
+                if result.path is not None:
+                    cache.add(
+                        result.path,
+                        result.keys,
+                        result.lengths,
+                        result.notes,
+                        result.errors,
+                        result.tokens,
+                    )
+                transient.update(result.transient)
+                bar = bar or _progress(f"preparing {source.name}", progress)
+                if bar is not None:
+                    bar.update(len(result.keys) + len(result.transient))
+        finally:
             if bar is not None:
-                bar.update(len(result.keys) + len(result.transient))
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
+    return transient
 
-    manifest = _build_manifest(source, tokenizer, key, dtype, pieces, keys, cache, transient)
-    if shards:
-        from musegen.data.shards import write_shards
 
-        manifest = write_shards(out, manifest, cache, shards)
-        cache.prune(set(keys))
-        return manifest
-    old = _existing_manifest(out)
-    if old is not None and old.same_content(manifest) and _files_ok(out, old):
-        return old
-    _write_outputs(out, manifest, cache)
-    cache.prune(set(keys))
-    return manifest
+def _blocks_of(items: Iterable[Piece], size: int) -> Iterator[list[Piece]]:
+    it = iter(items)
+    while block := list(islice(it, size)):
+        yield block
+
+
+def _listing_rows(path: Path, size: int) -> Iterator[list[dict[str, str]]]:
+    with open(path, encoding="utf-8") as f:
+        while block := [json.loads(line) for line in islice(f, size)]:
+            yield block
 
 
 def _build_manifest(
+    out: Path,
     source: Source,
     tokenizer: Tokenizer,
     key: str,
     dtype: np.dtype,
-    pieces: list[Piece],
-    keys: list[str],
+    listing: Path,
     cache: ChunkCache,
     transient: dict[str, str],
-) -> Manifest:
+) -> tuple[Manifest, list[JsonLinesWriter], set[str]]:
+    """Pass 2: the manifest's lists written to temporary files from the listing and the
+    cache; returns the manifest (its lists on those files), their writers, and the names of
+    the chunk files it uses."""
     from musegen import __version__
 
-    names = list(SPLITS) + [s for s in dict.fromkeys(p.split for p in pieces) if s not in SPLITS]
-    counts = {s: [0, 0, 0, 0] for s in names}  # pieces, tokens, notes, failures
-    entries, failures = [], []
-    for k, p in zip(keys, pieces, strict=True):
-        c = counts[p.split]
-        e = cache.entries.get(k)
-        reason = transient.get(k, "") if e is None else e.error
-        if e is None or e.error:
-            failures.append(Failure(p.id, p.split, p.origin, k, reason or "not encoded"))
-            c[3] += 1
-            continue
-        entries.append(PieceEntry(p.id, p.split, p.origin, k, c[1], e.length, e.notes))
-        c[0], c[1], c[2] = c[0] + 1, c[1] + e.length, c[2] + e.notes
+    counts = {s: [0, 0, 0, 0] for s in SPLITS}  # pieces, tokens, notes, failures
+    pieces = JsonLinesWriter(out, PIECES_FILE)
+    failures = JsonLinesWriter(out, FAILURES_FILE)
+    used: set[str] = set()
+    sample: CacheEntry | None = None
+    for rows in _listing_rows(listing, LIST_BLOCK):
+        found = cache.lookup([r["key"] for r in rows])
+        for r in rows:
+            k, split = r["key"], r["split"]
+            c = counts.setdefault(split, [0, 0, 0, 0])
+            e = found.get(k)
+            if e is not None:
+                used.add(e.chunk)
+            if e is None or e.error:
+                reason = transient.get(k, "") if e is None else e.error
+                failures.write({**_named(r), "sha256": k, "reason": reason or "not encoded"})
+                c[3] += 1
+                continue
+            sample = sample or e
+            pieces.write(
+                {**_named(r), "sha256": k, "offset": c[1], "length": e.length, "notes": e.notes}
+            )
+            c[0], c[1], c[2] = c[0] + 1, c[1] + e.length, c[2] + e.notes
+    pieces.close()
+    failures.close()
     root = getattr(source, "root", None)
-    return Manifest(
+    manifest = Manifest(
         source={"name": source.name, "root": None if root is None else str(root)},
         tokenizer=tokenizer.to_dict(),
         cache_key=key,
         dtype=dtype.name,
-        frame_width=_frame_width(tokenizer, cache, entries),
+        frame_width=_frame_width(tokenizer, cache, sample),
         splits={s: SplitCounts(*c) for s, c in counts.items()},
-        pieces=entries,
-        failures=failures,
+        pieces=EntryList(pieces.path, PieceEntry, pieces.count, pieces.sha256),
+        failures=EntryList(failures.path, Failure, failures.count, failures.sha256),
         seed=_source_seed(source),
         musegen_version=__version__,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+    return manifest, [pieces, failures], used
+
+
+def _named(row: dict[str, str]) -> dict[str, str]:
+    return {"id": row["id"], "split": row["split"], "origin": row["origin"]}
 
 
 def _source_seed(source: Source) -> int | None:
@@ -760,16 +928,16 @@ def _source_seed(source: Source) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def _frame_width(tokenizer: Tokenizer, cache: ChunkCache, entries: list[PieceEntry]) -> int | None:
+def _frame_width(tokenizer: Tokenizer, cache: ChunkCache, sample: CacheEntry | None) -> int | None:
     """Cells per row for grid tokenizers, None for sequence tokenizers."""
-    if entries:
-        sample = cache.tokens(entries[0].sha256)
+    if sample is not None:
+        tokens = cache.entry_tokens(sample)
     else:
         try:
-            sample = np.asarray(tokenizer.encode(Score()))
+            tokens = np.asarray(tokenizer.encode(Score()))
         except Exception:  # an empty score may be refused; then there is nothing to shape
             return None
-    return None if sample.ndim == 1 else int(sample.shape[1])
+    return None if tokens.ndim == 1 else int(tokens.shape[1])
 
 
 def _existing_manifest(out: Path) -> Manifest | None:
@@ -783,19 +951,48 @@ def _files_ok(out: Path, manifest: Manifest) -> bool:
     return all(_split_problem(out, manifest, s) is None for s in manifest.splits)
 
 
+def entries_with_tokens(
+    entries: Iterable[PieceEntry], cache: ChunkCache
+) -> Iterator[tuple[PieceEntry, np.ndarray]]:
+    """Each entry with its tokens from the cache, in order (chunks read about once each)."""
+    it = iter(entries)
+    while block := list(islice(it, LIST_BLOCK)):
+        found = cache.lookup([e.sha256 for e in block])
+        for e in block:
+            yield e, cache.entry_tokens(found[e.sha256])
+
+
+def publish_lists(out: Path, manifest: Manifest) -> Manifest:
+    """Rename the manifest's list files (temporaries of this run) to their final names."""
+    lists: dict[str, Any] = {}
+    for key, (name, _kind) in _LISTS.items():
+        items = getattr(manifest, key)
+        if isinstance(items, EntryList) and items.path != out / name:
+            os.chmod(items.path, default_file_mode())
+            os.replace(items.path, out / name)
+            items = EntryList(out / name, items.kind, items.count, items.sha256)
+        lists[key] = items
+    return replace(manifest, **lists)
+
+
+def _write_memmaps(out: Path, manifest: Manifest, cache: ChunkCache) -> Manifest:
+    """Pass 3 for memmaps: the split files, unless the folder holds these already; returns
+    the manifest in the folder."""
+    old = _existing_manifest(out)
+    if old is not None and old.same_content(manifest) and _files_ok(out, old):
+        return old
+    _write_outputs(out, manifest, cache)
+    return Manifest.load(out)
+
+
 def _write_outputs(out: Path, manifest: Manifest, cache: ChunkCache) -> None:
     """All split files to temporary names in one pass over the pieces, then renamed.
 
     The old manifest goes first and the new one comes last, so a run stopped half-way
     leaves no manifest (and the next run starts again from the cache), never a manifest
     describing other files. The split files are flushed to disk together (in threads), then
-    renamed; then the manifest is written.
+    renamed with the manifest's lists; then the manifest is written.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_temporaries(out)
-    by_split: dict[str, list[PieceEntry]] = {s: [] for s in manifest.splits}
-    for e in manifest.pieces:
-        by_split[e.split].append(e)
     temps: dict[Path, Path] = {}
     files = {}
     try:
@@ -804,12 +1001,14 @@ def _write_outputs(out: Path, manifest: Manifest, cache: ChunkCache) -> None:
                 fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
                 files[name] = os.fdopen(fd, "wb")
                 temps[Path(tmp)] = out / name
+        for s, counts in manifest.splits.items():  # offsets: a .npy written as it goes
+            header = {"descr": "<i8", "fortran_order": False, "shape": (counts.pieces + 1,)}
+            np.lib.format.write_array_header_1_0(files[f"{s}.idx.npy"], header)
+            files[f"{s}.idx.npy"].write(np.zeros(1, "<i8").tobytes())
         dtype = np.dtype(manifest.dtype)
-        for e in manifest.pieces:  # source order: chunk files are read about once each
-            tokens = cache.tokens(e.sha256)
+        for e, tokens in entries_with_tokens(manifest.pieces, cache):  # source order
             files[f"{e.split}.bin"].write(np.ascontiguousarray(tokens, dtype).tobytes())
-        for s, entries in by_split.items():
-            files[f"{s}.idx.npy"].write(_npy_bytes(_offsets(entries)))
+            files[f"{e.split}.idx.npy"].write((e.offset + e.length).to_bytes(8, "little"))
         with ThreadPoolExecutor(len(files)) as pool:  # fsyncs wait on the disk: together
             list(pool.map(_flush_to_disk, files.values()))
         (out / MANIFEST).unlink(missing_ok=True)
@@ -818,7 +1017,7 @@ def _write_outputs(out: Path, manifest: Manifest, cache: ChunkCache) -> None:
             os.chmod(tmp, mode)
             os.replace(tmp, final)
         temps.clear()
-        atomic_write_text(out / MANIFEST, manifest.to_json())
+        atomic_write_text(out / MANIFEST, publish_lists(out, manifest).to_json())
     finally:
         for f in files.values():
             f.close()
@@ -830,16 +1029,3 @@ def _flush_to_disk(f: Any) -> None:
     f.flush()
     os.fsync(f.fileno())
     f.close()
-
-
-def _offsets(entries: Iterable[PieceEntry]) -> np.ndarray:
-    lengths = [e.length for e in entries]
-    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()

@@ -25,7 +25,8 @@ unexpected errors are locally.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ ENGINES = ("local", "ray")
 IN_FLIGHT_PER_CPU = 2  # tasks queued per cluster CPU: enough to keep it busy, memory bounded
 
 Chunk = list[tuple[str, Piece]]
-Runner = Callable[[list[Chunk], tuple[Any, ...], int], Iterator[Any]]
+Runner = Callable[[Iterable[Chunk], tuple[Any, ...], int], Iterator[Any]]
 
 
 def chunk_runner(engine: str) -> Runner:
@@ -91,13 +92,16 @@ def encode_on_worker(run: str, init_args: tuple[Any, ...], chunk: Chunk) -> tupl
 
 
 def run_chunks_on_ray(
-    chunks: list[Chunk], init_args: tuple[Any, ...], workers: int
+    chunks: Iterable[Chunk], init_args: tuple[Any, ...], workers: int
 ) -> Iterator[Any]:
     """Encode ``chunks`` as Ray tasks; yield a :class:`~musegen.data.dataset.ChunkResult`
-    for each as it finishes (chunk files written here)."""
+    for each as it finishes (chunk files written here). Chunks are taken from ``chunks``
+    (which may be listing the source as it goes) only as tasks finish."""
     from musegen.data.dataset import chunk_result
 
-    if not chunks:
+    todo = iter(chunks)
+    first = next(todo, None)
+    if first is None:
         return
     ray = import_ray()
     started = connect(ray, workers)
@@ -105,22 +109,22 @@ def run_chunks_on_ray(
         task = ray.remote(max_retries=3)(encode_on_worker)
         folder = Path(init_args[3])
         shared = ray.put(init_args)  # the source and tokenizer go to the cluster once
-        run = f"{os.getpid()}-{id(chunks)}-{folder}"
+        run = f"{os.getpid()}-{id(todo)}-{folder}"
         cpus = max(1, int(ray.cluster_resources().get("CPU", workers)))
         limit = max(workers, cpus) * IN_FLIGHT_PER_CPU
-        waiting = list(reversed(range(len(chunks))))
-        pending: dict[Any, int] = {}
-        while waiting or pending:
-            while waiting and len(pending) < limit:
-                i = waiting.pop()
-                pending[task.remote(run, shared, chunks[i])] = i
+        pending: dict[Any, Chunk] = {task.remote(run, shared, first): first}
+        while True:
+            for chunk in islice(todo, limit - len(pending)):
+                pending[task.remote(run, shared, chunk)] = chunk
+            if not pending:
+                break
             done, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(done[0])
+            chunk = pending.pop(done[0])
             try:
                 arrays, transient = ray.get(done[0])
             except Exception as e:  # the task failed for good: its pieces are failures
                 reason = f"ray task failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                arrays, transient = None, {key: reason for key, _piece in chunks[i]}
+                arrays, transient = None, {key: reason for key, _piece in chunk}
             yield chunk_result(folder, arrays, transient)
     finally:
         if started:

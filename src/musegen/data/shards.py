@@ -37,13 +37,17 @@ import json
 import os
 import tarfile
 import tempfile
+from array import array
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from musegen.data.bookkeeping import EntryList, JsonLinesWriter
 from musegen.data.dataset import (
     MANIFEST,
     ChunkCache,
@@ -51,6 +55,8 @@ from musegen.data.dataset import (
     PieceEntry,
     PreparedDataset,
     TokenSplit,
+    entries_with_tokens,
+    publish_lists,
 )
 from musegen.errors import MusegenError
 from musegen.tokenizers.base import PAD
@@ -80,6 +86,29 @@ class Shard:
         return dict(vars(self))
 
 
+def _index_header(folder: Path) -> dict[str, Any]:
+    """``shards.json`` without its shards: its first line when written a shard to a line
+    (see :func:`_write_index`), else the whole file read."""
+    with open(folder / INDEX, encoding="utf-8") as f:
+        first = f.readline().rstrip()
+    if first.endswith('"shards":['):
+        return json.loads(first + "]}")
+    return json.loads((folder / INDEX).read_text())
+
+
+def _index_shards(folder: Path) -> Iterator[dict[str, Any]]:
+    """``shards.json``'s shards one at a time (a line each), so that a preparation can check
+    them without holding every shard's member list; any other layout is read whole."""
+    with open(folder / INDEX, encoding="utf-8") as f:
+        if not f.readline().rstrip().endswith('"shards":['):
+            yield from json.loads((folder / INDEX).read_text())["shards"]
+            return
+        for line in f:
+            line = line.rstrip().rstrip(",")
+            if line.startswith("{"):
+                yield json.loads(line)
+
+
 def is_sharded(folder: str | Path) -> bool:
     """Whether ``folder`` holds shards written with its current manifest (and no memmap
     written since: the shard writer removes ``*.bin``, the memmap writer leaves the tars)."""
@@ -87,8 +116,8 @@ def is_sharded(folder: str | Path) -> bool:
     if any(folder.glob("*.bin")):
         return False
     try:
-        index = json.loads((folder / INDEX).read_text())
-        return index.get("manifest_sha256") == sha256_file(folder / MANIFEST)
+        header = _index_header(folder)
+        return header.get("manifest_sha256") == sha256_file(folder / MANIFEST)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -104,24 +133,52 @@ def read_index(folder: Path) -> list[Shard]:
 
 
 # --------------------------------------------------------------------------- writing
+def check_shard_count(shards: int) -> None:
+    if shards < 1:
+        raise MusegenError(f"--shards must be >= 1, got {shards}")
+
+
+def shard_size(manifest: Manifest, shards: int) -> int:
+    """Tokens per shard: ``shards`` shards for train (the largest split if none)."""
+    check_shard_count(shards)
+    totals = {s: c.tokens for s, c in manifest.splits.items()}
+    base = totals.get("train") or max(totals.values(), default=0)
+    return max(1, -(-base // shards))
+
+
+def _split_entries(manifest: Manifest, split: str) -> Iterator[PieceEntry]:
+    if isinstance(manifest.pieces, EntryList):  # skips the other splits' lines unparsed
+        return manifest.pieces.where("split", split)
+    return (e for e in manifest.pieces if e.split == split)
+
+
+def _cut(items: Iterable[Any], size: int, entry: Any = None) -> Iterator[Iterator[Any]]:
+    """Consecutive items of a split grouped into shards: a cut where the split's token count
+    crosses a multiple of ``size`` (``entry`` finds an item's :class:`PieceEntry`)."""
+    get = entry or (lambda item: item)
+    return (group for _bucket, group in groupby(items, key=lambda it: get(it).offset // size))
+
+
 def plan_shards(manifest: Manifest, shards: int) -> dict[str, list[list[PieceEntry]]]:
     """Pieces of each split cut into shards: ``shards`` for train, the rest at that size.
 
     Cuts fall where a split's token count crosses a multiple of the shard size, so shards
     hold about equal tokens; a piece larger than a shard is a shard of its own.
     """
-    if shards < 1:
-        raise MusegenError(f"--shards must be >= 1, got {shards}")
-    totals = {s: c.tokens for s, c in manifest.splits.items()}
-    base = totals.get("train") or max(totals.values(), default=0)
-    size = max(1, -(-base // shards))
-    plan: dict[str, list[list[PieceEntry]]] = {s: [] for s in manifest.splits}
-    for e in manifest.pieces:
-        groups = plan[e.split]
-        if not groups or e.offset // size != groups[-1][0].offset // size:
-            groups.append([])
-        groups[-1].append(e)
-    return plan
+    size = shard_size(manifest, shards)
+    return {s: [list(g) for g in _cut(_split_entries(manifest, s), size)] for s in manifest.splits}
+
+
+def _layout(manifest: Manifest, size: int) -> list[tuple[str, int, int]]:
+    """(split, first piece, pieces) of each shard the plan makes, without holding pieces."""
+    layout = []
+    for split in manifest.splits:
+        first = 0
+        for group in _cut(_split_entries(manifest, split), size):
+            n = sum(1 for _ in group)
+            layout.append((split, first, n))
+            first += n
+    return layout
 
 
 def write_shards(out: Path, manifest: Manifest, cache: ChunkCache, shards: int) -> Manifest:
@@ -129,89 +186,117 @@ def write_shards(out: Path, manifest: Manifest, cache: ChunkCache, shards: int) 
 
     Nothing is rewritten when the folder already holds these shards. The old manifest goes
     first and the new one comes last (as for memmaps), so a killed run leaves no manifest,
-    and the next run writes every shard again from the cache, byte for byte the same.
+    and the next run writes every shard again from the cache, byte for byte the same. Pieces
+    stream from the manifest's list and the cache into one shard at a time; each shard's
+    index line goes to a scratch file as it is done.
     """
     out.mkdir(parents=True, exist_ok=True)
-    plan = plan_shards(manifest, shards)
-    old = _unchanged(out, manifest, plan)
+    size = shard_size(manifest, shards)
+    old = _unchanged(out, manifest, size)
     if old is not None:
         return old
     (out / MANIFEST).unlink(missing_ok=True)
-    for path in out.glob(".*.tmp"):  # temporaries of a killed run
+    for path in out.glob(".*.tar.*.tmp"):  # shards of a killed run
         path.unlink(missing_ok=True)
-    written: list[Shard] = []
-    for split, groups in plan.items():
-        first = 0
-        for k, entries in enumerate(groups):
-            name = f"{split}-{k:05d}.tar"
-            written.append(_write_tar(out / name, split, first, entries, cache, manifest))
-            first += len(entries)
-    names = {s.name for s in written}
-    for path in out.glob("*.tar"):  # shards of an earlier, larger plan
-        if path.name not in names:
-            path.unlink()
-    for split in manifest.splits:  # memmap files of an earlier run
-        (out / f"{split}.bin").unlink(missing_ok=True)
-        (out / f"{split}.idx.npy").unlink(missing_ok=True)
-    text = manifest.to_json()
-    index = {
-        "format": INDEX_FORMAT,
-        "kind": "webdataset-tar",
-        "manifest_sha256": sha256_bytes(text.encode("utf-8")),
-        "shards": [s.to_dict() for s in written],
-    }
-    atomic_write_text(out / INDEX, json.dumps(index, separators=(",", ":")) + "\n")
+    lines = JsonLinesWriter(out, INDEX)
+    try:
+        names = set()
+        for split in manifest.splits:
+            first = 0
+            pieces = entries_with_tokens(_split_entries(manifest, split), cache)
+            for k, group in enumerate(_cut(pieces, size, entry=lambda item: item[0])):
+                name = f"{split}-{k:05d}.tar"
+                shard = _write_tar(out / name, split, first, group, manifest.dtype)
+                lines.write(shard.to_dict())
+                names.add(name)
+                first += shard.pieces
+        lines.close()
+        for path in out.glob("*.tar"):  # shards of an earlier, larger plan
+            if path.name not in names:
+                path.unlink()
+        for split in manifest.splits:  # memmap files of an earlier run
+            (out / f"{split}.bin").unlink(missing_ok=True)
+            (out / f"{split}.idx.npy").unlink(missing_ok=True)
+        manifest = publish_lists(out, manifest)
+        text = manifest.to_json()
+        header = {
+            "format": INDEX_FORMAT,
+            "kind": "webdataset-tar",
+            "manifest_sha256": sha256_bytes(text.encode("utf-8")),
+        }
+        _write_index(out, header, lines.path)
+    finally:
+        lines.discard()
     atomic_write_text(out / MANIFEST, text)
-    return manifest
+    return Manifest.load(out)
 
 
-def _unchanged(
-    out: Path, manifest: Manifest, plan: dict[str, list[list[PieceEntry]]]
-) -> Manifest | None:
-    """The existing manifest when the folder already holds these pieces in this plan."""
+def _write_index(out: Path, header: dict[str, Any], lines: Path) -> None:
+    """``shards.json``: the header, then a shard to a line (valid JSON throughout)."""
+    head = json.dumps(header, separators=(",", ":"))[:-1] + ',"shards":['
+    fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f, open(lines, encoding="utf-8") as src:
+            f.write(head)
+            sep = "\n"
+            for line in src:
+                shard = json.loads(line)
+                f.write(sep + json.dumps(shard, separators=(",", ":")))
+                sep = ",\n"
+            f.write("\n]}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, out / INDEX)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unchanged(out: Path, manifest: Manifest, size: int) -> Manifest | None:
+    """The existing manifest when the folder already holds these pieces in shards of
+    ``size`` tokens."""
     if not is_sharded(out):
         return None
     try:
         old = Manifest.load(out)
-        index = read_index(out)
-    except MusegenError:
+        if not old.same_content(manifest):
+            return None
+        found = []
+        for s in _index_shards(out):
+            path = out / s["name"]
+            if not path.is_file() or path.stat().st_size != s["bytes"]:
+                return None
+            found.append((s["split"], s["first"], s["pieces"]))
+    except (MusegenError, OSError, ValueError, KeyError, TypeError):
         return None
-    layout = [(s.split, s.first, s.pieces) for s in index]
-    wanted = []
-    for split, groups in plan.items():
-        first = 0
-        for entries in groups:
-            wanted.append((split, first, len(entries)))
-            first += len(entries)
-    sizes_ok = all(
-        (out / s.name).is_file() and (out / s.name).stat().st_size == s.bytes for s in index
-    )
-    return old if old.same_content(manifest) and layout == wanted and sizes_ok else None
+    return old if found == _layout(manifest, size) else None
 
 
 def _write_tar(
     path: Path,
     split: str,
     first: int,
-    entries: list[PieceEntry],
-    cache: ChunkCache,
-    manifest: Manifest,
+    pieces: Iterable[tuple[PieceEntry, np.ndarray]],
+    dtype: str,
 ) -> Shard:
-    """One shard, to a temporary name then renamed; members in a fixed form."""
-    dtype = np.dtype(manifest.dtype)
+    """One shard of ``pieces`` (entries with their tokens), to a temporary name then
+    renamed; members in a fixed form."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    members: list[list[int]] = []
+    members = array("q")  # data offset, size of each piece's .npy member
     tokens = 0
+    n = 0
     try:
         with os.fdopen(fd, "wb") as f:
             with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for i, e in enumerate(entries):
+                for i, (e, ids) in enumerate(pieces):
                     key = f"{first + i:08d}"
-                    ids = np.ascontiguousarray(cache.tokens(e.sha256), dtype)
-                    members.append(_add(tar, f"{key}.tokens.npy", _npy_bytes(ids)))
+                    data = _npy_bytes(np.ascontiguousarray(ids, np.dtype(dtype)))
+                    members.extend(_add(tar, f"{key}.tokens.npy", data))
                     meta = {"id": e.id, "sha256": e.sha256, "split": split, "notes": e.notes}
                     _add(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
                     tokens += e.length
+                    n += 1
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, default_file_mode())
@@ -219,16 +304,8 @@ def _write_tar(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return Shard(
-        path.name,
-        split,
-        first,
-        len(entries),
-        tokens,
-        path.stat().st_size,
-        sha256_file(path),
-        members,
-    )
+    pairs = [[members[j], members[j + 1]] for j in range(0, len(members), 2)]
+    return Shard(path.name, split, first, n, tokens, path.stat().st_size, sha256_file(path), pairs)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> list[int]:
@@ -337,7 +414,7 @@ class ShardedDataset(PreparedDataset):
                         f"{path}: missing or not the size {INDEX} lists; run "
                         "'musegen data prepare' again"
                     )
-            entries = [p for p in self.manifest.pieces if p.split == name]
+            entries = list(_split_entries(self.manifest, name))
             self._splits[name] = ShardSplit(self.path, name, shards, entries, self.manifest.dtype)
         return self._splits[name]  # type: ignore[return-value]
 

@@ -54,6 +54,12 @@ class Source(ABC):
     @abstractmethod
     def load(self, piece: Piece) -> Score: ...
 
+    def iter_pieces(self) -> Iterator[Piece]:
+        """The pieces of :meth:`pieces`, in its order, one at a time. A source of very many
+        files may list them as it goes instead of holding the list (``data prepare`` reads
+        them this way, so that its memory does not grow with the corpus)."""
+        return iter(self.pieces())
+
     def load_many(self, pieces: list[Piece]) -> list[Score | Exception]:
         """``load`` of each piece, with the exception it raised in place of a score it could
         not load. A source may load many pieces at once faster than one by one."""

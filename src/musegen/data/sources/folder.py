@@ -13,6 +13,11 @@ The bytes of small MIDI files read for hashing are kept (up to :data:`KEEP_BYTES
 ``load`` parses those instead of reading the file again: that spares a second read and makes
 sure the score is the content the hash names. They stay in this process (a source sent to a
 spawned worker process goes without them, and its ``load`` reads the files).
+
+``iter_pieces()`` gives the same pieces in the same order as a stream, for corpora too large
+to hold as a list: folders are walked one at a time, files hashed as they come, duplicates
+told apart through a set on disk, and no bytes kept (``load`` reads a MIDI file again and
+checks it still has the hash it was listed with).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 from musegen.data.sources._abc import split_tunes, tune_sha256
@@ -35,6 +42,7 @@ MIDI_EXTENSIONS = (".mid", ".midi", ".kar", ".rmi")  # as musegen.io.midi has th
 KEEP_FILE_BYTES = 1 << 20  # MIDI files up to this size keep their bytes for load ...
 KEEP_BYTES = 64 << 20  # ... up to this much in all
 _HASH_BATCH = 32  # files a hashing thread takes at a time
+_STREAM_BATCH = 512  # files iter_pieces hashes and checks for duplicates together
 
 
 class Folder(Source):
@@ -86,6 +94,65 @@ class Folder(Source):
             ]
         found.sort(key=lambda item: item[0])
         return found
+
+    def _walk_stream(self) -> Iterator[tuple[str, Path]]:
+        """What :meth:`_walk` lists, in its order, a folder at a time: paths sorted as strings
+        are a depth-first walk with each folder's entries sorted by name, a subfolder's name
+        with its ``/`` (a folder ``a`` comes after ``a-b.mid`` and ``a.mid``, as ``a/...``
+        does)."""
+        assert self.root is not None
+        if not self.root.is_dir():
+            raise MusegenError(f"{self.root}: not a folder")
+        yield from self._visit(os.fspath(self.root), "")
+
+    def _visit(self, folder: str, prefix: str) -> Iterator[tuple[str, Path]]:
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:  # as os.walk: an unreadable folder is skipped
+            return
+        items = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not e.is_symlink():  # as os.walk: a link to a folder is not followed
+                    items.append((e.name + "/", e.path))
+            elif os.path.splitext(e.name)[1].lower() in self.extensions:
+                items.append((e.name, e.path))
+        items.sort(key=lambda item: item[0])
+        for name, path in items:
+            if name.endswith("/"):
+                yield from self._visit(path, prefix + name)
+            else:
+                yield prefix + name, Path(path)
+
+    def iter_pieces(self) -> Iterator[Piece]:
+        """:meth:`pieces` as a stream (see the module's notes); fills :attr:`duplicates`."""
+        if self._pieces is not None:
+            yield from self._pieces
+            return
+        from musegen.data.bookkeeping import KeySet
+
+        self._duplicates = {}
+        files = self._walk_stream()
+        with KeySet() as kept:  # content hash -> the id kept
+            while batch := list(islice(files, _STREAM_BATCH)):
+                found = [
+                    (rel if key is None else f"{rel}#{key}", sha, path)
+                    for rel, path in batch
+                    for key, sha, _text in _hash_file(path)
+                ]
+                first = kept.add([sha for _pid, sha, _p in found], [pid for pid, _s, _p in found])
+                for (pid, sha, path), earlier in zip(found, first, strict=True):
+                    if earlier is not None:
+                        self._duplicates.setdefault(earlier, []).append(pid)
+                    else:
+                        yield Piece(pid, hash_split(sha), str(path), sha)
 
     def pieces(self) -> list[Piece]:
         if self._pieces is None:
@@ -139,17 +206,42 @@ class Folder(Source):
         read together (:func:`~musegen.io.midi.read_midi_many`)."""
         from musegen.io.midi import read_midi_many
 
-        kept = [p for p in pieces if p.id in self._data]
+        data = {p.id: self._midi_bytes(p) for p in pieces}
+        kept = [p for p in pieces if isinstance(data[p.id], bytes)]
         if len(kept) < 2:
             return super().load_many(pieces)
-        read = iter(read_midi_many((self._data[p.id], p.origin) for p in kept))
+        read = iter(read_midi_many((data[p.id], p.origin) for p in kept))  # type: ignore[misc]
         out: list[Score | Exception] = []
         for piece in pieces:
-            if piece.id in self._data:
+            got = data[piece.id]
+            if isinstance(got, bytes):
                 out.append(next(read))
+            elif isinstance(got, Exception):
+                out.append(got)
             else:
                 out += super().load_many([piece])
         return out
+
+    def _midi_bytes(self, piece: Piece) -> bytes | Exception | None:
+        """The bytes of a small MIDI file: kept from listing, else read again and checked
+        against the hash it was listed with (a file changed since is an error that is not
+        the input's fault, so a later run tries it again); None for other files."""
+        if piece.id in self._data:
+            return self._data[piece.id]
+        path = Path(piece.origin)
+        if "#" in piece.id or path.suffix.lower() not in MIDI_EXTENSIONS or not piece.sha256:
+            return None
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= KEEP_FILE_BYTES:
+                    return None
+                data = f.read()
+        except OSError:
+            return None  # load says why
+        if hashlib.sha256(data).hexdigest() != piece.sha256:
+            return ChangedFileError(f"{piece.origin}: changed since it was listed")
+        return data
 
     def load(self, piece: Piece) -> Score:
         """The piece's score; :class:`InputError` (naming the file) if it cannot be read."""
@@ -157,8 +249,11 @@ class Folder(Source):
 
         if piece.id in self._texts:
             return load_abc_tune(self._texts[piece.id], piece.id)
-        if piece.id in self._data:
-            return load_midi_bytes(self._data[piece.id], piece.origin)
+        data = self._midi_bytes(piece)
+        if isinstance(data, Exception):
+            raise data
+        if data is not None:
+            return load_midi_bytes(data, piece.origin)
         path = Path(piece.origin)
         if "#" in piece.id and path.suffix.lower() == ".abc":
             key = piece.id.rpartition("#")[2]
@@ -170,6 +265,10 @@ class Folder(Source):
                 raise InputError(piece.id, f"no tune X:{key} in {path}")
             return load_abc_tune(tunes[key], piece.id)
         return load_file(path, str(path))
+
+
+class ChangedFileError(OSError):
+    """A file's content is no longer the one its piece was listed with."""
 
 
 def _hash_files(paths: list[Path]) -> list[list[tuple[str | None, str, bytes | None]]]:
