@@ -40,6 +40,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = False  # torch.compile; on the CPU it does not speed the transformer up
+    # under torchrun: shard weights, gradients and optimizer state across the ranks (FSDP2)
+    # instead of a full copy on each (DDP), for models that do not fit one device (train/fsdp.py)
+    fsdp: bool = False
     threads: int = (
         0  # CPU threads for torch (0: torch's default); 1 avoids oversubscription on busy machines
     )

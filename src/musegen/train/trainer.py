@@ -10,7 +10,8 @@ and batches are drawn from a generator seeded by (seed, step, rank), so a resume
 same batches as an uninterrupted one (with ``precision: "auto"`` a run resumed on the same
 machine keeps the arithmetic it started with, so a noisy probe cannot switch it halfway; on
 another machine it decides again; force ``fp32`` or ``bf16`` to rule that out).
-Under ``torchrun`` it trains with DDP (NCCL on GPUs, gloo on CPUs); only rank 0 writes files.
+Under ``torchrun`` it trains with DDP (NCCL on GPUs, gloo on CPUs), or with the model sharded
+across the ranks (``fsdp``, :mod:`musegen.train.fsdp`); only rank 0 writes files.
 
 What is being learned is an *objective*: a function ``(model, batch) -> (loss, n_tokens)``.
 :func:`lm_objective` is next-token prediction; other models (orderless, frame-wise) bring
@@ -141,7 +142,14 @@ class Trainer:
         if self.dist.main:  # a run killed between the two renames of a folder swap
             for name in ("checkpoint", "best"):
                 _recover_swap(self.out / name)
-        self.raw_model = model.to(self.device)
+        self.fsdp = cfg.fsdp and self.dist.world > 1  # one process: nothing to shard
+        if self.fsdp:
+            from musegen.train import fsdp
+
+            fsdp.check(self.device, self.dist.world)
+            self.raw_model = fsdp.shard(model, self.device, self.dist.world)
+        else:
+            self.raw_model = model.to(self.device)
         self.model: nn.Module = self.raw_model
         self.train_data = train_data
         self.valid_data = valid_data
@@ -169,7 +177,7 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas, fused=fused)
 
     def _wrap(self) -> None:
-        if self.dist.world > 1:
+        if self.dist.world > 1 and not self.fsdp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -286,7 +294,7 @@ class Trainer:
             loss_sum, ntok = 0.0, 0
             for micro in range(cfg.grad_accum):
                 batch = self._batch(st.step, micro)
-                sync = micro == cfg.grad_accum - 1 or self.dist.world == 1
+                sync = micro == cfg.grad_accum - 1 or self.dist.world == 1 or self.fsdp
                 ctx = nullcontext() if sync else self.model.no_sync()  # type: ignore[operator]
                 with ctx, self._autocast():
                     loss, n = self.objective(self.model, batch)
@@ -359,15 +367,16 @@ class Trainer:
         if self.cfg.eval_batches:
             batches = batches[: self.cfg.eval_batches]
         total, count = 0.0, 0
+        share = self.dist.world > 1 and not self.fsdp  # FSDP: every rank runs every forward
         for k, start in enumerate(batches):
-            if k % self.dist.world != self.dist.rank:
+            if share and k % self.dist.world != self.dist.rank:
                 continue
             items = [self.valid_data[i] for i in range(start, min(start + bs, n_items))]
             with self._autocast():
                 loss, n = self.objective(self.model, self._to_device(self.collate(items)))
             total += float(loss) * n
             count += n
-        if self.dist.world > 1:
+        if share:
             import torch.distributed as dist
 
             t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
@@ -382,7 +391,7 @@ class Trainer:
         improved = valid < st.best_valid
         if improved:
             st.best_valid, st.bad_evals = valid, 0
-            if self.dist.main:
+            if self.dist.main or self.fsdp:  # FSDP: every rank gathers, rank 0 writes
                 self._save_model(self.out / "best")
         else:
             st.bad_evals += 1
@@ -423,13 +432,34 @@ class Trainer:
         }
 
     def _save_model(self, directory: Path) -> None:
+        weights, _ = self._gather(optimizer=False)
+        if not self.dist.main:
+            return
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.save_fn(self.raw_model, tmp, self._meta())
+        self._save_weights(tmp, weights)
         _replace_dir(tmp, directory)
+
+    def _gather(self, optimizer: bool) -> tuple[Any, Any]:
+        """FSDP: the full weights (and optimizer state), gathered on every rank; else None."""
+        if not self.fsdp:
+            return None, None
+        from musegen.train import fsdp
+
+        return fsdp.full_state(self.raw_model, self.optimizer if optimizer else None)
+
+    def _save_weights(self, directory: Path, weights: dict[str, torch.Tensor] | None) -> None:
+        if weights is None:
+            self.save_fn(self.raw_model, directory, self._meta())
+            return
+        from musegen.train import fsdp
+
+        with fsdp.full_weights(self.raw_model, weights) as model:
+            self.save_fn(model, directory, self._meta())
 
     def save_checkpoint(self) -> None:
         """Model + optimizer + RNG + step into ``out/checkpoint``, replaced atomically."""
+        weights, optimizer_state = self._gather(optimizer=True)
         if not self.dist.main:
             return
         from safetensors.torch import save_file
@@ -437,8 +467,8 @@ class Trainer:
         final = self.out / "checkpoint"
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.save_fn(self.raw_model, tmp, self._meta())
-        tensors, groups = _flatten_optimizer(self.optimizer)
+        self._save_weights(tmp, weights)
+        tensors, groups = _flatten_optimizer(self.optimizer, optimizer_state)
         tensors["rng.torch"] = torch.get_rng_state()
         save_file(tensors, str(tmp / "trainer.safetensors"))
         st = self.state
@@ -478,13 +508,23 @@ class Trainer:
             KeyError,
         ) as e:  # safetensors raises several kinds
             raise MusegenError(f"{ckpt}: checkpoint is unreadable ({e})") from e
-        missing, unexpected = self.raw_model.load_state_dict(weights, strict=False)
-        tied = {n for n, _ in _tied_names(self.raw_model)}
-        if set(missing) - tied or unexpected:
+        if self.fsdp:
+            from musegen.train import fsdp
+
+            state = _optimizer_state(tensors, info["param_groups"])
+            missing, unexpected = fsdp.load_full_state(
+                self.raw_model, self.optimizer, weights, state
+            )
+        else:
+            missing, unexpected = self.raw_model.load_state_dict(weights, strict=False)
+            tied = {n for n, _ in _tied_names(self.raw_model)}
+            missing = [n for n in missing if n not in tied]
+        if missing or unexpected:
             raise MusegenError(
                 f"{ckpt}: checkpoint does not fit this model (missing {missing}, unexpected {unexpected})"
             )
-        _restore_optimizer(self.optimizer, tensors, info["param_groups"], self.device)
+        if not self.fsdp:
+            _restore_optimizer(self.optimizer, tensors, info["param_groups"], self.device)
         torch.set_rng_state(tensors["rng.torch"])
         random.setstate(_tupled(info["rng_python"]))
         np.random.set_state(_tupled(info["rng_numpy"]))
@@ -584,9 +624,10 @@ def _tied_names(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def _flatten_optimizer(
-    opt: torch.optim.Optimizer,
+    opt: torch.optim.Optimizer, sd: dict[str, Any] | None = None
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    sd = opt.state_dict()
+    """The optimizer's state dict (``sd``, else its own) as flat tensors and JSON groups."""
+    sd = sd if sd is not None else opt.state_dict()
     tensors = {}
     for pid, state in sd["state"].items():
         for k, v in state.items():
@@ -598,12 +639,10 @@ def _flatten_optimizer(
     return tensors, groups
 
 
-def _restore_optimizer(
-    opt: torch.optim.Optimizer,
-    tensors: dict[str, torch.Tensor],
-    groups: list[dict[str, Any]],
-    device: torch.device,
-) -> None:
+def _optimizer_state(
+    tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An optimizer state dict from what :func:`_flatten_optimizer` saved."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
         if key.startswith("opt."):
@@ -611,7 +650,16 @@ def _restore_optimizer(
             state.setdefault(int(pid), {})[name] = t
     for g in groups:
         g["betas"] = tuple(g["betas"])
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
+
+
+def _restore_optimizer(
+    opt: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    groups: list[dict[str, Any]],
+    device: torch.device,
+) -> None:
+    opt.load_state_dict(_optimizer_state(tensors, groups))
     for s in opt.state.values():
         for k, v in s.items():
             if isinstance(v, torch.Tensor) and k != "step":
