@@ -149,6 +149,7 @@ def test_mxl_round_trip_of_chorale(chorale: Score, tmp_path: Path) -> None:
         assert np.array_equal(a.notes, b.notes)
     assert back.key_signatures == chorale.key_signatures
     assert back.tempos == chorale.tempos
+    assert back.markers == chorale.markers  # the fermatas are written on the notes
 
 
 def test_tenor_is_written_in_the_treble_8vb_clef(chorale: Score) -> None:

@@ -32,7 +32,7 @@ from musegen.io.measures import (
     lay_out_track,
     speller,
 )
-from musegen.score import KeySignature, Score, Tempo, Track
+from musegen.score import FERMATA, KeySignature, Score, Tempo, Track
 
 HEADER = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -58,13 +58,18 @@ def musicxml_document(score: Score, *, title: str = "Untitled") -> bytes:
     tracks = score.tracks or [Track()]
     layout = lay_out_bars(score)
     spell = speller(score)
+    fermatas = {
+        m.time // layout.unit
+        for m in score.markers
+        if m.text == FERMATA and m.time % layout.unit == 0
+    }
     for index, (track, channel) in enumerate(zip(tracks, _channels(tracks), strict=True)):
         pid = f"P{index + 1}"
         _score_part(part_list, pid, track, index, channel, bool(score.tracks))
         bars = lay_out_track(track.notes, layout, spell)
         part = ET.SubElement(root, "part", id=pid)
         events = _map_events(score, layout, with_tempo=index == 0)
-        _write_bars(part, bars, layout, track, events)
+        _write_bars(part, bars, layout, track, events, fermatas)
     ET.indent(root, "  ")
     return HEADER + ET.tostring(root, encoding="unicode").encode() + b"\n"
 
@@ -151,8 +156,15 @@ def _map_events(score: Score, layout: Layout, *, with_tempo: bool) -> dict[int, 
 
 
 def _write_bars(
-    part: ET.Element, bars: list[Bar], layout: Layout, track: Track, events: dict[int, list]
+    part: ET.Element,
+    bars: list[Bar],
+    layout: Layout,
+    track: Track,
+    events: dict[int, list],
+    fermatas: set[int],
 ) -> None:
+    """The measures of one part; a note that starts where a fermata marker stands (in
+    divisions: ``fermatas``) carries the fermata."""
     every_pitch = [
         p for bar in bars for v in bar.voices for e in v if not e.tie_stop for p in e.pitches
     ]  # each note once
@@ -181,7 +193,8 @@ def _write_bars(
                 _duration(ET.SubElement(m, "backup"), bar.length)
             stem = None if len(bar.voices) == 1 else ("up" if number % 2 else "down")
             for event in voice:
-                _note(m, event, number, stem)
+                held = bar.start + event.offset in fermatas and not event.tie_stop
+                _note(m, event, number, stem, held and bool(event.pitches))
         later = [(off, e) for off, e in here if off > 0]
         if later:  # mid-bar changes: back to the bar's start, then forward to each
             _duration(ET.SubElement(m, "backup"), bar.length)
@@ -227,7 +240,9 @@ def _tempo(measure: ET.Element, tempo: Tempo) -> None:
     ET.SubElement(direction, "sound", tempo=qpm)
 
 
-def _note(measure: ET.Element, e: Event, voice: int, stem: str | None) -> None:
+def _note(
+    measure: ET.Element, e: Event, voice: int, stem: str | None, fermata: bool = False
+) -> None:
     """One ``<note>`` per pitch of ``e`` (``<chord/>`` on all but the first), or a rest.
 
     Children go in the order MusicXML's schema asks for.
@@ -270,10 +285,13 @@ def _note(measure: ET.Element, e: Event, voice: int, stem: str | None) -> None:
             for level, kind in e.beams:
                 ET.SubElement(note, "beam", number=str(level)).text = kind
         brackets = e.tuplet if k == 0 else ()
-        if ties or brackets:
+        mark = fermata and k == 0  # once per chord
+        if ties or brackets or mark:
             notations = ET.SubElement(note, "notations")
             for t in ties:
                 ET.SubElement(notations, "tied", type=t)
+            if mark:
+                ET.SubElement(notations, "fermata", type="upright")
             for t in brackets:
                 attrs = {"type": t, "number": "1"}
                 if t == "start":
