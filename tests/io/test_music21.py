@@ -433,6 +433,15 @@ def test_too_long_to_notate(tmp_path: Path) -> None:
     assert not (tmp_path / "long.musicxml").exists()
 
 
+def test_too_many_parts_to_notate(tmp_path: Path) -> None:
+    """Thousands of tracks (a MIDI file can hold them) times thousands of bars is refused."""
+    long = Track(make_notes([0, 1920 * 999], [480, 480], [60, 62]))
+    score = Score(tracks=[long] + [Track() for _ in range(200)])
+    with pytest.raises(InputError, match="1000 bars x 201 parts is too much to notate"):
+        save(score, tmp_path / "many.musicxml")
+    assert not (tmp_path / "many.musicxml").exists()
+
+
 def test_importing_musegen_io_does_not_import_music21() -> None:
     code = "import sys, musegen.io; print('music21' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -73,6 +73,9 @@ CORPUS_PREFIX = "corpus:"
 DEFAULT_VELOCITY = 64
 MAX_BARS = 10_000
 """Longest score :func:`musicxml_bytes` notates (a hostile file could ask for millions of bars)."""
+MAX_MEASURES = 160_000
+"""Most bars times parts :func:`musicxml_bytes` writes (16 parts of 10,000 bars; each empty
+measure is ~30 microseconds and ~150 bytes, so a file of thousands of tracks is refused)."""
 _MXL_MIMETYPE = b"application/vnd.recordare.musicxml"
 
 
@@ -509,7 +512,7 @@ def musicxml_bytes(
     ``grid`` is the number of grid steps per quarter that onsets and offsets snap to (4 =
     16ths, 12 = 16ths and triplets); ``None`` leaves times as they are. Written by
     :mod:`musegen.io.musicxml_out` in time linear in the length; raises :class:`InputError`
-    for scores over :data:`MAX_BARS` bars.
+    for scores over :data:`MAX_BARS` bars or :data:`MAX_MEASURES` bars times parts.
     """
     from musegen.io.musicxml_out import musicxml_document
 
@@ -517,6 +520,12 @@ def musicxml_bytes(
     n_bars = len(s.bar_starts())
     if n_bars > MAX_BARS:
         raise InputError("<score>", f"{n_bars} bars is too long to notate (limit {MAX_BARS})")
+    parts = max(len(s.tracks), 1)
+    if n_bars * parts > MAX_MEASURES:
+        raise InputError(
+            "<score>",
+            f"{n_bars} bars x {parts} parts is too much to notate (limit {MAX_MEASURES} measures)",
+        )
     return musicxml_document(s, title=title or "Untitled")
 
 
