@@ -3,8 +3,11 @@ the manifest's JSON-lines lists, and a pool fed as the source is listed."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import sqlite3
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ from musegen.data.dataset import (
     prepare_dataset,
 )
 from musegen.data.sources import get_source
+from musegen.data.sources.lakh import Lakh
+from musegen.data.tarfiles import TarWriter, npy_bytes
 from musegen.tokenizers import get_tokenizer
 from shardhelpers import small_midi, write_corpus
 
@@ -143,3 +148,44 @@ def test_entry_lists_compare_by_checksum_and_by_items(tmp_path: Path) -> None:
     assert list(manifest.pieces.where("split", "train")) == [e for e in items if e.split == "train"]
     tokens = load_prepared(out).split("train").tokens
     assert isinstance(tokens, np.memmap | np.ndarray) and len(tokens)
+
+
+@pytest.mark.parametrize("sizes", [[0], [1, 511, 512, 513], [10240 - 1536]])
+def test_tar_writer_writes_what_tarfile_writes(sizes: list[int]) -> None:
+    ours, theirs = io.BytesIO(), io.BytesIO()
+    writer = TarWriter(ours)
+    with tarfile.open(fileobj=theirs, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for k, size in enumerate(sizes):
+            data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+            name = f"{k:08d}.tokens.npy"
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid = size, 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            start = tar.offset + tarfile.BLOCKSIZE
+            tar.addfile(info, io.BytesIO(data))
+            assert writer.add(name, data) == (start, size)
+    writer.close()
+    assert ours.getvalue() == theirs.getvalue()
+    assert writer.sha256 == hashlib.sha256(theirs.getvalue()).hexdigest()
+
+
+@pytest.mark.parametrize("shape", [(0,), (7,), (3, 4)])
+def test_npy_bytes_are_what_numpy_saves(shape: tuple[int, ...]) -> None:
+    arr = np.arange(int(np.prod(shape)), dtype=np.uint16).reshape(shape)
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    assert npy_bytes(arr) == buf.getvalue()
+
+
+@pytest.mark.parametrize("variant", ["full", "aligned"])
+def test_a_streamed_lakh_lists_what_lakh_lists(tmp_path: Path, variant: str) -> None:
+    base = tmp_path / f"lmd_{variant}"
+    names = ["0/0aa.mid", "0/0ab.MID", "a/x/0aa.mid", "a-b/1bb.mid", "a.mid", "b/.c/2cc.mid"]
+    for i, name in enumerate(names):
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(small_midi(i))
+    listed = Lakh(tmp_path, variant=variant)
+    streamed = Lakh(tmp_path, variant=variant)
+    assert list(streamed.iter_pieces()) == listed.pieces()
+    assert streamed.duplicates == listed.duplicates
+    assert bool(listed.duplicates) == (variant == "full")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 import tempfile
 from array import array
 from collections import OrderedDict
@@ -58,6 +57,7 @@ from musegen.data.dataset import (
     entries_with_tokens,
     publish_lists,
 )
+from musegen.data.tarfiles import TarWriter, npy_bytes
 from musegen.errors import MusegenError
 from musegen.tokenizers.base import PAD
 from musegen.utils import atomic_write_text, default_file_mode, sha256_bytes, sha256_file
@@ -281,22 +281,24 @@ def _write_tar(
     dtype: str,
 ) -> Shard:
     """One shard of ``pieces`` (entries with their tokens), to a temporary name then
-    renamed; members in a fixed form."""
+    renamed; members in a fixed form (:mod:`musegen.data.tarfiles`)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     members = array("q")  # data offset, size of each piece's .npy member
     tokens = 0
     n = 0
     try:
-        with os.fdopen(fd, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for i, (e, ids) in enumerate(pieces):
-                    key = f"{first + i:08d}"
-                    data = _npy_bytes(np.ascontiguousarray(ids, np.dtype(dtype)))
-                    members.extend(_add(tar, f"{key}.tokens.npy", data))
-                    meta = {"id": e.id, "sha256": e.sha256, "split": split, "notes": e.notes}
-                    _add(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
-                    tokens += e.length
-                    n += 1
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            tar = TarWriter(f)
+            for i, (e, ids) in enumerate(pieces):
+                key = f"{first + i:08d}"
+                members.extend(
+                    tar.add(f"{key}.tokens.npy", npy_bytes(ids.astype(dtype, copy=False)))
+                )
+                meta = {"id": e.id, "sha256": e.sha256, "split": split, "notes": e.notes}
+                tar.add(f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+                tokens += e.length
+                n += 1
+            tar.close()
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, default_file_mode())
@@ -305,25 +307,7 @@ def _write_tar(
         Path(tmp).unlink(missing_ok=True)
         raise
     pairs = [[members[j], members[j + 1]] for j in range(0, len(members), 2)]
-    return Shard(path.name, split, first, n, tokens, path.stat().st_size, sha256_file(path), pairs)
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> list[int]:
-    """Append a member with fixed times and owners; returns [data offset, size]."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    start = tar.offset
-    tar.addfile(info, io.BytesIO(data))
-    tar.members.clear()  # a shard of many pieces need not keep every header in memory
-    return [start + tarfile.BLOCKSIZE, len(data)]  # one header block: names are short
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
+    return Shard(path.name, split, first, n, tokens, tar.offset, tar.sha256, pairs)
 
 
 # --------------------------------------------------------------------------- reading

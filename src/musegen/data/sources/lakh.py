@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import ClassVar
 
@@ -128,6 +130,33 @@ class Lakh(Source):
             self._pieces = pieces
         return self._pieces
 
+    def iter_pieces(self) -> Iterator[Piece]:
+        """:meth:`pieces` as a stream, for ``data prepare``: folders are listed one at a
+        time and identical copies told apart through a set on disk, so the 176,581 files of
+        ``full`` are never held as a list. Fills :attr:`duplicates`."""
+        if self._pieces is not None:
+            yield from self._pieces
+            return
+        from musegen.data.bookkeeping import KeySet
+
+        base = self.folder()
+        self._duplicates = {}
+        files = _iter_midi_files(base)
+        with KeySet() as kept:  # md5 -> the id kept
+            while batch := list(islice(files, 512)):
+                rows = [
+                    (p.relative_to(base).as_posix().rsplit(".", 1)[0], p.stem, p) for p in batch
+                ]
+                if self.variant == "aligned":  # every copy is a piece of its own
+                    first: list[str | None] = [None] * len(rows)
+                else:
+                    first = kept.add([md5 for _pid, md5, _p in rows], [pid for pid, _m, _p in rows])
+                for (pid, md5, path), earlier in zip(rows, first, strict=True):
+                    if earlier is not None:
+                        self._duplicates.setdefault(earlier, []).append(pid)
+                    else:
+                        yield Piece(pid, hash_split(md5), str(path))
+
     def load(self, piece: Piece) -> Score:
         from musegen.data.sources._convert import load_file
 
@@ -145,3 +174,23 @@ def _midi_files(base: Path) -> list[Path]:
         dirs.sort()
         out += [Path(folder) / n for n in names if n.lower().endswith(MIDI_EXTENSIONS)]
     return sorted(out)
+
+
+def _iter_midi_files(folder: Path) -> Iterator[Path]:
+    """:func:`_midi_files`' paths in its order (paths sort by their parts: a depth-first walk
+    with each folder's entries sorted by name), a folder at a time."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:  # as os.walk: an unreadable folder is skipped
+        return
+    for e in entries:
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not e.is_symlink():  # as os.walk: a link to a folder is not followed
+                yield from _iter_midi_files(Path(e.path))
+        elif e.name.lower().endswith(MIDI_EXTENSIONS):
+            yield Path(e.path)
