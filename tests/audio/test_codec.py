@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from musegen.audio.codec import (  # noqa: E402
     CodecConfig,
+    EmaCodebooks,
     TrainCodecConfig,
     build_codec,
     load_codec,
@@ -88,6 +89,33 @@ def test_tiny_codec_and_prior_run(tmp_path: Path) -> None:
     np.testing.assert_array_equal(audio, again)
     with pytest.raises(MusegenError):
         generate_audio(tmp_path, 0.1, "violin")
+
+
+def test_ema_codes_are_means_of_their_latents() -> None:
+    """Decay 0: after one update each code picked at the first level is the mean of the
+    latents it was picked for; codes nobody picked and the other levels' books stay put
+    where no latent reached them."""
+    torch.manual_seed(0)
+    model = build_codec(TINY)
+    z = torch.randn(2, TINY.latent, 12)
+    flat = z.transpose(1, 2).reshape(-1, TINY.latent)
+    idx = torch.cdist(flat, model.codebooks[0]).argmin(-1)
+    ema = EmaCodebooks(model.codebooks, decay=0.0)
+    ema.update(model, z, levels=1)
+    for code in idx.unique().tolist():
+        mean = flat[idx == code].mean(0)
+        assert torch.allclose(model.codebooks[0, code], mean, atol=1e-4)
+    before = model.codebooks.detach().clone()
+    model.codebooks.data[1, 3] += 1.0  # as a dead-code restart would
+    ema.restarted(model, before)
+    assert float(ema.size[1, 3]) == 1.0 and torch.equal(ema.sum[1, 3], model.codebooks[1, 3])
+
+
+def test_tiny_ema_run(tmp_path: Path) -> None:
+    run = TrainCodecConfig(codec=TINY, steps=3, batch=2, crop=3200, ema=0.9)
+    train_codec(run, tmp_path / "codec", tones())
+    rec = reconstruct(load_codec(tmp_path / "codec"), tones()[0][0][:4000], 3)
+    assert rec.shape == (4000,) and np.isfinite(rec).all()
 
 
 def test_not_a_run_folder(tmp_path: Path) -> None:

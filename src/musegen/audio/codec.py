@@ -208,6 +208,10 @@ class TrainCodecConfig:
     crop: int = 16_000
     lr: float = 1e-3
     restart_every: int = 25  # dead-code restart (first: every code from encoder latents)
+    # > 0: codebooks are moving averages of the latents assigned to them (this decay per
+    # step; VQ-VAE-2 / SoundStream) instead of following the codebook loss's gradient
+    ema: float = 0.0
+    waveform_l1: float = 1.0  # weight of the L1 waveform term beside the MR-STFT loss
     seed: int = 0
 
     @classmethod
@@ -215,6 +219,39 @@ class TrainCodecConfig:
         d = dict(d)
         codec = CodecConfig(**d.pop("codec", {}))
         return cls(codec=codec, **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class EmaCodebooks:
+    """Exponential moving averages of each code's assignment count and latent sum; a code is
+    their ratio (counts Laplace-smoothed, so a code nobody picks stays finite until the
+    dead-code restart moves it; a restart resets its averages to the new code)."""
+
+    def __init__(self, codebooks: torch.Tensor, decay: float) -> None:
+        self.decay = decay
+        self.size = codebooks.new_ones(codebooks.shape[:2])
+        self.sum = codebooks.detach().clone()
+
+    def update(self, model: torch.nn.Module, z: torch.Tensor, levels: int) -> None:
+        import torch
+
+        size_k = model.cfg.codebook_size
+        with torch.no_grad():
+            for q, residual in enumerate(model.level_residuals(z)[:levels]):
+                idx = torch.cdist(residual, model.codebooks[q]).argmin(-1)
+                counts = torch.bincount(idx, minlength=size_k).to(residual.dtype)
+                sums = torch.zeros_like(self.sum[q]).index_add_(0, idx, residual)
+                self.size[q].mul_(self.decay).add_(counts, alpha=1 - self.decay)
+                self.sum[q].mul_(self.decay).add_(sums, alpha=1 - self.decay)
+                total = self.size[q].sum()
+                smooth = (self.size[q] + 1e-5) / (total + size_k * 1e-5) * total
+                model.codebooks[q] = self.sum[q] / smooth[:, None]
+
+    def restarted(self, model: torch.nn.Module, before: torch.Tensor) -> None:
+        """Codes a dead-code restart moved (``before``: the codebooks before it) start their
+        averages afresh, at one assignment of the new code."""
+        moved = (model.codebooks.detach() != before).any(-1)
+        self.size[moved] = 1.0
+        self.sum[moved] = model.codebooks.detach()[moved]
 
 
 def train_codec(
@@ -235,7 +272,10 @@ def train_codec(
     if not clips:
         raise MusegenError("no training audio longer than one crop")
     model = build_codec(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=run.lr)
+    ema = EmaCodebooks(model.codebooks, run.ema) if run.ema > 0 else None
+    if ema is not None:
+        model.codebooks.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=run.lr)
     t0 = time.perf_counter()
     bar = progress(total=run.steps, desc="train codec", unit="step")
     loss = torch.zeros(())
@@ -254,24 +294,29 @@ def train_codec(
         if step % run.restart_every == 0 and step < run.steps * 3 // 4:
             with torch.no_grad():
                 z = model.encoder(crops(4 * run.batch)[:, None])
+            before = model.codebooks.detach().clone()
             restarted += model.restart_codes(z, used, rng)
             used.zero_()
+            if ema is not None:
+                ema.restarted(model, before)
         x = crops(run.batch)
         n_q = int(rng.integers(1, cfg.codebooks + 1))  # quantizer dropout
-        y, vq, codes, _ = model(x, n_q)
+        y, vq, codes, z = model(x, n_q)
         for q in range(n_q):
             used[q] += torch.bincount(codes[:, q].reshape(-1), minlength=cfg.codebook_size)
-        loss = mr_stft_loss(y, x) + VQ_WEIGHT * vq + (y - x).abs().mean()
+        loss = mr_stft_loss(y, x) + VQ_WEIGHT * vq + run.waveform_l1 * (y - x).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update(model, z.detach(), n_q)
         bar.update(1)
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     bar.close()
     save_codec(model, out)
     return {
-        "loss": float(loss),
+        "loss": float(loss.detach()),
         "codes_restarted": restarted,
         "seconds": round(time.perf_counter() - t0, 1),
         "out": str(out),
