@@ -20,6 +20,12 @@ chosen by each run's own valid loss, which for the infill run is the infill loss
 model's figure is over its whole softmax (``nll``), and also renormalised over the
 plain ids (``nll_plain_ids``: what it would score if it knew no infill was asked).
 
+Fairness: both read the same windows of the same split, every token after a window's first
+counted once, at the same context (the training ``seq_len``). Train both with the same code
+(the same seed of two runs made hours apart on changed code differed by 4.5%), and give
+``--seed`` to both for a second pair. ``configs/anticipation-infill-plain75.json`` is the
+infill run with 75% plain windows (``--infill runs/anticipation-infill-plain75/checkpoint``).
+
 JSON line ``{"benchmark": "anticipation_nll", "ours": infill model, "peer": autoregressive,
 "ratio": peer / ours, "unit": "nats per token"}`` with ``loss_percent`` = (ours - peer) / peer
 (target: <= 2).
