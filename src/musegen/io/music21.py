@@ -28,6 +28,7 @@ gives the same bytes every time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import warnings
@@ -526,7 +527,20 @@ def musicxml_bytes(
             "<score>",
             f"{n_bars} bars x {parts} parts is too much to notate (limit {MAX_MEASURES} measures)",
         )
-    return musicxml_document(s, title=title or "Untitled")
+    return musicxml_document(s, title=title or "Untitled", instruments=_gm_instrument)
+
+
+@functools.lru_cache(maxsize=128)
+def _gm_instrument(program: int) -> tuple[str | None, str | None, bool]:
+    """(name, abbreviation, percussion?) of a General MIDI program, as music21 names it."""
+    from music21 import instrument
+
+    try:
+        known = instrument.instrumentFromMidiProgram(program)
+    except Exception:
+        return None, None, False
+    percussion = isinstance(known, instrument.UnpitchedPercussion)
+    return known.instrumentName, known.instrumentAbbreviation, percussion
 
 
 def to_music21(

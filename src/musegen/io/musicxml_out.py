@@ -7,8 +7,9 @@ more than once per bar, so writing time grows linearly with length. The same sco
 gives the same bytes (no dates, no random ids).
 
 What is written: one part per track (an empty score gets one empty part), named as
-:func:`~musegen.io._common.name_for_track` says, else by its General MIDI instrument (music21's
-names, so a file reads back with the part names it always had), with that instrument's MIDI
+:func:`~musegen.io._common.name_for_track` says, else by its General MIDI instrument (names
+from the caller: :mod:`musegen.io.music21` passes music21's, so a file reads back with the part
+names it always had, and this module imports no music21), with that instrument's MIDI
 program and a channel (10 for drums); a clef chosen from the part's range (treble-8vb for a
 tenor voice); key, time signatures and (in the first part) tempo marks where they change;
 every note's velocity as MusicXML's ``dynamics`` (percent of forte, velocity 90).
@@ -16,9 +17,8 @@ every note's velocity as MusicXML's ``dynamics`` (percent of forte, velocity 90)
 
 from __future__ import annotations
 
-import functools
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -43,8 +43,18 @@ DRUM_CHANNEL = 10  # 1-based, as MusicXML counts
 FORTE = 90  # the velocity of dynamics="100"
 
 
-def musicxml_document(score: Score, *, title: str = "Untitled") -> bytes:
-    """``score`` (on its grid) as MusicXML bytes, UTF-8, indented two spaces."""
+InstrumentNames = Callable[[int], tuple[str | None, str | None, bool]]
+"""General MIDI program -> (name, abbreviation, percussion?)."""
+
+
+def musicxml_document(
+    score: Score, *, title: str = "Untitled", instruments: InstrumentNames | None = None
+) -> bytes:
+    """``score`` (on its grid) as MusicXML bytes, UTF-8, indented two spaces.
+
+    ``instruments`` names a track's instrument from its program (without it, a part with no
+    track name is called "Track N").
+    """
     import musegen
 
     root = ET.Element("score-partwise", version="4.0")
@@ -65,7 +75,7 @@ def musicxml_document(score: Score, *, title: str = "Untitled") -> bytes:
     }
     for index, (track, channel) in enumerate(zip(tracks, _channels(tracks), strict=True)):
         pid = f"P{index + 1}"
-        _score_part(part_list, pid, track, index, channel, bool(score.tracks))
+        _score_part(part_list, pid, track, index, channel, bool(score.tracks), instruments)
         bars = lay_out_track(track.notes, layout, spell)
         part = ET.SubElement(root, "part", id=pid)
         events = _map_events(score, layout, with_tempo=index == 0)
@@ -75,22 +85,6 @@ def musicxml_document(score: Score, *, title: str = "Untitled") -> bytes:
 
 
 # --------------------------------------------------------------------------- parts
-@functools.lru_cache(maxsize=128)
-def _instrument(program: int) -> tuple[str | None, str | None, bool]:
-    """(name, abbreviation, percussion?) of a General MIDI program, as music21 names it."""
-    from music21 import instrument
-
-    try:
-        known = instrument.instrumentFromMidiProgram(program)
-    except Exception:
-        return None, None, False
-    return (
-        known.instrumentName,
-        known.instrumentAbbreviation,
-        isinstance(known, instrument.UnpitchedPercussion),
-    )
-
-
 def _channels(tracks: list[Track]) -> Iterator[int]:
     """MIDI channels (1-based): 10 for drums, the others in turn for the rest."""
     free = [c for c in range(1, 17) if c != DRUM_CHANNEL]
@@ -104,16 +98,22 @@ def _channels(tracks: list[Track]) -> Iterator[int]:
 
 
 def _score_part(
-    part_list: ET.Element, pid: str, track: Track, index: int, channel: int, real: bool
+    part_list: ET.Element,
+    pid: str,
+    track: Track,
+    index: int,
+    channel: int,
+    real: bool,
+    instruments: InstrumentNames | None,
 ) -> None:
+    inst: str | None = None
+    abbr: str | None = None
     if track.is_drum:
         inst, abbr = "Percussion", "Perc"
-    elif real:
-        inst, abbr, percussion = _instrument(track.program)
+    elif real and instruments is not None:
+        inst, abbr, percussion = instruments(track.program)
         if percussion:  # e.g. program 113 (Agogo) on a pitched track: its name alone
             abbr = None
-    else:  # the empty part of an empty score
-        inst, abbr = None, None
     name = name_for_track(track) or (inst or (f"Track {index + 1}" if real else ""))
     if track.voice:
         abbr = f"{track.voice}."
