@@ -9,8 +9,10 @@ process, cold (no output folder). Reported:
   seconds of the command and its workers (two cores of one's own would do ``2 * files /
   CPU seconds`` at best: on a shared machine the wall clock also counts other work);
 * peak memory: the largest sum of the proportional set sizes of the run's processes (the
-  command and its workers, sampled every 50 ms), for corpora of 10,000, 30,000 and 100,000 files, and
-  how much of it grows per file (a line fitted through the three);
+  command and its workers, sampled every 50 ms), and the command's own, for corpora of 10,000,
+  30,000 and 100,000 files, and how much of it grows per file (a line fitted through the
+  three); then the same command again on the largest (warm: nothing to encode, nothing
+  rewritten), its seconds and peak;
 * the shard count;
 * Ray's overhead per file: the same preparation of a smaller corpus with ``--engine ray`` on a
   local Ray cluster already started (its start-up time reported apart) against local worker
@@ -70,12 +72,28 @@ def _tree_memory(pid: int) -> int:
     return total
 
 
-def prepare_run(corpus: Path, out: Path, shards: int, workers: int) -> dict[str, float]:
-    """One cold ``musegen data prepare`` in a fresh process: seconds, peak memory."""
-    shutil.rmtree(out, ignore_errors=True)
+def _own_memory(pid: int) -> int:
+    """Proportional set size of ``pid`` alone, in bytes (Linux)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def prepare_run(
+    corpus: Path, out: Path, shards: int, workers: int, cold: bool = True
+) -> dict[str, float]:
+    """One ``musegen data prepare`` in a fresh process (``cold``: no output folder yet):
+    seconds, CPU seconds, peak memory of its processes and of the command alone."""
+    if cold:
+        shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "musegen", "data", "prepare", str(corpus), "-t", "remi"]
     cmd += ["--shards", str(shards), "-j", str(workers), "-o", str(out)]
-    peak = [0]
+    peak, own = [0], [0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -83,6 +101,7 @@ def prepare_run(corpus: Path, out: Path, shards: int, workers: int) -> dict[str,
     def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], _tree_memory(proc.pid))
+            own[0] = max(own[0], _own_memory(proc.pid))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -94,7 +113,12 @@ def prepare_run(corpus: Path, out: Path, shards: int, workers: int) -> dict[str,
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"prepare failed: {err[-2000:]}")
-    return {"seconds": seconds, "cpu_seconds": cpu, "peak_bytes": float(peak[0])}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_bytes": float(peak[0]),
+        "own_peak_bytes": float(own[0]),
+    }
 
 
 def ray_overhead(corpus: Path, work: Path, workers: int, rounds: int) -> dict[str, float]:
@@ -140,17 +164,19 @@ def main() -> None:
     print(f"# load average before: {load:.2f} on {os.cpu_count()} CPUs", file=sys.stderr)
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s] + [args.files]
-        peaks = []
+        peaks, own = [], []
         for n in sizes:
             corpus = write_corpus(work / f"corpus{n}", n)
             r = prepare_run(corpus, work / f"out{n}", args.shards, args.workers)
             peaks.append(r["peak_bytes"])
+            own.append(r["own_peak_bytes"])
             shards = len(list((work / f"out{n}").glob("*.tar")))
             rate, per_cpu = n / r["seconds"], n / r["cpu_seconds"]
             print(
                 f"# {n} files: {r['seconds']:.1f} s, {rate:,.0f} files/s, "
                 f"{r['cpu_seconds']:.1f} CPU s ({per_cpu:,.0f} files per CPU second), peak "
-                f"{r['peak_bytes'] / 2**20:.0f} MiB, {shards} shards, "
+                f"{r['peak_bytes'] / 2**20:.0f} MiB (the command alone "
+                f"{r['own_peak_bytes'] / 2**20:.0f} MiB), {shards} shards, "
                 f"load {os.getloadavg()[0]:.1f}",
                 file=sys.stderr,
             )
@@ -174,6 +200,23 @@ def main() -> None:
                     "files/s",
                     cpu_seconds=round(r["cpu_seconds"], 1),
                 )
+            if n == args.files:  # again, warm: the cache and the shards are there
+                w = prepare_run(corpus, work / f"out{n}", args.shards, args.workers, cold=False)
+                print(
+                    f"# {n} files again (warm): {w['seconds']:.1f} s, {w['cpu_seconds']:.1f} "
+                    f"CPU s, peak {w['peak_bytes'] / 2**20:.0f} MiB, "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    file=sys.stderr,
+                )
+                emit(
+                    f"scale_prepare_{n}_files_warm_seconds",
+                    w["seconds"],
+                    r["seconds"],
+                    "s",
+                    higher_is_better=False,
+                    cpu_seconds=round(w["cpu_seconds"], 1),
+                    peak_mib=round(w["peak_bytes"] / 2**20),
+                )
             shutil.rmtree(work / f"out{n}", ignore_errors=True)
             if n != args.files:
                 shutil.rmtree(corpus, ignore_errors=True)
@@ -186,6 +229,7 @@ def main() -> None:
             higher_is_better=False,
             files=sizes,
             peaks_mib=[round(p / 2**20) for p in peaks],
+            command_peaks_mib=[round(p / 2**20) for p in own],
             bytes_per_file=round(slope),
         )
         if args.ray_files:
