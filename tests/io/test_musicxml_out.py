@@ -231,7 +231,8 @@ def test_empty_score_has_one_empty_part() -> None:
 
 
 def test_long_score_is_written_bar_by_bar() -> None:
-    """4,200 bars (music21's makeNotation needed ~150 s; see benchmarks/musicxml_write.py)."""
+    """4,200 bars: music21's makeNotation needed ~120 s CPU, which benchmarks/fuzz.py counted
+    as a hang of ``convert x.musicxml`` (see benchmarks/musicxml_write.py)."""
     bars = 4200
     notes = make_notes(np.arange(bars * 2) * 960, [960] * bars * 2, [60, 67] * bars)
     root = ET.fromstring(musicxml_bytes(Score(tracks=[Track(notes)])))
