@@ -189,3 +189,17 @@ def test_a_streamed_lakh_lists_what_lakh_lists(tmp_path: Path, variant: str) -> 
     assert list(streamed.iter_pieces()) == listed.pieces()
     assert streamed.duplicates == listed.duplicates
     assert bool(listed.duplicates) == (variant == "full")
+
+
+def test_a_shard_line_is_the_shards_compact_json() -> None:
+    from array import array
+
+    from musegen.data.shards import Shard, _write_shard_line
+
+    members = array("q", range(2 * 1500))  # more pairs than one block of the writer
+    shard = Shard("train-00000.tar", "train", 0, 1500, 9, 10240, "ab" * 32, [])
+    out = io.StringIO()
+    _write_shard_line(out, shard, members)
+    pairs = [[members[j], members[j + 1]] for j in range(0, len(members), 2)]
+    expected = json.dumps({**shard.to_dict(), "members": pairs}, separators=(",", ":"))
+    assert out.getvalue() == expected + "\n"

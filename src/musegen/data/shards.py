@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from musegen.data.bookkeeping import EntryList, JsonLinesWriter
+from musegen.data.bookkeeping import EntryList
 from musegen.data.dataset import (
     MANIFEST,
     ChunkCache,
@@ -198,19 +198,19 @@ def write_shards(out: Path, manifest: Manifest, cache: ChunkCache, shards: int) 
     (out / MANIFEST).unlink(missing_ok=True)
     for path in out.glob(".*.tar.*.tmp"):  # shards of a killed run
         path.unlink(missing_ok=True)
-    lines = JsonLinesWriter(out, INDEX)
+    fd, lines = tempfile.mkstemp(prefix=f".{INDEX}.lines.", suffix=".tmp", dir=out)
     try:
         names = set()
-        for split in manifest.splits:
-            first = 0
-            pieces = entries_with_tokens(_split_entries(manifest, split), cache)
-            for k, group in enumerate(_cut(pieces, size, entry=lambda item: item[0])):
-                name = f"{split}-{k:05d}.tar"
-                shard = _write_tar(out / name, split, first, group, manifest.dtype)
-                lines.write(shard.to_dict())
-                names.add(name)
-                first += shard.pieces
-        lines.close()
+        with os.fdopen(fd, "w", encoding="utf-8") as index_lines:
+            for split in manifest.splits:
+                first = 0
+                pieces = entries_with_tokens(_split_entries(manifest, split), cache)
+                for k, group in enumerate(_cut(pieces, size, entry=lambda item: item[0])):
+                    name = f"{split}-{k:05d}.tar"
+                    shard, members = _write_tar(out / name, split, first, group, manifest.dtype)
+                    _write_shard_line(index_lines, shard, members)
+                    names.add(name)
+                    first += shard.pieces
         for path in out.glob("*.tar"):  # shards of an earlier, larger plan
             if path.name not in names:
                 path.unlink()
@@ -224,9 +224,9 @@ def write_shards(out: Path, manifest: Manifest, cache: ChunkCache, shards: int) 
             "kind": "webdataset-tar",
             "manifest_sha256": sha256_bytes(text.encode("utf-8")),
         }
-        _write_index(out, header, lines.path)
+        _write_index(out, header, Path(lines))
     finally:
-        lines.discard()
+        Path(lines).unlink(missing_ok=True)
     atomic_write_text(out / MANIFEST, text)
     return Manifest.load(out)
 
@@ -240,8 +240,7 @@ def _write_index(out: Path, header: dict[str, Any], lines: Path) -> None:
             f.write(head)
             sep = "\n"
             for line in src:
-                shard = json.loads(line)
-                f.write(sep + json.dumps(shard, separators=(",", ":")))
+                f.write(sep + line.rstrip("\n"))
                 sep = ",\n"
             f.write("\n]}\n")
             f.flush()
@@ -279,9 +278,10 @@ def _write_tar(
     first: int,
     pieces: Iterable[tuple[PieceEntry, np.ndarray]],
     dtype: str,
-) -> Shard:
+) -> tuple[Shard, array]:
     """One shard of ``pieces`` (entries with their tokens), to a temporary name then
-    renamed; members in a fixed form (:mod:`musegen.data.tarfiles`)."""
+    renamed; members in a fixed form (:mod:`musegen.data.tarfiles`). Returns the shard
+    (without its member list) and its members' offsets and sizes, flat."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     members = array("q")  # data offset, size of each piece's .npy member
     tokens = 0
@@ -306,8 +306,20 @@ def _write_tar(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    pairs = [[members[j], members[j + 1]] for j in range(0, len(members), 2)]
-    return Shard(path.name, split, first, n, tokens, tar.offset, tar.sha256, pairs)
+    return Shard(path.name, split, first, n, tokens, tar.offset, tar.sha256, []), members
+
+
+def _write_shard_line(f: Any, shard: Shard, members: array) -> None:
+    """A shard's line of ``shards.json`` (compact JSON of :meth:`Shard.to_dict`), its member
+    list written from the flat ``members`` (offset, size, offset, size, ...) a block at a
+    time."""
+    head = json.dumps({**shard.to_dict(), "members": None}, separators=(",", ":"))
+    f.write(head[: -len("null}")] + "[")
+    for b in range(0, len(members), 2048):
+        block = members[b : b + 2048]
+        pairs = ",".join(f"[{block[j]},{block[j + 1]}]" for j in range(0, len(block), 2))
+        f.write(("," if b else "") + pairs)
+    f.write("]}\n")
 
 
 # --------------------------------------------------------------------------- reading
