@@ -447,9 +447,11 @@ def _chunk_outcomes(path: Path) -> tuple[list[str], list[int], list[int], list[s
 
 
 def _remove_temporaries(folder: Path) -> None:
-    """Delete temporary files (``.NAME.XXXX.tmp``) a killed run left behind."""
-    for path in folder.glob(".*.tmp"):
-        path.unlink(missing_ok=True)
+    """Delete temporary files (``.NAME.XXXX.tmp``, and a scratch database's journal) a
+    killed run left behind."""
+    for pattern in (".*.tmp", ".*.tmp-journal"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def write_chunk(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
