@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "prepare",
         help="tokenize every piece of a source into DIR",
         description="Tokenize every piece of SOURCE into DIR/{split}.bin + {split}.idx.npy + "
-        "manifest.json. Re-running encodes only new or changed pieces; an interrupted run "
-        "resumes. Pieces that cannot be read are skipped and listed in the manifest.",
+        "manifest.json (with pieces.jsonl and failures.jsonl). Re-running encodes only new or "
+        "changed pieces; an interrupted run resumes. Pieces that cannot be read are skipped "
+        "and listed in the manifest. Memory does not grow with the corpus.",
     )
     q.add_argument(
         "source", metavar="SOURCE", help="a source name (see 'musegen data list') or a folder"
