@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from musegen.io import load, save
 from musegen.io._common import without_overlaps
@@ -25,7 +26,7 @@ from musegen.io.measures import (
 from musegen.io.midi import read_midi
 from musegen.io.music21 import _musicxml_to_score, musicxml_bytes
 from musegen.score import KeySignature, Note, Score, Tempo, TimeSignature, Track, make_notes
-from strategies import assert_same_notes
+from strategies import assert_same_notes, scores
 
 
 def q(n: float) -> int:
@@ -318,3 +319,18 @@ def test_verovio_reads_the_same_notes(tmp_path: Path) -> None:
         for s, d, p in t.notes[["start", "duration", "pitch"]].tolist()
     )
     assert _verovio_notes(musicxml_bytes(score, grid=12), tmp_path) == expected
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(score=scores(max_tracks=2, grid=40, max_notes=15, max_start_steps=96, pitch_range=(21, 108)))
+def test_verovio_reads_the_same_notes_of_random_scores(
+    tmp_path_factory: pytest.TempPathFactory, score: Score
+) -> None:
+    """Onsets and lengths on a grid of 12ths of a quarter (16ths and triplets mixed)."""
+    expected = sorted(
+        (s, d, p)
+        for t in without_overlaps(score.quantize(40)).tracks
+        for s, d, p in t.notes[["start", "duration", "pitch"]].tolist()
+    )
+    got = _verovio_notes(musicxml_bytes(score, grid=12), tmp_path_factory.mktemp("vrv"))
+    assert got == expected
