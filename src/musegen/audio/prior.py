@@ -135,7 +135,7 @@ def train_prior(
         bar.update(1)
     bar.close()
     save_prior(model, out)
-    return {"loss": float(loss), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"loss": float(loss.detach()), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def sample(

@@ -262,7 +262,7 @@ def train_synth(run: TrainSynthConfig, out: str | Path, *, log: Any = print) -> 
             }
             lines.append(json.dumps(line))
             atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-            bar.set_postfix(loss=f"{float(loss):.3f}", valid=f"{v:.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
             if v < best:
                 best, best_step = v, step
                 save_synth(model, out / "best", {"trained": {"step": step, "valid_loss": v}})
