@@ -32,7 +32,7 @@ def _grammar_accepts(tok, ids: np.ndarray) -> None:  # type: ignore[no-untyped-d
     tok.decode(ids)
 
 
-@pytest.mark.parametrize("name", ["remi", "events"])
+@pytest.mark.parametrize("name", ["remi", "events", "remi-instruments"])
 @SETTINGS
 @given(score=scores(max_tracks=3, allow_drums=True, pitch_range=(10, 118)), data=st.data())
 def test_token_transposition_equals_score_transposition(name: str, score: Score, data) -> None:  # type: ignore[no-untyped-def]

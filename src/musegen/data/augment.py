@@ -36,6 +36,7 @@ _SEQUENCE_LAYOUT: dict[str, tuple[tuple[str, ...], str]] = {
     "chorale": (("pitch",), "program"),  # no program block: every voice moves
     "melody": (("pitch",), "program"),
     "melody-chords": (("pitch",), "program"),  # chord roots move with the pitches (apply)
+    "remi-instruments": (("pitch",), "program"),  # the INST header names programs: it stays
 }
 
 
