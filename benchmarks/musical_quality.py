@@ -186,13 +186,14 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
         top_p=args.top_p,
         pitch_top_p=args.pitch_top_p,
         ending=args.ending,
+        form=args.form,
     )
     result = generator.generate(request)
     used = result.settings.get("sampling", {})
     settings = {"model": str(generator.folder)}
     settings |= {k: used[k] for k in ("temperature", "top_p", "top_k", "pitch_top_p") if k in used}
     asked = result.settings.get("request", {})
-    settings |= {k: asked[k] for k in ("ending", "voice_ranges") if asked.get(k)}
+    settings |= {k: asked[k] for k in ("ending", "voice_ranges", "form") if asked.get(k)}
     print(", ".join(f"{k} {v}" for k, v in settings.items()), file=sys.stderr)
     return result.pieces, int(result.settings.get("voices", 0)), settings
 
@@ -396,6 +397,11 @@ def main() -> int:
         "--ending",
         choices=ENDINGS,
         help="how pieces must close (default: the model's config)",
+    )
+    p.add_argument(
+        "--form",
+        help="sections that return, as 'musegen generate --form' (AABA, or auto: drawn from "
+        "the corpus's measured forms); default none",
     )
     p.add_argument("--split", choices=("valid", "test"), default="valid")
     p.add_argument(
