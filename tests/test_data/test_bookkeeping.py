@@ -135,8 +135,10 @@ def test_the_key_set_tells_new_keys_and_the_first_value() -> None:
         assert keys.add(["a", "b", "a"], ["1", "2", "3"]) == [None, None, "1"]
         assert keys.add(["b", "c"], ["4", "5"]) == ["2", None]
         assert keys.add_new(["c", "d", "d"]) == [False, True, False]
-        path = keys.path
-    assert not path.exists()
+        assert keys.path is None  # no name left behind, even by a process killed now
+        many = [f"{i:064x}" for i in range(20_000)]  # more than its page cache holds
+        assert keys.add_new(many) == [True] * len(many)
+        assert keys.add(many[::997], ["x"] * len(many[::997])) == [""] * len(many[::997])
 
 
 def test_entry_lists_compare_by_checksum_and_by_items(tmp_path: Path) -> None:

@@ -147,15 +147,25 @@ class _Transaction:
 
 
 class KeySet:
-    """A set of strings on disk (a scratch file, deleted on close), each with the value it
-    was first added with: what a stream needs to tell new keys from ones it has seen."""
+    """A set of strings on disk, each with the value it was first added with: what a stream
+    needs to tell new keys from ones it has seen.
+
+    A scratch file that nobody else opens: its name is removed as soon as it is open (where
+    the system allows; the data stay reachable through the open file), so not even ``kill -9``
+    leaves it behind, and its rollback journal is kept in memory (one block's pages)."""
 
     def __init__(self, folder: Path | None = None) -> None:
         fd, name = tempfile.mkstemp(prefix=".musegen-keys.", suffix=".tmp", dir=folder)
         os.close(fd)
-        self.path = Path(name)
+        self.path: Path | None = Path(name)
         self.db = _connect(self.path)
+        self.db.execute("PRAGMA journal_mode=MEMORY")
         self.db.execute("CREATE TABLE keys (key TEXT PRIMARY KEY, value TEXT)")
+        try:
+            self.path.unlink()
+            self.path = None
+        except OSError:  # a system that cannot remove an open file: removed on close
+            pass
 
     def add_new(self, keys: Sequence[str], values: Sequence[str] | None = None) -> list[bool]:
         """Add ``keys``; for each, True when it was not in the set before (nor earlier in
@@ -184,7 +194,8 @@ class KeySet:
 
     def close(self) -> None:
         self.db.close()
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> KeySet:
         return self
