@@ -334,3 +334,14 @@ def test_verovio_reads_the_same_notes_of_random_scores(
     )
     got = _verovio_notes(musicxml_bytes(score, grid=12), tmp_path_factory.mktemp("vrv"))
     assert got == expected
+
+
+def test_long_document_reads_back() -> None:
+    """1,000 bars read back: music21's importer, with measures put in unsorted and sorted
+    once (it re-measured the part for each measure: reading was quadratic)."""
+    n = 2250  # triplet half notes across the bar lines of 1,000 bars of 3/4
+    notes = make_notes(np.arange(n) * 640, [640] * n, [60, 64, 67] * (n // 3))
+    score = Score(tracks=[Track(notes)], time_signatures=[TimeSignature(0, 3, 4)])
+    back = _musicxml_to_score("<test>", musicxml_bytes(score, grid=12))
+    assert_same_notes(score, back)
+    assert back.n_bars == score.n_bars == 1000
