@@ -22,8 +22,10 @@ bought with worse music. JSON lines ``{"benchmark", "ours", "peer", "ratio", "un
 ours = planned, peer = free, ratio = peer distance / ours (> 1: planned is closer).
 
 ``--measure`` instead counts the forms of the training split's pieces of >= 16 bars (four
-sections) for ``chorale`` (``data/bach-chorale``) and ``melody`` models (``--data``) and
-writes ``src/musegen/sampling/forms.json`` (what ``--form auto`` draws from).
+sections) for ``chorale`` (``data/bach-chorale``) and ``melody`` models (``--data``), and of
+their 8-bar openings (four sections of two bars: ``chorale-8``, ``melody-8``, what pieces of
+fewer than 16 bars draw from), and writes ``src/musegen/sampling/forms.json`` (what ``--form
+auto`` draws from).
 
     .venv/bin/python benchmarks/structure.py --model folk --num 24
     .venv/bin/python benchmarks/structure.py --measure
@@ -71,8 +73,9 @@ def corpus_bars(data: str, split: str, bars: int) -> tuple[Any, list[list[np.nda
     return tok, out
 
 
-def measure_forms(data: str, min_bars: int = 16) -> dict[str, Any]:
-    """Form shares of the training split's pieces with >= ``min_bars`` bars."""
+def measure_forms(data: str, min_bars: int = 16, opening: int = 0) -> dict[str, Any]:
+    """Form shares of the training split's pieces with >= ``min_bars`` bars (with
+    ``opening``: of the first ``opening`` bars of every piece that long)."""
     from musegen.data.dataset import load_prepared
     from musegen.sampling.structure import section_form, top_line_bars
 
@@ -81,13 +84,15 @@ def measure_forms(data: str, min_bars: int = 16) -> dict[str, Any]:
     forms: Counter[str] = Counter()
     for i in range(len(part)):
         b = top_line_bars(d.tokenizer, part.piece(i))
-        if len(b) >= min_bars:
+        if opening and len(b) >= opening:
+            forms[section_form(b[:opening])] += 1
+        elif not opening and len(b) >= min_bars:
             forms[section_form(b[: len(b) // 4 * 4])] += 1
     n = sum(forms.values())
     return {
         "data": data,
         "pieces": n,
-        "min_bars": min_bars,
+        **({"opening": opening} if opening else {"min_bars": min_bars}),
         "shares": {f: round(c / n, 4) for f, c in sorted(forms.items()) if c / n >= 0.005},
     }
 
@@ -142,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         from musegen.utils import atomic_write_text
 
-        table = {"chorale": measure_forms("data/bach-chorale"), "melody": measure_forms(args.data)}
+        table = {
+            "chorale": measure_forms("data/bach-chorale"),
+            "melody": measure_forms(args.data),
+            "chorale-8": measure_forms("data/bach-chorale", opening=8),
+            "melody-8": measure_forms(args.data, opening=8),
+        }
         atomic_write_text(FORMS, json.dumps(table, indent=1) + "\n")
         print(json.dumps(table))
         return 0

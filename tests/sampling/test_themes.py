@@ -15,6 +15,8 @@ from musegen.io import load, save
 from musegen.models import build_model, save_model
 from musegen.sampling.structure import bar_similarity, planned, top_line_bars
 from musegen.sampling.themes import (
+    auto_form,
+    auto_forms,
     diatonic_shifts,
     plan_request,
     statement_bars,
@@ -132,7 +134,7 @@ def test_generate_theme_cli(
     assert json.loads((out / "piece.json").read_text())["plan"]["form"] == "AABB"
     assert main([*args, "--form", "auto"]) == 0  # drawn from the corpus's measured forms
     drawn = json.loads((out / "piece.json").read_text())["plan"]["form"]
-    assert drawn in json.loads(FORMS.read_text())["melody"]["shares"]
+    assert drawn in json.loads(FORMS.read_text())["melody-8"]["shares"]  # 8-bar openings
     capsys.readouterr()
     for extra, message in (
         (["--theme", str(theme), "--primer", str(theme)], "leave out --primer"),
@@ -145,6 +147,23 @@ def test_generate_theme_cli(
         assert message in err and err.count("\n") == 1
     assert main(["generate", "--model", "jsb-frame", "--form", "AB", "--out", str(out)]) == 2
     assert "bar grid" in capsys.readouterr().err
+
+
+def test_auto_forms_are_drawn_per_piece(model_dir: Path, tmp_path: Path) -> None:
+    """Several pieces each draw a form (the first draw is a lone piece's); short pieces
+    draw from the corpus's 8-bar openings, long ones from its whole pieces."""
+    tok = get_tokenizer("melody")
+    forms = auto_forms(tok, 3, 8, 12)
+    assert forms[0] == auto_form(tok, 3, 8) and len(set(forms)) > 1
+    table = json.loads(FORMS.read_text())
+    assert set(forms) <= set(table["melody-8"]["shares"])
+    assert set(auto_forms(tok, 3, 32, 12)) <= set(table["melody"]["shares"])
+    out = tmp_path / "out"
+    args = ["generate", "--model", str(model_dir), "--bars", "8", "--num", "6", "--seed", "4"]
+    assert main([*args, "--form", "auto", "--out", str(out)]) == 0
+    plan = json.loads((out / "piece.json").read_text())["plan"]
+    assert plan == {"form": "auto", "forms": auto_forms(get_tokenizer("melody"), 4, 8, 6)}
+    assert len(list(out.glob("piece_*.mid"))) == 6
 
 
 def test_benchmark_recurrence_counts_restated_bars() -> None:

@@ -235,6 +235,8 @@ class TokenGenerator(Generator):
         from musegen.io import load
         from musegen.sampling.pieces import PieceRequest, compose
 
+        if request.form == "auto" and request.num > 1 and not request.theme:
+            return self._generate_by_form(request)
         defaults = sampling_defaults(self.meta)
         pieces_request = PieceRequest(
             bars=request.bars,
@@ -286,6 +288,35 @@ class TokenGenerator(Generator):
             settings["instruments"] = list(request.instruments)
         if plan:
             settings["plan"] = plan
+        return Generated(pieces, settings)
+
+    def _generate_by_form(self, request: GenerateRequest) -> Generated:
+        """``--form auto`` for several pieces: each piece draws its own form (the first
+        draw is the one a single piece gets); the pieces of one form are sampled together,
+        the k-th form's with a seed derived from the request's and k."""
+        from dataclasses import replace
+
+        import numpy as np
+
+        from musegen.sampling.themes import auto_forms
+
+        forms = auto_forms(self.tokenizer, request.seed, request.bars or 0, request.num)
+        groups: dict[str, list[int]] = {}
+        for i, form in enumerate(forms):
+            groups.setdefault(form, []).append(i)
+        pieces: list[Score] = [Score()] * request.num
+        settings: dict[str, Any] = {}
+        for k, (form, where) in enumerate(groups.items()):
+            seed = (
+                request.seed
+                if k == 0
+                else int(np.random.SeedSequence([request.seed, k]).generate_state(1)[0] >> 1)
+            )
+            done = self.generate(replace(request, form=form, num=len(where), seed=seed))
+            for i, piece in zip(where, done.pieces, strict=True):
+                pieces[i] = piece
+            settings = settings or done.settings
+        settings["plan"] = {"form": "auto", "forms": forms}
         return Generated(pieces, settings)
 
     def controls(self) -> tuple[str, ...]:

@@ -164,7 +164,7 @@ def plan_request(
     settings: dict[str, Any] = {}
     base = None
     if form:
-        letters = parse_form(auto_form(tokenizer, seed) if form == "auto" else form)
+        letters = parse_form(auto_form(tokenizer, seed, bars) if form == "auto" else form)
         settings["form"] = "".join(letters)
         base = form_plan(letters, bars)
     meter = None
@@ -189,9 +189,15 @@ def plan_request(
     return plan, meter, settings
 
 
-def auto_form(tokenizer: Any, seed: int) -> str:
+def auto_form(tokenizer: Any, seed: int, bars: int = 16) -> str:
     """A form drawn from the shares measured on the model's kind of corpus (four sections;
-    ``forms.json`` beside this module, made by ``benchmarks/structure.py --measure``)."""
+    ``forms.json`` beside this module, made by ``benchmarks/structure.py --measure``): for
+    fewer than 16 bars the shares of the corpus's 8-bar openings, else of its whole pieces."""
+    return auto_forms(tokenizer, seed, bars, 1)[0]
+
+
+def auto_forms(tokenizer: Any, seed: int, bars: int, num: int) -> list[str]:
+    """``num`` forms drawn one after another (the first is :func:`auto_form`'s)."""
     import json
     from pathlib import Path
 
@@ -199,8 +205,11 @@ def auto_form(tokenizer: Any, seed: int) -> str:
 
     table = json.loads((Path(__file__).with_name("forms.json")).read_text())
     key = "chorale" if tokenizer.n_voices == 4 else "melody"
+    if bars < 16 and f"{key}-8" in table:
+        key += "-8"
     shares = FormShares(table[key]["shares"], table[key]["pieces"])
-    return shares.draw(np.random.default_rng([seed, 19]))
+    rng = np.random.default_rng([seed, 19])
+    return [shares.draw(rng) for _ in range(num)]
 
 
 def plan_for(tokenizer: Any, request: Any, pieces: Any) -> tuple[Any, Any, dict[str, Any]]:
