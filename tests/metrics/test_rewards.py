@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from musegen.errors import MusegenError
 from musegen.metrics import rewards as R
@@ -150,3 +152,46 @@ def test_a_reward_that_returns_no_number_is_an_error() -> None:
         R.total_reward([("nan", lambda s: float("nan"))], melody([60]))
     with pytest.raises(MusegenError, match="did not return a number"):
         R.total_reward([("text", lambda s: "x")], melody([60]))
+
+
+# ----------------------------------------------------------------------------- per-note rewards
+@pytest.mark.parametrize(
+    ("pitches", "part", "expected"),
+    [
+        # the 5th and 6th onsets on one pitch are excessive: 1/7 of the notes each
+        ([60, 60, 60, 60, 60, 60, 62], "repetition", [0, 0, 0, 0, -1 / 7, -1 / 7, 0]),
+        ([60, 61, 62], "key", [0, -1 / 3, 0]),  # C sharp, out of C major
+        # +7 then -2: resolved; +7 then +2: unresolved, judged when the 5th note is written
+        ([60, 67, 65, 72, 74], "leaps", [0, 0, 0, 0, -1 / 2]),
+        ([60, 62, 60], "tonic", [0.5, 0, 0.5]),
+        ([62, 60, 62], "tonic", [0, 0, 0]),
+        ([60, 62, 64, 66, 68, 70], "intervals", [0, 0, 0, 0, -1 / 5, -1 / 5]),
+        # bar 1 becomes a motif at its 3rd pitch (3 notes), then a 4th note; bar 2 the same
+        # shape a step up: a motif at its 3rd note, a repeated one when its 4th completes it
+        (
+            [60, 62, 64, 65, 62, 64, 66, 67],
+            "motifs",
+            [0, 0, 1.5 / 8, 0.5 / 8, 0, 0, 1.5 / 8, 2.5 / 8],
+        ),
+    ],
+)
+def test_note_rewards_of_hand_made_melodies(
+    pitches: list[int], part: str, expected: list[float]
+) -> None:
+    got = R.note_rewards(melody(pitches), {part: 1.0})
+    assert got.tolist() == pytest.approx(expected)
+
+
+def test_note_rewards_judge_the_partial_piece_in_the_whole_pieces_key() -> None:
+    line = R.top_line(melody([60, 62, 64, 65, 67]))
+    part = R.prefix(line, 2)
+    assert part.pitch.tolist() == [60, 62] and part.key == line.key
+    assert R.out_of_key(R.prefix(R.top_line(melody([60, 61])), 1)) == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(55, 79), min_size=0, max_size=24), st.sampled_from(list(R.PARTS)))
+def test_note_rewards_add_up_to_the_piece_reward(pitches: list[int], part: str) -> None:
+    piece = melody(pitches, quarters=0.5)
+    assert R.note_rewards(piece).sum() == pytest.approx(R.theory_reward(piece), abs=1e-9)
+    assert R.note_rewards(piece, {part: 1.0}).sum() == pytest.approx(R.PARTS[part](piece), abs=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,76 @@ def test_run_errors(tmp_path: Path) -> None:
         config(model, kl=-1)
     with pytest.raises(MusegenError, match="--batch-size"):
         config(model, batch_size=1)
+
+
+# ----------------------------------------------------------------------------- --credit note
+@pytest.mark.slow
+def test_reward_rises_under_a_few_steps_with_note_credit(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    cfg = config(model, steps=6, lr=1e-2, credit="note", gamma=0.7)
+    trainer = RLTrainer(cfg, tmp_path / "run", rewards=[("low", low_notes)])
+    held_out = range(1000, 1003)
+    before = mean_reward(trainer, held_out)
+    trainer.fit()
+    assert mean_reward(trainer, held_out) > before + 0.1
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert "note_reward" in row
+
+
+def hand_melody(pitches: list[int]) -> Score:
+    from musegen.score import TimeSignature, Track, make_notes
+
+    n = len(pitches)
+    notes = make_notes([i * 480 for i in range(n)], [480] * n, pitches, 80)
+    return Score(tpq=480, tracks=[Track(notes=notes)], time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def test_each_note_reward_lands_on_the_token_that_writes_the_note() -> None:
+    from musegen.metrics.rewards import theory_reward
+    from musegen.tokenizers import get_tokenizer
+    from musegen.train.rl_credit import piece_note_rewards
+
+    tok = get_tokenizer("melody", time_signatures=["4/4"], max_bars=4, pitch_range=[60, 72])
+    score = hand_melody([60, 67, 64, 60, 60, 60, 60, 60])
+    ids = tok.encode(tok.prepare(score))
+    pos, rewards = piece_note_rewards([("theory", theory_reward)], tok, ids, tok.decode(ids))
+    assert [tok.tokens(ids)[p] for p in pos] == [f"pitch_{p}" for p in [60, 67, 64] + [60] * 5]
+    assert rewards.sum() == pytest.approx(theory_reward(tok.decode(ids)))
+    assert rewards[-1] < rewards[-2]  # the 5th repeated onset: excessive (and the tonic end)
+    # a reward given as a function: credited by differences on the partial pieces
+    pos2, low = piece_note_rewards([("low", low_notes)], tok, ids, tok.decode(ids))
+    assert pos2.tolist() == pos.tolist()
+    assert low.tolist() == pytest.approx([1, -0.5, 1 / 6, 1 / 12, 1 / 20, 1 / 30, 1 / 42, 1 / 56])
+
+
+def test_note_tokens_by_decoding_prefixes_when_pitch_tokens_are_not_one_a_note() -> None:
+    from musegen.metrics.rewards import top_line
+    from musegen.score import TimeSignature, Track, make_notes
+    from musegen.tokenizers import get_tokenizer
+    from musegen.train.rl_credit import note_tokens
+
+    tok = get_tokenizer("remi")
+    chords = make_notes([0, 0, 480, 480, 960], [480] * 5, [60, 64, 62, 65, 67], 80)
+    score = Score(tpq=480, tracks=[Track(notes=chords)], time_signatures=[TimeSignature(0, 4, 4)])
+    ids = tok.encode(tok.prepare(score))
+    pos = note_tokens(tok, ids, 0, 3)
+    for k, p in enumerate(pos.tolist()):
+        assert len(top_line(tok.decode(ids[: p + 1]))) >= k + 1
+        assert len(top_line(tok.decode(ids[:p]))) <= k
+
+
+def test_returns_to_go_and_the_per_position_baseline() -> None:
+    from musegen.train.rl_credit import leave_one_out, returns_to_go
+
+    r = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 5.0]])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    g = returns_to_go(r, valid, 0.5)
+    torch.testing.assert_close(g, torch.tensor([[1.5, 1.0, 2.0], [0.5, 1.0, 0.0]]))
+    b = leave_one_out(g, valid)
+    torch.testing.assert_close(
+        b, torch.tensor([[0.5, 1.0, 2.0], [1.5, 1.0, 2.0]])
+    )  # [1, 2]: unused
+    with pytest.raises(MusegenError, match="--credit"):
+        config(Path("unused"), credit="bar")
+    with pytest.raises(MusegenError, match="--gamma"):
+        config(Path("unused"), gamma=1.5)

@@ -21,6 +21,14 @@ FLAGS = (
     ("--temperature", float, "sampling temperature (default 1.0)"),
     ("--seed", int, "seed of every step's pieces (default 0)"),
     ("--checkpoint-every", int, "steps between checkpoints (default 10)"),
+    (
+        "--credit",
+        str,
+        "piece: every token shares its piece's reward; note: each note is rewarded by the "
+        "rules on the partial piece when it is written, tokens pushed by discounted "
+        "returns-to-go (RL Tuner's per-note credit; default piece)",
+    ),
+    ("--gamma", float, "--credit note: discount per token of the returns-to-go (default 0.9)"),
 )
 
 

@@ -310,6 +310,75 @@ def theory_reward(piece: Score | Line) -> float:
 REWARDS: dict[str, Reward] = {"theory": theory_reward, **PARTS}
 
 
+# ----------------------------------------------------------------------------- per-note rewards
+def prefix(line: Line, k: int) -> Line:
+    """The first ``k`` notes of a line, judged in the whole line's key (the partial piece as
+    it stood when its ``k``-th note was written)."""
+    return Line(line.pitch[:k], line.start[:k], line.bar[:k], line.offset[:k], line.key)
+
+
+def _unresolved(line: Line) -> int:
+    resolved, judged = leaps(line)
+    return judged - resolved
+
+
+def _motif_notes(line: Line) -> int:
+    in_motifs, _, in_repeated, _ = motifs(line)
+    return in_motifs + in_repeated
+
+
+COUNTS: dict[str, tuple[float, Callable[[Line], float]]] = {
+    # each part's events on a partial piece, as (reward per event, count): what
+    # :func:`note_rewards` credits to the note that changes the count
+    "key": (-1.0, out_of_key),
+    "tonic": (0.5, starts_on_tonic),  # the ending: credited to the last note only
+    "repetition": (-1.0, excess_repeats),
+    "leaps": (-1.0, _unresolved),
+    "motifs": (0.5, _motif_notes),
+    "intervals": (-1.0, interval_run_excess),
+}
+NOTE_WEIGHTS: dict[str, dict[str, float]] = {  # the built-in rewards --credit note splits
+    "theory": THEORY_WEIGHTS,
+    **{name: {name: 1.0} for name in PARTS},
+}
+
+
+def _share_of(name: str, line: Line) -> float:
+    """What the piece reward divides part ``name``'s count by (1: not a share)."""
+    n = len(line)
+    if name in ("key", "repetition", "motifs"):
+        return float(max(n, 1))
+    if name == "intervals":
+        return float(max(n - 1, 1))
+    if name == "leaps":
+        return float(max(leaps(line)[1], 1))
+    return 1.0
+
+
+def note_rewards(piece: Score | Line, weights: dict[str, float] | None = None) -> np.ndarray:
+    """Each note's reward ``[n]`` (RL Tuner's per-note credit): the rules evaluated on the
+    partial piece when the note is written. For each part (:data:`COUNTS`), note ``k`` gets
+    the change it makes to the part's event count on the partial piece (a note out of key
+    -1, an excessive repeat -1, a leap it leaves unresolved -1, a same-interval run's excess
+    -1, 0.5 for each note that joins a motif or a repeated motif, 0.5 for a tonic start;
+    the last note 0.5 more for ending on the tonic), divided by what the piece reward takes
+    the part as a share of (the piece's notes, intervals or judged leaps) and weighted
+    (``weights`` by part, default :data:`THEORY_WEIGHTS`). So the notes' rewards add up to
+    the piece's reward (:func:`theory_reward` for the default weights), and writing more
+    notes earns nothing by itself."""
+    line = line_of(piece)
+    weights = THEORY_WEIGHTS if weights is None else weights
+    n = len(line)
+    out = np.zeros(n)
+    for name, w in weights.items():
+        per_event, count = COUNTS[name]
+        counts = np.array([count(prefix(line, k)) for k in range(n + 1)], dtype=float)
+        out += w * per_event * np.diff(counts) / _share_of(name, line)
+    if n and "tonic" in weights:
+        out[-1] += weights["tonic"] * 0.5 * ends_on_tonic(line)
+    return out
+
+
 def load_reward(spec: str) -> Reward:
     """One reward: a name of :data:`REWARDS`, ``module:function`` (importable) or
     ``path/to/file.py:function``; the function takes a :class:`~musegen.score.Score` and

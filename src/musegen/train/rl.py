@@ -12,6 +12,12 @@ over whole pieces ``x``. Its exact score-function gradient is REINFORCE on the *
 return ``R(x) - kl * sum_t log(policy(x_t) / anchor(x_t))`` (the k1 estimate of the KL of
 the piece, held constant), which is what :meth:`RLTrainer.step` follows.
 
+``credit="note"`` (``--credit note``) is RL Tuner's per-note credit instead: each note is
+rewarded by the rules on the partial piece when it is written, on the token that writes it,
+and each token follows its discounted return-to-go (``gamma``) of those rewards less ``kl``
+times its own log-ratio, with a per-position leave-one-out baseline
+(:mod:`musegen.train.rl_credit`).
+
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
 second model to train and tune) would have to learn per-token values from a single late
@@ -73,6 +79,8 @@ class RLConfig:
     seed: int = 0
     checkpoint_every: int = 10
     grad_clip: float = 1.0
+    credit: str = "piece"  # piece: one reward a piece; note: per-note rewards (rl_credit)
+    gamma: float = 0.9  # --credit note: discount of the per-token returns-to-go
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -86,6 +94,8 @@ class RLConfig:
             (self.max_new_tokens >= 0, "--max-new-tokens must be >= 0"),
             (self.checkpoint_every >= 1, "--checkpoint-every must be >= 1"),
             (self.grad_clip > 0, "--grad-clip must be > 0"),
+            (self.credit in ("piece", "note"), f"--credit must be piece or note, got {self.credit!r}"),
+            (0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -197,6 +207,18 @@ class RLTrainer:
         """Each sequence's rewards (by name) and their ``total``."""
         return [total_reward(self.rewards, self.tokenizer.decode(s)) for s in seqs]
 
+    def token_rewards(self, seqs: list[np.ndarray], P: int, T: int) -> torch.Tensor:
+        """``--credit note``: each drawn token's reward ``[B, T]`` (T tokens after the
+        primer): each note's reward (:mod:`musegen.train.rl_credit`) on the token writing it."""
+        from musegen.train.rl_credit import piece_note_rewards
+
+        out = torch.zeros((len(seqs), T))
+        for i, s in enumerate(seqs):
+            pos, r = piece_note_rewards(self.rewards, self.tokenizer, s, self.tokenizer.decode(s))
+            keep = pos >= P
+            out[i].index_add_(0, torch.from_numpy(pos[keep] - P), torch.from_numpy(r[keep]).float())
+        return out
+
     # ------------------------------------------------------------------ log-probabilities
     def masks(self, prompt: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The grammar's masks ``[B, T, vocab]`` for the tokens after the prompt, replayed
@@ -259,10 +281,20 @@ class RLTrainer:
             exact_kl = float(torch.where(valid, exact, zero).sum() / valid.sum())
         reward = torch.tensor([v["total"] for v in values], dtype=torch.float32)
         regularised = reward - self.cfg.kl * piece_kl
-        baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
-        advantage = regularised - baseline
+        extra: dict[str, float] = {}
+        if self.cfg.credit == "note":
+            from musegen.train.rl_credit import leave_one_out, returns_to_go
+
+            per_token = self.token_rewards(seqs, P, L - P)
+            extra["note_reward"] = float(per_token.sum(1).mean())
+            shaped = torch.where(valid, per_token - self.cfg.kl * log_ratio, zero)
+            returns = returns_to_go(shaped, valid, self.cfg.gamma)
+            advantage = returns - leave_one_out(returns, valid)  # [B, T]
+        else:
+            baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
+            advantage = (regularised - baseline)[:, None]
         n_tokens = valid.sum()
-        loss = -(advantage[:, None] * torch.where(valid, taken, zero)).sum() / n_tokens
+        loss = -(advantage * torch.where(valid, taken, zero)).sum() / n_tokens
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
@@ -274,6 +306,7 @@ class RLTrainer:
             "regularised": float(regularised.mean()),
             "kl_per_token": exact_kl,
             "kl_per_piece": float(piece_kl.mean()),
+            **extra,
             "tokens": int(n_tokens),
             "grad_norm": float(grad_norm),
             "rollout_s": round(t_roll, 3),

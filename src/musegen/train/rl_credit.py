@@ -1,0 +1,96 @@
+"""Per-note credit for ``musegen train rl --credit note`` (RL Tuner's per-note rewards).
+
+With ``--credit piece`` every token of a piece shares the piece's one reward. With
+``--credit note`` each note is rewarded by the rules evaluated on the partial piece when the
+note is written (:func:`musegen.metrics.rewards.note_rewards`), the reward goes to the token
+that writes the note, and each token is pushed by its discounted return-to-go
+``G_t = sum_{u >= t} gamma^(u-t) (r_u - kl * log(policy(x_u) / anchor(x_u)))``, a short
+horizon as RL Tuner's Q-learning (gamma 0.5) has, less a leave-one-out baseline: the mean
+return of the batch's other pieces at the same token position.
+
+A reward that has no per-note form (``module:function``) is credited by differences on the
+partial pieces: note ``k`` gets ``f(first k+1 notes) - f(first k notes)``, each prefix being
+the decoded tokens up to the note's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from musegen.metrics.rewards import NOTE_WEIGHTS, Line, Reward, note_rewards, top_line
+from musegen.score import Score
+from musegen.tokenizers.base import Tokenizer
+
+
+def note_tokens(tokenizer: Tokenizer, seq: np.ndarray, start: int, n_notes: int) -> np.ndarray:
+    """The index in ``seq`` of the token that writes each of the top line's ``n_notes`` notes
+    (tokens before ``start`` are the primer): the pitch tokens where they are one a note
+    (monophonic tokenizers), else found by decoding prefixes (the first prefix whose top line
+    has ``k + 1`` notes)."""
+    seq = np.asarray(seq)
+    if "pitch" in tokenizer.vocab:
+        pos = start + np.flatnonzero(tokenizer.vocab.is_in(seq[start:], "pitch"))
+        if len(pos) == n_notes:
+            return pos
+    counts: dict[int, int] = {}
+
+    def notes_upto(t: int) -> int:
+        if t not in counts:
+            counts[t] = len(top_line(tokenizer.decode(seq[: t + 1])))
+        return counts[t]
+
+    out = np.zeros(n_notes, dtype=np.int64)
+    lo = start
+    for k in range(n_notes):
+        hi = len(seq) - 1
+        while lo < hi:  # the first t with notes_upto(t) > k
+            mid = (lo + hi) // 2
+            if notes_upto(mid) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        out[k] = lo
+    return out
+
+
+def piece_note_rewards(
+    rewards: Sequence[tuple[str, Reward]], tokenizer: Tokenizer, seq: np.ndarray, score: Score
+) -> tuple[np.ndarray, np.ndarray]:
+    """(token index of each note, the note's summed reward) for one decoded piece."""
+    line: Line = top_line(score)
+    n = len(line)
+    total = np.zeros(n)
+    positions: np.ndarray | None = None
+    for name, fn in rewards:
+        if name in NOTE_WEIGHTS:
+            total += note_rewards(line, NOTE_WEIGHTS[name])
+            continue
+        if positions is None:
+            positions = note_tokens(tokenizer, seq, 0, n)
+        values = [0.0] + [float(fn(tokenizer.decode(seq[: p + 1]))) for p in positions]
+        total += np.diff(values)
+    if positions is None:
+        positions = note_tokens(tokenizer, seq, 0, n)
+    return positions, total
+
+
+def returns_to_go(rewards: torch.Tensor, valid: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``G_t = r_t + gamma G_{t+1}`` over each row's valid tokens ``[B, T]`` (0 after)."""
+    out = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        running = torch.where(valid[:, t], rewards[:, t] + gamma * running, 0.0)
+        out[:, t] = running
+    return out
+
+
+def leave_one_out(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Each entry's baseline ``[B, T]``: the mean of the other rows' valid entries at the same
+    position; where no other row has one, the entry itself (advantage 0)."""
+    v = torch.where(valid, values, 0.0)
+    others = valid.sum(0, keepdim=True) - valid.long()
+    mean = (v.sum(0, keepdim=True) - v) / others.clamp(min=1)
+    return torch.where(others > 0, mean, values)
