@@ -101,3 +101,17 @@ def test_cells_round_trip() -> None:
     # a HOLD after a rest is a rest
     assert steps_to_cells(np.array([REST, HOLD]), tok, build).tolist() == [tok.rest_id] * 2
     assert fold_pitches(np.array([20, 43, 96, 110]), 43, 54).tolist() == [44, 43, 96, 86]
+
+
+def test_input_dropout_hides_previous_steps_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = build_model("music-vae", **{**TINY_VAE, "input_dropout": 0.5})
+    steps = torch.randint(2, 10, (64, 32))
+    model.train()
+    prev = model._previous(steps)
+    hidden = (prev[:, 1:] == model.start).float().mean().item()
+    assert 0.4 < hidden < 0.6  # about half the previous steps are the start symbol
+    model.eval()
+    assert torch.equal(model._previous(steps)[:, 1:], steps[:, :-1])
+    with pytest.raises(MusegenError, match="input_dropout"):
+        build_model("music-vae", input_dropout=1.0)

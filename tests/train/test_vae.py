@@ -102,3 +102,21 @@ def test_bad_data(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main([*args, "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "hop_bars" in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_may_change_the_objective_not_the_network(tmp_path: Path) -> None:
+    """``--init`` of a VAE: free bits, beta, dropouts may differ (a larger KL budget for a
+    trained model); a different network is refused in one line."""
+    from latenthelpers import tiny_vae
+    from musegen.errors import MusegenError
+    from musegen.train.vae import load_vae_init
+
+    saved = tiny_vae(tmp_path / "v", seed=3)
+    source, _ = load_model(saved)
+    model = build_model("music-vae", **{**TINY_VAE, "free_bits": 64.0, "input_dropout": 0.2})
+    load_vae_init(model, str(saved))
+    for k, v in source.state_dict().items():
+        assert np.array_equal(v.numpy(), model.state_dict()[k].numpy()), k
+    assert model.config.free_bits == 64.0
+    with pytest.raises(MusegenError, match="latent"):
+        load_vae_init(build_model("music-vae", **{**TINY_VAE, "latent": 6}), str(saved))

@@ -13,6 +13,8 @@ A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps)
   bar; a bar decoder (an LSTM started from that embedding, which it also reads at every step)
   writes the bar's steps. Its state starts afresh every bar, so it cannot ignore the latent
   over a long segment as a flat decoder can.
+* ``input_dropout``: in training, that share of the decoder's previous-step inputs is
+  replaced by the start symbol (word dropout), so the decoder leans on ``z``.
 * Loss (:func:`vae_objective`): cross-entropy per step plus ``beta(step) * max(KL - free_bits,
   0)`` (KL in nats per segment; ``beta`` rises linearly over ``beta_warmup`` training steps,
   counted by the model's own ``kl_step`` buffer, which is saved and resumed with the weights).
@@ -60,6 +62,7 @@ class MusicVAEConfig(ModelConfig):
     beta: float = 0.2
     beta_warmup: int = 500  # training steps over which beta rises from 0
     dropout: float = 0.0
+    input_dropout: float = 0.0  # training: share of the decoder's previous steps hidden
 
     def validate(self) -> None:
         self.check(self.decoder in DECODERS, f"decoder must be one of {DECODERS}")
@@ -72,6 +75,7 @@ class MusicVAEConfig(ModelConfig):
         self.check(self.free_bits >= 0 and self.beta >= 0, "free_bits and beta must be >= 0")
         self.check(self.beta_warmup >= 0, "beta_warmup must be >= 0")
         self.check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
+        self.check(0 <= self.input_dropout < 1, "input_dropout must be in [0, 1)")
 
     @property
     def n_classes(self) -> int:
@@ -136,9 +140,17 @@ class MusicVAE(nn.Module):
         return torch.tanh(self.to_bar(h))
 
     def _previous(self, steps: torch.Tensor) -> torch.Tensor:
-        """Teacher-forcing inputs: the start symbol, then every step but the last."""
+        """Teacher-forcing inputs: the start symbol, then every step but the last. In training,
+        each with probability ``input_dropout`` is the start symbol instead ("word dropout",
+        Bowman et al. 2016): the decoder must take more from ``z`` and less from the steps
+        before, which sampling gives it with their errors."""
         start = torch.full_like(steps[:, :1], self.start)
-        return torch.cat([start, steps[:, :-1]], dim=1)
+        prev = torch.cat([start, steps[:, :-1]], dim=1)
+        p = self.config.input_dropout
+        if self.training and p > 0:
+            hide = torch.rand(prev.shape, device=prev.device) < p
+            prev = torch.where(hide, torch.full_like(prev, self.start), prev)
+        return prev
 
     def logits(self, steps: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``[B, T, n_classes]`` of ``steps`` given ``z``."""

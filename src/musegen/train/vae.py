@@ -130,6 +130,31 @@ def data_options(run: dict[str, Any], data_path: str | Path | None) -> dict[str,
     return options
 
 
+LOSS_FIELDS = ("free_bits", "beta", "beta_warmup", "dropout", "input_dropout")
+
+
+def load_vae_init(model: Any, ref: str) -> None:
+    """Copy the weights of the saved ``music-vae`` ``ref`` into ``model`` (``--init``).
+
+    The networks must be the same; the objective's settings (:data:`LOSS_FIELDS`: free bits,
+    KL weight and its warm-up, dropouts) may differ, so a trained VAE can go on with a larger
+    KL budget. The KL step counter comes along: a warm-up already done stays done.
+    """
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    source, meta = load_model(resolve_model(ref))
+    if meta.get("model") != "music-vae":
+        raise MusegenError(f"--init {ref}: a {meta.get('model')} model, not a music-vae")
+    mine, theirs = model.config.to_dict(), source.config.to_dict()
+    differ = sorted(k for k in mine if k not in LOSS_FIELDS and mine[k] != theirs.get(k))
+    if differ:
+        raise MusegenError(
+            f"--init {ref}: its network differs from the run file's in {', '.join(differ)}"
+        )
+    model.load_state_dict(source.state_dict())
+
+
 @dataclass
 class VaeData:
     """The tokenizer of a prepared melody dataset and its segments per split."""
@@ -177,7 +202,9 @@ def train_vae(
 
     cfg = TrainConfig.from_dict(run.get("train", {}))
     options = data_options(run, data_path)
-    model = initial_model("music-vae", run.get("model_config", {}), cfg.seed, init, resume)
+    model = initial_model("music-vae", run.get("model_config", {}), cfg.seed, None, resume)
+    if init is not None and not resume:
+        load_vae_init(model, init)
     data = load_vae_data(options["root"], model.config, options["hop_bars"])
     train = SegmentDataset(
         data.segments["train"], model.config.n_classes, options["transpose"], cfg.seed
