@@ -166,6 +166,22 @@ def test_auto_forms_are_drawn_per_piece(model_dir: Path, tmp_path: Path) -> None
     assert len(list(out.glob("piece_*.mid"))) == 6
 
 
+def test_a_models_default_form_applies_to_new_pieces_of_eight_bars_or_more() -> None:
+    from musegen.sampling.generators import GenerateRequest, with_default_form
+
+    assert with_default_form(GenerateRequest(bars=8), "auto").form == "auto"
+    assert with_default_form(GenerateRequest(bars=8, form="AABB"), "auto").form == "AABB"
+    assert with_default_form(GenerateRequest(bars=8, form="none"), "auto").form is None
+    assert with_default_form(GenerateRequest(bars=8), None).form is None
+    for request in (
+        GenerateRequest(bars=4),  # sections would be single bars
+        GenerateRequest(bars=None, seconds=20.0),
+        GenerateRequest(bars=8, primer="a.mid"),
+        GenerateRequest(bars=8, theme="t.mid"),
+    ):
+        assert with_default_form(request, "auto").form is None
+
+
 def test_benchmark_recurrence_counts_restated_bars() -> None:
     spec = importlib.util.spec_from_file_location("theme_bench", ROOT / "benchmarks/theme.py")
     assert spec is not None and spec.loader is not None

@@ -145,7 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FORM",
         help="sections of equal length, one letter each, e.g. AABA: a returning letter restates "
         "its section's melody bar for bar (its last bar free); 'auto': a form drawn from the "
-        "corpus's measured forms (bar-grid models; use with e.g. --bars 32)",
+        "corpus's measured forms, one per piece (bar-grid models); 'none': no form. Default: "
+        "the model's (folk: auto)",
     )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")

@@ -43,7 +43,9 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     ``ending``: how pieces must close (``cadence``, ``tonic``; default ``free``, see
     :mod:`musegen.sampling.endings`); ``voice_ranges``: the ranges a new piece is moved into
     and ``voice_centres`` the mean pitches it is moved nearest among the keys that fit
-    (:mod:`musegen.sampling.register`; default none)."""
+    (:mod:`musegen.sampling.register`; default none); ``form``: the sections new pieces of a
+    given length are planned in (``auto``: drawn per piece from the corpus's forms, see
+    :mod:`musegen.sampling.themes`; default none)."""
     given = meta.get("sampling") or {}
     return {
         "temperature": float(given.get("temperature", 1.0)),
@@ -54,7 +56,22 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         "ending": given.get("ending", "free"),
         "voice_ranges": given.get("voice_ranges"),
         "voice_centres": given.get("voice_centres"),
+        "form": given.get("form"),
     }
+
+
+def with_default_form(request: GenerateRequest, form: str | None) -> GenerateRequest:
+    """``request`` with the model's default ``form`` where it asks for none and plans new
+    pieces of 8 bars or more (no primer, theme, seconds or token cap: sections of two bars
+    at least); ``--form none`` asks for no form."""
+    from dataclasses import replace
+
+    if request.form == "none":
+        return replace(request, form=None)
+    plain = not (request.primer or request.theme or request.seconds or request.tokens)
+    if request.form is None and form and plain and (request.bars or 0) >= 8:
+        return replace(request, form=form)
+    return request
 
 
 @dataclass
@@ -235,9 +252,10 @@ class TokenGenerator(Generator):
         from musegen.io import load
         from musegen.sampling.pieces import PieceRequest, compose
 
+        defaults = sampling_defaults(self.meta)
+        request = with_default_form(request, defaults["form"])
         if request.form == "auto" and request.num > 1 and not request.theme:
             return self._generate_by_form(request)
-        defaults = sampling_defaults(self.meta)
         pieces_request = PieceRequest(
             bars=request.bars,
             seconds=request.seconds,
