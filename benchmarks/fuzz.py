@@ -382,7 +382,8 @@ def mutate_midi(data: bytes, rng: random.Random, others: list[bytes]) -> bytes:
             division = rng.choice((0, 1, 0x7FFF, 0x8000, 0xE250, 0xE728, 0xFFFF, 24))
         elif op == 3 and chunks:
             k = rng.randrange(len(chunks))
-            lengths[k] = rng.choice((0, len(chunks[k][1]) - 1, len(chunks[k][1]) + 7, 2**32 - 1))
+            size = len(chunks[k][1])  # a length that lies (never below 0: an empty chunk)
+            lengths[k] = rng.choice((0, max(size - 1, 0), size + 7, 2**32 - 1))
         elif op in (4, 5) and chunks:
             k = rng.randrange(len(chunks))
             tag, body = chunks[k]
