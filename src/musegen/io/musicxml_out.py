@@ -2,9 +2,9 @@
 
 The score must already be on its notation grid (:func:`musegen.io.music21.write_musicxml`
 snaps it); :mod:`musegen.io.measures` lays out bars, voices, ties, rests, beams and
-accidentals, and this module turns that layout into elements. Nothing here walks the score
-more than once per bar, so writing time grows linearly with length. The same score always
-gives the same bytes (no dates, no random ids).
+accidentals, and this module turns that layout into elements. Each note and each bar is
+visited a fixed number of times, so writing time grows linearly with length. The same score
+always gives the same bytes (no dates, no random ids).
 
 What is written: one part per track (an empty score gets one empty part), named as
 :func:`~musegen.io._common.name_for_track` says, else by its General MIDI instrument (names
