@@ -8,11 +8,18 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   posterior mean with sampling at temperature 1 (``.argmax``: the likeliest step), over
   non-overlapping held-out windows. 2-bar: peer = the issue's target 0.90. 16-bar: ours =
   the hierarchical decoder, peer = a flat decoder of the same size and training.
+  ``.2bar.teacher_forced``: the likeliest step given the true previous ones (next-step
+  prediction, MusicVAE's other column). ``latent.vae.kl``: the KL per segment against the free
+  nats, the active dims and teacher-forced accuracy with z = 0 (posterior-collapse checks).
 * ``latent.interpolation.monotone``: held-out 2-bar pairs (A, B), 9 points on the slerp path,
   each decoded (likeliest step): the share of pairs whose distance to A (share of steps that
   differ) never falls along the path (peer: target 0.90); ``.spearman``: the mean rank
   correlation of that distance with the position on the path; ``.mean_curve``: 1 if the
-  distance averaged over the pairs rises at every point (MusicVAE's figure 5 criterion).
+  distance averaged over the pairs rises at every point (MusicVAE's figure 5 criterion);
+  ``.monotone_decoded_a``: as ``.monotone`` with the distance to the decoded first point (0
+  there by construction) instead of the data's A. The likeliest step is decoded, not a sample:
+  two samples (T = 1) of the same latent differ in 5-15% of steps, more than the ~6% by which
+  the mean distance rises from one path point to the next, so sampled paths cannot be monotone.
 * ``latent.interpolation.midpoint.{scale,range}``: midpoints' scale consistency (share of
   notes in the best-fitting major scale) and pitch range, as distance from the held-out
   segments' mean; peer = the midpoint of linear pitch interpolation in the piano roll (each
@@ -25,9 +32,9 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   et al. (2021) framewise self-similarity: in 4-bar windows with a 2-bar hop, a Gaussian of
   the notes' pitches (durations); the overlapping area of consecutive windows' Gaussians; its
   mean and variance over a set against the held-out pieces' (``1 - |x - x_data| / x_data``).
-  Ours: the diffusion prior's pieces; peer: the VAE's prior with independent latents, or the
-  ``folk`` transformer (4/4), ``--bars`` long, ``--pieces`` each, against held-out pieces at
-  least that long (cut to it).
+  Ours: the diffusion prior's pieces; peer: its VAE's (``--prior-vae``) prior with independent
+  latents, or the ``folk`` transformer (4/4), ``--bars`` long, ``--pieces`` each, against
+  held-out pieces at least that long (cut to it).
 
 Prints JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` (ratio > 1: we are better).
 
@@ -50,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/folk-melody")
     p.add_argument("--split", default="valid", choices=("valid", "test"))
-    p.add_argument("--vae", default="folk-vae")
+    p.add_argument("--vae", default="folk-vae-recon", help="the 2-bar VAE of recon, interp, attr")
+    p.add_argument("--prior-vae", default="folk-vae", help="the VAE whose latents --prior models")
     p.add_argument("--vae16", default="folk-vae-16bar")
     p.add_argument("--flat16", default="runs/folk-vae-16bar-flat/best")
     p.add_argument("--prior", default="latent-diffusion")
@@ -322,7 +330,7 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     from musegen.sampling.latent import LatentVAE
     from musegen.train.vae import piece_units
 
-    vae = LatentVAE.load(args.vae)
+    vae = LatentVAE.load(args.prior_vae)
     need = args.bars * vae.config.steps_per_bar
     real = []
     for ids in data.split(args.split):
@@ -334,7 +342,7 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     truth = set_overlaps(real)
     request = GenerateRequest(num=args.pieces, seed=args.seed, bars=args.bars)
     sets: dict[str, list[np.ndarray]] = {}
-    for label, ref in (("diffusion", args.prior), ("independent", args.vae)):
+    for label, ref in (("diffusion", args.prior), ("independent", args.prior_vae)):
         pieces = load_generator(ref).generate(request).pieces
         sets[label] = [score_steps(vae, s)[:need] for s in pieces]
     folk = load_generator(args.folk)

@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODEL_HELP = "a music-vae: shipped name (folk-vae, folk-vae-16bar) or folder (default folk-vae)"
+MODEL_HELP = (
+    "a music-vae: shipped name (folk-vae; folk-vae-recon, which reconstructs better and samples "
+    "worse; folk-vae-16bar) or folder (default folk-vae)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
