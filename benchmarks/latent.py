@@ -18,7 +18,7 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   distance averaged over the pairs rises at every point (MusicVAE's figure 5 criterion);
   ``.monotone_decoded_a``: as ``.monotone`` with the distance to the decoded first point (0
   there by construction) instead of the data's A. The likeliest step is decoded, not a sample:
-  two samples (T = 1) of the same latent differ in 5-15% of steps, more than the ~6% by which
+  two samples (T = 1) of the same latent differ in 5-15% of steps, more than the 3-5% by which
   the mean distance rises from one path point to the next, so sampled paths cannot be monotone.
 * ``latent.interpolation.midpoint.{scale,range}``: midpoints' scale consistency (share of
   notes in the best-fitting major scale) and pitch range, as distance from the held-out
