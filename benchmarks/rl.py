@@ -1,8 +1,8 @@
 """RL Tuner's figures for a model tuned by ``musegen train rl``, before vs after, in one run.
 
 Both models write ``--num`` melodies of ``--bars`` bars exactly as ``musegen generate --model
-NAME --num N --bars B --seed S`` does (the same generator, request and seed), and each set is
-measured by:
+NAME --num N --bars B --seed S --form none`` does (the same generator, request and seed; no
+planned form, so the table is what the networks write), and each set is measured by:
 
 * RL Tuner's table (Jaques et al. 2017, table 1; our definitions in
   ``musegen.metrics.rewards``): notes excessively repeated, notes not in key, melodies
@@ -29,6 +29,7 @@ the original, ``ratio`` > 1 where the tuned model is better by the figure's dire
 (RL Tuner's for the rules; lower NLL; higher overlap).
 
     .venv/bin/python benchmarks/rl.py --base folk --tuned folk-rl --split test
+    .venv/bin/python benchmarks/rl.py --tuned runs/a,runs/b   # several: folk measured once
     .venv/bin/python benchmarks/rl.py --chords runs/rl-chord/base,rl-chord --split test
 """
 
@@ -61,15 +62,16 @@ DIRECTION = {
 }
 
 
-def generate(ref: str, num: int, bars: int, seed: int) -> list:
-    """What ``musegen generate --model REF --num NUM --bars BARS --seed SEED`` writes."""
+def generate(ref: str, num: int, bars: int, seed: int, form: str = "none") -> list:
+    """What ``musegen generate --model REF --num NUM --bars BARS --seed SEED --form FORM``
+    writes."""
     import torch
 
     from musegen.sampling.generators import GenerateRequest, load_generator
 
     torch.manual_seed(seed)
     generator = load_generator(ref, "cpu")
-    return generator.generate(GenerateRequest(num=num, seed=seed, bars=bars)).pieces
+    return generator.generate(GenerateRequest(num=num, seed=seed, bars=bars, form=form)).pieces
 
 
 def nll_of_pieces(ref: str, pieces: list) -> float:
@@ -99,7 +101,7 @@ def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[s
     from musegen.metrics.rewards import rl_tuner_table
 
     t = time.perf_counter()
-    pieces = generate(ref, args.num, args.bars, args.seed)
+    pieces = generate(ref, args.num, args.bars, args.seed, args.form)
     seconds = time.perf_counter() - t
     print(f"{name}: {len(pieces)} melodies in {seconds:.0f} s", file=sys.stderr)
     out: dict[str, Any] = dict(rl_tuner_table(pieces))
@@ -215,13 +217,50 @@ def chord_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(
+    args: argparse.Namespace, tuned: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """The markdown table and the JSON lines of one tuned model against the base."""
+    print(f"\n## {tuned} vs {args.base}: {args.num} melodies of {args.bars} bars, seed "
+          f"{args.seed}, real melodies: {args.reference} {args.split}\n")  # fmt: skip
+    print(f"| figure | {args.base} | {tuned} | change |")
+    print("|---|---:|---:|---:|")
+    for fig in before:
+        b, a = before[fig], after[fig]
+        change = (
+            f"{100 * (a - b) / b:+.1f}%" if "NLL" in fig and b else f"{a - b:+.2f}"
+        )  # NLL: relative
+        print(f"| {fig} | {b:.3f} | {a:.3f} | {change} |")
+    print()
+    for fig in before:
+        b, a = before[fig], after[fig]
+        row = {"benchmark": f"rl {tuned} vs {args.base}: {fig}", "ours": a, "peer": b}
+        higher = DIRECTION.get(fig, "overlap" in fig)
+        if "C2ST" in fig:  # distance from 0.5, lower is better
+            b, a = abs(b - 0.5), abs(a - 0.5)
+        ratio = (a / b if higher else b / a) if a and b else None
+        row |= {"ratio": None if ratio is None or not math.isfinite(ratio) else round(ratio, 3)}
+        row["unit"] = "%" if fig in DIRECTION and "per piece" not in fig else "value"
+        print(json.dumps(row), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", default="folk", help="the original model (default: folk)")
-    p.add_argument("--tuned", default="folk-rl", help="the tuned model (default: folk-rl)")
+    p.add_argument(
+        "--tuned",
+        default="folk-rl",
+        help="the tuned model, or several comma-separated (the base measured once; default: folk-rl)",
+    )
     p.add_argument("--num", type=int, default=100)
     p.add_argument("--bars", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--form",
+        default="none",
+        help="--form of every model's pieces (default none: what the networks write, with no "
+        "planned sections; a model's default form would restate bars for both)",
+    )
     p.add_argument("--split", default="valid", choices=("valid", "test"))
     p.add_argument("--data", default=str(ROOT / "data" / "folk-melody2"))
     p.add_argument("--reference", default="folk", help="source of the real melodies")
@@ -244,28 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     real = load_reference(args.reference, args.split)
     print(f"settings: {json.dumps(vars(args))}; CPU {cpu_name()}", file=sys.stderr)
     before = measure(args.base, args.base, args, real)
-    after = measure(args.tuned, args.tuned, args, real)
-    print(f"\n## {args.tuned} vs {args.base}: {args.num} melodies of {args.bars} bars, seed "
-          f"{args.seed}, real melodies: {args.reference} {args.split}\n")  # fmt: skip
-    print(f"| figure | {args.base} | {args.tuned} | change |")
-    print("|---|---:|---:|---:|")
-    for fig in before:
-        b, a = before[fig], after[fig]
-        change = (
-            f"{100 * (a - b) / b:+.1f}%" if "NLL" in fig and b else f"{a - b:+.2f}"
-        )  # NLL: relative
-        print(f"| {fig} | {b:.3f} | {a:.3f} | {change} |")
-    print()
-    for fig in before:
-        b, a = before[fig], after[fig]
-        row = {"benchmark": f"rl {args.tuned} vs {args.base}: {fig}", "ours": a, "peer": b}
-        higher = DIRECTION.get(fig, "overlap" in fig)
-        if "C2ST" in fig:  # distance from 0.5, lower is better
-            b, a = abs(b - 0.5), abs(a - 0.5)
-        ratio = (a / b if higher else b / a) if a and b else None
-        row |= {"ratio": None if ratio is None or not math.isfinite(ratio) else round(ratio, 3)}
-        row["unit"] = "%" if fig in DIRECTION and "per piece" not in fig else "value"
-        print(json.dumps(row))
+    for tuned in args.tuned.split(","):
+        report(args, tuned, before, measure(tuned, tuned, args, real))
     return 0
 
 

@@ -49,7 +49,9 @@ def mean_reward(trainer: RLTrainer, steps: range) -> float:
 def test_reward_rises_under_a_few_steps(tmp_path: Path) -> None:
     model = tiny_melody_model(tmp_path / "tiny")
     trainer = RLTrainer(
-        config(model, steps=6, lr=1e-2), tmp_path / "run", rewards=[("low", low_notes)]
+        config(model, steps=6, lr=1e-2, credit="piece"),
+        tmp_path / "run",
+        rewards=[("low", low_notes)],
     )
     held_out = range(1000, 1003)  # rollouts on seeds training never uses
     before = mean_reward(trainer, held_out)

@@ -26,7 +26,8 @@ FLAGS = (
         str,
         "piece: every token shares its piece's reward; note: each note is rewarded by the "
         "rules on the partial piece when it is written, tokens pushed by discounted "
-        "returns-to-go (RL Tuner's per-note credit; default piece)",
+        "returns-to-go (RL Tuner's per-note credit; default note, chosen on valid: see "
+        "docs/benchmarks.md)",
     ),
     ("--gamma", float, "--credit note: discount per token of the returns-to-go (default 0.9)"),
 )

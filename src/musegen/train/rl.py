@@ -79,7 +79,7 @@ class RLConfig:
     seed: int = 0
     checkpoint_every: int = 10
     grad_clip: float = 1.0
-    credit: str = "piece"  # piece: one reward a piece; note: per-note rewards (rl_credit)
+    credit: str = "note"  # note: per-note rewards (rl_credit); piece: one reward a piece
     gamma: float = 0.9  # --credit note: discount of the per-token returns-to-go
     progress: bool = True
 
