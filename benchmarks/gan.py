@@ -236,6 +236,63 @@ def midinet(ref: str, n: int, seed: int, sample: bool = False, bars: int = 8) ->
     )
 
 
+CRNN_METRICS = {  # Mogren 2016's measures, by the project's statistics (musegen.metrics.stats)
+    "polyphony": "polyphony_rate",  # share of time with two or more notes sounding
+    "scale_consistency": "scale_consistency",
+    "repetitions": "repetition_rate",  # share of bars repeating an earlier one
+    "tone_span": "pitch_range",  # semitones, lowest to highest
+}
+
+
+def crnngan(ref: str, n: int, seed: int) -> None:
+    """C-RNN-GAN's note sequences (``length`` notes of onset gap, duration, pitch) against as
+    many training sequences and a baseline that draws every (position, feature) value on its
+    own from the data's values there: the per-cell independent baseline of note features."""
+    import torch
+
+    from musegen.metrics import stats
+    from musegen.models import load_model
+    from musegen.models.gan.crnngan import features_to_score
+    from musegen.models.pretrained import resolve_model
+    from musegen.train.gan import gan_items
+
+    model, meta = load_model(resolve_model(ref))
+    items = gan_items(model, meta["data"], "train").arrays["real"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(items), size=min(n, len(items)), replace=False)
+    with torch.no_grad():
+        z = model.latent(n, generator=torch.Generator().manual_seed(seed))
+        fake = model.fake(z, {}).numpy()
+    length, features = items.shape[1:]
+    rows = rng.integers(0, len(items), size=(n, length, features))
+    base = items[rows, np.arange(length)[None, :, None], np.arange(features)[None, None, :]]
+    sets = {
+        "data": [features_to_score(x) for x in items[pick]],
+        "ours": [features_to_score(x) for x in fake],
+        "baseline": [features_to_score(x) for x in base],
+    }
+    for name, fn in CRNN_METRICS.items():
+        data, ours, peer = (
+            float(np.mean([getattr(stats, fn)(x) for x in sets[k]]))
+            for k in ("data", "ours", "baseline")
+        )
+        d_ours, d_base = abs(ours - data), abs(peer - data)
+        ratio = d_base / d_ours if d_ours > 0 else (math.inf if d_base > 0 else 1.0)
+        emit(
+            {
+                "benchmark": f"gan/crnngan/{name}",
+                "ours": _r(ours),
+                "peer": _r(peer),
+                "data": _r(data),
+                "ratio": _r(ratio),
+                "within_20pct": bool(d_ours <= 0.2 * abs(data)),
+                "closer_than_baseline": bool(d_ours < d_base),
+                "unit": "mean over pieces (peer: independent per-cell baseline)",
+            }
+        )
+    emit(collapse_row("crnngan", sets["ours"], sets["data"]))
+
+
 def _melody_only(score: Any) -> Any:
     from musegen.score import Score
 
@@ -248,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--midinet", default="midinet", help="model (shipped name or run folder)")
     p.add_argument("--samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", choices=("musegan", "midinet"))
+    p.add_argument("--crnngan", default="crnngan", help="model (shipped name or run folder)")
+    p.add_argument("--only", choices=("musegan", "midinet", "crnngan"))
     p.add_argument(
         "--draw", choices=("argmax", "sample"), default="argmax",
         help="cells: the most likely pitch or rest per step, or one drawn from the probabilities",
@@ -262,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         musegan(args.musegan, args.samples, args.seed, args.draw == "sample")
     if args.only in (None, "midinet"):
         midinet(args.midinet, args.samples, args.seed, args.draw == "sample")
+    if args.only in (None, "crnngan"):
+        crnngan(args.crnngan, args.samples, args.seed)
     return 0
 
 
