@@ -159,3 +159,23 @@ def check_md5(path: Path, expected: str) -> None:
             f"{path}: MD5 {h.hexdigest()} differs from the published {expected}; "
             "this is not the file the benchmark splits were published with"
         )
+
+
+def folder_entries(folder: str | os.PathLike[str]) -> list[tuple[str, str, bool]]:
+    """``(name, path, is a folder)`` of a folder's entries, as ``os.walk`` sees them: an
+    unreadable folder has none, an entry whose type cannot be read is a file, and a link to
+    a folder is left out (not followed)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return []
+    out = []
+    for e in entries:
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if not (is_dir and e.is_symlink()):
+            out.append((e.name, e.path, is_dir))
+    return out

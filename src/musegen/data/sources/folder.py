@@ -31,7 +31,7 @@ from itertools import islice
 from pathlib import Path
 
 from musegen.data.sources._abc import split_tunes, tune_sha256
-from musegen.data.sources.base import Piece, Source, hash_split
+from musegen.data.sources.base import Piece, Source, folder_entries, hash_split
 from musegen.errors import InputError, MusegenError
 from musegen.score import Score
 
@@ -106,24 +106,14 @@ class Folder(Source):
         yield from self._visit(os.fspath(self.root), "")
 
     def _visit(self, folder: str, prefix: str) -> Iterator[tuple[str, Path]]:
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError:  # as os.walk: an unreadable folder is skipped
-            return
         items = []
-        for e in entries:
-            if e.name.startswith("."):
+        for name, path, is_dir in folder_entries(folder):
+            if name.startswith("."):
                 continue
-            try:
-                is_dir = e.is_dir()
-            except OSError:
-                is_dir = False
             if is_dir:
-                if not e.is_symlink():  # as os.walk: a link to a folder is not followed
-                    items.append((e.name + "/", e.path))
-            elif os.path.splitext(e.name)[1].lower() in self.extensions:
-                items.append((e.name, e.path))
+                items.append((name + "/", path))
+            elif os.path.splitext(name)[1].lower() in self.extensions:
+                items.append((name, path))
         items.sort(key=lambda item: item[0])
         for name, path in items:
             if name.endswith("/"):

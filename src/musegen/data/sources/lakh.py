@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from musegen.data.download import Archive, download_and_extract
-from musegen.data.sources.base import Piece, Source, data_home, hash_split
+from musegen.data.sources.base import Piece, Source, data_home, folder_entries, hash_split
 from musegen.errors import MusegenError
 from musegen.score import Score
 
@@ -179,18 +179,8 @@ def _midi_files(base: Path) -> list[Path]:
 def _iter_midi_files(folder: Path) -> Iterator[Path]:
     """:func:`_midi_files`' paths in its order (paths sort by their parts: a depth-first walk
     with each folder's entries sorted by name), a folder at a time."""
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:  # as os.walk: an unreadable folder is skipped
-        return
-    for e in entries:
-        try:
-            is_dir = e.is_dir()
-        except OSError:
-            is_dir = False
+    for name, path, is_dir in sorted(folder_entries(folder)):
         if is_dir:
-            if not e.is_symlink():  # as os.walk: a link to a folder is not followed
-                yield from _iter_midi_files(Path(e.path))
-        elif e.name.lower().endswith(MIDI_EXTENSIONS):
-            yield Path(e.path)
+            yield from _iter_midi_files(Path(path))
+        elif name.lower().endswith(MIDI_EXTENSIONS):
+            yield Path(path)
