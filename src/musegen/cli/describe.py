@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of its beats), note density (notes per beat) and mean pitch with their bins "
         "(low/medium/high, edges learned from a corpus), and instruments. SCORE is a file or "
         "any reference 'musegen evaluate' reads (corpus:bach/bwv66.6, source:NAME:SPLIT, a "
-        "folder); several pieces give one description each. A bar's chord and density bin "
-        "are what 'generate --chords/--density' asks for.",
+        "folder); several pieces give one description each. A bar's chord is what "
+        "'generate --chords' asks for. Density bins here count all tracks (edges in "
+        "metrics/description_bins.json); a melody-chords model's --density counts its melody "
+        "against the edges in its tokenizer config (terciles of its training bars).",
     )
     p.add_argument("score", metavar="SCORE", help="a MIDI/MusicXML/ABC file or a reference")
     p.add_argument("--json", action="store_true", help="JSON (default: YAML-like text)")
