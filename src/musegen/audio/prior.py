@@ -162,17 +162,10 @@ def sample(
 
 
 def save_prior(model: torch.nn.Module, folder: str | Path) -> Path:
-    from safetensors.torch import save
+    from musegen.audio.synth import save_network
 
-    from musegen.utils import atomic_write_bytes, atomic_write_text
-
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(out / "model.safetensors", save(state))
     config = {"kind": "code-prior", "tags": list(TAGS), **asdict(model.cfg)}
-    atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
-    return out
+    return save_network(model, folder, config)
 
 
 def load_prior(folder: str | Path) -> torch.nn.Module:

@@ -268,10 +268,9 @@ def noise_audio(
 
 
 # --------------------------------------------------------------------------- saving/loading
-def save_synth(
-    model: torch.nn.Module, folder: str | Path, extra: dict[str, Any] | None = None
-) -> Path:
-    """``config.json`` + ``model.safetensors`` in ``folder`` (atomic writes)."""
+def save_network(model: torch.nn.Module, folder: str | Path, config: dict[str, Any]) -> Path:
+    """``model.safetensors`` (``model``'s weights) + ``config.json`` (``config``) in
+    ``folder``, atomic writes: how the audio networks (synth, codec, prior) are saved."""
     from safetensors.torch import save
 
     from musegen.utils import atomic_write_bytes, atomic_write_text
@@ -280,9 +279,15 @@ def save_synth(
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(out / "model.safetensors", save(state))
-    config = {**model.cfg.to_dict(), **(extra or {})}
     atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
     return out
+
+
+def save_synth(
+    model: torch.nn.Module, folder: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """``config.json`` + ``model.safetensors`` in ``folder`` (atomic writes)."""
+    return save_network(model, folder, {**model.cfg.to_dict(), **(extra or {})})
 
 
 def resolve_synth_model(ref: str | Path | None = None) -> Path:
