@@ -47,24 +47,30 @@ def metric_rows(
     from musegen.metrics.musegan import set_metrics
 
     values = {k: set_metrics(v, n_bars=n_bars, min_quarters=QN_QUARTERS) for k, v in sets.items()}
-    rows = []
-    for name in values["data"]:
-        data, ours, base = (values[k][name] for k in ("data", "ours", "baseline"))
-        d_ours, d_base = abs(ours - data), abs(base - data)
-        ratio = d_base / d_ours if d_ours > 0 else (math.inf if d_base > 0 else 1.0)
-        rows.append(
-            {
-                "benchmark": f"gan/{model}/{name}",
-                "ours": _r(ours),
-                "peer": _r(base),
-                "data": _r(data),
-                "ratio": _r(ratio),
-                "within_20pct": None if math.isnan(data) else bool(d_ours <= 0.2 * abs(data)),
-                "closer_than_baseline": None if math.isnan(data) else bool(d_ours < d_base),
-                "unit": "value (peer: per-cell Bernoulli baseline)",
-            }
+    unit = "value (peer: per-cell Bernoulli baseline)"
+    return [
+        compare_row(
+            f"gan/{model}/{name}", *(values[k][name] for k in ("data", "ours", "baseline")), unit
         )
-    return rows
+        for name in values["data"]
+    ]
+
+
+def compare_row(benchmark: str, data: float, ours: float, base: float, unit: str) -> dict[str, Any]:
+    """A metric of the model's samples against the data's value and the baseline's: ratio =
+    the baseline's distance to the data over ours (> 1: ours is closer)."""
+    d_ours, d_base = abs(ours - data), abs(base - data)
+    ratio = d_base / d_ours if d_ours > 0 else (math.inf if d_base > 0 else 1.0)
+    return {
+        "benchmark": benchmark,
+        "ours": _r(ours),
+        "peer": _r(base),
+        "data": _r(data),
+        "ratio": _r(ratio),
+        "within_20pct": None if math.isnan(data) else bool(d_ours <= 0.2 * abs(data)),
+        "closer_than_baseline": None if math.isnan(data) else bool(d_ours < d_base),
+        "unit": unit,
+    }
 
 
 def _r(x: float) -> float | None:
@@ -271,25 +277,13 @@ def crnngan(ref: str, n: int, seed: int) -> None:
         "ours": [features_to_score(x) for x in fake],
         "baseline": [features_to_score(x) for x in base],
     }
+    unit = "mean over pieces (peer: independent per-cell baseline)"
     for name, fn in CRNN_METRICS.items():
         data, ours, peer = (
             float(np.mean([getattr(stats, fn)(x) for x in sets[k]]))
             for k in ("data", "ours", "baseline")
         )
-        d_ours, d_base = abs(ours - data), abs(peer - data)
-        ratio = d_base / d_ours if d_ours > 0 else (math.inf if d_base > 0 else 1.0)
-        emit(
-            {
-                "benchmark": f"gan/crnngan/{name}",
-                "ours": _r(ours),
-                "peer": _r(peer),
-                "data": _r(data),
-                "ratio": _r(ratio),
-                "within_20pct": bool(d_ours <= 0.2 * abs(data)),
-                "closer_than_baseline": bool(d_ours < d_base),
-                "unit": "mean over pieces (peer: independent per-cell baseline)",
-            }
-        )
+        emit(compare_row(f"gan/crnngan/{name}", data, ours, peer, unit))
     emit(collapse_row("crnngan", sets["ours"], sets["data"]))
 
 
