@@ -113,6 +113,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "instrument tokens, the remi-instruments tokenizer's)",
     )
     p.add_argument(
+        "--style",
+        metavar="NAME",
+        help="a composer or corpus tag the model learned, e.g. bach, haydn, monteverdi: the "
+        "piece is written in it (models with style tokens; a name it does not know is an "
+        "error that lists the ones it knows)",
+    )
+    p.add_argument(
         "--chord-tones",
         choices=("off", "beats", "all", "spell"),
         default="off",
@@ -215,6 +222,11 @@ def run_generate(args: argparse.Namespace) -> int:
             "--instruments: this model takes no instruments (it needs a tokenizer with "
             "instrument tokens, e.g. remi-instruments)"
         )
+    if args.style is not None and "style" not in generator.controls():
+        raise MusegenError(
+            "--style: this model knows no styles (it needs a tokenizer with style tokens, "
+            "e.g. remi-instruments with styles)"
+        )
     request = GenerateRequest(
         num=args.num,
         seed=seed,
@@ -237,6 +249,7 @@ def run_generate(args: argparse.Namespace) -> int:
         chords=chords,
         density=density,
         instruments=instruments,
+        style=args.style,
         chord_tones=args.chord_tones,
         theme=args.theme,
         theme_at=_bar_list(args.theme_at),

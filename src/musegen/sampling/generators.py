@@ -101,6 +101,7 @@ class GenerateRequest:
     chords: tuple[str, ...] = ()  # chord names, e.g. ("C", "G", "Am", "F")
     density: tuple[str, ...] = ()  # density bins: low / medium / high
     instruments: tuple[int, ...] = ()  # GM programs the piece is played by (128: drums)
+    style: str | None = None  # a style tag the model knows (remi-instruments ``styles``)
     # bar plans (token models with a bar grid; musegen.sampling.themes / .structure)
     theme: str | None = None  # a file whose first bars' top line the piece states and restates
     theme_at: tuple[int, ...] = ()  # 1-based bars where statements start (default: phrases)
@@ -278,6 +279,8 @@ class TokenGenerator(Generator):
             tokenizer = tokenizer.controlled(request.chords, request.density)
         if request.instruments:  # the grammar forces the header and keeps notes to it
             tokenizer = tokenizer.instrumented(request.instruments)
+        if request.style:  # the grammar forces the STYLE token after BOS and every bar
+            tokenizer = tokenizer.styled(request.style)
         if request.chord_tones != "off":  # melodies that spell the chords asked for
             from musegen.sampling.chord_tones import chord_toned
 
@@ -304,6 +307,8 @@ class TokenGenerator(Generator):
                 settings["controls"]["chord_tones"] = request.chord_tones
         if request.instruments:
             settings["instruments"] = list(request.instruments)
+        if request.style:
+            settings["style"] = request.style
         if plan:
             settings["plan"] = plan
         return Generated(pieces, settings)
