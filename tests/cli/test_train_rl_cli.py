@@ -43,6 +43,9 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--model", "no-such-model"], "no model"),
         (["--resume"], "no RL checkpoint"),
         (["--config", "/no/such/file.json"], "cannot read the RL run file"),
+        (["--reward", "theory", "--weights", "rhythm=2"], "unknown part"),
+        (["--reward", "theory", "--weights", "repetition"], "part=weight"),
+        (["--candidates", "--credit", "piece"], "--credit note"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -64,6 +67,16 @@ def test_train_rl_reads_a_run_file_and_flags_override_it(
     assert run("--config", str(run_file), "--steps", "1", "--out", str(tmp_path / "r")) == 0
     used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
     assert (used["kl"], used["steps"], used["batch_size"]) == (0.5, 1, 2)
+    assert (used["weights"], used["candidates"], used["shaping"]) == (None, False, False)
+    out = str(tmp_path / "r3")
+    assert run("--config", str(run_file), "--steps", "1", "--out", out, "--candidates",
+               "--shaping", "--weights", "repetition=30") == 0  # fmt: skip
+    used = json.loads((tmp_path / "r3" / "run.json").read_text())["rl"]
+    assert (used["weights"], used["candidates"], used["shaping"]) == (
+        {"repetition": 30},
+        True,
+        True,
+    )
     run_file.write_text(json.dumps({"kl_weight": 1}))
     assert run("--config", str(run_file), "--out", str(tmp_path / "r2")) == 2
     assert "unknown RL setting" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -195,3 +196,64 @@ def test_note_rewards_add_up_to_the_piece_reward(pitches: list[int], part: str) 
     piece = melody(pitches, quarters=0.5)
     assert R.note_rewards(piece).sum() == pytest.approx(R.theory_reward(piece), abs=1e-9)
     assert R.note_rewards(piece, {part: 1.0}).sum() == pytest.approx(R.PARTS[part](piece), abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- shaping and candidates
+def test_motif_shaping_credits_each_note_on_the_way_to_a_repeat() -> None:
+    # bar 1 a motif of four quarters; bar 2 restates its rhythm and intervals a tone up
+    line = R.top_line(melody([60, 62, 64, 65, 62, 64, 66, 67]))
+    assert [R.motif_match(R.prefix(line, k)) for k in range(9)] == [0, 0, 0, 0, 0, 1, 2, 3, 0]
+    plain = R.note_rewards(line, {"motifs": 1.0})
+    shaped = R.note_rewards(line, {"motifs": 1.0}, shaping=True)
+    assert (shaped - plain).tolist() == pytest.approx(
+        [0, 0, 0, 0, 0.5 / 8, 0.5 / 8, 0.5 / 8, -1.5 / 8]
+    )
+    # a bar that leaves the way gives its credit back; so does a piece that ends on it
+    left = R.note_rewards(melody([60, 62, 64, 65, 62, 64, 64]), {"motifs": 1.0}, shaping=True)
+    assert left[-1] < 0
+    assert R.motif_match(R.top_line(melody([60, 62, 64, 65, 60]))) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(55, 79), min_size=0, max_size=24), st.booleans())
+def test_shaped_note_rewards_still_add_up_to_the_piece_reward(
+    pitches: list[int], half: bool
+) -> None:
+    piece = melody(pitches, quarters=0.5 if half else 1.0)
+    shaped = R.note_rewards(piece, shaping=True)
+    assert shaped.sum() == pytest.approx(R.theory_reward(piece), abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([55, 60, 60, 60, 62, 64, 67, 69, 72, 73]), min_size=1, max_size=24))
+def test_next_note_rewards_are_what_the_note_would_earn(pitches: list[int]) -> None:
+    line = R.top_line(melody(pitches, quarters=0.5))
+    local = {name: R.THEORY_WEIGHTS[name] for name in R.LOCAL_PARTS}
+    per_note = R.note_rewards(line, local)
+    for k in range(len(line)):
+        got = R.next_note_rewards(R.prefix(line, k), np.array([line.pitch[k]]), local, line)
+        assert got[0] == pytest.approx(per_note[k], abs=1e-12)
+
+
+def test_next_note_rewards_of_hand_made_states() -> None:
+    line = R.top_line(melody([60, 60, 60, 60, 67]))
+    cands = np.array([60, 61, 62, 65, 67, 68])
+    weights = {"repetition": 1.0, "key": 1.0, "leaps": 1.0}
+    # after four Cs a fifth C is excessive (1/5); C# and G# are out of C major
+    four = R.prefix(line, 4)
+    assert R.next_note_rewards(four, cands, {"repetition": 1.0}, line).tolist() == pytest.approx(
+        [-0.2, 0, 0, 0, 0, 0]
+    )
+    # after the leap C -> G only a step or third back down resolves it (one judged leap)
+    got = R.next_note_rewards(line, cands, {"leaps": 1.0}, line)
+    assert got.tolist() == [0, 0, 0, 0, -1, -1]
+    assert R.next_note_rewards(line, cands, weights, line)[1] == pytest.approx(-0.2 + 0)
+
+
+def test_theory_weights_change_parts_and_reject_unknown_ones() -> None:
+    assert R.theory_weights({"repetition": 30})["repetition"] == 30.0
+    assert R.theory_weights(None) == R.THEORY_WEIGHTS
+    with pytest.raises(MusegenError, match="unknown part"):
+        R.theory_weights({"rhythm": 1.0})
+    piece = melody([60, 60, 60, 60, 60, 62])
+    assert R.theory_reward(piece, {"repetition": 1.0}) == pytest.approx(-1 / 6)

@@ -177,3 +177,52 @@ def test_returns_to_go_and_the_per_position_baseline() -> None:
         config(Path("unused"), credit="bar")
     with pytest.raises(MusegenError, match="--gamma"):
         config(Path("unused"), gamma=1.5)
+
+
+# ----------------------------------------------------------------------------- --candidates
+def test_candidate_rewards_price_every_pitch_and_the_drawn_ones_match_the_note_rewards() -> None:
+    from musegen.metrics.rewards import LOCAL_PARTS, THEORY_WEIGHTS, note_rewards, top_line
+    from musegen.tokenizers import get_tokenizer
+    from musegen.train.rl_credit import candidate_rewards
+
+    tok = get_tokenizer("melody", time_signatures=["4/4"], max_bars=4, pitch_range=[60, 72])
+    ids = tok.encode(tok.prepare(hand_melody([60, 67, 64, 60, 60, 60, 60, 60])))
+    start = 3  # BOS, meter, length
+    score = tok.decode(ids)
+    table, drawn = candidate_rewards(tok, ids, start, score, THEORY_WEIGHTS)
+    assert table.shape == (len(ids) - start, 128) and drawn.shape == (len(ids) - start,)
+    pos = np.flatnonzero(tok.vocab.is_in(ids, "pitch"))
+    local = note_rewards(top_line(score), {p: THEORY_WEIGHTS[p] for p in LOCAL_PARTS})
+    assert drawn[pos - start].tolist() == pytest.approx(local.tolist())
+    assert np.count_nonzero(drawn) == np.count_nonzero(local)  # only pitch tokens earn
+    # when the 5th C is written (after four), a C is excessive (-10/8 notes), a D is not;
+    # with three Cs before, a C is fine
+    state = pos[-1] - start
+    assert table[state, 60] == pytest.approx(-10 / 8) and table[state, 62] == 0
+    assert table[pos[-2] - start, 60] == 0
+    assert (table[pos[-2] + 1 - start : state + 1] == table[state]).all()  # until it is written
+
+
+def test_candidates_and_weights_in_a_step(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    cfg = config(
+        model,
+        steps=1,
+        batch_size=4,
+        bars=1,
+        reward="theory",
+        weights={"repetition": 30.0, "motifs": 4.0},
+        candidates=True,
+        shaping=True,
+    )
+    trainer = RLTrainer(cfg, tmp_path / "run")
+    assert trainer.note_weights["theory"]["repetition"] == 30.0
+    trainer.fit()
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(row["candidate_reward"]) and row["candidate_reward"] <= 0
+    with pytest.raises(MusegenError, match="theory"):
+        RLTrainer(config(model, reward="key", weights={"key": 3.0}), tmp_path / "w")
+    with pytest.raises(MusegenError, match="unknown part"):
+        config(model, reward="theory", weights={"rhythm": 3.0})
+    with pytest.raises(MusegenError, match="--credit note"):
+        RLTrainer(config(model, credit="piece", candidates=True), tmp_path / "c")

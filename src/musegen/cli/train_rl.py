@@ -33,6 +33,39 @@ FLAGS = (
 )
 
 
+def part_weights(text: str) -> dict[str, float]:
+    """``--weights repetition=30,motifs=4`` as a dict (the parts are checked later)."""
+    from musegen.errors import MusegenError
+
+    out: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, eq, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq:
+            raise MusegenError(f"--weights: expected part=weight, got {item!r}")
+    return out
+
+
+SWITCHES = (  # (flag, help): true when given; else the run file's or false
+    (
+        "--candidates",
+        "--credit note: credit every pitch the tuned model could have written at each step "
+        "with the reward it would earn there by the rules a note's pitch decides (key, "
+        "repetition, leaps, intervals), not only the one drawn (an expected, lower-variance "
+        "gradient of the same objective)",
+    ),
+    (
+        "--shaping",
+        "--credit note: motif shaping: each note on its way to repeating an earlier motif "
+        "bar earns a repeated motif note's reward, given back if the bar leaves the way "
+        "(adds up to 0 over a piece)",
+    ),
+)
+
+
 def register(train: argparse.ArgumentParser) -> None:
     """Add ``rl`` under the ``train`` command's parser."""
     sub = train.add_subparsers(dest="train_command", metavar="{rl}", required=False)
@@ -48,6 +81,15 @@ def register(train: argparse.ArgumentParser) -> None:
     )
     for flag, kind, text in FLAGS:
         p.add_argument(flag, type=kind, default=None, help=text)
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PART=W,...",
+        help="reweight parts of the theory reward (key, tonic, repetition, leaps, motifs, "
+        "intervals; defaults 2, 1, 10, 2, 0.5, 1), e.g. repetition=30,motifs=4",
+    )
+    for flag, text in SWITCHES:
+        p.add_argument(flag, action="store_true", default=None, help=text)
     p.add_argument(
         "--config",
         metavar="FILE.json",
@@ -69,10 +111,12 @@ def run_rl(args: argparse.Namespace) -> int:
     from musegen.train.rl import RLConfig, read_rl_file, train_rl
 
     settings = read_rl_file(args.config) if args.config else {}
-    for flag, _, _ in FLAGS:
+    for flag in [f for f, _, _ in FLAGS] + ["--weights"] + [f for f, _ in SWITCHES]:
         name = flag[2:].replace("-", "_")
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    if args.weights is not None:
+        settings["weights"] = part_weights(args.weights)
     config = RLConfig.from_dict(settings)
     print(f"settings: {json.dumps(config.to_dict())}")
     summary = train_rl(config, args.out, resume=args.resume)

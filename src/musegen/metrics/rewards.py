@@ -297,14 +297,31 @@ PARTS: dict[str, Callable[[Score | Line], float]] = {
 }
 
 
-def theory_reward(piece: Score | Line) -> float:
+def theory_reward(piece: Score | Line, weights: dict[str, float] | None = None) -> float:
     """RL Tuner's rules together: the :data:`THEORY_WEIGHTS`-weighted sum of every part
     (-15 for a melody that breaks every rule, 1.5 for one that keeps them all and is all
     repeated motifs; each part is a share, so the sum does not grow with length). Excessive
     repetition weighs most: it is rare (0.5% of the notes of the shipped ``folk``), so one
-    such note in an 8-bar melody must cost as much as missing the tonic start."""
+    such note in an 8-bar melody must cost as much as missing the tonic start. ``weights``:
+    other weights by part (:func:`theory_weights`)."""
     line = line_of(piece)
-    return float(sum(w * PARTS[name](line) for name, w in THEORY_WEIGHTS.items()))
+    weights = THEORY_WEIGHTS if weights is None else weights
+    return float(sum(w * PARTS[name](line) for name, w in weights.items()))
+
+
+def theory_weights(changes: dict[str, float] | None) -> dict[str, float]:
+    """:data:`THEORY_WEIGHTS` with some parts' weights changed (``musegen train rl
+    --weights``); an unknown part or a weight that is not a finite number is an error."""
+    out = dict(THEORY_WEIGHTS)
+    for name, w in (changes or {}).items():
+        if name not in THEORY_WEIGHTS:
+            raise MusegenError(
+                f"--weights: unknown part {name!r}; the parts: {', '.join(THEORY_WEIGHTS)}"
+            )
+        if not isinstance(w, int | float) or not np.isfinite(w):
+            raise MusegenError(f"--weights: {name} must be a number, got {w!r}")
+        out[name] = float(w)
+    return out
 
 
 REWARDS: dict[str, Reward] = {"theory": theory_reward, **PARTS}
@@ -355,7 +372,34 @@ def _share_of(name: str, line: Line) -> float:
     return 1.0
 
 
-def note_rewards(piece: Score | Line, weights: dict[str, float] | None = None) -> np.ndarray:
+def motif_match(line: Line, pitches: int = MOTIF_PITCHES) -> int:
+    """The notes of a partial piece's last bar when its rhythm and intervals so far are a
+    proper beginning of an earlier motif bar's (the bar is on its way to repeating that
+    motif), else 0: the potential of :func:`note_rewards`' motif shaping. A bar that matches
+    a whole earlier motif is counted by :func:`motifs` instead."""
+    bars = _bars(line)
+    if len(bars) < 2:
+        return 0
+    last = bars[-1]
+    m = len(last)
+    offsets, steps = line.offset[last].tolist(), np.diff(line.pitch[last]).tolist()
+    longer = False
+    for idx in bars[:-1]:
+        if len(idx) < m or len(np.unique(line.pitch[idx])) < pitches:
+            continue
+        if (
+            line.offset[idx[:m]].tolist() == offsets
+            and np.diff(line.pitch[idx[:m]]).tolist() == steps
+        ):
+            if len(idx) == m:
+                return 0  # a whole repeat already
+            longer = True
+    return m if longer else 0
+
+
+def note_rewards(
+    piece: Score | Line, weights: dict[str, float] | None = None, shaping: bool = False
+) -> np.ndarray:
     """Each note's reward ``[n]`` (RL Tuner's per-note credit): the rules evaluated on the
     partial piece when the note is written. For each part (:data:`COUNTS`), note ``k`` gets
     the change it makes to the part's event count on the partial piece (a note out of key
@@ -365,7 +409,15 @@ def note_rewards(piece: Score | Line, weights: dict[str, float] | None = None) -
     the part as a share of (the piece's notes, intervals or judged leaps) and weighted
     (``weights`` by part, default :data:`THEORY_WEIGHTS`). So the notes' rewards add up to
     the piece's reward (:func:`theory_reward` for the default weights), and writing more
-    notes earns nothing by itself."""
+    notes earns nothing by itself.
+
+    ``shaping``: motif shaping as well (with the ``motifs`` part), a potential-based
+    (Ng et al. 1999) denser credit for repeating a motif: each note that keeps its bar on
+    the way to an earlier motif bar's rhythm and intervals (:func:`motif_match`) earns what
+    a note of a repeated motif earns, and the note that leaves that way (or the end of the
+    piece) gives it all back; the bar that completes the repeat is then credited by the
+    rule itself. The shaping adds up to 0 over a piece, so the sum is still the piece's
+    reward."""
     line = line_of(piece)
     weights = THEORY_WEIGHTS if weights is None else weights
     n = len(line)
@@ -376,6 +428,54 @@ def note_rewards(piece: Score | Line, weights: dict[str, float] | None = None) -
         out += w * per_event * np.diff(counts) / _share_of(name, line)
     if n and "tonic" in weights:
         out[-1] += weights["tonic"] * 0.5 * ends_on_tonic(line)
+    if n and shaping and "motifs" in weights:
+        unit = weights["motifs"] * COUNTS["motifs"][0] / _share_of("motifs", line)
+        potential = np.array([motif_match(prefix(line, k)) for k in range(n + 1)], dtype=float)
+        out += unit * np.diff(potential)
+        out[-1] -= unit * potential[-1]
+    return out
+
+
+LOCAL_PARTS = ("key", "repetition", "leaps", "intervals")  # judged by a note and those before
+
+
+def next_note_rewards(
+    line: Line, pitches: np.ndarray, weights: dict[str, float], whole: Line
+) -> np.ndarray:
+    """The reward ``[len(pitches)]`` each candidate pitch would earn as the next note after
+    the partial piece ``line``, by the parts of ``weights`` that a note's own pitch and the
+    notes before it decide (:data:`LOCAL_PARTS`; others are ignored): what
+    :func:`note_rewards` would give it, the shares taken from ``whole`` (the piece drawn)
+    and the key being ``line``'s. ``musegen train rl --candidates`` credits every pitch the
+    policy could have written with these."""
+    pitches = np.asarray(pitches, dtype=np.int64)
+    out = np.zeros(len(pitches))
+    n = len(line)
+    last = int(line.pitch[-1]) if n else None
+    for name in LOCAL_PARTS:
+        w = weights.get(name, 0.0)
+        if not w:
+            continue
+        events = np.zeros(len(pitches))
+        if name == "key" and line.key is not None:
+            tonic, minor = line.key
+            scale = np.array(MINOR_PCS if minor else MAJOR_SCALE)
+            events = (~np.isin((pitches - tonic) % 12, scale)).astype(float)
+        elif name == "repetition" and last is not None:
+            run = equal_runs(line.pitch)[-1][1]
+            events = ((pitches == last) & (run >= MAX_REPEATS)).astype(float)
+        elif name == "leaps" and n >= 2:
+            leap = int(line.pitch[-1] - line.pitch[-2])
+            if abs(leap) >= LEAP:
+                step = pitches - last
+                resolved = (step != 0) & ((step > 0) != (leap > 0)) & (np.abs(step) <= abs(leap))
+                events = (~resolved).astype(float)
+        elif name == "intervals" and n >= 2:
+            start, run = equal_runs(line.intervals)[-1]
+            d = int(line.intervals[start])
+            if d != 0 and run >= INTERVAL_RUN:
+                events = (pitches - last == d).astype(float)
+        out += w * COUNTS[name][0] * events / _share_of(name, whole)
     return out
 
 

@@ -16,7 +16,15 @@ the piece, held constant), which is what :meth:`RLTrainer.step` follows.
 rewarded by the rules on the partial piece when it is written, on the token that writes it,
 and each token follows its discounted return-to-go (``gamma``) of those rewards less ``kl``
 times its own log-ratio, with a per-position leave-one-out baseline
-(:mod:`musegen.train.rl_credit`).
+(:mod:`musegen.train.rl_credit`). Two refinements of it: ``candidates`` (``--candidates``)
+replaces the drawn token's own immediate reward, for the rules a note's pitch decides (key,
+repetition, leaps, intervals), by its expectation over every pitch the policy could have
+written in that state, ``sum_a policy(a) r(a)``, differentiated exactly (an all-action
+gradient: the same objective, with a signal in every state where a rule could be broken,
+not only where a drawn note broke it; rare faults such as a fifth repeated onset are learnt
+from the states that risk them); ``shaping`` (``--shaping``) adds motif shaping
+(:func:`musegen.metrics.rewards.note_rewards`), and ``weights`` (``--weights``) reweights
+the parts of the ``theory`` reward.
 
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
@@ -47,6 +55,7 @@ import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +63,14 @@ import numpy as np
 import torch
 
 from musegen.errors import MusegenError
-from musegen.metrics.rewards import Reward, load_rewards, total_reward
+from musegen.metrics.rewards import (
+    NOTE_WEIGHTS,
+    Reward,
+    load_rewards,
+    theory_reward,
+    theory_weights,
+    total_reward,
+)
 from musegen.score import Score, TimeSignature
 from musegen.tokenizers.base import BOS, EOS, PAD, Tokenizer
 from musegen.utils import atomic_write_text
@@ -81,6 +97,9 @@ class RLConfig:
     grad_clip: float = 1.0
     credit: str = "note"  # note: per-note rewards (rl_credit); piece: one reward a piece
     gamma: float = 0.9  # --credit note: discount of the per-token returns-to-go
+    weights: dict[str, float] | None = None  # --weights: the theory reward's parts reweighted
+    candidates: bool = False  # --credit note: every pitch's immediate reward (rl_credit)
+    shaping: bool = False  # --credit note: motif shaping (rewards.note_rewards)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -100,6 +119,12 @@ class RLConfig:
         for ok, message in checks:
             if not ok:
                 raise MusegenError(message)
+        if self.weights is not None:
+            from musegen.metrics.rewards import theory_weights
+
+            if not isinstance(self.weights, dict):
+                raise MusegenError("--weights must be part=weight pairs, e.g. repetition=30")
+            theory_weights(self.weights)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +171,18 @@ class RLTrainer:
         self.cfg = config
         self.out = Path(out)
         self.rewards = rewards if rewards is not None else load_rewards(config.reward)
+        self.note_weights = NOTE_WEIGHTS
+        if config.weights:
+            if "theory" not in [name for name, _ in self.rewards]:
+                raise MusegenError("--weights reweights the theory reward: add it to --reward")
+            weights = theory_weights(config.weights)
+            self.note_weights = {**NOTE_WEIGHTS, "theory": weights}
+            self.rewards = [
+                (name, partial(theory_reward, weights=weights) if name == "theory" else fn)
+                for name, fn in self.rewards
+            ]
+        if (config.candidates or config.shaping) and config.credit != "note":
+            raise MusegenError("--candidates and --shaping are kinds of --credit note")
         folder = resolve_model(config.model)
         self.policy, self.meta = load_model(folder, map_location="cpu")
         if "tokenizer" not in self.meta or not hasattr(self.policy, "init_cache"):
@@ -214,10 +251,37 @@ class RLTrainer:
 
         out = torch.zeros((len(seqs), T))
         for i, s in enumerate(seqs):
-            pos, r = piece_note_rewards(self.rewards, self.tokenizer, s, self.tokenizer.decode(s))
+            pos, r = piece_note_rewards(
+                self.rewards,
+                self.tokenizer,
+                s,
+                self.tokenizer.decode(s),
+                self.note_weights,
+                self.cfg.shaping,
+            )
             keep = pos >= P
             out[i].index_add_(0, torch.from_numpy(pos[keep] - P), torch.from_numpy(r[keep]).float())
         return out
+
+    def candidate_rewards(
+        self, seqs: list[np.ndarray], P: int, T: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``--candidates``: each state's immediate reward for every pitch token ``[B, T,
+        128]`` and the drawn token's share of it ``[B, T]`` (:mod:`musegen.train.rl_credit`),
+        by the built-in rewards' local parts."""
+        from musegen.train.rl_credit import PITCHES, candidate_rewards
+
+        table = torch.zeros((len(seqs), T, PITCHES))
+        drawn = torch.zeros((len(seqs), T))
+        for name, _ in self.rewards:
+            weights = self.note_weights.get(name)
+            if weights is None:
+                continue
+            for i, s in enumerate(seqs):
+                t, d = candidate_rewards(self.tokenizer, s, P, self.tokenizer.decode(s), weights)
+                table[i, : len(t)] += torch.from_numpy(t).float()
+                drawn[i, : len(d)] += torch.from_numpy(d).float()
+        return table, drawn
 
     # ------------------------------------------------------------------ log-probabilities
     def masks(self, prompt: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -289,12 +353,21 @@ class RLTrainer:
             extra["note_reward"] = float(per_token.sum(1).mean())
             shaped = torch.where(valid, per_token - self.cfg.kl * log_ratio, zero)
             returns = returns_to_go(shaped, valid, self.cfg.gamma)
+            if self.cfg.candidates:  # the drawn token's own immediate reward: expected below
+                table, drawn = self.candidate_rewards(seqs, P, L - P)
+                returns = returns - torch.where(valid, drawn, zero)
             advantage = returns - leave_one_out(returns, valid)  # [B, T]
         else:
             baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
             advantage = (regularised - baseline)[:, None]
         n_tokens = valid.sum()
         loss = -(advantage * torch.where(valid, taken, zero)).sum() / n_tokens
+        if self.cfg.credit == "note" and self.cfg.candidates:
+            lo = self.tokenizer.vocab.offset("pitch")
+            probs = logp[:, :, lo : lo + table.shape[-1]].exp()  # 0 where the grammar forbids
+            expected = torch.where(valid, (probs * table).sum(-1), zero)
+            extra["candidate_reward"] = float(expected.detach().sum(1).mean())
+            loss = loss - expected.sum() / n_tokens
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)

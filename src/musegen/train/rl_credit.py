@@ -20,7 +20,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from musegen.metrics.rewards import NOTE_WEIGHTS, Line, Reward, note_rewards, top_line
+from musegen.errors import MusegenError
+from musegen.metrics.rewards import (
+    NOTE_WEIGHTS,
+    Line,
+    Reward,
+    next_note_rewards,
+    note_rewards,
+    prefix,
+    top_line,
+)
 from musegen.score import Score
 from musegen.tokenizers.base import Tokenizer
 
@@ -57,16 +66,25 @@ def note_tokens(tokenizer: Tokenizer, seq: np.ndarray, start: int, n_notes: int)
 
 
 def piece_note_rewards(
-    rewards: Sequence[tuple[str, Reward]], tokenizer: Tokenizer, seq: np.ndarray, score: Score
+    rewards: Sequence[tuple[str, Reward]],
+    tokenizer: Tokenizer,
+    seq: np.ndarray,
+    score: Score,
+    weights: dict[str, dict[str, float]] | None = None,
+    shaping: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(token index of each note, the note's summed reward) for one decoded piece."""
+    """(token index of each note, the note's summed reward) for one decoded piece
+    (``weights``: the parts' weights of a built-in reward by its name, else
+    :data:`NOTE_WEIGHTS`'; ``shaping``: motif shaping, see :func:`note_rewards`)."""
     line: Line = top_line(score)
     n = len(line)
     total = np.zeros(n)
     positions: np.ndarray | None = None
     for name, fn in rewards:
         if name in NOTE_WEIGHTS:
-            total += note_rewards(line, NOTE_WEIGHTS[name])
+            total += note_rewards(
+                line, (weights or NOTE_WEIGHTS).get(name, NOTE_WEIGHTS[name]), shaping
+            )
             continue
         if positions is None:
             positions = note_tokens(tokenizer, seq, 0, n)
@@ -94,3 +112,40 @@ def leave_one_out(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     others = valid.sum(0, keepdim=True) - valid.long()
     mean = (v.sum(0, keepdim=True) - v) / others.clamp(min=1)
     return torch.where(others > 0, mean, values)
+
+
+PITCHES = 128  # a tokenizer's "pitch" block: token offset + MIDI pitch
+
+
+def candidate_rewards(
+    tokenizer: Tokenizer, seq: np.ndarray, start: int, score: Score, weights: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``--candidates``: for each state after the primer (the token ``seq[t]`` being chosen,
+    ``t >= start``), the immediate reward every pitch token would earn there
+    ``[len(seq) - start, 128]`` (:func:`~musegen.metrics.rewards.next_note_rewards` of the
+    note it would write after the notes already written), and the part of that reward the
+    token drawn earned ``[len(seq) - start]``. Needs a tokenizer that writes each note of
+    the top line as one token of its ``pitch`` block (the melody tokenizers)."""
+    line = top_line(score)
+    seq = np.asarray(seq)
+    if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
+        raise MusegenError(
+            f"--candidates needs a tokenizer with pitch tokens, not {tokenizer.name}"
+        )
+    lo = tokenizer.vocab.offset("pitch")
+    pos = np.flatnonzero(tokenizer.vocab.is_in(seq, "pitch"))
+    if len(pos) != len(line) or (len(pos) and pos[0] < start):
+        raise MusegenError(
+            f"--candidates needs one pitch token a note after the primer ({tokenizer.name} "
+            f"wrote {len(pos)} pitch tokens for {len(line)} notes)"
+        )
+    pitches = np.arange(PITCHES)
+    per_note = np.stack(
+        [next_note_rewards(prefix(line, k), pitches, weights, line) for k in range(len(line) + 1)]
+    )
+    states = np.arange(start, len(seq))
+    table = per_note[np.searchsorted(pos, states, side="left")]
+    drawn = np.zeros(len(states))
+    is_note = np.isin(states, pos)
+    drawn[is_note] = table[is_note, seq[states[is_note]] - lo]
+    return table, drawn
