@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from latenthelpers import TINY_VAE, melody_tokenizer
 from musegen.errors import MusegenError
@@ -16,6 +18,7 @@ from musegen.models.vae import (
     REST,
     beta_at,
     cells_to_steps,
+    cut_segment,
     fold_pitches,
     kl_divergence,
     steps_to_cells,
@@ -115,3 +118,45 @@ def test_input_dropout_hides_previous_steps_in_training_only() -> None:
     assert torch.equal(model._previous(steps)[:, 1:], steps[:, :-1])
     with pytest.raises(MusegenError, match="input_dropout"):
         build_model("music-vae", input_dropout=1.0)
+
+
+@pytest.mark.parametrize("decoder,bars", [("flat", 2), ("hierarchical", 2)])
+def test_non_autoregressive_decoder_reads_z_only(decoder: str, bars: int) -> None:
+    """``autoregressive`` false: the logits of a step do not depend on the steps before it, and
+    decoding the likeliest step is the argmax of the teacher-forced logits (HOLD rule aside)."""
+    torch.manual_seed(0)
+    config = {**TINY_VAE, "decoder": decoder, "n_bars": bars, "autoregressive": False}
+    model = build_model("music-vae", **config).eval()
+    steps = torch.randint(2, 10, (2, 32))
+    z = torch.randn(2, 4)
+    assert torch.allclose(model.logits(steps, z), model.logits(torch.zeros_like(steps), z))
+    logits = model.logits(steps, z)
+    out = model.sample(z, temperature=0.0)
+    sounding = torch.cat([torch.zeros(2, 1, dtype=torch.bool), out[:, :-1] != REST], dim=1)
+    logits[..., HOLD] = torch.where(sounding, logits[..., HOLD], -torch.inf)
+    assert torch.equal(out, logits.argmax(-1))
+
+
+def test_cut_segment_starts_a_held_note() -> None:
+    row = np.array([5, HOLD, HOLD, HOLD, REST, HOLD, 7, HOLD])  # a HOLD after a rest: none
+    assert cut_segment(row, 0, 4).tolist() == [5, HOLD, HOLD, HOLD]
+    assert cut_segment(row, 2, 3).tolist() == [5, HOLD, REST]  # the held 5 starts at the cut
+    assert cut_segment(row, 5, 3).tolist() == [REST, 7, HOLD]  # nothing sounds: rests
+    assert cut_segment(np.array([HOLD, HOLD, 4]), 0, 3).tolist() == [REST, REST, 4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.integers(0, 39), st.integers(1, 8))
+def test_cut_segment_is_the_slice_but_its_held_start(
+    classes: list[int], start: int, n: int
+) -> None:
+    row = np.array(classes)
+    row[1:][(row[1:] == HOLD) & (row[:-1] == REST)] = REST  # melodies hold only what sounds
+    row[0] = REST if row[0] == HOLD else row[0]
+    out, plain = cut_segment(row, start, n), row[start : start + n]
+    assert len(out) == len(plain)
+    if len(out):
+        assert out[0] != HOLD
+        assert np.array_equal(out[1:], plain[1:]) or (out[0] == REST and plain[0] == HOLD)
+        if plain[0] == HOLD and out[0] >= 2:  # the pitch of the note sounding at the cut
+            assert out[0] == row[np.flatnonzero(row[:start] >= 2)[-1]]

@@ -58,11 +58,30 @@ def test_units_and_segments() -> None:
     assert half is not None and half.shape == (2, 16)  # two bars of 2/4 a unit
     rows, origin = melody_segments([tok.encode(tune(i)) for i in range(3)], tok, config)
     assert rows.shape == (9, 32) and origin[:3] == [(0, 0), (0, 1), (0, 2)]
+    assert not (rows[:, 0] == 1).any()  # no window starts inside a held note
     data = SegmentDataset(rows, config.n_classes, transpose=3, seed=1)
     assert len(data) == 9000
     assert np.array_equal(data[5].numpy(), data[5].numpy())
     moved = data[5].numpy() - rows[5]
     assert len(set(moved[rows[5] >= 2].tolist())) == 1 and (moved[rows[5] < 2] == 0).all()
+
+
+def test_a_note_held_into_a_window_starts_there() -> None:
+    """Bar 1 ends on a note held into bar 2 (two quarters, then a whole note from beat 3):
+    the window from bar 2 starts with that note's pitch, then holds it."""
+    from musegen.models.vae import FIRST_PITCH, HOLD
+    from musegen.score import Score, Tempo, TimeSignature, Track, make_notes
+
+    tok = melody_tokenizer()
+    config = build_model("music-vae", **{**TINY_VAE, "n_bars": 1}).config
+    notes = make_notes(np.array([0, 480, 960, 2880]), np.array([480, 480, 1920, 960]),
+                       np.array([60, 62, 64, 65]), 80)  # fmt: skip
+    score = Score(tpq=480, tracks=[Track(notes, name="t")], tempos=[Tempo(0, 100.0)],
+                  time_signatures=[TimeSignature(0, 4, 4)])  # fmt: skip
+    rows, _ = melody_segments([tok.encode(score)], tok, config)
+    e = 64 - config.low_pitch + FIRST_PITCH
+    assert rows[0, 8:].tolist() == [e] + [HOLD] * 7
+    assert rows[1, :8].tolist() == [e] + [HOLD] * 7  # an onset, where the piece holds it
 
 
 @pytest.mark.slow

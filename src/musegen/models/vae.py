@@ -15,6 +15,9 @@ A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps)
   over a long segment as a flat decoder can.
 * ``input_dropout``: in training, that share of the decoder's previous-step inputs is
   replaced by the start symbol (word dropout), so the decoder leans on ``z``.
+* ``autoregressive`` false: the decoder never reads the previous steps (every input is the
+  start symbol, in training and in decoding), so each step's distribution is a function of
+  ``z`` alone and decoded steps change smoothly along a path in the latent space.
 * Loss (:func:`vae_objective`): cross-entropy per step plus ``beta(step) * max(KL - free_bits,
   0)`` (KL in nats per segment; ``beta`` rises linearly over ``beta_warmup`` training steps,
   counted by the model's own ``kl_step`` buffer, which is saved and resumed with the weights).
@@ -63,6 +66,7 @@ class MusicVAEConfig(ModelConfig):
     beta_warmup: int = 500  # training steps over which beta rises from 0
     dropout: float = 0.0
     input_dropout: float = 0.0  # training: share of the decoder's previous steps hidden
+    autoregressive: bool = True  # false: the decoder reads z only, never its previous steps
 
     def validate(self) -> None:
         self.check(self.decoder in DECODERS, f"decoder must be one of {DECODERS}")
@@ -145,6 +149,8 @@ class MusicVAE(nn.Module):
         Bowman et al. 2016): the decoder must take more from ``z`` and less from the steps
         before, which sampling gives it with their errors."""
         start = torch.full_like(steps[:, :1], self.start)
+        if not self.config.autoregressive:
+            return start.expand_as(steps)
         prev = torch.cat([start, steps[:, :-1]], dim=1)
         p = self.config.input_dropout
         if self.training and p > 0:
@@ -212,7 +218,7 @@ class MusicVAE(nn.Module):
                 nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
             out[:, t] = nxt
             sounding = nxt != REST
-            prev = nxt
+            prev = nxt if c.autoregressive else prev
         return out
 
 
@@ -262,6 +268,24 @@ def cells_to_steps(cells: np.ndarray, tokenizer: object, config: MusicVAEConfig)
     pitch = cells[pitched].astype(np.int64) - pitch_offset
     out[pitched] = fold_pitches(pitch, config.low_pitch, config.n_pitches) - config.low_pitch + 2
     return out
+
+
+def cut_segment(steps: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``steps[start : start + length]`` of a melody's class row as a segment of its own: a note
+    held across ``start`` starts at the segment's first step (its pitch is the last onset
+    before ``start``; with none, the held steps are rests), since a decoder writes no HOLD
+    where nothing sounds and a segment read alone has nothing before it."""
+    steps = np.asarray(steps, dtype=np.int64)
+    window = steps[start : start + length].copy()
+    if not len(window) or window[0] != HOLD:
+        return window
+    onsets = np.flatnonzero(steps[:start] >= FIRST_PITCH)
+    if len(onsets) and not (steps[onsets[-1] + 1 : start] == REST).any():
+        window[0] = steps[onsets[-1]]
+        return window
+    held = np.cumprod(window == HOLD).astype(bool)
+    window[held] = REST
+    return window
 
 
 def fold_pitches(pitch: np.ndarray, low: int, n: int) -> np.ndarray:

@@ -152,8 +152,9 @@ class LatentVAE:
         return self.model.config
 
     # -------------------------------------------------------------- encode
-    def segments(self, score: Score) -> np.ndarray:
-        """``[segments, n_steps]`` classes of a melody (see the module docstring)."""
+    def steps(self, score: Score) -> np.ndarray:
+        """The classes of a melody as one row from its first bar line, padded with rests to
+        whole segments (see the module docstring)."""
         from musegen.models.vae import cells_to_steps
         from musegen.train.vae import piece_units
 
@@ -166,12 +167,19 @@ class LatentVAE:
                 f"this model reads bars of {self.config.steps_per_bar} 16th steps (4/4, 2/2, "
                 "2/4 ...); the piece's meter does not divide into them"
             )
-        n = self.config.n_bars
-        pad = (-len(units)) % n
+        pad = (-len(units)) % self.config.n_bars
         if pad:
             rest = np.full((pad, units.shape[1]), self.tokenizer.rest_id, dtype=units.dtype)
             units = np.vstack([units, rest])
-        return cells_to_steps(units, self.tokenizer, self.config).reshape(-1, self.config.n_steps)
+        return cells_to_steps(units, self.tokenizer, self.config).reshape(-1)
+
+    def segments(self, score: Score) -> np.ndarray:
+        """``[segments, n_steps]`` classes of a melody, each segment read alone: a note held
+        into it starts at its first step (:func:`musegen.models.vae.cut_segment`)."""
+        from musegen.models.vae import cut_segment
+
+        steps, n = self.steps(score), self.config.n_steps
+        return np.stack([cut_segment(steps, start, n) for start in range(0, len(steps), n)])
 
     def encode_steps(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior ``mu`` and ``sigma`` ``[N, latent]`` of class rows ``[N, n_steps]``."""
@@ -462,7 +470,8 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         first bar line) drawn again, every other segment kept as it was."""
         import torch
 
-        rows = self.vae.segments(score)
+        rows = self.vae.segments(score)  # each read alone, to encode
+        kept = self.vae.steps(score).reshape(rows.shape)  # as written, to keep
         per = self._bars_per_latent()
         first, last = bars
         if first < 1 or last < first:
@@ -481,7 +490,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         z = self.prior.sample(
             1, len(rows), steps=ddim, known=known, known_mask=mask, resample=4, generator=draws
         )[0].numpy()
-        new = rows.copy()
+        new = kept.copy()
         new[lo : hi + 1] = self.vae.decode_steps(z[lo : hi + 1], temperature, seed)
         out = self.vae.to_score(new, tempo=_first_tempo(score))
         settings = {

@@ -62,17 +62,18 @@ def melody_segments(
     pieces: Any, tokenizer: Any, config: Any, hop_bars: int = 1
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Every window of ``config.n_bars`` units of ``pieces`` (token arrays), as VAE classes
-    ``[windows, n_steps]``, and where each came from (piece index, first unit)."""
-    from musegen.models.vae import REST, cells_to_steps
+    ``[windows, n_steps]``, and where each came from (piece index, first unit). A note held
+    into a window starts at its first step (:func:`musegen.models.vae.cut_segment`)."""
+    from musegen.models.vae import REST, cells_to_steps, cut_segment
 
     rows, origin = [], []
     for i, ids in enumerate(pieces):
         units = piece_units(ids, tokenizer, config.steps_per_bar)
         if units is None or len(units) < config.n_bars:
             continue
-        steps = cells_to_steps(units, tokenizer, config)
+        steps = cells_to_steps(units, tokenizer, config).reshape(-1)
         for start in range(0, len(units) - config.n_bars + 1, hop_bars):
-            window = steps[start : start + config.n_bars].reshape(-1)
+            window = cut_segment(steps, start * config.steps_per_bar, config.n_steps)
             if (window != REST).any():
                 rows.append(window)
                 origin.append((i, start))
@@ -130,15 +131,15 @@ def data_options(run: dict[str, Any], data_path: str | Path | None) -> dict[str,
     return options
 
 
-LOSS_FIELDS = ("free_bits", "beta", "beta_warmup", "dropout", "input_dropout")
+LOSS_FIELDS = ("free_bits", "beta", "beta_warmup", "dropout", "input_dropout", "autoregressive")
 
 
 def load_vae_init(model: Any, ref: str) -> None:
     """Copy the weights of the saved ``music-vae`` ``ref`` into ``model`` (``--init``).
 
     The networks must be the same; the objective's settings (:data:`LOSS_FIELDS`: free bits,
-    KL weight and its warm-up, dropouts) may differ, so a trained VAE can go on with a larger
-    KL budget. The KL step counter comes along: a warm-up already done stays done.
+    KL weight and its warm-up, dropouts, whether the decoder reads its previous steps) may
+    differ, so a trained VAE can go on with a larger KL budget or as a decoder of z alone. The KL step counter comes along: a warm-up already done stays done.
     """
     from musegen.models import load_model
     from musegen.models.pretrained import resolve_model
