@@ -104,3 +104,59 @@ def test_crnngan_features_round_trip_and_sampling() -> None:
     seqs = m.sample_until(2, 8.0, generator=torch.Generator().manual_seed(0))
     assert seqs.shape[0] == 2 and bool((seqs[..., :2] >= 0).all())
     assert bool((seqs[..., 0].sum(1) >= 8.0).all()) or seqs.shape[1] == 4096
+
+
+def test_minibatch_discrimination_tells_a_collapsed_batch() -> None:
+    from musegen.models.gan.common import MinibatchDiscrimination
+
+    torch.manual_seed(0)
+    mbd = MinibatchDiscrimination(6, kernels=4, width=3)
+    varied = torch.randn(8, 6) * 3
+    same = varied[:1].expand(8, -1)
+    assert mbd(varied).shape == (8, 4)
+    assert torch.allclose(mbd(same), torch.full((8, 4), 7.0))  # 7 others at distance 0
+    assert bool((mbd(varied) < mbd(same)).all())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"full_pitch": True}, {"critic_prev": True}, {"critic_onsets": True}, {"projection": True}, {"minibatch": 4},
+     {"critic_prev": True, "critic_onsets": True, "projection": True, "minibatch": 4}],
+)  # fmt: skip
+def test_midinet_critic_options(options: dict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(3)
+    m = build_model("midinet", **TINY["midinet"], **options).eval()
+    c = cond_for(m, 5)
+    x = m.fake(m.latent(5), c)
+    assert m.critic(x, c).shape == (5,)
+    assert m.critic_features(x, c).shape == (5, 4 * TINY["midinet"]["d_critic"])
+    save_model(m, tmp_path / "m", {})
+    loaded, _ = load_model(tmp_path / "m")
+    assert torch.allclose(loaded.critic(x, c), m.critic(x, c))
+    if options.get("critic_prev"):
+        other = {**c, "prev": torch.ones_like(c["prev"])}
+        assert not torch.allclose(m.critic(x, other), m.critic(x, c))
+
+
+def test_midinet_defaults_keep_the_first_critic() -> None:
+    """A model saved before the critic's options existed loads into the same modules."""
+    names = set(build_model("midinet", **TINY["midinet"]).discriminator.state_dict())
+    assert names == {f"roll.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")} | {
+        f"out.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")
+    }
+
+
+def test_crnngan_minibatch_critic_and_features() -> None:
+    from musegen.models.gan.crnngan import pitch_circles
+
+    torch.manual_seed(4)
+    m = build_model("crnngan", **TINY["crnngan"], minibatch=3, critic_pitch_classes=True).eval()
+    x = m.fake(m.latent(4), {})
+    assert m.critic(x, {}).shape == (4,)
+    assert m.critic_features(x, {}).shape == (4, 2 * TINY["crnngan"]["d_critic"])
+    with pytest.raises(MusegenError, match="minibatch"):
+        build_model("crnngan", minibatch=-1)
+    low, high, fifth, between = pitch_circles(torch.tensor([0.0, 1.0, 7 / 12, 7.5 / 12]))
+    assert torch.allclose(low, high, atol=1e-5)  # an octave apart: the same pitch class
+    assert float(fifth[0]) == pytest.approx(-0.8660, abs=1e-4)  # k = 1: cos(2 pi 7 / 12)
+    assert abs(float(fifth[5])) == pytest.approx(1.0) and abs(float(between[5])) < 1e-5

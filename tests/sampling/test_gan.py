@@ -88,3 +88,24 @@ def test_draw_by_sampling_when_the_model_says_so(tmp_path) -> None:  # type: ign
     assert out.settings["sampling"]["draw"] == "sample"
     again = gen.generate(GenerateRequest(num=2, bars=2, seed=3))
     assert out.pieces[1].tracks[2].notes.tolist() == again.pieces[1].tracks[2].notes.tolist()
+
+
+def test_midinet_noise_per_piece_when_the_model_says_so(folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``sampling.noise: "piece"``: one noise draw for every bar (other pieces than fresh
+    noise per bar, the same again for the same seed, and said in the settings)."""
+    from musegen.models import load_model
+
+    model, _ = load_model(folders / "midinet")
+    save_model(model, tmp_path, {"sampling": {"noise": "piece"}})
+    request = GenerateRequest(num=2, bars=6, chords=("C",), seed=2)
+    per_piece = load_generator(str(tmp_path)).generate(request)
+    per_bar = load_generator(str(folders / "midinet")).generate(request)
+    assert per_piece.settings["sampling"]["noise"] == "piece"
+    assert per_bar.settings["sampling"]["noise"] == "bar"
+    a, b = (out.pieces[0].tracks[0].notes.tolist() for out in (per_piece, per_bar))
+    assert a != b
+    again = load_generator(str(tmp_path)).generate(request)
+    assert again.pieces[0].tracks[0].notes.tolist() == a
+    save_model(model, tmp_path / "bad", {"sampling": {"noise": "tune"}})
+    with pytest.raises(MusegenError, match=r"sampling\.noise"):
+        load_generator(str(tmp_path / "bad")).generate(request)

@@ -34,7 +34,7 @@ def phrases(n: int = 12) -> Items:
     return Items({"real": x})
 
 
-def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0):  # type: ignore[no-untyped-def]
+def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0, **objective):  # type: ignore[no-untyped-def]
     torch.manual_seed(seed)
     model = build_model("musegan", **TINY_MUSEGAN)
     cfg = TrainConfig(
@@ -42,7 +42,7 @@ def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0):  # type: ig
         eval_batches=1, checkpoint_every=2, log_every=1, seed=seed, device="cpu",
         precision="fp32", progress=False, threads=1,
     )  # fmt: skip
-    objective = AdversarialObjective(ObjectiveOptions(loss=loss, n_critic=2))
+    objective = AdversarialObjective(ObjectiveOptions(loss=loss, n_critic=2, **objective))
     t = Trainer(model, phrases(), phrases(4), cfg, tmp_path, objective=objective, collate=collate)
     objective.bind(t)
     return t
@@ -86,6 +86,28 @@ def test_options_are_checked() -> None:
         ObjectiveOptions.from_dict({"loss": "lsgan"}, "musegan")
     with pytest.raises(MusegenError, match="unknown"):
         ObjectiveOptions.from_dict({"critics": 3}, "musegan")
+    with pytest.raises(MusegenError, match="feature_matching"):
+        ObjectiveOptions.from_dict({"adversarial": False}, "crnngan")
+    fm = ObjectiveOptions.from_dict({"feature_matching": 0.5, "adversarial": False}, "crnngan")
+    assert fm.feature_matching == 0.5 and not fm.adversarial
+
+
+@pytest.mark.parametrize("adversarial", [True, False])
+def test_feature_matching_generator_loss(adversarial: bool) -> None:
+    """The generator's loss adds the squared gap of mean critic features (real vs fake); with
+    adversarial off it is that gap alone, and its gradient reaches the generator only."""
+    torch.manual_seed(0)
+    model = build_model("crnngan", length=6, d_noise=4, d_hidden=8, n_layer=1, d_critic=4)
+    opts = ObjectiveOptions(loss="hinge", feature_matching=2.0, adversarial=adversarial)
+    objective = AdversarialObjective(opts)
+    real = torch.randn(5, 6, 3)
+    fake = model.fake(model.latent(5), {})
+    loss = objective._generator_loss(model, real, fake, {})
+    with torch.no_grad():
+        gap = model.critic_features(fake, {}).mean(0) - model.critic_features(real, {}).mean(0)
+        want = 2.0 * (gap**2).sum() - (model.critic(fake, {}).mean() if adversarial else 0.0)
+    assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    assert objective.last["feature_matching"] == pytest.approx(float((gap**2).sum()), rel=1e-5)
 
 
 def test_satb_phrases_one_hot_and_folded() -> None:

@@ -10,6 +10,12 @@ a gradient penalty through its LSTM critic needs a double backward through the r
 several times slower on the CPU; the hinge loss bounds the critic without it. ``"bce"`` (the
 original non-saturating loss) is there to compare.
 
+**Feature matching** (Salimans et al. 2016, used by C-RNN-GAN's and MidiNet's papers):
+``feature_matching`` > 0 adds to the generator's loss that weight times the squared distance
+between the mean critic features (:meth:`critic_features`, the critic's last hidden layer) of
+the real and the fake batch; with ``adversarial: false`` it is the generator's whole loss, as
+in Mogren's C-RNN-GAN.
+
 **Two optimizers in one trainer.** :class:`~musegen.train.trainer.Trainer` owns one AdamW
 over every parameter; Adam's state is per parameter, so stepping it after a backward that
 reached only the critic's parameters *is* the critic's optimizer, and after one that reached
@@ -55,6 +61,8 @@ class ObjectiveOptions:
     loss: str = "wgan-gp"
     n_critic: int = 5  # critic updates per generator update (the batch is cut in as many parts)
     gp_weight: float = 10.0
+    feature_matching: float = 0.0  # weight of the generator's feature-matching loss
+    adversarial: bool = True  # false: the generator's loss is feature matching alone
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], model: str) -> ObjectiveOptions:
@@ -63,13 +71,18 @@ class ObjectiveOptions:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise MusegenError(
-                f"unknown objective option(s) {unknown}; expected loss, n_critic, gp_weight"
+                f"unknown objective option(s) {unknown}; expected "
+                + ", ".join(cls.__dataclass_fields__)
             )
         o = cls(**d)
         if o.loss not in LOSSES:
             raise MusegenError(f"objective.loss must be one of {LOSSES}, got {o.loss!r}")
         if not (isinstance(o.n_critic, int) and o.n_critic >= 1) or o.gp_weight < 0:
             raise MusegenError("objective.n_critic must be >= 1 and gp_weight >= 0")
+        if o.feature_matching < 0 or (not o.adversarial and o.feature_matching <= 0):
+            raise MusegenError(
+                "objective.feature_matching must be >= 0, and > 0 when adversarial is false"
+            )
         return o
 
 
@@ -108,16 +121,31 @@ class AdversarialObjective:
         for p in frozen:
             p.requires_grad_(False)
         try:
-            score = model.critic(fake, cond)
+            loss = self._generator_loss(model, part["real"], fake, cond)
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-        if self.o.loss == "bce":
-            loss = torch.nn.functional.softplus(-score).mean()
-        else:
-            loss = -score.mean()
         self._log()
         return loss, len(part["real"])
+
+    def _generator_loss(
+        self, model: Any, real: torch.Tensor, fake: torch.Tensor, cond: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        loss = fake.new_zeros(())
+        if self.o.adversarial:
+            score = model.critic(fake, cond)
+            if self.o.loss == "bce":
+                loss = torch.nn.functional.softplus(-score).mean()
+            else:
+                loss = -score.mean()
+        if self.o.feature_matching > 0:
+            with torch.no_grad():
+                target = model.critic_features(real, cond).mean(0)
+            gap = model.critic_features(fake, cond).mean(0) - target
+            fm = (gap**2).sum()
+            self.last["feature_matching"] = float(fm.detach())
+            loss = loss + self.o.feature_matching * fm
+        return loss
 
     def _critic_step(self, model: Any, part: dict[str, torch.Tensor]) -> None:
         opt = self.trainer.optimizer

@@ -8,6 +8,7 @@ a real score, no sigmoid) as submodules, so it saves and loads like every musege
     model.latent(n, generator=None) -> z [n, latent_size]         # N(0, 1) noise
     model.fake(z, cond) -> x                                        # differentiable, like the data
     model.critic(x, cond) -> [n] scores                             # higher: more real
+    model.critic_features(x, cond) -> [n, d]                        # for feature matching
     model.condition(batch) -> cond                                  # a dict of tensors (maybe {})
     model.draw(x, generator=None) -> x in {0, 1}                    # binary cells
     model.stats(x) -> [n, k]                                        # per-sample statistics
@@ -102,6 +103,11 @@ class GanModel(nn.Module):
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The critic's last hidden features ``[n, d]``, whose means over real and fake
+        batches the generator's feature-matching loss brings together."""
+        raise NotImplementedError(f"{self.model_name} has no critic features")
+
     def draw(
         self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -116,3 +122,22 @@ class GanModel(nn.Module):
 
 def leaky() -> nn.Module:
     return nn.LeakyReLU(0.2)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016): each sample's features ``[n, d_in]``
+    are projected to ``kernels`` rows of ``width`` numbers, and for each row the sample gets
+    ``sum_j exp(-L1 distance)`` to the other samples of its batch (``[n, kernels]``). A batch
+    of near-copies scores high on every row, so the critic can tell a collapsed generator's
+    batch from the data's, which one sample at a time it cannot."""
+
+    def __init__(self, d_in: int, kernels: int = 16, width: int = 8) -> None:
+        super().__init__()
+        self.kernels, self.width = kernels, width
+        self.proj = nn.Linear(d_in, kernels * width, bias=False)
+        nn.init.normal_(self.proj.weight, std=0.1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        m = self.proj(h).view(len(h), self.kernels, self.width)
+        dist = (m[:, None] - m[None]).abs().sum(-1)  # [n, n, kernels]
+        return torch.exp(-dist).sum(1) - 1.0  # the sample itself (distance 0) left out

@@ -8,7 +8,25 @@ bar (2-D condition) and its feature maps at each resolution are concatenated to 
 generator's, with the chord broadcast over every layer, as in the paper. The critic reads the
 bar through per-octave and per-step convolutions and judges it together with the chord, the
 bar's chroma and the chroma weighted by the chord's pitch classes. The paper trained with the
-cross-entropy GAN loss plus feature matching; we use WGAN-GP (:mod:`musegen.train.gan`).
+cross-entropy GAN loss plus feature matching; we use WGAN-GP (:mod:`musegen.train.gan`), with
+feature matching as an option of the objective.
+
+``full_pitch`` makes the generator's last layer write the whole pitch range from one column
+(a transposed convolution of width ``n_pitches``, as the paper's), and the conditioner read
+the bar before the same way; off, both work per octave (kernels of 12 over octave columns
+that no layer after the first mixes, so the generator places a note's octave step by step
+with little coordination: melodies leap between registers more than the data's).
+
+Options of the critic (off by default, as the first shipped model was trained):
+``critic_prev`` lets it read the bar before too (a second channel of its convolutions), so a
+bar that does not go on from the one before (a run of eighths after a bar of half notes, in a
+tune that keeps its pace) is told from the data's, as the generator, conditioned on that bar,
+could otherwise ignore; ``critic_onsets`` also hands it, per step, how much the cells change from the step before (its
+convolutions pair steps 0-1, 2-3, .. and never see a note begin between the pairs);
+``projection`` adds the inner product of a learned embedding of the chord with its hidden
+features to its score (Miyato and Koyama 2018: the condition enters the score directly);
+``minibatch`` gives it that many rows of minibatch discrimination
+(:class:`~musegen.models.gan.common.MinibatchDiscrimination`) over its hidden features.
 """
 
 from __future__ import annotations
@@ -20,7 +38,13 @@ import torch
 from torch import nn
 
 from musegen.models.base import ModelConfig
-from musegen.models.gan.common import GanModel, cell_probs, leaky, roll_stats
+from musegen.models.gan.common import (
+    GanModel,
+    MinibatchDiscrimination,
+    cell_probs,
+    leaky,
+    roll_stats,
+)
 
 CHORD_SIZE = 24  # pitch classes of the chord (12) + its root (12)
 
@@ -44,9 +68,15 @@ class MidiNetConfig(ModelConfig):
     d_z: int = 64
     d_hidden: int = 128
     d_critic: int = 64
+    full_pitch: bool = False
+    critic_prev: bool = False
+    critic_onsets: bool = False
+    projection: bool = False
+    minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
 
     def validate(self) -> None:
         self.check(self.steps >= 4 and self.steps % 4 == 0, "steps must be a multiple of 4")
+        self.check(0 <= self.minibatch <= 256, "minibatch must be 0..256")
         self.check(self.n_pitches >= 12 and self.n_pitches % 12 == 0, "n_pitches: 12, 24, ..")
         self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitch range")
         self.check(self.steps_per_quarter >= 1, "steps_per_quarter must be >= 1")
@@ -59,7 +89,8 @@ class Conditioner(nn.Module):
     def __init__(self, c: MidiNetConfig) -> None:
         super().__init__()
         w = c.d_hidden // 4
-        self.c1 = nn.Sequential(nn.Conv2d(1, w, (1, 12), (1, 12)), leaky())  # [w, S, oct]
+        span = c.n_pitches if c.full_pitch else 12
+        self.c1 = nn.Sequential(nn.Conv2d(1, w, (1, span), (1, span)), leaky())  # [w, S, cols]
         self.c2 = nn.Sequential(nn.Conv2d(w, w, (2, 1), (2, 1)), leaky())  # [w, S/2, oct]
         self.c3 = nn.Sequential(nn.Conv2d(w, w, (2, 1), (2, 1)), leaky())  # [w, S/4, oct]
 
@@ -73,11 +104,12 @@ class MidiNetGenerator(nn.Module):
     def __init__(self, c: MidiNetConfig) -> None:
         super().__init__()
         self.c = c
-        h, w, octaves = c.d_hidden, c.d_hidden // 4, c.n_pitches // 12
-        self.shape = (h, c.steps // 4, octaves)
+        h, w = c.d_hidden, c.d_hidden // 4
+        cols, span = (1, c.n_pitches) if c.full_pitch else (c.n_pitches // 12, 12)
+        self.shape = (h, c.steps // 4, cols)
         self.fc = nn.Sequential(
-            nn.Linear(c.d_z + CHORD_SIZE, h * c.steps // 4 * octaves),
-            nn.BatchNorm1d(h * c.steps // 4 * octaves),
+            nn.Linear(c.d_z + CHORD_SIZE, h * c.steps // 4 * cols),
+            nn.BatchNorm1d(h * c.steps // 4 * cols),
             nn.ReLU(),
         )
         k = w + CHORD_SIZE  # conditioner maps and the broadcast chord, concatenated
@@ -89,8 +121,8 @@ class MidiNetGenerator(nn.Module):
             nn.BatchNorm2d(h // 4),
             nn.ReLU(),
         )
-        self.pitch = nn.ConvTranspose2d(h // 4 + k, 1, (1, 12), (1, 12))
-        self.rest = nn.Conv2d(h // 4 + k, 1, (1, octaves))
+        self.pitch = nn.ConvTranspose2d(h // 4 + k, 1, (1, span), (1, span))
+        self.rest = nn.Conv2d(h // 4 + k, 1, (1, cols))
         self.conditioner = Conditioner(c)
 
     def forward(self, z: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
@@ -113,22 +145,39 @@ class MidiNetCritic(nn.Module):
         self.c = c
         w, octaves = c.d_critic, c.n_pitches // 12
         self.roll = nn.Sequential(
-            nn.Conv2d(1, w, (1, 12), (1, 12)),
+            nn.Conv2d(2 if c.critic_prev else 1, w, (1, 12), (1, 12)),
             leaky(),
             nn.Conv2d(w, w, (1, octaves)),  # [w, S, 1]
             leaky(),
             nn.Conv2d(w, 2 * w, (2, 1), (2, 1)),  # [2w, S/2, 1]
             leaky(),
         )
-        d = 2 * w * (c.steps // 2) + CHORD_SIZE + 12 + 12
+        d = 2 * w * (c.steps // 2) + CHORD_SIZE + 12 + 12 + (c.steps if c.critic_onsets else 0)
         self.out = nn.Sequential(nn.Linear(d, 4 * w), leaky(), nn.Linear(4 * w, 1))
+        self.project = nn.Linear(CHORD_SIZE, 4 * w, bias=False) if c.projection else None
+        self.mbd = MinibatchDiscrimination(4 * w, c.minibatch) if c.minibatch else None
+        self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
 
-    def forward(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """The hidden features the score is read from ``[n, 4 * d_critic]``."""
         n, c = len(x), self.c
         chroma = x.view(n, c.steps, c.n_pitches // 12, 12).mean((1, 2))
         fit = chroma * chord[:, :12]
-        feats = torch.cat([self.roll(x).reshape(n, -1), chord, chroma, fit], -1)
-        return self.out(feats).squeeze(-1)
+        roll = self.roll(torch.cat([x, prev], 1) if c.critic_prev else x)
+        parts = [roll.reshape(n, -1), chord, chroma, fit]
+        if c.critic_onsets:
+            before = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, :-1]], 2)
+            parts.append(0.5 * (x - before).abs().sum(-1)[:, 0])  # [n, steps]
+        return self.out[:2](torch.cat(parts, -1))
+
+    def forward(self, x: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        h = self.features(x, chord, prev)
+        score = self.out[2](h).squeeze(-1)
+        if self.project is not None:
+            score = score + (self.project(chord) * h).sum(-1)
+        if self.mbd is not None and self.mbd_out is not None:
+            score = score + self.mbd_out(self.mbd(h)).squeeze(-1)
+        return score
 
 
 class MidiNet(GanModel):
@@ -152,7 +201,10 @@ class MidiNet(GanModel):
         return self.generator(z, cond["chord"], cond["prev"])
 
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.discriminator(x, cond["chord"])
+        return self.discriminator(x, cond["chord"], cond["prev"])
+
+    def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.discriminator.features(x, cond["chord"], cond["prev"])
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)
