@@ -116,6 +116,9 @@ def main() -> None:
         # pieces draw their meter as the training pieces have them (the model's own first
         # token comes without context and is learned poorly)
         sampling["meters"] = tokenizer.meter_shares(load_prepared(args.data).split("train"))
+    if getattr(tokenizer.config, "modes", False) and "modes" not in sampling:
+        # and their mode as the training pieces have it (left alone, a model drifts to major)
+        sampling["modes"] = tokenizer.mode_shares(load_prepared(args.data).split("train"))
     seq_len = meta["train_config"]["seq_len"]
     valid, _ = split_loss(model, args.data, "valid", seq_len)
     test, n_test = split_loss(model, args.data, "test", seq_len)

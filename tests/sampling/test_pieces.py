@@ -121,3 +121,37 @@ def test_compose_draws_meters_with_the_shares_given() -> None:
     assert all(str(p.time_signatures[0]) == "2/4" for p in asked)  # asked for beats the shares
     with pytest.raises(MusegenError, match="not in the melody tokenizer"):
         compose(model, tok, PieceRequest(bars=1, meters={"7/16": 1.0}), SamplingConfig(), num=1)
+
+
+def test_compose_writes_the_mode_asked_for_or_drawn() -> None:
+    """A tokenizer with ``modes``: the asked mode (or the key's) follows LEN in every primer;
+    with shares and nothing asked each piece's mode is drawn; else the model writes it."""
+    tok = get_tokenizer("chorale", modes=True, max_bars=4)
+    torch.manual_seed(0)
+    model = build_model("transformer", vocab_size=len(tok), n_layer=1, d_model=16, n_head=2)
+    primers: list[list[int]] = []
+
+    def record(_m, inputs, _out):  # type: ignore[no-untyped-def]
+        ids = inputs[0]
+        if ids.shape[1] >= 3 and int(ids[0, 0]) == BOS:  # a primer, not a cached step
+            primers.extend(ids[:, :4].tolist())
+
+    model.register_forward_hook(record)
+    minor, major = tok.mode_id(True), tok.mode_id(False)
+
+    def modes_written(request: PieceRequest, num: int = 2, seed: int = 1) -> set[int]:
+        primers.clear()
+        compose(model, tok, request, SamplingConfig(seed=seed), num=num)
+        return {p[3] if len(p) > 3 else None for p in primers}
+
+    assert modes_written(PieceRequest(bars=1, time_signature="4/4", mode="minor")) == {minor}
+    assert modes_written(PieceRequest(bars=1, time_signature="4/4", key="e minor")) == {minor}
+    assert modes_written(PieceRequest(bars=1, time_signature="4/4", key="G")) == {major}
+    shares = PieceRequest(bars=1, time_signature="4/4", modes={"major": 0.5, "minor": 0.5})
+    assert modes_written(shares, num=8) == {major, minor}  # 1 chance in 128 of one only
+    assert modes_written(PieceRequest(bars=1, time_signature="4/4")) == {None}  # its own
+    with pytest.raises(MusegenError, match="major or minor"):
+        compose(model, tok, PieceRequest(bars=1, mode="dorian"), SamplingConfig(), num=1)
+    plain = get_tokenizer("chorale", max_bars=4)
+    with pytest.raises(MusegenError, match="writes no mode"):
+        compose(model, plain, PieceRequest(bars=1, mode="minor"), SamplingConfig(), num=1)

@@ -249,6 +249,56 @@ def test_phrase_grammar_allows_one_fermata_at_a_row_start() -> None:
     assert g.done
 
 
+def a_minor_cadence() -> Score:
+    """Two bars in A minor: i - V - i, the soprano on C, the alto through G sharp."""
+    s = [(0, 2 * Q, 72), (2 * Q, 2 * Q, 71), (4 * Q, 4 * Q, 72)]
+    a = [(0, 2 * Q, 69), (2 * Q, 2 * Q, 68), (4 * Q, 4 * Q, 69)]
+    t = [(0, 2 * Q, 64), (2 * Q, 2 * Q, 64), (4 * Q, 4 * Q, 64)]
+    b = [(0, 2 * Q, 57), (2 * Q, 2 * Q, 52), (4 * Q, 4 * Q, 45)]
+    return chorale([s, a, t, b])
+
+
+def test_modes_write_the_key_finders_mode_after_the_length() -> None:
+    """With ``modes`` a MODE token follows LEN; without it the ids are the old ones."""
+    plain, moded = get_tokenizer("chorale"), get_tokenizer("chorale", modes=True)
+    assert len(moded.vocab) == len(plain.vocab) + 2
+    major = moded.tokens(moded.encode(cadence_with_pickup()))
+    minor = moded.tokens(moded.encode(a_minor_cadence()))
+    assert major[:4] == ["BOS", "TS_4/4", "LEN_2", "MODE_major"]
+    assert minor[3] == "MODE_minor"
+    assert [t for t in major if not t.startswith("MODE")] == plain.tokens(
+        plain.encode(cadence_with_pickup())
+    )
+    for score in (cadence_with_pickup(), a_minor_cadence()):
+        ids = moded.encode(score)
+        assert moded.grammar().feed(ids).done
+        same = plain.decode(plain.encode(score)).tracks
+        assert all(
+            np.array_equal(x.notes, y.notes)
+            for x, y in zip(moded.decode(ids).tracks, same, strict=True)
+        )
+    assert moded.mode_shares(
+        [moded.encode(a_minor_cadence())] * 3 + [moded.encode(cadence_with_pickup())]
+    ) == {
+        "major": 0.25,
+        "minor": 0.75,
+    }
+
+
+def test_mode_grammar_asks_for_one_mode_before_the_rows() -> None:
+    tok = get_tokenizer("chorale", modes=True)
+    primer = tok.primer_for_length(Score(tpq=TPQ, time_signatures=[TimeSignature(0, 3, 4)]), 2)
+    g = tok.grammar().feed(primer)
+    allowed = tok.tokens(np.flatnonzero(g.mask()))
+    assert allowed == ["MODE_major", "MODE_minor"]
+    g.step(tok.mode_id(True))
+    assert "MODE_minor" not in tok.tokens(np.flatnonzero(g.mask()))
+    walk = random_walk(tok, np.concatenate([primer, [tok.mode_id(True)]]), seed=3)
+    assert tok.grammar().feed(walk).done
+    with pytest.raises(MusegenError, match="modes"):
+        get_tokenizer("chorale").mode_id(False)
+
+
 # --------------------------------------------------------------------------- melody
 def tune(notes: list[tuple[int, int, int]], *meters: tuple[int, int, int]) -> Score:
     """One track of (start, duration, pitch); meters as (tick, numerator, denominator)."""

@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-signature", metavar="N/D", help="e.g. 3/4")
     p.add_argument("--key", metavar="KEY", help="e.g. 'G major', 'e minor' (output is transposed)")
     p.add_argument(
+        "--mode",
+        choices=("major", "minor"),
+        help="write a major or minor piece (models that write the mode, e.g. bach; --key "
+        "implies its mode); default: drawn with the model's training shares",
+    )
+    p.add_argument(
         "--program", type=int, metavar="P", help="General MIDI program of pitched tracks"
     )
     p.add_argument(
@@ -243,6 +249,7 @@ def run_generate(args: argparse.Namespace) -> int:
         tempo=args.tempo,
         time_signature=args.time_signature,
         key=args.key,
+        mode=args.mode,
         program=args.program,
         voices=args.voices,
         ending=args.ending,

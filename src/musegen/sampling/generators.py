@@ -45,7 +45,8 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
     and ``voice_centres`` the mean pitches it is moved nearest among the keys that fit
     (:mod:`musegen.sampling.register`; default none); ``form``: the sections new pieces of a
     given length are planned in (``auto``: drawn per piece from the corpus's forms, see
-    :mod:`musegen.sampling.themes`; default none)."""
+    :mod:`musegen.sampling.themes`; default none); ``modes``: the shares each new piece's
+    mode is drawn with, for a model whose tokenizer writes one (default: the model's own)."""
     given = meta.get("sampling") or {}
     return {
         "temperature": float(given.get("temperature", 1.0)),
@@ -53,6 +54,7 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         "pitch_top_p": float(given.get("pitch_top_p", 1.0)),
         "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
         "meters": given.get("meters"),
+        "modes": given.get("modes"),
         "ending": given.get("ending", "free"),
         "voice_ranges": given.get("voice_ranges"),
         "voice_centres": given.get("voice_centres"),
@@ -94,6 +96,7 @@ class GenerateRequest:
     tempo: float | None = None
     time_signature: str | None = None
     key: str | None = None
+    mode: str | None = None  # major / minor, for a model that writes the mode
     program: int | None = None
     voices: int | None = None  # deal notes out to N voices (None: the model's config says)
     ending: str | None = None  # cadence / tonic / free (None: the model's config says)
@@ -266,6 +269,8 @@ class TokenGenerator(Generator):
             time_signature=request.time_signature or defaults["time_signature"],
             meters=defaults["meters"],
             key=request.key,
+            mode=request.mode,
+            modes=defaults["modes"],
             program=request.program,
             max_tokens=request.tokens,
             ending=request.ending or defaults["ending"],

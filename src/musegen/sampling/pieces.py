@@ -32,6 +32,11 @@ class PieceRequest:
     # (a shipped model's training-split shares), else from the model's first token
     meters: dict[str, float] | None = None
     key: str | None = None  # "G major", "e minor"
+    # "major" / "minor": the piece's mode, for a model whose tokenizer writes one (else its
+    # key's mode, else drawn with ``modes``: a shipped model's training-split shares, else
+    # the model writes it)
+    mode: str | None = None
+    modes: dict[str, float] | None = None
     program: int | None = None
     max_tokens: int | None = None  # hard cap on new tokens (default: from the length)
     # "cadence" / "tonic": the last bars are drawn again until the piece closes so
@@ -132,14 +137,20 @@ def compose(
     as training pieces begin.
     """
     meters = _draw_meters(model, tokenizer, request, sampling, num)
-    if meters is not None:
+    modes = _draw_modes(tokenizer, request, sampling, num)
+    if meters is not None or modes is not None:
+        heads = list(
+            zip(
+                meters or [request.time_signature] * num, modes or [request.mode] * num, strict=True
+            )
+        )
         pieces: list[Score | None] = [None] * num
-        for k, meter in enumerate(dict.fromkeys(meters)):  # in order of first appearance
-            rows = [i for i, m in enumerate(meters) if m == meter]
+        for k, (meter, mode) in enumerate(dict.fromkeys(heads)):  # in order of first appearance
+            rows = [i for i, h in enumerate(heads) if h == (meter, mode)]
             out = compose(
                 model,
                 tokenizer,
-                replace(request, time_signature=meter),
+                replace(request, time_signature=meter, mode=mode),
                 replace(sampling, seed=sampling.seed + k),
                 num=len(rows),
                 progress=progress,
@@ -169,6 +180,9 @@ def compose(
     if new_bars is not None:  # a countdown counts the bars after a pickup, not the pickup's
         counted = start_bars - _has_pickup(prime_q) + new_bars
         asked = tokenizer.primer_for_length(prime_q, counted)
+    minor = _asked_minor(tokenizer, request)
+    if asked is not None and minor is not None and prime.is_empty():  # BOS TS LEN, then MODE
+        asked = np.append(asked, tokenizer.mode_id(minor))  # type: ignore[attr-defined]
     if asked is not None:  # the grammar ends the piece on the bar line asked for
         ids, target = asked, None
         if request.seconds is None:
@@ -248,6 +262,54 @@ def _draw_meters(
         return [labels[i] for i in rng.choice(len(labels), size=num, p=weights / weights.sum())]
     probs = _first_meter_probs(model, tokenizer, sampling)
     return [labels[i] for i in rng.choice(len(labels), size=num, p=probs)]
+
+
+def _has_modes(tokenizer: Tokenizer) -> bool:
+    return "mode" in tokenizer.vocab.blocks
+
+
+def _asked_minor(tokenizer: Tokenizer, request: PieceRequest) -> bool | None:
+    """Whether the piece is asked for in minor (None: not asked, or the tokenizer writes no
+    mode): ``request.mode``, else the mode of ``request.key``."""
+    if not _has_modes(tokenizer):
+        if request.mode:
+            raise MusegenError(
+                f"this model's {tokenizer.name} tokenizer writes no mode, so --mode cannot "
+                "choose one (--key still moves each piece to a key)"
+            )
+        return None
+    if request.mode:
+        if request.mode not in ("major", "minor"):
+            raise MusegenError(f"--mode is major or minor, got {request.mode!r}")
+        return request.mode == "minor"
+    if request.key:
+        from musegen.theory import parse_key
+
+        return bool(parse_key(request.key)[1])
+    return None
+
+
+def _draw_modes(
+    tokenizer: Tokenizer, request: PieceRequest, sampling: SamplingConfig, num: int
+) -> list[str] | None:
+    """Each new piece's mode, drawn with ``request.modes`` (a shipped model's training-split
+    shares) for a tokenizer that writes one, when no mode or key is asked for and nothing is
+    continued (else None: the asked mode, the primer's, or the model's own choice)."""
+    if (
+        not _has_modes(tokenizer)
+        or not request.modes
+        or request.primer is not None
+        or request.mode
+        or request.key
+        or (request.bars is None and request.seconds is None)
+    ):
+        return None
+    labels = ("major", "minor")
+    weights = np.array([max(float(request.modes.get(m, 0.0)), 0.0) for m in labels])
+    if weights.sum() <= 0:
+        raise MusegenError("mode shares must be >= 0 and not all 0")
+    rng = np.random.default_rng([sampling.seed, 2])
+    return [labels[i] for i in rng.choice(2, size=num, p=weights / weights.sum())]
 
 
 def _warn_unseen_meter(tokenizer: Tokenizer, request: PieceRequest) -> None:

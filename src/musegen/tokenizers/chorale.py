@@ -8,13 +8,18 @@ decoded piece has exactly four monophonic voice tracks.
 
 Around the rows::
 
-    BOS  TS_4/4  LEN_12  [pickup rows]  BAR_12 rows…  BAR_11 rows…  …  BAR_1 rows…  EOS
+    BOS  TS_4/4  LEN_12  [MODE_minor]  [pickup rows]  BAR_12 rows…  …  BAR_1 rows…  EOS
 
 * ``TS_*``: the time signature, which fixes how many rows a bar holds.
 * ``LEN_n``: the number of bars after the pickup (``LEN_far`` beyond ``max_bars``).
 * ``BAR_n``: a bar begins, ``n`` bars before the end (``BAR_1`` is the last bar). The countdown
   is what lets a model plan a cadence for the end of the length it was asked for; the grammar
   makes every ``BAR_n`` follow from ``LEN_n``, so a sampled piece has exactly that many bars.
+* ``MODE_major`` / ``MODE_minor`` (only with ``modes``): the piece's mode as the key finder
+  reads it (:func:`musegen.theory.estimate_key`). A model that writes it first can be asked
+  for a minor or a major piece, and its pieces can be drawn with the corpus's share of each
+  (left to itself, the chorale model wrote 28% of its pieces in minor; Bach's train split
+  has 39%).
 * Rows before the first ``BAR`` are the **pickup** (an anacrusis, shorter than a bar). Scores
   read from notation pad a pickup to a full bar with rests; the encoder drops that padding and
   the decoder restores it, so bar lines fall where the source put them.
@@ -50,6 +55,7 @@ from musegen.tokenizers.grid import (
     pitch_pair,
 )
 
+MODES = ("major", "minor")
 DEFAULT_TIME_SIGNATURES = ("4/4", "3/4", "2/4", "2/2", "3/2", "6/4", "6/8", "9/8", "12/8")
 MELODY_TIME_SIGNATURES = (
     *DEFAULT_TIME_SIGNATURES,
@@ -66,6 +72,7 @@ class BarGridConfig(TokenizerConfig):
     max_bars: int = 32
     velocity: int = 80
     phrases: bool = False
+    modes: bool = False
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -184,6 +191,8 @@ class BarGridTokenizer(Tokenizer):
         far = cfg.max_bars  # value index of "far"
         vocab.add("len", cfg.max_bars + 1, lambda v: "LEN_far" if v == far else f"LEN_{v + 1}")
         vocab.add("bar", cfg.max_bars + 1, lambda v: "BAR_far" if v == far else f"BAR_{v + 1}")
+        if cfg.modes:
+            vocab.add("mode", len(MODES), lambda v: f"MODE_{MODES[v]}")
         if cfg.phrases:  # before the cells: every id from REST on is a cell
             vocab.add("fermata", 1, lambda _v: "FERMATA")
         vocab.add("rest", 1, lambda _v: "REST")
@@ -284,6 +293,8 @@ class BarGridTokenizer(Tokenizer):
         out: list[np.ndarray] = []
         head = [BOS] if bos else []
         head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1))]
+        if self.config.modes:
+            head.append(self.mode_id(_minor(score)))
         out.append(np.array(head, dtype=np.int64))
         marks = self._fermata_rows(score, drop, len(cells))
         out.append(self._rows(cells, 0, pickup, marks))
@@ -294,6 +305,26 @@ class BarGridTokenizer(Tokenizer):
         if eos:
             out.append(np.array([EOS], dtype=np.int64))
         return np.concatenate(out)
+
+    def mode_id(self, minor: bool) -> int:
+        """The ``MODE_*`` id of a major (False) or minor (True) piece; the tokenizer must
+        have ``modes``."""
+        if not self.config.modes:
+            raise MusegenError(f"this {self.name} tokenizer writes no mode (config 'modes')")
+        return self.vocab.offset("mode") + int(minor)
+
+    def mode_shares(self, sequences: Iterable[np.ndarray]) -> dict[str, float]:
+        """How often each mode opens ``sequences`` (encoded pieces), rounded to 4 places:
+        the shares a model's pieces draw their mode from (``PieceRequest.modes``)."""
+        lo, hi = self.vocab.span("mode")
+        counts = np.zeros(hi - lo)
+        for seq in sequences:
+            found = seq[(seq >= lo) & (seq < hi)][:1]
+            if len(found):
+                counts[int(found[0]) - lo] += 1
+        if not counts.sum():
+            raise MusegenError(f"no {self.name} sequence here carries a mode")
+        return {MODES[i]: round(float(counts[i] / counts.sum()), 4) for i in np.flatnonzero(counts)}
 
     def _fermata_rows(self, score: Score, drop: int, n_rows: int) -> np.ndarray:
         """Rows (after the ``drop`` leading ones) where a fermata marker falls, if the
@@ -370,7 +401,7 @@ class BarGridTokenizer(Tokenizer):
     def primer_for_length(self, score: Score, bars: int) -> np.ndarray | None:
         """A primer (without EOS) whose ``LEN``/``BAR`` tokens ask for ``bars`` bars in all:
         the grammar then ends the piece there, on the bar line."""
-        if score.is_empty():
+        if score.is_empty():  # (a model with modes then writes the mode itself)
             ts_index = self._meter(score)[0]
             return np.array(
                 [BOS, self.vocab.offset("ts") + ts_index, self._count_id("len", bars)],
@@ -462,6 +493,7 @@ class MelodyTokenizer(BarGridTokenizer):
 _RULES = (
     "grammar:",
     "  BOS, then one TS_*, then one LEN_n (bars after the pickup; far = more than max_bars)",
+    "  with modes: then one MODE_major or MODE_minor",
     "  pickup: up to one bar minus one row of rows, then BAR_n (n from LEN)",
     "  a row is one cell per voice, top voice first; a cell is REST, a pitch in the voice's",
     "    range, or HOLD (with full_start, every voice sounds in the first row)",
@@ -485,6 +517,8 @@ class _Masks:
             "ts": tok.vocab.mask("ts"),
             "len": tok.vocab.mask("len"),
         }
+        if "mode" in tok.vocab.blocks:
+            self.only["mode"] = tok.vocab.mask("mode")
         self.fermata = tok.vocab.offset("fermata") if "fermata" in tok.vocab.blocks else -1
         self.ts_lo = tok.vocab.offset("ts")
         self.len_lo = tok.vocab.offset("len")
@@ -494,6 +528,17 @@ class _Masks:
             self.cell[v, :, tok.rest_id] = True
             self.cell[v, :, tok.pitch_offset + low : tok.pitch_offset + high + 1] = True
             self.cell[v, 1, tok.hold_id] = True
+
+
+def _minor(score: Score) -> bool:
+    """Whether the key finder reads ``score`` as minor (a score with no notes: its first key
+    signature's mode, else major)."""
+    from musegen.theory import estimate_key
+
+    key = estimate_key(score) if not score.is_empty() else None
+    if key is not None:
+        return bool(key.minor)
+    return bool(score.key_signatures and score.key_signatures[0].minor)
 
 
 def _one(n: int, i: int) -> np.ndarray:
@@ -509,7 +554,7 @@ class BarGridGrammar(Grammar):
         self._tok = tok
         self._m = tok._masks
         self._far = tok.config.max_bars + 1  # countdown value meaning "far"
-        self.stage = "bos"  # bos -> ts -> len -> body -> done
+        self.stage = "bos"  # bos -> ts -> len (-> mode) -> body -> done
         self.bar_steps = 0
         self.remaining = 0  # countdown value of the current bar (0 = in the pickup)
         self.next_bar = 0  # countdown value of the next BAR token
@@ -579,6 +624,8 @@ class BarGridGrammar(Grammar):
             self.stage = "len"
         elif self.stage == "len":
             self.next_bar = token - m.len_lo + 1
+            self.stage = "mode" if "mode" in m.only else "body"
+        elif self.stage == "mode":
             self.stage = "body"
         elif token == EOS:
             self.stage = "done"
