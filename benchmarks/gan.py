@@ -157,19 +157,19 @@ def midinet(
     noise: str | None = None,
 ) -> None:  # fmt: skip
     """MidiNet's melodies over the chords of ``n`` 8-bar excerpts of ``split`` (``noise``:
-    "bar" or "piece", default the model's ``sampling.noise``)."""
+    "bar" or "piece", default the model's ``piece_noise``)."""
     import torch
 
     from musegen.data.sources import get_source
     from musegen.models import load_model
     from musegen.models.gan.midinet import chord_vector
     from musegen.models.pretrained import resolve_model
-    from musegen.sampling.gan import cells_to_score, chord_track, midinet_noise
+    from musegen.sampling.gan import cells_to_score, chord_track
     from musegen.train.gan import piece_bars
 
     model, meta = load_model(resolve_model(ref))
     c = model.config
-    noise = noise or midinet_noise(meta)
+    noise = noise or ("piece" if c.piece_noise else "bar")
     rolls = get_source(meta["data"]["source"], root=meta["data"]["root"]).rolls()[split]
     excerpts = []  # (melody bars [bars, steps, P], chords)
     for roll in rolls:

@@ -91,12 +91,13 @@ def test_draw_by_sampling_when_the_model_says_so(tmp_path) -> None:  # type: ign
 
 
 def test_midinet_noise_per_piece_when_the_model_says_so(folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """``sampling.noise: "piece"``: one noise draw for every bar (other pieces than fresh
-    noise per bar, the same again for the same seed, and said in the settings)."""
+    """``piece_noise``: one noise draw for every bar (other pieces than fresh noise per bar
+    from the same weights, the same again for the same seed, and said in the settings)."""
     from musegen.models import load_model
 
     model, _ = load_model(folders / "midinet")
-    save_model(model, tmp_path, {"sampling": {"noise": "piece"}})
+    model.config.piece_noise = True
+    save_model(model, tmp_path, {})
     request = GenerateRequest(num=2, bars=6, chords=("C",), seed=2)
     per_piece = load_generator(str(tmp_path)).generate(request)
     per_bar = load_generator(str(folders / "midinet")).generate(request)
@@ -106,6 +107,3 @@ def test_midinet_noise_per_piece_when_the_model_says_so(folders, tmp_path) -> No
     assert a != b
     again = load_generator(str(tmp_path)).generate(request)
     assert again.pieces[0].tracks[0].notes.tolist() == a
-    save_model(model, tmp_path / "bad", {"sampling": {"noise": "tune"}})
-    with pytest.raises(MusegenError, match=r"sampling\.noise"):
-        load_generator(str(tmp_path / "bad")).generate(request)

@@ -6,9 +6,9 @@
   threshold for polyphonic tracks); repeated cells of a voice join into one note.
 * ``midinet``: a melody written bar by bar, from noise, the chord of the bar (``--chords``,
   cycled; default the model's ``sampling.chords``, else ``C Am F G``) and the bar it wrote
-  before. The noise is fresh for every bar, or with the model's ``sampling.noise: "piece"``
-  one draw for the whole piece (every bar of a tune then shares what the noise decides, its
-  pace above all, as a tune's bars do). The piece has the melody and a second track holding
+  before. The noise is fresh for every bar, or, where the model's ``piece_noise`` is set, one
+  draw for the whole piece (every bar of a tune then shares what the noise decides, its pace
+  above all, as a tune's bars do). The piece has the melody and a second track holding
   each bar's chord (its triad or seventh chord under the melody, for listening; metrics read
   the melody).
 * ``crnngan``: note after note from the LSTM generator until the bars are full.
@@ -77,14 +77,6 @@ def chord_track(chords: list[Any], bar_ticks: int, low: int = 48) -> Track:
     return Track(make_notes(starts, durations, pitches, 56), name="Chords")
 
 
-def midinet_noise(meta: dict[str, Any]) -> str:
-    """A MidiNet's noise per ``"bar"`` (fresh for each; the default) or per ``"piece"``."""
-    noise = (meta.get("sampling") or {}).get("noise", "bar")
-    if noise not in ("bar", "piece"):
-        raise MusegenError(f"sampling.noise must be 'bar' or 'piece', got {noise!r}")
-    return str(noise)
-
-
 class GanGenerator(Generator):
     """MuseGAN, MidiNet and C-RNN-GAN behind the one interface (see the module docstring)."""
 
@@ -127,7 +119,7 @@ class GanGenerator(Generator):
                 )
                 pieces = self._midinet(bars, request.num, g, chords)
                 settings["chords"] = chords
-                settings["noise"] = midinet_noise(self.meta)
+                settings["noise"] = "piece" if self.model.config.piece_noise else "bar"
             else:
                 pieces = self._crnngan(bars, request.num, g)
         pieces = [finish_piece(p, asked, empty) for p in pieces]
@@ -190,7 +182,7 @@ class GanGenerator(Generator):
         )
         prev = torch.zeros(num, 1, c.steps, c.n_pitches)
         out = []
-        per_piece = midinet_noise(self.meta) == "piece"
+        per_piece = c.piece_noise
         z = torch.randn(num, self.model.latent_size, generator=g)  # the piece's or bar 1's
         for b in range(bars):
             if b and not per_piece:

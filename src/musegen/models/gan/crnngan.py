@@ -11,11 +11,7 @@ option of the objective: the critic's features are its per-note outputs averaged
 sequence). ``minibatch`` > 0 gives the critic that many rows of minibatch discrimination
 (:class:`~musegen.models.gan.common.MinibatchDiscrimination`) over those features, plus the
 sequence's own spread of each note feature, so a batch of sequences that all move in the same
-rhythm is told from the data's. ``critic_pitch_classes`` hands the critic, with each note,
-its pitch on the pitch-class circles (cosine and sine of ``2 pi k m / 12`` for ``m`` its
-semitones and ``k`` 1..6): from these an LSTM can see a note fall between two keys of the
-piano (a pitch off the semitone grid) and notes leave one scale, which from a single number
-per note it learns slowly.
+rhythm is told from the data's.
 """
 
 from __future__ import annotations
@@ -43,7 +39,6 @@ class CRNNGANConfig(ModelConfig):
     n_layer: int = 2
     d_critic: int = 64
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
-    critic_pitch_classes: bool = False
 
     def validate(self) -> None:
         self.check(self.length >= 2, "length must be >= 2")
@@ -75,36 +70,21 @@ class CRNNGenerator(nn.Module):
         return torch.stack(notes, 1)
 
 
-def pitch_circles(pitch: torch.Tensor) -> torch.Tensor:
-    """Pitches ``[..]`` in octaves from MIDI 64 → ``[.., 12]``: cosine and sine of
-    ``2 pi k m / 12`` for ``m`` the semitones and ``k`` = 1..6."""
-    k = torch.arange(1, 7, dtype=pitch.dtype, device=pitch.device)
-    angle = 2 * torch.pi * (12 * pitch)[..., None] * k / 12
-    return torch.cat([torch.cos(angle), torch.sin(angle)], -1)
-
-
 class CRNNCritic(nn.Module):
     def __init__(self, c: CRNNGANConfig) -> None:
         super().__init__()
-        self.c = c
-        d_in = N_FEATURES + (12 if c.critic_pitch_classes else 0)
-        self.rnn = nn.LSTM(d_in, c.d_critic, 1, batch_first=True, bidirectional=True)
+        self.rnn = nn.LSTM(N_FEATURES, c.d_critic, 1, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * c.d_critic, 1)
         d = 2 * c.d_critic + 2 * N_FEATURES
         self.mbd = MinibatchDiscrimination(d, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
 
-    def _read(self, x: torch.Tensor) -> torch.Tensor:
-        if self.c.critic_pitch_classes:
-            x = torch.cat([x, pitch_circles(x[..., 2])], -1)
-        return self.rnn(x)[0]
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Per-note outputs averaged over the sequence ``[n, 2 * d_critic]``."""
-        return self._read(x).mean(1)
+        return self.rnn(x)[0].mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self._read(x)
+        h, _ = self.rnn(x)
         score = self.out(h).mean((1, 2))
         if self.mbd is not None and self.mbd_out is not None:
             summary = torch.cat([h.mean(1), x.mean(1), x.std(1)], -1)

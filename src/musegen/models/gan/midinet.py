@@ -17,11 +17,13 @@ the bar before the same way; off, both work per octave (kernels of 12 over octav
 that no layer after the first mixes, so the generator places a note's octave step by step
 with little coordination: melodies leap between registers more than the data's).
 
+``piece_noise`` is how the model is sampled (:mod:`musegen.sampling.gan`): one noise draw for
+every bar of a piece instead of a fresh one per bar. Each bar is trained alone with noise
+from N(0, 1), which either way each bar's noise is; sharing it makes a piece's bars share
+what the noise decides, their pace above all, as a tune's bars do.
+
 Options of the critic (off by default, as the first shipped model was trained):
-``critic_prev`` lets it read the bar before too (a second channel of its convolutions), so a
-bar that does not go on from the one before (a run of eighths after a bar of half notes, in a
-tune that keeps its pace) is told from the data's, as the generator, conditioned on that bar,
-could otherwise ignore; ``critic_onsets`` also hands it, per step, how much the cells change from the step before (its
+``critic_onsets`` also hands it, per step, how much the cells change from the step before (its
 convolutions pair steps 0-1, 2-3, .. and never see a note begin between the pairs);
 ``projection`` adds the inner product of a learned embedding of the chord with its hidden
 features to its score (Miyato and Koyama 2018: the condition enters the score directly);
@@ -69,10 +71,10 @@ class MidiNetConfig(ModelConfig):
     d_hidden: int = 128
     d_critic: int = 64
     full_pitch: bool = False
-    critic_prev: bool = False
     critic_onsets: bool = False
     projection: bool = False
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
+    piece_noise: bool = False  # generate: one noise draw for all bars of a piece (else per bar)
 
     def validate(self) -> None:
         self.check(self.steps >= 4 and self.steps % 4 == 0, "steps must be a multiple of 4")
@@ -145,7 +147,7 @@ class MidiNetCritic(nn.Module):
         self.c = c
         w, octaves = c.d_critic, c.n_pitches // 12
         self.roll = nn.Sequential(
-            nn.Conv2d(2 if c.critic_prev else 1, w, (1, 12), (1, 12)),
+            nn.Conv2d(1, w, (1, 12), (1, 12)),
             leaky(),
             nn.Conv2d(w, w, (1, octaves)),  # [w, S, 1]
             leaky(),
@@ -158,20 +160,19 @@ class MidiNetCritic(nn.Module):
         self.mbd = MinibatchDiscrimination(4 * w, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
 
-    def features(self, x: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
         """The hidden features the score is read from ``[n, 4 * d_critic]``."""
         n, c = len(x), self.c
         chroma = x.view(n, c.steps, c.n_pitches // 12, 12).mean((1, 2))
         fit = chroma * chord[:, :12]
-        roll = self.roll(torch.cat([x, prev], 1) if c.critic_prev else x)
-        parts = [roll.reshape(n, -1), chord, chroma, fit]
+        parts = [self.roll(x).reshape(n, -1), chord, chroma, fit]
         if c.critic_onsets:
             before = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, :-1]], 2)
             parts.append(0.5 * (x - before).abs().sum(-1)[:, 0])  # [n, steps]
         return self.out[:2](torch.cat(parts, -1))
 
-    def forward(self, x: torch.Tensor, chord: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        h = self.features(x, chord, prev)
+    def forward(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
+        h = self.features(x, chord)
         score = self.out[2](h).squeeze(-1)
         if self.project is not None:
             score = score + (self.project(chord) * h).sum(-1)
@@ -201,10 +202,10 @@ class MidiNet(GanModel):
         return self.generator(z, cond["chord"], cond["prev"])
 
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.discriminator(x, cond["chord"], cond["prev"])
+        return self.discriminator(x, cond["chord"])
 
     def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.discriminator.features(x, cond["chord"], cond["prev"])
+        return self.discriminator.features(x, cond["chord"])
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)
