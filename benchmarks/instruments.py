@@ -43,7 +43,7 @@ def notes_by_program(scores: list[Any]) -> dict[int, np.ndarray]:
     return {p: np.concatenate(v).astype(np.float64) for p, v in out.items()}
 
 
-def run(model: str, data: str, num: int, bars: int) -> dict[str, Any]:
+def run(model: str, data: str, num: int, bars: int, style: str | None = None) -> dict[str, Any]:
     from musegen.data.dataset import load_prepared
     from musegen.sampling.generators import GenerateRequest, load_generator
     from musegen.sampling.instruments import parse_instruments
@@ -54,12 +54,14 @@ def run(model: str, data: str, num: int, bars: int) -> dict[str, Any]:
     real_mean = {p: float(v.mean()) for p, v in real.items()}
     on, playing, register = [], [], []
     peer_on = []
-    free = gen.generate(GenerateRequest(num=num, seed=99, bars=bars)).pieces
+    free = gen.generate(GenerateRequest(num=num, seed=99, bars=bars, style=style)).pieces
     free_notes = notes_by_program(free)
     for k, text in enumerate(SETS):
         asked = set(parse_instruments(text))
         pieces = gen.generate(
-            GenerateRequest(num=num, seed=k, bars=bars, instruments=tuple(sorted(asked)))
+            GenerateRequest(
+                num=num, seed=k, bars=bars, instruments=tuple(sorted(asked)), style=style
+            )
         ).pieces
         by = notes_by_program(pieces)
         total = sum(len(v) for v in by.values())
@@ -90,13 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="data/quartets", help="its prepared dataset (valid split)")
     p.add_argument("--num", type=int, default=8, help="pieces per instrument set")
     p.add_argument("--bars", type=int, default=4)
+    p.add_argument("--style", help="ask every piece for this style (a model with styles)")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    r = run(args.model, args.data, args.num, args.bars)
+    r = run(args.model, args.data, args.num, args.bars, args.style)
     print(json.dumps(r), file=sys.stderr)
     common = {"model": args.model, "pieces": r["pieces"], "bars": args.bars}
+    if args.style:
+        common["style"] = args.style
     rows = [
         ("instruments_on_asked", r["on_asked"], r["peer_on_asked"], "share of notes"),
         ("instruments_asked_playing", r["asked_playing"], None, "share of asked instruments"),
