@@ -145,7 +145,10 @@ def test_generate_style_writes_that_style_and_errors_name_the_styles(
     assert main([*args, "--style", "mozart", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bach, haydn, monteverdi" in err
-    assert main(["generate", "--model", "quartet", "--style", "bach", "-o", str(out)]) == 2
+    plain = get_tokenizer("remi-instruments", velocity_bins=8, tempo_bins=0)
+    model = build_model("transformer", vocab_size=len(plain), n_layer=1, d_model=16, n_head=2)
+    save_model(model, tmp_path / "plain", {"tokenizer": plain.to_dict()})
+    assert main(["generate", "-m", str(tmp_path / "plain"), "--style", "bach", "-o", str(out)]) == 2
     assert "knows no styles" in capsys.readouterr().err
 
 
