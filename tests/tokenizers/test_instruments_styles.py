@@ -131,6 +131,8 @@ def test_generate_style_writes_that_style_and_errors_name_the_styles(
 ) -> None:
     meta = json.loads((model_dir / "config.json").read_text())
     assert {"instruments", "style"} <= set(model_capabilities(meta))
+    assert main(["models", str(model_dir)]) == 0
+    assert "styles (--style): bach, haydn, monteverdi" in capsys.readouterr().out
     out = tmp_path / "out"
     args = ["generate", "--model", str(model_dir), "--bars", "2", "--seed", "3", "--num", "2"]
     assert (

@@ -343,4 +343,6 @@ def run_models(args: argparse.Namespace) -> int:
         tokens = f" + {m['tokenizer']} tokens" if m["tokenizer"] else ""
         print(f"    {m['model']}{tokens}, {params}{m['megabytes']} MB{losses}")
         print(f"    can: {', '.join(m['can']) or 'nothing through musegen commands'}")
+        if m.get("styles"):
+            print(f"    styles (--style): {', '.join(m['styles'])}")
     return 0

@@ -21,6 +21,10 @@ def listed_models(folders: list[str] | None = None) -> list[dict[str, Any]]:
     for m in models:
         meta = _config(Path(m["path"]))
         m["can"] = list(model_capabilities(meta))
+        tokenizer = meta.get("tokenizer")
+        config = tokenizer.get("config") if isinstance(tokenizer, dict) else None
+        if isinstance(config, dict) and config.get("styles"):  # generate --style NAME
+            m["styles"] = list(config["styles"])
     return models
 
 
