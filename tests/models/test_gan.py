@@ -151,3 +151,8 @@ def test_crnngan_minibatch_critic_and_features() -> None:
     assert m.critic_features(x, {}).shape == (4, 2 * TINY["crnngan"]["d_critic"])
     with pytest.raises(MusegenError, match="minibatch"):
         build_model("crnngan", minibatch=-1)
+    chords = build_model("crnngan", **TINY["crnngan"], zero_gaps=True).eval()
+    with torch.no_grad():
+        chords.generator.out.bias[:2] = -5.0  # timing pre-activations well below 0
+    notes = chords.fake(chords.latent(3), {})
+    assert bool((notes[..., :2] == 0).any()) and bool((notes[..., :2] >= 0).all())

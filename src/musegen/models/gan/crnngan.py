@@ -4,7 +4,9 @@ continuous features.
 A note is three numbers: the time since the previous note's onset and its length (both in
 quarter notes) and its pitch ((MIDI - 64) / 12). The generator's input at each step is fresh
 noise and its own previous output (as in the paper); its LSTM state is turned into the next
-note (onset gap and length through a softplus, so never negative). The critic reads the
+note (onset gap and length through a softplus, so never negative; with ``zero_gaps`` through
+a ReLU, which reaches 0 exactly: half the Piano-midi notes start with the note before, as a
+chord, which a softplus never quite writes). The critic reads the
 sequence both ways and averages a score per note. The objective's default is the hinge loss
 (:mod:`musegen.train.gan`; the paper used the cross-entropy loss with feature matching, an
 option of the objective: the critic's features are its per-note outputs averaged over the
@@ -39,6 +41,7 @@ class CRNNGANConfig(ModelConfig):
     n_layer: int = 2
     d_critic: int = 64
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
+    zero_gaps: bool = False  # onset gap and length through a ReLU (else a softplus)
 
     def validate(self) -> None:
         self.check(self.length >= 2, "length must be >= 2")
@@ -57,7 +60,8 @@ class CRNNGenerator(nn.Module):
     def step(self, noise: torch.Tensor, prev: torch.Tensor, state: object) -> tuple:
         h, state = self.rnn(torch.cat([noise, prev], -1)[:, None], state)
         y = self.out(h[:, 0])
-        note = torch.cat([F.softplus(y[:, :2]), y[:, 2:]], -1)
+        timing = F.relu(y[:, :2]) if self.c.zero_gaps else F.softplus(y[:, :2])
+        note = torch.cat([timing, y[:, 2:]], -1)
         return note, state
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
