@@ -152,6 +152,30 @@ def test_compose_writes_the_mode_asked_for_or_drawn() -> None:
     assert modes_written(PieceRequest(bars=1, time_signature="4/4")) == {None}  # its own
     with pytest.raises(MusegenError, match="major or minor"):
         compose(model, tok, PieceRequest(bars=1, mode="dorian"), SamplingConfig(), num=1)
-    plain = get_tokenizer("chorale", max_bars=4)
-    with pytest.raises(MusegenError, match="writes no mode"):
-        compose(model, plain, PieceRequest(bars=1, mode="minor"), SamplingConfig(), num=1)
+
+
+def test_pieces_not_in_the_asked_mode_are_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_settle_modes`` keeps what the key finder reads in the asked mode, replaces the rest
+    with new draws that are, and keeps a piece it never matched."""
+    import musegen.theory
+    from musegen.sampling.pieces import _settle_modes
+    from musegen.theory import Key
+
+    def one(pitch: int) -> Score:  # pitch 57 stands for "a minor piece"
+        return Score(tracks=[Track.from_notes([Note(pitch, 0, 480, 80)])])
+
+    monkeypatch.setattr(
+        musegen.theory, "estimate_key", lambda s: Key(0, int(s.tracks[0].notes["pitch"][0]) == 57)
+    )
+    draws: list[tuple[int, int]] = []
+
+    def draw(n: int, k: int) -> list[Score]:
+        draws.append((n, k))
+        return [one(57 if (k + i) % 2 else 60) for i in range(n)]
+
+    out = _settle_modes([one(57), one(60), one(60)], True, draw, tries=4)
+    assert [int(p.tracks[0].notes["pitch"][0]) for p in out] == [57, 57, 57]
+    assert draws == [(2, 1), (1, 2), (1, 3)]  # one of two fits, then none, then the last
+    draws.clear()
+    kept = _settle_modes([one(60)], True, lambda n, k: [one(60)] * n, tries=3)
+    assert int(kept[0].tracks[0].notes["pitch"][0]) == 60

@@ -266,6 +266,8 @@ def test_modes_write_the_key_finders_mode_after_the_length() -> None:
     minor = moded.tokens(moded.encode(a_minor_cadence()))
     assert major[:4] == ["BOS", "TS_4/4", "LEN_2", "MODE_major"]
     assert minor[3] == "MODE_minor"
+    assert minor.count("MODE_minor") == 1 + minor.count("BAR_1") + minor.count("BAR_2") == 3
+    assert all(major[i + 1] == "MODE_major" for i, t in enumerate(major) if t.startswith("BAR"))
     assert [t for t in major if not t.startswith("MODE")] == plain.tokens(
         plain.encode(cadence_with_pickup())
     )
@@ -293,6 +295,9 @@ def test_mode_grammar_asks_for_one_mode_before_the_rows() -> None:
     assert allowed == ["MODE_major", "MODE_minor"]
     g.step(tok.mode_id(True))
     assert "MODE_minor" not in tok.tokens(np.flatnonzero(g.mask()))
+    ids = tok.encode(a_minor_cadence())
+    g = tok.grammar().feed(ids[:5])  # BOS TS LEN MODE BAR: the same mode, nothing else
+    assert tok.tokens(np.flatnonzero(g.mask())) == ["MODE_minor"]
     walk = random_walk(tok, np.concatenate([primer, [tok.mode_id(True)]]), seed=3)
     assert tok.grammar().feed(walk).done
     with pytest.raises(MusegenError, match="modes"):

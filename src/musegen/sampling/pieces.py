@@ -9,6 +9,7 @@ tokenizer cannot express (key by transposition, instrument by program).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,6 +19,8 @@ from musegen.sampling.endings import DEFAULT_TRIES
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score, Tempo, TimeSignature
 from musegen.tokenizers.base import BOS, Tokenizer
+
+DEFAULT_MODE_TRIES = 8
 
 
 @dataclass
@@ -32,11 +35,12 @@ class PieceRequest:
     # (a shipped model's training-split shares), else from the model's first token
     meters: dict[str, float] | None = None
     key: str | None = None  # "G major", "e minor"
-    # "major" / "minor": the piece's mode, for a model whose tokenizer writes one (else its
-    # key's mode, else drawn with ``modes``: a shipped model's training-split shares, else
-    # the model writes it)
+    # "major" / "minor": a piece the key finder reads in the other mode is drawn again (a
+    # tokenizer with modes also writes it); default: the key's mode, else drawn with
+    # ``modes`` (a shipped model's training-split shares), else the model's own
     mode: str | None = None
     modes: dict[str, float] | None = None
+    mode_tries: int = DEFAULT_MODE_TRIES  # pieces not in the asked mode are drawn again
     program: int | None = None
     max_tokens: int | None = None  # hard cap on new tokens (default: from the length)
     # "cadence" / "tonic": the last bars are drawn again until the piece closes so
@@ -158,6 +162,65 @@ def compose(
             for i, piece in zip(rows, out, strict=True):
                 pieces[i] = piece
         return [p for p in pieces if p is not None]
+    pieces = _compose_once(model, tokenizer, request, sampling, num, progress)
+    minor = _asked_minor(request)
+    if minor is None or request.primer is not None or not pieces:
+        return pieces
+    return _settle_modes(
+        pieces,
+        minor,
+        lambda n, k: _compose_once(
+            model, tokenizer, request, replace(sampling, seed=sampling.seed + 7919 * k), n, False
+        ),
+        request.mode_tries,
+    )
+
+
+def _settle_modes(
+    pieces: list[Score],
+    minor: bool,
+    draw: Callable[[int, int], list[Score]],
+    tries: int,
+) -> list[Score]:
+    """``pieces`` with each one the key finder does not read in the asked mode replaced by a
+    new draw that it does (``draw(n, k)``: n new pieces, try ``k``), up to ``tries`` draws;
+    a piece never matched is kept as it was."""
+    from musegen.theory import estimate_key
+
+    def fits(piece: Score) -> bool:
+        key = estimate_key(piece)
+        return key is not None and key.minor == minor
+
+    out = list(pieces)
+    wrong = [i for i, p in enumerate(out) if not fits(p)]
+    for k in range(1, tries + 1):
+        if not wrong:
+            break
+        fresh = [p for p in draw(len(wrong), k) if fits(p)]
+        for i, piece in zip(wrong, fresh, strict=False):
+            out[i] = piece
+        wrong = wrong[len(fresh) :]
+    if wrong:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "warning: %d piece(s) are not in %s after %d draws; kept as drawn",
+            len(wrong),
+            "minor" if minor else "major",
+            tries,
+        )
+    return out
+
+
+def _compose_once(
+    model: object,
+    tokenizer: Tokenizer,
+    request: PieceRequest,
+    sampling: SamplingConfig,
+    num: int,
+    progress: bool,
+) -> list[Score]:
+    """:func:`compose`'s pieces of one meter, one draw each."""
     prime = primer_score(request)
     prime_q = tokenizer.prepare(prime)
     for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
@@ -180,7 +243,7 @@ def compose(
     if new_bars is not None:  # a countdown counts the bars after a pickup, not the pickup's
         counted = start_bars - _has_pickup(prime_q) + new_bars
         asked = tokenizer.primer_for_length(prime_q, counted)
-    minor = _asked_minor(tokenizer, request)
+    minor = _asked_minor(request) if _has_modes(tokenizer) else None
     if asked is not None and minor is not None and prime.is_empty():  # BOS TS LEN, then MODE
         asked = np.append(asked, tokenizer.mode_id(minor))  # type: ignore[attr-defined]
     if asked is not None:  # the grammar ends the piece on the bar line asked for
@@ -268,16 +331,9 @@ def _has_modes(tokenizer: Tokenizer) -> bool:
     return "mode" in tokenizer.vocab.blocks
 
 
-def _asked_minor(tokenizer: Tokenizer, request: PieceRequest) -> bool | None:
-    """Whether the piece is asked for in minor (None: not asked, or the tokenizer writes no
-    mode): ``request.mode``, else the mode of ``request.key``."""
-    if not _has_modes(tokenizer):
-        if request.mode:
-            raise MusegenError(
-                f"this model's {tokenizer.name} tokenizer writes no mode, so --mode cannot "
-                "choose one (--key still moves each piece to a key)"
-            )
-        return None
+def _asked_minor(request: PieceRequest) -> bool | None:
+    """Whether the piece is asked for in minor (None: no mode asked): ``request.mode``,
+    else the mode of ``request.key``."""
     if request.mode:
         if request.mode not in ("major", "minor"):
             raise MusegenError(f"--mode is major or minor, got {request.mode!r}")
@@ -293,11 +349,10 @@ def _draw_modes(
     tokenizer: Tokenizer, request: PieceRequest, sampling: SamplingConfig, num: int
 ) -> list[str] | None:
     """Each new piece's mode, drawn with ``request.modes`` (a shipped model's training-split
-    shares) for a tokenizer that writes one, when no mode or key is asked for and nothing is
-    continued (else None: the asked mode, the primer's, or the model's own choice)."""
+    shares) when no mode or key is asked for and nothing is continued (else None: the asked
+    mode, the primer's, or the model's own choice)."""
     if (
-        not _has_modes(tokenizer)
-        or not request.modes
+        not request.modes
         or request.primer is not None
         or request.mode
         or request.key

@@ -8,7 +8,7 @@ decoded piece has exactly four monophonic voice tracks.
 
 Around the rows::
 
-    BOS  TS_4/4  LEN_12  [MODE_minor]  [pickup rows]  BAR_12 rows…  …  BAR_1 rows…  EOS
+    BOS  TS_4/4  LEN_12  [MODE_minor]  [pickup rows]  BAR_12 [MODE_minor] rows…  …  EOS
 
 * ``TS_*``: the time signature, which fixes how many rows a bar holds.
 * ``LEN_n``: the number of bars after the pickup (``LEN_far`` beyond ``max_bars``).
@@ -16,10 +16,11 @@ Around the rows::
   is what lets a model plan a cadence for the end of the length it was asked for; the grammar
   makes every ``BAR_n`` follow from ``LEN_n``, so a sampled piece has exactly that many bars.
 * ``MODE_major`` / ``MODE_minor`` (only with ``modes``): the piece's mode as the key finder
-  reads it (:func:`musegen.theory.estimate_key`). A model that writes it first can be asked
-  for a minor or a major piece, and its pieces can be drawn with the corpus's share of each
-  (left to itself, the chorale model wrote 28% of its pieces in minor; Bach's train split
-  has 39%).
+  reads it (:func:`musegen.theory.estimate_key`), after ``LEN`` and again after every
+  ``BAR`` (the grammar repeats the first), so every training window sees it. A model that
+  writes it can be asked for a minor or a major piece, and its pieces can be drawn with the
+  corpus's share of each (left to itself, the chorale model wrote 26-28% of its pieces in
+  minor; Bach's train split has 39-42%).
 * Rows before the first ``BAR`` are the **pickup** (an anacrusis, shorter than a bar). Scores
   read from notation pad a pickup to a full bar with rests; the encoder drops that padding and
   the decoder restores it, so bar lines fall where the source put them.
@@ -299,7 +300,10 @@ class BarGridTokenizer(Tokenizer):
         marks = self._fermata_rows(score, drop, len(cells))
         out.append(self._rows(cells, 0, pickup, marks))
         for b in range(n_bars):
-            out.append(np.array([self._count_id("bar", total - b)], dtype=np.int64))
+            bar_ids = [self._count_id("bar", total - b)] + (
+                [int(head[-1])] if self.config.modes else []
+            )
+            out.append(np.array(bar_ids, dtype=np.int64))
             lo = pickup + b * bar
             out.append(self._rows(cells, lo, min(lo + bar, len(cells)), marks))
         if eos:
@@ -493,7 +497,7 @@ class MelodyTokenizer(BarGridTokenizer):
 _RULES = (
     "grammar:",
     "  BOS, then one TS_*, then one LEN_n (bars after the pickup; far = more than max_bars)",
-    "  with modes: then one MODE_major or MODE_minor",
+    "  with modes: then one MODE_major or MODE_minor, and the same one after every BAR_n",
     "  pickup: up to one bar minus one row of rows, then BAR_n (n from LEN)",
     "  a row is one cell per voice, top voice first; a cell is REST, a pitch in the voice's",
     "    range, or HOLD (with full_start, every voice sounds in the first row)",
@@ -569,6 +573,8 @@ class BarGridGrammar(Grammar):
         self.now = [-1] * tok.n_voices  # and in this row, as far as it is written
         self.first_row = bool(getattr(tok.config, "full_start", False))  # all voices sound
         self.marked = False  # a FERMATA stands before the row being started
+        self.mode = -1  # the MODE id written after LEN (with modes)
+        self.mode_due = False  # a BAR was just written: its MODE comes next
 
     @property
     def done(self) -> bool:
@@ -584,6 +590,8 @@ class BarGridGrammar(Grammar):
         m = self._m
         if self.stage != "body":
             return m.only["pad" if self.stage == "done" else self.stage].copy()
+        if self.mode_due:
+            return _one(m.n, self.mode)
         if self.cell:
             out = m.cell[self.cell, int(self.sounding[self.cell])].copy()
             if self.rules:
@@ -626,13 +634,17 @@ class BarGridGrammar(Grammar):
             self.next_bar = token - m.len_lo + 1
             self.stage = "mode" if "mode" in m.only else "body"
         elif self.stage == "mode":
+            self.mode = token
             self.stage = "body"
+        elif self.mode_due:
+            self.mode_due = False
         elif token == EOS:
             self.stage = "done"
         elif token == m.fermata:
             self.marked = True
         elif m.bar_lo <= token < m.bar_hi:
             value = token - m.bar_lo + 1
+            self.mode_due = self.mode >= 0
             self.remaining = value
             self.next_bar = self._far if value == self._far else value - 1
             self.rows = 0
