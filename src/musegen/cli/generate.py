@@ -77,8 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--mode",
         choices=("major", "minor"),
-        help="write a major or minor piece (models that write the mode, e.g. bach; --key "
-        "implies its mode); default: drawn with the model's training shares",
+        help="a major or minor piece: one the key finder reads in the other mode is drawn "
+        "again, up to 8 times (--key implies its mode); default: the model's own, or drawn "
+        "with its training split's shares where its config has them",
     )
     p.add_argument(
         "--program", type=int, metavar="P", help="General MIDI program of pitched tracks"
