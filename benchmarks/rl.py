@@ -68,6 +68,9 @@ DIRECTION = {
 }
 
 
+COUNT = "notes written (the shares' denominator)"
+
+
 def generate(ref: str, num: int, bars: int, seed: int, form: str = "none") -> list:
     """What ``musegen generate --model REF --num NUM --bars BARS --seed SEED --form FORM``
     writes."""
@@ -104,13 +107,14 @@ def nll_of_pieces(ref: str, pieces: list) -> float:
 def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[str, Any]:
     from musegen.evaluate.likelihood import evaluate_nll
     from musegen.evaluate.quality import quality_report
-    from musegen.metrics.rewards import rl_tuner_table
+    from musegen.metrics.rewards import rl_tuner_table, top_line
 
     t = time.perf_counter()
     pieces = generate(ref, args.num, args.bars, args.seed, args.form)
     seconds = time.perf_counter() - t
     print(f"{name}: {len(pieces)} melodies in {seconds:.0f} s", file=sys.stderr)
     out: dict[str, Any] = dict(rl_tuner_table(pieces))
+    out[COUNT] = float(sum(len(top_line(p)) for p in pieces))
     report = quality_report(pieces, real, None, bars=args.bars, seed=args.seed)["generated"]
     out["Yang-Lerch overlap with the corpus"] = report["oa_mean"]
     out["C2ST accuracy (0.5 best)"] = report["c2st_accuracy"]
@@ -249,9 +253,13 @@ def report(
             f"{100 * (a - b) / b:+.1f}%" if "NLL" in fig and b else f"{a - b:+.2f}"
         )  # NLL: relative
         r = f"{real[fig]:.3f}" if fig in real else ""
+        if fig == COUNT:
+            change = f"{a - b:+.0f}"
         print(f"| {fig} | {b:.3f} | {a:.3f} | {change} | {r} |")
     print()
     for fig in before:
+        if fig == COUNT:  # what the shares are of, not a figure to compare
+            continue
         b, a = before[fig], after[fig]
         row = {"benchmark": f"rl {tuned} vs {args.base}: {fig}", "ours": a, "peer": b}
         higher = DIRECTION.get(fig, "overlap" in fig)
