@@ -217,41 +217,25 @@ def midinet(
     agree, tones, fitting = {}, {}, {}
     for k, scores in melodies.items():
         agree[k], tones[k], fitting[k] = chord_fit(scores, chords)
-    emit(
-        {
-            "benchmark": "gan/midinet/chord_agreement",
-            "ours": round(agree["ours"], 4),
-            "peer": round(agree["baseline"], 4),
-            "data": round(agree["data"], 4),
-            "ratio": _r(agree["ours"] / agree["baseline"]) if agree["baseline"] else None,
-            "unit": "share of bars whose melody alone is labelled as the conditioning chord "
-            "(target 0.8; data: the melodies' own ceiling)",
-            "split": split,
-        }
-    )
-    emit(
-        {
-            "benchmark": "gan/midinet/chord_tone_share",
-            "ours": round(tones["ours"], 4),
-            "peer": round(tones["baseline"], 4),
-            "data": round(tones["data"], 4),
-            "ratio": _r(tones["ours"] / tones["baseline"]),
-            "unit": "share of the melody's sounding time on tones of the bar's chord",
-            "split": split,
-        }
-    )
-    emit(
-        {
-            "benchmark": "gan/midinet/chord_tone_bars",
-            "ours": round(fitting["ours"], 4),
-            "peer": round(fitting["baseline"], 4),
-            "data": round(fitting["data"], 4),
-            "ratio": _r(fitting["ours"] / fitting["baseline"]) if fitting["baseline"] else None,
-            "unit": "share of bars whose melody sounds on the chord's tones at least half its "
-            "sounding time (a melody's test of fitting the chord; data: the melodies' own)",
-            "split": split,
-        }
-    )
+    units = {
+        "chord_agreement": "share of bars whose melody alone is labelled as the conditioning "
+        "chord (target 0.8; data: the melodies' own ceiling)",
+        "chord_tone_share": "share of the melody's sounding time on tones of the bar's chord",
+        "chord_tone_bars": "share of bars whose melody sounds on the chord's tones at least half "
+        "its sounding time (a melody's test of fitting the chord; data: the melodies' own)",
+    }
+    for (name, unit), values in zip(units.items(), (agree, tones, fitting), strict=True):
+        emit(
+            {
+                "benchmark": f"gan/midinet/{name}",
+                "ours": round(values["ours"], 4),
+                "peer": round(values["baseline"], 4),
+                "data": round(values["data"], 4),
+                "ratio": _r(values["ours"] / values["baseline"]) if values["baseline"] else None,
+                "unit": unit,
+                "split": split,
+            }
+        )
 
 
 def chord_fit(scores: list[Any], chords: list[list[Any]]) -> tuple[float, float, float]:
