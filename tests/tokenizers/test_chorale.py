@@ -304,6 +304,32 @@ def test_mode_grammar_asks_for_one_mode_before_the_rows() -> None:
         get_tokenizer("chorale").mode_id(False)
 
 
+def test_order_writes_each_row_outer_voices_first() -> None:
+    """``order="SBAT"``: each row is soprano, bass, alto, tenor; decoding gives the same
+    voices back, and the grammar keeps each cell to its voice's range."""
+    plain, outer = get_tokenizer("chorale"), get_tokenizer("chorale", order="SBAT")
+    score = cadence_with_pickup()
+    labels = outer.tokens(outer.encode(score))
+    assert labels[3:7] == ["pitch_67", "pitch_48", "pitch_64", "pitch_60"]  # S B A T
+    same = plain.decode(plain.encode(score)).tracks
+    back = outer.decode(outer.encode(score)).tracks
+    assert [t.voice for t in back] == ["S", "A", "T", "B"]
+    assert all(np.array_equal(x.notes, y.notes) for x, y in zip(back, same, strict=True))
+    primer = outer.primer_for_length(Score(tpq=TPQ, time_signatures=[TimeSignature(0, 4, 4)]), 1)
+    g = outer.grammar().feed(primer)
+    g.step(outer.vocab.offset("bar"))  # BAR_1
+    g.step(outer.pitch_offset + 72)  # the soprano
+    allowed = np.flatnonzero(g.mask()) - outer.pitch_offset
+    bass = outer.config.bass
+    assert allowed[allowed >= 0].min() == bass[0] and allowed.max() == bass[1]
+    walk = random_walk(outer, primer, seed=5)
+    assert outer.grammar().feed(walk).done
+    with pytest.raises(MusegenError, match="order"):
+        get_tokenizer("chorale", order="SATS")
+    with pytest.raises(MusegenError, match="no_crossing"):
+        get_tokenizer("chorale", order="SBAT", no_crossing=True)
+
+
 # --------------------------------------------------------------------------- melody
 def tune(notes: list[tuple[int, int, int]], *meters: tuple[int, int, int]) -> Score:
     """One track of (start, duration, pitch); meters as (tick, numerator, denominator)."""

@@ -63,15 +63,16 @@ def theme_bars(score: Score, tokenizer: Any) -> tuple[str, list[np.ndarray]]:
     low, high = cfg.ranges[0]
     shift = _octave_shift(int(pitches.min()), int(pitches.max()), low, high)
     out = []
+    top_at = cfg.token_order.index(0)  # where a row writes the top voice
     for b in bars:
         cells = np.full((len(b), tokenizer.n_voices), -1, dtype=np.int64)
         top = np.where(b == line.rest_id, tokenizer.rest_id, tokenizer.hold_id)
         is_pitch = b >= line.pitch_offset
         top[is_pitch] = b[is_pitch] - line.pitch_offset + shift + tokenizer.pitch_offset
-        cells[:, 0] = top
+        cells[:, top_at] = top
         out.append(cells)
-    if out[0][0, 0] == tokenizer.hold_id:  # a held note from the pickup: sound it
-        out[0][0, 0] = tokenizer.rest_id
+    if out[0][0, top_at] == tokenizer.hold_id:  # a held note from the pickup: sound it
+        out[0][0, top_at] = tokenizer.rest_id
     return meter, out
 
 

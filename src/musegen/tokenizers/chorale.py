@@ -96,6 +96,11 @@ class BarGridConfig(TokenizerConfig):
         """The pitch range of each voice, top voice first."""
         raise NotImplementedError
 
+    @property
+    def token_order(self) -> tuple[int, ...]:
+        """The voices (indices into :attr:`ranges`) in the order a row writes them."""
+        return tuple(range(len(self.ranges)))
+
     def _check_range(self, name: str) -> None:
         setattr(self, name, pitch_pair(f"{type(self).__name__}.{name}", getattr(self, name)))
 
@@ -128,7 +133,8 @@ class ChoraleConfig(BarGridConfig):
     ``no_crossing``, no voice above the one over it. Neither changes the vocabulary or what
     the encoder writes; holding a note or resting is always allowed, so the rules never leave
     a dead end. ``full_start``: every voice sounds in a piece's first row, as in all but a few
-    of Bach's chorales.
+    of Bach's chorales. ``order``: the order a row writes the voices in (``SBAT``: the outer
+    voices first, as a harmonization is taught).
     """
 
     soprano: tuple[int, int] = (55, 86)
@@ -138,11 +144,24 @@ class ChoraleConfig(BarGridConfig):
     voice_leading: bool = False
     no_crossing: bool = False
     full_start: bool = False
+    order: str = "SATB"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("soprano", "alto", "tenor", "bass"):
             self._check_range(name)
+        if sorted(self.order) != sorted("SATB"):
+            raise MusegenError(
+                f"ChoraleConfig.order is S, A, T, B in some order, got {self.order!r}"
+            )
+        if self.no_crossing and self.order != "SATB":
+            raise MusegenError(
+                "ChoraleConfig.no_crossing needs order SATB (each voice after the one above)"
+            )
+
+    @property
+    def token_order(self) -> tuple[int, ...]:
+        return tuple("SATB".index(c) for c in self.order)
 
     @property
     def ranges(self) -> tuple[tuple[int, int], ...]:
@@ -255,9 +274,10 @@ class BarGridTokenizer(Tokenizer):
         return i, self._bar_steps[i], pickup
 
     def _score_cells(self, score: Score) -> np.ndarray:
+        """``[steps, voices]`` cells, the voices in the order rows write them."""
         if score.is_empty():
             return np.zeros((0, self.n_voices), dtype=np.int64)
-        return self._cells(score)
+        return self._cells(score)[:, list(self.config.token_order)]
 
     def _cells_from_pitches(self, pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
         """Cell ids from per-step pitches (-1 silent) and onset flags, ``[steps, voices]``.
@@ -372,6 +392,7 @@ class BarGridTokenizer(Tokenizer):
         rows = np.full(math.ceil(len(cells) / n) * n, self.rest_id, dtype=np.int64)
         rows[: len(cells)] = cells
         grid = np.vstack([np.full((pad, n), self.rest_id), rows.reshape(-1, n)])
+        grid = grid[:, np.argsort(self.config.token_order)]  # back to the voices' order
         is_pitch = grid >= self.pitch_offset
         # a HOLD takes the pitch of its voice's last pitch cell, unless a REST came between
         held = np.where(grid == self.hold_id, -1, np.arange(len(grid))[:, None])
@@ -528,7 +549,8 @@ class _Masks:
         self.len_lo = tok.vocab.offset("len")
         self.bar_lo, self.bar_hi = tok.vocab.span("bar")
         self.cell = np.zeros((tok.n_voices, 2, n), dtype=bool)  # [voice, sounding]
-        for v, (low, high) in enumerate(tok.config.ranges):
+        ranges = tok.config.ranges
+        for v, (low, high) in enumerate(ranges[i] for i in tok.config.token_order):
             self.cell[v, :, tok.rest_id] = True
             self.cell[v, :, tok.pitch_offset + low : tok.pitch_offset + high + 1] = True
             self.cell[v, 1, tok.hold_id] = True
