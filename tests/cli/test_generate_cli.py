@@ -75,6 +75,9 @@ def test_generate_errors(
     assert "bad.mid" in capsys.readouterr().err
     assert main(["generate", "--model", str(model_dir), "--temperature", "0"]) == 2
     assert main(["generate", "--model", str(model_dir), "--key", "H major"]) == 2
+    capsys.readouterr()
+    assert main(["generate", "--model", "coconet", "--mode", "minor", "-o", str(tmp_path)]) == 2
+    assert "--mode" in capsys.readouterr().err
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / "config.json").write_text((model_dir / "config.json").read_text())

@@ -195,7 +195,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from musegen.cli.common import write_settings
     from musegen.errors import MusegenError
     from musegen.models.pretrained import DEFAULT_MODEL
-    from musegen.sampling.generators import GenerateRequest, load_generator
+    from musegen.sampling.generators import GenerateRequest, TokenGenerator, load_generator
 
     # what the output depends on: every option but those of the process (and the seed)
     command = {
@@ -228,6 +228,11 @@ def run_generate(args: argparse.Namespace) -> int:
         raise MusegenError(
             "--instruments: this model takes no instruments (it needs a tokenizer with "
             "instrument tokens, e.g. remi-instruments)"
+        )
+    if args.mode and not isinstance(generator, TokenGenerator):
+        raise MusegenError(
+            "--mode: this model is not sampled token by token; --mode redraws the pieces of a "
+            "token model (e.g. bach, folk)"
         )
     if args.style is not None and "style" not in generator.controls():
         raise MusegenError(
