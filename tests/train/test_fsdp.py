@@ -72,6 +72,9 @@ t.fit(resume=True)  # ... and resumed to the end
 if t.dist.world > 1:
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+# the work is written: leave without the interpreter's teardown, where a rank now and then
+# aborts ("terminate called without an active exception", a C++ thread still joinable)
+sys.stdout.flush(); sys.stderr.flush(); __import__("os")._exit(0)
 """
 
 
