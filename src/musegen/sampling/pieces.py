@@ -162,15 +162,21 @@ def compose(
             for i, piece in zip(rows, out, strict=True):
                 pieces[i] = piece
         return [p for p in pieces if p is not None]
-    pieces = _compose_once(model, tokenizer, request, sampling, num, progress)
     minor = _asked_minor(request)
+    pieces = _compose_once(model, tokenizer, request, sampling, num, progress, minor)
     if minor is None or request.primer is not None or not pieces:
         return pieces
     return _settle_modes(
         pieces,
         minor,
         lambda n, k: _compose_once(
-            model, tokenizer, request, replace(sampling, seed=sampling.seed + 7919 * k), n, False
+            model,
+            tokenizer,
+            request,
+            replace(sampling, seed=sampling.seed + 7919 * k),
+            n,
+            False,
+            minor,
         ),
         request.mode_tries,
     )
@@ -219,8 +225,10 @@ def _compose_once(
     sampling: SamplingConfig,
     num: int,
     progress: bool,
+    minor: bool | None,
 ) -> list[Score]:
-    """:func:`compose`'s pieces of one meter, one draw each."""
+    """:func:`compose`'s pieces of one meter, one draw each; ``minor``: the asked mode (a
+    tokenizer with modes writes it after LEN)."""
     prime = primer_score(request)
     prime_q = tokenizer.prepare(prime)
     for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
@@ -243,8 +251,8 @@ def _compose_once(
     if new_bars is not None:  # a countdown counts the bars after a pickup, not the pickup's
         counted = start_bars - _has_pickup(prime_q) + new_bars
         asked = tokenizer.primer_for_length(prime_q, counted)
-    minor = _asked_minor(request) if _has_modes(tokenizer) else None
-    if asked is not None and minor is not None and prime.is_empty():  # BOS TS LEN, then MODE
+    if asked is not None and minor is not None and _has_modes(tokenizer) and prime.is_empty():
+        # BOS TS LEN, then the asked MODE
         asked = np.append(asked, tokenizer.mode_id(minor))  # type: ignore[attr-defined]
     if asked is not None:  # the grammar ends the piece on the bar line asked for
         ids, target = asked, None
@@ -319,10 +327,7 @@ def _draw_meters(
         unknown = sorted(set(request.meters) - set(labels))
         if unknown:
             raise MusegenError(f"meters {unknown} are not in the {tokenizer.name} tokenizer")
-        weights = np.array([float(request.meters.get(m, 0.0)) for m in labels])
-        if (weights < 0).any() or weights.sum() <= 0:
-            raise MusegenError("meter shares must be >= 0 and not all 0")
-        return [labels[i] for i in rng.choice(len(labels), size=num, p=weights / weights.sum())]
+        return _draw_shares(request.meters, labels, num, rng, "meter")
     probs = _first_meter_probs(model, tokenizer, sampling)
     return [labels[i] for i in rng.choice(len(labels), size=num, p=probs)]
 
@@ -359,12 +364,18 @@ def _draw_modes(
         or (request.bars is None and request.seconds is None)
     ):
         return None
-    labels = ("major", "minor")
-    weights = np.array([max(float(request.modes.get(m, 0.0)), 0.0) for m in labels])
-    if weights.sum() <= 0:
-        raise MusegenError("mode shares must be >= 0 and not all 0")
     rng = np.random.default_rng([sampling.seed, 2])
-    return [labels[i] for i in rng.choice(2, size=num, p=weights / weights.sum())]
+    return _draw_shares(request.modes, ["major", "minor"], num, rng, "mode")
+
+
+def _draw_shares(
+    shares: dict[str, float], labels: list[str], num: int, rng: np.random.Generator, what: str
+) -> list[str]:
+    """``num`` labels drawn with ``shares`` (label -> weight; a label left out weighs 0)."""
+    weights = np.array([float(shares.get(m, 0.0)) for m in labels])
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise MusegenError(f"{what} shares must be >= 0 and not all 0")
+    return [labels[i] for i in rng.choice(len(labels), size=num, p=weights / weights.sum())]
 
 
 def _warn_unseen_meter(tokenizer: Tokenizer, request: PieceRequest) -> None:

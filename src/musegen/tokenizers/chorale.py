@@ -313,17 +313,13 @@ class BarGridTokenizer(Tokenizer):
         total = n_bars if bars is None else max(bars, n_bars)
         out: list[np.ndarray] = []
         head = [BOS] if bos else []
-        head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1))]
-        if self.config.modes:
-            head.append(self.mode_id(_minor(score)))
+        mode = [self.mode_id(_minor(score))] if self.config.modes else []  # after LEN and BARs
+        head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1)), *mode]
         out.append(np.array(head, dtype=np.int64))
         marks = self._fermata_rows(score, drop, len(cells))
         out.append(self._rows(cells, 0, pickup, marks))
         for b in range(n_bars):
-            bar_ids = [self._count_id("bar", total - b)] + (
-                [int(head[-1])] if self.config.modes else []
-            )
-            out.append(np.array(bar_ids, dtype=np.int64))
+            out.append(np.array([self._count_id("bar", total - b), *mode], dtype=np.int64))
             lo = pickup + b * bar
             out.append(self._rows(cells, lo, min(lo + bar, len(cells)), marks))
         if eos:
@@ -338,17 +334,9 @@ class BarGridTokenizer(Tokenizer):
         return self.vocab.offset("mode") + int(minor)
 
     def mode_shares(self, sequences: Iterable[np.ndarray]) -> dict[str, float]:
-        """How often each mode opens ``sequences`` (encoded pieces), rounded to 4 places:
-        the shares a model's pieces draw their mode from (``PieceRequest.modes``)."""
-        lo, hi = self.vocab.span("mode")
-        counts = np.zeros(hi - lo)
-        for seq in sequences:
-            found = seq[(seq >= lo) & (seq < hi)][:1]
-            if len(found):
-                counts[int(found[0]) - lo] += 1
-        if not counts.sum():
-            raise MusegenError(f"no {self.name} sequence here carries a mode")
-        return {MODES[i]: round(float(counts[i] / counts.sum()), 4) for i in np.flatnonzero(counts)}
+        """How often each mode opens ``sequences`` (encoded pieces, ``BOS TS_* LEN_* MODE_*
+        …``), rounded to 4 places: the shares a model's pieces draw their mode from (``PieceRequest.modes``)."""
+        return self._header_shares(sequences, "mode", 3, MODES, "carries a mode")
 
     def _fermata_rows(self, score: Score, drop: int, n_rows: int) -> np.ndarray:
         """Rows (after the ``drop`` leading ones) where a fermata marker falls, if the
@@ -438,15 +426,28 @@ class BarGridTokenizer(Tokenizer):
         """How often each meter opens ``sequences`` (encoded pieces, ``BOS TS_* …``): the
         shares a model's pieces draw their meters from (``PieceRequest.meters``), in the
         tokenizer's meter order, rounded to 4 places; meters never seen are left out."""
-        lo, hi = self.vocab.span("ts")
+        return self._header_shares(
+            sequences, "ts", 1, self.config.time_signatures, "starts with a meter"
+        )
+
+    def _header_shares(
+        self,
+        sequences: Iterable[np.ndarray],
+        block: str,
+        at: int,
+        labels: Sequence[str],
+        what: str,
+    ) -> dict[str, float]:
+        """Shares of the ``block`` ids standing at index ``at`` of sequences that begin with
+        BOS, by label, rounded to 4 places; labels never seen are left out."""
+        lo, hi = self.vocab.span(block)
         counts = np.zeros(hi - lo)
         for seq in sequences:
-            if len(seq) > 1 and seq[0] == BOS and lo <= seq[1] < hi:
-                counts[int(seq[1]) - lo] += 1
+            if len(seq) > at and seq[0] == BOS and lo <= seq[at] < hi:
+                counts[int(seq[at]) - lo] += 1
         if not counts.sum():
-            raise MusegenError(f"no {self.name} sequence here starts with a meter")
+            raise MusegenError(f"no {self.name} sequence here {what}")
         shares = counts / counts.sum()
-        labels = self.config.time_signatures
         return {labels[i]: round(float(shares[i]), 4) for i in np.flatnonzero(counts)}
 
     def describe(self) -> str:
