@@ -290,7 +290,7 @@ def crnngan(ref: str, n: int, seed: int, split: str = "train") -> None:
     pick = rng.choice(len(items), size=min(n, len(items)), replace=False)
     with torch.no_grad():
         z = model.latent(n, generator=torch.Generator().manual_seed(seed))
-        fake = model.fake(z, {}).numpy()
+        fake = model.draw(model.fake(z, {})).numpy()  # the three note features
     length, features = items.shape[1:]
     rows = rng.integers(0, len(items), size=(n, length, features))
     base = items[rows, np.arange(length)[None, :, None], np.arange(features)[None, None, :]]

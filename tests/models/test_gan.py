@@ -156,3 +156,49 @@ def test_crnngan_minibatch_critic_and_features() -> None:
         chords.generator.out.bias[:2] = -5.0  # timing pre-activations well below 0
     notes = chords.fake(chords.latent(3), {})
     assert bool((notes[..., :2] == 0).any()) and bool((notes[..., :2] >= 0).all())
+
+
+def test_midinet_chord_head_names_the_chord_from_the_bar_alone() -> None:
+    """The auxiliary loss reads the bar, never the chord given to the critic; bars without a
+    chord are left out; a head that names the chord well scores a low loss."""
+    torch.manual_seed(5)
+    m = build_model("midinet", **TINY["midinet"], chord_head=True).eval()
+    c = cond_for(m, 4)
+    x = m.fake(m.latent(4), c)
+    loss = m.auxiliary_loss(x, c).detach()
+    assert loss.shape == () and float(loss) > 0
+    assert m.discriminator.chord_logits(x).shape == (4, 24)
+    none = {**c, "chord": torch.zeros(4, 24)}
+    assert float(m.auxiliary_loss(x, none)) == 0.0
+    with torch.no_grad():  # a head that always says C major (root C, tones C E G)
+        last = m.discriminator.head[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.from_numpy(chord_vector(0, {0, 4, 7})) * 20 - 10)
+    assert float(m.auxiliary_loss(x, c).detach()) < 1e-3
+    g_major = {**c, "chord": torch.from_numpy(chord_vector(7, {7, 11, 2})).expand(4, -1)}
+    assert float(m.auxiliary_loss(x, g_major).detach()) > 5
+    with pytest.raises(ValueError, match="chord head"):
+        build_model("midinet", **TINY["midinet"]).discriminator.chord_logits(x)
+
+
+def test_crnngan_discrete_pitch_on_semitones_with_a_gradient() -> None:
+    """With ``pitches`` every generated pitch is a whole semitone in range, the one-hot rides
+    after the three features, draw keeps the three, and the critic's pitch-class flags of the
+    one-hot and of the rounded pitch agree."""
+    from musegen.models.gan.crnngan import N_FEATURES, pitch_class_flags
+
+    torch.manual_seed(6)
+    m = build_model("crnngan", **TINY["crnngan"], pitches=24, low_pitch=48, zero_gaps=True)
+    x = m.fake(m.latent(3), {})
+    assert x.shape == (3, 6, N_FEATURES + 24)
+    semis = x[..., 2].detach() * 12 + 64
+    assert torch.allclose(semis, semis.round(), atol=1e-4)
+    assert bool((semis >= 48).all() and (semis < 72).all())
+    notes = m.draw(x)
+    assert notes.shape == (3, 6, N_FEATURES)
+    assert torch.equal(pitch_class_flags(x, 48), pitch_class_flags(notes, 48))
+    m.critic(x, {}).sum().backward()
+    assert float(m.generator.out.weight.grad[2:].abs().sum()) > 0  # the pitch logits learn
+    assert m.sample_until(2, 4.0, generator=torch.Generator().manual_seed(0)).shape[-1] == 3
+    with pytest.raises(MusegenError, match="low_pitch"):
+        build_model("crnngan", pitches=40, low_pitch=100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -131,3 +132,37 @@ def test_melody_bars_chords_and_previous_bar() -> None:
     assert items["prev"][0].sum() == 0 and np.array_equal(items["prev"][1], items["real"][0])
     assert np.nonzero(items["chord"][0][:12])[0].tolist() == [0, 4, 7]  # C major
     assert items["chord"][1][12 + 7] == 1  # G root
+
+
+def test_auxiliary_loss_in_both_networks_losses() -> None:
+    """``auxiliary`` adds the weighted chord-head loss to the generator's loss (on its bars)
+    and to the critic's (on the real bars), and logs both."""
+    torch.manual_seed(0)
+    tiny = {"steps": 8, "n_pitches": 24, "d_z": 8, "d_hidden": 16, "d_critic": 8}
+    model = build_model("midinet", **tiny, chord_head=True)
+    items = melody_bars([_two_bar_roll()] * 4, bar_steps=8, low=60, n_pitches=24)
+    batch = collate([Items(items)[i] for i in range(4)])
+    cond = model.condition(batch)
+    fake = model.fake(model.latent(4), cond)
+    objective = AdversarialObjective(ObjectiveOptions(loss="hinge", auxiliary=2.0))
+    loss = objective._generator_loss(model, batch["real"], fake, cond)
+    with torch.no_grad():
+        want = 2.0 * model.auxiliary_loss(fake, cond) - model.critic(fake, cond).mean()
+    assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    assert objective.last["aux_fake"] > 0
+    with torch.no_grad():
+        aux_real = float(model.auxiliary_loss(batch["real"], cond))
+    head = model.discriminator.head[-1].weight.detach().clone()
+    objective.trainer = SimpleNamespace(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    objective._critic_step(model, batch)
+    assert objective.last["aux_real"] == pytest.approx(aux_real, rel=1e-5)
+    assert not torch.equal(head, model.discriminator.head[-1].weight)  # the critic's step
+    with pytest.raises(MusegenError, match="auxiliary"):
+        ObjectiveOptions.from_dict({"auxiliary": -1.0}, "midinet")
+
+
+def _two_bar_roll() -> np.ndarray:
+    roll = np.zeros((16, 88), np.uint8)
+    roll[:8, [48 - 21, 52 - 21, 55 - 21, 72 - 21]] = 1  # C major, melody C5
+    roll[8:, [43 - 21, 47 - 21, 50 - 21, 74 - 21]] = 1  # G major, melody D5
+    return roll

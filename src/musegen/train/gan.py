@@ -16,6 +16,12 @@ between the mean critic features (:meth:`critic_features`, the critic's last hid
 the real and the fake batch; with ``adversarial: false`` it is the generator's whole loss, as
 in Mogren's C-RNN-GAN.
 
+**Auxiliary classifier** (AC-GAN, Odena et al. 2017): ``auxiliary`` > 0 adds that weight
+times the model's :meth:`auxiliary_loss` (MidiNet with ``chord_head``: the critic naming the
+conditioning chord from the bar alone) to the critic's loss on the real items, and to the
+generator's on its own: the critic learns how the data's bars show their chords, and the
+generator is asked to write bars that show theirs. Logged as ``aux_real`` and ``aux_fake``.
+
 **Two optimizers in one trainer.** :class:`~musegen.train.trainer.Trainer` owns one AdamW
 over every parameter; Adam's state is per parameter, so stepping it after a backward that
 reached only the critic's parameters *is* the critic's optimizer, and after one that reached
@@ -63,6 +69,7 @@ class ObjectiveOptions:
     gp_weight: float = 10.0
     feature_matching: float = 0.0  # weight of the generator's feature-matching loss
     adversarial: bool = True  # false: the generator's loss is feature matching alone
+    auxiliary: float = 0.0  # weight of the auxiliary classifier's loss (AC-GAN)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], model: str) -> ObjectiveOptions:
@@ -83,6 +90,8 @@ class ObjectiveOptions:
             raise MusegenError(
                 "objective.feature_matching must be >= 0, and > 0 when adversarial is false"
             )
+        if o.auxiliary < 0:
+            raise MusegenError("objective.auxiliary must be >= 0")
         return o
 
 
@@ -145,6 +154,10 @@ class AdversarialObjective:
             fm = (gap**2).sum()
             self.last["feature_matching"] = float(fm.detach())
             loss = loss + self.o.feature_matching * fm
+        if self.o.auxiliary > 0:
+            aux = model.auxiliary_loss(fake, cond)
+            self.last["aux_fake"] = float(aux.detach())
+            loss = loss + self.o.auxiliary * aux
         return loss
 
     def _critic_step(self, model: Any, part: dict[str, torch.Tensor]) -> None:
@@ -163,12 +176,17 @@ class AdversarialObjective:
             w = s_real.mean() - s_fake.mean()
             sp = torch.nn.functional.softplus
             loss = sp(-s_real).mean() + sp(s_fake).mean()
+        aux = model.auxiliary_loss(real, cond) if self.o.auxiliary > 0 else None
+        if aux is not None:
+            loss = loss + self.o.auxiliary * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.discriminator.parameters(), self.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         self.last = {"d_loss": float(loss.detach()), "w_distance": float(w.detach())}
+        if aux is not None:
+            self.last["aux_real"] = float(aux.detach())
 
     def _log(self) -> None:
         t = self.trainer

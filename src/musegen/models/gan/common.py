@@ -9,6 +9,7 @@ a real score, no sigmoid) as submodules, so it saves and loads like every musege
     model.fake(z, cond) -> x                                        # differentiable, like the data
     model.critic(x, cond) -> [n] scores                             # higher: more real
     model.critic_features(x, cond) -> [n, d]                        # for feature matching
+    model.auxiliary_loss(x, cond) -> scalar                         # AC-GAN head (optional)
     model.condition(batch) -> cond                                  # a dict of tensors (maybe {})
     model.draw(x, generator=None) -> x in {0, 1}                    # binary cells
     model.stats(x) -> [n, k]                                        # per-sample statistics
@@ -107,6 +108,12 @@ class GanModel(nn.Module):
         """The critic's last hidden features ``[n, d]``, whose means over real and fake
         batches the generator's feature-matching loss brings together."""
         raise NotImplementedError(f"{self.model_name} has no critic features")
+
+    def auxiliary_loss(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """An auxiliary classifier's loss (AC-GAN): how badly the critic's head recovers the
+        condition ``cond`` from ``x``; the critic learns it on real items, the generator's
+        items are asked to pass it."""
+        raise NotImplementedError(f"{self.model_name} has no auxiliary classifier")
 
     def draw(
         self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None

@@ -14,6 +14,15 @@ sequence). ``minibatch`` > 0 gives the critic that many rows of minibatch discri
 (:class:`~musegen.models.gan.common.MinibatchDiscrimination`) over those features, plus the
 sequence's own spread of each note feature, so a batch of sequences that all move in the same
 rhythm is told from the data's.
+
+``pitches`` > 0 makes pitch discrete: the generator writes logits over that many semitones
+from MIDI ``low_pitch`` and takes the most likely one, with the softmax's gradient (a
+straight-through argmax), so every note lands on a key instead of anywhere between two. Its
+notes then carry that one-hot after the three features (``[.., 3 + pitches]``; the pitch
+feature keeps its scale, (MIDI - 64) / 12, and :meth:`CRNNGAN.draw` keeps the three), and
+the critic reads each note's pitch class as 12 flags besides the three features: from the
+generator's one-hot folded by octaves (so its gradient tells pitch classes apart, which the
+one number's cannot), from the rounded pitch for the data's notes.
 """
 
 from __future__ import annotations
@@ -42,12 +51,16 @@ class CRNNGANConfig(ModelConfig):
     d_critic: int = 64
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
     zero_gaps: bool = False  # onset gap and length through a ReLU (else a softplus)
+    pitches: int = 0  # discrete pitch: semitones from low_pitch (0: one continuous number)
+    low_pitch: int = 21
 
     def validate(self) -> None:
         self.check(self.length >= 2, "length must be >= 2")
         self.check(min(self.d_noise, self.d_hidden, self.d_critic) >= 2, "widths must be >= 2")
         self.check(1 <= self.n_layer <= 8, "n_layer must be 1..8")
         self.check(0 <= self.minibatch <= 256, "minibatch must be 0..256")
+        self.check(self.pitches >= 0 and self.low_pitch >= 0, "pitches and low_pitch >= 0")
+        self.check(self.low_pitch + self.pitches <= 128, "low_pitch + pitches must be <= 128")
 
 
 class CRNNGenerator(nn.Module):
@@ -55,43 +68,75 @@ class CRNNGenerator(nn.Module):
         super().__init__()
         self.c = c
         self.rnn = nn.LSTM(c.d_noise + N_FEATURES, c.d_hidden, c.n_layer, batch_first=True)
-        self.out = nn.Linear(c.d_hidden, N_FEATURES)
+        self.out = nn.Linear(c.d_hidden, N_FEATURES - 1 + (c.pitches or 1))
+        values = (torch.arange(c.pitches, dtype=torch.float32) + c.low_pitch - 64) / 12
+        self.register_buffer("pitch_values", values, persistent=False)
 
     def step(self, noise: torch.Tensor, prev: torch.Tensor, state: object) -> tuple:
         h, state = self.rnn(torch.cat([noise, prev], -1)[:, None], state)
         y = self.out(h[:, 0])
         timing = F.relu(y[:, :2]) if self.c.zero_gaps else F.softplus(y[:, :2])
-        note = torch.cat([timing, y[:, 2:]], -1)
-        return note, state
+        if not self.c.pitches:
+            return torch.cat([timing, y[:, 2:]], -1), state
+        soft = torch.softmax(y[:, 2:], -1)
+        hard = F.one_hot(soft.argmax(-1), self.c.pitches).to(soft.dtype)
+        one_hot = (hard - soft).detach() + soft  # straight-through argmax
+        return torch.cat([timing, one_hot @ self.pitch_values[:, None], one_hot], -1), state
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         """Noise ``[n, L, d_noise]`` → notes ``[n, L, 3]``."""
         prev = noise.new_zeros(len(noise), N_FEATURES)
         state, notes = None, []
         for t in range(noise.shape[1]):
-            prev, state = self.step(noise[:, t], prev, state)
-            notes.append(prev)
+            note, state = self.step(noise[:, t], prev, state)
+            notes.append(note)
+            prev = note[:, :N_FEATURES]
         return torch.stack(notes, 1)
+
+
+def pitch_class_flags(x: torch.Tensor, low_pitch: int) -> torch.Tensor:
+    """Each note's pitch class as 12 flags ``[n, L, 12]``: the generator's one-hot over
+    semitones from ``low_pitch`` (``x[.., 3:]``) folded by octaves, or, for notes with the
+    three features alone (the data's), the rounded pitch's."""
+    if x.shape[-1] > N_FEATURES:
+        one_hot = x[..., N_FEATURES:]
+        pc = (torch.arange(one_hot.shape[-1], device=x.device) + low_pitch) % 12
+        fold = F.one_hot(pc, 12).to(x.dtype)
+        return one_hot @ fold
+    semis = torch.round(x[..., 2] * 12 + 64).long()
+    return F.one_hot(semis % 12, 12).to(x.dtype)
 
 
 class CRNNCritic(nn.Module):
     def __init__(self, c: CRNNGANConfig) -> None:
         super().__init__()
-        self.rnn = nn.LSTM(N_FEATURES, c.d_critic, 1, batch_first=True, bidirectional=True)
+        self.classes = bool(c.pitches)
+        self.low_pitch = c.low_pitch
+        d_in = N_FEATURES + (12 if self.classes else 0)
+        self.rnn = nn.LSTM(d_in, c.d_critic, 1, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * c.d_critic, 1)
         d = 2 * c.d_critic + 2 * N_FEATURES
         self.mbd = MinibatchDiscrimination(d, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
 
+    def read(self, x: torch.Tensor) -> torch.Tensor:
+        """The LSTM's per-note outputs ``[n, L, 2 * d_critic]``."""
+        if self.classes:
+            return self.rnn(
+                torch.cat([x[..., :N_FEATURES], pitch_class_flags(x, self.low_pitch)], -1)
+            )[0]
+        return self.rnn(x)[0]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Per-note outputs averaged over the sequence ``[n, 2 * d_critic]``."""
-        return self.rnn(x)[0].mean(1)
+        return self.read(x).mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.rnn(x)
+        h = self.read(x)
         score = self.out(h).mean((1, 2))
         if self.mbd is not None and self.mbd_out is not None:
-            summary = torch.cat([h.mean(1), x.mean(1), x.std(1)], -1)
+            notes = x[..., :N_FEATURES]
+            summary = torch.cat([h.mean(1), notes.mean(1), notes.std(1)], -1)
             score = score + self.mbd_out(self.mbd(summary)).squeeze(-1)
         return score
 
@@ -122,10 +167,11 @@ class CRNNGAN(GanModel):
     def draw(
         self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return x  # notes are continuous: nothing to draw
+        return x[..., :N_FEATURES]  # the note features (continuous: nothing to draw)
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         """Mean and spread of each feature over a sequence: ``[n, 6]``."""
+        x = x[..., :N_FEATURES]
         return torch.cat([x.mean(1), x.std(1)], -1)
 
     @torch.no_grad()
@@ -138,7 +184,8 @@ class CRNNGAN(GanModel):
         state, notes, time = None, [], torch.zeros(n)
         for _ in range(MAX_STEPS):
             noise = torch.randn(n, c.d_noise, generator=generator).to(prev.device)
-            prev, state = g.step(noise, prev, state)
+            note, state = g.step(noise, prev, state)
+            prev = note[:, :N_FEATURES]
             notes.append(prev)
             time += prev[:, 0].cpu()
             if bool((time >= quarters).all()):

@@ -29,6 +29,12 @@ convolutions pair steps 0-1, 2-3, .. and never see a note begin between the pair
 features to its score (Miyato and Koyama 2018: the condition enters the score directly);
 ``minibatch`` gives it that many rows of minibatch discrimination
 (:class:`~musegen.models.gan.common.MinibatchDiscrimination`) over its hidden features.
+
+``chord_head`` gives the critic an auxiliary classifier (AC-GAN, Odena et al. 2017): from the
+bar alone (its per-octave and per-step maps and its chroma, never the chord it was given) it
+names the chord's root (12-way) and pitch classes (12 flags). The objective's ``auxiliary``
+weight trains it on the real bars' chords and asks the generator's bars to be named as the
+chord they were conditioned on (:meth:`MidiNet.auxiliary_loss`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from musegen.models.base import ModelConfig
@@ -75,6 +82,7 @@ class MidiNetConfig(ModelConfig):
     projection: bool = False
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
     piece_noise: bool = False  # generate: one noise draw for all bars of a piece (else per bar)
+    chord_head: bool = False  # the critic also names the bar's chord from the bar alone
 
     def validate(self) -> None:
         self.check(self.steps >= 4 and self.steps % 4 == 0, "steps must be a multiple of 4")
@@ -159,11 +167,28 @@ class MidiNetCritic(nn.Module):
         self.project = nn.Linear(CHORD_SIZE, 4 * w, bias=False) if c.projection else None
         self.mbd = MinibatchDiscrimination(4 * w, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
+        d_bar = 2 * w * (c.steps // 2) + 12
+        self.head = (
+            nn.Sequential(nn.Linear(d_bar, 4 * w), leaky(), nn.Linear(4 * w, CHORD_SIZE))
+            if c.chord_head
+            else None
+        )
+
+    def chroma(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.c
+        return x.view(len(x), c.steps, c.n_pitches // 12, 12).mean((1, 2))
+
+    def chord_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The auxiliary classifier's logits ``[n, 24]`` (12 pitch-class flags, 12 roots)
+        from the bar alone."""
+        if self.head is None:
+            raise ValueError("this critic has no chord head (model_config.chord_head)")
+        return self.head(torch.cat([self.roll(x).reshape(len(x), -1), self.chroma(x)], -1))
 
     def features(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
         """The hidden features the score is read from ``[n, 4 * d_critic]``."""
         n, c = len(x), self.c
-        chroma = x.view(n, c.steps, c.n_pitches // 12, 12).mean((1, 2))
+        chroma = self.chroma(x)
         fit = chroma * chord[:, :12]
         parts = [self.roll(x).reshape(n, -1), chord, chroma, fit]
         if c.critic_onsets:
@@ -206,6 +231,19 @@ class MidiNet(GanModel):
 
     def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator.features(x, cond["chord"])
+
+    def auxiliary_loss(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """How badly the critic's chord head names the conditioning chord from the bars ``x``:
+        cross-entropy over the root plus the mean binary cross-entropy of the pitch-class
+        flags, over the bars that have a chord (0 if none has)."""
+        chord = cond["chord"]
+        has = chord[:, 12:].sum(-1) > 0
+        if not bool(has.any()):
+            return x.new_zeros(())
+        logits = self.discriminator.chord_logits(x[has])
+        root = F.cross_entropy(logits[:, 12:], chord[has, 12:].argmax(-1))
+        tones = F.binary_cross_entropy_with_logits(logits[:, :12], chord[has, :12])
+        return root + tones
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)
