@@ -158,6 +158,15 @@ def test_crnngan_minibatch_critic_and_features() -> None:
     assert bool((notes[..., :2] == 0).any()) and bool((notes[..., :2] >= 0).all())
 
 
+def test_chord_classes_every_root_and_quality() -> None:
+    from musegen.models.gan.midinet import chord_classes
+
+    classes = chord_classes()
+    assert classes.shape == (12 * 9, 24) and len({c.tobytes() for c in classes}) == 12 * 9
+    assert (classes[0] == chord_vector(0, {0, 4, 7})).all()  # C major first
+    assert (classes[9 + 1] == chord_vector(1, {1, 4, 8})).all()  # C# minor
+
+
 def test_midinet_chord_head_names_the_chord_from_the_bar_alone() -> None:
     """The auxiliary loss reads the bar, never the chord given to the critic; bars without a
     chord are left out; a head that names the chord well scores a low loss."""
@@ -167,13 +176,14 @@ def test_midinet_chord_head_names_the_chord_from_the_bar_alone() -> None:
     x = m.fake(m.latent(4), c)
     loss = m.auxiliary_loss(x, c).detach()
     assert loss.shape == () and float(loss) > 0
-    assert m.discriminator.chord_logits(x).shape == (4, 24)
+    assert m.discriminator.chord_logits(x).shape == (4, 12 * 9)
     none = {**c, "chord": torch.zeros(4, 24)}
     assert float(m.auxiliary_loss(x, none)) == 0.0
-    with torch.no_grad():  # a head that always says C major (root C, tones C E G)
+    with torch.no_grad():  # a head that always says C major (the first class)
         last = m.discriminator.head[-1]
         last.weight.zero_()
-        last.bias.copy_(torch.from_numpy(chord_vector(0, {0, 4, 7})) * 20 - 10)
+        last.bias.fill_(-10.0)
+        last.bias[0] = 10.0
     assert float(m.auxiliary_loss(x, c).detach()) < 1e-3
     g_major = {**c, "chord": torch.from_numpy(chord_vector(7, {7, 11, 2})).expand(4, -1)}
     assert float(m.auxiliary_loss(x, g_major).detach()) > 5

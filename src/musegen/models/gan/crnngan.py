@@ -23,6 +23,13 @@ feature keeps its scale, (MIDI - 64) / 12, and :meth:`CRNNGAN.draw` keeps the th
 the critic reads each note's pitch class as 12 flags besides the three features: from the
 generator's one-hot folded by octaves (so its gradient tells pitch classes apart, which the
 one number's cannot), from the rounded pitch for the data's notes.
+
+``onset_flag`` adds a learned flag per note, "starts with the note before" (a chord), which
+sets the onset gap to exactly 0 (straight-through from its sigmoid), since half the
+Piano-midi notes start with the note before and neither a softplus nor, as trained, a ReLU
+writes a gap of 0. ``sampled`` draws the pitch and the flag from the generator's
+probabilities (the Gumbel-max trick; Gumbel and logistic noise made from normals of the
+latent, so a latent fixes the notes) instead of taking the most likely.
 """
 
 from __future__ import annotations
@@ -53,6 +60,13 @@ class CRNNGANConfig(ModelConfig):
     zero_gaps: bool = False  # onset gap and length through a ReLU (else a softplus)
     pitches: int = 0  # discrete pitch: semitones from low_pitch (0: one continuous number)
     low_pitch: int = 21
+    onset_flag: bool = False  # a learned flag "starts with the note before" (onset gap 0)
+    sampled: bool = False  # draw the pitch and the flag from their probabilities (Gumbel)
+
+    @property
+    def step_noise(self) -> int:
+        """Normals per note: the LSTM's noise, then one per draw of ``sampled``."""
+        return self.d_noise + (int(self.onset_flag) + self.pitches if self.sampled else 0)
 
     def validate(self) -> None:
         self.check(self.length >= 2, "length must be >= 2")
@@ -68,23 +82,38 @@ class CRNNGenerator(nn.Module):
         super().__init__()
         self.c = c
         self.rnn = nn.LSTM(c.d_noise + N_FEATURES, c.d_hidden, c.n_layer, batch_first=True)
-        self.out = nn.Linear(c.d_hidden, N_FEATURES - 1 + (c.pitches or 1))
+        self.out = nn.Linear(c.d_hidden, 2 + int(c.onset_flag) + (c.pitches or 1))
         values = (torch.arange(c.pitches, dtype=torch.float32) + c.low_pitch - 64) / 12
         self.register_buffer("pitch_values", values, persistent=False)
 
     def step(self, noise: torch.Tensor, prev: torch.Tensor, state: object) -> tuple:
-        h, state = self.rnn(torch.cat([noise, prev], -1)[:, None], state)
+        """One note from ``noise [n, step_noise]`` (the LSTM's input noise first, then, with
+        ``sampled``, the normals turned into the draws' Gumbel and logistic noise)."""
+        c = self.c
+        h, state = self.rnn(torch.cat([noise[:, : c.d_noise], prev], -1)[:, None], state)
         y = self.out(h[:, 0])
-        timing = F.relu(y[:, :2]) if self.c.zero_gaps else F.softplus(y[:, :2])
-        if not self.c.pitches:
-            return torch.cat([timing, y[:, 2:]], -1), state
-        soft = torch.softmax(y[:, 2:], -1)
-        hard = F.one_hot(soft.argmax(-1), self.c.pitches).to(soft.dtype)
-        one_hot = (hard - soft).detach() + soft  # straight-through argmax
+        timing = F.relu(y[:, :2]) if c.zero_gaps else F.softplus(y[:, :2])
+        u = _uniform(noise[:, c.d_noise :]) if c.sampled else None
+        k = 2
+        if c.onset_flag:
+            logit = y[:, k]
+            hard = (logit + (torch.log(u[:, 0]) - torch.log1p(-u[:, 0])) > 0 if u is not None
+                    else logit > 0).to(y.dtype)  # fmt: skip
+            soft = torch.sigmoid(logit)
+            together = (hard - soft).detach() + soft  # straight-through
+            timing = torch.cat([timing[:, :1] * (1 - together[:, None]), timing[:, 1:]], -1)
+            k += 1
+        if not c.pitches:
+            return torch.cat([timing, y[:, k:]], -1), state
+        logits = y[:, k:]
+        soft = torch.softmax(logits, -1)
+        score = logits - torch.log(-torch.log(u[:, -c.pitches :])) if u is not None else logits
+        hard = F.one_hot(score.argmax(-1), c.pitches).to(soft.dtype)
+        one_hot = (hard - soft).detach() + soft  # straight-through
         return torch.cat([timing, one_hot @ self.pitch_values[:, None], one_hot], -1), state
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        """Noise ``[n, L, d_noise]`` → notes ``[n, L, 3]``."""
+        """Noise ``[n, L, step_noise]`` → notes ``[n, L, 3]`` (``[n, L, 3 + pitches]``)."""
         prev = noise.new_zeros(len(noise), N_FEATURES)
         state, notes = None, []
         for t in range(noise.shape[1]):
@@ -92,6 +121,11 @@ class CRNNGenerator(nn.Module):
             notes.append(note)
             prev = note[:, :N_FEATURES]
         return torch.stack(notes, 1)
+
+
+def _uniform(z: torch.Tensor) -> torch.Tensor:
+    """Standard normals as uniforms in (0, 1) (the normal's distribution function)."""
+    return (0.5 * (1 + torch.erf(z / 2**0.5))).clamp(1e-6, 1 - 1e-6)
 
 
 def pitch_class_flags(x: torch.Tensor, low_pitch: int) -> torch.Tensor:
@@ -153,10 +187,10 @@ class CRNNGAN(GanModel):
 
     @property
     def latent_size(self) -> int:
-        return self.config.length * self.config.d_noise
+        return self.config.length * self.config.step_noise
 
     def fake(self, z: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.generator(z.view(len(z), -1, self.config.d_noise))
+        return self.generator(z.view(len(z), -1, self.config.step_noise))
 
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator(x)
@@ -183,7 +217,7 @@ class CRNNGAN(GanModel):
         prev = torch.zeros(n, N_FEATURES, device=self._device())
         state, notes, time = None, [], torch.zeros(n)
         for _ in range(MAX_STEPS):
-            noise = torch.randn(n, c.d_noise, generator=generator).to(prev.device)
+            noise = torch.randn(n, c.step_noise, generator=generator).to(prev.device)
             note, state = g.step(noise, prev, state)
             prev = note[:, :N_FEATURES]
             notes.append(prev)

@@ -32,9 +32,10 @@ features to its score (Miyato and Koyama 2018: the condition enters the score di
 
 ``chord_head`` gives the critic an auxiliary classifier (AC-GAN, Odena et al. 2017): from the
 bar alone (its per-octave and per-step maps and its chroma, never the chord it was given) it
-names the chord's root (12-way) and pitch classes (12 flags). The objective's ``auxiliary``
-weight trains it on the real bars' chords and asks the generator's bars to be named as the
-chord they were conditioned on (:meth:`MidiNet.auxiliary_loss`).
+names the chord, one of :func:`chord_classes` (12 roots × the qualities of
+:data:`musegen.theory.CHORD_QUALITIES`). The objective's ``auxiliary`` weight trains it on
+the real bars' chords and asks the generator's bars to be named as the chord they were
+conditioned on (:meth:`MidiNet.auxiliary_loss`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ def chord_vector(root: int | None, pitch_classes: frozenset[int] | set[int]) -> 
     v[list(pitch_classes)] = 1.0
     v[12 + root % 12] = 1.0
     return v
+
+
+def chord_classes() -> np.ndarray:
+    """The chord vectors of every root and quality ``[12 * qualities, 24]`` (C maj, C min, ..,
+    then C#), the classes the critic's chord head names."""
+    from musegen.theory import CHORD_QUALITIES
+
+    return np.stack(
+        [
+            chord_vector(root, {(root + i) % 12 for i in intervals})
+            for root in range(12)
+            for intervals in CHORD_QUALITIES.values()
+        ]
+    )
 
 
 @dataclass
@@ -168,8 +183,9 @@ class MidiNetCritic(nn.Module):
         self.mbd = MinibatchDiscrimination(4 * w, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
         d_bar = 2 * w * (c.steps // 2) + 12
+        n_classes = len(chord_classes())
         self.head = (
-            nn.Sequential(nn.Linear(d_bar, 4 * w), leaky(), nn.Linear(4 * w, CHORD_SIZE))
+            nn.Sequential(nn.Linear(d_bar, 4 * w), leaky(), nn.Linear(4 * w, n_classes))
             if c.chord_head
             else None
         )
@@ -179,7 +195,7 @@ class MidiNetCritic(nn.Module):
         return x.view(len(x), c.steps, c.n_pitches // 12, 12).mean((1, 2))
 
     def chord_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The auxiliary classifier's logits ``[n, 24]`` (12 pitch-class flags, 12 roots)
+        """The auxiliary classifier's logits over :func:`chord_classes` ``[n, classes]``,
         from the bar alone."""
         if self.head is None:
             raise ValueError("this critic has no chord head (model_config.chord_head)")
@@ -215,6 +231,8 @@ class MidiNet(GanModel):
         self.config = config
         self.generator = MidiNetGenerator(config)
         self.discriminator = MidiNetCritic(config)
+        classes = torch.from_numpy(chord_classes()) if config.chord_head else torch.zeros(0)
+        self.register_buffer("classes", classes, persistent=False)
 
     @property
     def latent_size(self) -> int:
@@ -234,16 +252,14 @@ class MidiNet(GanModel):
 
     def auxiliary_loss(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """How badly the critic's chord head names the conditioning chord from the bars ``x``:
-        cross-entropy over the root plus the mean binary cross-entropy of the pitch-class
-        flags, over the bars that have a chord (0 if none has)."""
-        chord = cond["chord"]
-        has = chord[:, 12:].sum(-1) > 0
+        cross-entropy over :func:`chord_classes`, over the bars whose chord is one of them
+        (0 if none is)."""
+        match = (cond["chord"][:, None, :] == self.classes[None]).all(-1)  # [n, classes]
+        has = match.any(-1)
         if not bool(has.any()):
             return x.new_zeros(())
         logits = self.discriminator.chord_logits(x[has])
-        root = F.cross_entropy(logits[:, 12:], chord[has, 12:].argmax(-1))
-        tones = F.binary_cross_entropy_with_logits(logits[:, :12], chord[has, :12])
-        return root + tones
+        return F.cross_entropy(logits, match[has].to(x.dtype).argmax(-1))
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)
