@@ -212,3 +212,24 @@ def test_crnngan_discrete_pitch_on_semitones_with_a_gradient() -> None:
     assert m.sample_until(2, 4.0, generator=torch.Generator().manual_seed(0)).shape[-1] == 3
     with pytest.raises(MusegenError, match="low_pitch"):
         build_model("crnngan", pitches=40, low_pitch=100)
+
+
+def test_crnngan_onset_flag_and_sampled_draws_come_from_the_latent() -> None:
+    """``onset_flag`` writes gaps of exactly 0 where the flag is up; ``sampled`` takes its
+    draws' noise from the latent (one normal per draw per note), so a latent fixes the notes
+    and another latent with the same LSTM noise can give other pitches."""
+    torch.manual_seed(7)
+    kw = {**TINY["crnngan"], "pitches": 24, "low_pitch": 48, "onset_flag": True, "sampled": True}
+    m = build_model("crnngan", **kw).eval()
+    assert m.latent_size == 6 * (4 + 1 + 24)
+    with torch.no_grad():
+        m.generator.out.bias[2] = 8.0  # the flag's logit: almost always up
+        z = m.latent(5, generator=torch.Generator().manual_seed(1))
+        x = m.fake(z, {})
+        assert torch.equal(x, m.fake(z, {}))
+        assert float((x[..., 0] == 0).float().mean()) > 0.9
+        z2 = z.view(5, 6, -1).clone()
+        z2[..., 5:] = torch.randn(5, 6, 24, generator=torch.Generator().manual_seed(2))
+        assert not torch.equal(x[..., 2], m.fake(z2.view(5, -1), {})[..., 2])
+        m.generator.out.bias[2] = -8.0
+        assert bool((m.fake(z, {})[..., 0] > 0).all())
