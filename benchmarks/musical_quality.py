@@ -185,13 +185,18 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
         top_k=args.top_k,
         top_p=args.top_p,
         pitch_top_p=args.pitch_top_p,
+        key_bias=args.key_bias,
         ending=args.ending,
         form=args.form,
     )
     result = generator.generate(request)
     used = result.settings.get("sampling", {})
     settings = {"model": str(generator.folder)}
-    settings |= {k: used[k] for k in ("temperature", "top_p", "top_k", "pitch_top_p") if k in used}
+    settings |= {
+        k: used[k]
+        for k in ("temperature", "top_p", "top_k", "pitch_top_p", "key_bias")
+        if k in used
+    }
     asked = result.settings.get("request", {})
     settings |= {k: asked[k] for k in ("ending", "voice_ranges", "form") if asked.get(k)}
     print(", ".join(f"{k} {v}" for k, v in settings.items()), file=sys.stderr)
@@ -392,6 +397,12 @@ def main() -> int:
         "--pitch-top-p",
         type=float,
         help="a nucleus among the pitch tokens only (default: the model's, else 1.0)",
+    )
+    p.add_argument(
+        "--key-bias",
+        type=float,
+        metavar="NATS",
+        help="nats off pitches out of the key so far (default: the model's, else 0)",
     )
     p.add_argument(
         "--ending",

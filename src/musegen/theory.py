@@ -200,8 +200,13 @@ def _profile_matrix(profile: str) -> np.ndarray:
 
 def key_correlations(weights: np.ndarray, profile: str = DEFAULT_PROFILE) -> np.ndarray:
     """Pearson correlation of 12 pitch-class weights with the profile of each key of
-    :data:`KEYS` (major C..B, then minor C..B); all 0 when the weights are all equal."""
+    :data:`KEYS` (major C..B, then minor C..B); all 0 when the weights are all equal.
+    Rows of weights ``[N, 12]`` give ``[N, 24]``."""
     w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2:
+        c = w - w.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(c, axis=1, keepdims=True)
+        return (c / np.where(norm > 0, norm, 1.0)) @ _profile_matrix(profile).T
     c = w - w.mean()
     norm = np.linalg.norm(c)
     if norm == 0:

@@ -98,3 +98,24 @@ def test_csp_is_a_generator_without_a_model() -> None:
         generator.harmonize(melody, "A")
     with pytest.raises(MusegenError, match=r"csp \(rule-based harmonizer\) serves harmonize, not"):
         generator.infill(melody, (1, 1))
+
+
+def test_key_bias_from_the_request_or_the_models_config(token_model: Path) -> None:
+    """``key_bias`` reaches the sampler (saved with the settings), off unless asked for; a
+    block of pitches above MIDI 0 is read from its vocabulary's lowest pitch."""
+    from musegen.sampling.generate import _pitch_base
+
+    generator = load_generator(str(token_model))
+    assert _pitch_base(generator.tokenizer) == generator.tokenizer.vocab.pitch_lo
+    plain = generator.generate(GenerateRequest(num=2, seed=4, bars=4))
+    biased = generator.generate(GenerateRequest(num=2, seed=4, bars=4, key_bias=50.0))
+    assert plain.settings["sampling"]["key_bias"] == 0.0
+    assert biased.settings["sampling"]["key_bias"] == 50.0
+    assert any(
+        not np.array_equal(x, y)
+        for a, b in zip(plain.pieces, biased.pieces, strict=True)
+        for x, y in zip(notes(a), notes(b), strict=True)
+    )
+    generator.meta["sampling"]["key_bias"] = 50.0
+    again = generator.generate(GenerateRequest(num=2, seed=4, bars=4))
+    assert again.settings["sampling"]["key_bias"] == 50.0

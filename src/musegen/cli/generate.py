@@ -68,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "held one or a rest (default: the model's, else 1: off)",
     )
     p.add_argument(
+        "--key-bias",
+        type=float,
+        metavar="NATS",
+        help="make pitches outside the key each piece has set so far less likely by NATS "
+        "(a soft prior: 0 off, 2 about 7 times less likely; default: the model's, else 0)",
+    )
+    p.add_argument(
         "--repetition-penalty", type=float, default=1.0, metavar="R", help=">= 1 (default 1: off)"
     )
     p.add_argument("--seed", type=int, help="random seed (default: a new one, printed and saved)")
@@ -251,6 +258,7 @@ def run_generate(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         pitch_top_p=args.pitch_top_p,
+        key_bias=args.key_bias,
         repetition_penalty=args.repetition_penalty,
         tempo=args.tempo,
         time_signature=args.time_signature,

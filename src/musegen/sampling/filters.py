@@ -78,6 +78,59 @@ def repetition_penalty(
     return out
 
 
+KEY_MIN_NOTES = 8  # pitch tokens a sequence writes before :func:`key_bias` reads its key
+
+
+def _scale_table() -> np.ndarray:
+    """``[2, 12]`` bool: the pitch classes above the tonic that belong to a major key (row 0)
+    and a minor key (row 1: natural minor with the raised 6th and 7th of melodic/harmonic
+    minor, nine classes)."""
+    from musegen.theory import HARMONIC_MINOR_SCALE, MAJOR_SCALE, NATURAL_MINOR_SCALE
+
+    table = np.zeros((2, 12), dtype=bool)
+    table[0, list(MAJOR_SCALE)] = True
+    table[1, list(set(NATURAL_MINOR_SCALE) | set(HARMONIC_MINOR_SCALE) | {9})] = True
+    return table
+
+
+def key_bias(
+    logits: np.ndarray,
+    ids: np.ndarray,
+    strength: float,
+    lo: int,
+    hi: int,
+    base: int = 0,
+    min_notes: int = KEY_MIN_NOTES,
+) -> np.ndarray:
+    """Take ``strength`` nats from the pitches outside the key each sequence has set so far.
+
+    The pitch tokens are the ids ``lo:hi`` (id ``lo`` is MIDI pitch ``base``). A row's key is
+    the Krumhansl-Schmuckler key of the pitch classes its pitch tokens have struck so far
+    (:func:`musegen.theory.key_correlations`; pitch classes counted by onsets), read once it has
+    struck ``min_notes``; before that the row is left alone. Out of key means outside the major
+    scale, or for a minor key outside natural minor with the raised 6th and 7th. A soft prior,
+    not a rule: a chromatic note the model is sure of still comes, and a modulation is only
+    slowed (the key follows the notes written)."""
+    from musegen.theory import KEYS, key_correlations
+
+    b = len(ids)
+    pitched = (ids >= lo) & (ids < hi)
+    row, col = np.nonzero(pitched)
+    pcs = (ids[row, col] - lo + base) % 12
+    counts = np.bincount(row * 12 + pcs, minlength=b * 12).reshape(b, 12).astype(np.float64)
+    ready = np.flatnonzero(counts.sum(axis=1) >= min_notes)
+    if not len(ready):
+        return logits
+    best = np.argmax(key_correlations(counts[ready]), axis=1)
+    tonic = np.array([KEYS[k].tonic for k in best])
+    minor = np.array([KEYS[k].minor for k in best], dtype=np.int64)
+    block_pcs = (np.arange(lo, hi) - lo + base) % 12  # pitch class of each pitch id
+    outside = ~_scale_table()[minor[:, None], (block_pcs[None, :] - tonic[:, None]) % 12]
+    out = logits.copy()
+    out[ready, lo:hi] -= np.float32(strength) * outside
+    return out
+
+
 def build_filters(
     temperature_: float = 1.0,
     top_k_: int = 0,
@@ -85,11 +138,16 @@ def build_filters(
     repetition_penalty_: float = 1.0,
     pitch_top_p_: float = 1.0,
     pitch_ids: tuple[int, int] | None = None,
+    key_bias_: float = 0.0,
+    pitch_base: int = 0,
 ) -> list[Filter]:
     """Filters for the usual options; values that change nothing add no filter.
 
     ``pitch_top_p_`` is a nucleus among the ids ``pitch_ids`` (the tokenizer's pitch block)
-    that keeps their total mass (:func:`top_p_within`); without ``pitch_ids`` it does nothing."""
+    that keeps their total mass (:func:`top_p_within`); without ``pitch_ids`` it does nothing.
+    ``key_bias_`` takes that many nats from the pitches out of each sequence's key so far
+    (:func:`key_bias`; id ``pitch_ids[0]`` is MIDI pitch ``pitch_base``); it comes first, so
+    the temperature scales it with the model's own logits."""
     from musegen.errors import MusegenError
 
     if temperature_ <= 0:
@@ -102,7 +160,14 @@ def build_filters(
         raise MusegenError(f"pitch top-p must be in (0, 1], got {pitch_top_p_}")
     if repetition_penalty_ < 1:
         raise MusegenError(f"repetition penalty must be >= 1, got {repetition_penalty_}")
+    if not 0 <= key_bias_ <= 100:
+        raise MusegenError(f"key bias must be 0..100 nats, got {key_bias_}")
     out: list[Filter] = []
+    if key_bias_:
+        if pitch_ids is None:
+            raise MusegenError("--key-bias needs a model whose tokens carry pitches")
+        lo, hi = pitch_ids
+        out.append(partial(key_bias, strength=key_bias_, lo=lo, hi=hi, base=pitch_base))
     if repetition_penalty_ != 1.0:
         out.append(partial(repetition_penalty, penalty=repetition_penalty_))
     if temperature_ != 1.0:

@@ -36,13 +36,14 @@ class SamplingConfig:
     repetition_penalty: float = 1.0
     seed: int = 0
     pitch_top_p: float = 1.0  # a nucleus among the pitch tokens only (filters.top_p_within)
+    key_bias: float = 0.0  # nats taken from pitches out of the key so far (filters.key_bias)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def filters(self, tokenizer: Tokenizer) -> list[Filter]:
-        """The logit filters these settings ask for (``pitch_top_p`` over ``tokenizer``'s pitch
-        ids, where it has a pitch block)."""
+        """The logit filters these settings ask for (``pitch_top_p`` and ``key_bias`` over
+        ``tokenizer``'s pitch ids, where it has a pitch block)."""
         return build_filters(
             self.temperature,
             self.top_k,
@@ -50,6 +51,8 @@ class SamplingConfig:
             self.repetition_penalty,
             self.pitch_top_p,
             _pitch_block(tokenizer),
+            self.key_bias,
+            _pitch_base(tokenizer),
         )
 
 
@@ -61,6 +64,15 @@ def _pitch_block(tokenizer: Tokenizer) -> tuple[int, int] | None:
     """The ids ``lo:hi`` of the tokenizer's pitch tokens (its ``pitch`` block), if it has one."""
     vocab = getattr(tokenizer, "vocab", None)
     return vocab.span("pitch") if vocab is not None and "pitch" in vocab else None
+
+
+def _pitch_base(tokenizer: Tokenizer) -> int:
+    """The MIDI pitch of the first id of the tokenizer's pitch block (0 for a block of all 128
+    pitches, else its vocabulary's ``pitch_lo``)."""
+    vocab = getattr(tokenizer, "vocab", None)
+    if vocab is None or "pitch" not in vocab or vocab.size("pitch") == 128:
+        return 0
+    return int(getattr(vocab, "pitch_lo", 0))
 
 
 def primer_ids(tokenizer: Tokenizer, primer: np.ndarray | None) -> np.ndarray:

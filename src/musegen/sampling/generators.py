@@ -52,6 +52,7 @@ def sampling_defaults(meta: dict) -> dict[str, Any]:  # type: ignore[type-arg]
         "temperature": float(given.get("temperature", 1.0)),
         "top_p": float(given.get("top_p", 0.95)),
         "pitch_top_p": float(given.get("pitch_top_p", 1.0)),
+        "key_bias": float(given.get("key_bias", 0.0)),
         "time_signature": given.get("time_signature"),  # None: each piece's meter is drawn
         "meters": given.get("meters"),
         "modes": given.get("modes"),
@@ -92,6 +93,7 @@ class GenerateRequest:
     top_k: int = 0
     top_p: float | None = None
     pitch_top_p: float | None = None
+    key_bias: float | None = None  # nats off pitches out of the key so far (None: the model's)
     repetition_penalty: float = 1.0
     tempo: float | None = None
     time_signature: str | None = None
@@ -481,6 +483,7 @@ class FrameGenerator(Generator):
             "--top-k": request.top_k,
             "--top-p": request.top_p not in (None, 1.0),
             "--pitch-top-p": request.pitch_top_p not in (None, 1.0),
+            "--key-bias": request.key_bias not in (None, 0.0),
             "--repetition-penalty": request.repetition_penalty != 1.0,
         }
         if any(unused.values()):
@@ -625,6 +628,7 @@ def _sampling(request: GenerateRequest, defaults: dict[str, Any]) -> SamplingCon
         top_k=request.top_k,
         top_p=defaults["top_p"] if request.top_p is None else request.top_p,
         pitch_top_p=defaults["pitch_top_p"] if request.pitch_top_p is None else request.pitch_top_p,
+        key_bias=defaults["key_bias"] if request.key_bias is None else request.key_bias,
         repetition_penalty=request.repetition_penalty,
         seed=request.seed,
     )
