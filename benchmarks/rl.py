@@ -23,6 +23,10 @@ the Nottingham ``--split`` melodies (``--chord-melodies`` of them), each piece d
 (``musegen.metrics.harmonization``) averaged over pieces, beside the same figures of the
 human chords of the set.
 
+Beside each rule row's change, a 95% bootstrap interval (``--bootstrap`` resamples of each
+set's melodies): in points and relative to the original. A rare row (excessive repetition:
+a handful of notes in 100 melodies) needs ``--num 300`` or more to read.
+
 The table also gives RL Tuner's rows of the real melodies themselves (``--split`` tunes cut
 to ``--bars`` bars), what the corpus does by the same rules.
 
@@ -70,6 +74,40 @@ DIRECTION = {
 
 
 COUNT = "notes written (the shares' denominator)"
+PIECES = "_pieces"  # each melody's rule counts (rl_tuner_figures), for the intervals
+
+
+def pooled_share(rows: np.ndarray, num: int, den: int) -> float:
+    """A share in percent pooled over melodies (``rows`` [pieces, 2]: numerator, denominator)."""
+    d = rows[:, den].sum()
+    return 100.0 * rows[:, num].sum() / d if d else float("nan")
+
+
+def change_interval(
+    before: list[dict[str, float]],
+    after: list[dict[str, float]],
+    num: str,
+    den: str,
+    draws: int,
+    seed: int,
+) -> tuple[float, float, float, float]:
+    """95% bootstrap intervals (melodies resampled with replacement, each set on its own) of
+    a pooled share's change, in points and relative to ``before``: (low, high) of each."""
+    rng = np.random.default_rng(seed)
+
+    def table(rows: list[dict[str, float]]) -> np.ndarray:
+        return np.array([[r[num], 1.0 if den == "pieces" else r[den]] for r in rows])
+
+    b, a = table(before), table(after)
+    points, relative = [], []
+    for _ in range(draws):
+        sb = pooled_share(b[rng.integers(0, len(b), len(b))], 0, 1)
+        sa = pooled_share(a[rng.integers(0, len(a), len(a))], 0, 1)
+        points.append(sa - sb)
+        relative.append((sa - sb) / sb if sb else np.nan)
+    lo_p, hi_p = np.nanpercentile(points, [2.5, 97.5])
+    lo_r, hi_r = np.nanpercentile(relative, [2.5, 97.5])
+    return float(lo_p), float(hi_p), float(100 * lo_r), float(100 * hi_r)
 
 
 def generate(ref: str, num: int, bars: int, seed: int, form: str = "none") -> list:
@@ -108,7 +146,7 @@ def nll_of_pieces(ref: str, pieces: list) -> float:
 def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[str, Any]:
     from musegen.evaluate.likelihood import evaluate_nll
     from musegen.evaluate.quality import quality_report
-    from musegen.metrics.rewards import rl_tuner_table, top_line
+    from musegen.metrics.rewards import rl_tuner_figures, rl_tuner_table, top_line
 
     t = time.perf_counter()
     pieces = generate(ref, args.num, args.bars, args.seed, args.form)
@@ -116,6 +154,7 @@ def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[s
     print(f"{name}: {len(pieces)} melodies in {seconds:.0f} s", file=sys.stderr)
     out: dict[str, Any] = dict(rl_tuner_table(pieces))
     out[COUNT] = float(sum(len(top_line(p)) for p in pieces))
+    out[PIECES] = [rl_tuner_figures(p) for p in pieces]
     report = quality_report(pieces, real, None, bars=args.bars, seed=args.seed)["generated"]
     out["Yang-Lerch overlap with the corpus"] = report["oa_mean"]
     out["C2ST accuracy (0.5 best)"] = report["c2st_accuracy"]
@@ -246,9 +285,14 @@ def report(
     """The markdown table and the JSON lines of one tuned model against the base."""
     print(f"\n## {tuned} vs {args.base}: {args.num} melodies of {args.bars} bars, seed "
           f"{args.seed}, real melodies: {args.reference} {args.split}\n")  # fmt: skip
-    print(f"| figure | {args.base} | {tuned} | change | real melodies |")
-    print("|---|---:|---:|---:|---:|")
+    from musegen.metrics.rewards import TABLE_ROWS
+
+    rows = {name: (num, den) for name, num, den in TABLE_ROWS}
+    print(f"| figure | {args.base} | {tuned} | change | 95% interval: points; relative | real melodies |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---:|")
     for fig in before:
+        if fig == PIECES:
+            continue
         b, a = before[fig], after[fig]
         change = (
             f"{100 * (a - b) / b:+.1f}%" if "NLL" in fig and b else f"{a - b:+.2f}"
@@ -256,10 +300,16 @@ def report(
         r = f"{real[fig]:.3f}" if fig in real else ""
         if fig == COUNT:
             change = f"{a - b:+.0f}"
-        print(f"| {fig} | {b:.3f} | {a:.3f} | {change} | {r} |")
+        interval = ""
+        if fig in rows and args.bootstrap:
+            lo, hi, rlo, rhi = change_interval(
+                before[PIECES], after[PIECES], *rows[fig], args.bootstrap, args.seed
+            )
+            interval = f"{lo:+.2f} .. {hi:+.2f}; {rlo:+.0f}% .. {rhi:+.0f}%"
+        print(f"| {fig} | {b:.3f} | {a:.3f} | {change} | {interval} | {r} |")
     print()
     for fig in before:
-        if fig == COUNT:  # what the shares are of, not a figure to compare
+        if fig in (COUNT, PIECES):  # what the shares are of, not a figure to compare
             continue
         b, a = before[fig], after[fig]
         row = {"benchmark": f"rl {tuned} vs {args.base}: {fig}", "ours": a, "peer": b}
@@ -301,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chords", metavar="BASE,TUNED", help="measure RL-Chord (see above)")
     p.add_argument("--chord-melodies", type=int, default=None, help="first N melodies")
     p.add_argument("--temperature", type=float, default=1.0, help="RL-Chord's sampling")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        help="resamples of the melodies for the 95%% intervals of the rule rows' changes "
+        "(0: none; default 2000)",
+    )
     args = p.parse_args(argv)
     if args.seed is None:
         args.seed = 0 if args.split == "test" else 1

@@ -46,6 +46,9 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--reward", "theory", "--weights", "rhythm=2"], "unknown part"),
         (["--reward", "theory", "--weights", "repetition"], "part=weight"),
         (["--candidates", "--credit", "piece"], "--credit note"),
+        (["--reward", "theory", "--candidate-weights", "leaps=9"], "add it"),
+        (["--reward", "theory", "--candidates", "--candidate-weights", "motifs=9"], "pitch"),
+        (["--reward", "theory", "--candidates", "--candidate-weights", "x"], "part=weight"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -70,8 +73,10 @@ def test_train_rl_reads_a_run_file_and_flags_override_it(
     assert (used["weights"], used["candidates"], used["shaping"]) == (None, False, False)
     out = str(tmp_path / "r3")
     assert run("--config", str(run_file), "--steps", "1", "--out", out, "--candidates",
-               "--shaping", "--weights", "repetition=30") == 0  # fmt: skip
+               "--shaping", "--weights", "repetition=30",
+               "--candidate-weights", "repetition=300") == 0  # fmt: skip
     used = json.loads((tmp_path / "r3" / "run.json").read_text())["rl"]
+    assert used["candidate_weights"] == {"repetition": 300}
     assert (used["weights"], used["candidates"], used["shaping"]) == (
         {"repetition": 30},
         True,

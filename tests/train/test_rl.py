@@ -226,3 +226,21 @@ def test_candidates_and_weights_in_a_step(tmp_path: Path) -> None:
         config(model, reward="theory", weights={"rhythm": 3.0})
     with pytest.raises(MusegenError, match="--credit note"):
         RLTrainer(config(model, credit="piece", candidates=True), tmp_path / "c")
+
+
+def test_candidate_weights_weigh_the_exact_term_and_not_the_returns(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    only_key = {"repetition": 0.0, "leaps": 0.0, "intervals": 0.0}  # the other local parts
+    cfg = config(
+        model, reward="theory", weights=only_key, candidates=True, candidate_weights={"key": 50.0}
+    )
+    trainer = RLTrainer(cfg, tmp_path / "run")
+    assert trainer.candidate_weights["theory"]["key"] == 50.0
+    assert trainer.note_weights["theory"]["key"] == 2.0  # the reward and its returns: as before
+    _, seqs = trainer.rollout(0)
+    P = len(trainer.prompt(0))
+    T = max(len(s) for s in seqs) - P
+    plain, drawn = trainer.candidate_rewards(seqs, P, T, trainer.note_weights)
+    heavy, _ = trainer.candidate_rewards(seqs, P, T, trainer.candidate_weights)
+    assert plain.min() < 0 and torch.allclose(heavy, 25 * plain)  # key is the only local part
+    assert drawn.min() < 0  # in the returns, by --weights

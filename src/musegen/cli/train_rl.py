@@ -33,7 +33,7 @@ FLAGS = (
 )
 
 
-def part_weights(text: str) -> dict[str, float]:
+def part_weights(text: str, flag: str = "--weights") -> dict[str, float]:
     """``--weights repetition=30,motifs=4`` as a dict (the parts are checked later)."""
     from musegen.errors import MusegenError
 
@@ -45,7 +45,7 @@ def part_weights(text: str) -> dict[str, float]:
         except ValueError:
             eq = ""
         if not eq:
-            raise MusegenError(f"--weights: expected part=weight, got {item!r}")
+            raise MusegenError(f"{flag}: expected part=weight, got {item!r}")
     return out
 
 
@@ -91,6 +91,15 @@ def register(train: argparse.ArgumentParser) -> None:
     for flag, text in SWITCHES:
         p.add_argument(flag, action="store_true", default=None, help=text)
     p.add_argument(
+        "--candidate-weights",
+        default=None,
+        metavar="PART=W,...",
+        help="--candidates: the weights of the rules a note's pitch decides (key, repetition, "
+        "leaps, intervals) in the expected reward of every pitch, where they differ from "
+        "--weights (e.g. repetition=1000: an extra penalty on the pitch that breaks the rule, "
+        "at that step only)",
+    )
+    p.add_argument(
         "--config",
         metavar="FILE.json",
         help="run file: a JSON object of these settings (e.g. configs/folk-rl.json); flags "
@@ -117,6 +126,8 @@ def run_rl(args: argparse.Namespace) -> int:
             settings[name] = getattr(args, name)
     if args.weights is not None:
         settings["weights"] = part_weights(args.weights)
+    if args.candidate_weights is not None:
+        settings["candidate_weights"] = part_weights(args.candidate_weights, "--candidate-weights")
     config = RLConfig.from_dict(settings)
     print(f"settings: {json.dumps(config.to_dict())}")
     summary = train_rl(config, args.out, resume=args.resume)

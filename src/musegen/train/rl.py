@@ -24,7 +24,12 @@ gradient: the same objective, with a signal in every state where a rule could be
 not only where a drawn note broke it; rare faults such as a fifth repeated onset are learnt
 from the states that risk them); ``shaping`` (``--shaping``) adds motif shaping
 (:func:`musegen.metrics.rewards.note_rewards`), and ``weights`` (``--weights``) reweights
-the parts of the ``theory`` reward.
+the parts of the ``theory`` reward. ``candidate_weights`` (``--candidate-weights``) weighs
+the local rules in that exact expected term more than in the reward (e.g. repetition 1000
+there, 100 in the returns): the objective gains the extra immediate reward of those rules,
+credited to the state alone (discount 0), so it bears on the pitch chosen where a rule can
+be broken and not, through the returns of the tokens before, on how many notes a piece has
+or how long they are.
 
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
@@ -64,6 +69,7 @@ import torch
 
 from musegen.errors import MusegenError
 from musegen.metrics.rewards import (
+    LOCAL_PARTS,
     NOTE_WEIGHTS,
     Reward,
     load_rewards,
@@ -100,6 +106,7 @@ class RLConfig:
     weights: dict[str, float] | None = None  # --weights: the theory reward's parts reweighted
     candidates: bool = False  # --credit note: every pitch's immediate reward (rl_credit)
     shaping: bool = False  # --credit note: motif shaping (rewards.note_rewards)
+    candidate_weights: dict[str, float] | None = None  # --candidates: local parts' weights there
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -120,11 +127,19 @@ class RLConfig:
             if not ok:
                 raise MusegenError(message)
         if self.weights is not None:
-            from musegen.metrics.rewards import theory_weights
-
             if not isinstance(self.weights, dict):
                 raise MusegenError("--weights must be part=weight pairs, e.g. repetition=30")
             theory_weights(self.weights)
+        if self.candidate_weights is not None:
+            if not isinstance(self.candidate_weights, dict):
+                raise MusegenError("--candidate-weights must be part=weight pairs")
+            other = sorted(set(self.candidate_weights) - set(LOCAL_PARTS))
+            if other:
+                raise MusegenError(
+                    f"--candidate-weights: {', '.join(other)} is not a part a note's pitch "
+                    f"decides; the parts: {', '.join(LOCAL_PARTS)}"
+                )
+            theory_weights(self.candidate_weights)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,6 +198,16 @@ class RLTrainer:
             ]
         if (config.candidates or config.shaping) and config.credit != "note":
             raise MusegenError("--candidates and --shaping are kinds of --credit note")
+        self.candidate_weights = self.note_weights  # the exact term's weights, by reward
+        if config.candidate_weights:
+            if not config.candidates:
+                raise MusegenError("--candidate-weights weighs the rules in --candidates: add it")
+            if "theory" not in [name for name, _ in self.rewards]:
+                raise MusegenError(
+                    "--candidate-weights weighs the theory reward: add it to --reward"
+                )
+            theory = {**self.note_weights["theory"], **config.candidate_weights}
+            self.candidate_weights = {**self.note_weights, "theory": theory}
         folder = resolve_model(config.model)
         self.policy, self.meta = load_model(folder, map_location="cpu")
         if "tokenizer" not in self.meta or not hasattr(self.policy, "init_cache"):
@@ -264,17 +289,18 @@ class RLTrainer:
         return out
 
     def candidate_rewards(
-        self, seqs: list[np.ndarray], P: int, T: int
+        self, seqs: list[np.ndarray], P: int, T: int, by: dict[str, dict[str, float]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``--candidates``: each state's immediate reward for every pitch token ``[B, T,
         128]`` and the drawn token's share of it ``[B, T]`` (:mod:`musegen.train.rl_credit`),
-        by the built-in rewards' local parts."""
+        by the built-in rewards' local parts, weighted by ``by`` (the parts' weights by
+        reward name)."""
         from musegen.train.rl_credit import PITCHES, candidate_rewards
 
         table = torch.zeros((len(seqs), T, PITCHES))
         drawn = torch.zeros((len(seqs), T))
         for name, _ in self.rewards:
-            weights = self.note_weights.get(name)
+            weights = by.get(name)
             if weights is None:
                 continue
             for i, s in enumerate(seqs):
@@ -354,8 +380,10 @@ class RLTrainer:
             shaped = torch.where(valid, per_token - self.cfg.kl * log_ratio, zero)
             returns = returns_to_go(shaped, valid, self.cfg.gamma)
             if self.cfg.candidates:  # the drawn token's own immediate reward: expected below
-                table, drawn = self.candidate_rewards(seqs, P, L - P)
+                table, drawn = self.candidate_rewards(seqs, P, L - P, self.note_weights)
                 returns = returns - torch.where(valid, drawn, zero)
+                if self.candidate_weights is not self.note_weights:  # --candidate-weights
+                    table, _ = self.candidate_rewards(seqs, P, L - P, self.candidate_weights)
             advantage = returns - leave_one_out(returns, valid)  # [B, T]
         else:
             baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
