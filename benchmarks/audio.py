@@ -22,15 +22,23 @@ program 19) and of ``pianomidi`` (acoustic grand piano, program 0), each cut to 
   on the SoundFont render; ratio = ours / peer (the issue's target: >= 0.9). Left out when
   onnxruntime or basic-pitch's model file is missing.
 
-With ``--codec DIR`` (a ``musegen audio train-codec`` run folder), also:
+With ``--codec REF`` (a codec prior: the shipped ``audio-prior``, a prior folder or a
+``musegen audio train-codec`` run folder), also, on the same held-out renders:
 
-* ``audio.codec.mrstft.{N}cb``: reconstruction MR-STFT distance of the held-out renders
-  (both sets) through the codec with N codebooks (its bitrate in the unit); peer: the
-  neural synth's distance on the same pieces (a reference point, not a target);
-  ``audio.codec.f1.{N}cb``: transcription F1 of the reconstructions over that of the renders.
-* ``audio.prior.frechet.{tag}``: Fréchet distance from the held-out renders of the prior's
-  samples (``--samples`` x 5 s, tag none/organ/piano); peer: codes drawn uniformly at random,
-  decoded by the same codec (ratio = peer / ours).
+* ``audio.codec.mrstft.{set}.{N}cb``: reconstruction MR-STFT distance through the codec with
+  N codebooks (its bitrate in the unit); peer: Griffin-Lim from the renders' own STFT
+  magnitudes, the codec's fixed inverse with nothing quantized (its floor; ratio < 1).
+* ``audio.codec.f1.{set}.{N}cb``: transcription F1 of the reconstructions; peer: that of the
+  renders (ratio = ours / peer).
+* ``audio.prior.frechet.{tag}``: Fréchet distance of ``--samples`` x 10 s prior samples from
+  the held-out renders (tag organ: the organ set, piano: the piano set, none: both); peer:
+  codes drawn uniformly at random, decoded by the same codec (the issue's baseline).
+  ``audio.prior.frechet.{tag}.shuffled``: peer: the held-out renders' own codes with their
+  frames shuffled in time (the data's code frequencies, no order). ``.reconstruction``: the
+  held-out renders through the codec at the prior's codebooks against the random codes (the
+  best the prior could do through this codec).
+``--codec-only`` leaves the synth figures out; ``--examples DIR`` also writes the first
+piece of each set through the codec at 500 and 2,000 bit/s and a prior sample per tag.
 
 ``--examples DIR`` writes short WAVs of the first
 piece of each set by the three synthesizers.
@@ -89,8 +97,11 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="synth model folder (default: shipped)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--examples", metavar="DIR", help="write short example WAVs here")
-    ap.add_argument("--codec", metavar="DIR", help="also measure a codec + prior run folder")
-    ap.add_argument("--samples", type=int, default=4, help="prior samples per tag (5 s each)")
+    ap.add_argument("--codec", metavar="REF", help="also measure a codec prior (see above)")
+    ap.add_argument("--codec-only", action="store_true", help="only the codec figures")
+    ap.add_argument("--samples", type=int, default=6, help="prior samples per tag (10 s each)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="prior sampling temperature")
+    ap.add_argument("--no-codec-rows", action="store_true", help="only the prior's rows")
     args = ap.parse_args()
 
     import torch
@@ -110,11 +121,28 @@ def main() -> None:
 
     transcriber = all(importlib.util.find_spec(m) for m in ("onnxruntime", "basic_pitch"))
     sf = find_soundfont()
+    if args.codec_only:
+        if not args.codec:
+            ap.error("--codec-only needs --codec")
+        sets = {}
+        for name, source, program in SETS:
+            scores = held_out(source, program, args.split, args.pieces, args.seconds)
+            sets[name] = [(s, render_soundfont(s, sf, RATE).mean(axis=1)) for s in scores]
+        codec_figures(
+            args.codec,
+            sets,
+            args.samples,
+            transcriber,
+            args.temperature,
+            args.no_codec_rows,
+            args.examples,
+        )
+        return
     load_synth(args.model)  # loaded once, outside the timing
     spent = {"neural": 0.0, "neural44": 0.0}
     cpu = {"neural": 0.0, "neural44": 0.0, "builtin": 0.0}
     audio_seconds = 0.0
-    held: list = []
+    held: dict[str, list] = {}
     for name, source, program in SETS:
         scores = held_out(source, program, args.split, args.pieces, args.seconds)
         refs, ours, peers = [], [], []
@@ -133,7 +161,7 @@ def main() -> None:
             builtin = render_builtin(score, RATE).mean(axis=1)
             cpu["builtin"] += time.thread_time() - c
             refs.append(ref)
-            held.append((score, ref, neural))
+            held.setdefault(name, []).append((score, ref))
             ours.append(neural)
             peers.append(builtin)
             if args.examples and k == 0:
@@ -182,60 +210,114 @@ def main() -> None:
         True,
     )
     if args.codec:
-        codec_figures(args.codec, held, args.samples, transcriber)
+        codec_figures(
+            args.codec, held, args.samples, transcriber, args.temperature, False, args.examples
+        )
 
 
-def codec_figures(folder: str, held: list, samples: int, transcriber: bool) -> None:
+def codec_figures(
+    ref: str,
+    sets: dict[str, list],
+    samples: int,
+    transcriber: bool,
+    temperature: float = 1.0,
+    prior_only: bool = False,
+    examples: str | None = None,
+) -> None:
+    """The codec's rows (module docstring); ``sets``: name -> [(score, SoundFont render)]."""
     import torch
 
-    from musegen.audio.codec import load_codec, reconstruct
+    from musegen.audio.codec import griffin_lim, load_codec, peak_normalised, reconstruct, stft
     from musegen.audio.metrics import audio_frechet, mr_stft_distance
-    from musegen.audio.prior import TAGS, load_prior, sample
+    from musegen.audio.prior import load_prior, resolve_prior, sample
+    from musegen.render.audio import normalize, write_wav
 
-    codec = load_codec(Path(folder) / "codec")
-    prior = load_prior(Path(folder) / "prior")
-    neural = float(np.mean([mr_stft_distance(n, r) for _, r, n in held]))
+    def example(name: str, audio: np.ndarray) -> None:  # the first 5 s, as the synth's
+        if examples:
+            stereo = normalize(np.repeat(audio[: 5 * RATE, None], 2, axis=1))
+            write_wav(Path(examples) / f"{name}.wav", stereo, RATE)
+
+    prior_dir, codec_dir = resolve_prior(ref)
+    codec, prior = load_codec(codec_dir), load_prior(prior_dir)
+    cfg = codec.cfg
+    f1 = None
     if transcriber:
         from musegen.audio.transcribe import note_f1, score_onsets, transcribe
 
         def f1(audio: np.ndarray, score: object) -> float:
             return note_f1(score_onsets(transcribe(audio, RATE)), score_onsets(score))
 
-        base = float(np.mean([f1(r, s) for s, r, _ in held]))
-    for n_q in range(1, codec.cfg.codebooks + 1):
-        recs = [
-            reconstruct(codec, r / max(1e-6, float(np.abs(r).max())) * 0.9, n_q) for _, r, _ in held
-        ]
-        d = float(
-            np.mean([mr_stft_distance(x, r) for x, (_, r, _) in zip(recs, held, strict=True)])
-        )
-        rate = codec.cfg.bitrate(n_q)
-        emit(
-            f"audio.codec.mrstft.{n_q}cb", d, neural, f"MR-STFT at {rate:.0f} bit/s (lower)", False
-        )
-        if transcriber:
-            f = float(np.mean([f1(x, s) for x, (s, _, _) in zip(recs, held, strict=True)]))
-            emit(f"audio.codec.f1.{n_q}cb", f, base, f"note F1 at {rate:.0f} bit/s (higher)", True)
-    refs = [r for _, r, _ in held]
-    frames = 5 * RATE // codec.cfg.hop
-    rng = np.random.default_rng(0)
-    random_audio = []
-    for _ in range(samples):
-        codes = rng.integers(0, codec.cfg.codebook_size, (prior.cfg.codebooks, frames))
+    levels = sorted({1, 2, 4, cfg.codebooks, prior.cfg.codebooks})
+    recon: dict[str, list] = {}
+    for name, held in sets.items():
+        refs = [r for _, r in held]
+        recon[name] = [reconstruct(codec, r, prior.cfg.codebooks) for r in refs]
+        if prior_only:
+            continue
         with torch.no_grad():
-            random_audio.append(codec.decode(torch.as_tensor(codes)[None])[0].numpy())
-    peer = audio_frechet(random_audio, refs, RATE)
-    for tag in TAGS:
-        clips = []
-        for k in range(samples):
-            codes = sample(prior, frames, tag, seed=k)
+            floor = [
+                griffin_lim(
+                    stft(torch.as_tensor(r, dtype=torch.float32)[None], cfg).abs(), cfg, len(r)
+                )[0].numpy()
+                for r in refs
+            ]
+        d_floor = float(np.mean([mr_stft_distance(g, r) for g, r in zip(floor, refs, strict=True)]))
+        base = float(np.mean([f1(r, s) for s, r in held])) if f1 else 0.0
+        for n_q in levels:
+            recs = [reconstruct(codec, r, n_q) for r in refs]
+            if n_q in (2, cfg.codebooks):
+                example(f"{name}-codec-{cfg.bitrate(n_q):.0f}bps", recs[0])
+            d = float(np.mean([mr_stft_distance(x, r) for x, r in zip(recs, refs, strict=True)]))
+            rate = f"{cfg.bitrate(n_q):.0f} bit/s"
+            emit(f"audio.codec.mrstft.{name}.{n_q}cb", d, d_floor, f"MR-STFT at {rate}", False)
+            if f1:
+                f = float(np.mean([f1(x, s) for x, (s, _) in zip(recs, held, strict=True)]))
+                emit(f"audio.codec.f1.{name}.{n_q}cb", f, base, f"note F1 at {rate}", True)
+    frames = 10 * RATE // cfg.code_hop
+    rng = np.random.default_rng(0)
+
+    def decoded(codes: np.ndarray, seed: int) -> np.ndarray:
+        with torch.no_grad():
+            return codec.decode(torch.as_tensor(codes)[None], seed)[0].numpy()
+
+    n_q = prior.cfg.codebooks
+    uniform = [
+        decoded(rng.integers(0, cfg.codebook_size, (n_q, frames)), k) for k in range(samples)
+    ]
+    for tag, names in (("organ", ["organ"]), ("piano", ["piano"]), ("none", list(sets))):
+        refs = [r for name in names for _, r in sets[name]]
+        shuffled = []
+        for k, r in enumerate(refs[:samples]):
             with torch.no_grad():
-                clips.append(codec.decode(torch.as_tensor(codes)[None])[0].numpy())
+                n = len(r) // cfg.code_hop * cfg.code_hop
+                codes = codec.encode(torch.as_tensor(peak_normalised(r[:n]))[None], n_q)[0]
+            shuffled.append(decoded(codes[:, rng.permutation(codes.shape[1])].numpy(), k))
+        clips = [
+            decoded(sample(prior, frames, tag, seed=k, temperature=temperature), k)
+            for k in range(samples)
+        ]
+        if tag != "none":
+            example(f"{tag}-prior", clips[0])
+        ours = audio_frechet(clips, refs, RATE)
+        unit = f"Frechet distance, cepstral, {samples} x 10 s (lower)"
+        emit(f"audio.prior.frechet.{tag}", ours, audio_frechet(uniform, refs, RATE), unit, False)
+        peer = audio_frechet(shuffled, refs, RATE)
+        emit(f"audio.prior.frechet.{tag}.shuffled", ours, peer, unit, False)
+        if tag != "none":
+            other = [r for name in sets if name != tag for _, r in sets[name]]
+            emit(
+                f"audio.prior.frechet.{tag}.other",
+                ours,
+                audio_frechet(clips, other, RATE),
+                f"Frechet distance of the {tag} samples from the other set's renders (peer)",
+                False,
+            )
+        rec = [x for name in names for x in recon[name]]
         emit(
-            f"audio.prior.frechet.{tag}",
-            audio_frechet(clips, refs, RATE),
-            peer,
-            "Frechet distance, cepstral (lower)",
+            f"audio.prior.frechet.{tag}.reconstruction",
+            audio_frechet(rec, refs, RATE),
+            audio_frechet(uniform, refs, RATE),
+            f"Frechet distance, held-out renders through the codec at {n_q} codebooks (lower)",
             False,
         )
 

@@ -1,5 +1,6 @@
-"""Codec + prior: shapes and bitrates, code layout round trip, tiny training runs end to end
-(codec on synthetic tones, prior on its codes), generation from the run folder."""
+"""Codec + prior: shapes and bitrates, the Griffin-Lim inverse, residual VQ (EMA means,
+dead-code restart), the code layout round trip, the prior's cache against its full forward,
+tiny training runs end to end and generation from the run folder (library and CLI)."""
 
 from __future__ import annotations
 
@@ -13,27 +14,37 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
+from musegen.audio import rvq  # noqa: E402
 from musegen.audio.codec import (  # noqa: E402
     CodecConfig,
-    EmaCodebooks,
     TrainCodecConfig,
     build_codec,
+    griffin_lim,
     load_codec,
     reconstruct,
+    stft,
     train_codec,
 )
+from musegen.audio.metrics import mr_stft_distance  # noqa: E402
 from musegen.audio.prior import (  # noqa: E402
     PriorConfig,
     TrainPriorConfig,
+    build_prior,
+    encode_clips,
     flatten,
     generate_audio,
+    resolve_prior,
+    sample,
     train_prior,
     unflatten,
 )
+from musegen.cli.main import main  # noqa: E402
 from musegen.errors import InputError, MusegenError  # noqa: E402
 
-TINY = CodecConfig(channels=[4, 4, 8, 8], latent=8, codebooks=3, codebook_size=16)
-TINY_PRIOR = PriorConfig(codebooks=2, codebook_size=16, context=32, dim=16, layers=1, heads=2)
+TINY = CodecConfig(
+    n_fft=256, hop=64, hidden=16, latent=8, codebooks=3, codebook_size=16, griffin_lim=4
+)
+TINY_PRIOR = PriorConfig(codebooks=2, codebook_size=16, context=16, dim=16, layers=2, heads=2)
 
 
 def tones(n: int = 4, seconds: float = 1.0) -> list[tuple[np.ndarray, int]]:
@@ -46,18 +57,60 @@ def tones(n: int = 4, seconds: float = 1.0) -> list[tuple[np.ndarray, int]]:
 
 def test_shapes_and_bitrate() -> None:
     model = build_codec(TINY)
-    x = torch.randn(2, 3200)
+    x = torch.randn(2, 3200)  # 25 code frames of 128 samples
     codes = model.encode(x, 2)
-    assert codes.shape == (2, 2, 10) and int(codes.max()) < 16
+    assert codes.shape == (2, 2, 25) and int(codes.max()) < 16
     assert model.decode(codes).shape == (2, 3200)
-    y, vq, codes, z = model(x)
-    assert (
-        y.shape == x.shape
-        and float(vq.detach()) >= 0
-        and codes.shape == (2, 3, 10)
-        and z.shape == (2, 8, 10)
-    )
-    assert CodecConfig().bitrate(1) == 400.0 and CodecConfig().bitrate() == 1600.0
+    frames = torch.randn(2, TINY.bins, 50)
+    y, commit, codes, z = model(frames)
+    assert y.shape == frames.shape and codes.shape == (2, 3, 25) and z.shape == (2, 8, 25)
+    assert float(commit.detach()) >= 0
+    assert CodecConfig().bitrate(1) == 250.0 and CodecConfig().bitrate() == 2000.0
+
+
+def test_griffin_lim_recovers_a_chord() -> None:
+    """The fixed inverse: audio from the true magnitudes alone is close to the original."""
+    cfg = CodecConfig()
+    t = np.arange(16_000) / 16_000
+    audio = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * np.exp(-2 * t)
+    x = torch.as_tensor(audio, dtype=torch.float32)[None]
+    back = griffin_lim(stft(x, cfg).abs(), cfg, 16_000)[0].numpy()
+    noise = np.random.default_rng(0).standard_normal(16_000)
+    assert mr_stft_distance(back, audio) < 0.5 < mr_stft_distance(noise, audio)
+
+
+def test_ema_codes_are_means_of_their_latents() -> None:
+    """Decay 0: after one update each code picked at the first level is the mean of the
+    latents it was picked for; a restarted code starts its averages afresh."""
+    torch.manual_seed(0)
+    books = torch.randn(3, 16, 8)
+    z = torch.randn(2, 8, 12)
+    flat = z.transpose(1, 2).reshape(-1, 8)
+    idx = rvq.nearest(flat, books[0])
+    ema = rvq.EmaCodebooks(books, decay=0.0)
+    ema.update(books, z, levels=1)
+    for code in idx.unique().tolist():
+        assert torch.allclose(books[0, code], flat[idx == code].mean(0), atol=1e-4)
+    used = torch.ones(3, 16)
+    used[1, 3] = 0
+    moved = rvq.restart_codes(z, books, used, np.random.default_rng(0))
+    assert moved.sum() == 1 and moved[1, 3]
+    ema.restarted(books, moved)
+    assert float(ema.size[1, 3]) == 1.0 and torch.equal(ema.sum[1, 3], books[1, 3])
+
+
+def test_quantize_codes_add_up() -> None:
+    """The quantized latents are the sum of the chosen codes (lookup), and more codebooks
+    leave a smaller residual."""
+    torch.manual_seed(1)
+    z = torch.randn(2, 8, 10)
+    books = torch.randn(3, 16, 8) * 0.5
+    errors = []
+    for n_q in (1, 2, 3):
+        zq, codes, commit = rvq.quantize(z, books, n_q)
+        assert torch.allclose(zq, rvq.lookup(codes, books), atol=1e-5)
+        errors.append(float(commit))
+    assert errors[0] >= errors[1] >= errors[2]
 
 
 @settings(max_examples=30, deadline=None)
@@ -69,56 +122,61 @@ def test_flatten_round_trip(frames: int, seed: int) -> None:
     np.testing.assert_array_equal(unflatten(ids, TINY_PRIOR), codes)
 
 
+def test_prior_cache_equals_full_forward() -> None:
+    torch.manual_seed(0)
+    model = build_prior(TINY_PRIOR).eval()
+    ids = torch.randint(0, TINY_PRIOR.vocab, (1, 12))
+    with torch.no_grad():
+        full = model(ids)[0]
+        cache: list = [[] for _ in range(TINY_PRIOR.layers)]
+        first = model(ids[:, :5], cache)[0]
+        steps = [model(ids[:, i : i + 1], cache)[0, -1] for i in range(5, 12)]
+    torch.testing.assert_close(torch.cat([first, torch.stack(steps)]), full, atol=1e-5, rtol=0)
+
+
+def test_sample_past_the_context() -> None:
+    """Sampling longer than the context slides the window; codes stay in their codebook's
+    range and a seed gives the same codes again."""
+    model = build_prior(TINY_PRIOR).eval()
+    codes = sample(model, 30, "organ", seed=4)
+    assert codes.shape == (2, 30) and codes.min() >= 0 and codes.max() < 16
+    np.testing.assert_array_equal(codes, sample(model, 30, "organ", seed=4))
+    with pytest.raises(MusegenError):
+        sample(model, 2, "violin")
+
+
 @pytest.mark.slow
-def test_tiny_codec_and_prior_run(tmp_path: Path) -> None:
+def test_tiny_codec_and_prior_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     clips = tones()
-    run = TrainCodecConfig(codec=TINY, steps=3, batch=2, crop=3200)
-    train_codec(run, tmp_path / "codec", clips)
+    run = TrainCodecConfig(codec=TINY, steps=4, batch=2, crop=8, valid_every=2)
+    train_codec(run, tmp_path / "codec", clips, clips[:2], log=lambda _: None)
+    assert len((tmp_path / "codec" / "log.jsonl").read_text().splitlines()) == 2
     codec = load_codec(tmp_path / "codec")
     rec = reconstruct(codec, clips[0][0][:5000], 2)
     assert rec.shape == (5000,) and np.isfinite(rec).all()
-    seqs = []
-    for audio, program in clips:
-        codes = codec.encode(torch.as_tensor(audio)[None], 2)[0].numpy()
-        seqs.append((flatten(codes, TINY_PRIOR), "piano" if program == 0 else "organ"))
-    train_prior(TrainPriorConfig(prior=TINY_PRIOR, steps=2, batch=2), seqs, tmp_path / "prior")
-    (tmp_path / "run.json").write_text(json.dumps({}))
+    seqs = encode_clips(codec, clips, TINY_PRIOR)
+    assert {t for _, t in seqs} == {"piano", "organ"}
+    prior_run = TrainPriorConfig(prior=TINY_PRIOR, steps=2, batch=2, valid_every=1)
+    train_prior(prior_run, seqs, tmp_path / "prior", seqs[:1], {"codec": "../codec"}, print)
+    assert resolve_prior(tmp_path) == (tmp_path / "prior", tmp_path / "prior" / "../codec")
     audio, rate = generate_audio(tmp_path, 0.1, "organ", seed=3)
     assert rate == 16_000 and len(audio) == 1600 and np.isfinite(audio).all()
-    again, _ = generate_audio(tmp_path, 0.1, "organ", seed=3)
+    again, _ = generate_audio(tmp_path / "prior", 0.1, "organ", seed=3)
     np.testing.assert_array_equal(audio, again)
     with pytest.raises(MusegenError):
         generate_audio(tmp_path, 0.1, "violin")
-
-
-def test_ema_codes_are_means_of_their_latents() -> None:
-    """Decay 0: after one update each code picked at the first level is the mean of the
-    latents it was picked for; codes nobody picked and the other levels' books stay put
-    where no latent reached them."""
-    torch.manual_seed(0)
-    model = build_codec(TINY)
-    z = torch.randn(2, TINY.latent, 12)
-    flat = z.transpose(1, 2).reshape(-1, TINY.latent)
-    idx = torch.cdist(flat, model.codebooks[0]).argmin(-1)
-    ema = EmaCodebooks(model.codebooks, decay=0.0)
-    ema.update(model, z, levels=1)
-    for code in idx.unique().tolist():
-        mean = flat[idx == code].mean(0)
-        assert torch.allclose(model.codebooks[0, code], mean, atol=1e-4)
-    before = model.codebooks.detach().clone()
-    model.codebooks.data[1, 3] += 1.0  # as a dead-code restart would
-    ema.restarted(model, before)
-    assert float(ema.size[1, 3]) == 1.0 and torch.equal(ema.sum[1, 3], model.codebooks[1, 3])
-
-
-def test_tiny_ema_run(tmp_path: Path) -> None:
-    run = TrainCodecConfig(codec=TINY, steps=3, batch=2, crop=3200, ema=0.9)
-    train_codec(run, tmp_path / "codec", tones())
-    rec = reconstruct(load_codec(tmp_path / "codec"), tones()[0][0][:4000], 3)
-    assert rec.shape == (4000,) and np.isfinite(rec).all()
+    out = tmp_path / "x.wav"
+    args = ["audio", "generate", "--model", "codec", "--weights", str(tmp_path), "--out", str(out)]
+    assert main([*args, "--seconds", "0.2", "--tag", "piano"]) == 0
+    settings_ = json.loads(out.with_suffix(".json").read_text())
+    assert settings_["tag"] == "piano" and settings_["seed"] == 0 and out.stat().st_size > 6000
+    assert main([*args, "--temperature", "0"]) == 2
+    assert "temperature" in capsys.readouterr().err
 
 
 def test_not_a_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such folder"):
+        generate_audio(tmp_path / "absent", 1.0)
     with pytest.raises(InputError):
         generate_audio(tmp_path, 1.0)
     with pytest.raises(InputError):

@@ -3,8 +3,10 @@
 * ``audio generate --model musicgen|diffusers --weights DIR``: a published model whose
   weights are on disk (nothing is downloaded), text -> audio; ``--melody FILE`` (a WAV, or a
   score rendered first) for a MusicGen melody model.
-* ``audio generate --model codec --weights DIR --tag organ``: our own codec + prior run
-  (``audio train-codec``), unconditional (``--tag none``) or conditioned on an instrument.
+* ``audio generate --model codec --tag organ``: our own codec + code prior (the shipped
+  ``audio-prior`` with its codec ``audio-codec``, or ``--weights`` a prior folder or an
+  ``audio train-codec`` run folder), unconditional (``--tag none``) or conditioned on an
+  instrument.
 * ``audio transcribe IN.wav --out OUT.mid``: audio -> MIDI with basic-pitch's ONNX model
   (the ``transcribe`` extra), e.g. to feed ``harmonize``.
 * ``audio train-synth --config FILE --out DIR``: train the neural synthesizer of
@@ -36,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = audio.add_parser(
         "generate",
-        help="text (and melody) -> audio with MusicGen or a diffusers pipeline from a local folder",
-        description="Generate audio with a published model whose weights are in a local folder "
-        "(--weights; nothing is downloaded). musicgen: a MusicGen folder (config.json, weights, "
-        "tokenizer); a musicgen_melody folder also takes --melody. diffusers: a pipeline folder "
-        "(model_index.json), e.g. AudioLDM, Stable Audio, Dance Diffusion.",
+        help="audio from our codec + prior, or text (and melody) -> audio with MusicGen or a "
+        "diffusers pipeline from a local folder",
+        description="Generate audio. codec: our small spectral codec and its transformer code "
+        "prior (shipped: audio-prior; --tag piano|organ|none). Published models whose weights "
+        "are in a local folder (--weights; nothing is downloaded): musicgen, a MusicGen folder "
+        "(config.json, weights, tokenizer), a musicgen_melody folder also takes --melody; "
+        "diffusers, a pipeline folder (model_index.json), e.g. AudioLDM, Stable Audio.",
     )
     g.add_argument(
         "--model",
@@ -48,9 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="musicgen, diffusers (published models), or codec (our codec + prior run folder)",
     )
-    g.add_argument("--weights", metavar="DIR", required=True, help="local model folder")
+    g.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="local model folder (musicgen, diffusers: required; codec: default the shipped "
+        "audio-prior, or a prior folder or a train-codec run folder)",
+    )
     g.add_argument(
         "--tag", default="none", help="codec prior: instrument tag none|piano|organ (default none)"
+    )
+    g.add_argument(
+        "--temperature", type=float, default=1.0, help="codec prior: sampling temperature (1)"
     )
     g.add_argument("--prompt", default="", help="text prompt (e.g. 'calm organ chorale')")
     g.add_argument(
@@ -88,6 +100,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--config", metavar="FILE", required=True, help="run file (JSON)")
     c.add_argument("--out", metavar="DIR", required=True, help="run folder")
+    c.add_argument(
+        "--stages",
+        choices=("both", "codec", "prior"),
+        default="both",
+        help="train both (default), the codec only, or the prior on DIR/codec",
+    )
     c.set_defaults(func=run_train_codec)
 
     t = audio.add_parser(
@@ -116,13 +134,21 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise MusegenError(f"--seconds must be positive, got {args.seconds}")
     out = Path(args.out)
-    wanted = {"musicgen": "config.json", "diffusers": "model_index.json", "codec": "run.json"}
-    bridges.check_weights(args.weights, wanted[args.model])
+    if args.model != "codec":
+        if not args.weights:
+            raise MusegenError(f"--model {args.model} needs --weights DIR (a local model folder)")
+        wanted = {"musicgen": "config.json", "diffusers": "model_index.json"}
+        bridges.check_weights(args.weights, wanted[args.model])
     start = time.perf_counter()
     if args.model == "codec":
-        from musegen.audio.prior import generate_audio
+        from musegen.audio.prior import generate_audio, resolve_prior
 
-        audio, sr = generate_audio(args.weights, args.seconds, args.tag, args.seed)
+        if args.temperature <= 0:
+            raise MusegenError(f"--temperature must be positive, got {args.temperature}")
+        audio, sr = generate_audio(
+            args.weights, args.seconds, args.tag, args.seed, args.temperature
+        )
+        args.weights = str(resolve_prior(args.weights)[0])
     elif args.model == "musicgen":
         melody, rate = _melody(args.melody) if args.melody else (None, None)
         audio, sr = bridges.musicgen_generate(
@@ -156,6 +182,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "guidance": args.guidance,
         "seed": args.seed,
+        **({"tag": args.tag, "temperature": args.temperature} if args.model == "codec" else {}),
         "sample_rate": sr,
         "seconds_taken": round(time.perf_counter() - start, 2),
         "files": [str(out)],
@@ -218,7 +245,7 @@ def run_train_codec(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         raise InputError(args.config, f"not a readable run file ({e})") from e
     print("settings: " + json.dumps(run))
-    train_codec_and_prior(run, args.out)
+    train_codec_and_prior(run, args.out, stages=args.stages)
     return 0
 
 
