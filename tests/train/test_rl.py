@@ -214,18 +214,22 @@ def test_candidates_and_weights_in_a_step(tmp_path: Path) -> None:
         weights={"repetition": 30.0, "motifs": 4.0},
         candidates=True,
         shaping=True,
+        exact_kl=True,
     )
     trainer = RLTrainer(cfg, tmp_path / "run")
     assert trainer.note_weights["theory"]["repetition"] == 30.0
     trainer.fit()
     row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(row["candidate_reward"]) and row["candidate_reward"] <= 0
+    assert np.isfinite(row["grad_norm"]) and row["grad_norm"] > 0  # --exact-kl: no NaN
     with pytest.raises(MusegenError, match="theory"):
         RLTrainer(config(model, reward="key", weights={"key": 3.0}), tmp_path / "w")
     with pytest.raises(MusegenError, match="unknown part"):
         config(model, reward="theory", weights={"rhythm": 3.0})
     with pytest.raises(MusegenError, match="--credit note"):
         RLTrainer(config(model, credit="piece", candidates=True), tmp_path / "c")
+    with pytest.raises(MusegenError, match="--credit note"):
+        RLTrainer(config(model, credit="piece", exact_kl=True), tmp_path / "e")
 
 
 def test_candidate_weights_weigh_the_exact_term_and_not_the_returns(tmp_path: Path) -> None:

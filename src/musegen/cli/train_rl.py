@@ -63,6 +63,12 @@ SWITCHES = (  # (flag, help): true when given; else the run file's or false
         "bar earns a repeated motif note's reward, given back if the bar leaves the way "
         "(adds up to 0 over a piece)",
     ),
+    (
+        "--exact-kl",
+        "--credit note: the KL penalty of each step taken exactly over every token the "
+        "tuned model could have written there, not by the token drawn (the same objective, "
+        "a lower-variance pull back to the original model)",
+    ),
 )
 
 

@@ -29,7 +29,12 @@ the local rules in that exact expected term more than in the reward (e.g. repeti
 there, 100 in the returns): the objective gains the extra immediate reward of those rules,
 credited to the state alone (discount 0), so it bears on the pitch chosen where a rule can
 be broken and not, through the returns of the tokens before, on how many notes a piece has
-or how long they are.
+or how long they are. ``exact_kl`` (``--exact-kl``) does for the KL penalty what
+``candidates`` does for the rules: each token's own term ``-kl * log(policy / anchor)`` of
+the token drawn leaves its return and the state's exact KL over every token the grammar
+allows, ``kl * KL(policy(.|s) || anchor(.|s))``, is differentiated instead (the same
+objective; the anchor pulls back at every state, not only through the noisy returns, so a
+strong, consistent push at a few states does not drift the rest of the model).
 
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
@@ -107,6 +112,7 @@ class RLConfig:
     candidates: bool = False  # --credit note: every pitch's immediate reward (rl_credit)
     shaping: bool = False  # --credit note: motif shaping (rewards.note_rewards)
     candidate_weights: dict[str, float] | None = None  # --candidates: local parts' weights there
+    exact_kl: bool = False  # --credit note: each token's own KL term by its exact expectation
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -196,8 +202,8 @@ class RLTrainer:
                 (name, partial(theory_reward, weights=weights) if name == "theory" else fn)
                 for name, fn in self.rewards
             ]
-        if (config.candidates or config.shaping) and config.credit != "note":
-            raise MusegenError("--candidates and --shaping are kinds of --credit note")
+        if (config.candidates or config.shaping or config.exact_kl) and config.credit != "note":
+            raise MusegenError("--candidates, --shaping and --exact-kl are kinds of --credit note")
         self.candidate_weights = self.note_weights  # the exact term's weights, by reward
         if config.candidate_weights:
             if not config.candidates:
@@ -379,6 +385,8 @@ class RLTrainer:
             extra["note_reward"] = float(per_token.sum(1).mean())
             shaped = torch.where(valid, per_token - self.cfg.kl * log_ratio, zero)
             returns = returns_to_go(shaped, valid, self.cfg.gamma)
+            if self.cfg.exact_kl:  # the drawn token's own KL term: exact per state below
+                returns = returns + self.cfg.kl * log_ratio
             if self.cfg.candidates:  # the drawn token's own immediate reward: expected below
                 table, drawn = self.candidate_rewards(seqs, P, L - P, self.note_weights)
                 returns = returns - torch.where(valid, drawn, zero)
@@ -396,6 +404,11 @@ class RLTrainer:
             expected = torch.where(valid, (probs * table).sum(-1), zero)
             extra["candidate_reward"] = float(expected.detach().sum(1).mean())
             loss = loss - expected.sum() / n_tokens
+        if self.cfg.credit == "note" and self.cfg.exact_kl:
+            own = logp.masked_fill(~masks, 0.0)  # 0, not -inf, where the grammar forbids
+            anchor = ref_logp.masked_fill(~masks, 0.0)
+            state_kl = (own.exp() * (own - anchor)).masked_fill(~masks, 0.0).sum(-1)
+            loss = loss + self.cfg.kl * torch.where(valid, state_kl, zero).sum() / n_tokens
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
