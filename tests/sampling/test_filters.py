@@ -87,3 +87,17 @@ def test_rows_of_weights_correlate_as_each_row_alone(rows: list[list[int]]) -> N
     assert together.shape == (len(rows), 24)
     for w, r in zip(weights, together, strict=True):
         assert np.allclose(r, key_correlations(w), atol=1e-12)
+
+
+def test_hold_meter_forces_the_first_meter_and_forbids_the_others() -> None:
+    from musegen.sampling.filters import hold_meter
+
+    lo, hi, meter = 10, 14, 12  # four time-signature ids, the third one kept
+    logits = np.zeros((3, 20), dtype=np.float32)
+    logits[2, 12] = -np.inf  # row 2: the grammar allows no meter here
+    ids = np.array([[1, 5], [1, 12], [1, 5]])  # row 1 already wrote its meter
+    out = hold_meter(logits, ids, meter, lo, hi)
+    assert np.isfinite(out[0]).tolist() == [i == meter for i in range(20)]  # due: only it
+    assert np.isinf(out[1, lo:hi]).all()  # written: no meter again
+    assert np.isfinite(out[1, :10]).all() and np.isfinite(out[1, 14:]).all()
+    assert np.isinf(out[2, lo:hi]).all() and np.isfinite(out[2, :10]).all()

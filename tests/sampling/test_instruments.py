@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from musegen.cli.main import main
@@ -57,3 +58,46 @@ def test_generate_plays_only_the_instruments_asked_for(
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["generate", "--model", "bach", "--instruments", "violin", "--out", str(out)]) == 2
     assert "takes no instruments" in capsys.readouterr().err
+
+
+def test_a_meter_asked_for_holds_and_the_model_still_writes_its_instruments(
+    model_dir: Path, one_torch_thread: None
+) -> None:
+    """``--time-signature`` on a REMI model: every new bar is in it (no meter changes, the bars
+    asked for), and the instrument header still comes from the model (it comes before the
+    first bar line, so the meter is held by a constraint rather than a primer)."""
+    import torch
+
+    from musegen.sampling.generate import SamplingConfig, generate
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    generator = load_generator(str(model_dir))
+    got = generator.generate(GenerateRequest(num=3, seed=2, bars=3, time_signature="3/4"))
+    for piece in got.pieces:
+        assert [(t.numerator, t.denominator) for t in piece.time_signatures] == [(3, 4)]
+        assert piece.n_bars <= 3
+    tok = generator.tokenizer
+    lo, hi = tok.vocab.span("time_sig")
+    meter = lo + list(tok.config.time_signatures).index("3/4")
+    from functools import partial
+
+    from musegen.sampling.filters import hold_meter
+
+    torch.manual_seed(0)
+    seqs = generate(
+        generator.model,
+        tok,
+        num=4,
+        config=SamplingConfig(max_new_tokens=96, seed=3),
+        hold_eos=True,
+        constraints=[partial(hold_meter, meter=meter, lo=lo, hi=hi)],
+    )
+    inst = tok.vocab.span("instrument")
+    bar = tok.vocab.offset("bar")
+    barred = [seq for seq in seqs if (seq == bar).any()]
+    assert barred
+    for seq in barred:
+        assert seq[(seq >= lo) & (seq < hi)].tolist() == [meter]  # once, the one asked for
+        first_bar = int(np.flatnonzero(seq == bar)[0])
+        assert seq[first_bar + 1] == meter  # right after the first bar line
+        assert ((seq[:first_bar] >= inst[0]) & (seq[:first_bar] < inst[1])).any()

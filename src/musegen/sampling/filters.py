@@ -131,6 +131,21 @@ def key_bias(
     return out
 
 
+def hold_meter(logits: np.ndarray, ids: np.ndarray, meter: int, lo: int, hi: int) -> np.ndarray:
+    """Keep every sequence in one meter, for tokenizers that write a time signature after a
+    bar line (REMI): the time-signature ids are ``lo:hi``, the one to keep ``meter``. A row
+    that has written no time signature yet must write ``meter`` where it may come (the other
+    tokens are taken out there); after it no time signature comes again."""
+    out = logits.copy()
+    written = ((ids >= lo) & (ids < hi)).any(axis=1)
+    keep = np.where(written, np.float32(-np.inf), out[:, meter])
+    out[:, lo:hi] = -np.inf
+    due = np.isfinite(keep)
+    out[due] = -np.inf
+    out[:, meter] = keep
+    return out
+
+
 def build_filters(
     temperature_: float = 1.0,
     top_k_: int = 0,

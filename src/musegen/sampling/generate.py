@@ -103,6 +103,7 @@ def generate(
     stop_every: int = 32,
     progress: bool = False,
     hold_eos: bool = False,
+    constraints: list[Filter] | None = None,
 ) -> list[np.ndarray]:
     """Sample ``num`` sequences (ids including BOS, and EOS when the model ended them).
 
@@ -110,13 +111,15 @@ def generate(
     reached 16 bars?"); a sequence for which it says yes is finished. Generation also ends at
     ``max_new_tokens``. With ``hold_eos`` the model may not end a sequence itself (EOS only
     where the grammar allows nothing else), so a length asked for through ``stop`` is reached.
+    ``constraints`` are filters applied before the sampling ones, after the grammar (e.g.
+    :func:`~musegen.sampling.filters.hold_meter`).
     """
     cfg = config or SamplingConfig()
     if num < 1:
         raise MusegenError(f"--num must be >= 1, got {num}")
     if cfg.max_new_tokens < 1:
         raise MusegenError("max_new_tokens must be >= 1")
-    filters = cfg.filters(tokenizer)
+    filters = [*(constraints or []), *cfg.filters(tokenizer)]
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and vocab != len(tokenizer):
         raise MusegenError(

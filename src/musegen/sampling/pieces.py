@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.sampling.endings import DEFAULT_TRIES
+from musegen.sampling.filters import Filter, hold_meter
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score, Tempo, TimeSignature
 from musegen.tokenizers.base import BOS, Tokenizer
@@ -234,8 +236,13 @@ def _compose_once(
     for attr in ("tempos", "time_signatures"):  # keep the maps even if the tokens cannot carry them
         if not getattr(prime_q, attr):
             setattr(prime_q, attr, list(getattr(prime, attr)))
-    if prime.is_empty() and not prime.tempos and not prime.time_signatures:
-        ids = np.array([BOS], dtype=np.int64)  # nothing asked for: start as the training data does
+    constraints = _meter_constraints(tokenizer, request)
+    if (prime.is_empty() and not prime.tempos and not prime.time_signatures) or (
+        constraints and prime.is_empty() and not (prime.tempos and "tempo" in tokenizer.vocab)
+    ):
+        # nothing asked for, or only a meter the constraint holds: start as the training data
+        # does (a header the model writes, such as its instruments, comes before the meter)
+        ids = np.array([BOS], dtype=np.int64)
     else:
         ids = tokenizer.encode(prime_q, eos=False)
     if ids.ndim != 1:
@@ -285,6 +292,7 @@ def _compose_once(
         stop=reached,
         progress=progress,
         hold_eos=cut is not None,
+        constraints=constraints,
     )
     if request.ending != "free" and cut is None:
         from musegen.sampling.endings import settle_endings
@@ -303,6 +311,21 @@ def _compose_once(
             score = fit_ranges(score, request.voice_ranges, centres=request.voice_centres)
         pieces.append(finish_piece(score, request, prime_q))
     return pieces
+
+
+def _meter_constraints(tokenizer: Tokenizer, request: PieceRequest) -> list[Filter]:
+    """For a tokenizer that writes a time signature after bar lines (REMI) and a request that
+    names one: a filter that keeps the new bars in it (:func:`~musegen.sampling.filters.hold_meter`);
+    else none (a bar-grid tokenizer's meter is its first token, fixed by the primer)."""
+    if not request.time_signature or "time_sig" not in tokenizer.vocab:
+        return []
+    ts = parse_time_signature(request.time_signature)
+    known = list(getattr(tokenizer.config, "time_signatures", ()))
+    label = f"{ts.numerator}/{ts.denominator}"
+    if label not in known:
+        return []  # the encoder says it cannot write it
+    lo, hi = tokenizer.vocab.span("time_sig")
+    return [partial(hold_meter, meter=lo + known.index(label), lo=lo, hi=hi)]
 
 
 def _draw_meters(
