@@ -319,7 +319,7 @@ class Trainer:
                 self.log(
                     {
                         "step": st.step,
-                        "loss": loss_sum,
+                        "loss": self._mean_over_ranks(loss_sum, ntok),
                         "lr": lr,
                         "grad_norm": grad_norm,
                         "tokens_per_s": rate,
@@ -384,6 +384,17 @@ class Trainer:
             total, count = float(t[0]), int(t[1])
         self.model.train()
         return total / max(count, 1)
+
+    def _mean_over_ranks(self, loss: float, n: int) -> float:
+        """A step's training loss over every rank's batch under torchrun (each rank's weighted
+        by its target count; every rank must call it at the same step); the loss as is alone."""
+        if self.dist.world == 1:
+            return loss
+        import torch.distributed as dist
+
+        t = torch.tensor([loss * n, n], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t[0] / t[1]) if t[1] > 0 else loss
 
     def _evaluate_and_track(self) -> bool:
         st = self.state
