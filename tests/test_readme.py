@@ -151,8 +151,6 @@ SKIP: dict[str, str] = {
     "make demo": "installs .venv with pip; the commands it runs (models, generate with "
     "--render wav,png, info) are run here in their Quick start forms",
     "make test": "runs the whole test suite, this file included",
-    "make lint": "installs .venv with pip, then ruff over src, tests and benchmarks: a code "
-    "check that the suite does not run",
     "python3 -m venv .venv": "installation: creates a virtual environment",
     ".venv/bin/pip install torch==2.13.0": "installation: downloads torch",
     '.venv/bin/pip install -e ".[audio,plot,notation]"': "installation: downloads the dependencies",
