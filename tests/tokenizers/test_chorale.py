@@ -405,6 +405,41 @@ def test_voice_leading_rules_leave_no_parallels_or_crossings() -> None:
     assert all(n == 0 for n in counts[True].values())
 
 
+def _leaps(score: Score) -> list[int]:
+    """Every melodic interval (semitones) of every voice."""
+    return [int(x) for t in score.tracks for x in np.abs(np.diff(t.notes["pitch"].astype(int)))]
+
+
+def test_max_leap_keeps_every_voice_within_its_leap() -> None:
+    """Random walks with ``max_leap`` never leap wider in any voice, across rests too; the
+    same walks without it do (so the test can fail)."""
+    widest = {}
+    for limit in (0, 7):
+        tok = ChoraleTokenizer(max_leap=limit)
+        prefix = tok.primer_for_length(Score(tpq=TPQ), 3)
+        widest[limit] = max(
+            max(_leaps(tok.decode(random_walk(tok, prefix, s))), default=0) for s in range(4)
+        )
+    assert widest[0] > 7 >= widest[7]
+    with pytest.raises(MusegenError, match="max_leap"):
+        ChoraleTokenizer(max_leap=-1)
+
+
+def test_a_primer_may_break_the_sampling_rules_new_notes_may_not() -> None:
+    """The rules bind what is sampled: a given primer with parallel octaves and a two-octave
+    leap is taken, and the next bass note still keeps the leap rule."""
+    tok = ChoraleTokenizer(voice_leading=True, full_start=True, max_leap=12)
+    voices = {"S": [72, 74], "A": [67, 67], "T": [60, 62], "B": [36, 62]}  # S-B octaves move up
+    score = Score(tpq=TPQ, time_signatures=[TimeSignature(0, 2, 4)])
+    score.tracks = [
+        Track(name=v, voice=v, notes=make_notes([0, Q], [Q, Q], p)) for v, p in voices.items()
+    ]
+    ids = tok.encode(score, eos=False)[:-1]  # all but the bass's last cell (holding its D)
+    grammar = tok.grammar().feed(ids)  # taken: the rules do not judge what is given
+    allowed = np.flatnonzero(grammar.mask()[tok.pitch_offset : tok.pitch_offset + 128])
+    assert allowed.min() >= 62 - 12 and allowed.max() <= 62 + 12  # but bind the next bass note
+
+
 def test_full_start_makes_every_voice_sound_in_the_first_row() -> None:
     tok = ChoraleTokenizer(full_start=True)
     prefix = tok.primer_for_length(Score(tpq=TPQ), 2)

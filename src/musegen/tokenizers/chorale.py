@@ -134,7 +134,9 @@ class ChoraleConfig(BarGridConfig):
     the encoder writes; holding a note or resting is always allowed, so the rules never leave
     a dead end. ``full_start``: every voice sounds in a piece's first row, as in all but a few
     of Bach's chorales. ``order``: the order a row writes the voices in (``SBAT``: the outer
-    voices first, as a harmonization is taught).
+    voices first, as a harmonization is taught). ``max_leap``: no voice leaps wider than this
+    many semitones from the last pitch it sang (across rests; 0: no limit; 12 keeps the
+    textbook rule of no leap beyond an octave).
     """
 
     soprano: tuple[int, int] = (55, 86)
@@ -145,11 +147,14 @@ class ChoraleConfig(BarGridConfig):
     no_crossing: bool = False
     full_start: bool = False
     order: str = "SATB"
+    max_leap: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("soprano", "alto", "tenor", "bass"):
             self._check_range(name)
+        if not 0 <= self.max_leap <= 127:
+            raise MusegenError(f"ChoraleConfig.max_leap must be 0..127, got {self.max_leap}")
         if sorted(self.order) != sorted("SATB"):
             raise MusegenError(
                 f"ChoraleConfig.order is S, A, T, B in some order, got {self.order!r}"
@@ -591,9 +596,11 @@ class BarGridGrammar(Grammar):
         self.sounding = [False] * tok.n_voices
         self.parallels = bool(getattr(tok.config, "voice_leading", False))
         self.crossing = bool(getattr(tok.config, "no_crossing", False))
-        self.rules = self.parallels or self.crossing
+        self.max_leap = int(getattr(tok.config, "max_leap", 0))
+        self.rules = self.parallels or self.crossing or self.max_leap > 0
         self.before = [-1] * tok.n_voices  # pitch each voice sounds in the previous row
         self.now = [-1] * tok.n_voices  # and in this row, as far as it is written
+        self.last = [-1] * tok.n_voices  # the last pitch each voice struck (across rests)
         self.first_row = bool(getattr(tok.config, "full_start", False))  # all voices sound
         self.marked = False  # a FERMATA stands before the row being started
         self.mode = -1  # the MODE id written after LEN (with modes)
@@ -610,6 +617,11 @@ class BarGridGrammar(Grammar):
         return [self.next_bar] if self.next_bar >= 1 else []
 
     def mask(self) -> np.ndarray:
+        return self._mask(rules=True)
+
+    def _mask(self, rules: bool) -> np.ndarray:
+        """The ids allowed next; ``rules``: with the sampling rules (voice leading, crossing,
+        leaps, a full first row), which bind what is sampled, never what is given."""
         m = self._m
         if self.stage != "body":
             return m.only["pad" if self.stage == "done" else self.stage].copy()
@@ -617,9 +629,9 @@ class BarGridGrammar(Grammar):
             return _one(m.n, self.mode)
         if self.cell:
             out = m.cell[self.cell, int(self.sounding[self.cell])].copy()
-            if self.rules:
+            if self.rules and rules:
                 self._voice_leading(out)
-            if self.first_row:
+            if self.first_row and rules:
                 out[self._tok.rest_id] = False  # a piece begins with every voice
             return out
         out = np.zeros(m.n, dtype=bool)
@@ -627,7 +639,9 @@ class BarGridGrammar(Grammar):
         full = self.rows >= (self.bar_steps - 1 if in_pickup else self.bar_steps)
         if not full:
             out |= m.cell[0, int(self.sounding[0])]
-            if self.first_row:
+            if self.max_leap and rules:
+                self._leaps(out)
+            if self.first_row and rules:
                 out[self._tok.rest_id] = False  # a piece begins with every voice
             if m.fermata >= 0 and not self.marked:
                 out[m.fermata] = True
@@ -641,7 +655,9 @@ class BarGridGrammar(Grammar):
         return out
 
     def step(self, token: int) -> None:
-        if not 0 <= token < self._m.n or not self.mask()[token]:
+        """Take ``token``: the grammar's structure must allow it; the sampling rules need not
+        (a user's primer may have a parallel fifth or a wide leap that no new note will)."""
+        if not 0 <= token < self._m.n or not self._mask(rules=False)[token]:
             label = self._tok.vocab.token(token) if 0 <= token < self._m.n else "?"
             raise ValueError(
                 f"{self._tok.name} token {token} ({label}) not allowed here (stage {self.stage}, bar {self.remaining}, row {self.rows}, "
@@ -679,6 +695,8 @@ class BarGridGrammar(Grammar):
                 self.now[v] = self.before[v]
             else:
                 self.now[v] = token - self._tok.pitch_offset if self.sounding[v] else -1
+                if self.sounding[v]:
+                    self.last[v] = self.now[v]
             self.cell = (v + 1) % self.n_voices
             if self.cell == 0:
                 self.rows += 1
@@ -708,6 +726,18 @@ class BarGridGrammar(Grammar):
         out[lo : lo + 128] &= ~bad
         if self.crossing and above >= 0 and prev_v > above:
             out[self._tok.hold_id] = False  # holding would sound above the voice above
+        if self.max_leap:
+            self._leaps(out)
+
+    def _leaps(self, out: np.ndarray) -> None:
+        """Take out of ``out`` the pitches voice ``self.cell`` would leap to wider than
+        ``max_leap`` from the last pitch it struck."""
+        last = self.last[self.cell]
+        if last < 0:
+            return
+        lo = self._tok.pitch_offset
+        far = np.abs(np.arange(128) - last) > self.max_leap
+        out[lo : lo + 128] &= ~far
 
 
 def main(argv: list[str] | None = None) -> int:
