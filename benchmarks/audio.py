@@ -286,8 +286,10 @@ def codec_figures(
     ]
     for tag, names in (("organ", ["organ"]), ("piano", ["piano"]), ("none", list(sets))):
         refs = [r for name in names for _, r in sets[name]]
+        groups = zip(*(sets[n] for n in names), strict=False)
+        mixed = [r for group in groups for _, r in group]  # the sets' pieces alternate
         shuffled = []
-        for k, r in enumerate(refs[:samples]):
+        for k, r in enumerate(mixed[:samples]):
             with torch.no_grad():
                 n = len(r) // cfg.code_hop * cfg.code_hop
                 codes = codec.encode(torch.as_tensor(peak_normalised(r[:n]))[None], n_q)[0]

@@ -29,10 +29,12 @@ BRIDGES = ("musicgen", "diffusers", "codec")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audio",
-        help="audio models: generate with MusicGen/diffusers weights on disk, train the neural synth",
-        description="Audio models. 'generate' runs a published model from a local folder "
-        "(the hf extra: transformers, diffusers); 'train-synth' trains the neural synthesizer "
-        "used by 'render --synth neural'.",
+        help="audio models: generate (our codec + prior, MusicGen/diffusers weights on disk), "
+        "transcribe, train the neural synth or the codec",
+        description="Audio models. 'generate' samples our codec + code prior (shipped) or runs "
+        "a published model from a local folder (the hf extra: transformers, diffusers); "
+        "'transcribe' turns a WAV into MIDI; 'train-synth' trains the neural synthesizer used "
+        "by 'render --synth neural'; 'train-codec' the codec and its prior.",
     )
     audio = p.add_subparsers(dest="audio_command", metavar="ACTION", required=True)
 
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model",
         choices=BRIDGES,
         required=True,
-        help="musicgen, diffusers (published models), or codec (our codec + prior run folder)",
+        help="musicgen, diffusers (published models), or codec (our codec + code prior)",
     )
     g.add_argument(
         "--weights",
@@ -96,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the small residual-VQ codec and its transformer prior from a run file",
         description="Train the codec (DIR/codec) on SoundFont renders of the run file's corpora, "
         "then the code prior (DIR/prior) on their codes, tagged by instrument "
-        "(configs/codec-prior.json). 'audio generate --model codec --weights DIR' samples it.",
+        "(configs/codec-prior.json); the best weights by validation loss are kept. "
+        "'audio generate --model codec --weights DIR' samples it.",
     )
     c.add_argument("--config", metavar="FILE", required=True, help="run file (JSON)")
     c.add_argument("--out", metavar="DIR", required=True, help="run folder")
