@@ -14,7 +14,12 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   nats, the active dims and teacher-forced accuracy with z = 0 (posterior-collapse checks).
 * ``latent.interpolation.monotone``: held-out 2-bar pairs (A, B), 9 points on the slerp path,
   each decoded (likeliest step): the share of pairs whose distance to A (share of steps that
-  differ) never falls along the path (peer: target 0.90); ``.spearman``: the mean rank
+  differ) never falls along the path (peer: target 0.90). The path's ends are found as
+  ``musegen latent interpolate`` finds them: the encoder's means refined (``--refine``
+  gradient steps at most) to latents that decode to A and B exactly where such are found
+  nearby; ``.monotone_encoder``: the ends at the encoder's means (no refinement);
+  ``.ends_exact``: the share of held-out segments the refined latent decodes exactly (the
+  encoder's mean: ``.ends_exact_encoder``). ``.spearman``: the mean rank
   correlation of that distance with the position on the path; ``.mean_curve``: 1 if the
   distance averaged over the pairs rises at every point (MusicVAE's figure 5 criterion);
   ``.monotone_decoded_a``: as ``.monotone`` with the distance to the decoded first point (0
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bars", type=int, default=16)
     p.add_argument("--only", default="recon,interp,attr,selfsim")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--refine", type=int, default=100, help="refinement steps of a path's ends")
     args = p.parse_args(argv)
 
     import torch
@@ -213,13 +219,18 @@ def interpolation(args: argparse.Namespace, data: Any) -> None:
     rows = rows[[scale_consistency(r) == scale_consistency(r) for r in rows]]  # with notes
     rng = np.random.default_rng(args.seed)
     pairs = [rng.choice(len(rows), 2, replace=False) for _ in range(args.pairs)]
-    mu = encode_rows(vae, rows)
-    monotone, strict, sampled, decoded_a, rhos, mids, base, curves = 0, 0, 0, 0, [], [], [], []
+    means = encode_rows(vae, rows)
+    mu = encode_rows(vae, rows, refine=args.refine) if args.refine else means
+    exact = [float((decode_all(vae, z, 0.0, args.seed) == rows).all(1).mean()) for z in (mu, means)]
+    monotone, encoder, strict, sampled, decoded_a = 0, 0, 0, 0, 0
+    rhos, mids, base, curves = [], [], [], []
     for k, (i, j) in enumerate(pairs):
         path = slerp(mu[i], mu[j], 9)
         out = vae.decode_steps(path, 0.0, args.seed + k)
         dist = (out != rows[i]).mean(axis=1)
         monotone += bool(np.all(np.diff(dist) >= 0))
+        plain = vae.decode_steps(slerp(means[i], means[j], 9), 0.0, args.seed + k)
+        encoder += bool(np.all(np.diff((plain != rows[i]).mean(axis=1)) >= 0))
         strict += bool(np.all(np.diff(dist) > 0))
         drawn = vae.decode_steps(path, 1.0, args.seed + k)
         sampled += bool(np.all(np.diff((drawn != rows[i]).mean(axis=1)) >= 0))
@@ -231,7 +242,15 @@ def interpolation(args: argparse.Namespace, data: Any) -> None:
         base.append(roll_midpoint(rows[i], rows[j]))
     n = len(pairs)
     emit("latent.interpolation.monotone", monotone / n, 0.90, monotone / n / 0.90,
-         f"share of {n} {args.split} pairs (peer: target)")  # fmt: skip
+         f"share of {n} {args.split} pairs, ends "
+         f"{f'refined by up to {args.refine} steps' if args.refine else 'at the means'} "
+         "(peer: target)")  # fmt: skip
+    emit("latent.interpolation.monotone_encoder", encoder / n, 0.90, encoder / n / 0.90,
+         f"share of {n} {args.split} pairs, ends at the encoder's means (peer: target)")  # fmt: skip
+    for label, share in zip(("", "_encoder"), exact, strict=True):
+        emit(f"latent.interpolation.ends_exact{label}", share, 1.0, share,
+             f"share of {len(rows)} {args.split} segments whose path end decodes exactly"
+             f"{' (encoder mean)' if label else ''}")  # fmt: skip
     emit("latent.interpolation.monotone_strict", strict / n, 0.90, strict / n / 0.90,
          f"share of {n} {args.split} pairs whose distance to A rises at every point, no ties "
          "(peer: target)")  # fmt: skip

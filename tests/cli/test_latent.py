@@ -40,14 +40,14 @@ def test_interpolate_reproduces(
     files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["latent", "interpolate", files["a"], files["b"], "--model", files["model"]]
-    args += ["--steps", "3", "--temperature", "1", "--seed", "5"]
+    args += ["--steps", "3", "--temperature", "1", "--seed", "5", "--refine", "2"]
     for out in ("x", "y"):
         assert main([*args, "--out", str(tmp_path / out)]) == 0
     a, b = (tmp_path / "x" / "interpolation.mid"), (tmp_path / "y" / "interpolation.mid")
     assert a.read_bytes() == b.read_bytes()
     assert (tmp_path / "x" / "interpolation.png").stat().st_size > 0
     settings = json.loads((tmp_path / "x" / "interpolation.json").read_text())
-    assert settings["seed"] == 5 and settings["steps"] == 3
+    assert settings["seed"] == 5 and settings["steps"] == 3 and settings["refine"] == 2
     assert "seed 5" in capsys.readouterr().out
 
 
@@ -76,6 +76,7 @@ def test_attribute_then_sample(
     [
         (["encode", "missing.mid"], "no such file"),
         (["interpolate", "A", "B", "--steps", "1"], "steps"),
+        (["interpolate", "A", "B", "--refine", "-1"], "refine"),
         (["sample", "--add", "density"], "NAME=AMOUNT"),
         (["sample", "--add", "density=1"], "attribute vectors"),
         (["sample", "--num", "0"], ">= 1"),

@@ -21,6 +21,7 @@ from musegen.models.vae import (
     cut_segment,
     fold_pitches,
     kl_divergence,
+    refine_latents,
     steps_to_cells,
     vae_objective,
 )
@@ -45,6 +46,37 @@ def test_shapes_and_sampling(decoder: str, bars: int) -> None:
     for row in model.sample(z, temperature=2.0).numpy():
         assert row[0] != HOLD
         assert not ((row[1:] == HOLD) & (row[:-1] == REST)).any()
+
+
+def test_hierarchical_encoder_reads_bars_then_the_row_of_bars() -> None:
+    torch.manual_seed(0)
+    model = build_model("music-vae", encoder="hierarchical", n_bars=4, **TINY_VAE).eval()
+    steps = torch.randint(0, model.config.n_classes, (3, model.config.n_steps))
+    mu, sigma = model.encode(steps)
+    assert mu.shape == sigma.shape == (3, 4)
+    other = steps.clone()
+    other[:, 0] = (other[:, 0] + 1) % model.config.n_classes  # the first bar's first step
+    assert not torch.allclose(model.encode(other)[0], mu)  # reaches the latent
+    with pytest.raises(MusegenError, match="encoder"):
+        build_model("music-vae", encoder="spiral")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("autoregressive", [False, True])
+def test_refine_latents_finds_latents_that_decode_exactly(autoregressive: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model("music-vae", **{**TINY_VAE, "autoregressive": autoregressive}).eval()
+    truth = torch.randn(6, 4)
+    target = model.sample(truth, temperature=0.0)
+    start = truth + 0.5 * torch.randn_like(truth)
+    z, exact = refine_latents(model, target, start, iterations=200)
+    assert exact.any()
+    assert torch.equal(model.sample(z[exact], temperature=0.0), target[exact])
+    again, _ = refine_latents(model, target, start, iterations=200)
+    assert torch.equal(z, again)  # deterministic
+    kept, all_exact = refine_latents(model, target, truth)
+    assert all_exact.all() and torch.equal(kept, truth)  # exact rows do not move
+    assert all(p.grad is None for p in model.parameters())  # the weights are not touched
 
 
 def test_hierarchical_bars_read_their_own_embedding() -> None:

@@ -15,6 +15,8 @@ MODEL_HELP = (
     "a music-vae: shipped name (folk-vae; folk-vae-recon, which reconstructs better and samples "
     "worse; folk-vae-16bar) or folder (default folk-vae)"
 )
+INTERPOLATE_MODEL = "folk-vae-recon"  # its paths rise smoothly from A to B (benchmarks/latent.py)
+REFINE_STEPS = 100
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,12 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Encode the first segment of A and of B, take STEPS points on the "
         "spherical path between their latents (A and B included), decode each, and write "
         "them one after another as OUT/NAME.mid with a piano-roll picture OUT/NAME.png and "
-        "the settings OUT/NAME.json.",
+        "the settings OUT/NAME.json. The ends are the encoder's latents moved (--refine) to "
+        "ones that decode to A and B exactly, where such lie near.",
     )
     inter.add_argument("a", metavar="A", help="the melody to start from")
     inter.add_argument("b", metavar="B", help="the melody to end at")
     inter.add_argument("--steps", type=int, default=8, help="points on the path (default 8)")
-    _decoding(inter, "interpolation")
+    inter.add_argument(
+        "--refine",
+        type=int,
+        default=REFINE_STEPS,
+        metavar="N",
+        help="gradient steps (at most) moving each end's latent to one whose likeliest decoding "
+        f"is the melody itself; 0: the encoder's mean (default {REFINE_STEPS})",
+    )
+    _decoding(inter, "interpolation", INTERPOLATE_MODEL)
     inter.set_defaults(func=run_interpolate)
 
     attr = cmds.add_parser(
@@ -96,8 +107,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     samp.set_defaults(func=run_sample)
 
 
-def _decoding(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("--model", "-m", help=MODEL_HELP)
+def _decoding(p: argparse.ArgumentParser, name: str, model: str = "folk-vae") -> None:
+    p.add_argument(
+        "--model", "-m", default=model, help=MODEL_HELP.replace("folk-vae)", f"{model})")
+    )
     p.add_argument(
         "--temperature",
         type=float,
@@ -152,12 +165,17 @@ def _rounded(a: Any) -> list[list[float]]:
 
 def run_interpolate(args: argparse.Namespace) -> int:
     from musegen.cli.common import write_pieces
+    from musegen.errors import MusegenError
     from musegen.sampling.latent import LatentVAE, slerp
 
     started = time.perf_counter()
+    if args.steps < 2 or args.refine < 0:
+        raise MusegenError(
+            f"--steps must be at least 2 and --refine >= 0, not {args.steps}, {args.refine}"
+        )
     vae = LatentVAE.load(args.model)
-    a = vae.encode(_load_melody(args.a))[0]
-    b = vae.encode(_load_melody(args.b))[0]
+    a = vae.encode(_load_melody(args.a), args.refine)[0]
+    b = vae.encode(_load_melody(args.b), args.refine)[0]
     path = slerp(a, b, args.steps)
     steps = vae.decode_steps(path, args.temperature, args.seed)
     score = vae.to_score(steps, tempo=args.tempo)
@@ -167,6 +185,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
         "a": args.a,
         "b": args.b,
         "steps": args.steps,
+        "refine": args.refine,
         "bars_per_step": vae.config.n_bars,
         "temperature": args.temperature,
         "seed": args.seed,

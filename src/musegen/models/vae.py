@@ -7,6 +7,10 @@ A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps)
 
 * Encoder: the steps' embeddings through a bidirectional LSTM; the two final states, joined,
   give ``mu`` and ``sigma`` (softplus) of a diagonal Gaussian over ``z`` (``latent`` dims).
+  ``encoder="hierarchical"``: the bidirectional LSTM reads each bar alone (all bars at once),
+  and a second bidirectional LSTM reads the bars' joined final states; its final states give
+  ``mu`` and ``sigma``. A 16-bar segment is then 16 + 16 recurrent steps deep, not 256, which
+  trains faster and carries a gradient from the last bar to the first.
 * ``decoder="flat"``: one LSTM over every step, its state started from ``z`` and ``z`` fed at
   every step with the previous step's class (teacher forcing in training).
 * ``decoder="hierarchical"``: a *conductor* LSTM, started from ``z``, gives one embedding per
@@ -28,6 +32,12 @@ Interface::
     model.logits(steps [B, T], z [B, D]) -> [B, T, n_classes]     # teacher-forced
     model.sample(z [B, D], temperature=1.0, generator=None) -> [B, T] classes
     vae_objective(model, steps) -> (loss, steps)                    # for the Trainer
+    refine_latents(model, steps, z) -> (z, exact)                   # z that decodes to steps
+
+:func:`refine_latents` (iterative inference, as in semi-amortized VAEs, Kim et al. 2018): the
+encoder's mean is an amortized guess, and a segment it does not reconstruct often has a latent
+nearby that does; a few gradient steps on ``z`` (the decoder's cross-entropy of the segment,
+weights fixed) find it, and each row stops as soon as its likeliest decoding is the segment.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from musegen.models.base import ModelConfig
 
 REST, HOLD, FIRST_PITCH = 0, 1, 2
 DECODERS = ("flat", "hierarchical")
+ENCODERS = ("flat", "hierarchical")
 
 
 @dataclass
@@ -55,6 +66,7 @@ class MusicVAEConfig(ModelConfig):
     steps_per_bar: int = 16
     n_bars: int = 2
     decoder: str = "flat"  # "flat" | "hierarchical"
+    encoder: str = "flat"  # "flat" | "hierarchical" (bars first, then the row of bars)
     d_embed: int = 32
     enc_hidden: int = 256
     dec_hidden: int = 256
@@ -70,6 +82,7 @@ class MusicVAEConfig(ModelConfig):
 
     def validate(self) -> None:
         self.check(self.decoder in DECODERS, f"decoder must be one of {DECODERS}")
+        self.check(self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}")
         self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitches 0..127")
         self.check(self.n_pitches > 0, "n_pitches must be positive")
         self.check(self.steps_per_bar > 0 and self.n_bars > 0, "bars and steps must be positive")
@@ -107,6 +120,10 @@ class MusicVAE(nn.Module):
         self.embed = nn.Embedding(c.n_classes + 1, c.d_embed)  # + 1: the start symbol
         self.start = c.n_classes
         self.encoder = nn.LSTM(c.d_embed, c.enc_hidden, batch_first=True, bidirectional=True)
+        if c.encoder == "hierarchical":
+            self.bar_encoder = nn.LSTM(
+                2 * c.enc_hidden, c.enc_hidden, batch_first=True, bidirectional=True
+            )
         self.to_mu = nn.Linear(2 * c.enc_hidden, c.latent)
         self.to_sigma = nn.Linear(2 * c.enc_hidden, c.latent)
         self.drop = nn.Dropout(c.dropout)
@@ -128,7 +145,15 @@ class MusicVAE(nn.Module):
     # ------------------------------------------------------------------ encoder
     def encode(self, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``steps`` [B, T] classes → ``mu``, ``sigma`` [B, latent]."""
-        _, (h, _) = self.encoder(self.drop(self.embed(steps)))
+        x = self.drop(self.embed(steps))
+        if self.config.encoder == "hierarchical":
+            B, T, _ = x.shape
+            S = self.config.steps_per_bar
+            _, (h, _) = self.encoder(x.reshape(B * (T // S), S, -1))
+            x = torch.cat([h[0], h[1]], dim=-1).reshape(B, T // S, -1)
+            _, (h, _) = self.bar_encoder(x)
+        else:
+            _, (h, _) = self.encoder(x)
         both = torch.cat([h[0], h[1]], dim=-1)
         return self.to_mu(both), F.softplus(self.to_sigma(both)) + 1e-4
 
@@ -220,6 +245,37 @@ class MusicVAE(nn.Module):
             sounding = nxt != REST
             prev = nxt if c.autoregressive else prev
         return out
+
+
+def refine_latents(
+    model: MusicVAE,
+    steps: torch.Tensor,
+    z: torch.Tensor,
+    iterations: int = 100,
+    lr: float = 0.05,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents near ``z`` [B, latent] whose likeliest decoding is ``steps`` [B, T] (see the
+    module docstring): Adam on ``z`` alone for at most ``iterations`` steps, each row kept at
+    the first point where it decodes exactly (rows that never do: the last point). Returns the
+    latents and which rows decode exactly. The model should be in evaluation mode."""
+    steps = steps.long()
+    found = z.detach().float().clone()
+    exact = torch.zeros(len(steps), dtype=torch.bool, device=steps.device)
+    current = found.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([current], lr=lr)
+    for i in range(iterations + 1):
+        hit = (model.sample(current.detach(), temperature=0.0) == steps).all(1) & ~exact
+        found[hit] = current.detach()[hit]
+        exact |= hit
+        if bool(exact.all()) or i == iterations:
+            break
+        with torch.enable_grad():
+            logits = model.logits(steps, current).float()
+            ce = F.cross_entropy(logits.transpose(1, 2), steps, reduction="none").sum(1)
+            (current.grad,) = torch.autograd.grad((ce * (~exact).float()).sum(), [current])
+        optimizer.step()
+    found[~exact] = current.detach()[~exact]
+    return found, exact
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,10 @@ trained on (its folder's ``tokenizer``):
 
 * ``encode(score)`` → ``[segments, latent]`` posterior means, one per ``n_bars`` bars from the
   melody's first bar line (the top line of the score, on the 16th grid, as the tokenizer
-  reads it; a pickup is left out, a short last segment padded with rests).
+  reads it; a pickup is left out, a short last segment padded with rests). ``refine`` > 0:
+  each mean moved by up to that many gradient steps to a latent whose likeliest decoding is
+  the segment itself (:func:`musegen.models.vae.refine_latents`), so that, for example, an
+  interpolation starts and ends on the melodies given, not on the encoder's reconstruction.
 * ``decode(z, temperature, seed)`` → one :class:`~musegen.score.Score` of the segments one
   after another (``temperature`` 0: the most likely class at every step).
 * :func:`slerp`: spherical interpolation (Shoemake 1985; MusicVAE's choice, since a Gaussian's
@@ -181,17 +184,24 @@ class LatentVAE:
         steps, n = self.steps(score), self.config.n_steps
         return np.stack([cut_segment(steps, start, n) for start in range(0, len(steps), n)])
 
-    def encode_steps(self, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior ``mu`` and ``sigma`` ``[N, latent]`` of class rows ``[N, n_steps]``."""
+    def encode_steps(self, steps: np.ndarray, refine: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior ``mu`` and ``sigma`` ``[N, latent]`` of class rows ``[N, n_steps]``;
+        ``refine`` > 0: ``mu`` refined by up to that many steps (see the module docstring)."""
         import torch
 
+        from musegen.models.vae import refine_latents
+
+        if refine < 0:
+            raise MusegenError(f"--refine must be >= 0, got {refine}")
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(steps, dtype=np.int64))
             mu, sigma = self.model.encode(x)
+            if refine:
+                mu, _ = refine_latents(self.model, x, mu, iterations=refine)
         return mu.numpy().astype(np.float64), sigma.numpy().astype(np.float64)
 
-    def encode(self, score: Score) -> np.ndarray:
-        return self.encode_steps(self.segments(score))[0]
+    def encode(self, score: Score, refine: int = 0) -> np.ndarray:
+        return self.encode_steps(self.segments(score), refine)[0]
 
     # -------------------------------------------------------------- decode
     def decode_steps(self, z: np.ndarray, temperature: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -304,9 +314,11 @@ def data_segments(vae: LatentVAE, data: str, split: str = "train") -> np.ndarray
     return rows
 
 
-def encode_rows(vae: LatentVAE, rows: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Posterior means of many class rows, a batch at a time."""
-    return np.vstack([vae.encode_steps(rows[i : i + batch])[0] for i in range(0, len(rows), batch)])
+def encode_rows(vae: LatentVAE, rows: np.ndarray, batch: int = 256, refine: int = 0) -> np.ndarray:
+    """Posterior means (``refine``: refined) of many class rows, a batch at a time."""
+    return np.vstack(
+        [vae.encode_steps(rows[i : i + batch], refine)[0] for i in range(0, len(rows), batch)]
+    )
 
 
 def attribute_table(
