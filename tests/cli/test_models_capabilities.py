@@ -68,6 +68,7 @@ def test_cli_lists_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "can: generate, continue, theme, structure" in out  # bach, folk
     assert "can: generate, infill, accompany, harmonize" in out  # coconet
+    assert "can: render --synth neural" in out  # synth-ddsp: no generator, named by its command
     folder = tmp_path / "run" / "best"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(meta("melody-infill")))

@@ -10,6 +10,13 @@ from typing import Any
 
 from musegen.errors import InputError
 
+# models no generator loads (they write no pieces): the command that uses them
+USED_BY = {
+    "ddsp-synth": "render --synth neural",
+    "spectral-codec": "audio generate --model codec",
+    "code-prior": "audio generate --model codec",
+}
+
 
 def listed_models(folders: list[str] | None = None) -> list[dict[str, Any]]:
     """:func:`~musegen.models.pretrained.list_pretrained`'s entries (or the same entries for
@@ -21,6 +28,8 @@ def listed_models(folders: list[str] | None = None) -> list[dict[str, Any]]:
     for m in models:
         meta = _config(Path(m["path"]))
         m["can"] = list(model_capabilities(meta))
+        if not m["can"] and meta.get("model") in USED_BY:
+            m["can"] = [USED_BY[meta["model"]]]
         tokenizer = meta.get("tokenizer")
         config = tokenizer.get("config") if isinstance(tokenizer, dict) else None
         if isinstance(config, dict) and config.get("styles"):  # generate --style NAME
