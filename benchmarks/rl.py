@@ -106,7 +106,10 @@ def change_interval(
         points.append(sa - sb)
         relative.append((sa - sb) / sb if sb else np.nan)
     lo_p, hi_p = np.nanpercentile(points, [2.5, 97.5])
-    lo_r, hi_r = np.nanpercentile(relative, [2.5, 97.5])
+    finite = np.isfinite(relative)  # none where the original has no such note
+    lo_r, hi_r = (
+        np.percentile(np.array(relative)[finite], [2.5, 97.5]) if finite.any() else (np.nan,) * 2
+    )
     return float(lo_p), float(hi_p), float(100 * lo_r), float(100 * hi_r)
 
 
