@@ -226,3 +226,13 @@ def _clock(seconds: float) -> str:
     m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def reject_unknown(options: Iterable[str], known: Iterable[str], what: str) -> None:
+    """A one-line error naming the ``options`` that are not ``known`` (e.g. the fields of a
+    settings dataclass), so a misspelt setting in a run file is never silently ignored."""
+    from musegen.errors import MusegenError
+
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise MusegenError(f"unknown {what}: {', '.join(unknown)}")

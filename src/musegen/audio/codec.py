@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from musegen.errors import InputError, MusegenError
+from musegen.utils import reject_unknown
 
 if TYPE_CHECKING:
     import torch
@@ -274,9 +275,7 @@ class TrainCodecConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainCodecConfig:
         d = dict(d)
         codec = CodecConfig.from_dict(d.pop("codec", {}))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise MusegenError(f"unknown codec run settings: {', '.join(sorted(unknown))}")
+        reject_unknown(d, cls.__dataclass_fields__, "codec run settings")
         return cls(codec=codec, **d)
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from musegen.errors import InputError, MusegenError
+from musegen.utils import reject_unknown
 
 if TYPE_CHECKING:
     import torch
@@ -153,9 +154,7 @@ class TrainPriorConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainPriorConfig:
         d = dict(d)
         prior = PriorConfig.from_dict(d.pop("model", {}))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise MusegenError(f"unknown prior run settings: {', '.join(sorted(unknown))}")
+        reject_unknown(d, cls.__dataclass_fields__, "prior run settings")
         return cls(prior=prior, **d)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from musegen.audio.synth import GAIN, SynthConfig
 from musegen.errors import MusegenError
+from musegen.utils import reject_unknown
 
 if TYPE_CHECKING:
     import torch
@@ -58,9 +59,7 @@ class TrainSynthConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainSynthConfig:
         d = dict(d)
         model = SynthConfig.from_dict(d.pop("model", {}))
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise MusegenError(f"unknown run-file settings: {', '.join(sorted(unknown))}")
+        reject_unknown(d, cls.__dataclass_fields__, "run-file settings")
         return cls(model=model, **d)
 
     def to_dict(self) -> dict[str, Any]:
