@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from musegen.utils import atomic_write_bytes, atomic_write_text, default_file_mode
 
 
