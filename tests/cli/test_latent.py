@@ -32,7 +32,10 @@ def test_encode(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> No
     assert main(["latent", "encode", files["a"], "--model", files["model"]]) == 0
     record = json.loads(capsys.readouterr().out)
     assert len(record["segments"]) == 2 and record["segments"][1]["bars"] == [3, 4]
-    assert len(record["segments"][0]["mu"]) == 4
+    assert len(record["segments"][0]["mu"]) == 4 and record["refine"] == 0
+    assert main(["latent", "encode", files["a"], "--model", files["model"], "--refine", "3"]) == 0
+    refined = json.loads(capsys.readouterr().out)
+    assert refined["refine"] == 3 and len(refined["segments"]) == 2
 
 
 @pytest.mark.slow
@@ -69,6 +72,10 @@ def test_attribute_then_sample(
         == 0
     )
     assert (tmp_path / "f" / "sample.mid").is_file()
+    assert json.loads((tmp_path / "f" / "sample.json").read_text())["refine"] == 0
+    refined = [*sample, "--from", files["a"], "--refine", "2", "--out", str(tmp_path / "r")]
+    assert main(refined) == 0
+    assert json.loads((tmp_path / "r" / "sample.json").read_text())["refine"] == 2
 
 
 @pytest.mark.parametrize(
@@ -77,6 +84,7 @@ def test_attribute_then_sample(
         (["encode", "missing.mid"], "no such file"),
         (["interpolate", "A", "B", "--steps", "1"], "steps"),
         (["interpolate", "A", "B", "--refine", "-1"], "refine"),
+        (["encode", "A", "--refine", "-1"], "refine"),
         (["sample", "--add", "density"], "NAME=AMOUNT"),
         (["sample", "--add", "density=1"], "attribute vectors"),
         (["sample", "--num", "0"], ">= 1"),

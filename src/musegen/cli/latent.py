@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("file", metavar="FILE", help="a MIDI/MusicXML/ABC melody")
     enc.add_argument("--model", "-m", help=MODEL_HELP)
     enc.add_argument("--out", "-o", metavar="FILE", help="write the JSON here instead")
+    _refine(enc, "each segment's latent", 0)
     enc.set_defaults(func=run_encode)
 
     inter = cmds.add_parser(
@@ -52,14 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     inter.add_argument("a", metavar="A", help="the melody to start from")
     inter.add_argument("b", metavar="B", help="the melody to end at")
     inter.add_argument("--steps", type=int, default=8, help="points on the path (default 8)")
-    inter.add_argument(
-        "--refine",
-        type=int,
-        default=REFINE_STEPS,
-        metavar="N",
-        help="gradient steps (at most) moving each end's latent to one whose likeliest decoding "
-        f"is the melody itself; 0: the encoder's mean (default {REFINE_STEPS})",
-    )
+    _refine(inter, "each end's latent", REFINE_STEPS)
     _decoding(inter, "interpolation", INTERPOLATE_MODEL)
     inter.set_defaults(func=run_interpolate)
 
@@ -94,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "OUT/NAME.mid (NAME_i.mid for several) and the settings OUT/NAME.json.",
     )
     samp.add_argument("--from", dest="source", metavar="FILE", help="a melody to start from")
+    _refine(samp, "the --from melody's latents", 0)
     samp.add_argument(
         "--add",
         action="append",
@@ -105,6 +100,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     samp.add_argument("--attributes", metavar="FILE", help="attribute vectors (default MODEL's)")
     _decoding(samp, "sample")
     samp.set_defaults(func=run_sample)
+
+
+def _refine(p: argparse.ArgumentParser, what: str, default: int) -> None:
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=default,
+        metavar="N",
+        help=f"gradient steps (at most) moving {what} to one whose likeliest decoding is the "
+        f"melody itself; 0: the encoder's mean (default {default})",
+    )
 
 
 def _decoding(p: argparse.ArgumentParser, name: str, model: str = "folk-vae") -> None:
@@ -140,10 +146,11 @@ def run_encode(args: argparse.Namespace) -> int:
 
     vae = LatentVAE.load(args.model)
     steps = vae.segments(_load_melody(args.file))
-    mu, sigma = vae.encode_steps(steps)
+    mu, sigma = vae.encode_steps(steps, args.refine)
     record = {
         "file": args.file,
         "model": str(vae.folder),
+        "refine": args.refine,
         "bars_per_segment": vae.config.n_bars,
         "segments": [
             {"bars": [i * vae.config.n_bars + 1, (i + 1) * vae.config.n_bars], "mu": m, "sigma": s}
@@ -229,7 +236,7 @@ def run_sample(args: argparse.Namespace) -> int:
     vae = LatentVAE.load(args.model)
     rng = np.random.default_rng(args.seed)
     if args.source:
-        base = vae.encode(_load_melody(args.source))
+        base = vae.encode(_load_melody(args.source), args.refine)
         latents = [base for _ in range(args.num)]
     else:
         latents = [rng.standard_normal((args.segments, vae.config.latent)) for _ in range(args.num)]
@@ -244,6 +251,7 @@ def run_sample(args: argparse.Namespace) -> int:
         "command": "latent sample",
         "model": str(vae.folder),
         "from": args.source,
+        "refine": args.refine if args.source else None,
         "add": additions,
         "attributes": args.attributes or (str(vae.attributes_path()) if additions else None),
         "num": args.num,
