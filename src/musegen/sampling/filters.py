@@ -12,7 +12,7 @@ of a few hundred logits, where a numpy call costs a fraction of a PyTorch one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 
@@ -81,15 +81,18 @@ def repetition_penalty(
 KEY_MIN_NOTES = 8  # pitch tokens a sequence writes before :func:`key_bias` reads its key
 
 
-def _scale_table() -> np.ndarray:
-    """``[2, 12]`` bool: the pitch classes above the tonic that belong to a major key (row 0)
-    and a minor key (row 1: natural minor with the raised 6th and 7th of melodic/harmonic
+@cache
+def _in_key() -> np.ndarray:
+    """``[24, 12]`` bool, rows in :data:`musegen.theory.KEYS` order: the pitch classes of
+    each key (a minor key: natural minor with the raised 6th and 7th of melodic/harmonic
     minor, nine classes)."""
-    from musegen.theory import HARMONIC_MINOR_SCALE, MAJOR_SCALE, NATURAL_MINOR_SCALE
+    from musegen.theory import HARMONIC_MINOR_SCALE, KEYS, MAJOR_SCALE, NATURAL_MINOR_SCALE
 
-    table = np.zeros((2, 12), dtype=bool)
-    table[0, list(MAJOR_SCALE)] = True
-    table[1, list(set(NATURAL_MINOR_SCALE) | set(HARMONIC_MINOR_SCALE) | {9})] = True
+    degrees = np.zeros((2, 12), dtype=bool)  # above the tonic: major, minor
+    degrees[0, list(MAJOR_SCALE)] = True
+    degrees[1, list(set(NATURAL_MINOR_SCALE) | set(HARMONIC_MINOR_SCALE) | {9})] = True
+    table = np.stack([np.roll(degrees[int(minor)], tonic) for tonic, minor in KEYS])
+    table.flags.writeable = False
     return table
 
 
@@ -111,7 +114,7 @@ def key_bias(
     scale, or for a minor key outside natural minor with the raised 6th and 7th. A soft prior,
     not a rule: a chromatic note the model is sure of still comes, and a modulation is only
     slowed (the key follows the notes written)."""
-    from musegen.theory import KEYS, key_correlations
+    from musegen.theory import key_correlations
 
     b = len(ids)
     pitched = (ids >= lo) & (ids < hi)
@@ -122,10 +125,8 @@ def key_bias(
     if not len(ready):
         return logits
     best = np.argmax(key_correlations(counts[ready]), axis=1)
-    tonic = np.array([KEYS[k].tonic for k in best])
-    minor = np.array([KEYS[k].minor for k in best], dtype=np.int64)
     block_pcs = (np.arange(lo, hi) - lo + base) % 12  # pitch class of each pitch id
-    outside = ~_scale_table()[minor[:, None], (block_pcs[None, :] - tonic[:, None]) % 12]
+    outside = ~_in_key()[best][:, block_pcs]
     out = logits.copy()
     out[ready, lo:hi] -= np.float32(strength) * outside
     return out
