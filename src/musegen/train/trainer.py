@@ -377,24 +377,27 @@ class Trainer:
             total += float(loss) * n
             count += n
         if share:
-            import torch.distributed as dist
-
-            t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
-            dist.all_reduce(t)
-            total, count = float(t[0]), int(t[1])
+            total, count_sum = self._summed_over_ranks(total, count)
+            count = int(count_sum)
         self.model.train()
         return total / max(count, 1)
+
+    def _summed_over_ranks(self, *values: float) -> list[float]:
+        """``values`` summed over the ranks under torchrun, in one all-reduce (every rank
+        must call it at the same point)."""
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return [float(x) for x in t]
 
     def _mean_over_ranks(self, loss: float, n: int) -> float:
         """A step's training loss over every rank's batch under torchrun (each rank's weighted
         by its target count; every rank must call it at the same step); the loss as is alone."""
         if self.dist.world == 1:
             return loss
-        import torch.distributed as dist
-
-        t = torch.tensor([loss * n, n], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return float(t[0] / t[1]) if t[1] > 0 else loss
+        total, count = self._summed_over_ranks(loss * n, n)
+        return total / count if count > 0 else loss
 
     def _evaluate_and_track(self) -> bool:
         st = self.state
