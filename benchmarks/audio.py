@@ -227,7 +227,7 @@ def codec_figures(
     """The codec's rows (module docstring); ``sets``: name -> [(score, SoundFont render)]."""
     import torch
 
-    from musegen.audio.codec import griffin_lim, load_codec, peak_normalised, reconstruct, stft
+    from musegen.audio.codec import INPUT_PEAK, griffin_lim, load_codec, reconstruct, stft
     from musegen.audio.metrics import audio_frechet, mr_stft_distance
     from musegen.audio.prior import load_prior, resolve_prior, sample
     from musegen.render.audio import normalize, write_wav
@@ -292,7 +292,7 @@ def codec_figures(
         for k, r in enumerate(mixed[:samples]):
             with torch.no_grad():
                 n = len(r) // cfg.code_hop * cfg.code_hop
-                codes = codec.encode(torch.as_tensor(peak_normalised(r[:n]))[None], n_q)[0]
+                codes = codec.encode(torch.as_tensor(normalize(r[:n], INPUT_PEAK))[None], n_q)[0]
             shuffled.append(decoded(codes[:, rng.permutation(codes.shape[1])].numpy(), k))
         clips = [
             decoded(sample(prior, frames, tag, seed=k, temperature=temperature), k)

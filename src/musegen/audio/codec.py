@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import torch
 
 KIND = "spectral-codec"
+INPUT_PEAK = 0.9  # the level the codec hears its audio at (training renders are normalised to it)
 
 
 @dataclass
@@ -224,7 +225,7 @@ def render_corpus(
     """Up to ``pieces`` pieces per GM program of ``sources`` rendered by the SoundFont at
     ``rate``, each its first ``seconds``, peak-normalised to 0.9: (mono audio, program)."""
     from musegen.data.sources import get_source
-    from musegen.render.audio import find_soundfont, render_soundfont
+    from musegen.render.audio import find_soundfont, normalize, render_soundfont
 
     sf = find_soundfont()
     if sf is None:
@@ -239,15 +240,11 @@ def render_corpus(
             if cut.n_notes == 0:
                 continue
             audio = render_soundfont(cut, sf, rate).mean(axis=1)
-            out.append((peak_normalised(audio), int(program)))
+            out.append((normalize(audio, INPUT_PEAK), int(program)))
             count += 1
             if count == pieces:
                 break
     return out
-
-
-def peak_normalised(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:
-    return (audio / max(1e-6, float(np.abs(audio).max())) * peak).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- training
@@ -435,8 +432,8 @@ def reconstruct(model: torch.nn.Module, audio: np.ndarray, n_q: int, seed: int =
     n = len(audio)
     peak = max(1e-6, float(np.abs(audio).max()))
     padded = np.zeros(max(1, -(-n // hop)) * hop, np.float32)
-    padded[:n] = audio / peak * 0.9
+    padded[:n] = audio / peak * INPUT_PEAK
     with torch.no_grad():
         codes = model.encode(torch.as_tensor(padded)[None], n_q)
         out = model.decode(codes, seed)[0, :n].numpy()
-    return out * (peak / 0.9)
+    return out * (peak / INPUT_PEAK)
