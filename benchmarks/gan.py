@@ -224,6 +224,14 @@ def midinet(
         "chord_tone_bars": "share of bars whose melody sounds on the chord's tones at least half "
         "its sounding time (a melody's test of fitting the chord; data: the melodies' own)",
     }
+    shape = {k: melody_shape(v) for k, v in melodies.items()}
+    for name, unit in SHAPE_UNITS.items():
+        emit(
+            compare_row(
+                f"gan/midinet/{name}", *(shape[k][name] for k in ("data", "ours", "baseline")),
+                unit,
+            )
+        )  # fmt: skip
     for (name, unit), values in zip(units.items(), (agree, tones, fitting), strict=True):
         emit(
             {
@@ -236,6 +244,33 @@ def midinet(
                 "split": split,
             }
         )
+
+
+SHAPE_UNITS = {
+    "top_octave_share": "share of the melody's sounding time at or above MIDI 84 (C6)",
+    "mean_pitch": "duration-weighted mean MIDI pitch of the melody",
+    "mean_leap": "mean absolute interval between consecutive melody notes (semitones)",
+}
+
+
+def melody_shape(scores: list[Any]) -> dict[str, float]:
+    """Register and motion of melody-only ``scores``, pooled over every note: the share of
+    sounding time at or above C6, the duration-weighted mean pitch, the mean absolute leap
+    between consecutive notes of a piece."""
+    high, mean, total, leaps = 0.0, 0.0, 0.0, []
+    for s in scores:
+        notes = s.tracks[0].notes
+        pitch = notes["pitch"].astype(np.float64)
+        d = notes["duration"].astype(np.float64)
+        total += d.sum()
+        high += d[pitch >= 84].sum()
+        mean += (d * pitch).sum()
+        leaps.extend(np.abs(np.diff(pitch[np.argsort(notes["start"], kind="stable")])))
+    return {
+        "top_octave_share": high / total if total else math.nan,
+        "mean_pitch": mean / total if total else math.nan,
+        "mean_leap": float(np.mean(leaps)) if leaps else math.nan,
+    }
 
 
 def chord_fit(scores: list[Any], chords: list[list[Any]]) -> tuple[float, float, float]:

@@ -191,6 +191,31 @@ def test_midinet_chord_head_names_the_chord_from_the_bar_alone() -> None:
         build_model("midinet", **TINY["midinet"]).discriminator.chord_logits(x)
 
 
+def test_midinet_auxiliary_margin_spares_bars_named_well_enough() -> None:
+    """Per bar ``max(0, CE - margin)``, averaged: margin 0 is the plain loss, a margin over
+    every bar's cross-entropy gives 0."""
+    import torch.nn.functional as F
+
+    from musegen.models.gan.midinet import chord_classes
+
+    torch.manual_seed(7)
+    m = build_model("midinet", **TINY["midinet"], chord_head=True).eval()
+    c = cond_for(m, 4)
+    x = m.fake(m.latent(4), c)
+    with torch.no_grad():
+        plain = float(m.auxiliary_loss(x, c))
+        assert float(m.auxiliary_loss(x, c, margin=0.0)) == pytest.approx(plain)
+        target = (c["chord"][:, None] == torch.from_numpy(chord_classes())[None]).all(-1)
+        ce = F.cross_entropy(
+            m.discriminator.chord_logits(x), target.float().argmax(-1), reduction="none"
+        )
+        margin = float(ce.median())
+        assert float(m.auxiliary_loss(x, c, margin=margin)) == pytest.approx(
+            float((ce - margin).clamp_min(0).mean()), rel=1e-5
+        )
+        assert float(m.auxiliary_loss(x, c, margin=float(ce.max()) + 1)) == 0.0
+
+
 def test_crnngan_discrete_pitch_on_semitones_with_a_gradient() -> None:
     """With ``pitches`` every generated pitch is a whole semitone in range, the one-hot rides
     after the three features, draw keeps the three, and the critic's pitch-class flags of the

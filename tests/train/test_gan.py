@@ -35,9 +35,9 @@ def phrases(n: int = 12) -> Items:
     return Items({"real": x})
 
 
-def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0, **objective):  # type: ignore[no-untyped-def]
+def trainer_for(tmp_path, loss: str, steps: int = 3, seed: int = 0, ema: float = 0.0, **objective):  # type: ignore[no-untyped-def]
     torch.manual_seed(seed)
-    model = build_model("musegan", **TINY_MUSEGAN)
+    model = build_model("musegan", **TINY_MUSEGAN, ema=ema)
     cfg = TrainConfig(
         batch_size=4, max_steps=steps, warmup_steps=0, weight_decay=0.0, eval_every=2,
         eval_batches=1, checkpoint_every=2, log_every=1, seed=seed, device="cpu",
@@ -68,6 +68,37 @@ def test_both_networks_learn_and_the_log_shows_the_critic(tmp_path, loss: str) -
     assert any("w_distance" in r for r in rows) and any("valid_loss" in r for r in rows)
     model, _ = load_model(tmp_path / "best")
     assert model.model_name == "musegan"
+
+
+@pytest.mark.slow
+def test_ema_generator_follows_and_writes_in_eval_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With ``ema`` the averaged copy is never trained by the optimizer, moves towards the
+    generator at every step, writes in eval mode (not in training) and is saved and loaded."""
+    t = trainer_for(tmp_path, "wgan-gp", ema=0.5)
+    m = t.raw_model
+    assert not any(p.requires_grad for p in m.generator_ema.parameters())
+    e0 = [p.detach().clone() for p in m.generator_ema.parameters()]
+    t.fit()
+    ema, gen = list(m.generator_ema.parameters()), list(m.generator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(e0, ema, strict=True))  # it moved
+    assert any(not torch.equal(a, b) for a, b in zip(gen, ema, strict=True))  # an average
+    loaded, _ = load_model(tmp_path / "checkpoint")
+    for a, b in zip(loaded.generator_ema.parameters(), ema, strict=True):
+        assert torch.equal(a, b)
+    assert loaded.config.ema == 0.5
+    z = m.latent(3)
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m.fake(z, {}), m.generator_ema(z))
+        m.train()
+        assert m.writer() is m.generator
+    before = [p.detach().clone() for p in ema]
+    m.update_ema(0)  # the warm-up: decay min(0.5, 1 / 10) moves 90% of the way
+    for a, b, g in zip(ema, before, gen, strict=True):
+        assert torch.allclose(a, 0.1 * b + 0.9 * g, atol=1e-6)
+    m.update_ema(10**6)  # then the decay itself: half way
+    for a, b, g in zip(ema, before, gen, strict=True):
+        assert torch.allclose(a, 0.5 * (0.1 * b + 0.9 * g) + 0.5 * g, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -166,3 +197,29 @@ def _two_bar_roll() -> np.ndarray:
     roll[:8, [48 - 21, 52 - 21, 55 - 21, 72 - 21]] = 1  # C major, melody C5
     roll[8:, [43 - 21, 47 - 21, 50 - 21, 74 - 21]] = 1  # G major, melody D5
     return roll
+
+
+def test_mean_matching_and_auxiliary_margin_in_the_generator_loss() -> None:
+    """``mean_matching`` adds the weighted squared gap between the batch's mean real and mean
+    generated bar (MidiNet's λ1); ``auxiliary_margin`` spares bars the head names under it."""
+    torch.manual_seed(0)
+    tiny = {"steps": 8, "n_pitches": 24, "d_z": 8, "d_hidden": 16, "d_critic": 8}
+    model = build_model("midinet", **tiny, chord_head=True)
+    items = melody_bars([_two_bar_roll()] * 4, bar_steps=8, low=60, n_pitches=24)
+    batch = collate([Items(items)[i] for i in range(4)])
+    cond, real = model.condition(batch), batch["real"]
+    fake = model.fake(model.latent(4), cond)
+    opts = ObjectiveOptions(loss="hinge", mean_matching=3.0, auxiliary=2.0, auxiliary_margin=0.5)
+    objective = AdversarialObjective(opts)
+    loss = objective._generator_loss(model, real, fake, cond)
+    with torch.no_grad():
+        gap = ((fake.mean(0) - real.mean(0)) ** 2).sum()
+        aux = model.auxiliary_loss(fake, cond, margin=0.5)
+        want = 3.0 * gap + 2.0 * aux - model.critic(fake, cond).mean()
+    assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    assert objective.last["mean_matching"] == pytest.approx(float(gap), rel=1e-5)
+    assert objective.last["aux_fake"] == pytest.approx(float(aux), rel=1e-5)
+    with pytest.raises(MusegenError, match="mean_matching"):
+        ObjectiveOptions.from_dict({"mean_matching": -1.0}, "midinet")
+    with pytest.raises(MusegenError, match="auxiliary_margin"):
+        ObjectiveOptions.from_dict({"auxiliary_margin": -0.1}, "midinet")

@@ -21,6 +21,16 @@ times the model's :meth:`auxiliary_loss` (MidiNet with ``chord_head``: the criti
 conditioning chord from the bar alone) to the critic's loss on the real items, and to the
 generator's on its own: the critic learns how the data's bars show their chords, and the
 generator is asked to write bars that show theirs. Logged as ``aux_real`` and ``aux_fake``.
+``auxiliary_margin`` > 0 spares the generator's items the head already names with a
+cross-entropy under the margin (the loss per item is ``max(0, CE - margin)``): a bar need only
+show its chord clearly enough, not as plainly as it can, which with the full loss pushes
+melodies onto the chord's three tones.
+
+**Mean matching** (MidiNet's first regulariser, Yang et al. 2017, their λ1):
+``mean_matching`` > 0 adds that weight times the squared distance between the mean real and
+the mean generated item of the batch (cell by cell; both under the same conditions) to the
+generator's loss, which holds the generator's cell marginals (its register above all) to the
+data's. Logged as ``mean_matching``.
 
 **Two optimizers in one trainer.** :class:`~musegen.train.trainer.Trainer` owns one AdamW
 over every parameter; Adam's state is per parameter, so stepping it after a backward that
@@ -32,6 +42,10 @@ detached) through the trainer's optimizer; then the generator's loss is returned
 critic frozen, and the trainer steps it. So checkpoints, ``--resume``, the schedule, logging
 and batches are the trainer's, unchanged. The critic's loss and Wasserstein estimate go to
 ``log.jsonl`` as ``d_loss`` and ``w_distance``.
+
+**EMA.** A model with an averaged generator (``ema`` in its config) has it moved towards the
+generator at the start of every training step (so it averages the weights each earlier step
+left); validation, ``best/`` and sampling then write with it.
 
 **Valid loss.** A GAN has no likelihood; the figure the trainer tracks (``best/``) is the L1
 distance between per-sample statistics (each track's pitch occupancy, empty-bar rate and
@@ -70,6 +84,8 @@ class ObjectiveOptions:
     feature_matching: float = 0.0  # weight of the generator's feature-matching loss
     adversarial: bool = True  # false: the generator's loss is feature matching alone
     auxiliary: float = 0.0  # weight of the auxiliary classifier's loss (AC-GAN)
+    auxiliary_margin: float = 0.0  # generator: no auxiliary loss on items below this CE
+    mean_matching: float = 0.0  # weight of the distance between mean real and fake items
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], model: str) -> ObjectiveOptions:
@@ -90,8 +106,10 @@ class ObjectiveOptions:
             raise MusegenError(
                 "objective.feature_matching must be >= 0, and > 0 when adversarial is false"
             )
-        if o.auxiliary < 0:
-            raise MusegenError("objective.auxiliary must be >= 0")
+        if o.auxiliary < 0 or o.auxiliary_margin < 0 or o.mean_matching < 0:
+            raise MusegenError(
+                "objective.auxiliary, auxiliary_margin and mean_matching must be >= 0"
+            )
         return o
 
 
@@ -119,6 +137,7 @@ class AdversarialObjective:
     def __call__(self, model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         if not model.training or not torch.is_grad_enabled() or self.trainer is None:
             return self.validation(model, batch)
+        model.update_ema(self.trainer.state.step)
         parts = _split(batch, self.o.n_critic)
         for part in parts:
             self._critic_step(model, part)
@@ -154,8 +173,12 @@ class AdversarialObjective:
             fm = (gap**2).sum()
             self.last["feature_matching"] = float(fm.detach())
             loss = loss + self.o.feature_matching * fm
+        if self.o.mean_matching > 0:
+            mm = ((fake.mean(0) - real.mean(0)) ** 2).sum()
+            self.last["mean_matching"] = float(mm.detach())
+            loss = loss + self.o.mean_matching * mm
         if self.o.auxiliary > 0:
-            aux = model.auxiliary_loss(fake, cond)
+            aux = model.auxiliary_loss(fake, cond, margin=self.o.auxiliary_margin)
             self.last["aux_fake"] = float(aux.detach())
             loss = loss + self.o.auxiliary * aux
         return loss

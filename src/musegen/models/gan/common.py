@@ -9,10 +9,17 @@ a real score, no sigmoid) as submodules, so it saves and loads like every musege
     model.fake(z, cond) -> x                                        # differentiable, like the data
     model.critic(x, cond) -> [n] scores                             # higher: more real
     model.critic_features(x, cond) -> [n, d]                        # for feature matching
-    model.auxiliary_loss(x, cond) -> scalar                         # AC-GAN head (optional)
+    model.auxiliary_loss(x, cond, margin) -> scalar                         # AC-GAN head (optional)
     model.condition(batch) -> cond                                  # a dict of tensors (maybe {})
     model.draw(x, generator=None) -> x in {0, 1}                    # binary cells
     model.stats(x) -> [n, k]                                        # per-sample statistics
+
+**EMA of the generator** (Yazıcı et al. 2019, a standard GAN stabiliser): a model whose
+config sets ``ema`` (a decay in (0, 1)) keeps a second copy of its generator,
+``generator_ema``, never trained, whose weights follow the generator's by an exponential moving
+average (:meth:`GanModel.update_ema`, called by the objective at every training step); in
+eval mode (validation, ``best/``, sampling) :meth:`GanModel.writer` is that copy, so the
+model writes with the average of its last few hundred generators instead of the last one.
 
 A bar of a track is a grid ``[steps, pitches]``. A *monophonic* track's generator writes, at
 each step, logits over its pitches and a rest; their softmax without the rest is what the
@@ -21,6 +28,8 @@ track's cells are independent sigmoids, drawn by MuseGAN's hard threshold at 0.5
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -92,6 +101,31 @@ class GanModel(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def init_ema(self, decay: float) -> None:
+        """Keep an averaged copy of the generator (``decay`` 0: none)."""
+        self.ema_decay = float(decay)
+        if decay > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    def writer(self) -> nn.Module:
+        """The generator that writes: the averaged copy in eval mode where there is one."""
+        ema = getattr(self, "generator_ema", None)
+        return ema if ema is not None and not self.training else self.generator
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> None:
+        """Move the averaged copy towards the generator: ``ema = d * ema + (1 - d) * g`` with
+        ``d = min(decay, (1 + step) / (10 + step))`` (a short warm-up, so early steps do not
+        keep the initial weights), and copy the generator's buffers (batch-norm statistics)."""
+        ema = getattr(self, "generator_ema", None)
+        if ema is None:
+            return
+        d = min(self.ema_decay, (1 + step) / (10 + step))
+        for a, g in zip(ema.parameters(), self.generator.parameters(), strict=True):
+            a.lerp_(g, 1.0 - d)
+        for a, g in zip(ema.buffers(), self.generator.buffers(), strict=True):
+            a.copy_(g)
+
     def latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent_size, generator=generator).to(self._device())
 
@@ -109,10 +143,12 @@ class GanModel(nn.Module):
         batches the generator's feature-matching loss brings together."""
         raise NotImplementedError(f"{self.model_name} has no critic features")
 
-    def auxiliary_loss(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+    def auxiliary_loss(
+        self, x: torch.Tensor, cond: dict[str, torch.Tensor], margin: float = 0.0
+    ) -> torch.Tensor:
         """An auxiliary classifier's loss (AC-GAN): how badly the critic's head recovers the
-        condition ``cond`` from ``x``; the critic learns it on real items, the generator's
-        items are asked to pass it."""
+        condition ``cond`` from ``x`` (per item ``max(0, loss - margin)``, averaged); the
+        critic learns it on real items, the generator's items are asked to pass it."""
         raise NotImplementedError(f"{self.model_name} has no auxiliary classifier")
 
     def draw(

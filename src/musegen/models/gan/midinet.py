@@ -250,16 +250,19 @@ class MidiNet(GanModel):
     def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator.features(x, cond["chord"])
 
-    def auxiliary_loss(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+    def auxiliary_loss(
+        self, x: torch.Tensor, cond: dict[str, torch.Tensor], margin: float = 0.0
+    ) -> torch.Tensor:
         """How badly the critic's chord head names the conditioning chord from the bars ``x``:
-        cross-entropy over :func:`chord_classes`, over the bars whose chord is one of them
-        (0 if none is)."""
+        cross-entropy over :func:`chord_classes`, less ``margin`` and at least 0 per bar,
+        averaged over the bars whose chord is one of them (0 if none is)."""
         match = (cond["chord"][:, None, :] == self.classes[None]).all(-1)  # [n, classes]
         has = match.any(-1)
         if not bool(has.any()):
             return x.new_zeros(())
         logits = self.discriminator.chord_logits(x[has])
-        return F.cross_entropy(logits, match[has].to(x.dtype).argmax(-1))
+        ce = F.cross_entropy(logits, match[has].to(x.dtype).argmax(-1), reduction="none")
+        return (ce - margin).clamp_min(0).mean()
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)

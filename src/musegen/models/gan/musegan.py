@@ -17,7 +17,8 @@ The critic (one for every mode: the paper's jamming model had one per track) rea
 phrase: per-octave pitch features, steps, beats and bars by strided convolutions over the
 tracks as channels, and a second path over each track's chroma per bar (so harmony between
 tracks is visible to it). No normalisation in the critic: the objective is WGAN-GP
-(:mod:`musegen.train.gan`), as in the paper.
+(:mod:`musegen.train.gan`), as in the paper. ``ema`` keeps a moving average of the generator
+that writes in eval mode (:class:`~musegen.models.gan.common.GanModel`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class MuseGANConfig(ModelConfig):
     d_z: int = 32  # each latent part
     d_hidden: int = 128  # widest generator channels
     d_critic: int = 64  # critic width
+    ema: float = 0.0  # decay of the generator's moving average (0: none; e.g. 0.999)
 
     def validate(self) -> None:
         self.check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
@@ -53,6 +55,7 @@ class MuseGANConfig(ModelConfig):
         self.check(self.n_pitches >= 12 and self.n_pitches % 12 == 0, "n_pitches: 12, 24, ..")
         self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitch range")
         self.check(min(self.d_z, self.d_hidden, self.d_critic) >= 4, "widths must be >= 4")
+        self.check(0 <= self.ema < 1, "ema must be in [0, 1)")
 
 
 class BarGenerator(nn.Module):
@@ -171,13 +174,14 @@ class MuseGAN(GanModel):
         self.monophonic = config.monophonic
         self.generator = MuseGANGenerator(config)
         self.discriminator = MuseGANCritic(config)
+        self.init_ema(config.ema)
 
     @property
     def latent_size(self) -> int:
         return self.generator.latent_size
 
     def fake(self, z: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.generator(z)
+        return self.writer()(z)
 
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator(x)
