@@ -249,6 +249,72 @@ def test_phrase_grammar_allows_one_fermata_at_a_row_start() -> None:
     assert g.done
 
 
+# --------------------------------------------------------------------------- beat chords
+def test_beat_chords_name_each_beats_harmony_before_its_first_row() -> None:
+    """With ``beat_chords`` an ``H_*`` token stands before the first row of every beat (in
+    the pickup from its first row); without it the ids are the old ones, and decoding
+    drops the harmony."""
+    score = cadence_with_pickup()
+    score.markers = [Marker(2 * 4 * Q, FERMATA)]
+    plain = get_tokenizer("chorale", phrases=True)
+    harm = get_tokenizer("chorale", phrases=True, beat_chords=True)
+    assert len(harm.vocab) == len(plain.vocab) + 12 * 9 + 1
+    ids = harm.encode(score)
+    labels = harm.tokens(ids)
+    chords = [t for t in labels if t.startswith("H_")]
+    # pickup C (G over C-E), bar 1: C C C(passing B-A) G, bar 2: C C C (three beats)
+    assert chords == ["H_C", "H_C", "H_C", "H_C", "H_G", "H_C", "H_C", "H_C"]
+    assert labels[3] == "H_C" and labels[4] == "pitch_67"
+    j = labels.index("BAR_1")  # the harmony first, then the fermata, then the row
+    assert labels[j + 1 : j + 4] == ["H_C", "FERMATA", "pitch_72"]
+    assert [t for t in labels if not t.startswith("H_")] == plain.tokens(plain.encode(score))
+    back = harm.decode(ids)
+    assert np.array_equal(plain.encode(back), plain.encode(score))
+    assert back.markers == plain.decode(plain.encode(score)).markers
+    g = harm.grammar()
+    for i in ids:
+        g.step(int(i))
+    assert g.done
+
+
+def test_beat_chord_grammar_asks_for_a_harmony_at_each_beat() -> None:
+    tok = get_tokenizer("chorale", beat_chords=True)
+    harmony = tok.vocab.mask("harmony", "noharmony")
+    prefix = tok.primer_for_length(Score(tpq=TPQ, time_signatures=[TimeSignature(0, 3, 4)]), 2)
+    g = tok.grammar().feed(prefix)
+    m = g.mask()  # the pickup's first beat, or the first bar line
+    assert m[harmony].all() and not m[tok.rest_id] and m[tok.vocab.offset("bar") + 1]
+    g.step(int(np.flatnonzero(harmony)[0]))
+    m = g.mask()  # a row must follow its harmony
+    assert not m[harmony].any() and m[tok.rest_id] and not m[tok.vocab.offset("bar") + 1]
+    for seed in range(3):
+        ids = random_walk(tok, prefix, seed)
+        labels = tok.tokens(ids)
+        assert ids[-1] == EOS and labels.count("BAR_1") == 1
+        cells, harmony_before = 0, set()  # cells in the bar; rows that open with a harmony
+        for t in labels[labels.index("BAR_2") :]:
+            if t.startswith("BAR_"):
+                cells = 0
+            elif t.startswith("H_"):
+                assert cells % 16 == 0  # a beat is 4 rows of 4 cells
+                harmony_before.add(cells)
+            elif t != "EOS":
+                if cells % 16 == 0:
+                    assert cells in harmony_before
+                cells += 1
+
+
+def test_beat_chords_move_with_token_transposition() -> None:
+    from musegen.data.augment import TokenTranspose
+
+    tok = get_tokenizer("chorale", beat_chords=True)
+    ids = tok.encode(cadence_with_pickup())
+    up = TokenTranspose(tok, max_shift=5).apply(ids, 2)
+    chords = [t for t in tok.tokens(up) if t.startswith("H_")]
+    assert chords[:5] == ["H_D", "H_D", "H_D", "H_D", "H_A"]
+    assert np.array_equal(up, tok.encode(tok.decode(up)))  # what a D major score encodes to
+
+
 def a_minor_cadence() -> Score:
     """Two bars in A minor: i - V - i, the soprano on C, the alto through G sharp."""
     s = [(0, 2 * Q, 72), (2 * Q, 2 * Q, 71), (4 * Q, 4 * Q, 72)]

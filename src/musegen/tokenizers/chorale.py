@@ -24,6 +24,14 @@ Around the rows::
 * Rows before the first ``BAR`` are the **pickup** (an anacrusis, shorter than a bar). Scores
   read from notation pad a pickup to a full bar with rests; the encoder drops that padding and
   the decoder restores it, so bar lines fall where the source put them.
+* ``H_<chord>`` (only with ``beat_chords``): the harmony of the beat that follows, before the
+  first row of every beat (every ``steps_per_quarter`` rows from the bar line; in a pickup,
+  from its first row, so a model can write it without knowing how long the pickup will be).
+  The label is the project's chord labeller (:func:`musegen.theory.best_chords`, all nine
+  qualities) over the four voices' sounding pitch classes in the beat, weighted by duration,
+  with the lowest pitch at the beat's start as the bass; ``H_N`` where nothing sounds. A model
+  that writes it plans the harmony a beat ahead, then voices it (as TonicNet does for the JSB
+  chorales, Peracha 2019); decoding drops it.
 * ``FERMATA`` (only with ``phrases``): stands before the row where a phrase comes to rest —
   a note with a fermata in the source (a ``fermata`` :class:`~musegen.score.Marker`). Bach's
   chorales are built of phrases, mostly two bars long, each ending on a fermata and a cadence;
@@ -44,6 +52,7 @@ import numpy as np
 
 from musegen.errors import MusegenError
 from musegen.score import FERMATA, VOICES, Marker, Score, TimeSignature, Track, make_notes
+from musegen.theory import ANALYSIS_CHORDS, TEMPLATE_RULE, Chord, best_chords
 from musegen.tokenizers.base import BOS, EOS, PAD, Grammar, Tokenizer, TokenizerConfig, Vocab
 from musegen.tokenizers.grid import (
     DECODE_TPQ,
@@ -74,6 +83,7 @@ class BarGridConfig(TokenizerConfig):
     velocity: int = 80
     phrases: bool = False
     modes: bool = False
+    beat_chords: bool = False
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -207,6 +217,8 @@ class BarGridTokenizer(Tokenizer):
         self.rest_id = self.vocab.offset("rest")
         self.hold_id = self.vocab.offset("hold")
         self.pitch_offset = self.vocab.offset("pitch")
+        self._fermata_id = self.vocab.offset("fermata") if self.config.phrases else -1
+        self._no_harmony = self.vocab.offset("noharmony") if self.config.beat_chords else -1
         self._masks = _Masks(self)
 
     def build_vocab(self) -> Vocab:
@@ -218,6 +230,10 @@ class BarGridTokenizer(Tokenizer):
         vocab.add("bar", cfg.max_bars + 1, lambda v: "BAR_far" if v == far else f"BAR_{v + 1}")
         if cfg.modes:
             vocab.add("mode", len(MODES), lambda v: f"MODE_{MODES[v]}")
+        if cfg.beat_chords:
+            names = [Chord(r, q, r).name for r, q in ANALYSIS_CHORDS.labels]
+            vocab.add("harmony", len(names), lambda v: f"H_{names[v]}")
+            vocab.add("noharmony", 1, lambda _v: "H_N")
         if cfg.phrases:  # before the cells: every id from REST on is a cell
             vocab.add("fermata", 1, lambda _v: "FERMATA")
         vocab.add("rest", 1, lambda _v: "REST")
@@ -322,11 +338,12 @@ class BarGridTokenizer(Tokenizer):
         head += [self.vocab.offset("ts") + ts_index, self._count_id("len", max(total, 1)), *mode]
         out.append(np.array(head, dtype=np.int64))
         marks = self._fermata_rows(score, drop, len(cells))
-        out.append(self._rows(cells, 0, pickup, marks))
+        harmony = self._beat_harmony(cells, pickup)
+        out.append(self._rows(cells, 0, pickup, marks, harmony))
         for b in range(n_bars):
             out.append(np.array([self._count_id("bar", total - b), *mode], dtype=np.int64))
             lo = pickup + b * bar
-            out.append(self._rows(cells, lo, min(lo + bar, len(cells)), marks))
+            out.append(self._rows(cells, lo, min(lo + bar, len(cells)), marks, harmony))
         if eos:
             out.append(np.array([EOS], dtype=np.int64))
         return np.concatenate(out)
@@ -352,13 +369,66 @@ class BarGridTokenizer(Tokenizer):
         rows = {round(m.time * spq / score.tpq) - drop for m in score.markers if m.text == FERMATA}
         return np.array(sorted(r for r in rows if 0 <= r < n_rows), dtype=np.int64)
 
-    def _rows(self, cells: np.ndarray, lo: int, hi: int, marks: np.ndarray) -> np.ndarray:
-        """Rows ``lo``..``hi`` of ``cells`` as ids, a FERMATA before each marked row."""
+    def _rows(
+        self, cells: np.ndarray, lo: int, hi: int, marks: np.ndarray, harmony: np.ndarray
+    ) -> np.ndarray:
+        """Rows ``lo``..``hi`` of ``cells`` as ids, with each beat's harmony id (``harmony``:
+        one per row, -1 where no beat starts) and then a FERMATA before each marked row."""
         flat = cells[lo:hi].reshape(-1)
         inside = marks[(marks >= lo) & (marks < hi)]
-        if not len(inside):
+        beats = lo + np.flatnonzero(harmony[lo:hi] >= 0)
+        if not len(inside) and not len(beats):
             return flat
-        return np.insert(flat, (inside - lo) * self.n_voices, self.vocab.offset("fermata"))
+        # np.insert keeps the order of values given for one position: harmony, then FERMATA
+        at = np.concatenate([beats, inside]) - lo
+        values = np.concatenate([harmony[beats], np.full(len(inside), self._fermata_id)])
+        order = np.argsort(at, kind="stable")
+        return np.insert(flat, at[order] * self.n_voices, values[order])
+
+    def _beat_harmony(self, cells: np.ndarray, pickup: int) -> np.ndarray:
+        """The harmony id before each row of ``cells`` that starts a beat (-1 elsewhere; all
+        -1 without ``beat_chords``). Beats start every ``steps_per_quarter`` rows from the
+        first bar line, and in the pickup from its first row (as the grammar counts them)."""
+        n = len(cells)
+        out = np.full(n, -1, dtype=np.int64)
+        if not self.config.beat_chords or not n:
+            return out
+        spq = self.config.steps_per_quarter
+        rows = np.arange(n)
+        starts = np.flatnonzero(np.where(rows < pickup, rows, rows - pickup) % spq == 0)
+        pitch = self._sounding_pitches(cells)
+        beat_of = np.searchsorted(starts, rows, side="right") - 1
+        weights = np.zeros((len(starts), 12))
+        r, v = np.nonzero(pitch >= 0)
+        np.add.at(weights, (beat_of[r], pitch[r, v] % 12), 1.0)
+        first = np.where(pitch[starts] >= 0, pitch[starts], 999).min(axis=1)
+        low = np.full(len(starts), 999)
+        np.minimum.at(low, beat_of[r], pitch[r, v])
+        bass = np.where(first < 999, first, np.where(low < 999, low, -1))
+        best = best_chords(weights, bass, vocabulary=ANALYSIS_CHORDS, rule=TEMPLATE_RULE)
+        out[starts] = np.where(best >= 0, self.vocab.offset("harmony") + best, self._no_harmony)
+        return out
+
+    def _sounding_pitches(self, grid: np.ndarray) -> np.ndarray:
+        """``[rows, voices]`` MIDI pitch each voice sounds in each row of cell ids (-1: none):
+        a HOLD takes the pitch of its voice's last pitch cell, unless a REST came between."""
+        held = np.where(grid == self.hold_id, -1, np.arange(len(grid))[:, None])
+        source = np.maximum.accumulate(held, axis=0)
+        last = grid[np.maximum(source, 0), np.arange(grid.shape[1])[None, :]]
+        return np.where((source >= 0) & (last >= self.pitch_offset), last - self.pitch_offset, -1)
+
+    def transpose_controls(self, ids: np.ndarray, shift: int) -> np.ndarray:
+        """``ids`` with every harmony token's root moved ``shift`` semitones (the pitch tokens
+        are moved by :class:`~musegen.data.augment.TokenTranspose`)."""
+        out = np.array(ids, dtype=np.int64)
+        if not self.config.beat_chords:
+            return out
+        lo = self.vocab.offset("harmony")
+        is_chord = self.vocab.is_in(out, "harmony")
+        k = out[is_chord] - lo
+        roots = ANALYSIS_CHORDS.roots[k]
+        out[is_chord] = lo + (k - roots) + (roots + shift) % 12  # quality-major rows
+        return out
 
     def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
         ids = self.check_ids(ids if isinstance(ids, np.ndarray) else list(ids)).ravel()
@@ -387,12 +457,7 @@ class BarGridTokenizer(Tokenizer):
         grid = np.vstack([np.full((pad, n), self.rest_id), rows.reshape(-1, n)])
         grid = grid[:, np.argsort(self.config.token_order)]  # back to the voices' order
         is_pitch = grid >= self.pitch_offset
-        # a HOLD takes the pitch of its voice's last pitch cell, unless a REST came between
-        held = np.where(grid == self.hold_id, -1, np.arange(len(grid))[:, None])
-        source = np.maximum.accumulate(held, axis=0)
-        cols = np.arange(n)[None, :]
-        last = grid[np.maximum(source, 0), cols]
-        pitch = np.where((source >= 0) & (last >= self.pitch_offset), last - self.pitch_offset, -1)
+        pitch = self._sounding_pitches(grid)
         cont = (grid == self.hold_id) & (pitch >= 0)
         voice, start, end = _runs(is_pitch.T, cont.T)
         num, den = (int(x) for x in self.config.time_signatures[ts_index].split("/"))
@@ -530,6 +595,8 @@ _RULES = (
     "    range, or HOLD (with full_start, every voice sounds in the first row)",
     "    (HOLD only when that voice's last cell sounds)",
     "  a bar holds exactly one bar of rows; then BAR_(n-1) — from far: BAR_far or BAR_max",
+    "  with beat_chords: one H_* before the first row of every beat (every steps_per_quarter",
+    "    rows from the bar line; in the pickup from its first row), then FERMATA if any",
     "  with phrases: FERMATA may stand before a row (where a phrase comes to rest), once",
     "  the last bar (BAR_1) ends with EOS after at least one row, at most a full bar",
 )
@@ -550,6 +617,7 @@ class _Masks:
         }
         if "mode" in tok.vocab.blocks:
             self.only["mode"] = tok.vocab.mask("mode")
+        self.harmony = tok.vocab.mask("harmony", "noharmony") if "harmony" in tok.vocab else None
         self.fermata = tok.vocab.offset("fermata") if "fermata" in tok.vocab.blocks else -1
         self.ts_lo = tok.vocab.offset("ts")
         self.len_lo = tok.vocab.offset("len")
@@ -605,6 +673,8 @@ class BarGridGrammar(Grammar):
         self.marked = False  # a FERMATA stands before the row being started
         self.mode = -1  # the MODE id written after LEN (with modes)
         self.mode_due = False  # a BAR was just written: its MODE comes next
+        self.beat = tok.config.steps_per_quarter if tok.config.beat_chords else 0
+        self.harmony_given = False  # the harmony of the row being started is written
 
     @property
     def done(self) -> bool:
@@ -637,7 +707,12 @@ class BarGridGrammar(Grammar):
         out = np.zeros(m.n, dtype=bool)
         in_pickup = self.remaining == 0
         full = self.rows >= (self.bar_steps - 1 if in_pickup else self.bar_steps)
-        if not full:
+        harmony_due = (
+            self.beat and not full and not self.harmony_given and self.rows % self.beat == 0
+        )
+        if harmony_due:  # a beat begins with its harmony (or the bar, the pickup, the piece ends)
+            out |= m.harmony
+        elif not full:
             out |= m.cell[0, int(self.sounding[0])]
             if self.max_leap and rules:
                 self._leaps(out)
@@ -645,8 +720,8 @@ class BarGridGrammar(Grammar):
                 out[self._tok.rest_id] = False  # a piece begins with every voice
             if m.fermata >= 0 and not self.marked:
                 out[m.fermata] = True
-        if self.marked:
-            return out  # the marked row comes next
+        if self.marked or self.harmony_given:
+            return out  # the marked row, or the row of the harmony just written, comes next
         if in_pickup or full:
             for value in self._bar_choices():
                 out[m.bar_lo + value - 1] = True
@@ -681,6 +756,8 @@ class BarGridGrammar(Grammar):
             self.stage = "done"
         elif token == m.fermata:
             self.marked = True
+        elif m.harmony is not None and m.harmony[token]:
+            self.harmony_given = True
         elif m.bar_lo <= token < m.bar_hi:
             value = token - m.bar_lo + 1
             self.mode_due = self.mode >= 0
@@ -700,6 +777,7 @@ class BarGridGrammar(Grammar):
             self.cell = (v + 1) % self.n_voices
             if self.cell == 0:
                 self.rows += 1
+                self.harmony_given = False
                 self.before = list(self.now)
                 self.first_row = False
 
