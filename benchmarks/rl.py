@@ -70,10 +70,12 @@ DIRECTION = {
     "notes in repeated motifs": True,
     "intervals in long same-interval runs": False,
     "repeated motifs per piece": True,
+    "runs of four repeated onsets that go on": False,
 }
 
 
 COUNT = "notes written (the shares' denominator)"
+PER_MELODY = "notes per melody"  # a fall: the rules dodged by writing less (thinning)
 PIECES = "_pieces"  # each melody's rule counts (rl_tuner_figures), for the intervals
 
 
@@ -157,6 +159,7 @@ def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[s
     print(f"{name}: {len(pieces)} melodies in {seconds:.0f} s", file=sys.stderr)
     out: dict[str, Any] = dict(rl_tuner_table(pieces))
     out[COUNT] = float(sum(len(top_line(p)) for p in pieces))
+    out[PER_MELODY] = out[COUNT] / max(len(pieces), 1)
     out[PIECES] = [rl_tuner_figures(p) for p in pieces]
     report = quality_report(pieces, real, None, bars=args.bars, seed=args.seed)["generated"]
     out["Yang-Lerch overlap with the corpus"] = report["oa_mean"]
@@ -303,6 +306,8 @@ def report(
         r = f"{real[fig]:.3f}" if fig in real else ""
         if fig == COUNT:
             change = f"{a - b:+.0f}"
+        if fig == PER_MELODY:
+            change = f"{100 * (a - b) / b:+.1f}%" if b else ""
         interval = ""
         if fig in rows and args.bootstrap:
             lo, hi, rlo, rhi = change_interval(
@@ -312,7 +317,7 @@ def report(
         print(f"| {fig} | {b:.3f} | {a:.3f} | {change} | {interval} | {r} |")
     print()
     for fig in before:
-        if fig in (COUNT, PIECES):  # what the shares are of, not a figure to compare
+        if fig in (COUNT, PER_MELODY, PIECES):  # what the shares are of, not a figure to compare
             continue
         b, a = before[fig], after[fig]
         row = {"benchmark": f"rl {tuned} vs {args.base}: {fig}", "ours": a, "peer": b}

@@ -122,6 +122,15 @@ def test_rl_tuner_table_pools_over_pieces() -> None:
     assert math.isnan(R.rl_tuner_table([melody([60, 62])])["leaps resolved"])
 
 
+def test_runs_of_four_that_go_on_to_a_fifth() -> None:
+    # runs of 4 (stops), 6 (goes on) and 5 (goes on); a run of 3 is not counted
+    pieces = [melody([62, 62, 62, 62, 64, 64, 64, 64, 64, 64]), melody([60] * 5 + [62] * 3)]
+    assert R.rl_tuner_figures(pieces[0])["runs_of_four"] == 2
+    assert R.rl_tuner_figures(pieces[0])["runs_past_four"] == 1
+    table = R.rl_tuner_table(pieces)
+    assert table["runs of four repeated onsets that go on"] == pytest.approx(100 * 2 / 3)
+
+
 def user_reward(score: Score) -> float:
     return float(score.n_notes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,91 @@ def test_candidate_weights_weigh_the_exact_term_and_not_the_returns(tmp_path: Pa
     heavy, _ = trainer.candidate_rewards(seqs, P, T, trainer.candidate_weights)
     assert plain.min() < 0 and torch.allclose(heavy, 25 * plain)  # key is the only local part
     assert drawn.min() < 0  # in the returns, by --weights
+
+
+# ----------------------------------------------------------------------------- note or not
+def test_note_chance_and_the_kl_of_the_note_choice_by_hand() -> None:
+    from musegen.train.rl_credit import note_chance, note_choice_kl
+
+    inf = float("-inf")
+    # vocab of 5: tokens 1..2 are notes; state 0: P(note) 0.5, state 1: 0.2, state 2: notes only
+    own = torch.log(torch.tensor([[0.25, 0.25, 0.25, 0.25, 0.0], [0.4, 0.1, 0.1, 0.4, 0.0]]))
+    own = torch.cat([own, torch.tensor([[inf, 0.0, inf, inf, inf]])])
+    anchor = torch.log(torch.tensor([[0.1, 0.4, 0.4, 0.1, 0.0], [0.4, 0.1, 0.1, 0.4, 0.0]]))
+    anchor = torch.cat([anchor, torch.tensor([[inf, 0.0, inf, inf, inf]])])
+    on, off = note_chance(own, 1, 3)
+    torch.testing.assert_close(on.exp(), torch.tensor([0.5, 0.2, 1.0]))
+    torch.testing.assert_close(off[:2].exp(), torch.tensor([0.5, 0.8]))
+    assert off[2] == inf  # no choice: nothing but a note is allowed
+    kl = note_choice_kl((on, off), note_chance(anchor, 1, 3))
+    p, q = 0.5, 0.8  # state 0: a fair coin against the anchor's 0.8
+    expected = p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+    torch.testing.assert_close(kl, torch.tensor([expected, 0.0, 0.0]))
+    # state 1: the same chance of a note, other pitches: no KL of the choice itself
+
+
+def test_expected_given_note_moves_the_pitch_never_whether_a_note() -> None:
+    from musegen.train.rl_credit import expected_given_note
+
+    logits = torch.tensor([[0.0, 1.0, -1.0, 0.5]], requires_grad=True)  # [hold, p0, p1, p2]
+    logp = torch.log_softmax(logits, -1)
+    probs = logp[:, 1:].exp()
+    table = torch.tensor([[0.0, -3.0, -1.0]])  # p1 breaks a rule, p2 half as badly
+    value = expected_given_note(probs, table)
+    torch.testing.assert_close(value, (probs * table).sum(-1))  # the same value
+    value.sum().backward()
+    assert logits.grad is not None
+    assert abs(float(logits.grad[0].sum())) < 1e-6  # softmax: grads sum to 0
+    assert float(logits.grad[0, 0]) == pytest.approx(0.0, abs=1e-6)  # holding: no push
+    assert logits.grad[0, 1] > 0 > logits.grad[0, 2]  # away from the rule-breaking pitch
+    plain = torch.tensor([[0.0, 1.0, -1.0, 0.5]], requires_grad=True)
+    lp = torch.log_softmax(plain, -1)
+    (lp[:, 1:].exp() * table).sum().backward()
+    assert plain.grad is not None and plain.grad[0, 0] > 0  # the plain sum pushes to holding
+    # no note allowed: 0 and no NaN
+    none = torch.zeros((1, 3), requires_grad=True)
+    out = expected_given_note(none * 0, table)
+    out.sum().backward()
+    assert float(out.detach()) == 0 and torch.isfinite(none.grad).all()  # type: ignore[union-attr]
+
+
+def few_notes(score: Score) -> float:
+    """A toy reward that thinning earns: minus the notes a bar."""
+    n = sum(len(t.notes) for t in score.tracks)
+    return -n / max(score.n_bars, 1)
+
+
+@pytest.mark.slow
+def test_note_kl_holds_the_note_density_of_the_original(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    chances = {}
+    for weight in (0.0, 50.0):
+        cfg = config(model, steps=5, lr=1e-2, credit="note", gamma=0.7, note_kl=weight)
+        trainer = RLTrainer(cfg, tmp_path / f"run{weight}", rewards=[("few", few_notes)])
+        trainer.fit()
+        rows = [
+            json.loads(r)
+            for r in (tmp_path / f"run{weight}" / "log.jsonl").read_text().splitlines()
+        ]
+        chances[weight] = rows[-1]["note_chance"] - rows[-1]["note_chance_anchor"]
+        assert ("note_kl_per_token" in rows[-1]) == (weight > 0)
+    assert chances[0.0] < -0.05  # the toy reward thins the melodies
+    assert abs(chances[50.0]) < abs(chances[0.0]) / 2  # the note KL holds the density
+
+
+def test_per_note_candidates_and_note_kl_in_a_step_and_their_errors(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    cfg = config(
+        model, steps=1, batch_size=4, bars=1, reward="theory", candidates=True,
+        per_note_candidates=True, note_kl=1.0, candidate_weights={"repetition": 100.0},
+    )  # fmt: skip
+    RLTrainer(cfg, tmp_path / "run").fit()
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(row["grad_norm"]) and row["grad_norm"] > 0
+    assert 0 < row["note_chance"] < 1 and row["note_kl_per_token"] >= 0
+    with pytest.raises(MusegenError, match="--candidates"):
+        RLTrainer(config(model, per_note_candidates=True), tmp_path / "p")
+    with pytest.raises(MusegenError, match="--credit note"):
+        RLTrainer(config(model, credit="piece", note_kl=1.0), tmp_path / "n")
+    with pytest.raises(MusegenError, match="--note-kl"):
+        config(model, note_kl=-1.0)

@@ -30,6 +30,13 @@ FLAGS = (
         "docs/benchmarks.md)",
     ),
     ("--gamma", float, "--credit note: discount per token of the returns-to-go (default 0.9)"),
+    (
+        "--note-kl",
+        float,
+        "--credit note: weight of an extra exact KL, at each step, between the tuned and the "
+        "original model's chance of writing a note there (not holding or resting): keeps the "
+        "original's note density (default 0: none)",
+    ),
 )
 
 
@@ -68,6 +75,12 @@ SWITCHES = (  # (flag, help): true when given; else the run file's or false
         "--credit note: the KL penalty of each step taken exactly over every token the "
         "tuned model could have written there, not by the token drawn (the same objective, "
         "a lower-variance pull back to the original model)",
+    ),
+    (
+        "--per-note-candidates",
+        "--candidates: the expected reward of every pitch taken given that a note is written, "
+        "the chance of writing one held fixed, so the rules move which pitch is written and "
+        "never whether one is (holding or resting earns nothing by dodging a rule)",
     ),
 )
 

@@ -192,6 +192,7 @@ def rl_tuner_figures(piece: Score | Line) -> dict[str, float]:
     line = line_of(piece)
     resolved, judged = leaps(line)
     in_motifs, motif_bars, in_repeated, repeated_bars = motifs(line)
+    runs = equal_runs(line.pitch)
     return {
         "notes": float(len(line)),
         "intervals": float(max(len(line) - 1, 0)),
@@ -207,6 +208,8 @@ def rl_tuner_figures(piece: Score | Line) -> dict[str, float]:
         "notes_in_repeated_motifs": float(in_repeated),
         "repeated_motifs": float(repeated_bars),
         "interval_run_excess": float(interval_run_excess(line)),
+        "runs_of_four": float(sum(n >= MAX_REPEATS for _, n in runs)),
+        "runs_past_four": float(sum(n > MAX_REPEATS for _, n in runs)),
     }
 
 
@@ -219,6 +222,7 @@ TABLE_ROWS = (  # (figure, numerator, denominator): shares in percent, pooled ov
     ("notes in motifs", "notes_in_motifs", "notes"),
     ("notes in repeated motifs", "notes_in_repeated_motifs", "notes"),
     ("intervals in long same-interval runs", "interval_run_excess", "intervals"),
+    ("runs of four repeated onsets that go on", "runs_past_four", "runs_of_four"),
 )
 
 

@@ -36,6 +36,18 @@ allows, ``kl * KL(policy(.|s) || anchor(.|s))``, is differentiated instead (the 
 objective; the anchor pulls back at every state, not only through the noisy returns, so a
 strong, consistent push at a few states does not drift the rest of the model).
 
+Two guards against *thinning* (avoiding the rules by writing fewer notes: every local rule
+is a penalty on a pitch token, and holding or resting earns 0, so the plain expected term
+``sum_a policy(a) r(a)`` is also raised by moving probability from every pitch to holding).
+``per_note_candidates`` (``--per-note-candidates``) takes that term per opportunity:
+``P(note) * sum_a P(a | note) r(a)`` with ``P(note)`` held constant, the same value whose
+gradient moves which pitch is written and never whether one is
+(:func:`musegen.train.rl_credit.expected_given_note`). ``note_kl`` (``--note-kl``) adds,
+at every state, that weight times the exact KL between the policy's and the anchor's chance
+of writing a note there (:func:`musegen.train.rl_credit.note_choice_kl`), so the returns,
+whose penalties still fall on notes, cannot trade notes for silence either. Each log row
+gives the policy's and the anchor's mean chance of a note on the states drawn.
+
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
 second model to train and tune) would have to learn per-token values from a single late
@@ -113,6 +125,8 @@ class RLConfig:
     shaping: bool = False  # --credit note: motif shaping (rewards.note_rewards)
     candidate_weights: dict[str, float] | None = None  # --candidates: local parts' weights there
     exact_kl: bool = False  # --credit note: each token's own KL term by its exact expectation
+    per_note_candidates: bool = False  # --candidates: moves which pitch, never whether a note
+    note_kl: float = 0.0  # --credit note: weight of the exact KL of the note-or-not choice
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -128,6 +142,7 @@ class RLConfig:
             (self.grad_clip > 0, "--grad-clip must be > 0"),
             (self.credit in ("piece", "note"), f"--credit must be piece or note, got {self.credit!r}"),
             (0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}"),
+            (self.note_kl >= 0 and math.isfinite(self.note_kl), f"--note-kl must be >= 0, got {self.note_kl}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -202,8 +217,14 @@ class RLTrainer:
                 (name, partial(theory_reward, weights=weights) if name == "theory" else fn)
                 for name, fn in self.rewards
             ]
-        if (config.candidates or config.shaping or config.exact_kl) and config.credit != "note":
-            raise MusegenError("--candidates, --shaping and --exact-kl are kinds of --credit note")
+        if (
+            config.candidates or config.shaping or config.exact_kl or config.note_kl
+        ) and config.credit != "note":
+            raise MusegenError(
+                "--candidates, --shaping, --exact-kl and --note-kl are kinds of --credit note"
+            )
+        if config.per_note_candidates and not config.candidates:
+            raise MusegenError("--per-note-candidates changes --candidates: add it")
         self.candidate_weights = self.note_weights  # the exact term's weights, by reward
         if config.candidate_weights:
             if not config.candidates:
@@ -401,7 +422,13 @@ class RLTrainer:
         if self.cfg.credit == "note" and self.cfg.candidates:
             lo = self.tokenizer.vocab.offset("pitch")
             probs = logp[:, :, lo : lo + table.shape[-1]].exp()  # 0 where the grammar forbids
-            expected = torch.where(valid, (probs * table).sum(-1), zero)
+            if self.cfg.per_note_candidates:
+                from musegen.train.rl_credit import expected_given_note
+
+                state_expected = expected_given_note(probs, table)
+            else:
+                state_expected = (probs * table).sum(-1)
+            expected = torch.where(valid, state_expected, zero)
             extra["candidate_reward"] = float(expected.detach().sum(1).mean())
             loss = loss - expected.sum() / n_tokens
         if self.cfg.credit == "note" and self.cfg.exact_kl:
@@ -409,6 +436,19 @@ class RLTrainer:
             anchor = ref_logp.masked_fill(~masks, 0.0)
             state_kl = (own.exp() * (own - anchor)).masked_fill(~masks, 0.0).sum(-1)
             loss = loss + self.cfg.kl * torch.where(valid, state_kl, zero).sum() / n_tokens
+        if self.cfg.credit == "note" and "pitch" in self.tokenizer.vocab:
+            from musegen.train.rl_credit import note_chance, note_choice_kl
+
+            lo, hi = self.tokenizer.vocab.span("pitch")
+            own_note = note_chance(logp, lo, hi)
+            with torch.no_grad():
+                anchor_note = note_chance(ref_logp, lo, hi)
+                extra["note_chance"] = float(own_note[0].exp()[valid].mean())
+                extra["note_chance_anchor"] = float(anchor_note[0].exp()[valid].mean())
+            if self.cfg.note_kl:
+                note_kl = torch.where(valid, note_choice_kl(own_note, anchor_note), zero)
+                extra["note_kl_per_token"] = float(note_kl.detach().sum() / valid.sum())
+                loss = loss + self.cfg.note_kl * note_kl.sum() / n_tokens
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)

@@ -149,3 +149,51 @@ def candidate_rewards(
     is_note = np.isin(states, pos)
     drawn[is_note] = table[is_note, seq[states[is_note]] - lo]
     return table, drawn
+
+
+# ----------------------------------------------------------------------------- note or not
+def note_chance(logp: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log P(a note) and log P(no note) ``[..., ]`` of distributions ``logp [..., vocab]``
+    (log-probabilities, ``-inf`` where the grammar forbids): a note is a token of
+    ``[lo, hi)`` (the pitch block); holding, resting and the rest are not. ``-inf`` where
+    the grammar allows no such token."""
+    inside = _logsumexp(logp[..., lo:hi])
+    outside = _logsumexp(torch.cat([logp[..., :lo], logp[..., hi:]], dim=-1))
+    return inside, outside
+
+
+def _logsumexp(x: torch.Tensor) -> torch.Tensor:
+    """``logsumexp`` over the last axis, ``-inf`` for a row of ``-inf`` with a zero (not NaN)
+    gradient there."""
+    empty = torch.isneginf(x).all(-1)
+    out = torch.logsumexp(torch.where(empty[..., None], torch.zeros_like(x), x), dim=-1)
+    return torch.where(empty, torch.full_like(out, float("-inf")), out)
+
+
+def note_choice_kl(
+    own: tuple[torch.Tensor, torch.Tensor], anchor: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """KL of the policy's choice between writing a note or not from the anchor's, per state
+    (both as :func:`note_chance`'s pair of log-probabilities): ``p log(p/q) + (1-p)
+    log((1-p)/(1-q))``, 0 where the grammar leaves no choice. ``--note-kl`` holds the note
+    density of the original model with it, state by state."""
+    total = torch.zeros_like(own[0])
+    for lp, lq in zip(own, anchor, strict=True):
+        allowed = torch.isfinite(lp) & torch.isfinite(lq)
+        lp_safe = torch.where(allowed, lp, torch.zeros_like(lp))
+        lq_safe = torch.where(allowed, lq, torch.zeros_like(lq))
+        total = total + torch.where(allowed, lp_safe.exp() * (lp_safe - lq_safe), 0.0)
+    return total
+
+
+def expected_given_note(probs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """``--per-note-candidates``: each state's expected candidate reward ``[..., ]`` over the
+    pitch *given that a note is written*, times the chance of a note held constant:
+    ``P(note) * sum_a P(a | note) r(a)`` with ``P(note)`` detached. Its value is the plain
+    ``sum_a P(a) r(a)``, but its gradient moves only which pitch is written, never whether
+    a note is: holding or resting cannot dodge a rule (``probs [..., 128]``: the policy's
+    probability of each pitch token, 0 where forbidden; ``table``: the rewards)."""
+    onset = probs.sum(-1, keepdim=True)
+    safe = torch.where(onset > 0, onset, torch.ones_like(onset))
+    given = probs / safe
+    return onset.detach().squeeze(-1) * (given * table).sum(-1)
