@@ -192,3 +192,26 @@ def test_cut_segment_is_the_slice_but_its_held_start(
         assert np.array_equal(out[1:], plain[1:]) or (out[0] == REST and plain[0] == HOLD)
         if plain[0] == HOLD and out[0] >= 2:  # the pitch of the note sounding at the cut
             assert out[0] == row[np.flatnonzero(row[:start] >= 2)[-1]]
+
+
+def test_batch_norm_mu_spreads_the_means_and_is_saved(tmp_path: Path) -> None:
+    """``batch_norm_mu``: in training every latent dim of the means has mean 0 and that spread
+    over the batch, even where the raw means hardly differ; evaluation uses the running
+    statistics, which are saved with the weights. Off (0) by default: no new weights."""
+    assert not any("mu_norm" in k for k in build_model("music-vae", **TINY_VAE).state_dict())
+    torch.manual_seed(0)
+    config = {**TINY_VAE, "encoder": "hierarchical", "n_bars": 4, "batch_norm_mu": 2.0}
+    model = build_model("music-vae", **config).train()
+    steps = torch.randint(0, model.config.n_classes, (16, model.config.n_steps))
+    mu, _ = model.encode(steps)
+    assert torch.allclose(mu.mean(0), torch.zeros(4), atol=1e-4)
+    spread = mu.std(0, unbiased=False)  # 2, a little less where the raw spread is near eps
+    assert ((spread > 1.7) & (spread <= 2.0 + 1e-4)).all()
+    model.eval()
+    one, _ = model.encode(steps[:1])  # one segment alone: the running statistics
+    assert torch.allclose(one, model.encode(steps)[0][:1])
+    save_model(model, tmp_path / "m", {})
+    loaded, _ = load_model(tmp_path / "m")
+    assert torch.equal(loaded.encode(steps)[0], model.encode(steps)[0])
+    with pytest.raises(MusegenError, match="batch_norm_mu"):
+        build_model("music-vae", batch_norm_mu=-1.0)

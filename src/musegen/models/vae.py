@@ -17,6 +17,14 @@ A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps)
   bar; a bar decoder (an LSTM started from that embedding, which it also reads at every step)
   writes the bar's steps. Its state starts afresh every bar, so it cannot ignore the latent
   over a long segment as a flat decoder can.
+* ``batch_norm_mu`` > 0 (BN-VAE, Zhu et al. 2020): the encoder's means are batch-normalised
+  (no learned scale) and multiplied by that number, so across a batch every latent dim varies
+  with that standard deviation. A freshly initialised encoder, above all the hierarchical
+  one's two LSTMs, gives nearly the same mean for every input (spread 0.01 against a sigma of
+  0.7 at 16 bars): ``z`` is noise, the decoder learns to ignore it and the encoder never
+  learns to inform it. Normalised, the means differ from the first step, and the KL has a
+  floor (``latent * scale^2 / 2`` nats from the means), so the latent cannot collapse.
+  Evaluation uses the running statistics (saved with the weights).
 * ``input_dropout``: in training, that share of the decoder's previous-step inputs is
   replaced by the start symbol (word dropout), so the decoder leans on ``z``.
 * ``autoregressive`` false: the decoder never reads the previous steps (every input is the
@@ -79,6 +87,7 @@ class MusicVAEConfig(ModelConfig):
     dropout: float = 0.0
     input_dropout: float = 0.0  # training: share of the decoder's previous steps hidden
     autoregressive: bool = True  # false: the decoder reads z only, never its previous steps
+    batch_norm_mu: float = 0.0  # > 0: the means batch-normalised to this spread (BN-VAE)
 
     def validate(self) -> None:
         self.check(self.decoder in DECODERS, f"decoder must be one of {DECODERS}")
@@ -93,6 +102,7 @@ class MusicVAEConfig(ModelConfig):
         self.check(self.beta_warmup >= 0, "beta_warmup must be >= 0")
         self.check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         self.check(0 <= self.input_dropout < 1, "input_dropout must be in [0, 1)")
+        self.check(self.batch_norm_mu >= 0, "batch_norm_mu must be >= 0 (0: off)")
 
     @property
     def n_classes(self) -> int:
@@ -126,6 +136,8 @@ class MusicVAE(nn.Module):
             )
         self.to_mu = nn.Linear(2 * c.enc_hidden, c.latent)
         self.to_sigma = nn.Linear(2 * c.enc_hidden, c.latent)
+        if c.batch_norm_mu > 0:
+            self.mu_norm = nn.BatchNorm1d(c.latent, affine=False)
         self.drop = nn.Dropout(c.dropout)
         if c.decoder == "hierarchical":
             self.conductor_init = nn.Linear(c.latent, 2 * c.conductor_hidden)
@@ -155,7 +167,10 @@ class MusicVAE(nn.Module):
         else:
             _, (h, _) = self.encoder(x)
         both = torch.cat([h[0], h[1]], dim=-1)
-        return self.to_mu(both), F.softplus(self.to_sigma(both)) + 1e-4
+        mu = self.to_mu(both)
+        if self.config.batch_norm_mu > 0:
+            mu = self.config.batch_norm_mu * self.mu_norm(mu.float())
+        return mu, F.softplus(self.to_sigma(both)) + 1e-4
 
     # ------------------------------------------------------------------ decoder
     def _conditions(self, z: torch.Tensor) -> torch.Tensor:
