@@ -258,3 +258,27 @@ def test_crnngan_onset_flag_and_sampled_draws_come_from_the_latent() -> None:
         assert not torch.equal(x[..., 2], m.fake(z2.view(5, -1), {})[..., 2])
         m.generator.out.bias[2] = -8.0
         assert bool((m.fake(z, {})[..., 0] > 0).all())
+
+
+def test_midinet_critic_presence_reads_the_pitch_classes_used() -> None:
+    """``critic_presence``: per pitch class the largest probability over steps (octaves
+    summed), 0/1 for drawn bars, so a short passing tone counts as fully as a held one; the
+    critic's features grow by 12 and its score still has a gradient."""
+    torch.manual_seed(8)
+    m = build_model("midinet", **TINY["midinet"], critic_presence=True)
+    c = m.config
+    x = torch.zeros(2, 1, c.steps, c.n_pitches)
+    x[0, 0, :-1, 0] = 1.0  # C held for all but one step
+    x[0, 0, -1, 12 + 2] = 1.0  # one step of D an octave up
+    x[1, 0, :, 7] = 0.25  # G at a quarter everywhere
+    got = m.discriminator.presence(x)
+    assert got.shape == (2, 12)
+    assert got[0].tolist() == [1.0, 0, 1.0] + [0.0] * 9
+    assert got[1, 7] == 0.25 and float(got[1].sum()) == 0.25
+    plain = build_model("midinet", **TINY["midinet"])
+    cond = cond_for(m, 2)
+    assert m.discriminator.features(x, cond["chord"]).shape == (2, 4 * c.d_critic)
+    assert m.discriminator.out[0].in_features == plain.discriminator.out[0].in_features + 12
+    y = m.fake(m.latent(2), cond)
+    m.critic(y, cond).sum().backward()
+    assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)

@@ -30,6 +30,11 @@ features to its score (Miyato and Koyama 2018: the condition enters the score di
 ``minibatch`` gives it that many rows of minibatch discrimination
 (:class:`~musegen.models.gan.common.MinibatchDiscrimination`) over its hidden features.
 
+``critic_presence`` also hands the critic which pitch classes the bar uses at all
+(:meth:`MidiNetCritic.presence`): the chroma weighs them by time, so a short passing tone,
+which the data's melodies have and a melody kept on its chord's tones lacks, hardly shows in
+it; this is what MuseGAN's "used pitch classes" counts.
+
 ``chord_head`` gives the critic an auxiliary classifier (AC-GAN, Odena et al. 2017): from the
 bar alone (its per-octave and per-step maps and its chroma, never the chord it was given) it
 names the chord, one of :func:`chord_classes` (12 roots × the qualities of
@@ -98,6 +103,7 @@ class MidiNetConfig(ModelConfig):
     minibatch: int = 0  # rows of minibatch discrimination in the critic (0: none)
     piece_noise: bool = False  # generate: one noise draw for all bars of a piece (else per bar)
     chord_head: bool = False  # the critic also names the bar's chord from the bar alone
+    critic_presence: bool = False  # the critic also reads which pitch classes the bar uses
 
     def validate(self) -> None:
         self.check(self.steps >= 4 and self.steps % 4 == 0, "steps must be a multiple of 4")
@@ -178,6 +184,7 @@ class MidiNetCritic(nn.Module):
             leaky(),
         )
         d = 2 * w * (c.steps // 2) + CHORD_SIZE + 12 + 12 + (c.steps if c.critic_onsets else 0)
+        d += 12 if c.critic_presence else 0
         self.out = nn.Sequential(nn.Linear(d, 4 * w), leaky(), nn.Linear(4 * w, 1))
         self.project = nn.Linear(CHORD_SIZE, 4 * w, bias=False) if c.projection else None
         self.mbd = MinibatchDiscrimination(4 * w, c.minibatch) if c.minibatch else None
@@ -193,6 +200,12 @@ class MidiNetCritic(nn.Module):
     def chroma(self, x: torch.Tensor) -> torch.Tensor:
         c = self.c
         return x.view(len(x), c.steps, c.n_pitches // 12, 12).mean((1, 2))
+
+    def presence(self, x: torch.Tensor) -> torch.Tensor:
+        """How surely each pitch class sounds somewhere in the bar ``[n, 12]``: the largest
+        probability over steps of the pitch class (octaves summed); 0/1 for drawn bars."""
+        c = self.c
+        return x.view(len(x), c.steps, c.n_pitches // 12, 12).sum(2).amax(1)
 
     def chord_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The auxiliary classifier's logits over :func:`chord_classes` ``[n, classes]``,
@@ -210,6 +223,8 @@ class MidiNetCritic(nn.Module):
         if c.critic_onsets:
             before = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, :-1]], 2)
             parts.append(0.5 * (x - before).abs().sum(-1)[:, 0])  # [n, steps]
+        if c.critic_presence:
+            parts.append(self.presence(x))
         return self.out[:2](torch.cat(parts, -1))
 
     def forward(self, x: torch.Tensor, chord: torch.Tensor) -> torch.Tensor:
