@@ -36,11 +36,11 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_dataset(tmp_path_factory.mktemp("data") / "tunes")
 
 
-def run_file(folder: Path, **train: object) -> Path:
+def run_file(folder: Path, model: dict[str, object] | None = None, **train: object) -> Path:
     path = folder / "vae.json"
     run = {
         "model": "music-vae",
-        "model_config": {**TINY_VAE, "decoder": "hierarchical", "n_bars": 2},
+        "model_config": {**TINY_VAE, "decoder": "hierarchical", "n_bars": 2, **(model or {})},
         "train": TRAIN | train,
         "data": {"transpose": 2},
     }
@@ -85,10 +85,13 @@ def test_a_note_held_into_a_window_starts_there() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", [{}, {"encoder": "hierarchical", "batch_norm_mu": 1.0}])
 def test_train_resume_and_reproduce(
-    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], model: dict[str, object]
 ) -> None:
-    run = run_file(tmp_path)
+    """Seeds reproduce and a resumed run is the uninterrupted one (with batch-normalised
+    means too: their running statistics travel with the checkpoint)."""
+    run = run_file(tmp_path, model)
     args = ["train", "--config", str(run), "--data", str(dataset)]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
@@ -101,7 +104,7 @@ def test_train_resume_and_reproduce(
     assert (tmp_path / "a" / "best" / "model.safetensors").is_file()
     # two steps, then resumed to four: the same weights as four at once
     (tmp_path / "short").mkdir()
-    short = run_file(tmp_path / "short", max_steps=2)
+    short = run_file(tmp_path / "short", model, max_steps=2)
     out_c = str(tmp_path / "c")
     assert main(["train", "--config", str(short), "--data", str(dataset), "--out", out_c]) == 0
     assert main([*args, "--out", out_c, "--resume"]) == 0
