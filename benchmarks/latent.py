@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae", default="folk-vae-recon", help="the 2-bar VAE of recon, interp, attr")
     p.add_argument("--prior-vae", default="folk-vae", help="the VAE whose latents --prior models")
     p.add_argument("--vae16", default="folk-vae-16bar")
-    p.add_argument("--flat16", default="runs/folk-vae-16bar-bn-flat/best")
+    p.add_argument(
+        "--flat16",
+        default="runs/folk-vae-16bar-bn-flat-more/best",
+        help="the flat peer of --vae16 (its recipe: the folk-vae-16bar card)",
+    )
     p.add_argument("--prior", default="latent-diffusion")
     p.add_argument("--folk", default="folk")
     p.add_argument("--windows", type=int, default=600, help="held-out windows per figure")
