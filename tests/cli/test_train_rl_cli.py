@@ -49,6 +49,8 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--reward", "theory", "--candidate-weights", "leaps=9"], "add it"),
         (["--reward", "theory", "--candidates", "--candidate-weights", "motifs=9"], "pitch"),
         (["--reward", "theory", "--candidates", "--candidate-weights", "x"], "part=weight"),
+        (["--per-note-candidates"], "--candidates"),
+        (["--note-kl", "-2"], "--note-kl"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -77,6 +79,7 @@ def test_train_rl_reads_a_run_file_and_flags_override_it(
                "--candidate-weights", "repetition=300") == 0  # fmt: skip
     used = json.loads((tmp_path / "r3" / "run.json").read_text())["rl"]
     assert used["candidate_weights"] == {"repetition": 300}
+    assert (used["per_note_candidates"], used["note_kl"]) == (False, 0.0)
     assert (used["weights"], used["candidates"], used["shaping"]) == (
         {"repetition": 30},
         True,
@@ -91,4 +94,14 @@ def test_the_shipped_run_file_is_valid() -> None:
     from musegen.train.rl import RLConfig, read_rl_file
 
     root = Path(__file__).resolve().parents[2]
-    assert RLConfig.from_dict(read_rl_file(root / "configs" / "folk-rl.json")).model == "folk"
+    for name in ("folk-rl", "folk-rl-c100", "folk-rl-pernote", "folk-rl-exact"):
+        assert RLConfig.from_dict(read_rl_file(root / "configs" / f"{name}.json")).model == "folk"
+
+
+def test_per_note_candidates_and_note_kl_from_flags(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    args = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--steps", "1"]
+    assert run(*args, "--out", str(tmp_path / "r"), "--candidates", "--per-note-candidates",
+               "--note-kl", "2.5") == 0  # fmt: skip
+    used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
+    assert (used["per_note_candidates"], used["note_kl"]) == (True, 2.5)
