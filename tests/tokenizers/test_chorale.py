@@ -304,6 +304,16 @@ def test_beat_chord_grammar_asks_for_a_harmony_at_each_beat() -> None:
                 cells += 1
 
 
+def test_melody_beat_chords_label_the_line_and_walk_the_grammar() -> None:
+    tok = get_tokenizer("melody", beat_chords=True)
+    ids = tok.encode(cadence_with_pickup())
+    labels = tok.tokens(ids)
+    assert labels[3:5] == ["H_G", "pitch_67"] and labels[8:11] == ["BAR_2", "H_C", "pitch_72"]
+    prefix = tok.primer_for_length(Score(tpq=TPQ, time_signatures=[TimeSignature(0, 6, 8)]), 2)
+    ids = random_walk(tok, prefix, 1)
+    assert ids[-1] == EOS and len(tok.decode(ids).tracks) == 1
+
+
 def test_beat_chords_move_with_token_transposition() -> None:
     from musegen.data.augment import TokenTranspose
 
