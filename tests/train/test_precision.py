@@ -198,3 +198,13 @@ def test_a_resumed_auto_run_keeps_its_precision_on_the_same_machine(
     )
     other.fit(resume=True)
     assert other.precision.dtype == "fp32"
+
+
+def test_busy_cpu_note_only_when_threads_oversubscribe_the_cores() -> None:
+    from musegen.train.precision import busy_cpu_note
+
+    assert busy_cpu_note(2, load=0.2, cores=2) is None  # quiet: two threads fit
+    assert busy_cpu_note(1, load=1.0, cores=2) is None  # one other job, one thread: fits
+    note = busy_cpu_note(2, load=7.2, cores=2)
+    assert note is not None and "load average 7.2 on 2 cores" in note and "2 threads" in note
+    assert "--threads 1" in note and "\n" not in note

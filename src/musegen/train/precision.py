@@ -18,6 +18,7 @@ Every choice says how it was made (:meth:`Precision.to_dict`), so a run records 
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
@@ -191,6 +192,28 @@ def probe_bf16(rows: int, width: int, hidden: int) -> ProbeResult:
         result = ProbeResult(rows, width, hidden, threads, min(times[False]), min(times[True]))
     _PROBES[key] = result
     return result
+
+
+def busy_cpu_note(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when the CPU is already busy: ``threads`` torch threads on top of the
+    one-minute ``load`` average (the system's when None) oversubscribe the ``cores`` (the
+    system's when None). Threads that wait for each other then spin while descheduled (a
+    2-thread run measured 0.025 steps/s beside three other sessions on 2 cores, 0.7 with one
+    thread), and the bf16 probe times the other work as much as its own. None when it fits,
+    or when the load cannot be read."""
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows has no load average
+            return None
+    cores = cores or os.cpu_count() or 1
+    if load + threads <= cores + 0.5:
+        return None
+    return (
+        f"note: the CPU is busy (load average {load:.1f} on {cores} cores) and this run asks "
+        f"for {threads} thread{'s' if threads != 1 else ''}: oversubscribed threads run far "
+        "slower and the bf16 probe may misjudge; --threads 1 and an explicit --precision help"
+    )
 
 
 def choose_precision(

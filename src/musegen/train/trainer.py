@@ -40,7 +40,7 @@ from torch import nn
 
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
-from musegen.train.precision import Precision, precision_for
+from musegen.train.precision import Precision, busy_cpu_note, precision_for
 from musegen.utils import atomic_write_text, cpu_model_name
 
 Batch = Any
@@ -159,8 +159,11 @@ class Trainer:
         self.save_fn = save_fn or _default_save
         self.state = TrainState()
         self.optimizer = self._make_optimizer()
+        busy = busy_cpu_note(torch.get_num_threads()) if self.device.type == "cpu" else None
         self.precision = self._choose_precision()
         if self.dist.main:
+            if busy:
+                print(busy, file=sys.stderr)
             print(self.precision.describe(), file=sys.stderr)
 
     # ------------------------------------------------------------------ set-up
