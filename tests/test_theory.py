@@ -314,3 +314,16 @@ def test_theory_stands_on_the_ground_floor() -> None:
         "typing",
         "numpy",
     }
+
+
+@pytest.mark.parametrize("by_root", [False, True])
+def test_chord_vocabulary_transpose_moves_roots_and_keeps_qualities(by_root: bool) -> None:
+    from musegen.theory import ChordVocabulary
+
+    vocab = ChordVocabulary(("maj", "min", "dom7"), by_root=by_root)
+    rows = np.arange(len(vocab))
+    for shift in (-13, -5, 0, 1, 7, 12):
+        moved = vocab.transpose(rows, shift)
+        for r, m in zip(rows, moved, strict=True):
+            root, quality = vocab.labels[r]
+            assert vocab.labels[m] == ((root + shift) % 12, quality)

@@ -318,6 +318,7 @@ class ChordVocabulary:
         if unknown:
             raise MusegenError(f"unknown chord qualities {unknown}; known: {list(CHORD_QUALITIES)}")
         self.qualities = tuple(qualities)
+        self.by_root = by_root
         if by_root:
             labels = [(r, q) for r in range(12) for q in self.qualities]
         else:
@@ -333,6 +334,13 @@ class ChordVocabulary:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def transpose(self, rows: np.ndarray, shift: int) -> np.ndarray:
+        """The rows of the same qualities with their roots moved ``shift`` semitones."""
+        rows = np.asarray(rows)
+        roots = self.roots[rows]
+        stride = len(self.qualities) if self.by_root else 1
+        return rows + ((roots + shift) % 12 - roots) * stride
 
 
 @dataclass(frozen=True)

@@ -425,9 +425,7 @@ class BarGridTokenizer(Tokenizer):
             return out
         lo = self.vocab.offset("harmony")
         is_chord = self.vocab.is_in(out, "harmony")
-        k = out[is_chord] - lo
-        roots = ANALYSIS_CHORDS.roots[k]
-        out[is_chord] = lo + (k - roots) + (roots + shift) % 12  # quality-major rows
+        out[is_chord] = lo + ANALYSIS_CHORDS.transpose(out[is_chord] - lo, shift)
         return out
 
     def decode(self, ids: np.ndarray | Iterable[int]) -> Score:
@@ -448,7 +446,7 @@ class BarGridTokenizer(Tokenizer):
         if self.config.phrases:  # a FERMATA marks the row that follows it
             before = np.cumsum(is_cell) - is_cell  # cells written before each id
             ticks = DECODE_TPQ // self.config.steps_per_quarter
-            at = np.flatnonzero(ids == self.vocab.offset("fermata"))
+            at = np.flatnonzero(ids == self._fermata_id)
             rows_at = sorted({int(before[i]) // n + pad for i in at})
             markers = [Marker(r * ticks, FERMATA) for r in rows_at]
         cells = ids[is_cell]

@@ -276,9 +276,7 @@ class MelodyChordsTokenizer(MelodyTokenizer):
         are moved by :class:`~musegen.data.augment.TokenTranspose`)."""
         out = np.array(ids, dtype=np.int64)
         is_chord = self.vocab.is_in(out, "chord")
-        k = out[is_chord] - self.chord_lo
-        roots = (self.chords.roots[k] + shift) % 12
-        out[is_chord] = self.chord_lo + (k - self.chords.roots[k]) + roots  # quality-major rows
+        out[is_chord] = self.chord_lo + self.chords.transpose(out[is_chord] - self.chord_lo, shift)
         return out
 
     # ---------------------------------------------------------------- control

@@ -159,9 +159,9 @@ class Trainer:
         self.save_fn = save_fn or _default_save
         self.state = TrainState()
         self.optimizer = self._make_optimizer()
-        busy = busy_cpu_note(torch.get_num_threads()) if self.device.type == "cpu" else None
         self.precision = self._choose_precision()
         if self.dist.main:
+            busy = busy_cpu_note(torch.get_num_threads()) if self.device.type == "cpu" else None
             if busy:
                 print(busy, file=sys.stderr)
             print(self.precision.describe(), file=sys.stderr)

@@ -9,7 +9,7 @@ a real score, no sigmoid) as submodules, so it saves and loads like every musege
     model.fake(z, cond) -> x                                        # differentiable, like the data
     model.critic(x, cond) -> [n] scores                             # higher: more real
     model.critic_features(x, cond) -> [n, d]                        # for feature matching
-    model.auxiliary_loss(x, cond, margin) -> scalar                         # AC-GAN head (optional)
+    model.auxiliary_loss(x, cond, margin) -> scalar                 # AC-GAN head (optional)
     model.condition(batch) -> cond                                  # a dict of tensors (maybe {})
     model.draw(x, generator=None) -> x in {0, 1}                    # binary cells
     model.stats(x) -> [n, k]                                        # per-sample statistics

@@ -197,15 +197,17 @@ class MidiNetCritic(nn.Module):
             else None
         )
 
+    def _by_octave(self, x: torch.Tensor) -> torch.Tensor:
+        """The bars ``x`` as ``[n, steps, octaves, 12]``."""
+        return x.view(len(x), self.c.steps, self.c.n_pitches // 12, 12)
+
     def chroma(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.c
-        return x.view(len(x), c.steps, c.n_pitches // 12, 12).mean((1, 2))
+        return self._by_octave(x).mean((1, 2))
 
     def presence(self, x: torch.Tensor) -> torch.Tensor:
         """How surely each pitch class sounds somewhere in the bar ``[n, 12]``: the largest
         probability over steps of the pitch class (octaves summed); 0/1 for drawn bars."""
-        c = self.c
-        return x.view(len(x), c.steps, c.n_pitches // 12, 12).sum(2).amax(1)
+        return self._by_octave(x).sum(2).amax(1)
 
     def chord_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The auxiliary classifier's logits over :func:`chord_classes` ``[n, classes]``,
