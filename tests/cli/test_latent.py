@@ -67,12 +67,12 @@ def test_attribute_then_sample(
     assert (tmp_path / "s" / "sample_2.mid").is_file()
     settings = json.loads((tmp_path / "s" / "sample.json").read_text())
     assert settings["add"] == {"density": 1.5} and settings["seed"] == 0
-    assert (
-        main([*sample, "--from", files["a"], "--add", "range=-1", "--out", str(tmp_path / "f")])
-        == 0
-    )
+    assert settings["temperature"] == 0.5  # the model's (a card without one: 0.5), not argmax
+    from_args = [*sample, "--from", files["a"], "--add", "range=-1", "--temperature", "0"]
+    assert main([*from_args, "--out", str(tmp_path / "f")]) == 0
     assert (tmp_path / "f" / "sample.mid").is_file()
-    assert json.loads((tmp_path / "f" / "sample.json").read_text())["refine"] == 0
+    from_file = json.loads((tmp_path / "f" / "sample.json").read_text())
+    assert from_file["refine"] == 0 and from_file["temperature"] == 0.0
     refined = [*sample, "--from", files["a"], "--refine", "2", "--out", str(tmp_path / "r")]
     assert main(refined) == 0
     assert json.loads((tmp_path / "r" / "sample.json").read_text())["refine"] == 2

@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     samp.add_argument("--num", "-n", type=int, default=1, help="pieces (default 1)")
     samp.add_argument("--segments", type=int, default=1, help="prior segments a piece (default 1)")
     samp.add_argument("--attributes", metavar="FILE", help="attribute vectors (default MODEL's)")
-    _decoding(samp, "sample")
+    _decoding(samp, "sample", sampled=True)
     samp.set_defaults(func=run_sample)
 
 
@@ -113,15 +113,18 @@ def _refine(p: argparse.ArgumentParser, what: str, default: int) -> None:
     )
 
 
-def _decoding(p: argparse.ArgumentParser, name: str, model: str = "folk-vae") -> None:
+def _decoding(
+    p: argparse.ArgumentParser, name: str, model: str = "folk-vae", sampled: bool = False
+) -> None:
     p.add_argument(
         "--model", "-m", default=model, help=MODEL_HELP.replace("folk-vae)", f"{model})")
     )
+    default = "the model's, 0.5 for the shipped VAEs" if sampled else "0"
     p.add_argument(
         "--temperature",
         type=float,
-        default=0.0,
-        help="decoder sampling temperature; 0 takes the likeliest step (default 0)",
+        default=None if sampled else 0.0,
+        help=f"decoder sampling temperature; 0 takes the likeliest step (default {default})",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
@@ -234,6 +237,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise MusegenError("--num and --segments must be >= 1")
     additions = parse_additions(args.add)
     vae = LatentVAE.load(args.model)
+    if args.temperature is None:
+        args.temperature = vae.default_temperature
     rng = np.random.default_rng(args.seed)
     if args.source:
         base = vae.encode(_load_melody(args.source), args.refine)

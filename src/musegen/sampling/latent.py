@@ -154,6 +154,11 @@ class LatentVAE:
     def config(self) -> Any:
         return self.model.config
 
+    @property
+    def default_temperature(self) -> float:
+        """The decoder temperature the model's card chose for new melodies (0.5 if none)."""
+        return float((self.meta.get("sampling") or {}).get("temperature", 0.5))
+
     # -------------------------------------------------------------- encode
     def steps(self, score: Score) -> np.ndarray:
         """The classes of a melody as one row from its first bar line, padded with rests to
@@ -429,8 +434,8 @@ class MusicVAEGenerator(Generator):
         return Generated(pieces, {"sampling": sampling, "request": vars(asked)})
 
     def _temperature(self, request: GenerateRequest) -> float:
-        default = float((self.meta.get("sampling") or {}).get("temperature", 0.5))
-        return default if request.temperature is None else float(request.temperature)
+        t = request.temperature
+        return self.vae.default_temperature if t is None else float(t)
 
     def _extra(self) -> dict[str, Any]:
         return {}
