@@ -189,6 +189,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="model or run folders to list")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--join",
+        metavar="OUT",
+        help="instead of listing: join the FOLDERs (token models of one tokenizer, e.g. two "
+        "depths or seeds) into one ensemble model folder OUT whose next-token distribution "
+        "is their product (or mixture); it keeps the first model's tokenizer and defaults",
+    )
+    p.add_argument(
+        "--weights", help="with --join: the members' weights, comma-separated (default equal)"
+    )
+    p.add_argument(
+        "--combine",
+        choices=("product", "mixture"),
+        default="product",
+        help="with --join: product of experts (default) or mixture of the distributions",
+    )
     p.set_defaults(func=run_models)
 
 
@@ -338,6 +354,12 @@ def _bar_list(text: str | None) -> tuple[int, ...]:
 
 def run_models(args: argparse.Namespace) -> int:
     from musegen.cli.models import listed_models
+    from musegen.errors import MusegenError
+
+    if args.join:
+        return _join(args)
+    if args.weights:
+        raise MusegenError("--weights goes with --join")
 
     models = listed_models(args.folders)
     if args.json:
@@ -359,4 +381,20 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"    can: {', '.join(m['can']) or 'nothing through musegen commands'}")
         if m.get("styles"):
             print(f"    styles (--style): {', '.join(m['styles'])}")
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    from musegen.errors import MusegenError
+    from musegen.models.ensemble import join_saved
+
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError as e:
+        raise MusegenError(f"--weights {args.weights!r}: give numbers, e.g. 1,1") from e
+    meta = join_saved(args.folders, args.join, weights, args.combine)
+    print(
+        f"wrote {args.join}: an ensemble ({args.combine}) of {len(args.folders)} models, "
+        f"{meta['parameters']:,} parameters, weights {meta['config']['weights'] or 'equal'}"
+    )
     return 0

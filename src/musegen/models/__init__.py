@@ -41,6 +41,8 @@ Token models and their options (``model_config_class(name)`` lists every field a
   values ``[layers, B, heads, max_len, head_dim]`` + ``length``).
 * ``"lstm"``, ``"gru"`` (:mod:`musegen.models.lstm`): embedding → stacked RNN → layer norm →
   output layer (optionally tied); cache :class:`~musegen.models.lstm.RNNState`.
+* ``"ensemble"`` (:mod:`musegen.models.ensemble`): token models of one vocabulary whose
+  next-token distributions are combined (product or mixture); cache: the members' caches.
 
 Checkpoints (a directory)::
 
@@ -81,6 +83,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "chord-lstm": ("musegen.models.chord_lstm", "ChordLSTMConfig", "ChordLSTM"),
     "coconet": ("musegen.models.coconet", "CoconetConfig", "Coconet"),
     "crnngan": ("musegen.models.gan.crnngan", "CRNNGANConfig", "CRNNGAN"),
+    "ensemble": ("musegen.models.ensemble", "EnsembleConfig", "Ensemble"),
     "frame-bernoulli": ("musegen.models.frame", "BernoulliFrameConfig", "BernoulliFrameModel"),
     "gru": ("musegen.models.lstm", "GRUConfig", "RNNModel"),
     "latent-diffusion": (
