@@ -77,6 +77,34 @@ DIRECTION = {
 COUNT = "notes written (the shares' denominator)"
 PER_MELODY = "notes per melody"  # a fall: the rules dodged by writing less (thinning)
 PIECES = "_pieces"  # each melody's rule counts (rl_tuner_figures), for the intervals
+FEATURE_OA = "_feature_overlap"  # the Yang-Lerch overlap of each feature (its mean is the row)
+FEATURE_MEAN = "_feature_mean"  # each scalar feature's mean over the set
+HIDDEN = (PIECES, FEATURE_OA, FEATURE_MEAN)
+
+
+UNISON = "successive notes on one pitch"  # how often a note repeats the one before (%)
+
+
+def unison_share(pieces: list) -> float:
+    """The share (%) of successive notes of the top lines that repeat the pitch before: a
+    rule against the fifth repeat that spreads into a rule against any repeat moves it."""
+    from musegen.metrics.rewards import top_line
+
+    steps = [top_line(p).intervals for p in pieces]
+    total = sum(len(s) for s in steps)
+    return 100.0 * sum(int((s == 0).sum()) for s in steps) / total if total else float("nan")
+
+
+def feature_means(pieces: list) -> dict[str, float]:
+    """The mean of every scalar Yang-Lerch feature over ``pieces`` (NaNs left out): which way
+    a feature whose overlap falls has moved."""
+    from musegen.metrics.stats import SCALAR_FEATURES, compute_features
+
+    rows = [compute_features(p, list(SCALAR_FEATURES)) for p in pieces]
+    return {
+        name: float(np.nanmean([float(r[name]) for r in rows])) if rows else float("nan")
+        for name in SCALAR_FEATURES
+    }
 
 
 def pooled_share(rows: np.ndarray, num: int, den: int) -> float:
@@ -160,9 +188,12 @@ def measure(name: str, ref: str, args: argparse.Namespace, real: list) -> dict[s
     out: dict[str, Any] = dict(rl_tuner_table(pieces))
     out[COUNT] = float(sum(len(top_line(p)) for p in pieces))
     out[PER_MELODY] = out[COUNT] / max(len(pieces), 1)
+    out[UNISON] = unison_share(pieces)
     out[PIECES] = [rl_tuner_figures(p) for p in pieces]
     report = quality_report(pieces, real, None, bars=args.bars, seed=args.seed)["generated"]
     out["Yang-Lerch overlap with the corpus"] = report["oa_mean"]
+    out[FEATURE_OA] = report["oa"]
+    out[FEATURE_MEAN] = feature_means(pieces)
     out["C2ST accuracy (0.5 best)"] = report["c2st_accuracy"]
     out["NLL/token of the melodies under the original"] = nll_of_pieces(args.base, pieces)
     nll = evaluate_nll(ref, args.data, split=args.split)
@@ -273,12 +304,35 @@ def chord_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def real_rows(real: list, bars: int) -> dict[str, float]:
+def real_rows(real: list, bars: int) -> dict[str, Any]:
     """RL Tuner's rows of the real melodies, cut to ``bars`` bars as the overlap cuts them."""
     from musegen.evaluate.quality import excerpt
     from musegen.metrics.rewards import rl_tuner_table
 
-    return rl_tuner_table([excerpt(s, bars) for s in real])
+    cut = [excerpt(s, bars) for s in real]
+    return {**rl_tuner_table(cut), UNISON: unison_share(cut), FEATURE_MEAN: feature_means(cut)}
+
+
+def feature_table(
+    args: argparse.Namespace,
+    tuned: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    real: dict[str, Any],
+) -> None:
+    """Each Yang-Lerch feature's overlap with the corpus (the overlap row is their mean), and
+    each scalar feature's mean in both sets and in the real melodies: which feature a fall of
+    the overlap comes from, and which way it moved."""
+    print(f"\n| Yang-Lerch feature | overlap {args.base} | overlap {tuned} | change | "
+          f"mean {args.base} | mean {tuned} | mean real |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    means_real = real.get(FEATURE_MEAN, {})
+    for name, b in before[FEATURE_OA].items():
+        a = after[FEATURE_OA].get(name, float("nan"))
+        mb, ma = before[FEATURE_MEAN].get(name), after[FEATURE_MEAN].get(name)
+        mr = means_real.get(name)
+        cells = ["" if m is None else f"{m:.3f}" for m in (mb, ma, mr)]
+        print(f"| {name} | {b:.3f} | {a:.3f} | {a - b:+.3f} | " + " | ".join(cells) + " |")
 
 
 def report(
@@ -286,7 +340,7 @@ def report(
     tuned: str,
     before: dict[str, Any],
     after: dict[str, Any],
-    real: dict[str, float],
+    real: dict[str, Any],
 ) -> None:
     """The markdown table and the JSON lines of one tuned model against the base."""
     print(f"\n## {tuned} vs {args.base}: {args.num} melodies of {args.bars} bars, seed "
@@ -297,7 +351,7 @@ def report(
     print(f"| figure | {args.base} | {tuned} | change | 95% interval: points; relative | real melodies |")  # fmt: skip
     print("|---|---:|---:|---:|---|---:|")
     for fig in before:
-        if fig == PIECES:
+        if fig in HIDDEN:
             continue
         b, a = before[fig], after[fig]
         change = (
@@ -315,9 +369,10 @@ def report(
             )
             interval = f"{lo:+.2f} .. {hi:+.2f}; {rlo:+.0f}% .. {rhi:+.0f}%"
         print(f"| {fig} | {b:.3f} | {a:.3f} | {change} | {interval} | {r} |")
+    feature_table(args, tuned, before, after, real)
     print()
     for fig in before:
-        if fig in (COUNT, PER_MELODY, PIECES):  # what the shares are of, not a figure to compare
+        if fig in (COUNT, PER_MELODY, UNISON, *HIDDEN):  # context, not a figure to compare
             continue
         b, a = before[fig], after[fig]
         row = {"benchmark": f"rl {tuned} vs {args.base}: {fig}", "ours": a, "peer": b}

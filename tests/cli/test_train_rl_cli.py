@@ -51,6 +51,10 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--reward", "theory", "--candidates", "--candidate-weights", "x"], "part=weight"),
         (["--per-note-candidates"], "--candidates"),
         (["--note-kl", "-2"], "--note-kl"),
+        (["--rule-tilt", "repetition=6"], "add it"),
+        (["--target-kl", "1", "--rule-tilt", "motifs=1"], "pitch"),
+        (["--target-kl", "1", "--rule-tilt", "key"], "part=weight"),
+        (["--target-kl", "-1"], "--target-kl"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -105,3 +109,12 @@ def test_per_note_candidates_and_note_kl_from_flags(tmp_path: Path) -> None:
                "--note-kl", "2.5") == 0  # fmt: skip
     used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
     assert (used["per_note_candidates"], used["note_kl"]) == (True, 2.5)
+
+
+def test_target_kl_and_rule_tilt_from_flags(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    args = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--steps", "1"]
+    assert run(*args, "--out", str(tmp_path / "r"), "--target-kl", "2",
+               "--rule-tilt", "repetition=6,key=1") == 0  # fmt: skip
+    used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
+    assert (used["target_kl"], used["rule_tilt"]) == (2.0, {"repetition": 6.0, "key": 1.0})

@@ -37,6 +37,14 @@ FLAGS = (
         "original model's chance of writing a note there (not holding or resting): keeps the "
         "original's note density (default 0: none)",
     ),
+    (
+        "--target-kl",
+        float,
+        "--credit note: weight of KL(target || tuned) at every step, the target being the "
+        "original model's distribution there with the pitches that break a rule weighed down "
+        "by --rule-tilt (the original itself where none does): learns the rules with bounded "
+        "gradients while holding the rest of the model (default 0: none)",
+    ),
 )
 
 
@@ -119,6 +127,14 @@ def register(train: argparse.ArgumentParser) -> None:
         "at that step only)",
     )
     p.add_argument(
+        "--rule-tilt",
+        default=None,
+        metavar="PART=T,...",
+        help="--target-kl: how far the target weighs down a pitch that breaks a rule a note's "
+        "pitch decides (key, repetition, leaps, intervals): by exp(-T) per rule broken, the "
+        "chance of a note kept (e.g. repetition=6,leaps=1)",
+    )
+    p.add_argument(
         "--config",
         metavar="FILE.json",
         help="run file: a JSON object of these settings (e.g. configs/folk-rl.json); flags "
@@ -147,6 +163,8 @@ def run_rl(args: argparse.Namespace) -> int:
         settings["weights"] = part_weights(args.weights)
     if args.candidate_weights is not None:
         settings["candidate_weights"] = part_weights(args.candidate_weights, "--candidate-weights")
+    if args.rule_tilt is not None:
+        settings["rule_tilt"] = part_weights(args.rule_tilt, "--rule-tilt")
     config = RLConfig.from_dict(settings)
     print(f"settings: {json.dumps(config.to_dict())}")
     summary = train_rl(config, args.out, resume=args.resume)

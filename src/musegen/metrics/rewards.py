@@ -444,14 +444,20 @@ LOCAL_PARTS = ("key", "repetition", "leaps", "intervals")  # judged by a note an
 
 
 def next_note_rewards(
-    line: Line, pitches: np.ndarray, weights: dict[str, float], whole: Line
+    line: Line,
+    pitches: np.ndarray,
+    weights: dict[str, float],
+    whole: Line,
+    shares: bool = True,
 ) -> np.ndarray:
     """The reward ``[len(pitches)]`` each candidate pitch would earn as the next note after
     the partial piece ``line``, by the parts of ``weights`` that a note's own pitch and the
     notes before it decide (:data:`LOCAL_PARTS`; others are ignored): what
     :func:`note_rewards` would give it, the shares taken from ``whole`` (the piece drawn)
     and the key being ``line``'s. ``musegen train rl --candidates`` credits every pitch the
-    policy could have written with these."""
+    policy could have written with these. ``shares=False``: each broken rule counts ``-w``
+    itself, not divided by what the piece reward takes the part as a share of (``--rule-tilt``
+    takes these as log-factors)."""
     pitches = np.asarray(pitches, dtype=np.int64)
     out = np.zeros(len(pitches))
     n = len(line)
@@ -479,7 +485,7 @@ def next_note_rewards(
             d = int(line.intervals[start])
             if d != 0 and run >= INTERVAL_RUN:
                 events = (pitches - last == d).astype(float)
-        out += w * COUNTS[name][0] * events / _share_of(name, whole)
+        out += w * COUNTS[name][0] * events / (_share_of(name, whole) if shares else 1.0)
     return out
 
 

@@ -48,6 +48,20 @@ of writing a note there (:func:`musegen.train.rl_credit.note_choice_kl`), so the
 whose penalties still fall on notes, cannot trade notes for silence either. Each log row
 gives the policy's and the anchor's mean chance of a note on the states drawn.
 
+``target_kl`` (``--target-kl``) with ``rule_tilt`` (``--rule-tilt``) learns the local rules
+without large weights. A large candidate weight (say repetition 30000, about 850 a broken
+rule at the state) gives gradients hundreds of times the anchor's at a few states: they fill
+the gradient clip and Adam's second moments, so in every step the pull back to the anchor at
+the other states is scaled to almost nothing and the whole model drifts (more pitch classes,
+more notes out of key: the Yang-Lerch overlap falls). Instead, each state gets a target: the
+anchor's distribution with every pitch that would break a local rule there weighed down by
+``exp(-tilt)`` per rule, renormalised among the pitches so the chance of a note stays the
+anchor's (:func:`musegen.train.rl_credit.tilted_target`; the closed-form optimum of the
+KL-regularised objective for that state's immediate rule reward), and the loss adds
+``target_kl * KL(target || policy)`` at every state drawn. Its gradient on the logits is
+``policy - target``, bounded by 1 however hard the tilt; where no rule is at stake the target
+is the anchor, so the same term holds the rest of the model.
+
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
 second model to train and tune) would have to learn per-token values from a single late
@@ -127,6 +141,8 @@ class RLConfig:
     exact_kl: bool = False  # --credit note: each token's own KL term by its exact expectation
     per_note_candidates: bool = False  # --candidates: moves which pitch, never whether a note
     note_kl: float = 0.0  # --credit note: weight of the exact KL of the note-or-not choice
+    target_kl: float = 0.0  # --credit note: weight of KL(rule target || policy) per state
+    rule_tilt: dict[str, float] | None = None  # --target-kl: local parts' log-factors there
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -143,6 +159,7 @@ class RLConfig:
             (self.credit in ("piece", "note"), f"--credit must be piece or note, got {self.credit!r}"),
             (0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}"),
             (self.note_kl >= 0 and math.isfinite(self.note_kl), f"--note-kl must be >= 0, got {self.note_kl}"),
+            (self.target_kl >= 0 and math.isfinite(self.target_kl), f"--target-kl must be >= 0, got {self.target_kl}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -161,6 +178,20 @@ class RLConfig:
                     f"decides; the parts: {', '.join(LOCAL_PARTS)}"
                 )
             theory_weights(self.candidate_weights)
+        if self.rule_tilt is not None:
+            if not isinstance(self.rule_tilt, dict):
+                raise MusegenError("--rule-tilt must be part=tilt pairs, e.g. repetition=6")
+            other = sorted(set(self.rule_tilt) - set(LOCAL_PARTS))
+            if other:
+                raise MusegenError(
+                    f"--rule-tilt: {', '.join(other)} is not a part a note's pitch decides; "
+                    f"the parts: {', '.join(LOCAL_PARTS)}"
+                )
+            for name, w in self.rule_tilt.items():
+                if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+                    raise MusegenError(f"--rule-tilt: {name} must be a number >= 0, got {w!r}")
+            if not self.target_kl:
+                raise MusegenError("--rule-tilt shapes the target of --target-kl: add it")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,10 +249,15 @@ class RLTrainer:
                 for name, fn in self.rewards
             ]
         if (
-            config.candidates or config.shaping or config.exact_kl or config.note_kl
+            config.candidates
+            or config.shaping
+            or config.exact_kl
+            or config.note_kl
+            or config.target_kl
         ) and config.credit != "note":
             raise MusegenError(
-                "--candidates, --shaping, --exact-kl and --note-kl are kinds of --credit note"
+                "--candidates, --shaping, --exact-kl, --note-kl and --target-kl are kinds of "
+                "--credit note"
             )
         if config.per_note_candidates and not config.candidates:
             raise MusegenError("--per-note-candidates changes --candidates: add it")
@@ -336,6 +372,26 @@ class RLTrainer:
                 drawn[i, : len(d)] += torch.from_numpy(d).float()
         return table, drawn
 
+    def rule_target(
+        self, seqs: list[np.ndarray], P: int, T: int, anchor_logp: torch.Tensor
+    ) -> torch.Tensor:
+        """``--target-kl``: each state's target ``[B, T, vocab]`` (log-probabilities): the
+        anchor's distribution with each pitch that would break a local rule there weighed
+        down by ``exp(-tilt)`` per rule (``--rule-tilt``), the chance of a note kept
+        (:func:`musegen.train.rl_credit.tilted_target`); the anchor itself without tilts."""
+        from musegen.train.rl_credit import PITCHES, candidate_rewards, tilted_target
+
+        tilt = {k: float(v) for k, v in (self.cfg.rule_tilt or {}).items() if v}
+        if not tilt:
+            return anchor_logp
+        table = torch.zeros((len(seqs), T, PITCHES))
+        for i, s in enumerate(seqs):
+            t, _ = candidate_rewards(
+                self.tokenizer, s, P, self.tokenizer.decode(s), tilt, shares=False
+            )
+            table[i, : len(t)] = torch.from_numpy(t).float()
+        return tilted_target(anchor_logp, self.tokenizer.vocab.offset("pitch"), table)
+
     # ------------------------------------------------------------------ log-probabilities
     def masks(self, prompt: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The grammar's masks ``[B, T, vocab]`` for the tokens after the prompt, replayed
@@ -436,6 +492,13 @@ class RLTrainer:
             anchor = ref_logp.masked_fill(~masks, 0.0)
             state_kl = (own.exp() * (own - anchor)).masked_fill(~masks, 0.0).sum(-1)
             loss = loss + self.cfg.kl * torch.where(valid, state_kl, zero).sum() / n_tokens
+        if self.cfg.credit == "note" and self.cfg.target_kl:
+            from musegen.train.rl_credit import forward_kl
+
+            target = self.rule_target(seqs, P, L - P, ref_logp)
+            per_state = torch.where(valid, forward_kl(target, logp, masks), zero)
+            extra["target_kl_per_token"] = float(per_state.detach().sum() / valid.sum())
+            loss = loss + self.cfg.target_kl * per_state.sum() / n_tokens
         if self.cfg.credit == "note" and "pitch" in self.tokenizer.vocab:
             from musegen.train.rl_credit import note_chance, note_choice_kl
 

@@ -118,14 +118,20 @@ PITCHES = 128  # a tokenizer's "pitch" block: token offset + MIDI pitch
 
 
 def candidate_rewards(
-    tokenizer: Tokenizer, seq: np.ndarray, start: int, score: Score, weights: dict[str, float]
+    tokenizer: Tokenizer,
+    seq: np.ndarray,
+    start: int,
+    score: Score,
+    weights: dict[str, float],
+    shares: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``--candidates``: for each state after the primer (the token ``seq[t]`` being chosen,
     ``t >= start``), the immediate reward every pitch token would earn there
     ``[len(seq) - start, 128]`` (:func:`~musegen.metrics.rewards.next_note_rewards` of the
     note it would write after the notes already written), and the part of that reward the
     token drawn earned ``[len(seq) - start]``. Needs a tokenizer that writes each note of
-    the top line as one token of its ``pitch`` block (the melody tokenizers)."""
+    the top line as one token of its ``pitch`` block (the melody tokenizers). ``shares``:
+    as :func:`~musegen.metrics.rewards.next_note_rewards`'."""
     line = top_line(score)
     seq = np.asarray(seq)
     if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
@@ -141,7 +147,10 @@ def candidate_rewards(
         )
     pitches = np.arange(PITCHES)
     per_note = np.stack(
-        [next_note_rewards(prefix(line, k), pitches, weights, line) for k in range(len(line) + 1)]
+        [
+            next_note_rewards(prefix(line, k), pitches, weights, line, shares)
+            for k in range(len(line) + 1)
+        ]
     )
     states = np.arange(start, len(seq))
     table = per_note[np.searchsorted(pos, states, side="left")]
@@ -197,3 +206,36 @@ def expected_given_note(probs: torch.Tensor, table: torch.Tensor) -> torch.Tenso
     safe = torch.where(onset > 0, onset, torch.ones_like(onset))
     given = probs / safe
     return onset.detach().squeeze(-1) * (given * table).sum(-1)
+
+
+# ----------------------------------------------------------------------------- rule targets
+def tilted_target(anchor_logp: torch.Tensor, lo: int, table: torch.Tensor) -> torch.Tensor:
+    """``--rule-tilt``: each state's target distribution ``[..., vocab]`` (log-probabilities):
+    the anchor's, with its pitch tokens ``[lo, lo + 128)`` reweighted by ``exp(table)``
+    (``table [..., 128]``: minus the tilt of each rule a pitch would break there, 0 for one
+    that breaks none) and renormalised within the pitch block, so the chance of writing a
+    note stays the anchor's and only which pitch moves. Where no pitch breaks a rule it is
+    the anchor itself. This is the closed-form optimum of the KL-regularised objective for
+    a reward paid at that state alone, ``argmax_p E_p[table] - KL(p || anchor)`` with the
+    note's chance held: the target ``--rule-tilt`` fits with ``--target-kl``."""
+    hi = lo + table.shape[-1]
+    pitch = anchor_logp[..., lo:hi]
+    tilted = pitch + table
+    mass = _logsumexp(pitch)
+    norm = _logsumexp(tilted)
+    ok = torch.isfinite(mass) & torch.isfinite(norm)
+    shift = torch.where(ok, mass - torch.where(ok, norm, torch.zeros_like(norm)), 0.0)
+    return torch.cat([anchor_logp[..., :lo], tilted + shift[..., None], anchor_logp[..., hi:]], -1)
+
+
+def forward_kl(
+    target_logp: torch.Tensor, logp: torch.Tensor, allowed: torch.Tensor
+) -> torch.Tensor:
+    """``KL(target || policy)`` per state ``[..., ]`` over the ``allowed`` tokens (both as
+    log-probabilities, ``-inf`` where forbidden; the target is a constant): its gradient on
+    the policy's logits is ``policy - target``, bounded, however strongly the target is
+    tilted (a large reward weight instead gives gradients as large as the weight)."""
+    ok = allowed & torch.isfinite(target_logp)
+    t = torch.where(ok, target_logp, 0.0).detach()
+    own = torch.where(ok, logp, 0.0)
+    return torch.where(ok, t.exp() * (t - own), 0.0).sum(-1)
