@@ -12,6 +12,7 @@ from musegen.sampling.endings import ending_check, last_bars_start, settle_endin
 from musegen.sampling.generate import SamplingConfig
 from musegen.sampling.pieces import PieceRequest, compose, primer_score
 from musegen.score import Score
+from musegen.theory import estimate_key
 from musegen.tokenizers import get_tokenizer
 
 
@@ -55,10 +56,10 @@ def test_free_changes_nothing(tiny) -> None:  # type: ignore[no-untyped-def]
 def test_failing_endings_get_new_last_bars_and_keep_the_rest(tiny, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     model, tok = tiny
     seqs = _pieces(model, tok)
-    calls: list[int] = []
+    calls: list[tuple[Score, object]] = []
 
-    def passes_second_time(score: Score) -> bool:  # the written piece fails, a redraw passes
-        calls.append(1)
+    def passes_second_time(score: Score, key: object = None) -> bool:  # a redraw passes
+        calls.append((score, key))
         return len(calls) % 2 == 0
 
     monkeypatch.setattr("musegen.sampling.endings.ending_check", lambda _name: passes_second_time)
@@ -69,14 +70,24 @@ def test_failing_endings_get_new_last_bars_and_keep_the_rest(tiny, monkeypatch) 
         assert at is not None
         np.testing.assert_array_equal(after[: at + 1], before[: at + 1])  # untouched
         assert tok.decode(after).n_bars == tok.decode(before).n_bars
+    # the written piece is checked in its own key, each redraw in the written piece's key
+    for (written, none), (_redrawn, key) in zip(calls[::2], calls[1::2], strict=True):
+        assert none is None and key == estimate_key(written) and key is not None
 
 
 def test_endings_that_never_pass_keep_the_piece(tiny, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     model, tok = tiny
     seqs = _pieces(model, tok, num=2)
-    monkeypatch.setattr("musegen.sampling.endings.ending_check", lambda _name: lambda _s: False)
+    keys: list[object] = []
+
+    def never(_score: Score, key: object = None) -> bool:
+        keys.append(key)
+        return False
+
+    monkeypatch.setattr("musegen.sampling.endings.ending_check", lambda _name: never)
     out, counts = settle_endings(model, tok, seqs, "tonic", SamplingConfig(seed=3), tries=2)
     assert counts["kept"] == 2
+    assert keys == [None] * 6  # a tune's new last note is read in the new tune's own key
     for a, b in zip(seqs, out, strict=True):
         np.testing.assert_array_equal(a, b)
 

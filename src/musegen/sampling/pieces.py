@@ -16,7 +16,6 @@ from functools import partial
 import numpy as np
 
 from musegen.errors import MusegenError
-from musegen.sampling.endings import DEFAULT_TRIES
 from musegen.sampling.filters import Filter, hold_meter
 from musegen.sampling.generate import SamplingConfig, generate
 from musegen.score import Score, Tempo, TimeSignature
@@ -48,7 +47,7 @@ class PieceRequest:
     # "cadence" / "tonic": the last bars are drawn again until the piece closes so
     # (musegen.sampling.endings; bar-countdown tokenizers only); "free": as the model ends
     ending: str = "free"
-    ending_tries: int = DEFAULT_TRIES
+    ending_tries: int | None = None  # None: the ending's own (musegen.sampling.endings)
     # voice label -> MIDI range: each new piece moves to the key whose ranges fit it best
     voice_ranges: dict[str, tuple[int, int]] | None = None
     voice_centres: dict[str, float] | None = None  # among keys that fit: nearest these means
