@@ -55,6 +55,7 @@ def test_train_rl_runs_resumes_and_records_settings(
         (["--target-kl", "1", "--rule-tilt", "motifs=1"], "pitch"),
         (["--target-kl", "1", "--rule-tilt", "key"], "part=weight"),
         (["--target-kl", "-1"], "--target-kl"),
+        (["--repeat-kl", "-1"], "--repeat-kl"),
     ],
 )
 def test_train_rl_errors_are_one_line(
@@ -98,7 +99,7 @@ def test_the_shipped_run_file_is_valid() -> None:
     from musegen.train.rl import RLConfig, read_rl_file
 
     root = Path(__file__).resolve().parents[2]
-    for name in ("folk-rl", "folk-rl-c100", "folk-rl-pernote", "folk-rl-exact"):
+    for name in ("folk-rl", "folk-rl-x2", "folk-rl-c100", "folk-rl-pernote", "folk-rl-exact"):
         assert RLConfig.from_dict(read_rl_file(root / "configs" / f"{name}.json")).model == "folk"
 
 
@@ -118,3 +119,5 @@ def test_target_kl_and_rule_tilt_from_flags(tmp_path: Path) -> None:
                "--rule-tilt", "repetition=6,key=1") == 0  # fmt: skip
     used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
     assert (used["target_kl"], used["rule_tilt"]) == (2.0, {"repetition": 6.0, "key": 1.0})
+    assert run(*args, "--out", str(tmp_path / "q"), "--repeat-kl", "3") == 0
+    assert json.loads((tmp_path / "q" / "run.json").read_text())["rl"]["repeat_kl"] == 3.0

@@ -131,3 +131,71 @@ def test_rule_tilt_and_target_kl_errors(tmp_path: Path) -> None:
         config(model, target_kl=-1.0)
     with pytest.raises(MusegenError, match="--credit note"):
         RLTrainer(config(model, credit="piece", target_kl=1.0), tmp_path / "p")
+
+
+# ----------------------------------------------------------------------------- repeat or not
+def test_previous_pitches_and_where_the_repetition_rule_is_at_stake() -> None:
+    from musegen.tokenizers import get_tokenizer
+    from musegen.train.rl_credit import previous_pitches
+
+    tok = get_tokenizer("melody", time_signatures=["4/4"], max_bars=4, pitch_range=[60, 72])
+    ids = tok.encode(tok.prepare(hand_melody([64, 60, 60, 60, 60, 62])))
+    start = 3  # BOS, meter, length
+    previous, stake = previous_pitches(tok, ids, start, tok.decode(ids))
+    pos = np.flatnonzero(tok.vocab.is_in(ids, "pitch")) - start
+    assert previous[: pos[0] + 1].tolist() == [-1] * (pos[0] + 1)  # nothing written yet
+    assert previous[pos[1]] == 64 and previous[pos[2]] == 60  # while choosing notes 2 and 3
+    assert not stake[: pos[4] + 1].any()  # a run of three Cs: a fourth is fine
+    assert stake[pos[4] + 1 : pos[5] + 1].all()  # after four Cs, until the next note
+    assert not stake[pos[5] + 1 :].any()  # a D after them: a new run
+    with pytest.raises(MusegenError, match="pitch tokens"):
+        previous_pitches(get_tokenizer("remi"), ids, start, tok.decode(ids))
+
+
+def test_repeat_choice_by_hand() -> None:
+    from musegen.train.rl_credit import note_choice_kl, repeat_choice
+
+    # vocab [hold, 128 pitches]: state 0 repeats 60 with 0.2 of a note's 0.5, state 1 has no
+    # previous note, state 2 allows only the repeat
+    logp = torch.full((3, 129), INF)
+    logp[0, 0], logp[0, 1 + 60], logp[0, 1 + 62] = math.log(0.5), math.log(0.1), math.log(0.4)
+    logp[1, 0] = 0.0
+    logp[2, 1 + 67] = 0.0
+    same, rest = repeat_choice(logp, 1, torch.tensor([60, -1, 67]))
+    torch.testing.assert_close(same[0].exp(), torch.tensor(0.2))
+    torch.testing.assert_close(rest[0].exp(), torch.tensor(0.8))
+    assert torch.isneginf(same[1]) and torch.isneginf(rest[1])
+    assert same[2] == 0 and torch.isneginf(rest[2])
+    kl = note_choice_kl((same, rest), (same, rest))
+    assert torch.isfinite(kl).all() and float(kl.abs().max()) < 1e-6
+
+
+def test_a_step_with_repeat_kl_logs_both_chances_and_its_errors(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    cfg = config(model, steps=1, batch_size=4, bars=1, repeat_kl=5.0)
+    RLTrainer(cfg, tmp_path / "run").fit()
+    row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert 0 < row["repeat_chance"] < 1 and 0 < row["repeat_chance_anchor"] < 1
+    assert row["repeat_kl_per_token"] >= 0 and np.isfinite(row["grad_norm"])
+    with pytest.raises(MusegenError, match="--repeat-kl"):
+        config(model, repeat_kl=-1.0)
+    with pytest.raises(MusegenError, match="--credit note"):
+        RLTrainer(config(model, credit="piece", repeat_kl=1.0), tmp_path / "p")
+
+
+def test_the_repeat_kl_pulls_the_chance_of_a_repeat_back_and_leaves_the_note_chance() -> None:
+    from musegen.train.rl_credit import note_choice_kl, repeat_choice
+
+    anchor = torch.full((1, 129), INF)
+    anchor[0, 0], anchor[0, 1 + 60], anchor[0, 1 + 62] = math.log(0.5), math.log(0.2), math.log(0.3)
+    logits = torch.full((1, 129), INF)
+    logits[0, 0], logits[0, 1 + 60], logits[0, 1 + 62] = 0.0, -1.0, 0.5  # repeats less
+    logits.requires_grad_(True)
+    own = repeat_choice(torch.log_softmax(logits, -1), 1, torch.tensor([60]))
+    assert float(own[0].exp()) < 0.4  # the anchor repeats 0.2 of its 0.5 of notes: 0.4
+    kl = note_choice_kl(own, repeat_choice(anchor, 1, torch.tensor([60])))
+    kl.sum().backward()
+    assert logits.grad is not None
+    assert logits.grad[0, 1 + 60] < 0 < logits.grad[0, 1 + 62]  # descent: more repeats
+    assert abs(float(logits.grad[0, 0])) < 1e-6  # holding or not: untouched
+    assert torch.isfinite(logits.grad[0, [0, 61, 63]]).all()

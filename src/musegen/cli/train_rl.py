@@ -45,6 +45,14 @@ FLAGS = (
         "by --rule-tilt (the original itself where none does): learns the rules with bounded "
         "gradients while holding the rest of the model (default 0: none)",
     ),
+    (
+        "--repeat-kl",
+        float,
+        "--credit note: weight of an extra exact KL, at each step after a note where the "
+        "repetition rule is not at stake, between the tuned and the original model's chance "
+        "of repeating that note's pitch: the rule against a fifth repeat does not spread into "
+        "fewer repeated notes everywhere (default 0: none)",
+    ),
 )
 
 

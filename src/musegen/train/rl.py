@@ -143,6 +143,7 @@ class RLConfig:
     note_kl: float = 0.0  # --credit note: weight of the exact KL of the note-or-not choice
     target_kl: float = 0.0  # --credit note: weight of KL(rule target || policy) per state
     rule_tilt: dict[str, float] | None = None  # --target-kl: local parts' log-factors there
+    repeat_kl: float = 0.0  # --credit note: weight of the exact KL of repeating the last pitch
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -160,6 +161,7 @@ class RLConfig:
             (0 <= self.gamma <= 1, f"--gamma must be in [0, 1], got {self.gamma}"),
             (self.note_kl >= 0 and math.isfinite(self.note_kl), f"--note-kl must be >= 0, got {self.note_kl}"),
             (self.target_kl >= 0 and math.isfinite(self.target_kl), f"--target-kl must be >= 0, got {self.target_kl}"),
+            (self.repeat_kl >= 0 and math.isfinite(self.repeat_kl), f"--repeat-kl must be >= 0, got {self.repeat_kl}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -254,10 +256,11 @@ class RLTrainer:
             or config.exact_kl
             or config.note_kl
             or config.target_kl
+            or config.repeat_kl
         ) and config.credit != "note":
             raise MusegenError(
-                "--candidates, --shaping, --exact-kl, --note-kl and --target-kl are kinds of "
-                "--credit note"
+                "--candidates, --shaping, --exact-kl, --note-kl, --target-kl and --repeat-kl "
+                "are kinds of --credit note"
             )
         if config.per_note_candidates and not config.candidates:
             raise MusegenError("--per-note-candidates changes --candidates: add it")
@@ -392,6 +395,48 @@ class RLTrainer:
             table[i, : len(t)] = torch.from_numpy(t).float()
         return tilted_target(anchor_logp, self.tokenizer.vocab.offset("pitch"), table)
 
+    def repeat_loss(
+        self,
+        seqs: list[np.ndarray],
+        P: int,
+        T: int,
+        logp: torch.Tensor,
+        anchor_logp: torch.Tensor,
+        valid: torch.Tensor,
+        extra: dict[str, float],
+    ) -> torch.Tensor:
+        """``--repeat-kl``: ``repeat_kl`` times the exact KL, at every state where a note
+        would follow an earlier one and the repetition rule is not at stake, between the
+        policy's and the anchor's chance of repeating the previous pitch given a note
+        (:func:`musegen.train.rl_credit.repeat_choice`), weighted by the anchor's chance of a
+        note there, summed and divided by the tokens; the mean chances go to ``extra``."""
+        from musegen.train.rl_credit import (
+            note_chance,
+            note_choice_kl,
+            previous_pitches,
+            repeat_choice,
+        )
+
+        previous = torch.full((len(seqs), T), -1, dtype=torch.long)
+        stake = torch.zeros((len(seqs), T), dtype=torch.bool)
+        for i, s in enumerate(seqs):
+            prev, at = previous_pitches(self.tokenizer, s, P, self.tokenizer.decode(s))
+            previous[i, : len(prev)] = torch.from_numpy(prev)
+            stake[i, : len(at)] = torch.from_numpy(at)
+        lo, hi = self.tokenizer.vocab.span("pitch")
+        own = repeat_choice(logp, lo, previous)
+        with torch.no_grad():
+            anchor = repeat_choice(anchor_logp, lo, previous)
+            weight = note_chance(anchor_logp, lo, hi)[0].exp()
+        judged = valid & (previous >= 0) & ~stake & torch.isfinite(anchor[0])
+        zero = torch.zeros((), dtype=logp.dtype)
+        kl = torch.where(judged, weight * note_choice_kl(own, anchor), zero)
+        if judged.any():
+            extra["repeat_chance"] = float(own[0].detach().exp()[judged].mean())
+            extra["repeat_chance_anchor"] = float(anchor[0].exp()[judged].mean())
+        extra["repeat_kl_per_token"] = float(kl.detach().sum() / valid.sum())
+        return self.cfg.repeat_kl * kl.sum() / valid.sum()
+
     # ------------------------------------------------------------------ log-probabilities
     def masks(self, prompt: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The grammar's masks ``[B, T, vocab]`` for the tokens after the prompt, replayed
@@ -499,6 +544,8 @@ class RLTrainer:
             per_state = torch.where(valid, forward_kl(target, logp, masks), zero)
             extra["target_kl_per_token"] = float(per_state.detach().sum() / valid.sum())
             loss = loss + self.cfg.target_kl * per_state.sum() / n_tokens
+        if self.cfg.credit == "note" and self.cfg.repeat_kl:
+            loss = loss + self.repeat_loss(seqs, P, L - P, logp, ref_logp, valid, extra)
         if self.cfg.credit == "note" and "pitch" in self.tokenizer.vocab:
             from musegen.train.rl_credit import note_chance, note_choice_kl
 

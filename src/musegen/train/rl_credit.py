@@ -22,6 +22,7 @@ import torch
 
 from musegen.errors import MusegenError
 from musegen.metrics.rewards import (
+    MAX_REPEATS,
     NOTE_WEIGHTS,
     Line,
     Reward,
@@ -239,3 +240,54 @@ def forward_kl(
     t = torch.where(ok, target_logp, 0.0).detach()
     own = torch.where(ok, logp, 0.0)
     return torch.where(ok, t.exp() * (t - own), 0.0).sum(-1)
+
+
+# ----------------------------------------------------------------------------- repeat or not
+def previous_pitches(
+    tokenizer: Tokenizer, seq: np.ndarray, start: int, score: Score
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each state after the primer ``[len(seq) - start]``: the MIDI pitch of the last note
+    written before it (-1 before the first), and whether the repetition rule is at stake
+    there (that note ends a run of :data:`~musegen.metrics.rewards.MAX_REPEATS` or more
+    onsets on its pitch, so repeating it again is excessive). Needs one pitch token a note,
+    as :func:`candidate_rewards`."""
+    line = top_line(score)
+    seq = np.asarray(seq)
+    if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
+        raise MusegenError(f"--repeat-kl needs a tokenizer with pitch tokens, not {tokenizer.name}")
+    pos = np.flatnonzero(tokenizer.vocab.is_in(seq, "pitch"))
+    if len(pos) != len(line):
+        raise MusegenError(
+            f"--repeat-kl needs one pitch token a note ({tokenizer.name} wrote {len(pos)} "
+            f"pitch tokens for {len(line)} notes)"
+        )
+    runs = np.ones(len(line), dtype=np.int64)  # onsets in the run that ends at each note
+    for i in range(1, len(line)):
+        if line.pitch[i] == line.pitch[i - 1]:
+            runs[i] = runs[i - 1] + 1
+    before = np.searchsorted(pos, np.arange(start, len(seq)), side="left")  # notes written
+    has = before > 0
+    last = np.maximum(before - 1, 0)
+    previous = np.where(has, line.pitch[last] if len(line) else -1, -1)
+    at_stake = has & ((runs[last] if len(line) else 0) >= MAX_REPEATS)
+    return previous.astype(np.int64), at_stake
+
+
+def repeat_choice(
+    logp: torch.Tensor, lo: int, previous: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log P(the note repeats the previous pitch | a note) and log P(another pitch | a note)
+    per state ``[..., ]`` (``logp [..., vocab]`` with the pitch block at ``[lo, lo + 128)``;
+    ``previous [..., ]``: the previous note's MIDI pitch, -1 for none: both ``-inf``
+    there, as where the grammar allows no note)."""
+    pitch = logp[..., lo : lo + PITCHES]
+    note = _logsumexp(pitch)
+    has = previous >= 0
+    same = pitch.gather(-1, previous.clamp(min=0)[..., None]).squeeze(-1)
+    ok = has & torch.isfinite(note)
+    same = torch.where(ok, same - torch.where(ok, note, torch.zeros_like(note)), float("-inf"))
+    # log(1 - P(same | note)), -inf where only the repeat is allowed
+    rest = torch.where(
+        ok & (same < 0), torch.log1p(-torch.where(same < 0, same, -1.0).exp()), float("-inf")
+    )
+    return same, rest
