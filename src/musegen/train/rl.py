@@ -48,19 +48,21 @@ of writing a note there (:func:`musegen.train.rl_credit.note_choice_kl`), so the
 whose penalties still fall on notes, cannot trade notes for silence either. Each log row
 gives the policy's and the anchor's mean chance of a note on the states drawn.
 
-``target_kl`` (``--target-kl``) with ``rule_tilt`` (``--rule-tilt``) learns the local rules
-without large weights. A large candidate weight (say repetition 30000, about 850 a broken
-rule at the state) gives gradients hundreds of times the anchor's at a few states: they fill
-the gradient clip and Adam's second moments, so in every step the pull back to the anchor at
-the other states is scaled to almost nothing and the whole model drifts (more pitch classes,
-more notes out of key: the Yang-Lerch overlap falls). Instead, each state gets a target: the
-anchor's distribution with every pitch that would break a local rule there weighed down by
+``target_kl`` (``--target-kl``) with ``rule_tilt`` (``--rule-tilt``) holds the pitch choice
+while large candidate weights teach a rule. A candidate weight of 10,000-30,000 (several
+hundred a broken rule at the state) gives gradients far larger than the KL's at a few states;
+those runs were clipped in most steps and took more pitch classes and more notes out of key
+(the Yang-Lerch overlap fell). The target term gives each state a target: the anchor's
+distribution with every pitch that would break a local rule there weighed down by
 ``exp(-tilt)`` per rule, renormalised among the pitches so the chance of a note stays the
 anchor's (:func:`musegen.train.rl_credit.tilted_target`; the closed-form optimum of the
 KL-regularised objective for that state's immediate rule reward), and the loss adds
 ``target_kl * KL(target || policy)`` at every state drawn. Its gradient on the logits is
 ``policy - target``, bounded by 1 however hard the tilt; where no rule is at stake the target
-is the anchor, so the same term holds the rest of the model.
+is the anchor (with a ``key`` tilt: the anchor with fewer notes out of key), so the same term
+holds the rest of the pitch choice. ``repeat_kl`` (``--repeat-kl``) adds the exact KL of the
+chance of repeating the previous note's pitch, where the repetition rule is not at stake,
+against the anchor's (:func:`musegen.train.rl_credit.repeat_choice`).
 
 Why REINFORCE with a leave-one-out baseline (RLOO; Kool et al. 2019, Ahmadian et al. 2024)
 rather than PPO: the reward is one number per piece, so a value network (PPO's critic, a
