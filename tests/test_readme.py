@@ -155,8 +155,8 @@ SKIP: dict[str, str] = {
     ".venv/bin/pip install torch==2.13.0": "installation: downloads torch",
     '.venv/bin/pip install -e ".[audio,plot,notation]"': "installation: downloads the dependencies",
     '.venv/bin/pip install --no-deps "tinysoundfont>=0.3"': "installation: downloads tinysoundfont",
-    "musegen train rl --model folk --reward theory --kl 0.1 --steps 120 --out runs/folk-rl": (
-        "samples 16 melodies with folk per step: minutes; train rl runs on a tiny model in "
+    "musegen train rl --config configs/folk-rl.json --out runs/folk-rl": (
+        "150 steps of 16 folk melodies: about 4 minutes; train rl runs on a tiny model in "
         "tests/cli/test_train_rl_cli.py"
     ),
     "musegen serve": "starts a server that runs until stopped; tests/web/ runs the app, and the "
