@@ -173,24 +173,10 @@ class RLConfig:
                 raise MusegenError("--weights must be part=weight pairs, e.g. repetition=30")
             theory_weights(self.weights)
         if self.candidate_weights is not None:
-            if not isinstance(self.candidate_weights, dict):
-                raise MusegenError("--candidate-weights must be part=weight pairs")
-            other = sorted(set(self.candidate_weights) - set(LOCAL_PARTS))
-            if other:
-                raise MusegenError(
-                    f"--candidate-weights: {', '.join(other)} is not a part a note's pitch "
-                    f"decides; the parts: {', '.join(LOCAL_PARTS)}"
-                )
+            _local_parts("--candidate-weights", self.candidate_weights, "weight")
             theory_weights(self.candidate_weights)
         if self.rule_tilt is not None:
-            if not isinstance(self.rule_tilt, dict):
-                raise MusegenError("--rule-tilt must be part=tilt pairs, e.g. repetition=6")
-            other = sorted(set(self.rule_tilt) - set(LOCAL_PARTS))
-            if other:
-                raise MusegenError(
-                    f"--rule-tilt: {', '.join(other)} is not a part a note's pitch decides; "
-                    f"the parts: {', '.join(LOCAL_PARTS)}"
-                )
+            _local_parts("--rule-tilt", self.rule_tilt, "tilt")
             for name, w in self.rule_tilt.items():
                 if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
                     raise MusegenError(f"--rule-tilt: {name} must be a number >= 0, got {w!r}")
@@ -209,6 +195,18 @@ class RLConfig:
                 f"unknown RL setting(s) {', '.join(unknown)}; known: {sorted(names)}"
             )
         return cls(**d)
+
+
+def _local_parts(option: str, given: object, what: str) -> None:
+    """``given`` must map parts a note's pitch decides (:data:`LOCAL_PARTS`) to values."""
+    if not isinstance(given, dict):
+        raise MusegenError(f"{option} must be part={what} pairs, e.g. repetition=6")
+    other = sorted(set(given) - set(LOCAL_PARTS))
+    if other:
+        raise MusegenError(
+            f"{option}: {', '.join(other)} is not a part a note's pitch decides; "
+            f"the parts: {', '.join(LOCAL_PARTS)}"
+        )
 
 
 def read_rl_file(path: str | Path) -> dict[str, Any]:
