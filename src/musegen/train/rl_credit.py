@@ -118,6 +118,25 @@ def leave_one_out(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 PITCHES = 128  # a tokenizer's "pitch" block: token offset + MIDI pitch
 
 
+def _note_tokens(
+    tokenizer: Tokenizer, seq: np.ndarray, notes: int, option: str, start: int | None = None
+) -> np.ndarray:
+    """Where ``seq`` writes its ``notes`` notes: one token of the 128-token ``pitch`` block
+    each (after the primer's ``start`` tokens, when given), else a one-line error naming
+    ``option``."""
+    if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
+        raise MusegenError(f"{option} needs a tokenizer with pitch tokens, not {tokenizer.name}")
+    pos = np.flatnonzero(tokenizer.vocab.is_in(seq, "pitch"))
+    late = start is not None and len(pos) > 0 and pos[0] < start
+    if len(pos) != notes or late:
+        after = " after the primer" if start is not None else ""
+        raise MusegenError(
+            f"{option} needs one pitch token a note{after} ({tokenizer.name} wrote {len(pos)} "
+            f"pitch tokens for {notes} notes)"
+        )
+    return pos
+
+
 def candidate_rewards(
     tokenizer: Tokenizer,
     seq: np.ndarray,
@@ -135,17 +154,8 @@ def candidate_rewards(
     as :func:`~musegen.metrics.rewards.next_note_rewards`'."""
     line = top_line(score)
     seq = np.asarray(seq)
-    if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
-        raise MusegenError(
-            f"--candidates needs a tokenizer with pitch tokens, not {tokenizer.name}"
-        )
+    pos = _note_tokens(tokenizer, seq, len(line), "--candidates", start)
     lo = tokenizer.vocab.offset("pitch")
-    pos = np.flatnonzero(tokenizer.vocab.is_in(seq, "pitch"))
-    if len(pos) != len(line) or (len(pos) and pos[0] < start):
-        raise MusegenError(
-            f"--candidates needs one pitch token a note after the primer ({tokenizer.name} "
-            f"wrote {len(pos)} pitch tokens for {len(line)} notes)"
-        )
     pitches = np.arange(PITCHES)
     per_note = np.stack(
         [
@@ -253,14 +263,7 @@ def previous_pitches(
     as :func:`candidate_rewards`."""
     line = top_line(score)
     seq = np.asarray(seq)
-    if "pitch" not in tokenizer.vocab or tokenizer.vocab.size("pitch") != PITCHES:
-        raise MusegenError(f"--repeat-kl needs a tokenizer with pitch tokens, not {tokenizer.name}")
-    pos = np.flatnonzero(tokenizer.vocab.is_in(seq, "pitch"))
-    if len(pos) != len(line):
-        raise MusegenError(
-            f"--repeat-kl needs one pitch token a note ({tokenizer.name} wrote {len(pos)} "
-            f"pitch tokens for {len(line)} notes)"
-        )
+    pos = _note_tokens(tokenizer, seq, len(line), "--repeat-kl")
     runs = np.ones(len(line), dtype=np.int64)  # onsets in the run that ends at each note
     for i in range(1, len(line)):
         if line.pitch[i] == line.pitch[i - 1]:
