@@ -25,7 +25,6 @@ trains each member.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,14 +101,6 @@ class Ensemble(LanguageModel):
             return torch.log_softmax((w * logps).sum(0), -1)
         return torch.logsumexp(logps + w.log(), 0)
 
-    def _combine_np(self, logits: list[np.ndarray]) -> np.ndarray:
-        logps = [x - _logsumexp(x) for x in logits]
-        if self.config.combine == "product":
-            joined = sum(w * lp for w, lp in zip(self.weights, logps, strict=True))
-            return (joined - _logsumexp(joined)).astype(np.float32)
-        stacked = np.stack([lp + math.log(w) for w, lp in zip(self.weights, logps, strict=True)])
-        return _logsumexp(stacked, axis=0, keepdims=False).astype(np.float32)
-
     # ------------------------------------------------------------------ interface
     def forward(self, ids: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
         caches = cache if cache is not None else [None] * len(self.members)
@@ -125,13 +116,8 @@ class Ensemble(LanguageModel):
 
     def next_logits(self, tokens: np.ndarray, cache: list[Any]) -> tuple[np.ndarray, list[Any]]:
         outs = [m.next_logits(tokens, c) for m, c in zip(self.members, cache, strict=True)]
-        return self._combine_np([x for x, _ in outs]), [c for _, c in outs]
-
-
-def _logsumexp(x: np.ndarray, axis: int = -1, keepdims: bool = True) -> np.ndarray:
-    top = x.max(axis=axis, keepdims=True)
-    out = top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))
-    return out if keepdims else np.squeeze(out, axis=axis)
+        joined = self._combine([torch.from_numpy(x) for x, _ in outs])
+        return joined.numpy(), [c for _, c in outs]
 
 
 def ensemble_of(
