@@ -103,21 +103,22 @@ def test_the_shipped_run_file_is_valid() -> None:
         assert RLConfig.from_dict(read_rl_file(root / "configs" / f"{name}.json")).model == "folk"
 
 
-def test_per_note_candidates_and_note_kl_from_flags(tmp_path: Path) -> None:
+def one_step_settings(tmp_path: Path, name: str, *flags: str) -> dict:
+    """The settings a one-step run of a tiny melody model with ``flags`` saved."""
     model = tiny_melody_model(tmp_path / "tiny")
     args = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--steps", "1"]
-    assert run(*args, "--out", str(tmp_path / "r"), "--candidates", "--per-note-candidates",
-               "--note-kl", "2.5") == 0  # fmt: skip
-    used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
+    assert run(*args, "--out", str(tmp_path / name), *flags) == 0
+    return json.loads((tmp_path / name / "run.json").read_text())["rl"]
+
+
+def test_per_note_candidates_and_note_kl_from_flags(tmp_path: Path) -> None:
+    used = one_step_settings(
+        tmp_path, "r", "--candidates", "--per-note-candidates", "--note-kl", "2.5"
+    )
     assert (used["per_note_candidates"], used["note_kl"]) == (True, 2.5)
 
 
 def test_target_kl_and_rule_tilt_from_flags(tmp_path: Path) -> None:
-    model = tiny_melody_model(tmp_path / "tiny")
-    args = ["--model", str(model), "--batch-size", "2", "--bars", "1", "--steps", "1"]
-    assert run(*args, "--out", str(tmp_path / "r"), "--target-kl", "2",
-               "--rule-tilt", "repetition=6,key=1") == 0  # fmt: skip
-    used = json.loads((tmp_path / "r" / "run.json").read_text())["rl"]
+    used = one_step_settings(tmp_path, "r", "--target-kl", "2", "--rule-tilt", "repetition=6,key=1")
     assert (used["target_kl"], used["rule_tilt"]) == (2.0, {"repetition": 6.0, "key": 1.0})
-    assert run(*args, "--out", str(tmp_path / "q"), "--repeat-kl", "3") == 0
-    assert json.loads((tmp_path / "q" / "run.json").read_text())["rl"]["repeat_kl"] == 3.0
+    assert one_step_settings(tmp_path, "q", "--repeat-kl", "3")["repeat_kl"] == 3.0
