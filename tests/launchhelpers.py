@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,12 +18,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def leave_group() -> None:
+    """End a torchrun worker whose work is written: wait for every rank, then leave at once.
+
+    Neither the process group nor the interpreter is torn down: in their teardown a rank now
+    and then aborts ("terminate called without an active exception", a C++ thread still
+    joinable) or crashes, and its peer, still connected, fails too."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def error_lines(err: str) -> str:
     """The workers' own error lines (a C++ abort prints 'what(): …' long before the
-    launcher's summary), then the summary's tail."""
+    launcher's summary), the Python stack of a crashed worker (faulthandler's), then the
+    summary's tail."""
     keys = ("what()", "Error", "error", "terminate", "Traceback")
-    lines = [line for line in err.splitlines() if any(k in line for k in keys)]
-    return "\n".join(lines[:40]) + "\n---\n" + err[-1500:]
+    lines = err.splitlines()
+    kept = [line for line in lines if any(k in line for k in keys)][:40]
+    for i, line in enumerate(lines):
+        if line.startswith("Fatal Python error"):
+            kept += lines[i + 1 : i + 30]
+    return "\n".join(kept) + "\n---\n" + err[-1500:]
 
 
 def run_launchers(
@@ -31,6 +52,7 @@ def run_launchers(
     """Start every command in its own session, wait for all; any failure or the timeout
     kills the rest and fails with that launcher's errors."""
     logs.mkdir(parents=True, exist_ok=True)
+    env = {**(os.environ if env is None else env), "PYTHONFAULTHANDLER": "1"}  # a crash's stack
     procs = []
     for k, cmd in enumerate(cmds):
         with open(logs / f"launcher{k}.err", "w") as err:

@@ -67,6 +67,3 @@ def train_tiny_stream(data: str, out: str, batch: int, steps: int) -> None:
     if t.dist.main:
         state = {k: v.contiguous() for k, v in t.raw_model.state_dict().items()}
         save_file(state, f"{out}/final.safetensors")
-    if t.dist.world > 1:
-        torch.distributed.barrier()  # rank 0's file is written before anyone tears down
-        torch.distributed.destroy_process_group()

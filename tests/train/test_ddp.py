@@ -15,6 +15,7 @@ from launchhelpers import free_port, run_launchers
 WORKER = """
 import json, sys, torch
 sys.path.insert(0, {tests!r})
+from launchhelpers import leave_group
 from safetensors.torch import save_file
 from tinymodels import TinyLM, Windows, cfg, save_tiny
 from musegen.train.trainer import Trainer
@@ -35,11 +36,7 @@ with open({out!r} + f"/losses{{t.dist.rank}}.json", "w") as f:
     json.dump(seen, f)
 state = {{k: v.contiguous() for k, v in t.raw_model.state_dict().items()}}
 save_file(state, {out!r} + f"/rank{{t.dist.rank}}.safetensors")
-torch.distributed.barrier()
-torch.distributed.destroy_process_group()
-# the work is written: leave without the interpreter's teardown, where a rank now and then
-# aborts ("terminate called without an active exception", a C++ thread still joinable)
-sys.stdout.flush(); sys.stderr.flush(); __import__("os")._exit(0)
+leave_group()  # the work is written
 """
 
 

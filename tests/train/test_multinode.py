@@ -26,9 +26,10 @@ STEPS = 20
 WORKER = """
 import sys
 sys.path.insert(0, {tests!r})
-from launchhelpers import free_port, run_launchers
+from launchhelpers import leave_group
 from shardhelpers import train_tiny_stream
 train_tiny_stream(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+leave_group()  # the work is written
 """
 
 
