@@ -20,3 +20,8 @@ class InputError(MusegenError):
         self.source = str(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Work stopped by the user (Ctrl-C) after saving what it had: the message says where
+    and how to go on. The CLI prints it as one line and exits 130."""

@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from musegen.cli.main import main
+from musegen.errors import Interrupted
 from musegen.io import load, save
 from musegen.score import Note, Score, Tempo, TimeSignature, Track
 
@@ -116,3 +119,17 @@ def test_unknown_extension_exits_2_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "notes.txt" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_interrupted_work_says_what_it_saved_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @contextmanager
+    def stopped(_threads: object) -> Iterator[None]:  # Ctrl-C while the command runs
+        raise Interrupted("stopped after step 3, saved in runs/x/checkpoint")
+        yield
+
+    monkeypatch.setattr("musegen.cli.main.command_threads", stopped)
+    assert main(["models"]) == 130
+    err = capsys.readouterr().err
+    assert err == "musegen models: interrupted: stopped after step 3, saved in runs/x/checkpoint\n"

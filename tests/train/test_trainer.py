@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from musegen.errors import MusegenError
+from musegen.errors import Interrupted, MusegenError
 from musegen.train.config import TrainConfig
 from musegen.train.trainer import Trainer, lr_at
 from tinymodels import TinyLM, Windows, cfg, save_tiny
@@ -47,6 +49,41 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         first.fit()
     resumed = make(tmp_path / "part", max_steps=12)
+    resumed.fit(resume=True)
+    a = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def interrupt_at(t: Trainer, step: int, kind: int = signal.SIGINT) -> None:
+    """The user presses Ctrl-C (or the system sends SIGTERM) in the middle of ``step``."""
+    objective = t.objective
+
+    def objective_then_signal(model, batch):  # type: ignore[no-untyped-def]
+        if model.training and t.state.step == step - 1:
+            os.kill(os.getpid(), kind)
+        return objective(model, batch)
+
+    t.objective = objective_then_signal  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("kind", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_finishes_the_step_saves_it_and_resume_equals_uninterrupted(
+    tmp_path: Path, kind: int
+) -> None:
+    full = make(tmp_path / "full", checkpoint_every=100)
+    full.fit()
+    first = make(tmp_path / "part", checkpoint_every=100)  # no periodic checkpoint before 12
+    interrupt_at(first, 7, kind)
+    with pytest.raises(Interrupted, match=r"after step 7.*--resume"):
+        first.fit()
+    info = json.loads((tmp_path / "part" / "checkpoint" / "trainer.json").read_text())
+    assert info["step"] == 7
+    rows = [json.loads(x) for x in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert rows[-1] == {"step": 7, "event": "interrupted"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    resumed = make(tmp_path / "part", checkpoint_every=100)
     resumed.fit(resume=True)
     a = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))
     b = load_file(str(tmp_path / "part" / "checkpoint" / "model.safetensors"))

@@ -90,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"musegen {args.command}: error: {e}\n")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("musegen: interrupted\n")
+    except KeyboardInterrupt as e:
+        said = f": {e}" if str(e) else ""  # musegen.errors.Interrupted says what was saved
+        sys.stderr.write(f"musegen {args.command}: interrupted{said}\n")
         return 130
     except BrokenPipeError:
         return 0

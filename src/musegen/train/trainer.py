@@ -25,10 +25,12 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musegen.errors import MusegenError
+from musegen.errors import Interrupted, MusegenError
 from musegen.train.config import TrainConfig
 from musegen.train.precision import Precision, busy_cpu_note, precision_for
 from musegen.utils import atomic_write_text, cpu_model_name
@@ -101,6 +103,33 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+@contextmanager
+def _stop_requests(enabled: bool) -> Iterator[list[int]]:
+    """While one process trains: Ctrl-C (SIGINT) or SIGTERM lands in the list it yields, and
+    the loop finishes the step it is on, saves a checkpoint and stops; a second signal of the
+    same kind acts as usual, at once. Under torchrun (``enabled`` false) the ranks could stop
+    at different steps, so signals keep their usual effect there (resume from the last
+    periodic checkpoint)."""
+    asked: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {k: signal.getsignal(k) for k in kinds}
+
+    def ask(kind: int, _frame: Any) -> None:
+        asked.append(kind)
+        signal.signal(kind, before[kind] if before[kind] is not None else signal.SIG_DFL)
+
+    for k in kinds:
+        signal.signal(k, ask)
+    try:
+        yield asked
+    finally:
+        for k, h in before.items():
+            signal.signal(k, h if h is not None else signal.SIG_DFL)
 
 
 @dataclass
@@ -285,9 +314,19 @@ class Trainer:
             self._trim_log(-1)  # the log of a run stopped before its first checkpoint
             torch.manual_seed(hash_seed(self.cfg.seed, -1, self.dist.rank))
         self._wrap()
-        cfg, st = self.cfg, self.state
+        st = self.state
         self.log({"step": st.step, "event": "precision", **self.precision.to_dict()})
         bar = self._progress()
+        with _stop_requests(self.dist.world == 1) as asked:
+            self._loop(bar, asked)
+        if bar is not None:
+            bar.close()
+        self._wait_for_all()
+        return st
+
+    def _loop(self, bar: Any, asked: list[int]) -> None:
+        """Steps to ``max_steps``, an early stop, or a stop the user asked for (``asked``)."""
+        cfg, st = self.cfg, self.state
         tokens_seen, t0 = 0, time.perf_counter()
         self.model.train()
         while st.step < cfg.max_steps:
@@ -333,15 +372,20 @@ class Trainer:
                 st.step % cfg.eval_every == 0 or st.step == cfg.max_steps
             ):
                 stop = self._evaluate_and_track()
-            if st.step % cfg.checkpoint_every == 0 or st.step == cfg.max_steps or stop:
+            saved = st.step % cfg.checkpoint_every == 0 or st.step == cfg.max_steps or stop
+            if saved or asked:
                 self.save_checkpoint()
             if stop:
                 self.log({"step": st.step, "event": "early_stop", "best_valid": st.best_valid})
                 break
-        if bar is not None:
-            bar.close()
-        self._wait_for_all()
-        return st
+            if asked and st.step < cfg.max_steps:
+                self.log({"step": st.step, "event": "interrupted"})
+                if bar is not None:
+                    bar.close()
+                raise Interrupted(
+                    f"stopped after step {st.step:,}, saved in {self.out / 'checkpoint'}: "
+                    "the same command with --resume goes on from there"
+                )
 
     def _wait_for_all(self) -> None:
         """Under torchrun, leave ``fit`` together: rank 0 may still be writing the last
