@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from musegen.errors import MusegenError
+from musegen.errors import Interrupted, MusegenError
 from musegen.score import Score
 from musegen.train.rl import RLConfig, RLTrainer
 
@@ -78,6 +80,31 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert len((tmp_path / "resumed" / "log.jsonl").read_text().splitlines()) == 2
+
+
+def test_ctrl_c_saves_the_step_it_is_on_and_resume_goes_on_exactly(tmp_path: Path) -> None:
+    model = tiny_melody_model(tmp_path / "tiny")
+    small = dict(batch_size=4, bars=1, checkpoint_every=100)
+    RLTrainer(config(model, steps=3, **small), tmp_path / "straight").fit()
+    stopped = RLTrainer(config(model, steps=3, **small), tmp_path / "resumed")
+    step = stopped.step
+
+    def step_then_ctrl_c() -> dict:
+        if stopped.step_count == 1:  # the user presses Ctrl-C during the second step
+            os.kill(os.getpid(), signal.SIGINT)
+        return step()
+
+    stopped.step = step_then_ctrl_c  # type: ignore[method-assign]
+    with pytest.raises(Interrupted, match="after step 2"):
+        stopped.fit()
+    RLTrainer(config(model, steps=3, **small), tmp_path / "resumed").fit(resume=True)
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "straight" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert len((tmp_path / "resumed" / "log.jsonl").read_text().splitlines()) == 3
 
 
 def test_the_tuned_model_loads_as_a_model_and_keeps_its_tokenizer(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from musegen.errors import MusegenError
+from musegen.errors import Interrupted, MusegenError
 from musegen.metrics.rewards import (
     LOCAL_PARTS,
     NOTE_WEIGHTS,
@@ -593,17 +593,24 @@ class RLTrainer:
             unit="step",
             disable=not self.cfg.progress,
         )
+        from musegen.train.trainer import stop_requests
+
         row: dict[str, Any] = {}
-        while self.step_count < self.cfg.steps:
-            row = self.step()
-            self._log(row)
-            bar.update(1)
-            bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
-            if (
-                self.step_count % self.cfg.checkpoint_every == 0
-                or self.step_count == self.cfg.steps
-            ):
-                self.save_checkpoint()
+        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
+            while self.step_count < self.cfg.steps:
+                row = self.step()
+                self._log(row)
+                bar.update(1)
+                bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
+                done = self.step_count == self.cfg.steps
+                if self.step_count % self.cfg.checkpoint_every == 0 or done or asked:
+                    self.save_checkpoint()
+                if asked and not done:
+                    bar.close()
+                    raise Interrupted(
+                        f"stopped after step {self.step_count:,}, saved in "
+                        f"{self.out / CHECKPOINT}: the same command with --resume goes on from there"
+                    )
         bar.close()
         if not (self.out / CHECKPOINT / "rl.json").exists():
             self.save_checkpoint()

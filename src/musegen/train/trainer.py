@@ -106,7 +106,7 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 @contextmanager
-def _stop_requests(enabled: bool) -> Iterator[list[int]]:
+def stop_requests(enabled: bool) -> Iterator[list[int]]:
     """While one process trains: Ctrl-C (SIGINT) or SIGTERM lands in the list it yields, and
     the loop finishes the step it is on, saves a checkpoint and stops; a second signal of the
     same kind acts as usual, at once. Under torchrun (``enabled`` false) the ranks could stop
@@ -317,7 +317,7 @@ class Trainer:
         st = self.state
         self.log({"step": st.step, "event": "precision", **self.precision.to_dict()})
         bar = self._progress()
-        with _stop_requests(self.dist.world == 1) as asked:
+        with stop_requests(self.dist.world == 1) as asked:
             self._loop(bar, asked)
         if bar is not None:
             bar.close()
