@@ -48,8 +48,12 @@ def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
     first.save_checkpoint = save_then_crash  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         first.fit()
-    resumed = make(tmp_path / "part", max_steps=12)
-    resumed.fit(resume=True)
+    assert_resumed_equals_full(tmp_path)
+
+
+def assert_resumed_equals_full(tmp_path: Path, **kw: object) -> None:
+    """Resume ``part`` to the end: its weights are those of the uninterrupted ``full``."""
+    make(tmp_path / "part", **kw).fit(resume=True)
     a = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))
     b = load_file(str(tmp_path / "part" / "checkpoint" / "model.safetensors"))
     for k in a:
@@ -83,12 +87,7 @@ def test_a_signal_finishes_the_step_saves_it_and_resume_equals_uninterrupted(
     rows = [json.loads(x) for x in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
     assert rows[-1] == {"step": 7, "event": "interrupted"}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
-    resumed = make(tmp_path / "part", checkpoint_every=100)
-    resumed.fit(resume=True)
-    a = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))
-    b = load_file(str(tmp_path / "part" / "checkpoint" / "model.safetensors"))
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    assert_resumed_equals_full(tmp_path, checkpoint_every=100)
 
 
 def test_refuses_to_overwrite_and_bad_options(tmp_path: Path) -> None:
