@@ -14,17 +14,17 @@ Generators (``--generator``):
 * ``--model PATH``: any model or run folder ``musegen generate`` takes (a token model, a
   Coconet, a frame model), generated like ``musegen generate --model PATH``.
 
-Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen)
-for ``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales
-as Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long
-note, no meter): the fair reference for grid models, whose output has the grid's traits. The held-out split is ``--split`` (default ``valid``:
-never tune on test). Real pieces are cut to their first ``--bars`` bars (the generated
-length) for every figure but the ending (see the module docstring of
-``musegen.evaluate.quality``); harmonizations are whole chorales and are compared with whole
+Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen) for
+``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales as
+Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long note,
+no meter): the fair reference for grid models, whose output has the grid's traits. The held-out
+split is ``--split`` (default ``valid``: never tune on test). Real pieces are cut to their first
+``--bars`` bars (the generated length) for every figure but the ending (see the module docstring
+of ``musegen.evaluate.quality``); harmonizations are whole chorales and are compared with whole
 real ones. For a model whose notes are dealt out to voices (``bach``), ``--ceiling`` adds a
-column "real, dealt out": real training pieces cut, merged to one track and dealt out the
-same way, which shows what the dealing alone costs. ``--ceiling`` also measures as many real training pieces as
-generated ones against the same held-out set. Loaded corpora are cached under
+column "real, dealt out": real training pieces cut, merged to one track and dealt out the same
+way, which shows what the dealing alone costs. ``--ceiling`` also measures as many real training
+pieces as generated ones against the same held-out set. Loaded corpora are cached under
 ``.cache/musical_quality/`` (git-ignored).
 
 Prints a table, then JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` per
