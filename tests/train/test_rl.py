@@ -272,8 +272,9 @@ def test_candidate_weights_weigh_the_exact_term_and_not_the_returns(tmp_path: Pa
     _, seqs = trainer.rollout(0)
     P = len(trainer.prompt(0))
     T = max(len(s) for s in seqs) - P
-    plain, drawn = trainer.candidate_rewards(seqs, P, T, trainer.note_weights)
-    heavy, _ = trainer.candidate_rewards(seqs, P, T, trainer.candidate_weights)
+    pieces = [trainer.tokenizer.decode(s) for s in seqs]
+    plain, drawn = trainer.candidate_rewards(seqs, pieces, P, T, trainer.note_weights)
+    heavy, _ = trainer.candidate_rewards(seqs, pieces, P, T, trainer.candidate_weights)
     assert plain.min() < 0 and torch.allclose(heavy, 25 * plain)  # key is the only local part
     assert drawn.min() < 0  # in the returns, by --weights
 

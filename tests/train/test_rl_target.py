@@ -84,7 +84,8 @@ def test_a_step_fits_the_rule_target_and_without_tilts_the_target_is_the_anchor(
         ids[i, : len(s)] = s
     masks = torch.from_numpy(trainer.masks(prompt, ids))
     _, anchor = trainer.log_probs(trainer.anchor, torch.from_numpy(ids), masks, P)
-    target = trainer.rule_target(seqs, P, L - P, anchor.detach())
+    pieces = [trainer.tokenizer.decode(s) for s in seqs]
+    target = trainer.rule_target(seqs, pieces, P, L - P, anchor.detach())
     lo = trainer.tokenizer.vocab.offset("pitch")
     moved = (target - anchor).abs().nan_to_num(0.0).amax(-1) > 1e-5
     assert moved.any()  # out-of-key pitches weighed down somewhere
@@ -93,7 +94,7 @@ def test_a_step_fits_the_rule_target_and_without_tilts_the_target_is_the_anchor(
     anchor_mass = torch.logsumexp(anchor[..., lo_hi], -1).exp()
     torch.testing.assert_close(own_mass, anchor_mass)  # the chance of a note is the anchor's
     trainer.cfg.rule_tilt = None
-    assert trainer.rule_target(seqs, P, L - P, anchor) is anchor
+    assert trainer.rule_target(seqs, pieces, P, L - P, anchor) is anchor
     trainer.cfg.rule_tilt = {"key": 4.0}
     trainer.fit()
     row = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])

@@ -331,31 +331,37 @@ class RLTrainer:
         )
         return prompt, seqs
 
-    def score(self, seqs: list[np.ndarray]) -> list[dict[str, float]]:
-        """Each sequence's rewards (by name) and their ``total``."""
-        return [total_reward(self.rewards, self.tokenizer.decode(s)) for s in seqs]
+    def score(
+        self, seqs: list[np.ndarray], pieces: list[Score] | None = None
+    ) -> list[dict[str, float]]:
+        """Each sequence's rewards (by name) and their ``total`` (``pieces``: the sequences
+        decoded, when the caller has them)."""
+        pieces = pieces or [self.tokenizer.decode(s) for s in seqs]
+        return [total_reward(self.rewards, piece) for piece in pieces]
 
-    def token_rewards(self, seqs: list[np.ndarray], P: int, T: int) -> torch.Tensor:
+    def token_rewards(
+        self, seqs: list[np.ndarray], pieces: list[Score], P: int, T: int
+    ) -> torch.Tensor:
         """``--credit note``: each drawn token's reward ``[B, T]`` (T tokens after the
         primer): each note's reward (:mod:`musegen.train.rl_credit`) on the token writing it."""
         from musegen.train.rl_credit import piece_note_rewards
 
         out = torch.zeros((len(seqs), T))
-        for i, s in enumerate(seqs):
+        for i, (s, piece) in enumerate(zip(seqs, pieces, strict=True)):
             pos, r = piece_note_rewards(
-                self.rewards,
-                self.tokenizer,
-                s,
-                self.tokenizer.decode(s),
-                self.note_weights,
-                self.cfg.shaping,
+                self.rewards, self.tokenizer, s, piece, self.note_weights, self.cfg.shaping
             )
             keep = pos >= P
             out[i].index_add_(0, torch.from_numpy(pos[keep] - P), torch.from_numpy(r[keep]).float())
         return out
 
     def candidate_rewards(
-        self, seqs: list[np.ndarray], P: int, T: int, by: dict[str, dict[str, float]]
+        self,
+        seqs: list[np.ndarray],
+        pieces: list[Score],
+        P: int,
+        T: int,
+        by: dict[str, dict[str, float]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``--candidates``: each state's immediate reward for every pitch token ``[B, T,
         128]`` and the drawn token's share of it ``[B, T]`` (:mod:`musegen.train.rl_credit`),
@@ -369,14 +375,14 @@ class RLTrainer:
             weights = by.get(name)
             if weights is None:
                 continue
-            for i, s in enumerate(seqs):
-                t, d = candidate_rewards(self.tokenizer, s, P, self.tokenizer.decode(s), weights)
+            for i, (s, piece) in enumerate(zip(seqs, pieces, strict=True)):
+                t, d = candidate_rewards(self.tokenizer, s, P, piece, weights)
                 table[i, : len(t)] += torch.from_numpy(t).float()
                 drawn[i, : len(d)] += torch.from_numpy(d).float()
         return table, drawn
 
     def rule_target(
-        self, seqs: list[np.ndarray], P: int, T: int, anchor_logp: torch.Tensor
+        self, seqs: list[np.ndarray], pieces: list[Score], P: int, T: int, anchor_logp: torch.Tensor
     ) -> torch.Tensor:
         """``--target-kl``: each state's target ``[B, T, vocab]`` (log-probabilities): the
         anchor's distribution with each pitch that would break a local rule there weighed
@@ -388,16 +394,15 @@ class RLTrainer:
         if not tilt:
             return anchor_logp
         table = torch.zeros((len(seqs), T, PITCHES))
-        for i, s in enumerate(seqs):
-            t, _ = candidate_rewards(
-                self.tokenizer, s, P, self.tokenizer.decode(s), tilt, shares=False
-            )
+        for i, (s, piece) in enumerate(zip(seqs, pieces, strict=True)):
+            t, _ = candidate_rewards(self.tokenizer, s, P, piece, tilt, shares=False)
             table[i, : len(t)] = torch.from_numpy(t).float()
         return tilted_target(anchor_logp, self.tokenizer.vocab.offset("pitch"), table)
 
     def repeat_loss(
         self,
         seqs: list[np.ndarray],
+        pieces: list[Score],
         P: int,
         T: int,
         logp: torch.Tensor,
@@ -419,8 +424,8 @@ class RLTrainer:
 
         previous = torch.full((len(seqs), T), -1, dtype=torch.long)
         stake = torch.zeros((len(seqs), T), dtype=torch.bool)
-        for i, s in enumerate(seqs):
-            prev, at = previous_pitches(self.tokenizer, s, P, self.tokenizer.decode(s))
+        for i, (s, piece) in enumerate(zip(seqs, pieces, strict=True)):
+            prev, at = previous_pitches(self.tokenizer, s, P, piece)
             previous[i, : len(prev)] = torch.from_numpy(prev)
             stake[i, : len(at)] = torch.from_numpy(at)
         lo, hi = self.tokenizer.vocab.span("pitch")
@@ -476,7 +481,8 @@ class RLTrainer:
         step = self.step_count
         prompt, seqs = self.rollout(step)
         t_roll = time.perf_counter() - t0
-        values = self.score(seqs)
+        pieces = [self.tokenizer.decode(s) for s in seqs]  # once: every reward reads these
+        values = self.score(seqs, pieces)
         P, B = len(prompt), len(seqs)
         L = max(len(s) for s in seqs)
         ids_np = np.full((B, L), PAD, dtype=np.int64)
@@ -503,17 +509,19 @@ class RLTrainer:
         if self.cfg.credit == "note":
             from musegen.train.rl_credit import leave_one_out, returns_to_go
 
-            per_token = self.token_rewards(seqs, P, L - P)
+            per_token = self.token_rewards(seqs, pieces, P, L - P)
             extra["note_reward"] = float(per_token.sum(1).mean())
             shaped = torch.where(valid, per_token - self.cfg.kl * log_ratio, zero)
             returns = returns_to_go(shaped, valid, self.cfg.gamma)
             if self.cfg.exact_kl:  # the drawn token's own KL term: exact per state below
                 returns = returns + self.cfg.kl * log_ratio
             if self.cfg.candidates:  # the drawn token's own immediate reward: expected below
-                table, drawn = self.candidate_rewards(seqs, P, L - P, self.note_weights)
+                table, drawn = self.candidate_rewards(seqs, pieces, P, L - P, self.note_weights)
                 returns = returns - torch.where(valid, drawn, zero)
                 if self.candidate_weights is not self.note_weights:  # --candidate-weights
-                    table, _ = self.candidate_rewards(seqs, P, L - P, self.candidate_weights)
+                    table, _ = self.candidate_rewards(
+                        seqs, pieces, P, L - P, self.candidate_weights
+                    )
             advantage = returns - leave_one_out(returns, valid)  # [B, T]
         else:
             baseline = (regularised.sum() - regularised) / (B - 1)  # leave one out
@@ -540,12 +548,12 @@ class RLTrainer:
         if self.cfg.credit == "note" and self.cfg.target_kl:
             from musegen.train.rl_credit import forward_kl
 
-            target = self.rule_target(seqs, P, L - P, ref_logp)
+            target = self.rule_target(seqs, pieces, P, L - P, ref_logp)
             per_state = torch.where(valid, forward_kl(target, logp, masks), zero)
             extra["target_kl_per_token"] = float(per_state.detach().sum() / valid.sum())
             loss = loss + self.cfg.target_kl * per_state.sum() / n_tokens
         if self.cfg.credit == "note" and self.cfg.repeat_kl:
-            loss = loss + self.repeat_loss(seqs, P, L - P, logp, ref_logp, valid, extra)
+            loss = loss + self.repeat_loss(seqs, pieces, P, L - P, logp, ref_logp, valid, extra)
         if self.cfg.credit == "note" and "pitch" in self.tokenizer.vocab:
             from musegen.train.rl_credit import note_chance, note_choice_kl
 
