@@ -372,8 +372,8 @@ class Trainer:
                 st.step % cfg.eval_every == 0 or st.step == cfg.max_steps
             ):
                 stop = self._evaluate_and_track()
-            saved = st.step % cfg.checkpoint_every == 0 or st.step == cfg.max_steps or stop
-            if saved or asked:
+            due = st.step % cfg.checkpoint_every == 0 or st.step == cfg.max_steps or stop
+            if due or asked:  # asked: the step the user stopped at, kept
                 self.save_checkpoint()
             if stop:
                 self.log({"step": st.step, "event": "early_stop", "best_valid": st.best_valid})
