@@ -25,3 +25,11 @@ class InputError(MusegenError):
 class Interrupted(KeyboardInterrupt):
     """Work stopped by the user (Ctrl-C) after saving what it had: the message says where
     and how to go on. The CLI prints it as one line and exits 130."""
+
+    @classmethod
+    def after_step(cls, step: int, saved: str | Path) -> Interrupted:
+        """A run stopped after ``step`` with its checkpoint in ``saved``: ``--resume`` goes on."""
+        return cls(
+            f"stopped after step {step:,}, saved in {saved}: "
+            "the same command with --resume goes on from there"
+        )

@@ -604,22 +604,20 @@ class RLTrainer:
         from musegen.train.trainer import stop_requests
 
         row: dict[str, Any] = {}
-        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
-            while self.step_count < self.cfg.steps:
-                row = self.step()
-                self._log(row)
-                bar.update(1)
-                bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
-                done = self.step_count == self.cfg.steps
-                if self.step_count % self.cfg.checkpoint_every == 0 or done or asked:
-                    self.save_checkpoint()
-                if asked and not done:
-                    bar.close()
-                    raise Interrupted(
-                        f"stopped after step {self.step_count:,}, saved in "
-                        f"{self.out / CHECKPOINT}: the same command with --resume goes on from there"
-                    )
-        bar.close()
+        try:
+            with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
+                while self.step_count < self.cfg.steps:
+                    row = self.step()
+                    self._log(row)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
+                    done = self.step_count == self.cfg.steps
+                    if self.step_count % self.cfg.checkpoint_every == 0 or done or asked:
+                        self.save_checkpoint()
+                    if asked and not done:
+                        raise Interrupted.after_step(self.step_count, self.out / CHECKPOINT)
+        finally:
+            bar.close()
         if not (self.out / CHECKPOINT / "rl.json").exists():
             self.save_checkpoint()
         return {"steps": self.step_count, "out": str(self.out), "last": row}

@@ -116,20 +116,22 @@ def stop_requests(enabled: bool) -> Iterator[list[int]]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield asked
         return
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    before = {k: signal.getsignal(k) for k in kinds}
+    before = {}
+    for k in (signal.SIGINT, signal.SIGTERM):
+        h = signal.getsignal(k)
+        before[k] = signal.SIG_DFL if h is None else h  # None: a handler set outside Python
 
     def ask(kind: int, _frame: Any) -> None:
         asked.append(kind)
-        signal.signal(kind, before[kind] if before[kind] is not None else signal.SIG_DFL)
+        signal.signal(kind, before[kind])
 
-    for k in kinds:
+    for k in before:
         signal.signal(k, ask)
     try:
         yield asked
     finally:
         for k, h in before.items():
-            signal.signal(k, h if h is not None else signal.SIG_DFL)
+            signal.signal(k, h)
 
 
 @dataclass
@@ -317,10 +319,12 @@ class Trainer:
         st = self.state
         self.log({"step": st.step, "event": "precision", **self.precision.to_dict()})
         bar = self._progress()
-        with stop_requests(self.dist.world == 1) as asked:
-            self._loop(bar, asked)
-        if bar is not None:
-            bar.close()
+        try:
+            with stop_requests(self.dist.world == 1) as asked:
+                self._loop(bar, asked)
+        finally:
+            if bar is not None:
+                bar.close()
         self._wait_for_all()
         return st
 
@@ -380,12 +384,7 @@ class Trainer:
                 break
             if asked and st.step < cfg.max_steps:
                 self.log({"step": st.step, "event": "interrupted"})
-                if bar is not None:
-                    bar.close()
-                raise Interrupted(
-                    f"stopped after step {st.step:,}, saved in {self.out / 'checkpoint'}: "
-                    "the same command with --resume goes on from there"
-                )
+                raise Interrupted.after_step(st.step, self.out / "checkpoint")
 
     def _wait_for_all(self) -> None:
         """Under torchrun, leave ``fit`` together: rank 0 may still be writing the last
