@@ -154,17 +154,17 @@ def musegan(ref: str, n: int, seed: int, sample: bool = False, split: str = "tra
 
 def midinet(
     ref: str, n: int, seed: int, sample: bool = False, bars: int = 8, split: str = "train",
-    noise: str | None = None,
+    noise: str | None = None, tries: int | None = None,
 ) -> None:  # fmt: skip
     """MidiNet's melodies over the chords of ``n`` 8-bar excerpts of ``split`` (``noise``:
-    "bar" or "piece", default the model's ``piece_noise``)."""
+    "bar" or "piece", default the model's ``piece_noise``; ``tries``: draws per bar until the
+    labeller names its chord, default the model's ``sampling.chord_tries``, else 1)."""
     import torch
 
     from musegen.data.sources import get_source
     from musegen.models import load_model
-    from musegen.models.gan.midinet import chord_vector
     from musegen.models.pretrained import resolve_model
-    from musegen.sampling.gan import cells_to_score, chord_track
+    from musegen.sampling.gan import cells_to_score, chord_track, midinet_bars
     from musegen.train.gan import piece_bars
 
     model, meta = load_model(resolve_model(ref))
@@ -180,21 +180,12 @@ def midinet(
     excerpts = [excerpts[i] for i in rng.choice(len(excerpts), min(n, len(excerpts)), False)]
     n = len(excerpts)
     chords = [ch for _, ch in excerpts]
-    vectors = torch.tensor(
-        np.array([[chord_vector(x.root, x.pitch_classes) for x in ch] for ch in chords])
-    )
+    if tries is None:
+        tries = int((meta.get("sampling") or {}).get("chord_tries", 1))
     g = torch.Generator().manual_seed(seed)
-    prev = torch.zeros(n, 1, c.steps, c.n_pitches)
-    out = []
     with torch.no_grad():
-        z = model.latent(n, generator=g)  # the piece's, or the first bar's
-        for b in range(bars):
-            if b and noise == "bar":
-                z = model.latent(n, generator=g)
-            probs = model.fake(z, {"chord": vectors[:, b], "prev": prev})
-            prev = model.draw(probs, sample=sample, generator=g)
-            out.append(prev[:, 0].numpy())
-    fake = np.stack(out, 1)  # [n, bars, steps, P]
+        fake = midinet_bars(model, chords, g, sample=sample, piece_noise=noise == "piece",
+                            tries=tries)  # [n, bars, steps, P]  # fmt: skip
     data = np.stack([m for m, _ in excerpts])
     marg = np.concatenate([m for m, _ in excerpts]).mean(0)  # per-cell on-rate of a bar
     base = bernoulli(np.broadcast_to(marg, data.shape[1:]), n, rng)
@@ -209,7 +200,7 @@ def midinet(
         k: [score(x, ch) for x, ch in zip(v, chords, strict=True)]
         for k, v in (("data", data), ("ours", fake), ("baseline", base))
     }
-    emit({"settings": {"midinet_noise": noise, "split": split}})
+    emit({"settings": {"midinet_noise": noise, "split": split, "chord_tries": tries}})
     for row in metric_rows("midinet", sets, bars):
         emit(row)
     melodies = {k: [_melody_only(s) for s in v] for k, v in sets.items()}
@@ -363,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         help="MidiNet: fresh noise for every bar, or one draw per piece (default: the model's)",
     )  # fmt: skip
     p.add_argument(
+        "--chord-tries",
+        type=int,
+        metavar="K",
+        help="MidiNet: draw a bar up to K times until the chord labeller names its chord "
+        "(default: the model's sampling.chord_tries, else 1)",
+    )
+    p.add_argument(
         "--split", choices=("train", "valid", "test"), default="train",
         help="the data compared with (and MidiNet's conditioning chords): choose on valid",
     )  # fmt: skip
@@ -380,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "midinet"):
         midinet(
             args.midinet, args.samples, args.seed, args.draw == "sample", split=args.split,
-            noise=args.noise,
+            noise=args.noise, tries=args.chord_tries,
         )  # fmt: skip
     if args.only in (None, "crnngan"):
         crnngan(args.crnngan, args.samples, args.seed, args.split)

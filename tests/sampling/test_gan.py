@@ -107,3 +107,90 @@ def test_midinet_noise_per_piece_when_the_model_says_so(folders, tmp_path) -> No
     assert a != b
     again = load_generator(str(tmp_path)).generate(request)
     assert again.pieces[0].tracks[0].notes.tolist() == a
+
+
+def test_bar_agrees_names_the_bar_by_the_chord_labeller() -> None:
+    """A bar of C, E and G agrees with C (and not Am or G); a bar of D, F and A with Dm; a
+    silent bar with nothing. Pitch rows start at ``low_pitch``."""
+    import numpy as np
+
+    from musegen.sampling.gan import bar_agrees
+
+    cells = np.zeros((3, 8, 24))
+    for step, pitch in enumerate((0, 0, 4, 4, 7, 7, 12, 12)):  # C C E E G G C C (from C4)
+        cells[0, step, pitch] = 1
+    for step, pitch in enumerate((2, 2, 5, 5, 9, 9, 9, 9)):  # D F A
+        cells[1, step, pitch] = 1
+    c, am, g, dm = (parse_chord(x) for x in ("C", "Am", "G", "Dm"))
+    assert bar_agrees(cells, c, 60).tolist() == [True, False, False]
+    assert bar_agrees(cells, dm, 60).tolist() == [False, True, False]
+    assert not bar_agrees(cells, am, 60).any() and not bar_agrees(cells, g, 60).any()
+    assert bar_agrees(cells[:, :, 2:], parse_chord("Bb"), 62).tolist() == [False, False, False]
+
+
+class _TwoBarModel:
+    """A stand-in MidiNet: from noise whose first value is > 0 a bar of C, E, G; else D, F, A.
+    It counts its calls so the test can see the redraws."""
+
+    class config:  # the fields midinet_bars reads
+        steps, n_pitches, low_pitch = 8, 24, 60
+
+    calls = 0
+
+    def latent(self, n, generator=None):  # type: ignore[no-untyped-def]
+        return torch.randn(n, 4, generator=generator)
+
+    def fake(self, z, cond):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        x = torch.zeros(len(z), 1, 8, 24)
+        for i, up in enumerate((z[:, 0] > 0).tolist()):
+            for step, p in enumerate((0, 0, 4, 4, 7, 7, 0, 0) if up else (2, 2, 5, 5, 9, 9, 2, 2)):
+                x[i, 0, step, p] = 1.0
+        return x
+
+    def draw(self, probs, sample=False, generator=None):  # type: ignore[no-untyped-def]
+        return probs.clone()
+
+
+def test_midinet_bars_draws_a_bar_again_until_it_names_its_chord() -> None:
+    """``tries`` 1: one draw a bar; more: each bar not named as its chord is drawn again from
+    fresh noise until one is (or the tries run out), bars named at once stay as drawn, and
+    the same seed gives the same melodies."""
+    from musegen.sampling.gan import bar_agrees, midinet_bars
+
+    chords = [[parse_chord("C")] * 6] * 40
+    low = _TwoBarModel.config.low_pitch
+
+    def run(tries: int):  # type: ignore[no-untyped-def]
+        model = _TwoBarModel()
+        g = torch.Generator().manual_seed(5)
+        bars = midinet_bars(model, chords, g, sample=False, piece_noise=False, tries=tries)
+        return bars, model.calls
+
+    once, calls = run(1)
+    assert once.shape == (40, 6, 8, 24) and calls == 6
+    agree = [bar_agrees(once[:, b], chords[0][b], low) for b in range(6)]
+    assert 0.3 < sum(a.mean() for a in agree) / 6 < 0.7  # about half the noise draws
+    many, calls = run(8)
+    assert all(bar_agrees(many[:, b], chords[0][0], low).mean() > 0.95 for b in range(6))
+    assert calls > 6
+    assert (many[:, 0][agree[0]] == once[:, 0][agree[0]]).all()  # the first bar's hits stay
+    again, _ = run(8)
+    assert (again == many).all()
+    with pytest.raises(MusegenError, match="tries"):
+        midinet_bars(_TwoBarModel(), chords, torch.Generator(), sample=False,
+                     piece_noise=False, tries=0)  # fmt: skip
+
+
+def test_midinet_chord_tries_come_from_the_model_and_are_said(folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from musegen.models import load_model
+
+    model, _ = load_model(folders / "midinet")
+    save_model(model, tmp_path, {"sampling": {"chord_tries": 3}})
+    request = GenerateRequest(num=2, bars=3, chords=("C", "G"), seed=4)
+    out = load_generator(str(tmp_path)).generate(request)
+    assert out.settings["sampling"]["chord_tries"] == 3
+    plain = load_generator(str(folders / "midinet")).generate(request)
+    assert plain.settings["sampling"]["chord_tries"] == 1
+    again = load_generator(str(tmp_path)).generate(request)
+    assert again.pieces[1].tracks[0].notes.tolist() == out.pieces[1].tracks[0].notes.tolist()

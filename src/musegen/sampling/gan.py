@@ -62,6 +62,79 @@ def _retick(notes: np.ndarray, src: int, dst: int) -> np.ndarray:
     return out
 
 
+def bar_agrees(cells: np.ndarray, chord: Any, low_pitch: int) -> np.ndarray:
+    """Per drawn melody bar ``[n, steps, P]`` (pitch row 0 = MIDI ``low_pitch``): whether the
+    chord labeller that measures MidiNet's agreement (:func:`musegen.theory.label_chords` over
+    the bar's duration-weighted pitch classes, as :func:`musegen.metrics.describe.bar_chords`)
+    names it ``chord`` (root and quality). A silent bar agrees with nothing."""
+    from musegen.theory import Chord, label_chords
+
+    cells = np.asarray(cells, dtype=np.float64)
+    n, _, n_pitches = cells.shape
+    per_pitch = cells.sum(1)  # [n, P]: steps each pitch sounds
+    weights = np.zeros((n, 12))
+    for k in range(n_pitches):
+        weights[:, (low_pitch + k) % 12] += per_pitch[:, k]
+    sounding = per_pitch > 0
+    bass = np.where(sounding.any(1), low_pitch + sounding.argmax(1), -1)
+    want = Chord(chord.root, chord.quality, chord.root).name
+    return np.array(
+        [x is not None and Chord(x.root, x.quality, x.root).name == want
+         for x in label_chords(weights, bass)],
+        dtype=bool,
+    )  # fmt: skip
+
+
+def midinet_bars(
+    model: Any, chords: list[list[Any]], g: Any, *, sample: bool, piece_noise: bool,
+    tries: int = 1,
+) -> np.ndarray:  # fmt: skip
+    """MidiNet's melodies ``[n, bars, steps, P]`` (binary cells), one per list of bar chords
+    in ``chords`` (all of one length), written bar by bar from noise, the bar's chord and the
+    bar before, on ``g``.
+
+    ``piece_noise``: one noise draw per piece (else a fresh one per bar). ``tries`` > 1: a
+    bar the labeller (:func:`bar_agrees`) does not name as its chord is drawn again from fresh
+    noise, up to ``tries`` draws in all; the first draw that agrees replaces it (none: the
+    first draw stays). With ``tries`` 1 the draws are exactly those without the check."""
+    import torch
+
+    from musegen.models.gan.midinet import chord_vector
+
+    if tries < 1:
+        raise MusegenError(f"chord tries must be >= 1, got {tries}")
+    c = model.config
+    n, bars = len(chords), len(chords[0]) if chords else 0
+    vectors = torch.tensor(
+        np.array([[chord_vector(x.root, x.pitch_classes) for x in ch] for ch in chords])
+    ).reshape(n, bars, -1)
+    prev = torch.zeros(n, 1, c.steps, c.n_pitches)
+    out = []
+    z = model.latent(n, generator=g)  # the piece's, or the first bar's
+    for b in range(bars):
+        if b and not piece_noise:
+            z = model.latent(n, generator=g)
+        cond = {"chord": vectors[:, b], "prev": prev}
+        cells = model.draw(model.fake(z, cond), sample=sample, generator=g)
+        if tries > 1:
+            low = c.low_pitch
+            ok = np.array([bar_agrees(cells[i, 0][None].numpy(), chords[i][b], low)[0]
+                           for i in range(n)])  # fmt: skip
+            for _ in range(tries - 1):
+                if ok.all():
+                    break
+                again = model.draw(model.fake(model.latent(n, generator=g), cond), sample=sample,
+                                   generator=g)  # fmt: skip
+                fits = np.array([not ok[i] and bar_agrees(again[i, 0][None].numpy(),
+                                                          chords[i][b], low)[0]
+                                 for i in range(n)])  # fmt: skip
+                cells[torch.from_numpy(fits)] = again[torch.from_numpy(fits)]
+                ok |= fits
+        prev = cells
+        out.append(cells[:, 0].numpy())
+    return np.stack(out, 1) if out else np.zeros((n, 0, c.steps, c.n_pitches))
+
+
 def chord_track(chords: list[Any], bar_ticks: int, low: int = 48) -> Track:
     """Each bar's chord as a block chord (root position from the octave of ``low``)."""
     starts, durations, pitches = [], [], []
@@ -83,6 +156,7 @@ class GanGenerator(Generator):
     kind = "adversarial model"
     serves = ("generate",)
     sample = False  # the model's sampling.draw is "sample"
+    chord_tries = 1  # MidiNet: draws a bar until the labeller names its chord
 
     def controls(self) -> tuple[str, ...]:
         return ("chords",) if self.meta.get("model") == "midinet" else ()
@@ -108,7 +182,9 @@ class GanGenerator(Generator):
         self.model.eval()
         g = torch.Generator().manual_seed(request.seed)
         name = self.meta.get("model")
-        self.sample = (self.meta.get("sampling") or {}).get("draw", "argmax") == "sample"
+        sampling = self.meta.get("sampling") or {}
+        self.sample = sampling.get("draw", "argmax") == "sample"
+        self.chord_tries = int(sampling.get("chord_tries", 1))
         settings: dict[str, Any] = {"seed": request.seed, "bars": bars, "draw": self._draw_name()}
         with torch.no_grad():
             if name == "musegan":
@@ -120,6 +196,7 @@ class GanGenerator(Generator):
                 pieces = self._midinet(bars, request.num, g, chords)
                 settings["chords"] = chords
                 settings["noise"] = "piece" if self.model.config.piece_noise else "bar"
+                settings["chord_tries"] = self.chord_tries
             else:
                 pieces = self._crnngan(bars, request.num, g)
         pieces = [finish_piece(p, asked, empty) for p in pieces]
@@ -170,31 +247,20 @@ class GanGenerator(Generator):
         return [cells_to_score(piece, c.steps // 4, c.low_pitch) for piece in x]
 
     def _midinet(self, bars: int, num: int, g: Any, names: list[str]) -> list[Score]:
-        import torch
-
-        from musegen.models.gan.midinet import chord_vector
         from musegen.theory import parse_chord
 
         c = self.model.config
         chords = [parse_chord(names[b % len(names)]) for b in range(bars)]
-        vectors = torch.from_numpy(
-            np.stack([chord_vector(ch.root, ch.pitch_classes) for ch in chords])
-        )
-        prev = torch.zeros(num, 1, c.steps, c.n_pitches)
-        out = []
-        per_piece = c.piece_noise
-        z = torch.randn(num, self.model.latent_size, generator=g)  # the piece's or bar 1's
-        for b in range(bars):
-            if b and not per_piece:
-                z = torch.randn(num, self.model.latent_size, generator=g)
-            cond = {"chord": vectors[b].expand(num, -1), "prev": prev}
-            prev = self._draw(self.model.fake(z, cond), g)
-            out.append(prev)
-        melody = torch.cat(out, 2).numpy()  # [num, 1, bars * steps, P]
-        spq = c.steps_per_quarter
+        melody = midinet_bars(
+            self.model, [chords] * num, g, sample=self.sample, piece_noise=c.piece_noise,
+            tries=self.chord_tries,
+        )  # fmt: skip
         pieces = []
-        for piece in melody:
-            score = cells_to_score(piece, spq, c.low_pitch, names=("Melody",))
+        for piece in melody:  # [bars, steps, P]
+            score = cells_to_score(
+                piece.reshape(1, -1, c.n_pitches), c.steps_per_quarter, c.low_pitch,
+                names=("Melody",),
+            )  # fmt: skip
             score.tracks.append(chord_track(chords, score.tpq * 4))
             pieces.append(score)
         return pieces
