@@ -282,3 +282,59 @@ def test_midinet_critic_presence_reads_the_pitch_classes_used() -> None:
     y = m.fake(m.latent(2), cond)
     m.critic(y, cond).sum().backward()
     assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)
+
+
+def test_musegan_critic_tonal_reads_the_metric_per_bar_and_pair() -> None:
+    """``critic_tonal``: per bar and pair of tracks the distance between their tonal centroids,
+    the number :func:`~musegen.metrics.musegan.tonal_distance` averages (0 where a track is
+    silent); the critic's input grows by pairs x bars and its score keeps a gradient."""
+    import numpy as np
+
+    from musegen.metrics.musegan import tonal_centroids
+
+    torch.manual_seed(9)
+    m = build_model("musegan", **TINY["musegan"], critic_tonal=True)
+    x = torch.zeros(1, 4, 16, 24)
+    x[0, 0, 0:3, 0], x[0, 0, 3:6, 4], x[0, 0, 6:8, 7] = 1.0, 1.0, 1.0  # C E G, bar 1
+    x[0, 1, :8, 12] = 1.0  # C an octave up, bar 1
+    x[0, 3, :, 7] = 1.0  # G in both bars; track 2 silent
+    chroma = x.view(1, 4, 2, 8, 2, 12).mean((3, 4))
+    got = m.discriminator.tonal_distances(chroma).view(6, 2)  # pairs (0,1) (0,2) (0,3) (1,2)...
+    want = np.linalg.norm(tonal_centroids([[3, 0, 0, 0, 3, 0, 0, 2, 0, 0, 0, 0]])
+                          - tonal_centroids([[1] + [0] * 11]))  # fmt: skip
+    assert float(got[0, 0]) == pytest.approx(want, abs=1e-5)
+    assert float(got[0, 1]) == 0.0 and float(got[1].abs().sum()) == 0.0  # silent bar / track
+    assert float(got[5, 1]) == 0.0  # track 2 silent: pair (2, 3) left out
+    assert float(got[2, 1]) == 0.0  # track 0 silent in bar 2
+    assert float(got[4, 0]) == pytest.approx(
+        float(
+            np.linalg.norm(  # (1, 3): C against G
+                tonal_centroids([[1] + [0] * 11]) - tonal_centroids([[0] * 7 + [1] + [0] * 4])
+            )
+        ),
+        abs=1e-5,
+    )
+    plain = build_model("musegan", **TINY["musegan"])
+    assert m.discriminator.out[0].in_features == plain.discriminator.out[0].in_features + 12
+    y = m.fake(m.latent(2), {})
+    m.critic(y, {}).sum().backward()
+    assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)
+    assert all(torch.isfinite(p.grad).all() for p in m.generator.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("tonal", [False, True])
+def test_musegan_critic_features_are_what_the_score_reads(tonal: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Feature matching reads the critic's last hidden layer; the score is its last linear
+    layer over those features; saved and loaded, with the same module names as before
+    (the shipped weights load)."""
+    torch.manual_seed(6)
+    m = build_model("musegan", **TINY["musegan"], critic_tonal=tonal).eval()
+    x = m.fake(m.latent(3), {})
+    h = m.critic_features(x, {})
+    assert h.shape == (3, 4 * TINY["musegan"]["d_critic"])
+    assert torch.allclose(m.critic(x, {}), m.discriminator.out[-1](h).squeeze(-1))
+    save_model(m, tmp_path / "m", {})
+    loaded, _ = load_model(tmp_path / "m")
+    assert torch.allclose(loaded.critic(x, {}), m.critic(x, {}))
+    names = set(m.discriminator.state_dict())
+    assert "phi" not in names and "pairs" not in names and "out.2.weight" in names

@@ -16,7 +16,10 @@ generator is a linear layer and transposed convolutions over (time, pitch), upsa
 The critic (one for every mode: the paper's jamming model had one per track) reads the whole
 phrase: per-octave pitch features, steps, beats and bars by strided convolutions over the
 tracks as channels, and a second path over each track's chroma per bar (so harmony between
-tracks is visible to it). No normalisation in the critic: the objective is WGAN-GP
+tracks is visible to it). ``critic_tonal`` also hands it, per bar, the tonal distance (Harte
+et al.'s centroids, the figure MuseGAN's paper reports) between every two tracks, computed from
+those chromas: the harmony between voices as one number a pair, where a linear layer over the
+chromas would have to learn the centroids' normalisation and norm itself. No normalisation in the critic: the objective is WGAN-GP
 (:mod:`musegen.train.gan`), as in the paper. ``ema`` keeps a moving average of the generator
 that writes in eval mode (:class:`~musegen.models.gan.common.GanModel`).
 """
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from musegen.metrics.musegan import PHI
 from musegen.models.base import ModelConfig
 from musegen.models.gan.common import GanModel, cell_probs, leaky, roll_stats
 
@@ -47,6 +51,7 @@ class MuseGANConfig(ModelConfig):
     d_hidden: int = 128  # widest generator channels
     d_critic: int = 64  # critic width
     ema: float = 0.0  # decay of the generator's moving average (0: none; e.g. 0.999)
+    critic_tonal: bool = False  # the critic also reads each bar's tonal distance per track pair
 
     def validate(self) -> None:
         self.check(self.mode in MODES, f"mode must be one of {MODES}, got {self.mode!r}")
@@ -153,16 +158,37 @@ class MuseGANCritic(nn.Module):
             leaky(),
         )
         self.chroma = nn.Sequential(nn.Linear(c.n_tracks * 12, w), leaky())
-        self.out = nn.Sequential(
-            nn.Linear(2 * w * c.n_bars + w * c.n_bars, 4 * w), leaky(), nn.Linear(4 * w, 1)
-        )
+        pairs = c.n_tracks * (c.n_tracks - 1) // 2 if c.critic_tonal else 0
+        if pairs:
+            self.register_buffer("phi", torch.from_numpy(PHI.T.astype("float32")), persistent=False)
+            pair_index = torch.combinations(torch.arange(c.n_tracks), 2)  # [pairs, 2]
+            self.register_buffer("pairs", pair_index, persistent=False)
+        d = 2 * w * c.n_bars + w * c.n_bars + pairs * c.n_bars
+        self.out = nn.Sequential(nn.Linear(d, 4 * w), leaky(), nn.Linear(4 * w, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tonal_distances(self, chroma: torch.Tensor) -> torch.Tensor:
+        """``[n, pairs * bars]``: for chromas ``[n, tracks, bars, 12]``, the distance between
+        two tracks' tonal centroids in each bar, every pair of tracks (0 where one is silent,
+        as the metric leaves such bars out)."""
+        total = chroma.sum(-1, keepdim=True)
+        centroid = (chroma / total.clamp_min(1e-6)) @ self.phi  # [n, tracks, bars, 6]
+        a, b = centroid[:, self.pairs[:, 0]], centroid[:, self.pairs[:, 1]]
+        gap = ((a - b).square().sum(-1) + 1e-8).sqrt()  # [n, pairs, bars]
+        sounding = (total[..., 0] > 1e-6).float()
+        both = sounding[:, self.pairs[:, 0]] * sounding[:, self.pairs[:, 1]]
+        return (gap * both).flatten(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden features ``[n, 4 * d_critic]``, under the score (feature matching)."""
         c, n = self.c, len(x)
         a = self.roll(x).reshape(n, -1)
         chroma = x.view(n, c.n_tracks, c.n_bars, c.steps, c.n_pitches // 12, 12).mean((3, 4))
         b = self.chroma(chroma.transpose(1, 2).reshape(n * c.n_bars, -1)).view(n, -1)
-        return self.out(torch.cat([a, b], -1)).squeeze(-1)
+        parts = [a, b, self.tonal_distances(chroma)] if c.critic_tonal else [a, b]
+        return self.out[:-1](torch.cat(parts, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out[-1](self.features(x)).squeeze(-1)
 
 
 class MuseGAN(GanModel):
@@ -185,6 +211,9 @@ class MuseGAN(GanModel):
 
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator(x)
+
+    def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.discriminator.features(x)
 
     def stats(self, x: torch.Tensor) -> torch.Tensor:
         return roll_stats(x, self.config.steps)
