@@ -338,3 +338,27 @@ def test_musegan_critic_features_are_what_the_score_reads(tonal: bool, tmp_path)
     assert torch.allclose(loaded.critic(x, {}), m.critic(x, {}))
     names = set(m.discriminator.state_dict())
     assert "phi" not in names and "pairs" not in names and "out.2.weight" in names
+
+
+def test_crnngan_critic_texture_reads_chords_and_overlaps() -> None:
+    """``critic_texture``: per sequence the share of notes struck with the note before (gap
+    0) and struck while it sounds (gap < its length), soft but near 0/1 away from the edge;
+    the critic's score reads them and their gradient reaches the generator."""
+    from musegen.models.gan.crnngan import texture
+
+    notes = torch.tensor(
+        [[[0.0, 1.0, 0.0], [0.0, 1.0, 0.3], [1.5, 0.5, 0.1], [1.0, 2.0, 0.0], [0.5, 1.0, 0.0]],
+         [[0.0, 0.5, 0.0], [1.0, 0.5, 0.1], [1.0, 0.5, 0.2], [1.0, 0.5, 0.3], [1.0, 0.5, 0.4]]]
+    )  # fmt: skip
+    got = texture(notes)
+    # first: gaps after the first note 0, 1.5, 1, 0.5 -> one chord in 4; starts while the
+    # note before sounds: 0 < 1, 1.5 < 1 no, 1 < 0.5 no, 0.5 < 2 -> 2 in 4
+    assert got[0, 0] == pytest.approx(0.25, abs=1e-3) and got[0, 1] == pytest.approx(0.5, abs=1e-3)
+    assert got[1].tolist() == pytest.approx([0.0, 0.0], abs=1e-3)  # a line of separate notes
+    torch.manual_seed(10)
+    m = build_model("crnngan", **TINY["crnngan"], minibatch=3, critic_texture=True)
+    plain = build_model("crnngan", **TINY["crnngan"], minibatch=3)
+    assert m.discriminator.mbd.proj.in_features == plain.discriminator.mbd.proj.in_features + 2
+    x = m.fake(m.latent(4), {})
+    m.critic(x, {}).sum().backward()
+    assert all(p.grad is not None for p in m.generator.parameters() if p.requires_grad)

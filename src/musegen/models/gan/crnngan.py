@@ -29,7 +29,8 @@ sets the onset gap to exactly 0 (straight-through from its sigmoid), since half 
 Piano-midi notes start with the note before and neither a softplus nor, as trained, a ReLU
 writes a gap of 0. ``sampled`` draws the pitch and the flag from the generator's
 probabilities (the Gumbel-max trick; Gumbel and logistic noise made from normals of the
-latent, so a latent fixes the notes) instead of taking the most likely.
+latent, so a latent fixes the notes) instead of taking the most likely. ``critic_texture``
+hands the critic each sequence's share of chords and of overlapping notes (:func:`texture`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class CRNNGANConfig(ModelConfig):
     low_pitch: int = 21
     onset_flag: bool = False  # a learned flag "starts with the note before" (onset gap 0)
     sampled: bool = False  # draw the pitch and the flag from their probabilities (Gumbel)
+    critic_texture: bool = False  # the critic reads each sequence's share of chords and overlaps
 
     @property
     def step_noise(self) -> int:
@@ -141,6 +143,24 @@ def pitch_class_flags(x: torch.Tensor, low_pitch: int) -> torch.Tensor:
     return F.one_hot(semis % 12, 12).to(x.dtype)
 
 
+N_TEXTURE = 2  # shares per sequence: notes struck with the one before; struck while it sounds
+TEXTURE_SCALE = 0.05  # quarter notes: how sharp the soft "at once" and "before it ends" are
+
+
+def texture(notes: torch.Tensor) -> torch.Tensor:
+    """Each sequence's texture ``[n, 2]`` from its notes ``[n, L, 3]`` (onset gap, length,
+    pitch): the share of notes struck with the note before (onset gap 0: a chord) and the share
+    struck while the note before still sounds (gap shorter than its length: polyphony), both
+    soft (``exp(-gap / s)`` and ``sigmoid((length - gap) / s)``, s = 0.05 quarter) so their
+    gradient reaches the generator's timing. C-RNN-GAN's sequences are all-chords or no-chords
+    where the data's mix; a critic reading notes one at a time and the features' mean and
+    spread does not see the share."""
+    gap, length = notes[:, 1:, 0], notes[:, :-1, 1]
+    together = torch.exp(-gap.clamp_min(0) / TEXTURE_SCALE)
+    overlap = torch.sigmoid((length - gap) / TEXTURE_SCALE)
+    return torch.stack([together.mean(1), overlap.mean(1)], -1)
+
+
 class CRNNCritic(nn.Module):
     def __init__(self, c: CRNNGANConfig) -> None:
         super().__init__()
@@ -149,7 +169,8 @@ class CRNNCritic(nn.Module):
         d_in = N_FEATURES + (12 if self.classes else 0)
         self.rnn = nn.LSTM(d_in, c.d_critic, 1, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * c.d_critic, 1)
-        d = 2 * c.d_critic + 2 * N_FEATURES
+        self.texture_out = nn.Linear(N_TEXTURE, 1) if c.critic_texture else None
+        d = 2 * c.d_critic + 2 * N_FEATURES + (N_TEXTURE if c.critic_texture else 0)
         self.mbd = MinibatchDiscrimination(d, c.minibatch) if c.minibatch else None
         self.mbd_out = nn.Linear(c.minibatch, 1) if c.minibatch else None
 
@@ -168,10 +189,14 @@ class CRNNCritic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.read(x)
         score = self.out(h).mean((1, 2))
+        notes = x[..., :N_FEATURES]
+        parts = [h.mean(1), notes.mean(1), notes.std(1)]
+        if self.texture_out is not None:
+            shares = texture(notes)
+            score = score + self.texture_out(shares).squeeze(-1)
+            parts.append(shares)
         if self.mbd is not None and self.mbd_out is not None:
-            notes = x[..., :N_FEATURES]
-            summary = torch.cat([h.mean(1), notes.mean(1), notes.std(1)], -1)
-            score = score + self.mbd_out(self.mbd(summary)).squeeze(-1)
+            score = score + self.mbd_out(self.mbd(torch.cat(parts, -1))).squeeze(-1)
         return score
 
 
