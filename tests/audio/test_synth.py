@@ -22,7 +22,7 @@ from musegen.audio.synth import (  # noqa: E402
     render_notes,
     save_synth,
 )
-from musegen.errors import InputError  # noqa: E402
+from musegen.errors import InputError, MusegenError  # noqa: E402
 from musegen.score import Score, Tempo, Track, make_notes  # noqa: E402
 
 TINY = SynthConfig(harmonics=8, noise_bands=4, hidden=16, layers=1, pitch_dim=4)
@@ -148,3 +148,72 @@ def test_tiny_training_run(tmp_path: Path) -> None:
     summary = train_synth(run, tmp_path / "run", log=lambda _: None)
     assert np.isfinite(summary["best_valid_loss"])
     assert load_synth(tmp_path / "run" / "best").cfg.harmonics == 8
+
+
+def _tiny_run(steps: int = 5):  # type: ignore[no-untyped-def]
+    from musegen.audio.train_synth import TrainSynthConfig
+
+    return TrainSynthConfig(
+        model=TINY, notes_per_instrument=4, valid_notes=4, max_note_seconds=0.3,
+        steps=steps, batch=2, crop=1024, valid_every=2,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_stopped_by_ctrl_c_resumes_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during step 3 (between validations) saves that step and stops with the
+    one-line message; ``resume`` then ends with the weights, the best model and the log an
+    uninterrupted run ends with."""
+    import os
+    import signal
+
+    from safetensors.torch import load_file
+
+    pytest.importorskip("tinysoundfont")
+    from musegen.audio import train_synth as ts
+    from musegen.errors import Interrupted
+
+    quiet = {"log": lambda _: None}
+    ts.train_synth(_tiny_run(), tmp_path / "straight", **quiet)
+    calls = {"n": 0}
+    crop = ts.crop_start
+
+    def crop_then_ctrl_c(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:  # the user presses Ctrl-C during the third step
+            os.kill(os.getpid(), signal.SIGINT)
+        return crop(*a, **k)
+
+    monkeypatch.setattr(ts, "crop_start", crop_then_ctrl_c)
+    with pytest.raises(Interrupted, match="after step 3"):
+        ts.train_synth(_tiny_run(), tmp_path / "resumed", **quiet)
+    monkeypatch.setattr(ts, "crop_start", crop)
+    with pytest.raises(MusegenError, match="already holds a synth run"):
+        ts.train_synth(_tiny_run(), tmp_path / "resumed", **quiet)
+    with pytest.raises(MusegenError, match=r"other settings than the run's \(steps\)"):
+        ts.train_synth(_tiny_run(steps=7), tmp_path / "resumed", resume=True, **quiet)
+    ts.train_synth(_tiny_run(), tmp_path / "resumed", resume=True, **quiet)
+    for part in ("checkpoint", "best"):
+        a = load_file(str(tmp_path / "straight" / part / "model.safetensors"))
+        b = load_file(str(tmp_path / "resumed" / part / "model.safetensors"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+
+    def rows(folder: Path) -> list[dict]:  # type: ignore[type-arg]
+        lines = (folder / "log.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert rows(tmp_path / "straight") == rows(tmp_path / "resumed")
+
+
+def test_resume_without_a_checkpoint_is_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from musegen.cli.main import main
+
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(_tiny_run().to_dict()))
+    code = main(["audio", "train-synth", "--config", str(run), "--out", str(tmp_path / "x"),
+                 "--resume"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no synth checkpoint to resume from" in err[0]

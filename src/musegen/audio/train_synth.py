@@ -9,7 +9,9 @@ TinySoundFont at the model's rate, held for its length and then released for
 drawn from the valid split; the best weights by validation loss are kept.
 
 A run file (JSON, ``configs/synth-ddsp.json``) holds every setting; ``musegen audio
-train-synth --config FILE --out DIR`` runs it and writes ``DIR/best/`` and ``DIR/log.jsonl``.
+train-synth --config FILE --out DIR`` runs it and writes ``DIR/best/`` and ``DIR/log.jsonl``;
+``DIR/checkpoint/`` holds the whole state at every validation, and ``--resume`` (or Ctrl-C,
+which saves it) goes on from there.
 """
 
 from __future__ import annotations
@@ -212,14 +214,36 @@ def mr_stft_loss(
 
 
 # --------------------------------------------------------------------------- the run
-def train_synth(run: TrainSynthConfig, out: str | Path, *, log: Any = print) -> dict[str, Any]:
-    """Train, keep the best weights by validation loss in ``out/best``; returns a summary."""
+CHECKPOINT = "checkpoint"
+
+
+def train_synth(
+    run: TrainSynthConfig, out: str | Path, *, log: Any = print, resume: bool = False
+) -> dict[str, Any]:
+    """Train, keep the best weights by validation loss in ``out/best``; returns a summary.
+
+    At every validation and at the end the whole state (weights, optimizer, schedule, the data
+    draw's random state, the log) goes to ``out/checkpoint``; ``resume`` goes on from there
+    and ends with the weights an uninterrupted run ends with. Ctrl-C or SIGTERM finishes the
+    step, saves the checkpoint and stops (:class:`~musegen.errors.Interrupted`)."""
     import torch
 
     from musegen.audio.synth import build_network, save_synth
+    from musegen.errors import Interrupted
+    from musegen.train.trainer import _recover_swap, stop_requests
     from musegen.utils import atomic_write_text, progress
 
     out = Path(out)
+    ckpt = out / CHECKPOINT
+    _recover_swap(ckpt)
+    if not resume and (ckpt / "state.json").exists():
+        raise MusegenError(
+            f"{out} already holds a synth run: add --resume to go on with it, or give another --out"
+        )
+    if resume and not (ckpt / "state.json").exists():
+        raise MusegenError(
+            f"{ckpt}: no synth checkpoint to resume from: run the same command without --resume"
+        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps(run.to_dict(), indent=2) + "\n")
     rng = np.random.default_rng(run.seed)
@@ -232,48 +256,125 @@ def train_synth(run: TrainSynthConfig, out: str | Path, *, log: Any = print) -> 
         f"in {time.perf_counter() - t0:.1f} s"
     )
     model = build_network(run.model)
-    if run.model.stretch:
-        model.partials.copy_(torch.as_tensor(measure_stretch(run)))
-        log(f"partial stretch measured for programs {run.model.instruments}")
     opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
-    best, best_step, lines = math.inf, 0, []
-    bar = progress(total=run.steps, desc="train synth", unit="step")
-    for step in range(1, run.steps + 1):
-        model.train()
-        idx = rng.integers(0, len(train.pitch), run.batch)
-        start = crop_start(train, idx, run, rng)
-        *cond, target = batch_of(train, idx, start, run.crop)
-        loss = mr_stft_loss(model(*cond, run.crop, noise_seed=step, start=start), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        bar.update(1)
-        if step % run.valid_every == 0 or step == run.steps:
-            v = evaluate(model, valid, run.batch)
-            line = {
-                "step": step,
-                "train_loss": float(loss.detach()),
-                "valid_loss": v,
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            lines.append(json.dumps(line))
-            atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
-            if v < best:
-                best, best_step = v, step
-                save_synth(model, out / "best", {"trained": {"step": step, "valid_loss": v}})
-    bar.close()
+    state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": []}
+    if resume:
+        state = _load_checkpoint(ckpt, run, model, opt, sched, rng)
+        log(f"resumed at step {state['step']} from {ckpt}")
+    elif run.model.stretch:
+        model.partials.copy_(torch.as_tensor(measure_stretch(run)))
+        log(f"partial stretch measured for programs {run.model.instruments}")
+    lines = state["lines"]
+    bar = progress(total=run.steps, initial=state["step"], desc="train synth", unit="step")
+    try:
+        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
+            for step in range(state["step"] + 1, run.steps + 1):
+                model.train()
+                idx = rng.integers(0, len(train.pitch), run.batch)
+                start = crop_start(train, idx, run, rng)
+                *cond, target = batch_of(train, idx, start, run.crop)
+                loss = mr_stft_loss(model(*cond, run.crop, noise_seed=step, start=start), target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                bar.update(1)
+                state["step"] = step
+                due = step % run.valid_every == 0 or step == run.steps
+                if due:
+                    v = evaluate(model, valid, run.batch)
+                    line = {
+                        "step": step,
+                        "train_loss": float(loss.detach()),
+                        "valid_loss": v,
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                    lines.append(json.dumps(line))
+                    atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
+                    if v < state["best"]:
+                        state["best"], state["best_step"] = v, step
+                        save_synth(
+                            model, out / "best", {"trained": {"step": step, "valid_loss": v}}
+                        )
+                if due or asked:
+                    _save_checkpoint(ckpt, run, model, opt, sched, rng, state)
+                if asked and step < run.steps:
+                    raise Interrupted.after_step(step, ckpt)
+    finally:
+        bar.close()
     summary = {
-        "best_valid_loss": best,
-        "best_step": best_step,
+        "best_valid_loss": state["best"],
+        "best_step": state["best_step"],
         "seconds": round(time.perf_counter() - t0, 1),
         "out": str(out / "best"),
     }
     log(json.dumps(summary))
     return summary
+
+
+def _save_checkpoint(
+    ckpt: Path, run: TrainSynthConfig, model: Any, opt: Any, sched: Any,
+    rng: np.random.Generator, state: dict[str, Any],
+) -> None:  # fmt: skip
+    """Weights, optimizer, schedule, the random states and ``state`` into ``ckpt``, swapped
+    in whole (a run killed while saving keeps the checkpoint before)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from musegen.audio.synth import save_synth
+    from musegen.train.trainer import _flatten_optimizer, _replace_dir
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_synth(model, tmp)
+    tensors, groups = _flatten_optimizer(opt)
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    info = {
+        **state, "run": run.to_dict(), "param_groups": groups,
+        "schedule": sched.state_dict(), "rng": rng.bit_generator.state,
+    }  # fmt: skip
+    (tmp / "state.json").write_text(json.dumps(info))
+    _replace_dir(tmp, ckpt)
+
+
+def _load_checkpoint(
+    ckpt: Path, run: TrainSynthConfig, model: Any, opt: Any, sched: Any,
+    rng: np.random.Generator,
+) -> dict[str, Any]:  # fmt: skip
+    """What :func:`_save_checkpoint` wrote (present: :func:`train_synth` checked), into the
+    live objects; returns the run state. The run file must be the run's."""
+    import torch
+    from safetensors.torch import load_file
+
+    from musegen.train.trainer import _restore_optimizer
+
+    try:
+        info = json.loads((ckpt / "state.json").read_text())
+        tensors = load_file(str(ckpt / "optimizer.safetensors"))
+        weights = load_file(str(ckpt / "model.safetensors"))
+    except (OSError, ValueError, RuntimeError) as e:
+        raise MusegenError(f"{ckpt}: checkpoint is unreadable ({e})") from e
+    saved, now = info.get("run", {}), run.to_dict()
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:  # steps too: the one-cycle schedule spans the run's steps
+        raise MusegenError(
+            f"{ckpt}: --resume with other settings than the run's ({', '.join(changed)})"
+        )
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise MusegenError(f"{ckpt}: checkpoint does not fit the run's model ({e})") from e
+    torch.set_rng_state(tensors.pop("torch_rng"))
+    _restore_optimizer(opt, tensors, info["param_groups"], torch.device("cpu"))
+    sched.load_state_dict(info["schedule"])
+    rng.bit_generator.state = info["rng"]
+    return {k: info[k] for k in ("step", "best", "best_step", "lines")}
 
 
 def crop_start(

@@ -116,12 +116,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the neural synthesizer (render --synth neural) from a run file",
         description="Train the DDSP-style neural synthesizer on notes rendered alone by the "
         "SoundFont (pitches and lengths from the run file's corpora). Writes DIR/best/ "
-        "(config.json + model.safetensors), DIR/log.jsonl and DIR/run.json.",
+        "(config.json + model.safetensors), DIR/log.jsonl, DIR/run.json and DIR/checkpoint/ "
+        "(the whole state at every validation; Ctrl-C saves it too, --resume goes on).",
     )
     t.add_argument("--config", metavar="FILE", required=True, help="run file (JSON)")
     t.add_argument("--out", metavar="DIR", required=True, help="run folder")
     t.add_argument("--steps", type=int, help="override the run file's steps")
     t.add_argument("--seed", type=int, help="override the run file's seed")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from DIR/checkpoint (written at every validation, and by Ctrl-C)",
+    )
     t.set_defaults(func=run_train_synth)
 
 
@@ -266,5 +272,5 @@ def run_train_synth(args: argparse.Namespace) -> int:
     if args.seed is not None:
         run.seed = args.seed
     print("settings: " + json.dumps(run.to_dict()))
-    train_synth(run, args.out)
+    train_synth(run, args.out, resume=args.resume)
     return 0
