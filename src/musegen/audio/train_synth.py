@@ -229,13 +229,13 @@ def train_synth(
     import torch
 
     from musegen.audio.synth import build_network, save_synth
+    from musegen.checkpoint import recover_swap, stop_requests
     from musegen.errors import Interrupted
-    from musegen.train.trainer import _recover_swap, stop_requests
     from musegen.utils import atomic_write_text, progress
 
     out = Path(out)
     ckpt = out / CHECKPOINT
-    _recover_swap(ckpt)
+    recover_swap(ckpt)
     if not resume and (ckpt / "state.json").exists():
         raise MusegenError(
             f"{out} already holds a synth run: add --resume to go on with it, or give another --out"
@@ -327,12 +327,12 @@ def _save_checkpoint(
     from safetensors.torch import save_file
 
     from musegen.audio.synth import save_synth
-    from musegen.train.trainer import _flatten_optimizer, _replace_dir
+    from musegen.checkpoint import flatten_optimizer, replace_dir
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_synth(model, tmp)
-    tensors, groups = _flatten_optimizer(opt)
+    tensors, groups = flatten_optimizer(opt)
     tensors["torch_rng"] = torch.get_rng_state()
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     info = {
@@ -340,7 +340,7 @@ def _save_checkpoint(
         "schedule": sched.state_dict(), "rng": rng.bit_generator.state,
     }  # fmt: skip
     (tmp / "state.json").write_text(json.dumps(info))
-    _replace_dir(tmp, ckpt)
+    replace_dir(tmp, ckpt)
 
 
 def _load_checkpoint(
@@ -352,7 +352,7 @@ def _load_checkpoint(
     import torch
     from safetensors.torch import load_file
 
-    from musegen.train.trainer import _restore_optimizer
+    from musegen.checkpoint import restore_optimizer
 
     try:
         info = json.loads((ckpt / "state.json").read_text())
@@ -371,7 +371,7 @@ def _load_checkpoint(
     except RuntimeError as e:
         raise MusegenError(f"{ckpt}: checkpoint does not fit the run's model ({e})") from e
     torch.set_rng_state(tensors.pop("torch_rng"))
-    _restore_optimizer(opt, tensors, info["param_groups"], torch.device("cpu"))
+    restore_optimizer(opt, tensors, info["param_groups"], torch.device("cpu"))
     sched.load_state_dict(info["schedule"])
     rng.bit_generator.state = info["rng"]
     return {k: info[k] for k in ("step", "best", "best_step", "lines")}

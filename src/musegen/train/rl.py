@@ -601,7 +601,7 @@ class RLTrainer:
             unit="step",
             disable=not self.cfg.progress,
         )
-        from musegen.train.trainer import stop_requests
+        from musegen.checkpoint import stop_requests
 
         row: dict[str, Any] = {}
         try:
@@ -665,14 +665,14 @@ class RLTrainer:
         """The policy (a loadable model folder), the optimizer and the step, atomically."""
         from safetensors.torch import save_file
 
+        from musegen.checkpoint import flatten_optimizer, replace_dir
         from musegen.models import save_model
-        from musegen.train.trainer import _flatten_optimizer, _replace_dir
 
         final = self.out / CHECKPOINT
         tmp = self.out / (CHECKPOINT + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_model(self.policy, tmp, self._meta())
-        tensors, groups = _flatten_optimizer(self.optimizer)
+        tensors, groups = flatten_optimizer(self.optimizer)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         info = {
             "step": self.step_count,
@@ -681,17 +681,17 @@ class RLTrainer:
             "rewards": [n for n, _ in self.rewards],
         }
         (tmp / "rl.json").write_text(json.dumps(info))
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
 
     def load_checkpoint(self) -> None:
         """What :meth:`save_checkpoint` wrote (``--resume``); settings other than the step
         count must be the run's."""
         from safetensors.torch import load_file
 
-        from musegen.train.trainer import _recover_swap, _restore_optimizer
+        from musegen.checkpoint import recover_swap, restore_optimizer
 
         ckpt = self.out / CHECKPOINT
-        _recover_swap(ckpt)
+        recover_swap(ckpt)
         if not (ckpt / "rl.json").exists():
             raise MusegenError(
                 f"{ckpt}: no RL checkpoint to resume from: run the same command without --resume"
@@ -717,7 +717,7 @@ class RLTrainer:
         tied = {n for n, _ in _tied(self.policy)}
         if set(missing) - tied or unexpected:
             raise MusegenError(f"{ckpt}: checkpoint does not fit the model {self.cfg.model}")
-        _restore_optimizer(self.optimizer, optim, info["param_groups"], torch.device("cpu"))
+        restore_optimizer(self.optimizer, optim, info["param_groups"], torch.device("cpu"))
         self.step_count = int(info["step"])
         self._trim_log()
 

@@ -25,12 +25,10 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musegen.checkpoint import (
+    flatten_optimizer,
+    optimizer_state,
+    recover_swap,
+    replace_dir,
+    restore_optimizer,
+    stop_requests,
+)
 from musegen.errors import Interrupted, MusegenError
 from musegen.train.config import TrainConfig
 from musegen.train.precision import Precision, busy_cpu_note, precision_for
@@ -105,35 +111,6 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 
-@contextmanager
-def stop_requests(enabled: bool) -> Iterator[list[int]]:
-    """While one process trains: Ctrl-C (SIGINT) or SIGTERM lands in the list it yields, and
-    the loop finishes the step it is on, saves a checkpoint and stops; a second signal of the
-    same kind acts as usual, at once. Under torchrun (``enabled`` false) the ranks could stop
-    at different steps, so signals keep their usual effect there (resume from the last
-    periodic checkpoint)."""
-    asked: list[int] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield asked
-        return
-    before = {}
-    for k in (signal.SIGINT, signal.SIGTERM):
-        h = signal.getsignal(k)
-        before[k] = signal.SIG_DFL if h is None else h  # None: a handler set outside Python
-
-    def ask(kind: int, _frame: Any) -> None:
-        asked.append(kind)
-        signal.signal(kind, before[kind])
-
-    for k in before:
-        signal.signal(k, ask)
-    try:
-        yield asked
-    finally:
-        for k, h in before.items():
-            signal.signal(k, h)
-
-
 @dataclass
 class TrainState:
     step: int = 0
@@ -172,7 +149,7 @@ class Trainer:
         self.dist = init_distributed(self.device)
         if self.dist.main:  # a run killed between the two renames of a folder swap
             for name in ("checkpoint", "best"):
-                _recover_swap(self.out / name)
+                recover_swap(self.out / name)
         self.fsdp = cfg.fsdp and self.dist.world > 1  # one process: nothing to shard
         if self.fsdp:
             from musegen.train import fsdp
@@ -498,7 +475,7 @@ class Trainer:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self._save_weights(tmp, weights)
-        _replace_dir(tmp, directory)
+        replace_dir(tmp, directory)
 
     def _gather(self, optimizer: bool) -> tuple[Any, Any]:
         """FSDP: the full weights (and optimizer state), gathered on every rank; else None."""
@@ -528,7 +505,7 @@ class Trainer:
         tmp = self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self._save_weights(tmp, weights)
-        tensors, groups = _flatten_optimizer(self.optimizer, optimizer_state)
+        tensors, groups = flatten_optimizer(self.optimizer, optimizer_state)
         tensors["rng.torch"] = torch.get_rng_state()
         save_file(tensors, str(tmp / "trainer.safetensors"))
         st = self.state
@@ -545,7 +522,7 @@ class Trainer:
             "machine": machine_name(self.device),
         }
         (tmp / "trainer.json").write_text(json.dumps(info))
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
 
     def load_checkpoint(self) -> None:
         """Restore everything :meth:`save_checkpoint` wrote (``--resume``)."""
@@ -571,7 +548,7 @@ class Trainer:
         if self.fsdp:
             from musegen.train import fsdp
 
-            state = _optimizer_state(tensors, info["param_groups"])
+            state = optimizer_state(tensors, info["param_groups"])
             missing, unexpected = fsdp.load_full_state(
                 self.raw_model, self.optimizer, weights, state
             )
@@ -584,7 +561,7 @@ class Trainer:
                 f"{ckpt}: checkpoint does not fit this model (missing {missing}, unexpected {unexpected})"
             )
         if not self.fsdp:
-            _restore_optimizer(self.optimizer, tensors, info["param_groups"], self.device)
+            restore_optimizer(self.optimizer, tensors, info["param_groups"], self.device)
         torch.set_rng_state(tensors["rng.torch"])
         random.setstate(_tupled(info["rng_python"]))
         np.random.set_state(_tupled(info["rng_numpy"]))
@@ -651,25 +628,6 @@ def _default_save(model: nn.Module, directory: Path, extra: dict[str, Any]) -> N
     save_model(model, directory, extra)
 
 
-def _recover_swap(final: Path) -> None:
-    """Finish what :func:`_replace_dir` left half-done when a run was killed between its two
-    renames: the old folder goes back under its name (a new one left as ``.tmp`` is dropped
-    by the next save; the steps since the old one are trained again, alike)."""
-    old = final.with_name(final.name + ".old")
-    if old.is_dir() and not final.exists():
-        os.replace(old, final)
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a fully written folder into place; the old one survives until the swap."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _tied_names(model: nn.Module) -> list[tuple[str, str]]:
     """(name, first name) pairs of parameters that share storage with an earlier one."""
     seen: dict[int, str] = {}
@@ -681,49 +639,6 @@ def _tied_names(model: nn.Module) -> list[tuple[str, str]]:
         else:
             seen[key] = name
     return out
-
-
-def _flatten_optimizer(
-    opt: torch.optim.Optimizer, sd: dict[str, Any] | None = None
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """The optimizer's state dict (``sd``, else its own) as flat tensors and JSON groups."""
-    sd = sd if sd is not None else opt.state_dict()
-    tensors = {}
-    for pid, state in sd["state"].items():
-        for k, v in state.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-            tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    for g in groups:
-        g["betas"] = list(g.get("betas", ()))
-    return tensors, groups
-
-
-def _optimizer_state(
-    tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """An optimizer state dict from what :func:`_flatten_optimizer` saved."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, t in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = t
-    for g in groups:
-        g["betas"] = tuple(g["betas"])
-    return {"state": state, "param_groups": groups}
-
-
-def _restore_optimizer(
-    opt: torch.optim.Optimizer,
-    tensors: dict[str, torch.Tensor],
-    groups: list[dict[str, Any]],
-    device: torch.device,
-) -> None:
-    opt.load_state_dict(_optimizer_state(tensors, groups))
-    for s in opt.state.values():
-        for k, v in s.items():
-            if isinstance(v, torch.Tensor) and k != "step":
-                s[k] = v.to(device)
 
 
 def _jsonable(x: Any) -> Any:
