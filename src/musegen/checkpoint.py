@@ -3,11 +3,15 @@
 and an optimizer's state as flat tensors plus JSON (:func:`flatten_optimizer`,
 :func:`restore_optimizer`) for safetensors, never pickles.
 
-Used by the one trainer (:mod:`musegen.train.trainer`), ``train rl`` and the audio trainers.
+:func:`save_training_state` / :func:`load_training_state`: the whole state of a small loop
+(weights, optimizer, schedule, random states, a JSON record) in one folder, for the audio
+trainers. Used by the one trainer (:mod:`musegen.train.trainer`), ``train rl`` and the audio
+trainers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -109,3 +113,110 @@ def restore_optimizer(
         for k, v in s.items():
             if isinstance(v, torch.Tensor) and k != "step":
                 s[k] = v.to(device)
+
+
+def save_training_state(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    rng: Any,
+    state: dict[str, Any],
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """A small training loop's whole state in ``folder``, swapped in whole: the model's
+    weights (``model.safetensors``), the optimizer, the torch RNG and ``tensors``
+    (``state.safetensors``), the schedule, the numpy ``rng`` and the JSON ``state``
+    (``state.json``; put the run's settings in it to check them on resume)."""
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(tmp / "model.safetensors"))
+    flat, groups = flatten_optimizer(optimizer)
+    extra = {f"extra.{k}": v.detach().cpu().contiguous() for k, v in (tensors or {}).items()}
+    save_file({**flat, **extra, "torch_rng": torch.get_rng_state()}, str(tmp / "state.safetensors"))
+    info = {
+        "state": state,
+        "param_groups": groups,
+        "schedule": schedule.state_dict() if schedule is not None else None,
+        "rng": rng.bit_generator.state,
+    }
+    (tmp / "state.json").write_text(json.dumps(info))
+    replace_dir(tmp, folder)
+
+
+def has_training_state(folder: Path) -> bool:
+    """Whether ``folder`` holds a state :func:`save_training_state` wrote (a swap a kill
+    interrupted is finished first)."""
+    recover_swap(folder)
+    return (folder / "state.json").is_file()
+
+
+def load_training_state(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    rng: Any,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """What :func:`save_training_state` wrote, into the live objects; returns the JSON
+    ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError` when the
+    folder is unreadable or does not fit the model."""
+    from safetensors.torch import load_file
+
+    from musegen.errors import MusegenError
+
+    try:
+        info = json.loads((folder / "state.json").read_text())
+        saved = load_file(str(folder / "state.safetensors"))
+        weights = load_file(str(folder / "model.safetensors"))
+        model.load_state_dict(weights)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise MusegenError(f"{folder}: checkpoint is unreadable or not this run's ({e})") from e
+    torch.set_rng_state(saved.pop("torch_rng"))
+    extra = {k[len("extra.") :]: v for k, v in saved.items() if k.startswith("extra.")}
+    restore_optimizer(optimizer, saved, info["param_groups"], torch.device("cpu"))
+    if schedule is not None:
+        schedule.load_state_dict(info["schedule"])
+    rng.bit_generator.state = info["rng"]
+    return info["state"], extra
+
+
+def saved_step(folder: Path) -> int | None:
+    """The step a :func:`save_training_state` folder was saved at (its JSON ``state``'s
+    ``step``), or None when there is none."""
+    if not has_training_state(folder):
+        return None
+    try:
+        return int(json.loads((folder / "state.json").read_text())["state"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_resume(folder: Path, resume: bool, holds: str) -> None:
+    """Before any work: a run whose checkpoint ``folder`` exists needs ``--resume`` (``holds``
+    says so), and ``--resume`` needs one."""
+    from musegen.errors import MusegenError
+
+    there = has_training_state(folder)
+    if there and not resume:
+        raise MusegenError(f"{holds}: add --resume to go on with it, or give another --out")
+    if resume and not there:
+        raise MusegenError(
+            f"{folder}: no checkpoint to resume from: run the same command without --resume"
+        )
+
+
+def check_same_run(folder: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """``--resume`` goes on with the run's own settings (its steps too: a schedule spans
+    them)."""
+    from musegen.errors import MusegenError
+
+    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if changed:
+        raise MusegenError(
+            f"{folder}: --resume with other settings than the run's ({', '.join(changed)})"
+        )

@@ -181,3 +181,127 @@ def test_not_a_run_folder(tmp_path: Path) -> None:
         generate_audio(tmp_path, 1.0)
     with pytest.raises(InputError):
         load_codec(tmp_path)
+
+
+def _ctrl_c_at_step(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+    """The user presses Ctrl-C during training step ``at`` (clipping runs once a step)."""
+    import os
+    import signal
+
+    clip = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def clip_then_ctrl_c(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return clip(*a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_then_ctrl_c)
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    from safetensors.torch import load_file
+
+    x, y = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def _log_rows(folder: Path) -> list[dict]:  # type: ignore[type-arg]
+    rows = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.slow
+def test_codec_and_prior_stopped_by_ctrl_c_resume_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-run saves the step and stops with the one-line message; ``resume`` ends
+    with the weights (code restarts and EMA codebooks included), best model and log of an
+    uninterrupted run, for the codec and for the prior."""
+    from musegen.errors import Interrupted
+
+    clips, quiet = tones(), (lambda _: None)
+    run = TrainCodecConfig(codec=TINY, steps=6, batch=2, crop=8, valid_every=2, restart_every=2)
+    train_codec(run, tmp_path / "a", clips, clips[:2], log=quiet)
+    with monkeypatch.context() as m:
+        _ctrl_c_at_step(m, 3)
+        with pytest.raises(Interrupted, match="after step 3"):
+            train_codec(run, tmp_path / "b", clips, clips[:2], log=quiet)
+    with pytest.raises(MusegenError, match="already holds a codec run"):
+        train_codec(run, tmp_path / "b", clips, clips[:2], log=quiet)
+    train_codec(run, tmp_path / "b", clips, clips[:2], log=quiet, resume=True)
+    _same_weights(tmp_path / "a", tmp_path / "b")
+    _same_weights(tmp_path / "a" / "checkpoint", tmp_path / "b" / "checkpoint")
+    assert _log_rows(tmp_path / "a") == _log_rows(tmp_path / "b")
+
+    seqs = encode_clips(load_codec(tmp_path / "a"), clips, TINY_PRIOR)
+    prior_run = TrainPriorConfig(prior=TINY_PRIOR, steps=5, batch=2, valid_every=2)
+    train_prior(prior_run, seqs, tmp_path / "pa", seqs[:1], log=quiet)
+    with monkeypatch.context() as m:
+        _ctrl_c_at_step(m, 2)
+        with pytest.raises(Interrupted, match="after step 2"):
+            train_prior(prior_run, seqs, tmp_path / "pb", seqs[:1], log=quiet)
+    longer = TrainPriorConfig(prior=TINY_PRIOR, steps=6, batch=2, valid_every=2)
+    with pytest.raises(MusegenError, match=r"other settings than the run's \(steps\)"):
+        train_prior(longer, seqs, tmp_path / "pb", seqs[:1], log=quiet, resume=True)
+    train_prior(prior_run, seqs, tmp_path / "pb", seqs[:1], log=quiet, resume=True)
+    _same_weights(tmp_path / "pa", tmp_path / "pb")
+    assert _log_rows(tmp_path / "pa") == _log_rows(tmp_path / "pb")
+
+
+def test_resume_skips_a_finished_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``audio train-codec --resume``: a stage whose checkpoint is at its last step is not
+    trained again; one stopped halfway resumes; one not begun begins."""
+    from musegen.audio import codec as codec_module
+    from musegen.audio import prior as prior_module
+
+    calls: list[tuple[str, bool]] = []
+    steps = {"codec": 4, "prior": 3}
+
+    def fake_codec(run, out, log=print, resume=False):  # type: ignore[no-untyped-def]
+        calls.append(("codec", resume))
+        return {}
+
+    def fake_prior(run, seqs, out, valid=None, extra=None, log=print, resume=False):  # type: ignore[no-untyped-def]
+        calls.append(("prior", resume))
+        return {}
+
+    monkeypatch.setattr(codec_module, "train_codec", fake_codec)
+    monkeypatch.setattr(codec_module, "load_codec", lambda *_: None)
+    monkeypatch.setattr(codec_module, "render_corpus", lambda *a, **k: [])
+    monkeypatch.setattr(prior_module, "train_prior", fake_prior)
+    monkeypatch.setattr(prior_module, "encode_clips", lambda *a, **k: [])
+    done = {"codec": None, "prior": None}
+    import musegen.checkpoint as ck
+
+    monkeypatch.setattr(ck, "saved_step", lambda f: done[f.parent.name])
+    monkeypatch.setattr(ck, "has_training_state", lambda f: done[f.parent.name] is not None)
+    run = {
+        "codec": {"codec": {"codebooks": 2, "codebook_size": 16}, "steps": steps["codec"]},
+        "prior": {"model": {"codebooks": 2, "codebook_size": 16}, "steps": steps["prior"]},
+    }
+    prior_module.train_codec_and_prior(run, tmp_path, log=lambda _: None, resume=True)
+    assert calls == [("codec", False), ("prior", False)]  # nothing saved: both begin
+    calls.clear()
+    done.update(codec=2)
+    prior_module.train_codec_and_prior(run, tmp_path, log=lambda _: None, resume=True)
+    assert calls == [("codec", True), ("prior", False)]
+    calls.clear()
+    done.update(codec=4, prior=1)
+    prior_module.train_codec_and_prior(run, tmp_path, log=lambda _: None, resume=True)
+    assert calls == [("prior", True)]
+    calls.clear()
+    done.update(prior=3)
+    prior_module.train_codec_and_prior(run, tmp_path, log=lambda _: None, resume=True)
+    assert calls == []
+
+
+def test_saved_step_reads_the_checkpoint(tmp_path: Path) -> None:
+    from musegen.checkpoint import save_training_state, saved_step
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    assert saved_step(tmp_path / "ckpt") is None
+    save_training_state(tmp_path / "ckpt", model, opt, None, np.random.default_rng(0), {"step": 7})
+    assert saved_step(tmp_path / "ckpt") == 7

@@ -216,4 +216,4 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path: Path, capsys) -> None
     code = main(["audio", "train-synth", "--config", str(run), "--out", str(tmp_path / "x"),
                  "--resume"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "no synth checkpoint to resume from" in err[0]
+    assert code == 2 and len(err) == 1 and "no checkpoint to resume from" in err[0]

@@ -157,6 +157,9 @@ class TrainPriorConfig:
         reject_unknown(d, cls.__dataclass_fields__, "prior run settings")
         return cls(prior=prior, **d)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def windows(
     sequences: list[tuple[np.ndarray, str]],
@@ -195,13 +198,27 @@ def train_prior(
     valid: list[tuple[np.ndarray, str]] | None = None,
     extra: dict[str, Any] | None = None,
     log: Any = print,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train on ``(flat ids, tag)`` sequences; with ``valid`` keep the weights with the lowest
     validation loss (fixed windows, tags kept), else the last. Saves to ``out`` with
-    ``extra`` in its config (e.g. the codec it belongs to)."""
+    ``extra`` in its config (e.g. the codec it belongs to). The whole state goes to
+    ``out/checkpoint`` every ``valid_every`` steps (Ctrl-C saves it too and stops);
+    ``resume`` goes on from there."""
     import torch
 
+    from musegen.checkpoint import (
+        check_resume,
+        check_same_run,
+        load_training_state,
+        save_training_state,
+        stop_requests,
+    )
+    from musegen.errors import Interrupted
     from musegen.utils import atomic_write_text, progress
+
+    ckpt = Path(out) / "checkpoint"
+    check_resume(ckpt, resume, f"{out} already holds a prior run")
 
     cfg = run.prior
     rng = np.random.default_rng(run.seed)
@@ -219,43 +236,58 @@ def train_prior(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     t0 = time.perf_counter()
     out = Path(out)
-    best, best_step, lines = math.inf, 0, []
-    loss = torch.zeros(())
-    bar = progress(total=run.steps, desc="train prior", unit="step")
-    for step in range(1, run.steps + 1):
-        model.train()
-        ids = torch.as_tensor(windows(usable, cfg, run.batch, rng, run.uncond))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-            loss = sequence_loss(model, ids)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        bar.update(1)
-        if valid_rows is not None and (step % run.valid_every == 0 or step == run.steps):
-            model.eval()
-            with torch.no_grad():
-                v = float(sequence_loss(model, valid_rows))
-            line = {
-                "step": step,
-                "train_loss": round(float(loss.detach()), 4),
-                "valid_loss": round(v, 4),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            lines.append(json.dumps(line))
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
-            if v < best:
-                best, best_step = v, step
-                trained = {"trained": {"step": step, "valid_loss": round(v, 4)}}
-                save_prior(model, out, {**(extra or {}), **trained})
-    bar.close()
+    state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": [], "loss": 0.0}
+    if resume:
+        state, _ = load_training_state(ckpt, model, opt, sched, rng)
+        check_same_run(ckpt, state.pop("run"), run.to_dict())
+        log(f"resumed at step {state['step']} from {ckpt}")
+    lines = state["lines"]
+    bar = progress(total=run.steps, initial=state["step"], desc="train prior", unit="step")
+    try:
+        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
+            for step in range(state["step"] + 1, run.steps + 1):
+                model.train()
+                ids = torch.as_tensor(windows(usable, cfg, run.batch, rng, run.uncond))
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+                    loss = sequence_loss(model, ids)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                bar.update(1)
+                state["step"], state["loss"] = step, float(loss.detach())
+                due = step % run.valid_every == 0 or step == run.steps
+                if valid_rows is not None and due:
+                    model.eval()
+                    with torch.no_grad():
+                        v = float(sequence_loss(model, valid_rows))
+                    line = {
+                        "step": step,
+                        "train_loss": round(float(loss.detach()), 4),
+                        "valid_loss": round(v, 4),
+                        "seconds": round(time.perf_counter() - t0, 1),
+                    }
+                    lines.append(json.dumps(line))
+                    out.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
+                    if v < state["best"]:
+                        state["best"], state["best_step"] = v, step
+                        trained = {"trained": {"step": step, "valid_loss": round(v, 4)}}
+                        save_prior(model, out, {**(extra or {}), **trained})
+                if due or asked:
+                    record = {**state, "run": run.to_dict()}
+                    save_training_state(ckpt, model, opt, sched, rng, record)
+                if asked and step < run.steps:
+                    raise Interrupted.after_step(step, ckpt)
+    finally:
+        bar.close()
+    best, best_step = state["best"], state["best_step"]
     if valid_rows is None:
         save_prior(model, out, extra)
     summary = {
-        "loss": round(float(loss.detach()), 4),
+        "loss": round(state["loss"], 4),
         "best_valid_loss": round(best, 4) if valid_rows is not None else None,
         "best_step": best_step,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -403,12 +435,19 @@ def encode_clips(
 
 
 def train_codec_and_prior(
-    run: dict[str, Any], out: str | Path, log: Any = print, stages: str = "both"
+    run: dict[str, Any],
+    out: str | Path,
+    log: Any = print,
+    stages: str = "both",
+    resume: bool = False,
 ) -> dict[str, Any]:
     """A run file's two stages: the codec on SoundFont renders (``out/codec``), then the prior
     on the codes of (more) renders, tagged by instrument (``out/prior``). ``stages``:
-    ``both``, ``codec`` or ``prior`` (the prior on an existing ``out/codec``)."""
+    ``both``, ``codec`` or ``prior`` (the prior on an existing ``out/codec``). ``resume``: a
+    stage whose checkpoint is at its last step is done, one stopped halfway goes on from its
+    checkpoint, one not begun begins."""
     from musegen.audio.codec import TrainCodecConfig, load_codec, render_corpus, train_codec
+    from musegen.checkpoint import has_training_state, saved_step
     from musegen.utils import atomic_write_text
 
     if stages not in ("both", "codec", "prior"):
@@ -426,8 +465,17 @@ def train_codec_and_prior(
     atomic_write_text(out / "run.json", json.dumps(run, indent=2) + "\n")
     summary: dict[str, Any] = {}
     if stages != "prior":
-        summary["codec"] = train_codec(codec_run, out / "codec", log=log)
+        ckpt = out / "codec" / "checkpoint"
+        if resume and saved_step(ckpt) == codec_run.steps:
+            log(f"codec: trained already ({ckpt} is at step {codec_run.steps})")
+        else:
+            go_on = resume and has_training_state(ckpt)
+            summary["codec"] = train_codec(codec_run, out / "codec", log=log, resume=go_on)
     if stages == "codec":
+        return summary
+    ckpt = out / "prior" / "checkpoint"
+    if resume and saved_step(ckpt) == prior_run.steps:
+        log(f"prior: trained already ({ckpt} is at step {prior_run.steps})")
         return summary
     codec = load_codec(out / "codec")
     rate = cfg.sample_rate
@@ -445,6 +493,7 @@ def train_codec_and_prior(
         encode_clips(codec, valid, prior_run.prior),
         extra={"codec": "../codec"},
         log=log,
+        resume=resume and has_training_state(ckpt),
     )
     log(json.dumps(summary))
     return summary

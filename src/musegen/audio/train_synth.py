@@ -229,21 +229,19 @@ def train_synth(
     import torch
 
     from musegen.audio.synth import build_network, save_synth
-    from musegen.checkpoint import recover_swap, stop_requests
+    from musegen.checkpoint import (
+        check_resume,
+        check_same_run,
+        load_training_state,
+        save_training_state,
+        stop_requests,
+    )
     from musegen.errors import Interrupted
     from musegen.utils import atomic_write_text, progress
 
     out = Path(out)
     ckpt = out / CHECKPOINT
-    recover_swap(ckpt)
-    if not resume and (ckpt / "state.json").exists():
-        raise MusegenError(
-            f"{out} already holds a synth run: add --resume to go on with it, or give another --out"
-        )
-    if resume and not (ckpt / "state.json").exists():
-        raise MusegenError(
-            f"{ckpt}: no synth checkpoint to resume from: run the same command without --resume"
-        )
+    check_resume(ckpt, resume, f"{out} already holds a synth run")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps(run.to_dict(), indent=2) + "\n")
     rng = np.random.default_rng(run.seed)
@@ -260,7 +258,8 @@ def train_synth(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": []}
     if resume:
-        state = _load_checkpoint(ckpt, run, model, opt, sched, rng)
+        state, _ = load_training_state(ckpt, model, opt, sched, rng)
+        check_same_run(ckpt, state.pop("run"), run.to_dict())
         log(f"resumed at step {state['step']} from {ckpt}")
     elif run.model.stretch:
         model.partials.copy_(torch.as_tensor(measure_stretch(run)))
@@ -300,7 +299,9 @@ def train_synth(
                             model, out / "best", {"trained": {"step": step, "valid_loss": v}}
                         )
                 if due or asked:
-                    _save_checkpoint(ckpt, run, model, opt, sched, rng, state)
+                    save_training_state(
+                        ckpt, model, opt, sched, rng, {**state, "run": run.to_dict()}
+                    )
                 if asked and step < run.steps:
                     raise Interrupted.after_step(step, ckpt)
     finally:
@@ -313,68 +314,6 @@ def train_synth(
     }
     log(json.dumps(summary))
     return summary
-
-
-def _save_checkpoint(
-    ckpt: Path, run: TrainSynthConfig, model: Any, opt: Any, sched: Any,
-    rng: np.random.Generator, state: dict[str, Any],
-) -> None:  # fmt: skip
-    """Weights, optimizer, schedule, the random states and ``state`` into ``ckpt``, swapped
-    in whole (a run killed while saving keeps the checkpoint before)."""
-    import shutil
-
-    import torch
-    from safetensors.torch import save_file
-
-    from musegen.audio.synth import save_synth
-    from musegen.checkpoint import flatten_optimizer, replace_dir
-
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_synth(model, tmp)
-    tensors, groups = flatten_optimizer(opt)
-    tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    info = {
-        **state, "run": run.to_dict(), "param_groups": groups,
-        "schedule": sched.state_dict(), "rng": rng.bit_generator.state,
-    }  # fmt: skip
-    (tmp / "state.json").write_text(json.dumps(info))
-    replace_dir(tmp, ckpt)
-
-
-def _load_checkpoint(
-    ckpt: Path, run: TrainSynthConfig, model: Any, opt: Any, sched: Any,
-    rng: np.random.Generator,
-) -> dict[str, Any]:  # fmt: skip
-    """What :func:`_save_checkpoint` wrote (present: :func:`train_synth` checked), into the
-    live objects; returns the run state. The run file must be the run's."""
-    import torch
-    from safetensors.torch import load_file
-
-    from musegen.checkpoint import restore_optimizer
-
-    try:
-        info = json.loads((ckpt / "state.json").read_text())
-        tensors = load_file(str(ckpt / "optimizer.safetensors"))
-        weights = load_file(str(ckpt / "model.safetensors"))
-    except (OSError, ValueError, RuntimeError) as e:
-        raise MusegenError(f"{ckpt}: checkpoint is unreadable ({e})") from e
-    saved, now = info.get("run", {}), run.to_dict()
-    changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if changed:  # steps too: the one-cycle schedule spans the run's steps
-        raise MusegenError(
-            f"{ckpt}: --resume with other settings than the run's ({', '.join(changed)})"
-        )
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise MusegenError(f"{ckpt}: checkpoint does not fit the run's model ({e})") from e
-    torch.set_rng_state(tensors.pop("torch_rng"))
-    restore_optimizer(opt, tensors, info["param_groups"], torch.device("cpu"))
-    sched.load_state_dict(info["schedule"])
-    rng.bit_generator.state = info["rng"]
-    return {k: info[k] for k in ("step", "best", "best_step", "lines")}
 
 
 def crop_start(

@@ -109,6 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="both",
         help="train both (default), the codec only, or the prior on DIR/codec",
     )
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoints in DIR/codec and DIR/prior (written at every "
+        "validation, and by Ctrl-C); a finished stage is skipped",
+    )
     c.set_defaults(func=run_train_codec)
 
     t = audio.add_parser(
@@ -254,7 +260,7 @@ def run_train_codec(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         raise InputError(args.config, f"not a readable run file ({e})") from e
     print("settings: " + json.dumps(run))
-    train_codec_and_prior(run, args.out, stages=args.stages)
+    train_codec_and_prior(run, args.out, stages=args.stages, resume=args.resume)
     return 0
 
 
