@@ -16,8 +16,9 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,63 @@ def check_same_run(folder: Path, saved: dict[str, Any], now: dict[str, Any]) -> 
         raise MusegenError(
             f"{folder}: --resume with other settings than the run's ({', '.join(changed)})"
         )
+
+
+@dataclass
+class Step:
+    """One step of :func:`resumable_steps`: its ``number``, whether it is ``due`` (a
+    validation and checkpoint step: every ``every`` steps and the last), and the progress
+    ``bar`` (for ``set_postfix``)."""
+
+    number: int
+    due: bool
+    bar: Any
+
+
+def resumable_steps(
+    total: int,
+    every: int,
+    state: dict[str, Any],
+    folder: Path,
+    save: Callable[[], None],
+    desc: str,
+) -> Iterator[Step]:
+    """The steps of a small training loop from ``state["step"] + 1`` to ``total``, with a
+    progress bar. After the caller's body for a step, ``state["step"]`` is set to it and, if
+    the step is due or Ctrl-C / SIGTERM came during it, ``save()`` writes the checkpoint to
+    ``folder``; after a signal the loop then stops with
+    :class:`~musegen.errors.Interrupted` (the one-line "stopped after step N, saved in ...")."""
+    from musegen.errors import Interrupted
+    from musegen.utils import progress
+
+    bar = progress(total=total, initial=state["step"], desc=desc, unit="step")
+    try:
+        with stop_requests(True) as asked:
+            for number in range(state["step"] + 1, total + 1):
+                step = Step(number, number % every == 0 or number == total, bar)
+                yield step
+                state["step"] = number
+                bar.update(1)
+                if step.due or asked:
+                    save()
+                if asked and number < total:
+                    raise Interrupted.after_step(number, folder)
+    finally:
+        bar.close()
+
+
+def resume_state(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    rng: Any,
+    settings: dict[str, Any],
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """:func:`load_training_state` for ``--resume``, checked against the run's ``settings``
+    (saved under ``"run"`` in the state), and said."""
+    state, extra = load_training_state(folder, model, optimizer, schedule, rng)
+    check_same_run(folder, state.pop("run", {}), settings)
+    log(f"resumed at step {state['step']} from {folder}")
+    return state, extra

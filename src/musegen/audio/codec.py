@@ -296,13 +296,11 @@ def train_codec(
     from musegen.audio import rvq
     from musegen.checkpoint import (
         check_resume,
-        check_same_run,
-        load_training_state,
+        resumable_steps,
+        resume_state,
         save_training_state,
-        stop_requests,
     )
-    from musegen.errors import Interrupted
-    from musegen.utils import atomic_write_text, progress
+    from musegen.utils import atomic_write_text
 
     ckpt = Path(out) / "checkpoint"
     check_resume(ckpt, resume, f"{out} already holds a codec run")
@@ -349,68 +347,56 @@ def train_codec(
     with torch.no_grad():  # the decoder starts at the data's mean frame
         model.decoder[-1].bias.copy_(crops(4 * run.batch).mean(dim=(0, 2)))
     if resume:
-        state, extra = load_training_state(ckpt, model, opt, sched, rng)
-        check_same_run(ckpt, state.pop("run"), run.to_dict())
+        state, extra = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
         used.copy_(extra["used"])
         ema.size.copy_(extra["ema_size"])
         ema.sum.copy_(extra["ema_sum"])
-        log(f"resumed at step {state['step']} from {ckpt}")
     lines = state["lines"]
-    bar = progress(total=run.steps, initial=state["step"], desc="train codec", unit="step")
-    try:
-        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
-            for step in range(state["step"] + 1, run.steps + 1):
-                model.train()
-                if (step - 1) % run.restart_every == 0 and step < run.steps * 3 // 4:
-                    with torch.no_grad():
-                        z = model.encoder(crops(4 * run.batch))
-                    moved = rvq.restart_codes(z, model.codebooks, used, rng)
-                    ema.restarted(model.codebooks, moved)
-                    state["restarted"] += int(moved.sum())
-                    used.zero_()
-                x = crops(run.batch)
-                n_q = int(rng.integers(1, cfg.codebooks + 1))  # quantizer dropout
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-                    y, commit, codes, z = model(x, n_q)
-                for q in range(n_q):
-                    used[q] += torch.bincount(codes[:, q].reshape(-1), minlength=cfg.codebook_size)
-                loss = spectral_loss(y, x, cfg.floor) + run.commit * commit
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                ema.update(model.codebooks, z.detach(), n_q)
-                bar.update(1)
-                state["step"] = step
-                due = step % run.valid_every == 0 or step == run.steps
-                if due:
-                    v = validation_loss(model, valid_frames)
-                    line = {
-                        "step": step,
-                        "train_loss": round(float(loss.detach()), 4),
-                        "valid_loss": {str(k): round(x, 4) for k, x in v.items()},
-                        "codes_in_use": int((used > 0).sum()),
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                    lines.append(json.dumps(line))
-                    out.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-                    bar.set_postfix(
-                        loss=f"{float(loss.detach()):.3f}", valid=f"{v[cfg.codebooks]:.3f}"
-                    )
-                    if v[cfg.codebooks] < state["best"]:
-                        state["best"], state["best_step"] = v[cfg.codebooks], step
-                        trained = {"trained": {"step": step, "valid_loss": line["valid_loss"]}}
-                        save_codec(model, out, trained)
-                if due or asked:
-                    tensors = {"used": used, "ema_size": ema.size, "ema_sum": ema.sum}
-                    record = {**state, "run": run.to_dict()}
-                    save_training_state(ckpt, model, opt, sched, rng, record, tensors)
-                if asked and step < run.steps:
-                    raise Interrupted.after_step(step, ckpt)
-    finally:
-        bar.close()
+
+    def save() -> None:
+        tensors = {"used": used, "ema_size": ema.size, "ema_sum": ema.sum}
+        record = {**state, "run": run.to_dict()}
+        save_training_state(ckpt, model, opt, sched, rng, record, tensors)
+
+    for s in resumable_steps(run.steps, run.valid_every, state, ckpt, save, "train codec"):
+        model.train()
+        if (s.number - 1) % run.restart_every == 0 and s.number < run.steps * 3 // 4:
+            with torch.no_grad():
+                z = model.encoder(crops(4 * run.batch))
+            moved = rvq.restart_codes(z, model.codebooks, used, rng)
+            ema.restarted(model.codebooks, moved)
+            state["restarted"] += int(moved.sum())
+            used.zero_()
+        x = crops(run.batch)
+        n_q = int(rng.integers(1, cfg.codebooks + 1))  # quantizer dropout
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+            y, commit, codes, z = model(x, n_q)
+        for q in range(n_q):
+            used[q] += torch.bincount(codes[:, q].reshape(-1), minlength=cfg.codebook_size)
+        loss = spectral_loss(y, x, cfg.floor) + run.commit * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ema.update(model.codebooks, z.detach(), n_q)
+        if s.due:
+            v = validation_loss(model, valid_frames)
+            line = {
+                "step": s.number,
+                "train_loss": round(float(loss.detach()), 4),
+                "valid_loss": {str(k): round(x, 4) for k, x in v.items()},
+                "codes_in_use": int((used > 0).sum()),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            lines.append(json.dumps(line))
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
+            s.bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v[cfg.codebooks]:.3f}")
+            if v[cfg.codebooks] < state["best"]:
+                state["best"], state["best_step"] = v[cfg.codebooks], s.number
+                trained = {"trained": {"step": s.number, "valid_loss": line["valid_loss"]}}
+                save_codec(model, out, trained)
     best, best_step, restarted = state["best"], state["best_step"], state["restarted"]
     summary = {
         "best_valid_loss": round(best, 4),

@@ -209,13 +209,11 @@ def train_prior(
 
     from musegen.checkpoint import (
         check_resume,
-        check_same_run,
-        load_training_state,
+        resumable_steps,
+        resume_state,
         save_training_state,
-        stop_requests,
     )
-    from musegen.errors import Interrupted
-    from musegen.utils import atomic_write_text, progress
+    from musegen.utils import atomic_write_text
 
     ckpt = Path(out) / "checkpoint"
     check_resume(ckpt, resume, f"{out} already holds a prior run")
@@ -238,51 +236,41 @@ def train_prior(
     out = Path(out)
     state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": [], "loss": 0.0}
     if resume:
-        state, _ = load_training_state(ckpt, model, opt, sched, rng)
-        check_same_run(ckpt, state.pop("run"), run.to_dict())
-        log(f"resumed at step {state['step']} from {ckpt}")
+        state, _ = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
     lines = state["lines"]
-    bar = progress(total=run.steps, initial=state["step"], desc="train prior", unit="step")
-    try:
-        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
-            for step in range(state["step"] + 1, run.steps + 1):
-                model.train()
-                ids = torch.as_tensor(windows(usable, cfg, run.batch, rng, run.uncond))
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-                    loss = sequence_loss(model, ids)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                bar.update(1)
-                state["step"], state["loss"] = step, float(loss.detach())
-                due = step % run.valid_every == 0 or step == run.steps
-                if valid_rows is not None and due:
-                    model.eval()
-                    with torch.no_grad():
-                        v = float(sequence_loss(model, valid_rows))
-                    line = {
-                        "step": step,
-                        "train_loss": round(float(loss.detach()), 4),
-                        "valid_loss": round(v, 4),
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                    lines.append(json.dumps(line))
-                    out.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
-                    if v < state["best"]:
-                        state["best"], state["best_step"] = v, step
-                        trained = {"trained": {"step": step, "valid_loss": round(v, 4)}}
-                        save_prior(model, out, {**(extra or {}), **trained})
-                if due or asked:
-                    record = {**state, "run": run.to_dict()}
-                    save_training_state(ckpt, model, opt, sched, rng, record)
-                if asked and step < run.steps:
-                    raise Interrupted.after_step(step, ckpt)
-    finally:
-        bar.close()
+
+    def save() -> None:
+        save_training_state(ckpt, model, opt, sched, rng, {**state, "run": run.to_dict()})
+
+    for s in resumable_steps(run.steps, run.valid_every, state, ckpt, save, "train prior"):
+        model.train()
+        ids = torch.as_tensor(windows(usable, cfg, run.batch, rng, run.uncond))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+            loss = sequence_loss(model, ids)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        state["loss"] = float(loss.detach())
+        if valid_rows is not None and s.due:
+            model.eval()
+            with torch.no_grad():
+                v = float(sequence_loss(model, valid_rows))
+            line = {
+                "step": s.number,
+                "train_loss": round(float(loss.detach()), 4),
+                "valid_loss": round(v, 4),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            lines.append(json.dumps(line))
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
+            s.bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
+            if v < state["best"]:
+                state["best"], state["best_step"] = v, s.number
+                trained = {"trained": {"step": s.number, "valid_loss": round(v, 4)}}
+                save_prior(model, out, {**(extra or {}), **trained})
     best, best_step = state["best"], state["best_step"]
     if valid_rows is None:
         save_prior(model, out, extra)

@@ -231,13 +231,11 @@ def train_synth(
     from musegen.audio.synth import build_network, save_synth
     from musegen.checkpoint import (
         check_resume,
-        check_same_run,
-        load_training_state,
+        resumable_steps,
+        resume_state,
         save_training_state,
-        stop_requests,
     )
-    from musegen.errors import Interrupted
-    from musegen.utils import atomic_write_text, progress
+    from musegen.utils import atomic_write_text
 
     out = Path(out)
     ckpt = out / CHECKPOINT
@@ -258,54 +256,41 @@ def train_synth(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": []}
     if resume:
-        state, _ = load_training_state(ckpt, model, opt, sched, rng)
-        check_same_run(ckpt, state.pop("run"), run.to_dict())
-        log(f"resumed at step {state['step']} from {ckpt}")
+        state, _ = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
     elif run.model.stretch:
         model.partials.copy_(torch.as_tensor(measure_stretch(run)))
         log(f"partial stretch measured for programs {run.model.instruments}")
     lines = state["lines"]
-    bar = progress(total=run.steps, initial=state["step"], desc="train synth", unit="step")
-    try:
-        with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
-            for step in range(state["step"] + 1, run.steps + 1):
-                model.train()
-                idx = rng.integers(0, len(train.pitch), run.batch)
-                start = crop_start(train, idx, run, rng)
-                *cond, target = batch_of(train, idx, start, run.crop)
-                loss = mr_stft_loss(model(*cond, run.crop, noise_seed=step, start=start), target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                bar.update(1)
-                state["step"] = step
-                due = step % run.valid_every == 0 or step == run.steps
-                if due:
-                    v = evaluate(model, valid, run.batch)
-                    line = {
-                        "step": step,
-                        "train_loss": float(loss.detach()),
-                        "valid_loss": v,
-                        "seconds": round(time.perf_counter() - t0, 1),
-                    }
-                    lines.append(json.dumps(line))
-                    atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
-                    if v < state["best"]:
-                        state["best"], state["best_step"] = v, step
-                        save_synth(
-                            model, out / "best", {"trained": {"step": step, "valid_loss": v}}
-                        )
-                if due or asked:
-                    save_training_state(
-                        ckpt, model, opt, sched, rng, {**state, "run": run.to_dict()}
-                    )
-                if asked and step < run.steps:
-                    raise Interrupted.after_step(step, ckpt)
-    finally:
-        bar.close()
+
+    def save() -> None:
+        save_training_state(ckpt, model, opt, sched, rng, {**state, "run": run.to_dict()})
+
+    for s in resumable_steps(run.steps, run.valid_every, state, ckpt, save, "train synth"):
+        model.train()
+        idx = rng.integers(0, len(train.pitch), run.batch)
+        start = crop_start(train, idx, run, rng)
+        *cond, target = batch_of(train, idx, start, run.crop)
+        loss = mr_stft_loss(model(*cond, run.crop, noise_seed=s.number, start=start), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if s.due:
+            v = evaluate(model, valid, run.batch)
+            line = {
+                "step": s.number,
+                "train_loss": float(loss.detach()),
+                "valid_loss": v,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            lines.append(json.dumps(line))
+            atomic_write_text(out / "log.jsonl", "\n".join(lines) + "\n")
+            s.bar.set_postfix(loss=f"{float(loss.detach()):.3f}", valid=f"{v:.3f}")
+            if v < state["best"]:
+                state["best"], state["best_step"] = v, s.number
+                trained = {"trained": {"step": s.number, "valid_loss": v}}
+                save_synth(model, out / "best", trained)
     summary = {
         "best_valid_loss": state["best"],
         "best_step": state["best_step"],
