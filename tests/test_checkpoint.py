@@ -53,7 +53,7 @@ def test_state_round_trip_and_the_checks(tmp_path: Path) -> None:
     check_resume(folder, False, "x")  # nothing there, a fresh run: fine
     with pytest.raises(MusegenError, match="no checkpoint to resume from"):
         check_resume(folder, True, "x")
-    save_training_state(folder, model, opt, sched, rng, {"step": 1, "run": {"lr": 0.1}},
+    save_training_state(folder, model, opt, sched, rng, {"step": 1}, {"lr": 0.1},
                         {"counts": torch.arange(4)})  # fmt: skip
     assert has_training_state(folder)
     with pytest.raises(MusegenError, match="holds a run: add --resume"):
@@ -63,8 +63,12 @@ def test_state_round_trip_and_the_checks(tmp_path: Path) -> None:
     opt2 = torch.optim.AdamW(other.parameters(), lr=0.1)
     sched2 = torch.optim.lr_scheduler.OneCycleLR(opt2, 0.1, total_steps=10)
     rng2 = np.random.default_rng(0)
-    state, extra = load_training_state(folder, other, opt2, sched2, rng2)
-    assert state == {"step": 1, "run": {"lr": 0.1}} and extra["counts"].tolist() == [0, 1, 2, 3]
+    untouched = other.weight.detach().clone()
+    with pytest.raises(MusegenError, match=r"other settings than the run's \(lr\)"):
+        load_training_state(folder, other, opt2, sched2, rng2, {"lr": 0.2})
+    assert torch.equal(other.weight, untouched)  # refused before anything was loaded
+    state, extra = load_training_state(folder, other, opt2, sched2, rng2, {"lr": 0.1})
+    assert state == {"step": 1} and extra["counts"].tolist() == [0, 1, 2, 3]
     assert torch.equal(other.weight, model.weight) and rng2.random() == want_next
     assert sched2.state_dict()["last_epoch"] == sched.state_dict()["last_epoch"]
     assert opt2.state_dict()["state"][0]["exp_avg"].equal(opt.state_dict()["state"][0]["exp_avg"])
@@ -73,4 +77,4 @@ def test_state_round_trip_and_the_checks(tmp_path: Path) -> None:
         check_same_run(folder, {"lr": 0.1, "steps": 4}, {"lr": 0.2, "steps": 5})
     (folder / "state.json").write_text("{not json")
     with pytest.raises(MusegenError, match="checkpoint is unreadable"):
-        load_training_state(folder, other, opt2, sched2, rng2)
+        load_training_state(folder, other, opt2, sched2, rng2, {"lr": 0.1})

@@ -123,12 +123,13 @@ def save_training_state(
     schedule: Any,
     rng: Any,
     state: dict[str, Any],
+    settings: dict[str, Any],
     tensors: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """A small training loop's whole state in ``folder``, swapped in whole: the model's
     weights (``model.safetensors``), the optimizer, the torch RNG and ``tensors``
-    (``state.safetensors``), the schedule, the numpy ``rng`` and the JSON ``state``
-    (``state.json``; put the run's settings in it to check them on resume)."""
+    (``state.safetensors``), the schedule, the numpy ``rng``, the JSON ``state`` and the
+    run's ``settings`` (``state.json``; a resume must bring the same settings)."""
     from safetensors.torch import save_file
 
     tmp = folder.with_name(folder.name + ".tmp")
@@ -141,6 +142,7 @@ def save_training_state(
     save_file({**flat, **extra, "torch_rng": torch.get_rng_state()}, str(tmp / "state.safetensors"))
     info = {
         "state": state,
+        "settings": settings,
         "param_groups": groups,
         "schedule": schedule.state_dict() if schedule is not None else None,
         "rng": rng.bit_generator.state,
@@ -162,16 +164,22 @@ def load_training_state(
     optimizer: torch.optim.Optimizer,
     schedule: Any,
     rng: Any,
+    settings: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """What :func:`save_training_state` wrote, into the live objects; returns the JSON
-    ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError` when the
-    folder is unreadable or does not fit the model."""
+    ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError`, before
+    touching anything, when the folder is unreadable or was saved with other ``settings``
+    (its steps too: a schedule spans them), and when it does not fit the model."""
     from safetensors.torch import load_file
 
     from musegen.errors import MusegenError
 
     try:
         info = json.loads((folder / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise MusegenError(f"{folder}: checkpoint is unreadable ({e})") from e
+    check_same_run(folder, info.get("settings") or {}, settings)
+    try:
         saved = load_file(str(folder / "state.safetensors"))
         weights = load_file(str(folder / "model.safetensors"))
         model.load_state_dict(weights)
@@ -275,9 +283,7 @@ def resume_state(
     settings: dict[str, Any],
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """:func:`load_training_state` for ``--resume``, checked against the run's ``settings``
-    (saved under ``"run"`` in the state), and said."""
-    state, extra = load_training_state(folder, model, optimizer, schedule, rng)
-    check_same_run(folder, state.pop("run", {}), settings)
+    """:func:`load_training_state` for ``--resume``, and said."""
+    state, extra = load_training_state(folder, model, optimizer, schedule, rng, settings)
     log(f"resumed at step {state['step']} from {folder}")
     return state, extra

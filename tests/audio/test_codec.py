@@ -303,5 +303,7 @@ def test_saved_step_reads_the_checkpoint(tmp_path: Path) -> None:
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.AdamW(model.parameters())
     assert saved_step(tmp_path / "ckpt") is None
-    save_training_state(tmp_path / "ckpt", model, opt, None, np.random.default_rng(0), {"step": 7})
+    save_training_state(
+        tmp_path / "ckpt", model, opt, None, np.random.default_rng(0), {"step": 7}, {}
+    )
     assert saved_step(tmp_path / "ckpt") == 7

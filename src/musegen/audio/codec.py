@@ -344,19 +344,19 @@ def train_codec(
             batch[row] = audio[s : s + crop]
         return log_magnitude(torch.as_tensor(batch), cfg)
 
-    with torch.no_grad():  # the decoder starts at the data's mean frame
-        model.decoder[-1].bias.copy_(crops(4 * run.batch).mean(dim=(0, 2)))
     if resume:
         state, extra = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
         used.copy_(extra["used"])
         ema.size.copy_(extra["ema_size"])
         ema.sum.copy_(extra["ema_sum"])
+    else:
+        with torch.no_grad():  # the decoder starts at the data's mean frame
+            model.decoder[-1].bias.copy_(crops(4 * run.batch).mean(dim=(0, 2)))
     lines = state["lines"]
 
     def save() -> None:
         tensors = {"used": used, "ema_size": ema.size, "ema_sum": ema.sum}
-        record = {**state, "run": run.to_dict()}
-        save_training_state(ckpt, model, opt, sched, rng, record, tensors)
+        save_training_state(ckpt, model, opt, sched, rng, state, run.to_dict(), tensors)
 
     for s in resumable_steps(run.steps, run.valid_every, state, ckpt, save, "train codec"):
         model.train()

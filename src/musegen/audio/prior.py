@@ -240,7 +240,7 @@ def train_prior(
     lines = state["lines"]
 
     def save() -> None:
-        save_training_state(ckpt, model, opt, sched, rng, {**state, "run": run.to_dict()})
+        save_training_state(ckpt, model, opt, sched, rng, state, run.to_dict())
 
     for s in resumable_steps(run.steps, run.valid_every, state, ckpt, save, "train prior"):
         model.train()
