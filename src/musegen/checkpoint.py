@@ -249,16 +249,17 @@ def resumable_steps(
     folder: Path,
     save: Callable[[], None],
     desc: str,
+    show: bool = True,
 ) -> Iterator[Step]:
     """The steps of a small training loop from ``state["step"] + 1`` to ``total``, with a
-    progress bar. After the caller's body for a step, ``state["step"]`` is set to it and, if
+    progress bar (unless ``show`` is false). After the caller's body for a step, ``state["step"]`` is set to it and, if
     the step is due or Ctrl-C / SIGTERM came during it, ``save()`` writes the checkpoint to
     ``folder``; after a signal the loop then stops with
     :class:`~musegen.errors.Interrupted` (the one-line "stopped after step N, saved in ...")."""
     from musegen.errors import Interrupted
     from musegen.utils import progress
 
-    bar = progress(total=total, initial=state["step"], desc=desc, unit="step")
+    bar = progress(total=total, initial=state["step"], desc=desc, unit="step", disable=not show)
     try:
         with stop_requests(True) as asked:
             for number in range(state["step"] + 1, total + 1):

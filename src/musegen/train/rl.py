@@ -100,7 +100,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from musegen.errors import Interrupted, MusegenError
+from musegen.errors import MusegenError
 from musegen.metrics.rewards import (
     LOCAL_PARTS,
     NOTE_WEIGHTS,
@@ -591,33 +591,18 @@ class RLTrainer:
     # ------------------------------------------------------------------ the run
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Run to ``config.steps`` (from the checkpoint with ``resume``); returns a summary."""
-        from musegen.utils import progress
+        from musegen.checkpoint import resumable_steps
 
         self._start(resume)
-        bar = progress(
-            total=self.cfg.steps,
-            initial=self.step_count,
-            desc="rl",
-            unit="step",
-            disable=not self.cfg.progress,
-        )
-        from musegen.checkpoint import stop_requests
-
         row: dict[str, Any] = {}
-        try:
-            with stop_requests(True) as asked:  # Ctrl-C: finish the step, save it, stop
-                while self.step_count < self.cfg.steps:
-                    row = self.step()
-                    self._log(row)
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
-                    done = self.step_count == self.cfg.steps
-                    if self.step_count % self.cfg.checkpoint_every == 0 or done or asked:
-                        self.save_checkpoint()
-                    if asked and not done:
-                        raise Interrupted.after_step(self.step_count, self.out / CHECKPOINT)
-        finally:
-            bar.close()
+        counted = {"step": self.step_count}  # resumable_steps' count; self.step() keeps its own
+        every, ckpt = self.cfg.checkpoint_every, self.out / CHECKPOINT
+        for s in resumable_steps(
+            self.cfg.steps, every, counted, ckpt, self.save_checkpoint, "rl", self.cfg.progress
+        ):
+            row = self.step()
+            self._log(row)
+            s.bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl_per_token']:.4f}")
         if not (self.out / CHECKPOINT / "rl.json").exists():
             self.save_checkpoint()
         return {"steps": self.step_count, "out": str(self.out), "last": row}
