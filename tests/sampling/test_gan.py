@@ -122,10 +122,14 @@ def test_bar_agrees_names_the_bar_by_the_chord_labeller() -> None:
     for step, pitch in enumerate((2, 2, 5, 5, 9, 9, 9, 9)):  # D F A
         cells[1, step, pitch] = 1
     c, am, g, dm = (parse_chord(x) for x in ("C", "Am", "G", "Dm"))
-    assert bar_agrees(cells, c, 60).tolist() == [True, False, False]
-    assert bar_agrees(cells, dm, 60).tolist() == [False, True, False]
-    assert not bar_agrees(cells, am, 60).any() and not bar_agrees(cells, g, 60).any()
-    assert bar_agrees(cells[:, :, 2:], parse_chord("Bb"), 62).tolist() == [False, False, False]
+    assert bar_agrees(cells, [c] * 3, 60).tolist() == [True, False, False]
+    assert bar_agrees(cells, [dm] * 3, 60).tolist() == [False, True, False]
+    assert not bar_agrees(cells, [am] * 3, 60).any() and not bar_agrees(cells, [g] * 3, 60).any()
+    assert bar_agrees(cells[:, :, 2:], [parse_chord("Bb")] * 3, 62).tolist() == [
+        False,
+        False,
+        False,
+    ]
 
 
 class _TwoBarModel:
@@ -169,10 +173,12 @@ def test_midinet_bars_draws_a_bar_again_until_it_names_its_chord() -> None:
 
     once, calls = run(1)
     assert once.shape == (40, 6, 8, 24) and calls == 6
-    agree = [bar_agrees(once[:, b], chords[0][b], low) for b in range(6)]
+    agree = [bar_agrees(once[:, b], [ch[b] for ch in chords], low) for b in range(6)]
     assert 0.3 < sum(a.mean() for a in agree) / 6 < 0.7  # about half the noise draws
     many, calls = run(8)
-    assert all(bar_agrees(many[:, b], chords[0][0], low).mean() > 0.95 for b in range(6))
+    assert all(
+        bar_agrees(many[:, b], [ch[b] for ch in chords], low).mean() > 0.95 for b in range(6)
+    )
     assert calls > 6
     assert (many[:, 0][agree[0]] == once[:, 0][agree[0]]).all()  # the first bar's hits stay
     again, _ = run(8)

@@ -23,6 +23,7 @@ gives the same pieces on every machine with the same torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -62,11 +63,12 @@ def _retick(notes: np.ndarray, src: int, dst: int) -> np.ndarray:
     return out
 
 
-def bar_agrees(cells: np.ndarray, chord: Any, low_pitch: int) -> np.ndarray:
+def bar_agrees(cells: np.ndarray, chords: Sequence[Any], low_pitch: int) -> np.ndarray:
     """Per drawn melody bar ``[n, steps, P]`` (pitch row 0 = MIDI ``low_pitch``): whether the
     chord labeller that measures MidiNet's agreement (:func:`musegen.theory.label_chords` over
     the bar's duration-weighted pitch classes, as :func:`musegen.metrics.describe.bar_chords`)
-    names it ``chord`` (root and quality). A silent bar agrees with nothing."""
+    names it as its chord in ``chords`` (one per bar; root and quality). A silent bar agrees
+    with nothing."""
     from musegen.theory import Chord, label_chords
 
     cells = np.asarray(cells, dtype=np.float64)
@@ -77,10 +79,13 @@ def bar_agrees(cells: np.ndarray, chord: Any, low_pitch: int) -> np.ndarray:
         weights[:, (low_pitch + k) % 12] += per_pitch[:, k]
     sounding = per_pitch > 0
     bass = np.where(sounding.any(1), low_pitch + sounding.argmax(1), -1)
-    want = Chord(chord.root, chord.quality, chord.root).name
+
+    def name(c: Any) -> str:
+        return Chord(c.root, c.quality, c.root).name
+
     return np.array(
-        [x is not None and Chord(x.root, x.quality, x.root).name == want
-         for x in label_chords(weights, bass)],
+        [got is not None and name(got) == name(want)
+         for got, want in zip(label_chords(weights, bass), chords, strict=True)],
         dtype=bool,
     )  # fmt: skip
 
@@ -117,17 +122,14 @@ def midinet_bars(
         cond = {"chord": vectors[:, b], "prev": prev}
         cells = model.draw(model.fake(z, cond), sample=sample, generator=g)
         if tries > 1:
-            low = c.low_pitch
-            ok = np.array([bar_agrees(cells[i, 0][None].numpy(), chords[i][b], low)[0]
-                           for i in range(n)])  # fmt: skip
+            wanted = [ch[b] for ch in chords]
+            ok = bar_agrees(cells[:, 0].numpy(), wanted, c.low_pitch)
             for _ in range(tries - 1):
                 if ok.all():
                     break
-                again = model.draw(model.fake(model.latent(n, generator=g), cond), sample=sample,
-                                   generator=g)  # fmt: skip
-                fits = np.array([not ok[i] and bar_agrees(again[i, 0][None].numpy(),
-                                                          chords[i][b], low)[0]
-                                 for i in range(n)])  # fmt: skip
+                z_again = model.latent(n, generator=g)
+                again = model.draw(model.fake(z_again, cond), sample=sample, generator=g)
+                fits = ~ok & bar_agrees(again[:, 0].numpy(), wanted, c.low_pitch)
                 cells[torch.from_numpy(fits)] = again[torch.from_numpy(fits)]
                 ok |= fits
         prev = cells
