@@ -550,3 +550,26 @@ def parse_chord(text: str) -> Chord:
         raise MusegenError(f"cannot read chord {text!r}; {CHORD_NAME_HELP}")
     bass = _pitch_class_name(bass_text, text) if slash else root
     return Chord(root, quality, bass)
+
+
+# ----------------------------------------------------------------------------- tonal centroids
+def _tonal_centroid_matrix() -> np.ndarray:
+    """Harte, Sandler & Gasser (2006)'s 6 x 12 projection of pitch classes: the circles of
+    fifths (radius 1), minor thirds (1) and major thirds (0.5), sine and cosine each."""
+    pc = np.arange(12)
+    rows = []
+    for radius, angle in ((1.0, 7 * np.pi / 6), (1.0, 3 * np.pi / 2), (0.5, 2 * np.pi / 3)):
+        rows += [radius * np.sin(pc * angle), radius * np.cos(pc * angle)]
+    return np.array(rows)
+
+
+TONAL_CENTROID = _tonal_centroid_matrix()
+
+
+def tonal_centroids(chroma: np.ndarray) -> np.ndarray:
+    """Tonal centroids ``[n, 6]`` of chroma rows ``[n, 12]``, each row's weights normalised
+    to sum 1 (zero rows give zeros)."""
+    c = np.atleast_2d(np.asarray(chroma, dtype=np.float64))
+    total = np.abs(c).sum(1, keepdims=True)
+    c = np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+    return c @ TONAL_CENTROID.T

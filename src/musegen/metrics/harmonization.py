@@ -30,12 +30,12 @@ there is nothing to measure.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from musegen.metrics.rewards import equal_runs
+from musegen.theory import TONAL_CENTROID
 
 NAN = float("nan")
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # unison/octave, thirds, fifth, sixths
@@ -68,15 +68,11 @@ class Harmonization:
 
 def tonal_centroid(pcs: tuple[int, ...] | list[int]) -> np.ndarray:
     """Harte, Sandler & Gasser (2006)'s 6-D tonal centroid of a set of pitch classes
-    (circles of fifths, minor thirds and major thirds, radii 1, 1, 0.5); zeros if empty."""
+    (:data:`musegen.theory.TONAL_CENTROID`: circles of fifths, minor thirds and major thirds,
+    radii 1, 1, 0.5), each listed class weighed once; zeros if empty."""
     if not len(pcs):
         return np.zeros(6)
-    pc = np.asarray(pcs, dtype=float)
-    angles = np.stack([pc * 7 * math.pi / 6, pc * 3 * math.pi / 2, pc * 2 * math.pi / 3])
-    radii = np.array([1.0, 1.0, 0.5])[:, None]
-    phi = np.concatenate([radii * np.sin(angles), radii * np.cos(angles)], axis=0)
-    phi = phi[[0, 3, 1, 4, 2, 5]]
-    return phi.mean(axis=1)
+    return TONAL_CENTROID[:, np.asarray(pcs, dtype=np.int64) % 12].mean(axis=1)
 
 
 def chord_key(chord: tuple[int, ...]) -> tuple[int, ...]:

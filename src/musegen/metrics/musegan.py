@@ -26,6 +26,7 @@ import numpy as np
 
 from musegen.metrics._time import TimeGrid, time_grid
 from musegen.score import Score, Track
+from musegen.theory import tonal_centroids
 
 QN_MIN_QUARTERS = 0.125  # a 32nd note: the paper's 3 steps at 24 steps per quarter
 METRIC_NAMES = (
@@ -118,26 +119,6 @@ def drum_pattern_rate(score: Score) -> float:
     step = score.tpq / 4
     s = np.concatenate(starts).astype(np.float64)
     return float((np.abs(s / step - np.round(s / step)) < 1e-6).mean())
-
-
-def _centroid_matrix() -> np.ndarray:
-    """Harte et al.'s 6 x 12 projection: fifths (r=1), minor thirds (r=1), major thirds (0.5)."""
-    pc = np.arange(12)
-    rows = []
-    for radius, angle in ((1.0, 7 * np.pi / 6), (1.0, 3 * np.pi / 2), (0.5, 2 * np.pi / 3)):
-        rows += [radius * np.sin(pc * angle), radius * np.cos(pc * angle)]
-    return np.array(rows)
-
-
-PHI = _centroid_matrix()
-
-
-def tonal_centroids(chroma: np.ndarray) -> np.ndarray:
-    """Tonal centroids ``[n, 6]`` of chroma rows ``[n, 12]`` (zero rows give zeros)."""
-    c = np.atleast_2d(np.asarray(chroma, dtype=np.float64))
-    total = np.abs(c).sum(1, keepdims=True)
-    c = np.divide(c, total, out=np.zeros_like(c), where=total > 0)
-    return c @ PHI.T
 
 
 def tonal_distance(score: Score, a: int, b: int, n_bars: int | None = None) -> float:

@@ -19,8 +19,8 @@ tracks as channels, and a second path over each track's chroma per bar (so harmo
 tracks is visible to it). ``critic_tonal`` also hands it, per bar, the tonal distance (Harte
 et al.'s centroids, the figure MuseGAN's paper reports) between every two tracks, computed from
 those chromas: the harmony between voices as one number a pair, where a linear layer over the
-chromas would have to learn the centroids' normalisation and norm itself. No normalisation in the critic: the objective is WGAN-GP
-(:mod:`musegen.train.gan`), as in the paper. ``ema`` keeps a moving average of the generator
+chromas would have to learn the centroids' normalisation and norm itself. No normalisation in
+the critic: the objective is WGAN-GP (:mod:`musegen.train.gan`), as in the paper. ``ema`` keeps a moving average of the generator
 that writes in eval mode (:class:`~musegen.models.gan.common.GanModel`).
 """
 
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from musegen.metrics.musegan import PHI
 from musegen.models.base import ModelConfig
 from musegen.models.gan.common import GanModel, cell_probs, leaky, roll_stats
+from musegen.theory import TONAL_CENTROID
 
 MODES = ("jamming", "composer", "hybrid")
 
@@ -160,7 +160,9 @@ class MuseGANCritic(nn.Module):
         self.chroma = nn.Sequential(nn.Linear(c.n_tracks * 12, w), leaky())
         pairs = c.n_tracks * (c.n_tracks - 1) // 2 if c.critic_tonal else 0
         if pairs:
-            self.register_buffer("phi", torch.from_numpy(PHI.T.astype("float32")), persistent=False)
+            self.register_buffer(
+                "phi", torch.from_numpy(TONAL_CENTROID.T.astype("float32")), persistent=False
+            )
             pair_index = torch.combinations(torch.arange(c.n_tracks), 2)  # [pairs, 2]
             self.register_buffer("pairs", pair_index, persistent=False)
         d = 2 * w * c.n_bars + w * c.n_bars + pairs * c.n_bars
