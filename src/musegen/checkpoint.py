@@ -4,9 +4,9 @@ and an optimizer's state as flat tensors plus JSON (:func:`flatten_optimizer`,
 :func:`restore_optimizer`) for safetensors, never pickles.
 
 :func:`save_training_state` / :func:`load_training_state`: the whole state of a small loop
-(weights, optimizer, schedule, random states, a JSON record) in one folder, for the audio
-trainers. Used by the one trainer (:mod:`musegen.train.trainer`), ``train rl`` and the audio
-trainers.
+(weights, optimizer, schedule, random states, a JSON record, the run's settings) in one
+folder; :func:`resumable_steps`: such a loop's steps, bar, Ctrl-C and checkpoints. Used by the
+one trainer (:mod:`musegen.train.trainer`), ``train rl`` and the audio trainers.
 """
 
 from __future__ import annotations
@@ -165,9 +165,10 @@ def load_training_state(
     schedule: Any,
     rng: Any,
     settings: dict[str, Any],
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """What :func:`save_training_state` wrote, into the live objects; returns the JSON
-    ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError`, before
+    """What :func:`save_training_state` wrote, into the live objects (``--resume``; said on
+    ``log`` when given); returns the JSON ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError`, before
     touching anything, when the folder is unreadable or was saved with other ``settings``
     (its steps too: a schedule spans them), and when it does not fit the model."""
     from safetensors.torch import load_file
@@ -191,6 +192,8 @@ def load_training_state(
     if schedule is not None:
         schedule.load_state_dict(info["schedule"])
     rng.bit_generator.state = info["rng"]
+    if log is not None:
+        log(f"resumed at step {info['state']['step']} from {folder}")
     return info["state"], extra
 
 
@@ -273,18 +276,3 @@ def resumable_steps(
                     raise Interrupted.after_step(number, folder)
     finally:
         bar.close()
-
-
-def resume_state(
-    folder: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: Any,
-    rng: Any,
-    settings: dict[str, Any],
-    log: Callable[[str], None],
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """:func:`load_training_state` for ``--resume``, and said."""
-    state, extra = load_training_state(folder, model, optimizer, schedule, rng, settings)
-    log(f"resumed at step {state['step']} from {folder}")
-    return state, extra

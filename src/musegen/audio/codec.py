@@ -296,8 +296,8 @@ def train_codec(
     from musegen.audio import rvq
     from musegen.checkpoint import (
         check_resume,
+        load_training_state,
         resumable_steps,
-        resume_state,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
@@ -345,7 +345,7 @@ def train_codec(
         return log_magnitude(torch.as_tensor(batch), cfg)
 
     if resume:
-        state, extra = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
+        state, extra = load_training_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
         used.copy_(extra["used"])
         ema.size.copy_(extra["ema_size"])
         ema.sum.copy_(extra["ema_sum"])

@@ -209,8 +209,8 @@ def train_prior(
 
     from musegen.checkpoint import (
         check_resume,
+        load_training_state,
         resumable_steps,
-        resume_state,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
@@ -236,7 +236,7 @@ def train_prior(
     out = Path(out)
     state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": [], "loss": 0.0}
     if resume:
-        state, _ = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
+        state, _ = load_training_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
     lines = state["lines"]
 
     def save() -> None:

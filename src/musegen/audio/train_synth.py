@@ -231,8 +231,8 @@ def train_synth(
     from musegen.audio.synth import build_network, save_synth
     from musegen.checkpoint import (
         check_resume,
+        load_training_state,
         resumable_steps,
-        resume_state,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
@@ -256,7 +256,7 @@ def train_synth(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, run.lr, total_steps=run.steps, pct_start=0.05)
     state: dict[str, Any] = {"step": 0, "best": math.inf, "best_step": 0, "lines": []}
     if resume:
-        state, _ = resume_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
+        state, _ = load_training_state(ckpt, model, opt, sched, rng, run.to_dict(), log)
     elif run.model.stretch:
         model.partials.copy_(torch.as_tensor(measure_stretch(run)))
         log(f"partial stretch measured for programs {run.model.instruments}")
