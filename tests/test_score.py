@@ -14,6 +14,7 @@ from musegen.score import (
     Tempo,
     TimeSignature,
     Track,
+    make_notes,
     pitch_name,
 )
 from strategies import scores
@@ -123,3 +124,11 @@ def test_empty_score_facts() -> None:
     s = Score()
     assert s.end == 0 and s.n_bars == 0 and s.is_empty() and s.pitch_range() is None
     assert s.duration_seconds() == 0.0
+
+
+def test_opening_keeps_whole_bars_after_a_pickup() -> None:
+    notes = make_notes([1440 + 1920 * k for k in range(6)], [480] * 6, [60] * 6)  # beat 4 pickup
+    score = Score(tracks=[Track(name="x", notes=notes)])
+    assert score.opening(2).n_bars == 3 and score.opening(2).end <= 3 * 1920
+    plain = Score(tracks=[Track(name="x", notes=make_notes([0, 1920, 3840], [480] * 3, [60] * 3))])
+    assert plain.opening(2).n_bars == 2 and plain.opening(9) is plain

@@ -414,6 +414,16 @@ class Score:
             ],
         )
 
+    def opening(self, bars: int) -> Score:
+        """The first ``bars`` whole bars, after a pickup if the score opens with one (its first
+        note after the first bar line's tick but before the second's): a generated piece of
+        ``bars`` bars has its pickup on top of them too."""
+        starts = self.bar_starts()
+        first = min((int(t.notes["start"].min()) for t in self.tracks if len(t)), default=0)
+        pickup = len(starts) >= 2 and 0 < first < int(starts[1])
+        bars += int(pickup)
+        return self if self.n_bars <= bars else self.slice_bars(0, bars)
+
     def slice_bars(self, start_bar: int, stop_bar: int) -> Score:
         """Bars ``start_bar`` .. ``stop_bar - 1`` (0-based) as a new score starting at 0."""
         if start_bar < 0 or stop_bar <= start_bar:

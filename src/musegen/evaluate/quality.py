@@ -195,23 +195,10 @@ def _classified(features: dict[str, float], excerpts: bool) -> dict[str, float]:
     return {k: v for k, v in features.items() if not k.startswith(ENDING_PREFIX)}
 
 
-def _has_pickup(score: Score) -> bool:
-    """Whether the first bar is a pickup padded with rests (nothing sounds on its downbeat)."""
-    starts = score.bar_starts()
-    if len(starts) < 2:
-        return False
-    first = min((int(t.notes["start"].min()) for t in score.tracks if len(t)), default=0)
-    return 0 < first < int(starts[1])
-
-
 def excerpt(score: Score, bars: int | None) -> Score:
-    """The first ``bars`` whole bars of ``score``, after its pickup if it has one (a
-    generated piece of ``bars`` bars has its pickup on top of them too)."""
-    if bars is not None and _has_pickup(score):
-        bars += 1
-    if bars is None or score.n_bars <= bars:
-        return score
-    return score.slice_bars(0, bars)
+    """The first ``bars`` whole bars of ``score`` after its pickup (:meth:`Score.opening`);
+    ``None``: the whole score."""
+    return score if bars is None else score.opening(bars)
 
 
 def quality_report(
