@@ -17,12 +17,19 @@ chord sequences; each gets ``fit + progression + cadence`` (:mod:`musegen.metric
 harmonization`; progression: the mean bigram log-probability of its chord changes, scaled by
 ``progression_weight``), minus ``kl`` times the sum over beats of log(policy / pretrained);
 the baseline of a draw is the mean of the other draws for the same melody (leave one out).
+
+Checkpoints: once pretraining is done its model is saved (``OUT/base``) and the tuning's whole
+state (policy, optimizer, random states, log rows) goes to ``OUT/checkpoint`` at the start and
+every :data:`CHECKPOINT_EVERY` steps; Ctrl-C or SIGTERM finishes the step, saves and stops;
+``--resume`` skips the pretraining and goes on, ending with the weights an uninterrupted run
+ends with.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,10 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from musegen.errors import MusegenError
+from musegen.errors import Interrupted, MusegenError
 
 MELODY_LOW = 60
 FRAMES_PER_BEAT = 2  # the rolls' eighth notes
+CHECKPOINT_EVERY = 10  # tuning steps between checkpoints
 
 
 @dataclass
@@ -214,10 +222,18 @@ def log_probs(
 
 # ----------------------------------------------------------------------------- tuning
 def tune(
-    cfg: RLChordConfig, base: torch.nn.Module, train: list, log: Any = print
+    cfg: RLChordConfig,
+    base: torch.nn.Module,
+    train: list,
+    folder: Path,
+    resume: bool = False,
+    log: Any = print,
 ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
-    """The policy after ``rl_steps`` steps (see the module docstring) and its log rows."""
+    """The policy after ``rl_steps`` steps (see the module docstring) and its log rows; the
+    state is checkpointed in ``folder`` (``resume``: read back from there first)."""
     import copy
+
+    from musegen.checkpoint import load_training_state, resumable_steps, save_training_state
 
     policy = copy.deepcopy(base)
     base.requires_grad_(False)
@@ -225,9 +241,22 @@ def tune(
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
     rng = np.random.default_rng(cfg.seed + 1)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    rows = []
+    state: dict[str, Any] = {"step": 0, "rows": []}
+    if resume:
+        state, extra = load_training_state(folder, policy, opt, None, rng, cfg.to_dict(), log)
+        gen.set_state(extra["generator"])
+    rows = state["rows"]
+
+    def save() -> None:
+        extra = {"generator": gen.get_state()}
+        save_training_state(folder, policy, opt, None, rng, state, cfg.to_dict(), extra)
+
+    if not resume:
+        save()  # the tuning's start: a resume after the pretraining need not redo it
     long_enough = [p for p in train if len(p[1]) >= 16]
-    for step in range(cfg.rl_steps):
+    steps = resumable_steps(cfg.rl_steps, CHECKPOINT_EVERY, state, folder, save, "tune", False)
+    for s in steps:
+        step = s.number - 1
         t0 = time.perf_counter()
         picks = rng.choice(len(long_enough), cfg.melodies, replace=False)
         melodies = [long_enough[k][0] for k in picks]
@@ -280,27 +309,36 @@ def tune(
     return policy, rows
 
 
-def train_rl_chord(cfg: RLChordConfig, out: str | Path, log: Any = print) -> dict[str, Any]:
+def train_rl_chord(
+    cfg: RLChordConfig, out: str | Path, log: Any = print, resume: bool = False
+) -> dict[str, Any]:
     """Pretrain and tune; write ``OUT/base`` (pretrained) and ``OUT/rl-chord`` (tuned) as
-    model folders, and ``OUT/log.jsonl``."""
-    from musegen.models import save_model
+    model folders, and ``OUT/log.jsonl``; ``resume``: go on from ``OUT/checkpoint``."""
+    from musegen.checkpoint import check_resume
+    from musegen.models import load_model, save_model
     from musegen.utils import atomic_write_text
 
     out = Path(out)
+    folder = out / "checkpoint"
+    check_resume(folder, resume, f"{out} already holds an RL-Chord run")
     out.mkdir(parents=True, exist_ok=True)
     train, valid = nottingham("train"), nottingham("valid")
     if not train or not valid:
         raise MusegenError("no Nottingham pieces to train on")
-    base, losses = pretrain(cfg, train, valid, log)
+    if resume:  # the checkpoint is written once the pretrained model is saved
+        base, saved = load_model(out / "base")
+        losses = {"valid_loss": saved["valid_loss"]}
+    else:
+        base, losses = pretrain(cfg, train, valid, log)
     meta = {
         "description": "RL-Chord: a chord per beat under a melody (Nottingham)",
         "rl_chord": cfg.to_dict(),
         **losses,
     }
-    save_model(
-        base, out / "base", {**meta, "description": meta["description"] + ", pretrained (no RL)"}
-    )
-    policy, rows = tune(cfg, base, train, log)
+    if not resume:
+        description = meta["description"] + ", pretrained (no RL)"
+        save_model(base, out / "base", {**meta, "description": description})
+    policy, rows = tune(cfg, base, train, folder, resume, log)
     save_model(
         policy,
         out / "rl-chord",
@@ -318,12 +356,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="JSON object of RLChordConfig settings")
     p.add_argument("--out", default="runs/rl-chord")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings = json.loads(Path(args.config).read_text()) if args.config else {}
-    cfg = RLChordConfig(**settings)
-    print(f"settings: {json.dumps(cfg.to_dict())}", flush=True)
-    summary = train_rl_chord(cfg, args.out, log=lambda s: print(s, flush=True))
+    try:
+        settings = json.loads(Path(args.config).read_text()) if args.config else {}
+        cfg = RLChordConfig(**settings)
+        print(f"settings: {json.dumps(cfg.to_dict())}", flush=True)
+        summary = train_rl_chord(cfg, args.out, lambda s: print(s, flush=True), args.resume)
+    except (MusegenError, OSError, ValueError, TypeError) as e:
+        print(f"rl_chord: error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"rl_chord: interrupted: {e}", file=sys.stderr)
+        return 130
     print(json.dumps(summary))
     return 0
 
