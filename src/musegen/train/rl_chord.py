@@ -362,9 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = json.loads(Path(args.config).read_text()) if args.config else {}
         cfg = RLChordConfig(**settings)
-        print(f"settings: {json.dumps(cfg.to_dict())}", flush=True)
+    except (OSError, ValueError, TypeError) as e:  # unreadable file, bad JSON, unknown key
+        print(f"rl_chord: error: --config {args.config}: {e}", file=sys.stderr)
+        return 2
+    print(f"settings: {json.dumps(cfg.to_dict())}", flush=True)
+    try:
         summary = train_rl_chord(cfg, args.out, lambda s: print(s, flush=True), args.resume)
-    except (MusegenError, OSError, ValueError, TypeError) as e:
+    except MusegenError as e:
         print(f"rl_chord: error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
