@@ -5,8 +5,9 @@ and an optimizer's state as flat tensors plus JSON (:func:`flatten_optimizer`,
 
 :func:`save_training_state` / :func:`load_training_state`: the whole state of a small loop
 (weights, optimizer, schedule, random states, a JSON record, the run's settings) in one
-folder; :func:`resumable_steps`: such a loop's steps, bar, Ctrl-C and checkpoints. Used by the
-one trainer (:mod:`musegen.train.trainer`), ``train rl`` and the audio trainers.
+folder (:data:`CHECKPOINT` in the run's folder, :func:`run_checkpoint`); :func:`resumable_steps`:
+such a loop's steps, bar, Ctrl-C and checkpoints. Used by the one trainer
+(:mod:`musegen.train.trainer`), ``train rl``, the audio trainers and RL-Chord's tuning.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+CHECKPOINT = "checkpoint"  # a run folder's checkpoint folder
 
 
 @contextmanager
@@ -168,9 +171,10 @@ def load_training_state(
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """What :func:`save_training_state` wrote, into the live objects (``--resume``; said on
-    ``log`` when given); returns the JSON ``state`` and the extra tensors. Raises :class:`~musegen.errors.MusegenError`, before
-    touching anything, when the folder is unreadable or was saved with other ``settings``
-    (its steps too: a schedule spans them), and when it does not fit the model."""
+    ``log`` when given); returns the JSON ``state`` and the extra tensors. Raises
+    :class:`~musegen.errors.MusegenError`, before touching anything, when the folder is
+    unreadable or was saved with other ``settings`` (its steps too: a schedule spans them),
+    and when it does not fit the model."""
     from safetensors.torch import load_file
 
     from musegen.errors import MusegenError
@@ -222,6 +226,14 @@ def check_resume(folder: Path, resume: bool, holds: str) -> None:
         )
 
 
+def run_checkpoint(out: str | Path, resume: bool, holds: str) -> Path:
+    """The checkpoint folder of the run in ``out`` (``out/checkpoint``), checked by
+    :func:`check_resume` before any work."""
+    folder = Path(out) / CHECKPOINT
+    check_resume(folder, resume, holds)
+    return folder
+
+
 def check_same_run(folder: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
     """``--resume`` goes on with the run's own settings (its steps too: a schedule spans
     them)."""
@@ -255,9 +267,9 @@ def resumable_steps(
     show: bool = True,
 ) -> Iterator[Step]:
     """The steps of a small training loop from ``state["step"] + 1`` to ``total``, with a
-    progress bar (unless ``show`` is false). After the caller's body for a step, ``state["step"]`` is set to it and, if
-    the step is due or Ctrl-C / SIGTERM came during it, ``save()`` writes the checkpoint to
-    ``folder``; after a signal the loop then stops with
+    progress bar (unless ``show`` is false). After the caller's body for a step,
+    ``state["step"]`` is set to it and, if the step is due or Ctrl-C / SIGTERM came during it,
+    ``save()`` writes the checkpoint to ``folder``; after a signal the loop then stops with
     :class:`~musegen.errors.Interrupted` (the one-line "stopped after step N, saved in ...")."""
     from musegen.errors import Interrupted
     from musegen.utils import progress

@@ -295,15 +295,14 @@ def train_codec(
 
     from musegen.audio import rvq
     from musegen.checkpoint import (
-        check_resume,
         load_training_state,
         resumable_steps,
+        run_checkpoint,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
 
-    ckpt = Path(out) / "checkpoint"
-    check_resume(ckpt, resume, f"{out} already holds a codec run")
+    ckpt = run_checkpoint(out, resume, f"{out} already holds a codec run")
 
     rng = np.random.default_rng(run.seed)
     torch.manual_seed(run.seed)

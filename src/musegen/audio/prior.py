@@ -208,15 +208,14 @@ def train_prior(
     import torch
 
     from musegen.checkpoint import (
-        check_resume,
         load_training_state,
         resumable_steps,
+        run_checkpoint,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
 
-    ckpt = Path(out) / "checkpoint"
-    check_resume(ckpt, resume, f"{out} already holds a prior run")
+    ckpt = run_checkpoint(out, resume, f"{out} already holds a prior run")
 
     cfg = run.prior
     rng = np.random.default_rng(run.seed)
@@ -435,7 +434,7 @@ def train_codec_and_prior(
     stage whose checkpoint is at its last step is done, one stopped halfway goes on from its
     checkpoint, one not begun begins."""
     from musegen.audio.codec import TrainCodecConfig, load_codec, render_corpus, train_codec
-    from musegen.checkpoint import has_training_state, saved_step
+    from musegen.checkpoint import CHECKPOINT, has_training_state, saved_step
     from musegen.utils import atomic_write_text
 
     if stages not in ("both", "codec", "prior"):
@@ -453,7 +452,7 @@ def train_codec_and_prior(
     atomic_write_text(out / "run.json", json.dumps(run, indent=2) + "\n")
     summary: dict[str, Any] = {}
     if stages != "prior":
-        ckpt = out / "codec" / "checkpoint"
+        ckpt = out / "codec" / CHECKPOINT
         if resume and saved_step(ckpt) == codec_run.steps:
             log(f"codec: trained already ({ckpt} is at step {codec_run.steps})")
         else:
@@ -461,7 +460,7 @@ def train_codec_and_prior(
             summary["codec"] = train_codec(codec_run, out / "codec", log=log, resume=go_on)
     if stages == "codec":
         return summary
-    ckpt = out / "prior" / "checkpoint"
+    ckpt = out / "prior" / CHECKPOINT
     if resume and saved_step(ckpt) == prior_run.steps:
         log(f"prior: trained already ({ckpt} is at step {prior_run.steps})")
         return summary

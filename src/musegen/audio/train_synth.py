@@ -214,9 +214,6 @@ def mr_stft_loss(
 
 
 # --------------------------------------------------------------------------- the run
-CHECKPOINT = "checkpoint"
-
-
 def train_synth(
     run: TrainSynthConfig, out: str | Path, *, log: Any = print, resume: bool = False
 ) -> dict[str, Any]:
@@ -230,16 +227,15 @@ def train_synth(
 
     from musegen.audio.synth import build_network, save_synth
     from musegen.checkpoint import (
-        check_resume,
         load_training_state,
         resumable_steps,
+        run_checkpoint,
         save_training_state,
     )
     from musegen.utils import atomic_write_text
 
     out = Path(out)
-    ckpt = out / CHECKPOINT
-    check_resume(ckpt, resume, f"{out} already holds a synth run")
+    ckpt = run_checkpoint(out, resume, f"{out} already holds a synth run")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps(run.to_dict(), indent=2) + "\n")
     rng = np.random.default_rng(run.seed)

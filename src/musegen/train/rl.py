@@ -100,6 +100,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from musegen.checkpoint import CHECKPOINT
 from musegen.errors import MusegenError
 from musegen.metrics.rewards import (
     LOCAL_PARTS,
@@ -114,7 +115,6 @@ from musegen.score import Score, TimeSignature
 from musegen.tokenizers.base import BOS, EOS, PAD, Tokenizer
 from musegen.utils import atomic_write_text
 
-CHECKPOINT = "checkpoint"
 TOKENS_PER_BAR = 160  # new tokens allowed per bar of four quarters (as generate's cap)
 
 

@@ -314,13 +314,12 @@ def train_rl_chord(
 ) -> dict[str, Any]:
     """Pretrain and tune; write ``OUT/base`` (pretrained) and ``OUT/rl-chord`` (tuned) as
     model folders, and ``OUT/log.jsonl``; ``resume``: go on from ``OUT/checkpoint``."""
-    from musegen.checkpoint import check_resume
+    from musegen.checkpoint import run_checkpoint
     from musegen.models import load_model, save_model
     from musegen.utils import atomic_write_text
 
     out = Path(out)
-    folder = out / "checkpoint"
-    check_resume(folder, resume, f"{out} already holds an RL-Chord run")
+    folder = run_checkpoint(out, resume, f"{out} already holds an RL-Chord run")
     out.mkdir(parents=True, exist_ok=True)
     train, valid = nottingham("train"), nottingham("valid")
     if not train or not valid:

@@ -20,8 +20,9 @@ tracks is visible to it). ``critic_tonal`` also hands it, per bar, the tonal dis
 et al.'s centroids, the figure MuseGAN's paper reports) between every two tracks, computed from
 those chromas: the harmony between voices as one number a pair, where a linear layer over the
 chromas would have to learn the centroids' normalisation and norm itself. No normalisation in
-the critic: the objective is WGAN-GP (:mod:`musegen.train.gan`), as in the paper. ``ema`` keeps a moving average of the generator
-that writes in eval mode (:class:`~musegen.models.gan.common.GanModel`).
+the critic: the objective is WGAN-GP (:mod:`musegen.train.gan`), as in the paper. ``ema``
+keeps a moving average of the generator that writes in eval mode
+(:class:`~musegen.models.gan.common.GanModel`).
 """
 
 from __future__ import annotations
