@@ -37,10 +37,10 @@ from musical_quality import load_reference
 
 
 def _features(scores: list[Any]) -> list[dict[str, float]]:
-    from musegen.evaluate.quality import _classified
+    from musegen.evaluate.quality import classifier_features
     from musegen.metrics.quality import analyse
 
-    return [_classified(analyse(s).features, True) for s in scores]
+    return [classifier_features(analyse(s).features, True) for s in scores]
 
 
 def _effect(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,6 +17,7 @@ from musegen.checkpoint import (
     load_training_state,
     resumable_steps,
     save_training_state,
+    written_whole,
 )
 from musegen.errors import Interrupted, MusegenError
 
@@ -78,3 +79,21 @@ def test_state_round_trip_and_the_checks(tmp_path: Path) -> None:
     (folder / "state.json").write_text("{not json")
     with pytest.raises(MusegenError, match="checkpoint is unreadable"):
         load_training_state(folder, other, opt2, sched2, rng2, {"lr": 0.1})
+
+
+def test_a_folder_is_swapped_in_whole_or_not_at_all(tmp_path: Path) -> None:
+    final = tmp_path / "checkpoint"
+    with written_whole(final) as tmp:
+        tmp.mkdir()
+        (tmp / "a.txt").write_text("one")
+    assert (final / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError), written_whole(final) as tmp:
+        tmp.mkdir()
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed while writing")
+    assert (final / "a.txt").read_text() == "one"  # the old folder untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no .tmp or .old left
+    with written_whole(final) as tmp:
+        tmp.mkdir()
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]

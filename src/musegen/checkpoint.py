@@ -1,5 +1,6 @@
 """What every resumable training loop shares: Ctrl-C that finishes the step
-(:func:`stop_requests`), folders swapped in whole (:func:`replace_dir`, :func:`recover_swap`),
+(:func:`stop_requests`), folders swapped in whole (:func:`written_whole`, :func:`replace_dir`,
+:func:`recover_swap`),
 and an optimizer's state as flat tensors plus JSON (:func:`flatten_optimizer`,
 :func:`restore_optimizer`) for safetensors, never pickles.
 
@@ -76,6 +77,21 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def written_whole(final: Path) -> Iterator[Path]:
+    """A fresh ``FINAL.tmp`` folder to write ``final`` into, swapped in whole
+    (:func:`replace_dir`) when the block ends; if the block raises, it is removed and
+    ``final`` stays as it was."""
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final)
+
+
 def flatten_optimizer(
     opt: torch.optim.Optimizer, sd: dict[str, Any] | None = None
 ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -135,14 +151,9 @@ def save_training_state(
     run's ``settings`` (``state.json``; a resume must bring the same settings)."""
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"))
     flat, groups = flatten_optimizer(optimizer)
     extra = {f"extra.{k}": v.detach().cpu().contiguous() for k, v in (tensors or {}).items()}
-    save_file({**flat, **extra, "torch_rng": torch.get_rng_state()}, str(tmp / "state.safetensors"))
     info = {
         "state": state,
         "settings": settings,
@@ -150,8 +161,13 @@ def save_training_state(
         "schedule": schedule.state_dict() if schedule is not None else None,
         "rng": rng.bit_generator.state,
     }
-    (tmp / "state.json").write_text(json.dumps(info))
-    replace_dir(tmp, folder)
+    with written_whole(folder) as tmp:
+        tmp.mkdir(parents=True)
+        save_file(weights, str(tmp / "model.safetensors"))
+        save_file(
+            {**flat, **extra, "torch_rng": torch.get_rng_state()}, str(tmp / "state.safetensors")
+        )
+        (tmp / "state.json").write_text(json.dumps(info))
 
 
 def has_training_state(folder: Path) -> bool:

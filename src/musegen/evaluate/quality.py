@@ -177,8 +177,8 @@ def set_figures(
     out["ending_share"] = out["cadence_ending_share" if chorale else "tonic_ending_share"]
     out["note_length_tv"] = note_length_histogram_distance(candidate_scores, reference_scores)
     c2st = classifier_two_sample_test(
-        [_classified(a.features, excerpts) for a in candidates],
-        [_classified(a.features, excerpts) for a in reference],
+        [classifier_features(a.features, excerpts) for a in candidates],
+        [classifier_features(a.features, excerpts) for a in reference],
         folds=folds,
         seed=seed,
         repeats=repeats,
@@ -188,7 +188,7 @@ def set_figures(
     return out
 
 
-def _classified(features: dict[str, float], excerpts: bool) -> dict[str, float]:
+def classifier_features(features: dict[str, float], excerpts: bool) -> dict[str, float]:
     """The features the two-sample classifier sees: all, or all but the ending's for excerpts."""
     if not excerpts:
         return features

@@ -90,7 +90,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -650,23 +649,20 @@ class RLTrainer:
         """The policy (a loadable model folder), the optimizer and the step, atomically."""
         from safetensors.torch import save_file
 
-        from musegen.checkpoint import flatten_optimizer, replace_dir
+        from musegen.checkpoint import flatten_optimizer, written_whole
         from musegen.models import save_model
 
-        final = self.out / CHECKPOINT
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_model(self.policy, tmp, self._meta())
         tensors, groups = flatten_optimizer(self.optimizer)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
         info = {
             "step": self.step_count,
             "param_groups": groups,
             "rl": self.cfg.to_dict(),
             "rewards": [n for n, _ in self.rewards],
         }
-        (tmp / "rl.json").write_text(json.dumps(info))
-        replace_dir(tmp, final)
+        with written_whole(self.out / CHECKPOINT) as tmp:
+            save_model(self.policy, tmp, self._meta())
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "rl.json").write_text(json.dumps(info))
 
     def load_checkpoint(self) -> None:
         """What :meth:`save_checkpoint` wrote (``--resume``); settings other than the step

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -39,12 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from musegen.checkpoint import (
+    CHECKPOINT,
     flatten_optimizer,
     optimizer_state,
     recover_swap,
-    replace_dir,
     restore_optimizer,
     stop_requests,
+    written_whole,
 )
 from musegen.errors import Interrupted, MusegenError
 from musegen.train.config import TrainConfig
@@ -148,7 +148,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.dist = init_distributed(self.device)
         if self.dist.main:  # a run killed between the two renames of a folder swap
-            for name in ("checkpoint", "best"):
+            for name in (CHECKPOINT, "best"):
                 recover_swap(self.out / name)
         self.fsdp = cfg.fsdp and self.dist.world > 1  # one process: nothing to shard
         if self.fsdp:
@@ -284,7 +284,7 @@ class Trainer:
         if resume:
             self.load_checkpoint()
             self._trim_log(self.state.step)
-        elif (self.out / "checkpoint").exists():
+        elif (self.out / CHECKPOINT).exists():
             raise MusegenError(
                 f"{self.out} already has a checkpoint: pass --resume to continue it, "
                 "or choose another --out"
@@ -361,7 +361,7 @@ class Trainer:
                 break
             if asked and st.step < cfg.max_steps:
                 self.log({"step": st.step, "event": "interrupted"})
-                raise Interrupted.after_step(st.step, self.out / "checkpoint")
+                raise Interrupted.after_step(st.step, self.out / CHECKPOINT)
 
     def _wait_for_all(self) -> None:
         """Under torchrun, leave ``fit`` together: rank 0 may still be writing the last
@@ -472,10 +472,8 @@ class Trainer:
         weights, _ = self._gather(optimizer=False)
         if not self.dist.main:
             return
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self._save_weights(tmp, weights)
-        replace_dir(tmp, directory)
+        with written_whole(directory) as tmp:
+            self._save_weights(tmp, weights)
 
     def _gather(self, optimizer: bool) -> tuple[Any, Any]:
         """FSDP: the full weights (and optimizer state), gathered on every rank; else None."""
@@ -501,13 +499,8 @@ class Trainer:
             return
         from safetensors.torch import save_file
 
-        final = self.out / "checkpoint"
-        tmp = self.out / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self._save_weights(tmp, weights)
         tensors, groups = flatten_optimizer(self.optimizer, optimizer_state)
         tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(tmp / "trainer.safetensors"))
         st = self.state
         info = {
             "step": st.step,
@@ -521,14 +514,16 @@ class Trainer:
             "precision": self.precision.to_dict(),
             "machine": machine_name(self.device),
         }
-        (tmp / "trainer.json").write_text(json.dumps(info))
-        replace_dir(tmp, final)
+        with written_whole(self.out / CHECKPOINT) as tmp:
+            self._save_weights(tmp, weights)
+            save_file(tensors, str(tmp / "trainer.safetensors"))
+            (tmp / "trainer.json").write_text(json.dumps(info))
 
     def load_checkpoint(self) -> None:
         """Restore everything :meth:`save_checkpoint` wrote (``--resume``)."""
         from safetensors.torch import load_file
 
-        ckpt = self.out / "checkpoint"
+        ckpt = self.out / CHECKPOINT
         if not (ckpt / "trainer.json").exists():
             raise MusegenError(
                 f"{ckpt}: no checkpoint to resume from (a run saves one every "
@@ -581,7 +576,7 @@ class Trainer:
         if self.dist.world > 1 or self.cfg.precision != "auto":
             return None
         try:
-            info = json.loads((self.out / "checkpoint" / "trainer.json").read_text())
+            info = json.loads((self.out / CHECKPOINT / "trainer.json").read_text())
         except (OSError, ValueError):
             return None  # none yet, or unreadable: load_checkpoint says so on --resume
         saved = info.get("precision") or {}
