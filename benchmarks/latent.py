@@ -37,7 +37,8 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   elsewhere); ratio = peer / ours (> 1: ours is nearer the corpus).
 * ``latent.attribute.{name}``: held-out segments encoded, decoded with and without +-1 times
   the attribute vector (the shipped ``attributes.json``, made from the train split): the share
-  of (segment, sign) cases whose attribute moved the asked way (peer: target 0.80).
+  of (segment, sign) cases whose attribute moved the asked way (peer: target 0.80), and the
+  mean change of the other attributes under +1 (a vector riding on another attribute shows).
 * ``latent.selfsim.{pitch,duration}.{consistency,variance}.vs_{independent,folk}``: Mittal
   et al. (2021) framewise self-similarity: in 4-bar windows with a 2-bar hop, a Gaussian of
   the notes' pitches (durations); the overlapping area of consecutive windows' Gaussians; its
@@ -293,13 +294,20 @@ def attributes(args: argparse.Namespace, data: Any) -> None:
     base = decode_all(vae, mu, 0.0, args.seed)
     for name, v in vectors.items():
         before = attribute_values(base, name)
-        up = attribute_values(decode_all(vae, mu + v, 0.0, args.seed), name)
+        raised = decode_all(vae, mu + v, 0.0, args.seed)
+        up = attribute_values(raised, name)
         down = attribute_values(decode_all(vae, mu - v, 0.0, args.seed), name)
         share = float(((up > before).mean() + (down < before).mean()) / 2)
+        # what else the vector moves: a vector that only rides on another attribute shows here
+        others = ", ".join(
+            f"{other} {float((attribute_values(raised, other) - attribute_values(base, other)).mean()):+.2f}"
+            for other in vectors
+            if other != name
+        )
         emit(f"latent.attribute.{name}", share, 0.80, share / 0.80,
              f"share of {len(rows)} {args.split} segments x (+1, -1) moved the asked way "
              f"(up {float((up > before).mean()):.3f}, down {float((down < before).mean()):.3f}; "
-             "peer: target)")  # fmt: skip
+             f"mean change of the others under +1: {others}; peer: target)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- self-similarity
