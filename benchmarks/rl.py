@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         "planned sections; a model's default form would restate bars for both)",
     )
     p.add_argument("--split", default="valid", choices=("valid", "test"))
-    p.add_argument("--data", default=str(ROOT / "data" / "folk-melody2"))
+    p.add_argument("--data", default=str(ROOT / "data" / "folk-melody"))
     p.add_argument("--reference", default="folk", help="source of the real melodies")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--chords", metavar="BASE,TUNED", help="measure RL-Chord (see above)")

@@ -128,6 +128,31 @@ def test_one_window_equals_a_full_forward_pass(tmp_path: Path, dataset: Path, to
     assert tiled[0].tokens == one.tokens
 
 
+def test_a_model_naming_fewer_options_reads_the_same_tokens(
+    tmp_path: Path, dataset: Path, tokenizer
+) -> None:  # type: ignore[no-untyped-def]
+    """A model's config may leave out options at their defaults (written by an older version),
+    a dataset's manifest spells them all out: the same tokens, so the NLL is measured."""
+    from musegen.tokenizers import spelled_out
+
+    folder = tiny_model(tokenizer, tmp_path / "m")
+    meta = json.loads((folder / "config.json").read_text())
+    full = meta["tokenizer"]
+    shorter = [
+        k
+        for k in full["config"]
+        if spelled_out({**full, "config": {q: v for q, v in full["config"].items() if q != k}})
+        == spelled_out(full)
+    ]
+    assert shorter  # an option at its default
+    meta["tokenizer"] = {
+        **full,
+        "config": {q: v for q, v in full["config"].items() if q != shorter[0]},
+    }
+    (folder / "config.json").write_text(json.dumps(meta))
+    assert evaluate_nll(str(folder), dataset, split="valid", context=16).tokens > 0
+
+
 def test_nll_cli_and_tokenizer_mismatch(
     tmp_path: Path,
     dataset: Path,

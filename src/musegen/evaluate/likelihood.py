@@ -68,11 +68,13 @@ def context_length(meta: dict[str, Any], model: Any, requested: int | None) -> i
 
 def _check_tokenizer(meta: dict[str, Any], data: Any, model_dir: Path) -> None:
     """The model must have been trained on tokens of the dataset's tokenizer."""
+    from musegen.tokenizers import spelled_out
+
     want = meta.get("tokenizer")
     have = data.manifest.tokenizer
     if want is None:
         raise MusegenError(f"{model_dir}: the model's config.json names no tokenizer")
-    if want != have:
+    if spelled_out(want) != spelled_out(have):
         raise MusegenError(
             f"{model_dir} was trained with tokenizer {want.get('tokenizer')!r} "
             f"{want.get('config', {})} but {data.path} was prepared with "

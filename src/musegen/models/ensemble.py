@@ -141,10 +141,10 @@ MEMBER_KEYS = ("step", "valid_loss", "test_loss", "run_config", "precision", "pa
 
 def _tokens(meta: dict[str, Any]) -> dict[str, Any] | None:
     """A model's tokenizer with every option spelt out (None: it names none)."""
-    from musegen.tokenizers import tokenizer_from_dict
+    from musegen.tokenizers import spelled_out
 
     described = meta.get("tokenizer")
-    return None if described is None else tokenizer_from_dict(described).to_dict()
+    return None if described is None else spelled_out(described)
 
 
 def join_saved(

@@ -61,6 +61,13 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     return get_tokenizer(name, **{**tokenizer_class(name).saved_defaults, **config})
 
 
+def spelled_out(d: dict[str, Any]) -> dict[str, Any]:
+    """A tokenizer description with every option spelt out, so two descriptions of the same
+    tokens compare equal (a model's config names only the options it changed, a dataset's
+    manifest names all of them)."""
+    return tokenizer_from_dict(d).to_dict()
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
     try:
         return tokenizer_from_dict(json.loads(Path(path).read_text()))
@@ -79,6 +86,7 @@ __all__ = [
     "available",
     "get_tokenizer",
     "load_tokenizer",
+    "spelled_out",
     "tokenizer_class",
     "tokenizer_from_dict",
 ]
