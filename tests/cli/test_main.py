@@ -133,3 +133,24 @@ def test_interrupted_work_says_what_it_saved_in_one_line(
     assert main(["models"]) == 130
     err = capsys.readouterr().err
     assert err == "musegen models: interrupted: stopped after step 3, saved in runs/x/checkpoint\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["generate", "--num", "0"], "--num/-n: must be >= 1, got 0"),
+        (["generate", "--tokens", "0"], "--tokens: must be >= 1, got 0"),
+        (["generate", "--bars", "x"], "--bars: invalid int value: 'x'"),
+        (["compose", "markov", "--bars", "-1"], "--bars: must be >= 1, got -1"),
+    ],
+)
+def test_a_count_below_one_is_refused_before_any_work(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--num 0 used to write a settings file and no piece (exit 0), --tokens 0 a whole piece,
+    and compose markov read its corpus before failing on a confusing message."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err

@@ -3,6 +3,7 @@ writer of generated pieces (``generate``, ``compose``, ``harmonize``, ``infill``
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -95,6 +96,18 @@ def report_failures(bad: list[str], command: str) -> int:
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of a count (pieces, bars, tokens): an integer >= 1, anything else one
+    line from argparse (exit 2) before any work starts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def require(condition: bool, message: str) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from musegen.cli.common import at_least_one
 from musegen.data.refs import REFS_HELP
 
 
@@ -71,11 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("any", "major", "minor"),
         help="train on pieces of this mode",
     )
-    m.add_argument("--max-pieces", type=int, metavar="N", help="read at most N pieces per corpus")
     m.add_argument(
-        "--num", "-n", type=int, default=1, metavar="K", help="melodies to write (default 1)"
+        "--max-pieces", type=at_least_one, metavar="N", help="read at most N pieces per corpus"
     )
-    m.add_argument("--bars", type=int, default=8, help="bars per melody (default 8)")
+    m.add_argument(
+        "--num",
+        "-n",
+        type=at_least_one,
+        default=1,
+        metavar="K",
+        help="melodies to write (default 1)",
+    )
+    m.add_argument("--bars", type=at_least_one, default=8, help="bars per melody (default 8)")
     m.add_argument(
         "--temperature", "-t", type=float, default=1.0, help="sampling temperature (default 1)"
     )
@@ -113,7 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--chords", metavar="ROMANS", help="progression, one chord per bar, e.g. 'I vi IV V'"
     )
     g.add_argument(
-        "--bars", type=int, help="bars (default: the progression's length, 8 by default)"
+        "--bars", type=at_least_one, help="bars (default: the progression's length, 8 by default)"
     )
     g.add_argument("--population", type=int, default=120)
     g.add_argument("--generations", type=int, default=150)
@@ -167,7 +175,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="segments (beats) including the final chord (default 16)",
     )
     b.add_argument("--unit-beats", type=int, default=1, help="beats per segment (default 1)")
-    b.add_argument("--max-pieces", type=int, metavar="N", help="read at most N chorales")
+    b.add_argument("--max-pieces", type=at_least_one, metavar="N", help="read at most N chorales")
     b.set_defaults(func=run_recombine)
     p.set_defaults(func=lambda args: _no_method(p))
 

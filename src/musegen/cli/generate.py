@@ -6,6 +6,7 @@ import argparse
 import json
 import secrets
 
+from musegen.cli.common import at_least_one
 from musegen.sampling.endings import ENDINGS
 
 
@@ -27,18 +28,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--primer", metavar="FILE", help="continue this MIDI/MusicXML/ABC file or corpus:NAME"
     )
     p.add_argument(
-        "--primer-bars", type=int, metavar="N", help="use only the first N bars of the primer"
+        "--primer-bars",
+        type=at_least_one,
+        metavar="N",
+        help="use only the first N bars of the primer",
     )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--bars", type=int, metavar="N", help="new bars to generate (default 8)")
+    length.add_argument(
+        "--bars", type=at_least_one, metavar="N", help="new bars to generate (default 8)"
+    )
     length.add_argument(
         "--seconds", type=float, metavar="S", help="new seconds of music to generate"
     )
-    length.add_argument("--tokens", type=int, metavar="N", help="new tokens to generate")
+    length.add_argument("--tokens", type=at_least_one, metavar="N", help="new tokens to generate")
     p.add_argument(
         "--num",
         "-n",
-        type=int,
+        type=at_least_one,
         default=1,
         metavar="K",
         help="pieces to generate, 16 at a time, each batch written when done: a run stopped "
