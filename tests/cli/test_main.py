@@ -47,6 +47,10 @@ def test_wrong_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> No
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--no-such-flag" in err
+    assert err.startswith("musegen info: error:") and "'musegen info --help'" in err
+    with pytest.raises(SystemExit):
+        main(["compose", "markov", "--nope"])
+    assert "(see 'musegen compose markov --help')" in capsys.readouterr().err
 
 
 def test_info_text_and_json(midi: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,6 +146,7 @@ def test_interrupted_work_says_what_it_saved_in_one_line(
         (["generate", "--tokens", "0"], "--tokens: must be >= 1, got 0"),
         (["generate", "--bars", "x"], "--bars: invalid int value: 'x'"),
         (["compose", "markov", "--bars", "-1"], "--bars: must be >= 1, got -1"),
+        (["harmonize", "x.mid", "--steps", "0"], "--steps: must be >= 1, got 0"),
     ],
 )
 def test_a_count_below_one_is_refused_before_any_work(

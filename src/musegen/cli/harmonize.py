@@ -6,7 +6,7 @@ import argparse
 import secrets
 from pathlib import Path
 
-from musegen.cli.common import write_pieces
+from musegen.cli.common import at_least_one, write_pieces
 
 MODEL_HELP = "coconet (default: the shipped Coconet), csp (rule-based), or a Coconet model folder"
 
@@ -87,7 +87,10 @@ def _common(p: argparse.ArgumentParser, name_help: str) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: a new one, printed and saved)")
     p.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="default 1.0")
     p.add_argument(
-        "--steps", type=int, metavar="N", help="Gibbs steps (default: grows with the free cells)"
+        "--steps",
+        type=at_least_one,
+        metavar="N",
+        help="Gibbs steps (default: grows with the free cells)",
     )
     p.add_argument("--render", default="", metavar="KINDS", help="also write e.g. wav,png")
 

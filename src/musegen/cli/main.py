@@ -73,9 +73,24 @@ def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     ]
 
 
+def _leaf(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser that ``argv`` names, e.g. ``compose markov``'s."""
+    current = parser
+    for token in argv:
+        groups = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups:
+            break
+        if token in groups[0].choices:
+            current = groups[0].choices[token]
+    return current
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the command whose options were mistyped, and its help
+        _leaf(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
