@@ -1,8 +1,7 @@
 """What every resumable training loop shares: Ctrl-C that finishes the step
 (:func:`stop_requests`), folders swapped in whole (:func:`written_whole`, :func:`replace_dir`,
-:func:`recover_swap`),
-and an optimizer's state as flat tensors plus JSON (:func:`flatten_optimizer`,
-:func:`restore_optimizer`) for safetensors, never pickles.
+:func:`recover_swap`), and an optimizer's state as flat tensors plus JSON
+(:func:`flatten_optimizer`, :func:`restore_optimizer`) for safetensors, never pickles.
 
 :func:`save_training_state` / :func:`load_training_state`: the whole state of a small loop
 (weights, optimizer, schedule, random states, a JSON record, the run's settings) in one
