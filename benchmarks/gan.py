@@ -207,11 +207,12 @@ def musegan(ref: str, n: int, seed: int, sample: bool = False, split: str = "tra
 
 def midinet(
     ref: str, n: int, seed: int, sample: bool = False, bars: int = 8, split: str = "train",
-    noise: str | None = None, tries: int | None = None,
+    noise: str | None = None, tries: int | None = None, register: str | None = None,
 ) -> None:  # fmt: skip
     """MidiNet's melodies over the chords of ``n`` 8-bar excerpts of ``split`` (``noise``:
     "bar" or "piece", default the model's ``piece_noise``; ``tries``: draws per bar until the
-    labeller names its chord, default the model's ``sampling.chord_tries``, else 1)."""
+    labeller names its chord, default the model's ``sampling.chord_tries``, else 1;
+    ``register``: "LOW,HIGH" (MIDI) or "off", default the model's ``sampling.register``)."""
     import torch
 
     from musegen.data.sources import get_source
@@ -235,10 +236,13 @@ def midinet(
     chords = [ch for _, ch in excerpts]
     if tries is None:
         tries = int((meta.get("sampling") or {}).get("chord_tries", 1))
+    span = (meta.get("sampling") or {}).get("register")
+    if register is not None:
+        span = None if register == "off" else [int(x) for x in register.split(",")]
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         fake = midinet_bars(model, chords, g, sample=sample, piece_noise=noise == "piece",
-                            tries=tries)  # [n, bars, steps, P]  # fmt: skip
+                            tries=tries, register=span)  # [n, bars, steps, P]  # fmt: skip
     data = np.stack([m for m, _ in excerpts])
     marg = np.concatenate([m for m, _ in excerpts]).mean(0)  # per-cell on-rate of a bar
     base = bernoulli(np.broadcast_to(marg, data.shape[1:]), n, rng)
@@ -253,7 +257,8 @@ def midinet(
         k: [score(x, ch) for x, ch in zip(v, chords, strict=True)]
         for k, v in (("data", data), ("ours", fake), ("baseline", base))
     }
-    emit({"settings": {"midinet_noise": noise, "split": split, "chord_tries": tries}})
+    emit({"settings": {"midinet_noise": noise, "split": split, "chord_tries": tries,
+                       "register": span}})  # fmt: skip
     for row in metric_rows("midinet", sets, bars):
         emit(row)
     melodies = {k: [_melody_only(s) for s in v] for k, v in sets.items()}
@@ -422,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the model's sampling.chord_tries, else 1)",
     )
     p.add_argument(
+        "--register",
+        metavar="LOW,HIGH",
+        help="MidiNet: notes moved by octaves into MIDI LOW..HIGH, each near the note before; "
+        "'off': as drawn (default: the model's sampling.register)",
+    )
+    p.add_argument(
         "--split", choices=("train", "valid", "test"), default="train",
         help="the data compared with (and MidiNet's conditioning chords): choose on valid",
     )  # fmt: skip
@@ -444,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         repeated(
             lambda s: midinet(
                 args.midinet, args.samples, s, sample, split=args.split, noise=args.noise,
-                tries=args.chord_tries,
+                tries=args.chord_tries, register=args.register,
             ),
             args.seed, args.repeats,
         )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +201,68 @@ def test_midinet_chord_tries_come_from_the_model_and_are_said(folders, tmp_path)
     assert plain.settings["sampling"]["chord_tries"] == 1
     again = load_generator(str(tmp_path)).generate(request)
     assert again.pieces[1].tracks[0].notes.tolist() == out.pieces[1].tracks[0].notes.tolist()
+
+
+def test_nearest_octaves_keeps_pitch_classes_and_rhythm_and_stays_near() -> None:
+    """Each note (a run of one pitch) moves by octaves to the pitch nearest the note before,
+    inside the range; a held note stays one note; a rest breaks a run; the first note keeps its
+    octave when it is in range."""
+    from musegen.sampling.gan import nearest_octaves
+
+    bar = np.zeros((2, 8, 36), dtype=np.float32)
+    for step, p in enumerate((12, 12, 28, 28, -1, 26, 4, 4)):  # C5 C5 E6 E6 rest D6 E4 E4
+        if p >= 0:
+            bar[0, step, p] = 1
+    bar[1, :, 30] = 1  # F#6 held the whole bar, in a row whose note before was C5
+    moved, last = nearest_octaves(bar, np.array([-1, 12]), 2, 24)
+    pitches = [int(np.flatnonzero(r)[0]) if r.any() else -1 for r in moved[0]]
+    assert pitches == [12, 12, 16, 16, -1, 14, 16, 16]  # C5 C5 E5 E5 rest D5 E5 E5
+    assert (moved[1].argmax(-1) == 18).all() and moved[1].sum() == 8  # F#5, still one note
+    assert last.tolist() == [16, 18]
+    assert ((moved.argmax(-1) % 12) == (bar.argmax(-1) % 12))[bar.any(-1)].all()
+    assert (moved.any(-1) == bar.any(-1)).all()  # the same steps sound
+    first, _ = nearest_octaves(bar[:1, 6:], np.array([-1]), 2, 24)
+    assert first[0].argmax(-1).tolist() == [4, 4]  # E4 in range: as drawn
+
+
+def test_midinet_bars_in_a_register(folders) -> None:  # type: ignore[no-untyped-def]
+    """With ``register`` every note lies in it, the chord check still runs, a seed repeats,
+    and a range too narrow to hold every pitch class is refused."""
+    from musegen.models import load_model
+    from musegen.sampling.gan import midinet_bars
+
+    model, _ = load_model(folders / "midinet")
+    c = model.config
+    chords = [[parse_chord(x) for x in ("C", "G", "Am", "F")]] * 6
+    low, high = c.low_pitch + 2, c.low_pitch + 16
+
+    def run() -> np.ndarray:
+        with torch.no_grad():
+            return midinet_bars(model, chords, torch.Generator().manual_seed(3), sample=False,
+                                piece_noise=True, tries=2, register=(low, high))  # fmt: skip
+
+    bars = run()
+    on = np.argwhere(bars)
+    assert len(on) and (on[:, -1] + c.low_pitch >= low).all()
+    assert (on[:, -1] + c.low_pitch <= high).all()
+    assert (run() == bars).all()
+    with pytest.raises(MusegenError, match="register"):
+        midinet_bars(model, chords, torch.Generator(), sample=False, piece_noise=True,
+                     register=(low, low + 7))  # fmt: skip
+
+
+def test_midinet_register_comes_from_the_model_and_is_said(folders, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from musegen.models import load_model
+
+    model, _ = load_model(folders / "midinet")
+    low = model.config.low_pitch
+    save_model(model, tmp_path, {"sampling": {"register": [low + 2, low + 16]}})
+    request = GenerateRequest(num=2, bars=3, chords=("C", "G"), seed=4)
+    out = load_generator(str(tmp_path)).generate(request)
+    assert out.settings["sampling"]["register"] == [low + 2, low + 16]
+    melody = np.concatenate([p.tracks[0].notes["pitch"] for p in out.pieces])
+    assert melody.min() >= low + 2 and melody.max() <= low + 16
+    assert (
+        load_generator(str(folders / "midinet")).generate(request).settings["sampling"]["register"]
+        is None
+    )

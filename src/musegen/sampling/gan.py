@@ -10,7 +10,11 @@
   draw for the whole piece (every bar of a tune then shares what the noise decides, its pace
   above all, as a tune's bars do). The piece has the melody and a second track holding
   each bar's chord (its triad or seventh chord under the melody, for listening; metrics read
-  the melody).
+  the melody). Where the model's ``sampling.register`` is ``[LOW, HIGH]`` (MIDI pitches), each
+  note is moved by octaves to the pitch nearest the note before within that range, its pitch
+  class kept (:func:`nearest_octaves`): the generator places a pitch class in an octave almost
+  at random, which makes its melodies leap between registers (mean leap 6.7 semitones against
+  the data's 3.1).
 * ``crnngan``: note after note from the LSTM generator until the bars are full.
 
 Cells are drawn as the model's ``sampling.draw`` says: ``"argmax"`` (MuseGAN's hard
@@ -90,9 +94,37 @@ def bar_agrees(cells: np.ndarray, chords: Sequence[Any], low_pitch: int) -> np.n
     )  # fmt: skip
 
 
+def nearest_octaves(
+    bar: np.ndarray, last: np.ndarray, low: int, high: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One bar of monophonic cells ``[n, steps, P]`` with each note (a run of one pitch) moved
+    by whole octaves to the pitch nearest the note before, among the pitch indices ``low ..
+    high`` (a tie goes to the side nearer the drawn pitch); ``last``: each row's note before,
+    as an index (-1: none yet, the note keeps its octave if in range). The pitch classes and
+    the rhythm stay. Returns the moved bar and each row's last note."""
+    out = np.zeros_like(bar)
+    last = np.array(last, dtype=np.int64)
+    n, steps, size = bar.shape
+    for i in range(n):
+        drawn, shift = -1, 0
+        for t in range(steps):
+            on = np.flatnonzero(bar[i, t])
+            if not len(on):
+                drawn = -1
+                continue
+            p = int(on[0])
+            if p != drawn:  # a new note
+                near = last[i] if last[i] >= 0 else p
+                choices = [q for q in range(p % 12, size, 12) if low <= q <= high] or [p]
+                q = min(choices, key=lambda q: (abs(q - near), abs(q - p)))
+                drawn, shift, last[i] = p, q - p, q
+            out[i, t, p + shift] = 1
+    return out, last
+
+
 def midinet_bars(
     model: Any, chords: list[list[Any]], g: Any, *, sample: bool, piece_noise: bool,
-    tries: int = 1,
+    tries: int = 1, register: Sequence[int] | None = None,
 ) -> np.ndarray:  # fmt: skip
     """MidiNet's melodies ``[n, bars, steps, P]`` (binary cells), one per list of bar chords
     in ``chords`` (all of one length), written bar by bar from noise, the bar's chord and the
@@ -101,7 +133,10 @@ def midinet_bars(
     ``piece_noise``: one noise draw per piece (else a fresh one per bar). ``tries`` > 1: a
     bar the labeller (:func:`bar_agrees`) does not name as its chord is drawn again from fresh
     noise, up to ``tries`` draws in all; the first draw that agrees replaces it (none: the
-    first draw stays). With ``tries`` 1 the draws are exactly those without the check."""
+    first draw stays). With ``tries`` 1 the draws are exactly those without the check.
+    ``register`` ``(low, high)``, MIDI pitches: each drawn bar's notes moved by octaves into
+    that range, each near the note before (:func:`nearest_octaves`), before the chord check
+    and before the next bar reads it."""
     import torch
 
     from musegen.models.gan.midinet import chord_vector
@@ -110,6 +145,21 @@ def midinet_bars(
         raise MusegenError(f"chord tries must be >= 1, got {tries}")
     c = model.config
     n, bars = len(chords), len(chords[0]) if chords else 0
+    last = np.full(n, -1)
+    if register is not None:
+        low, high = (int(x) - c.low_pitch for x in register)
+        if high - low < 11 or low < 0 or high >= c.n_pitches:
+            raise MusegenError(
+                f"register {list(register)}: give MIDI pitches LOW, HIGH at least 11 apart "
+                f"within the model's {c.low_pitch}..{c.low_pitch + c.n_pitches - 1}"
+            )
+
+    def drawn(cells: Any, before: np.ndarray) -> tuple[Any, np.ndarray]:
+        if register is None:
+            return cells, before
+        moved, after = nearest_octaves(cells[:, 0].numpy(), before, low, high)
+        return torch.from_numpy(moved).to(cells.dtype)[:, None], after
+
     vectors = torch.tensor(
         np.array([[chord_vector(x.root, x.pitch_classes) for x in ch] for ch in chords])
     ).reshape(n, bars, -1)
@@ -120,7 +170,7 @@ def midinet_bars(
         if b and not piece_noise:
             z = model.latent(n, generator=g)
         cond = {"chord": vectors[:, b], "prev": prev}
-        cells = model.draw(model.fake(z, cond), sample=sample, generator=g)
+        cells, after = drawn(model.draw(model.fake(z, cond), sample=sample, generator=g), last)
         if tries > 1:
             wanted = [ch[b] for ch in chords]
             ok = bar_agrees(cells[:, 0].numpy(), wanted, c.low_pitch)
@@ -128,10 +178,14 @@ def midinet_bars(
                 if ok.all():
                     break
                 z_again = model.latent(n, generator=g)
-                again = model.draw(model.fake(z_again, cond), sample=sample, generator=g)
+                again, again_after = drawn(
+                    model.draw(model.fake(z_again, cond), sample=sample, generator=g), last
+                )
                 fits = ~ok & bar_agrees(again[:, 0].numpy(), wanted, c.low_pitch)
                 cells[torch.from_numpy(fits)] = again[torch.from_numpy(fits)]
+                after[fits] = again_after[fits]
                 ok |= fits
+        last = after
         prev = cells
         out.append(cells[:, 0].numpy())
     return np.stack(out, 1) if out else np.zeros((n, 0, c.steps, c.n_pitches))
@@ -159,6 +213,7 @@ class GanGenerator(Generator):
     serves = ("generate",)
     sample = False  # the model's sampling.draw is "sample"
     chord_tries = 1  # MidiNet: draws a bar until the labeller names its chord
+    register: list[int] | None = None  # MidiNet: notes moved by octaves into this range
 
     def controls(self) -> tuple[str, ...]:
         return ("chords",) if self.meta.get("model") == "midinet" else ()
@@ -187,6 +242,7 @@ class GanGenerator(Generator):
         sampling = self.meta.get("sampling") or {}
         self.sample = sampling.get("draw", "argmax") == "sample"
         self.chord_tries = int(sampling.get("chord_tries", 1))
+        self.register = sampling.get("register")
         settings: dict[str, Any] = {"seed": request.seed, "bars": bars, "draw": self._draw_name()}
         with torch.no_grad():
             if name == "musegan":
@@ -199,6 +255,7 @@ class GanGenerator(Generator):
                 settings["chords"] = chords
                 settings["noise"] = "piece" if self.model.config.piece_noise else "bar"
                 settings["chord_tries"] = self.chord_tries
+                settings["register"] = self.register
             else:
                 pieces = self._crnngan(bars, request.num, g)
         pieces = [finish_piece(p, asked, empty) for p in pieces]
@@ -255,7 +312,7 @@ class GanGenerator(Generator):
         chords = [parse_chord(names[b % len(names)]) for b in range(bars)]
         melody = midinet_bars(
             self.model, [chords] * num, g, sample=self.sample, piece_noise=c.piece_noise,
-            tries=self.chord_tries,
+            tries=self.chord_tries, register=self.register,
         )  # fmt: skip
         pieces = []
         for piece in melody:  # [bars, steps, P]
