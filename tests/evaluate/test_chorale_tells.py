@@ -3,24 +3,17 @@ soprano (tiny pieces, a tiny random chorale model; no corpus is read)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from benchhelpers import load_benchmark
 from metricshelpers import satb
 
 
 @pytest.fixture(scope="module")
 def bench():  # type: ignore[no-untyped-def]
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "chorale_tells.py"
-    spec = importlib.util.spec_from_file_location("chorale_tells_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("chorale_tells")
 
 
 def _pieces(shift: int, n: int = 6) -> list:  # type: ignore[type-arg]

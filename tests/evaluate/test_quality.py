@@ -128,15 +128,11 @@ def test_benchmark_prints_table_and_json_lines(
 ) -> None:
     """A smoke test of benchmarks/musical_quality.py's output on the tiny report (the
     generation and the corpora are not touched)."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "musical_quality.py"
-    spec = importlib.util.spec_from_file_location("musical_quality_bench", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from benchhelpers import load_benchmark
+
+    bench = load_benchmark("musical_quality")
     bench.print_table("tiny", tiny_report, tiny_report["ceiling"])
     bench.emit_lines("tiny", tiny_report, None, {"pieces": 5})
     out = capsys.readouterr().out

@@ -3,15 +3,14 @@ benchmark's checks agree with an independent chord-tone rule, and the CLI's erro
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from benchhelpers import load_benchmark
 from musegen.cli.main import main
 from musegen.models import build_model, save_model
 from musegen.sampling.generate import SamplingConfig, generate
@@ -19,18 +18,12 @@ from musegen.score import Score, TimeSignature, Track, make_notes
 from musegen.theory import parse_chord
 from musegen.tokenizers import get_tokenizer
 
-ROOT = Path(__file__).resolve().parents[2]
 Q = 480
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("control_bench", ROOT / "benchmarks/control.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("control")
 
 
 @pytest.fixture(scope="module")

@@ -124,14 +124,9 @@ def test_a_tokenizer_without_bars_cannot_be_planned() -> None:
 
 
 def test_benchmark_distance_is_zero_for_the_corpus_itself() -> None:
-    import importlib.util
-    from pathlib import Path
+    from benchhelpers import load_benchmark
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "structure.py"
-    spec = importlib.util.spec_from_file_location("structure_bench", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("structure")
     rng = np.random.default_rng(0)
     pieces = [[rng.integers(60, 64, 4) for _ in range(16)] for _ in range(5)]
     ref = bench.features(pieces)

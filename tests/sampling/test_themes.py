@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchhelpers import load_benchmark
 from musegen.cli.main import main
 from musegen.errors import MusegenError
 from musegen.io import load, save
@@ -183,10 +183,7 @@ def test_a_models_default_form_applies_to_new_pieces_of_eight_bars_or_more() -> 
 
 
 def test_benchmark_recurrence_counts_restated_bars() -> None:
-    spec = importlib.util.spec_from_file_location("theme_bench", ROOT / "benchmarks/theme.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("theme")
     theme = [np.array([60, -1, 62, -1]), np.array([64, -1, -1, -2])]
     other = np.array([70, 71, 72, 73])
     bars = [*theme, other, theme[0] + 2 * (theme[0] >= 0), other, theme[1]]

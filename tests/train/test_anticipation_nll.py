@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from benchhelpers import load_benchmark
 from infillhelpers import melody
 from musegen.data.dataset import prepare_dataset
 from musegen.data.sources import Piece, Source
 from musegen.models import build_model, save_model
 from musegen.score import Score
 from musegen.tokenizers import get_tokenizer
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Tunes(Source):
@@ -32,13 +29,7 @@ class Tunes(Source):
 
 @pytest.mark.slow
 def test_both_models_score_the_same_tokens(tmp_path: Path, one_torch_thread: None) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "nll_bench", ROOT / "benchmarks/anticipation_nll.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("anticipation_nll")
     plain = get_tokenizer("melody", steps_per_quarter=2)
     data = tmp_path / "data"
     prepare_dataset(Tunes(), plain, data, workers=1, progress=False)

@@ -3,7 +3,6 @@ budget keeper that re-plans a run's steps to end on time."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchhelpers import load_benchmark
 from musegen.data.training import RollDataset, collate_rolls
 from musegen.models import build_model
 from musegen.models.frame import frame_nll_objective
@@ -29,12 +29,7 @@ TINY_RUN = {
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    path = ROOT / "benchmarks" / "polyphonic.py"
-    spec = importlib.util.spec_from_file_location("polyphonic_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("polyphonic")
 
 
 def test_benchmark_trains_then_loads(
