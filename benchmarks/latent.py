@@ -292,17 +292,18 @@ def attributes(args: argparse.Namespace, data: Any) -> None:
     rows = windows(vae, data, args.split, args.windows)
     mu = encode_rows(vae, rows)
     base = decode_all(vae, mu, 0.0, args.seed)
+    base_values = {name: attribute_values(base, name) for name in vectors}
     for name, v in vectors.items():
-        before = attribute_values(base, name)
+        before = base_values[name]
         raised = decode_all(vae, mu + v, 0.0, args.seed)
         up = attribute_values(raised, name)
         down = attribute_values(decode_all(vae, mu - v, 0.0, args.seed), name)
         share = float(((up > before).mean() + (down < before).mean()) / 2)
         # what else the vector moves: a vector that only rides on another attribute shows here
         others = ", ".join(
-            f"{other} {float((attribute_values(raised, other) - attribute_values(base, other)).mean()):+.2f}"
-            for other in vectors
-            if other != name
+            f"{o} {float((attribute_values(raised, o) - base_values[o]).mean()):+.2f}"
+            for o in vectors
+            if o != name
         )
         emit(f"latent.attribute.{name}", share, 0.80, share / 0.80,
              f"share of {len(rows)} {args.split} segments x (+1, -1) moved the asked way "
