@@ -90,6 +90,49 @@ def test_hierarchical_bars_read_their_own_embedding() -> None:
     assert torch.allclose(model.logits(steps, z)[:, :16], model.logits(other, z)[:, :16])
 
 
+def test_segments_of_two_bars_restart_the_bar_decoder_every_two_bars() -> None:
+    """``segment_bars`` 2: the conductor gives one embedding per two bars, the bar decoder
+    restarts there (a change in bars 3-4 leaves bars 1-2 alone, and bar 2 reads bar 1's steps);
+    the encoder reads two-bar segments first."""
+    torch.manual_seed(0)
+    options = {**TINY_VAE, "segment_bars": 2, "bar_tanh": False}
+    model = build_model("music-vae", decoder="hierarchical", encoder="hierarchical", n_bars=4,
+                        **options).eval()  # fmt: skip
+    c = model.config
+    assert (c.segment_steps, c.n_segments) == (32, 2)
+    z = torch.randn(2, c.latent)
+    assert model._conditions(z).shape == (2, 2, c.bar_embed)
+    steps = torch.randint(2, 10, (2, c.n_steps))
+    later, within = steps.clone(), steps.clone()
+    later[:, 40:] = 0
+    within[:, 5] = 0
+    base = model.logits(steps, z)
+    assert torch.allclose(base[:, :32], model.logits(later, z)[:, :32])
+    assert not torch.allclose(base[:, 16:32], model.logits(within, z)[:, 16:32])
+    assert model.sample(z, temperature=1.0).shape == (2, c.n_steps)
+    assert model.encode(steps)[0].shape == (2, c.latent)
+    with pytest.raises(MusegenError, match="segment_bars"):
+        build_model("music-vae", n_bars=4, segment_bars=3)
+
+
+def test_bar_tanh_and_project_z() -> None:
+    """The conductor's embeddings are squashed only with ``bar_tanh``; a flat decoder with
+    ``project_z`` reads ``to_bar(z)``: its decoder has the shape of a bar decoder."""
+    torch.manual_seed(0)
+    z = 10 * torch.randn(3, TINY_VAE["latent"])
+    for bar_tanh in (True, False):
+        model = build_model("music-vae", decoder="hierarchical", n_bars=2, bar_tanh=bar_tanh,
+                            **TINY_VAE)  # fmt: skip
+        model.to_bar.weight.data *= 100
+        assert (model._conditions(z).abs().max() > 1) is not bar_tanh
+    flat = build_model("music-vae", n_bars=2, project_z=True, **{**TINY_VAE, "bar_embed": 6})
+    assert flat._conditions(z).shape == (3, 1, 6)
+    assert flat.decoder.input_size == TINY_VAE["d_embed"] + 6
+    steps = torch.randint(2, 10, (3, 32))
+    assert flat.logits(steps, z).shape == (3, 32, flat.config.n_classes)
+    assert flat.sample(z).shape == (3, 32)
+
+
 def test_kl_and_objective() -> None:
     mu, sigma = torch.zeros(2, 4), torch.ones(2, 4)
     assert torch.allclose(kl_divergence(mu, sigma), torch.zeros(2))

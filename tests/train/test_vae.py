@@ -142,3 +142,33 @@ def test_init_may_change_the_objective_not_the_network(tmp_path: Path) -> None:
     assert model.config.free_bits == 64.0
     with pytest.raises(MusegenError, match="latent"):
         load_vae_init(build_model("music-vae", **{**TINY_VAE, "latent": 6}), str(saved))
+
+
+def test_init_parts_copies_named_modules_of_another_network(tmp_path: Path) -> None:
+    """``init_parts``: a 2-bar VAE's decoder becomes the bar decoder of a 4-bar hierarchical
+    one (two-bar segments); the rest stays fresh; a part of another shape is refused."""
+    from latenthelpers import tiny_vae
+    from musegen.errors import MusegenError
+    from musegen.train.vae import copy_parts
+
+    saved = tiny_vae(tmp_path / "v", seed=3)
+    source, _ = load_model(saved)
+    options = {**TINY_VAE, "bar_embed": TINY_VAE["latent"], "bar_tanh": False}
+    model = build_model("music-vae", n_bars=4, segment_bars=2, decoder="hierarchical",
+                        encoder="hierarchical", **options)  # fmt: skip
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    parts = ["embed", "encoder", "dec_init", "decoder", "out"]
+    copy_parts(model, {"model": str(saved), "parts": parts})
+    theirs, mine = source.state_dict(), model.state_dict()
+    for k, v in mine.items():
+        if k.split(".")[0] in parts:
+            assert np.array_equal(v.numpy(), theirs[k].numpy()), k
+        else:
+            assert np.array_equal(v.numpy(), fresh[k].numpy()), k
+    with pytest.raises(MusegenError, match="decoder"):
+        copy_parts(build_model("music-vae", **{**TINY_VAE, "dec_hidden": 12}),
+                   {"model": str(saved), "parts": ["decoder"]})  # fmt: skip
+    with pytest.raises(MusegenError, match="no module"):
+        copy_parts(model, {"model": str(saved), "parts": ["conductor"]})
+    with pytest.raises(MusegenError, match="init_parts must be"):
+        copy_parts(model, {"model": str(saved)})

@@ -16,7 +16,14 @@ A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps)
 * ``decoder="hierarchical"``: a *conductor* LSTM, started from ``z``, gives one embedding per
   bar; a bar decoder (an LSTM started from that embedding, which it also reads at every step)
   writes the bar's steps. Its state starts afresh every bar, so it cannot ignore the latent
-  over a long segment as a flat decoder can.
+  over a long segment as a flat decoder can. ``segment_bars`` > 1: each of the conductor's
+  embeddings covers that many bars (a "bar" of the conductor), and the hierarchical encoder
+  reads segments of that length first. With ``bar_tanh`` false the embedding is linear (not
+  squashed into -1..1), as a latent is: a 2-bar VAE's decoder can then serve as the bar
+  decoder of a 16-bar model (the run file's ``init_parts``, :mod:`musegen.train.vae`).
+* ``project_z`` (flat decoder): the decoder reads ``to_bar(z)`` (``bar_embed`` dims) instead
+  of ``z``, so a flat decoder of the same shape as a hierarchical model's bar decoder, or a
+  2-bar VAE's, can be compared with it from the same weights.
 * ``batch_norm_mu`` > 0 (BN-VAE, Zhu et al. 2020): the encoder's means are batch-normalised
   (no learned scale) and multiplied by that number, so across a batch every latent dim varies
   with that standard deviation. A freshly initialised encoder, above all the hierarchical
@@ -73,6 +80,7 @@ class MusicVAEConfig(ModelConfig):
     n_pitches: int = 54  # pitches low_pitch .. low_pitch + n_pitches - 1
     steps_per_bar: int = 16
     n_bars: int = 2
+    segment_bars: int = 1  # hierarchical: bars per conductor step (bar decoder restart)
     decoder: str = "flat"  # "flat" | "hierarchical"
     encoder: str = "flat"  # "flat" | "hierarchical" (bars first, then the row of bars)
     d_embed: int = 32
@@ -80,6 +88,8 @@ class MusicVAEConfig(ModelConfig):
     dec_hidden: int = 256
     conductor_hidden: int = 256
     bar_embed: int = 128  # the conductor's embedding of a bar (hierarchical)
+    bar_tanh: bool = True  # the conductor's embedding squashed by tanh (false: linear)
+    project_z: bool = False  # flat decoder: reads to_bar(z) (bar_embed dims), not z
     latent: int = 64
     free_bits: float = 16.0  # nats per segment the KL may use without cost
     beta: float = 0.2
@@ -95,6 +105,10 @@ class MusicVAEConfig(ModelConfig):
         self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitches 0..127")
         self.check(self.n_pitches > 0, "n_pitches must be positive")
         self.check(self.steps_per_bar > 0 and self.n_bars > 0, "bars and steps must be positive")
+        self.check(
+            self.segment_bars > 0 and self.n_bars % self.segment_bars == 0,
+            "segment_bars must be positive and divide n_bars",
+        )
         for name in ("d_embed", "enc_hidden", "dec_hidden", "conductor_hidden", "bar_embed"):
             self.check(getattr(self, name) > 0, f"{name} must be positive")
         self.check(self.latent > 0, "latent must be positive")
@@ -111,6 +125,15 @@ class MusicVAEConfig(ModelConfig):
     @property
     def n_steps(self) -> int:
         return self.steps_per_bar * self.n_bars
+
+    @property
+    def segment_steps(self) -> int:
+        """Steps a hierarchical decoder's bar decoder writes before it restarts."""
+        return self.steps_per_bar * self.segment_bars
+
+    @property
+    def n_segments(self) -> int:
+        return self.n_bars // self.segment_bars
 
 
 def _state(linear: nn.Linear, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +167,9 @@ class MusicVAE(nn.Module):
             self.conductor = nn.LSTM(c.latent, c.conductor_hidden, batch_first=True)
             self.to_bar = nn.Linear(c.conductor_hidden, c.bar_embed)
             cond = c.bar_embed
+        elif c.project_z:
+            self.to_bar = nn.Linear(c.latent, c.bar_embed)
+            cond = c.bar_embed
         else:
             cond = c.latent
         self.dec_init = nn.Linear(cond, 2 * c.dec_hidden)
@@ -160,7 +186,7 @@ class MusicVAE(nn.Module):
         x = self.drop(self.embed(steps))
         if self.config.encoder == "hierarchical":
             B, T, _ = x.shape
-            S = self.config.steps_per_bar
+            S = self.config.segment_steps
             _, (h, _) = self.encoder(x.reshape(B * (T // S), S, -1))
             x = torch.cat([h[0], h[1]], dim=-1).reshape(B, T // S, -1)
             _, (h, _) = self.bar_encoder(x)
@@ -174,14 +200,18 @@ class MusicVAE(nn.Module):
 
     # ------------------------------------------------------------------ decoder
     def _conditions(self, z: torch.Tensor) -> torch.Tensor:
-        """What each bar's decoder reads: ``[B, bars, cond]`` (the conductor's embeddings) for
-        the hierarchical decoder, ``[B, 1, latent]`` (``z`` itself) for the flat one."""
+        """What each bar's decoder reads: ``[B, segments, cond]`` (the conductor's embeddings)
+        for the hierarchical decoder, ``[B, 1, cond]`` (``z``, or ``to_bar(z)``) for the flat
+        one."""
         c = self.config
         if c.decoder == "flat":
-            return z.unsqueeze(1)
-        inputs = z.unsqueeze(1).expand(-1, c.n_bars, -1)
+            return self._squash(self.to_bar(z)).unsqueeze(1) if c.project_z else z.unsqueeze(1)
+        inputs = z.unsqueeze(1).expand(-1, c.n_segments, -1)
         h, _ = self.conductor(inputs, _state(self.conductor_init, z))
-        return torch.tanh(self.to_bar(h))
+        return self._squash(self.to_bar(h))
+
+    def _squash(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) if self.config.bar_tanh else x
 
     def _previous(self, steps: torch.Tensor) -> torch.Tensor:
         """Teacher-forcing inputs: the start symbol, then every step but the last. In training,
@@ -206,10 +236,10 @@ class MusicVAE(nn.Module):
         prev = self.drop(self.embed(self._previous(steps)))
         if c.decoder == "flat":
             x = torch.cat([prev, cond.expand(-1, T, -1)], dim=-1)
-            h, _ = self.decoder(x, _state(self.dec_init, z))
+            h, _ = self.decoder(x, _state(self.dec_init, cond[:, 0]))
             return self.out(self.drop(h))
-        # every bar decoded in parallel: [B * bars, steps_per_bar]
-        S = c.steps_per_bar
+        # every bar decoded in parallel: [B * bars, segment_steps]
+        S = c.segment_steps
         bars = T // S
         cond = cond[:, :bars].reshape(B * bars, -1)
         prev = prev.reshape(B * bars, S, -1)
@@ -241,11 +271,11 @@ class MusicVAE(nn.Module):
         out = torch.zeros(B, c.n_steps, dtype=torch.long, device=z.device)
         prev = torch.full((B,), self.start, dtype=torch.long, device=z.device)
         sounding = torch.zeros(B, dtype=torch.bool, device=z.device)
-        state = _state(self.dec_init, z) if c.decoder == "flat" else None
+        state = _state(self.dec_init, cond[:, 0]) if c.decoder == "flat" else None
         for t in range(c.n_steps):
-            bar = t // c.steps_per_bar
+            bar = t // c.segment_steps
             bar_cond = cond[:, 0] if c.decoder == "flat" else cond[:, bar]
-            if c.decoder == "hierarchical" and t % c.steps_per_bar == 0:
+            if c.decoder == "hierarchical" and t % c.segment_steps == 0:
                 state = _state(self.dec_init, bar_cond)
             x = torch.cat([self.embed(prev), bar_cond], dim=-1).unsqueeze(1)
             h, state = self.decoder(x, state)

@@ -26,7 +26,7 @@ from typing import Any
 from musegen.errors import MusegenError
 from musegen.train.config import TrainConfig
 
-RUN_KEYS = {"model", "model_config", "train", "augment", "data", "objective"}
+RUN_KEYS = {"model", "model_config", "train", "augment", "data", "objective", "init_parts"}
 
 
 def read_run_file(path: str | Path) -> dict[str, Any]:
@@ -93,6 +93,8 @@ def _train_run(
         from musegen.train.coconet import train_coconet
 
         return train_coconet(run, out_dir, resume=resume, init=init, data_path=data_dir)
+    if "init_parts" in run and name != "music-vae":
+        raise MusegenError(f"init_parts is for music-vae runs; this run trains a {name}")
     if name == "music-vae":
         from musegen.train.vae import train_vae
 

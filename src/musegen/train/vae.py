@@ -14,6 +14,12 @@ A run file::
      "train": {"batch_size": 64, "max_steps": 1500, ...},
      "data": {"root": null, "hop_bars": 1, "transpose": 5, "max_valid": 2000}}
 
+``init_parts`` (optional, ``{"model": REF, "parts": ["embed", "decoder", ...]}``): before
+training, the named modules' weights are copied from another saved ``music-vae`` (a folder or
+a shipped name) whose networks differ elsewhere, e.g. a 2-bar VAE's decoder as the bar decoder
+of a 16-bar hierarchical one (``segment_bars`` 2, ``bar_embed`` = its latent, ``bar_tanh``
+false). Every tensor of a named part must exist in both with one shape.
+
 ``transpose``: each training segment moves by a random number of semitones up to that far
 (within the model's pitch range), drawn from (seed, item). ``max_valid``: the valid windows
 scored at each evaluation (every k-th, evenly spread). The model folder records the
@@ -156,6 +162,34 @@ def load_vae_init(model: Any, ref: str) -> None:
     model.load_state_dict(source.state_dict())
 
 
+def copy_parts(model: Any, spec: Any) -> None:
+    """Copy the modules ``spec["parts"]`` of the saved ``music-vae`` ``spec["model"]`` into
+    ``model`` (the run file's ``init_parts``); the rest keeps its fresh initialisation."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    if not isinstance(spec, dict) or set(spec) != {"model", "parts"}:
+        raise MusegenError('init_parts must be {"model": NAME_OR_FOLDER, "parts": [MODULE, ...]}')
+    source, meta = load_model(resolve_model(str(spec["model"])))
+    if meta.get("model") != "music-vae":
+        raise MusegenError(f"init_parts: {spec['model']} is a {meta.get('model')}, not a music-vae")
+    theirs, mine = source.state_dict(), model.state_dict()
+    copied = {}
+    for part in spec["parts"]:
+        keys = [k for k in theirs if k.startswith(f"{part}.")]
+        if not keys:
+            raise MusegenError(f"init_parts: {spec['model']} has no module {part!r}")
+        for key in keys:
+            if key not in mine or mine[key].shape != theirs[key].shape:
+                got = tuple(mine[key].shape) if key in mine else "nothing"
+                raise MusegenError(
+                    f"init_parts: {key} is {tuple(theirs[key].shape)} in {spec['model']} "
+                    f"but {got} in the run's model"
+                )
+            copied[key] = theirs[key]
+    model.load_state_dict(copied, strict=False)
+
+
 @dataclass
 class VaeData:
     """The tokenizer of a prepared melody dataset and its segments per split."""
@@ -204,6 +238,9 @@ def train_vae(
     cfg = TrainConfig.from_dict(run.get("train", {}))
     options = data_options(run, data_path)
     model = initial_model("music-vae", run.get("model_config", {}), cfg.seed, None, resume)
+    parts = run.get("init_parts")
+    if parts is not None and not resume:
+        copy_parts(model, parts)
     if init is not None and not resume:
         load_vae_init(model, init)
     data = load_vae_data(options["root"], model.config, options["hop_bars"])
@@ -215,6 +252,8 @@ def train_vae(
     valid = SegmentDataset(valid_rows, model.config.n_classes)
     used = {"model": "music-vae", "model_config": model.config.to_dict(), "train": cfg.to_dict()}
     used["data"] = options
+    if parts is not None:
+        used["init_parts"] = parts
     out = write_run(out_dir, used, init)
     meta = {
         "tokenizer": data.tokenizer.to_dict(),
