@@ -78,6 +78,20 @@ def test_attribute_then_sample(
     assert json.loads((tmp_path / "r" / "sample.json").read_text())["refine"] == 2
 
 
+def test_prior_written_beside_the_model_or_out(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "prior.json"
+    args = ["latent", "prior", "--data", files["data"], "--model", files["model"]]
+    assert main([*args, "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert len(record["mean"]) == 4 and len(record["cholesky"]) == 4 and record["segments"] == 24
+    assert "24 segments" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--hop", "0"])
+    assert stop.value.code == 2 and "--hop: must be >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -90,6 +104,7 @@ def test_attribute_then_sample(
         (["sample", "--num", "0"], ">= 1"),
         (["sample", "--temperature", "-1"], "temperature"),
         (["attribute", "--data", "DATA", "--compute", "loudness"], "unknown attribute"),
+        (["prior", "--data", "missing-folder"], "missing-folder"),
     ],
 )
 def test_bad_input(

@@ -15,9 +15,11 @@ from musegen.sampling.latent import (
     LatentVAE,
     attribute_table,
     attribute_vector,
+    fit_prior,
     note_density,
     parse_additions,
     pitch_range,
+    prior_record,
     slerp,
     syncopation,
 )
@@ -126,3 +128,41 @@ def test_generators(tmp_path: Path) -> None:
     assert np.array_equal(np.delete(before, 1, axis=0), np.delete(after, 1, axis=0))
     with pytest.raises(MusegenError, match="has 8 bars"):
         gen.infill(score, (9, 9))
+
+
+def test_fit_prior_recovers_a_correlated_gaussian() -> None:
+    rng = np.random.default_rng(0)
+    mix = np.array([[2.0, 0.0, 0.0], [1.5, 0.1, 0.0], [0.0, 0.0, 0.5]])
+    x = rng.standard_normal((20000, 3)) @ mix.T + np.array([1.0, -1.0, 0.0])
+    mean, factor = fit_prior(x, shrink=0.0)
+    assert np.allclose(mean, [1, -1, 0], atol=0.05)
+    assert np.allclose(factor @ factor.T, mix @ mix.T, atol=0.1)
+    flat = np.tile(rng.standard_normal((50, 1)), (1, 3))  # rank one: shrinking keeps it whole
+    _, factor = fit_prior(flat)
+    assert np.isfinite(factor).all() and (np.diag(factor) > 0).all()
+    with pytest.raises(MusegenError, match="two segments"):
+        fit_prior(np.zeros((1, 3)))
+
+
+def test_a_fitted_prior_is_drawn_from_when_saved_beside_the_model(tmp_path: Path) -> None:
+    """Without latent_prior.json new latents are N(0, I); with it they come from the fitted
+    Gaussian (the same standard draws, so a seed gives one set); the generator says which."""
+    import json
+
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    folder = tiny_vae(tmp_path / "m")
+    vae = LatentVAE.load(str(folder))
+    plain = vae.draw((2, 3), np.random.default_rng(4))
+    assert plain.shape == (2, 3, 4) and vae.prior_name == "N(0, I)"
+    record = prior_record(vae, str(tiny_dataset(tmp_path / "d")), hop_bars=1)
+    assert record["segments"] == 8 * 3  # eight 4/4 tunes of three 2-bar windows a bar apart
+    record["mean"], record["cholesky"] = [5.0] * 4, (0.1 * np.eye(4)).tolist()
+    vae.prior_path().write_text(json.dumps(record))
+    fitted = vae.draw((2, 3), np.random.default_rng(4))
+    assert np.allclose(fitted, 5.0 + 0.1 * plain) and vae.prior_name.startswith("fitted")
+    settings = load_generator(str(folder)).generate(GenerateRequest(seed=1, bars=4)).settings
+    assert settings["sampling"]["prior"].startswith("fitted")
+    vae.prior_path().write_text(json.dumps({"mean": [0.0] * 3, "cholesky": [[1.0] * 3] * 3}))
+    with pytest.raises(MusegenError, match="3 dims, the model has 4"):
+        vae.draw((1,), np.random.default_rng(0))

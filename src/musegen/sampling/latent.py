@@ -34,6 +34,7 @@ from musegen.sampling.generators import Generated, GenerateRequest, Generator
 from musegen.score import Score
 
 ATTRIBUTES_FILE = "attributes.json"
+PRIOR_FILE = "latent_prior.json"
 
 
 # ---------------------------------------------------------------------- attributes
@@ -249,6 +250,41 @@ class LatentVAE:
                 )
         return vectors
 
+    # -------------------------------------------------------------- the prior
+    def prior_path(self) -> Path:
+        return self.folder / PRIOR_FILE
+
+    def load_prior(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fitted prior ``musegen latent prior`` saved beside the model (mean, Cholesky
+        factor of the covariance), or None: new latents then come from N(0, I)."""
+        path = self.prior_path()
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            mean = np.asarray(record["mean"], dtype=np.float64)
+            factor = np.asarray(record["cholesky"], dtype=np.float64)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(path, f"unreadable latent prior ({e})") from e
+        d = self.config.latent
+        if mean.shape != (d,) or factor.shape != (d, d):
+            raise InputError(path, f"a prior of {mean.size} dims, the model has {d}")
+        return mean, factor
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """New latents ``[*shape, latent]``: the fitted prior where the model has one, else
+        N(0, I) (both from standard normal draws of ``rng``, so a seed gives one set)."""
+        eps = rng.standard_normal((*shape, self.config.latent))
+        prior = self.load_prior()
+        if prior is None:
+            return eps
+        mean, factor = prior
+        return mean + eps @ factor.T
+
+    @property
+    def prior_name(self) -> str:
+        return f"fitted ({PRIOR_FILE})" if self.prior_path().is_file() else "N(0, I)"
+
     def add(
         self, z: np.ndarray, additions: dict[str, float], vectors: dict[str, np.ndarray]
     ) -> np.ndarray:
@@ -289,9 +325,11 @@ def steps_score(
     return score
 
 
-def data_segments(vae: LatentVAE, data: str, split: str = "train") -> np.ndarray:
+def data_segments(
+    vae: LatentVAE, data: str, split: str = "train", hop_bars: int | None = None
+) -> np.ndarray:
     """Class rows ``[N, n_steps]`` of ``data``: a dataset prepared with the ``melody``
-    tokenizer (its ``split``, windows ``n_bars`` apart), else any reference
+    tokenizer (its ``split``, windows ``hop_bars`` apart, default ``n_bars``), else any reference
     :func:`musegen.data.refs.resolve` reads (pieces that cannot be read are skipped)."""
     from musegen.train.vae import melody_segments
 
@@ -302,7 +340,7 @@ def data_segments(vae: LatentVAE, data: str, split: str = "train") -> np.ndarray
         if prepared.tokenizer.name != "melody":
             raise MusegenError(f"{data}: a {prepared.tokenizer.name} dataset, not a melody one")
         rows, _ = melody_segments(
-            prepared.split(split), prepared.tokenizer, vae.config, hop_bars=vae.config.n_bars
+            prepared.split(split), prepared.tokenizer, vae.config, hop_bars or vae.config.n_bars
         )
     else:
         from musegen.data.refs import resolve
@@ -361,6 +399,42 @@ def attribute_table(
     return record
 
 
+def fit_prior(latents: np.ndarray, shrink: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and Cholesky factor of a Gaussian fitted to ``latents`` [N, D], the covariance
+    shrunk by ``shrink`` toward its diagonal's mean so it stays positive definite.
+
+    Ex-post density estimation (Ghosh et al. 2020): the encoder's means of real segments
+    fill a thin, correlated part of the latent space (a few directions carry most of their
+    spread), and N(0, I) draws fall mostly outside it, where the decoder writes sparse
+    melodies; drawing from a Gaussian fitted to the means keeps new latents where the real
+    ones lie."""
+    x = np.asarray(latents, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise MusegenError("fitting a latent prior needs at least two segments")
+    mean = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False)
+    cov = (1 - shrink) * cov + shrink * np.eye(len(cov)) * np.trace(cov) / len(cov)
+    return mean, np.linalg.cholesky(cov)
+
+
+def prior_record(
+    vae: LatentVAE, data: str, split: str = "train", hop_bars: int = 1
+) -> dict[str, Any]:
+    """The JSON record ``musegen latent prior`` saves: a Gaussian fitted to the posterior
+    means of ``data``'s segments (a prepared melody dataset: windows ``hop_bars`` apart;
+    another reference: each piece's segments)."""
+    rows = data_segments(vae, data, split, hop_bars)
+    mean, factor = fit_prior(encode_rows(vae, rows))
+    return {
+        "model": str(vae.folder),
+        "data": data,
+        "split": split,
+        "segments": len(rows),
+        "mean": [round(float(x), 6) for x in mean],
+        "cholesky": [[round(float(x), 6) for x in row] for row in factor],
+    }
+
+
 # ---------------------------------------------------------------------- generators
 
 
@@ -371,8 +445,9 @@ def latent_generator_class(name: str) -> type[Generator]:
 
 
 class MusicVAEGenerator(Generator):
-    """New melodies from a MusicVAE: latents drawn from its prior N(0, I), one per
-    ``n_bars`` bars, each decoded on its own."""
+    """New melodies from a MusicVAE: latents drawn from its prior (the fitted one saved
+    beside the model by ``musegen latent prior``, else N(0, I)), one per ``n_bars`` bars,
+    each decoded on its own."""
 
     kind = "melody VAE"
     serves = ("generate",)
@@ -393,7 +468,10 @@ class MusicVAEGenerator(Generator):
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         import torch
 
-        return torch.randn(request.num, n, self.vae.config.latent, generator=draws)
+        if self.vae.load_prior() is None:
+            return torch.randn(request.num, n, self.vae.config.latent, generator=draws)
+        rng = np.random.default_rng(request.seed)
+        return torch.as_tensor(self.vae.draw((request.num, n), rng), dtype=torch.float32)
 
     def _bars_per_latent(self) -> int:
         return int(self.vae.config.n_bars)
@@ -438,7 +516,7 @@ class MusicVAEGenerator(Generator):
         return self.vae.default_temperature if t is None else float(t)
 
     def _extra(self) -> dict[str, Any]:
-        return {}
+        return {"prior": self.vae.prior_name}
 
 
 class LatentDiffusionGenerator(MusicVAEGenerator):
