@@ -43,8 +43,10 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   et al. (2021) framewise self-similarity: in 4-bar windows with a 2-bar hop, a Gaussian of
   the notes' pitches (durations); the overlapping area of consecutive windows' Gaussians; its
   mean and variance over a set against the held-out pieces' (``1 - |x - x_data| / x_data``).
-  Ours: the diffusion prior's pieces; peer: its VAE's (``--prior-vae``) prior with independent
-  latents, or the ``folk`` transformer (4/4), ``--bars`` long, ``--pieces`` each, against
+  Ours: the diffusion prior's pieces; peer: its VAE's (``--prior-vae``) prior N(0, I) with
+  independent latents, the same VAE's fitted prior (``latent_prior.json``, what ``generate``
+  draws from; ``.vs_fitted``) where it has one, or the ``folk`` transformer (4/4), ``--bars``
+  long, ``--pieces`` each, against
   held-out pieces at least that long (cut to it).
 
 Prints JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` (ratio > 1: we are better).
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae16", default="folk-vae-16bar")
     p.add_argument(
         "--flat16",
-        default="runs/folk-vae-16bar-bn-flat-more/best",
+        default="runs/folk-vae-16bar-seg2-flat/best",
         help="the flat peer of --vae16 (its recipe: the folk-vae-16bar card)",
     )
     p.add_argument("--prior", default="latent-diffusion")
@@ -388,9 +390,13 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     truth = set_overlaps(real)
     request = GenerateRequest(num=args.pieces, seed=args.seed, bars=args.bars)
     sets: dict[str, list[np.ndarray]] = {}
-    for label, ref in (("diffusion", args.prior), ("independent", args.prior_vae)):
-        pieces = load_generator(ref).generate(request).pieces
-        sets[label] = [score_steps(vae, s)[:need] for s in pieces]
+    runs = [("diffusion", args.prior, True), ("independent", args.prior_vae, False)]
+    if vae.load_prior() is not None:
+        runs.append(("fitted", args.prior_vae, True))
+    for label, ref, fitted in runs:
+        generator = load_generator(ref)
+        generator.fitted_prior = fitted  # "independent": the VAE's own prior N(0, I)
+        sets[label] = [score_steps(vae, s)[:need] for s in generator.generate(request).pieces]
     folk = load_generator(args.folk)
     folk_request = GenerateRequest(
         num=args.pieces, seed=args.seed, bars=args.bars, time_signature="4/4", ending="free"
@@ -409,7 +415,7 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
             score = {
                 k: max(0.0, 1 - abs(v[feature][i] - x_data) / x_data) for k, v in found.items()
             }
-            for peer in ("independent", "folk"):
+            for peer in [k for k in found if k != "diffusion"]:
                 emit(f"latent.selfsim.{feature}.{stat}.vs_{peer}", score["diffusion"], score[peer],
                      score["diffusion"] / max(score[peer], 1e-9), unit,
                      raw={k: round(v[feature][i], 4) for k, v in found.items()} | {"data": round(x_data, 4)})  # fmt: skip

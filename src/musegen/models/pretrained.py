@@ -44,6 +44,13 @@ def list_pretrained() -> list[dict[str, Any]]:
     return out
 
 
+def model_label(folder: Path) -> str:
+    """How a file that records which model it came from names ``folder``: a shipped model by
+    its name (the package's path differs between installs), any other folder by its path."""
+    folder = Path(folder).resolve()
+    return folder.name if folder.parent == PRETRAINED_DIR else str(folder)
+
+
 def resolve_model(ref: str | None) -> Path:
     """The model folder a reference points to (see the module docstring)."""
     ref = ref or DEFAULT_MODEL

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from musegen.errors import InputError, MusegenError
+from musegen.models.pretrained import model_label
 from musegen.sampling.generators import Generated, GenerateRequest, Generator
 from musegen.score import Score
 
@@ -377,7 +378,7 @@ def attribute_table(
     rows = data_segments(vae, data, split)
     latents = encode_rows(vae, rows)
     record: dict[str, Any] = {
-        "model": str(vae.folder),
+        "model": model_label(vae.folder),
         "data": data,
         "split": split,
         "segments": len(rows),
@@ -426,7 +427,7 @@ def prior_record(
     rows = data_segments(vae, data, split, hop_bars)
     mean, factor = fit_prior(encode_rows(vae, rows))
     return {
-        "model": str(vae.folder),
+        "model": model_label(vae.folder),
         "data": data,
         "split": split,
         "segments": len(rows),
@@ -451,6 +452,7 @@ class MusicVAEGenerator(Generator):
 
     kind = "melody VAE"
     serves = ("generate",)
+    fitted_prior = True  # False: N(0, I) even where the model has a fitted prior
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         super().__init__(model, meta, folder)
@@ -468,7 +470,7 @@ class MusicVAEGenerator(Generator):
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         import torch
 
-        if self.vae.load_prior() is None:
+        if not self.fitted_prior or self.vae.load_prior() is None:
             return torch.randn(request.num, n, self.vae.config.latent, generator=draws)
         rng = np.random.default_rng(request.seed)
         return torch.as_tensor(self.vae.draw((request.num, n), rng), dtype=torch.float32)
@@ -516,7 +518,7 @@ class MusicVAEGenerator(Generator):
         return self.vae.default_temperature if t is None else float(t)
 
     def _extra(self) -> dict[str, Any]:
-        return {"prior": self.vae.prior_name}
+        return {"prior": self.vae.prior_name if self.fitted_prior else "N(0, I)"}
 
 
 class LatentDiffusionGenerator(MusicVAEGenerator):
