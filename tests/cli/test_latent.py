@@ -87,6 +87,14 @@ def test_prior_written_beside_the_model_or_out(
     record = json.loads(out.read_text())
     assert len(record["mean"]) == 4 and len(record["cholesky"]) == 4 and record["segments"] == 24
     assert "24 segments" in capsys.readouterr().out
+    folder = tmp_path / "tunes"
+    folder.mkdir()
+    (folder / "t1.mid").write_bytes(Path(files["a"]).read_bytes())
+    (folder / "broken.mid").write_bytes(b"not a MIDI file")
+    prior = ["latent", "prior", "--data", str(folder), "--model", files["model"]]
+    assert main([*prior, "--out", str(tmp_path / "p2.json")]) == 0
+    assert "skipped 1 piece(s) unreadable or in a meter" in capsys.readouterr().out
+    assert json.loads((tmp_path / "p2.json").read_text())["skipped"] == ["broken.mid"]
     with pytest.raises(SystemExit) as stop:
         main([*args, "--hop", "0"])
     assert stop.value.code == 2 and "--hop: must be >= 1" in capsys.readouterr().err

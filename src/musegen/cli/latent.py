@@ -246,6 +246,7 @@ def run_attribute(args: argparse.Namespace) -> int:
             f"{info['high_edge']:.3g}, vector norm {info['norm']:.3f}"
         )
     print(f"wrote {out} ({record['segments']} segments of {args.data})")
+    _report_skipped(record["skipped"])
     return 0
 
 
@@ -258,7 +259,14 @@ def run_prior(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else vae.prior_path()
     atomic_write_text(out, json.dumps(record) + "\n")
     print(f"wrote {out} (a Gaussian over {record['segments']} segments of {args.data})")
+    _report_skipped(record["skipped"])
     return 0
+
+
+def _report_skipped(names: list[str]) -> None:
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        print(f"skipped {len(names)} piece(s) unreadable or in a meter the model does not read: {shown}")
 
 
 def run_sample(args: argparse.Namespace) -> int:

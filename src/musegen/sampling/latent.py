@@ -328,12 +328,14 @@ def steps_score(
 
 def data_segments(
     vae: LatentVAE, data: str, split: str = "train", hop_bars: int | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[str]]:
     """Class rows ``[N, n_steps]`` of ``data``: a dataset prepared with the ``melody``
     tokenizer (its ``split``, windows ``hop_bars`` apart, default ``n_bars``), else any reference
-    :func:`musegen.data.refs.resolve` reads (pieces that cannot be read are skipped)."""
+    :func:`musegen.data.refs.resolve` reads; and the names of the pieces skipped (unreadable,
+    or with no segment the model reads)."""
     from musegen.train.vae import melody_segments
 
+    skipped: list[str] = []
     if (Path(data) / "manifest.json").is_file():
         from musegen.data.dataset import load_prepared
 
@@ -351,11 +353,11 @@ def data_segments(
             try:
                 found.append(vae.segments(ref.load()))
             except MusegenError:
-                continue
+                skipped.append(ref.name)
         rows = np.vstack(found) if found else np.zeros((0, vae.config.n_steps), dtype=np.int64)
     if not len(rows):
         raise MusegenError(f"{data}: no melody segments the model can read")
-    return rows
+    return rows, skipped
 
 
 def encode_rows(vae: LatentVAE, rows: np.ndarray, batch: int = 256, refine: int = 0) -> np.ndarray:
@@ -375,13 +377,14 @@ def attribute_table(
     for name in names:
         if name not in ATTRIBUTES:
             raise MusegenError(f"unknown attribute {name!r}; choose from {', '.join(ATTRIBUTES)}")
-    rows = data_segments(vae, data, split)
+    rows, skipped = data_segments(vae, data, split)
     latents = encode_rows(vae, rows)
     record: dict[str, Any] = {
         "model": model_label(vae.folder),
         "data": data,
         "split": split,
         "segments": len(rows),
+        "skipped": skipped,
         "quantile": quantile,
         "attributes": {},
         "vectors": {},
@@ -424,13 +427,14 @@ def prior_record(
     """The JSON record ``musegen latent prior`` saves: a Gaussian fitted to the posterior
     means of ``data``'s segments (a prepared melody dataset: windows ``hop_bars`` apart;
     another reference: each piece's segments)."""
-    rows = data_segments(vae, data, split, hop_bars)
+    rows, skipped = data_segments(vae, data, split, hop_bars)
     mean, factor = fit_prior(encode_rows(vae, rows))
     return {
         "model": model_label(vae.folder),
         "data": data,
         "split": split,
         "segments": len(rows),
+        "skipped": skipped,
         "mean": [round(float(x), 6) for x in mean],
         "cholesky": [[round(float(x), 6) for x in row] for row in factor],
     }
