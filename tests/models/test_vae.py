@@ -113,6 +113,8 @@ def test_segments_of_two_bars_restart_the_bar_decoder_every_two_bars() -> None:
     assert model.encode(steps)[0].shape == (2, c.latent)
     with pytest.raises(MusegenError, match="segment_bars"):
         build_model("music-vae", n_bars=4, segment_bars=3)
+    with pytest.raises(MusegenError, match="project_z"):
+        build_model("music-vae", decoder="hierarchical", project_z=True)
 
 
 def test_bar_tanh_and_project_z() -> None:

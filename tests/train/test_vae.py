@@ -170,5 +170,6 @@ def test_init_parts_copies_named_modules_of_another_network(tmp_path: Path) -> N
                    {"model": str(saved), "parts": ["decoder"]})  # fmt: skip
     with pytest.raises(MusegenError, match="no module"):
         copy_parts(model, {"model": str(saved), "parts": ["conductor"]})
-    with pytest.raises(MusegenError, match="init_parts must be"):
-        copy_parts(model, {"model": str(saved)})
+    for bad in ({"model": str(saved)}, {"model": str(saved), "parts": "decoder"}, [1]):
+        with pytest.raises(MusegenError, match="init_parts must be"):
+            copy_parts(model, bad)

@@ -266,7 +266,9 @@ def run_prior(args: argparse.Namespace) -> int:
 def _report_skipped(names: list[str]) -> None:
     if names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        print(f"skipped {len(names)} piece(s) unreadable or in a meter the model does not read: {shown}")
+        print(
+            f"skipped {len(names)} piece(s) unreadable or in a meter the model does not read: {shown}"
+        )
 
 
 def run_sample(args: argparse.Namespace) -> int:

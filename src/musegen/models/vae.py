@@ -109,6 +109,9 @@ class MusicVAEConfig(ModelConfig):
             self.segment_bars > 0 and self.n_bars % self.segment_bars == 0,
             "segment_bars must be positive and divide n_bars",
         )
+        self.check(
+            not self.project_z or self.decoder == "flat", "project_z is for the flat decoder"
+        )
         for name in ("d_embed", "enc_hidden", "dec_hidden", "conductor_hidden", "bar_embed"):
             self.check(getattr(self, name) > 0, f"{name} must be positive")
         self.check(self.latent > 0, "latent must be positive")

@@ -168,14 +168,19 @@ def copy_parts(model: Any, spec: Any) -> None:
     from musegen.models import load_model
     from musegen.models.pretrained import resolve_model
 
-    if not isinstance(spec, dict) or set(spec) != {"model", "parts"}:
+    parts = spec.get("parts") if isinstance(spec, dict) else None
+    if (
+        set(spec or {}) != {"model", "parts"}
+        or not isinstance(parts, list)
+        or not all(isinstance(p, str) for p in parts)
+    ):
         raise MusegenError('init_parts must be {"model": NAME_OR_FOLDER, "parts": [MODULE, ...]}')
     source, meta = load_model(resolve_model(str(spec["model"])))
     if meta.get("model") != "music-vae":
         raise MusegenError(f"init_parts: {spec['model']} is a {meta.get('model')}, not a music-vae")
     theirs, mine = source.state_dict(), model.state_dict()
     copied = {}
-    for part in spec["parts"]:
+    for part in parts:
         keys = [k for k in theirs if k.startswith(f"{part}.")]
         if not keys:
             raise MusegenError(f"init_parts: {spec['model']} has no module {part!r}")
@@ -239,7 +244,7 @@ def train_vae(
     options = data_options(run, data_path)
     model = initial_model("music-vae", run.get("model_config", {}), cfg.seed, None, resume)
     parts = run.get("init_parts")
-    if parts is not None and not resume:
+    if parts is not None and not resume and init is None:  # --init brings every weight
         copy_parts(model, parts)
     if init is not None and not resume:
         load_vae_init(model, init)
