@@ -474,7 +474,7 @@ class MusicVAEGenerator(Generator):
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         import torch
 
-        if not self.fitted_prior or self.vae.load_prior() is None:
+        if not self.fitted_prior or not self.vae.prior_path().is_file():
             return torch.randn(request.num, n, self.vae.config.latent, generator=draws)
         rng = np.random.default_rng(request.seed)
         return torch.as_tensor(self.vae.draw((request.num, n), rng), dtype=torch.float32)
