@@ -115,7 +115,7 @@ def _effective(items: list, end: int) -> list:  # type: ignore[type-arg]
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-@given(score=scores(max_tracks=2, max_notes=10, max_start_steps=64))
+@given(score=scores(max_tracks=2, max_notes=10, max_start_steps=64, pitch_range=(12, 127)))
 def test_musicxml_round_trip_of_quantized_score(
     tmp_path_factory: pytest.TempPathFactory, score: Score
 ) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from musegen.errors import MusegenError
 from musegen.io import load, save
 from musegen.io._common import without_overlaps
 from musegen.io.measures import (
@@ -189,6 +190,14 @@ def test_clef_from_the_range() -> None:
 
 
 # --------------------------------------------------------------------------- the document
+def test_a_note_under_c0_is_refused_by_name() -> None:
+    score = Score(tracks=[Track(make_notes([0, 480], [480, 480], [60, 11]), name="Bass")])
+    with pytest.raises(MusegenError, match=r"Bass: MIDI pitch 11 at beat 2 lies under C0"):
+        musicxml_bytes(score)
+    score.tracks[0].notes["pitch"][1] = 12  # C0 is the lowest MusicXML writes
+    assert b"<octave>0</octave>" in musicxml_bytes(score)
+
+
 def test_document_reads_back_with_the_same_notes_and_maps() -> None:
     score = mixed_score()
     back = _musicxml_to_score("<test>", musicxml_bytes(score, grid=12))

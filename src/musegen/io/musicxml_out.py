@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from musegen.errors import MusegenError
 from musegen.io._common import name_for_track
 from musegen.io.measures import (
     Bar,
@@ -74,6 +75,7 @@ def musicxml_document(
         if m.text == FERMATA and m.time % layout.unit == 0
     }
     for index, (track, channel) in enumerate(zip(tracks, _channels(tracks), strict=True)):
+        _check_octaves(track, index, score.tpq)
         pid = f"P{index + 1}"
         _score_part(part_list, pid, track, index, channel, bool(score.tracks), instruments)
         bars = lay_out_track(track.notes, layout, spell)
@@ -82,6 +84,19 @@ def musicxml_document(
         _write_bars(part, bars, layout, track, events, fermatas)
     ET.indent(root, "  ")
     return HEADER + ET.tostring(root, encoding="unicode").encode() + b"\n"
+
+
+def _check_octaves(track: Track, index: int, tpq: int) -> None:
+    """MusicXML's octaves run 0 to 9: a note under C0 (MIDI 0-11) cannot be written."""
+    low = track.notes["pitch"] < 12
+    if low.any():
+        first = int(np.flatnonzero(low)[0])
+        pitch, start = int(track.notes["pitch"][first]), int(track.notes["start"][first])
+        name = track.name or f"track {index + 1}"
+        raise MusegenError(
+            f"{name}: MIDI pitch {pitch} at beat {start / tpq + 1:g} lies under C0, the "
+            "lowest note MusicXML can write (write MIDI, or transpose the track)"
+        )
 
 
 # --------------------------------------------------------------------------- parts
