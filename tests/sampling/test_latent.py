@@ -130,6 +130,50 @@ def test_generators(tmp_path: Path) -> None:
         gen.infill(score, (9, 9))
 
 
+def test_prior_draws_long_pieces_a_window_at_a_time(tmp_path: Path) -> None:
+    """With ``sampling.window``, a piece longer than the window (and than the prior's
+    ``max_len``) is drawn window by window, each next window's first half fixed to the
+    latents before it; seeds reproduce; shorter pieces are drawn whole as before."""
+    import itertools
+    import json
+
+    import torch
+
+    from latenthelpers import tiny_prior
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    prior_dir = tiny_prior(tmp_path / "prior", tiny_vae(tmp_path / "vae"))
+    plain = load_generator(str(prior_dir))
+    config = json.loads((prior_dir / "config.json").read_text())
+    config["sampling"]["window"] = 4
+    (prior_dir / "config.json").write_text(json.dumps(config))
+    gen = load_generator(str(prior_dir))
+    short = GenerateRequest(num=2, seed=3, bars=8)
+    assert [p.tracks[0].notes.tolist() for p in gen.generate(short).pieces] == [
+        p.tracks[0].notes.tolist() for p in plain.generate(short).pieces
+    ]
+    calls = []
+    sample = gen.prior.sample
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        z = sample(*args, **kwargs)
+        calls.append((kwargs.get("known"), kwargs.get("known_mask"), z))
+        return z
+
+    gen.prior.sample = spy
+    a = gen.generate(GenerateRequest(num=2, seed=3, bars=40))  # 20 latents > max_len 8
+    assert [len(c[2][0]) for c in calls] == [4, 4, 4, 4, 4, 4, 4, 4, 4]
+    for (_, _, before), (known, mask, _) in itertools.pairwise(calls):
+        assert mask[:, :2].all() and not mask[:, 2:].any()
+        assert torch.equal(known[:, :2], before[:, -2:])
+    assert a.settings["sampling"]["window"] == 4
+    assert max(p.end for p in a.pieces) <= 40 * 4 * a.pieces[0].tpq
+    b = gen.generate(GenerateRequest(num=2, seed=3, bars=40))
+    assert [p.tracks[0].notes.tolist() for p in a.pieces] == [
+        p.tracks[0].notes.tolist() for p in b.pieces
+    ]
+
+
 def test_fit_prior_recovers_a_correlated_gaussian() -> None:
     rng = np.random.default_rng(0)
     mix = np.array([[2.0, 0.0, 0.0], [1.5, 0.1, 0.0], [0.0, 0.0, 0.5]])
