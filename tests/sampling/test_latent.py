@@ -172,6 +172,9 @@ def test_prior_draws_long_pieces_a_window_at_a_time(tmp_path: Path) -> None:
     assert [p.tracks[0].notes.tolist() for p in a.pieces] == [
         p.tracks[0].notes.tolist() for p in b.pieces
     ]
+    gen.meta["sampling"]["window"] = 1  # no half to carry over
+    with pytest.raises(MusegenError, match="window must be 0 or at least 2"):
+        gen.generate(GenerateRequest(bars=40))
 
 
 def test_fit_prior_recovers_a_correlated_gaussian() -> None:

@@ -525,6 +525,9 @@ class MusicVAEGenerator(Generator):
         return {"prior": self.vae.prior_name if self.fitted_prior else "N(0, I)"}
 
 
+RESAMPLE = 4  # RePaint resamplings per DDIM step where latents are fixed (infill, windows)
+
+
 class LatentDiffusionGenerator(MusicVAEGenerator):
     """A diffusion prior over sequences of 2-bar latents (:mod:`musegen.models.
     latent_diffusion`), decoded by the VAE its folder names (``vae``): long melodies,
@@ -548,7 +551,10 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     def _window(self) -> int:
         """Latents drawn at once (``sampling.window``; 0: the whole piece at once)."""
-        return int((self.meta.get("sampling") or {}).get("window", 0))
+        window = int((self.meta.get("sampling") or {}).get("window", 0))
+        if window == 1 or window < 0:
+            raise MusegenError(f"{self.folder}: sampling.window must be 0 or at least 2")
+        return window
 
     def _extra(self) -> dict[str, Any]:
         extra = {"ddim_steps": self._steps(), "vae": self.meta["vae"]}
@@ -584,7 +590,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             mask[:, :keep] = True
             part = self.prior.sample(
                 num, keep + new, steps=self._steps(), known=known, known_mask=mask,
-                resample=4, generator=draws,
+                resample=RESAMPLE, generator=draws,
             )  # fmt: skip
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
@@ -621,8 +627,9 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         ddim = steps or self._steps()
         draws = torch.Generator().manual_seed(seed)
         z = self.prior.sample(
-            1, len(rows), steps=ddim, known=known, known_mask=mask, resample=4, generator=draws
-        )[0].numpy()
+            1, len(rows), steps=ddim, known=known, known_mask=mask, resample=RESAMPLE,
+            generator=draws,
+        )[0].numpy()  # fmt: skip
         new = kept.copy()
         new[lo : hi + 1] = self.vae.decode_steps(z[lo : hi + 1], temperature, seed)
         out = self.vae.to_score(new, tempo=_first_tempo(score))
@@ -632,7 +639,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
                 "seed": seed,
                 "temperature": temperature,
                 "ddim_steps": ddim,
-                "resample": 4,
+                "resample": RESAMPLE,
                 "vae": self.meta["vae"],
             },
         }
