@@ -177,6 +177,24 @@ def test_prior_draws_long_pieces_a_window_at_a_time(tmp_path: Path) -> None:
         gen.generate(GenerateRequest(bars=40))
 
 
+def test_prior_draws_at_least_the_shortest_sequence_it_learnt(tmp_path: Path) -> None:
+    import json
+
+    from latenthelpers import tiny_prior
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    prior_dir = tiny_prior(tmp_path / "prior", tiny_vae(tmp_path / "vae"))
+    config = json.loads((prior_dir / "config.json").read_text())
+    config["data"] = {"min_latents": 3}
+    (prior_dir / "config.json").write_text(json.dumps(config))
+    gen = load_generator(str(prior_dir))
+    lengths = []
+    sample = gen.prior.sample
+    gen.prior.sample = lambda num, n, **kw: lengths.append(n) or sample(num, n, **kw)  # type: ignore[method-assign]
+    piece = gen.generate(GenerateRequest(num=1, seed=0, bars=2)).pieces[0]
+    assert lengths == [3] and piece.end <= 2 * 4 * piece.tpq
+
+
 def test_fit_prior_recovers_a_correlated_gaussian() -> None:
     rng = np.random.default_rng(0)
     mix = np.array([[2.0, 0.0, 0.0], [1.5, 0.1, 0.0], [0.0, 0.0, 0.5]])

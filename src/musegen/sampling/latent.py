@@ -561,6 +561,9 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         return extra | ({"window": self._window()} if self._window() else {})
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
+        shortest = int((self.meta.get("data") or {}).get("min_latents", 1))
+        if n < shortest:  # the prior never saw so short a sequence: draw one it knows, cut
+            return self._latents(request, shortest, draws)[:, :n]
         window = self._window()
         if window and n > window:
             return self._windowed(request.num, n, window, draws)
