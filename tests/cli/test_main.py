@@ -53,6 +53,12 @@ def test_wrong_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> No
     assert "(see 'musegen compose markov --help')" in capsys.readouterr().err
 
 
+def test_an_error_names_the_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["latent", "encode", str(tmp_path / "missing.mid")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("musegen latent encode: error:") and err.count("\n") == 1
+
+
 def test_info_text_and_json(midi: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(midi)]) == 0
     out = capsys.readouterr().out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.cli.common import at_least_one
+from musegen.models.pretrained import model_label
 
 MODEL_HELP = (
     "a music-vae: shipped name (folk-vae; folk-vae-recon, which reconstructs better and samples "
@@ -176,7 +177,7 @@ def run_encode(args: argparse.Namespace) -> int:
     mu, sigma = vae.encode_steps(steps, args.refine)
     record = {
         "file": args.file,
-        "model": str(vae.folder),
+        "model": model_label(vae.folder),
         "refine": args.refine,
         "bars_per_segment": vae.config.n_bars,
         "segments": [
@@ -215,7 +216,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     score = vae.to_score(steps, tempo=args.tempo)
     settings = {
         "command": "latent interpolate",
-        "model": str(vae.folder),
+        "model": model_label(vae.folder),
         "a": args.a,
         "b": args.b,
         "steps": args.steps,
@@ -300,7 +301,7 @@ def run_sample(args: argparse.Namespace) -> int:
     ]
     settings = {
         "command": "latent sample",
-        "model": str(vae.folder),
+        "model": model_label(vae.folder),
         "from": args.source,
         "refine": args.refine if args.source else None,
         "add": additions,

@@ -103,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MusegenError as e:
         if args.debug:
             raise
-        sys.stderr.write(f"musegen {args.command}: error: {e}\n")
+        # named by the command that ran, e.g. 'musegen latent sample: error: ...'
+        sys.stderr.write(f"{_leaf(parser, argv).prog}: error: {e}\n")
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         said = f": {e}" if str(e) else ""  # musegen.errors.Interrupted says what was saved
-        sys.stderr.write(f"musegen {args.command}: interrupted{said}\n")
+        sys.stderr.write(f"{_leaf(parser, argv).prog}: interrupted{said}\n")
         return 130
     except BrokenPipeError:
         return 0
