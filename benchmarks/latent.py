@@ -391,7 +391,7 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     request = GenerateRequest(num=args.pieces, seed=args.seed, bars=args.bars)
     sets: dict[str, list[np.ndarray]] = {}
     runs = [("diffusion", args.prior, True), ("independent", args.prior_vae, False)]
-    if vae.load_prior() is not None:
+    if vae.prior_path().is_file():  # as the generator decides
         runs.append(("fitted", args.prior_vae, True))
     for label, ref, fitted in runs:
         generator = load_generator(ref)

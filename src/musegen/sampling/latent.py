@@ -558,7 +558,8 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     def _extra(self) -> dict[str, Any]:
         extra = {"ddim_steps": self._steps(), "vae": self.meta["vae"]}
-        return extra | ({"window": self._window()} if self._window() else {})
+        window = self._window()
+        return extra | ({"window": window} if window else {})
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         shortest = int((self.meta.get("data") or {}).get("min_latents", 1))
@@ -578,7 +579,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         """``n`` latents a window at a time: the first ``window``, then each next window
         with its first half fixed to the latents before it (infilling's RePaint), keeping
         the second half. In the corpus long tunes are slow ones (Essen's tunes of 64 bars
-        or more have a note a bar, those under 16 bars five): drawn whole, a long piece
+        or more have a note a bar, those of 8-15 bars four, shorter ones six): drawn whole, a long piece
         would be a slow tune; drawn in windows of a typical tune's length, it keeps a
         typical tune's pace."""
         import torch
