@@ -51,15 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser(
         "infill",
-        help="rewrite some bars of some voices of a score (Coconet, or a token infill model)",
+        help="rewrite some bars of a score (Coconet, a token infill model, or latent-diffusion)",
         description="Resample the chosen voices in the chosen bars of SCORE, in the context of "
         "everything else, which is kept exactly (on the model's 16th-note grid). Coconet (the "
         "default) takes four-voice scores (tracks labelled S/A/T/B or exactly four parts); a "
         "token model trained with the infill objective (chorale-infill or melody-infill tokens, "
         "e.g. from configs/bach-infill.json) writes the bars left to right, a few at a time, "
-        "seeing the bars around them.",
+        "seeing the bars around them; latent-diffusion redraws the 2-bar segments of a one-line "
+        "melody that hold the bars asked for, its prior denoising their latents with the "
+        "other segments' latents fixed.",
     )
-    q.add_argument("score", metavar="SCORE", help="four-voice MIDI/MusicXML file or corpus:NAME")
+    q.add_argument(
+        "score",
+        metavar="SCORE",
+        help="four-voice (latent-diffusion: one-line) MIDI/MusicXML file or corpus:NAME",
+    )
     q.add_argument(
         "--bars", required=True, metavar="A-B", help="bars to rewrite, e.g. 5-8 (1-based)"
     )
@@ -75,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-m",
         default="coconet",
         metavar="NAME|PATH",
-        help="coconet (default), or a Coconet or infill token model folder",
+        help="coconet (default), latent-diffusion, or a Coconet, infill token model or "
+        "latent-diffusion folder",
     )
     _common(q, name_help="file name stem (default: SCORE's name + _infilled)")
     q.set_defaults(func=run_infill)
