@@ -141,6 +141,7 @@ def test_prior_draws_long_pieces_a_window_at_a_time(tmp_path: Path) -> None:
 
     from latenthelpers import tiny_prior
     from musegen.sampling.generators import GenerateRequest, load_generator
+    from musegen.sampling.latent import WINDOW_RESAMPLE
 
     prior_dir = tiny_prior(tmp_path / "prior", tiny_vae(tmp_path / "vae"))
     plain = load_generator(str(prior_dir))
@@ -157,16 +158,18 @@ def test_prior_draws_long_pieces_a_window_at_a_time(tmp_path: Path) -> None:
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         z = sample(*args, **kwargs)
-        calls.append((kwargs.get("known"), kwargs.get("known_mask"), z))
+        calls.append((kwargs.get("known"), kwargs.get("known_mask"), z, kwargs.get("resample")))
         return z
 
     gen.prior.sample = spy
     a = gen.generate(GenerateRequest(num=2, seed=3, bars=40))  # 20 latents > max_len 8
     assert [len(c[2][0]) for c in calls] == [4, 4, 4, 4, 4, 4, 4, 4, 4]
-    for (_, _, before), (known, mask, _) in itertools.pairwise(calls):
+    for (_, _, before, _), (known, mask, _, resample) in itertools.pairwise(calls):
         assert mask[:, :2].all() and not mask[:, 2:].any()
         assert torch.equal(known[:, :2], before[:, -2:])
+        assert resample == WINDOW_RESAMPLE == 1  # not infill's RESAMPLE: it slows long pieces
     assert a.settings["sampling"]["window"] == 4
+    assert a.settings["sampling"]["window_resample"] == 1
     assert max(p.end for p in a.pieces) <= 40 * 4 * a.pieces[0].tpq
     b = gen.generate(GenerateRequest(num=2, seed=3, bars=40))
     assert [p.tracks[0].notes.tolist() for p in a.pieces] == [
