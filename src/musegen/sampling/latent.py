@@ -525,11 +525,13 @@ class MusicVAEGenerator(Generator):
         return {"prior": self.vae.prior_name if self.fitted_prior else "N(0, I)"}
 
 
-RESAMPLE = 4  # RePaint resamplings per DDIM step where latents are fixed (infill)
-# ... and where a long piece's next window continues the one before. More resampling binds the
-# new half closer to the fixed one, and the pace then falls window by window (64 bars, 120
-# pieces: 4.3 notes a bar in bars 1-8, 3.3 in bars 57-64 at 4, 3.6 at 2, 3.9 at 1; real tunes
-# keep theirs), with no loss of consistency between neighbouring bars (docs/benchmarks.md).
+# RePaint resamplings per DDIM step where latents are fixed: in infill, and where a long
+# piece's next window continues the one before. More resampling binds the new half closer to
+# the fixed one, and a long piece's pace then falls window by window (64 bars, 120 pieces:
+# 4.3 notes a bar in bars 1-8; in bars 57-64 3.3 at 4, 3.6 at 2, 3.9 at 1; real tunes keep
+# theirs), so windows take 1, with no loss of consistency between neighbouring bars
+# (docs/benchmarks.md).
+RESAMPLE = 4
 WINDOW_RESAMPLE = 1
 
 
@@ -583,10 +585,10 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
     def _windowed(self, num: int, n: int, window: int, draws: Any) -> Any:
         """``n`` latents a window at a time: the first ``window``, then each next window
         with its first half fixed to the latents before it (infilling's RePaint, resampled
-        :data:`WINDOW_RESAMPLE` times a step), keeping the second half. In the corpus long tunes are slow ones (Essen's tunes of 64 bars
-        or more have a note a bar, those of 8-15 bars four, shorter ones six): drawn whole, a long piece
-        would be a slow tune; drawn in windows of a typical tune's length, it keeps a
-        typical tune's pace."""
+        :data:`WINDOW_RESAMPLE` times a step), keeping the second half. In the corpus long
+        tunes are slow ones (Essen's tunes of 64 bars or more have a note a bar, those of
+        8-15 bars four, shorter ones six): drawn whole, a long piece would be a slow tune;
+        drawn in windows of a typical tune's length, it keeps a typical tune's pace."""
         import torch
 
         z = self.prior.sample(num, window, steps=self._steps(), generator=draws)
