@@ -41,6 +41,7 @@ def test_prepare_a_folder_then_info(
     assert main(["data", "info", str(out), "--failures"]) == 0
     text = capsys.readouterr().out
     assert "folder with events" in text and "failed" in text and "broken.mid" in text
+    assert f"read with music21 {info['libraries']['music21']}" in text
 
 
 def test_list_shows_sources_and_prepared(

@@ -115,6 +115,7 @@ def test_prepare_round_trip_and_manifest(tmp_path: Path, remi) -> None:  # type:
             assert decoded.n_notes == remi.prepare(src.scores[entry.id]).n_notes == entry.notes
     on_disk = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert on_disk["source"]["name"] == "tiny" and on_disk["musegen_version"]
+    assert set(on_disk["libraries"]) == {"music21", "symusic", "numpy"}  # what read the pieces
 
 
 def test_rerun_uses_cache_and_changes_encode_only_new(tmp_path: Path, remi) -> None:  # type: ignore[no-untyped-def]

@@ -155,6 +155,7 @@ def summary(folder: str | Path) -> dict[str, Any]:
         "frame_width": d["frame_width"],
         "created": d["created"],
         "musegen_version": d["musegen_version"],
+        "libraries": d["libraries"],
         "splits": d["splits"],
         "failures": [vars(f).copy() for f in manifest.failures],
     }
@@ -182,6 +183,8 @@ def run_info(args: argparse.Namespace) -> int:
         f"{info['path']}: {info['source']['name']} with {tok['tokenizer']} ({unit}, {info['dtype']})"
     )
     print(f"  created {info['created']} by musegen {info['musegen_version']}")
+    if info["libraries"]:
+        print("  read with " + ", ".join(f"{k} {v}" for k, v in info["libraries"].items()))
     print(_counts_table(info))
     if args.failures:
         for f in info["failures"]:

@@ -149,6 +149,9 @@ class Manifest:
     musegen_version: str = ""
     created: str = ""
     format: int = FORMAT
+    # versions of the libraries that read the pieces (music21's parser changes between
+    # releases, and with it a corpus's notes and token counts)
+    libraries: dict[str, str] = field(default_factory=dict)
 
     def header(self) -> dict[str, Any]:
         """Everything but the two lists."""
@@ -156,6 +159,7 @@ class Manifest:
         d.update(
             source=copy.deepcopy(self.source),
             tokenizer=copy.deepcopy(self.tokenizer),
+            libraries=dict(self.libraries),
             splits={k: vars(v).copy() for k, v in self.splits.items()},
         )
         return d
@@ -916,8 +920,25 @@ def _build_manifest(
         seed=_source_seed(source),
         musegen_version=__version__,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        libraries=library_versions(),
     )
     return manifest, [pieces, failures], used
+
+
+READERS = ("music21", "symusic", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of the libraries that read and encode pieces (:data:`READERS`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in READERS:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def _named(row: dict[str, str]) -> dict[str, str]:
