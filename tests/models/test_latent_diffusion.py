@@ -56,3 +56,25 @@ def test_sample_reproduces_and_keeps_known() -> None:
 def test_bad_config() -> None:
     with pytest.raises(MusegenError, match="multiple"):
         build_model("latent-diffusion", d_model=30, n_head=4)
+
+
+def test_a_paced_prior_is_told_its_pace() -> None:
+    """With ``pace`` the network reads each sequence's rank: the objective takes it from the
+    batch, sampling draws it when not given (seeded) and follows it when given."""
+    torch.manual_seed(0)
+    model = build_model("latent-diffusion", **TINY_PRIOR, pace=True).eval()
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.1)
+        for p in model.pace_mlp.parameters():
+            p.normal_(0, 0.5)
+    z, mask = torch.randn(3, 8, 4), torch.ones(3, 8, dtype=torch.bool)
+    with pytest.raises(MusegenError, match="told a pace"):
+        diffusion_objective(model, (z, mask))
+    loss, n = diffusion_objective(model, (z, mask, torch.tensor([0.1, 0.5, 0.9])))
+    assert n == 24 and torch.isfinite(loss)
+    draw = lambda **kw: model.sample(  # noqa: E731
+        2, 6, steps=3, generator=torch.Generator().manual_seed(7), **kw
+    )
+    assert torch.equal(draw(), draw())
+    slow, busy = draw(pace=torch.zeros(2)), draw(pace=torch.ones(2))
+    assert torch.equal(slow, draw(pace=torch.zeros(2))) and not torch.equal(slow, busy)

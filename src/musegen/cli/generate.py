@@ -123,7 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="BINS",
         help="note density of each bar: low, medium or high, or one per bar (repeated); "
         "models with density tokens (each bar's notes are counted while sampling, so it "
-        "lands in its bin)",
+        "lands in its bin), or one for the whole piece with latent-diffusion (its pace: the "
+        "slower, middle or busier third of the corpus's tunes)",
     )
     p.add_argument(
         "--instruments",
@@ -250,7 +251,8 @@ def run_generate(args: argparse.Namespace) -> int:
         if asked and name not in generator.controls():
             raise MusegenError(
                 f"--{name}: this model takes no {name} (it needs a tokenizer with {name.rstrip('s')} "
-                "tokens, e.g. melody-chords)"
+                "tokens, e.g. melody-chords"
+                + (", or a paced prior such as latent-diffusion)" if name == "density" else ")")
             )
     instruments = _instruments(args.instruments)
     if instruments and "instruments" not in generator.controls():

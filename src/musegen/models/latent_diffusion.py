@@ -11,6 +11,11 @@ embedding of ``t`` through an MLP, and the positions by a learned table (``max_l
 * The network predicts ``v = alpha_t eps - sigma_t x_0`` (Salimans & Ho 2022); the loss is
   its mean squared error over the latents that are there (``mask``; shorter pieces are
   padded and the padding is masked from attention too).
+* ``pace`` (off by default): the network is also told how busy the sequence is, the rank
+  (0-1) of its notes a bar among the training sequences of its length
+  (:func:`musegen.train.latent_diffusion.pace_ranks`), embedded as ``t`` is. Drawn
+  uniformly when sampling, it gives the corpus's spread of slow and busy tunes, and one draw
+  shared by every window of a long piece keeps its pace; asked for, it is a density control.
 * Sampling: DDIM (Song et al. 2021) with ``eta`` 0, ``steps`` evenly spaced times:
   deterministic given the first noise. Infilling: ``known`` latents are put back at every step, noised to
   that step's level (replacement), and ``resample`` > 1 goes back and forth ``resample``
@@ -30,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musegen.errors import MusegenError
 from musegen.models.base import ModelConfig
 
 
@@ -44,6 +50,7 @@ class LatentDiffusionConfig(ModelConfig):
     n_head: int = 4
     d_ff: int = 1024
     dropout: float = 0.1
+    pace: bool = False  # told each sequence's pace rank (see the module docstring)
 
     def validate(self) -> None:
         for name in ("latent", "max_len", "d_model", "n_layer", "n_head", "d_ff"):
@@ -83,6 +90,10 @@ class LatentDiffusion(nn.Module):
             norm_first=True,
         )  # fmt: skip
         self.blocks = nn.TransformerEncoder(layer, c.n_layer, enable_nested_tensor=False)
+        if c.pace:
+            self.pace_mlp = nn.Sequential(
+                nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model)
+            )
         self.norm = nn.LayerNorm(c.d_model)
         self.out = nn.Linear(c.d_model, c.latent)
         nn.init.zeros_(self.out.weight)
@@ -105,15 +116,21 @@ class LatentDiffusion(nn.Module):
         return x * self.data_std + self.data_mean
 
     def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        pace: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Predicted ``v`` [B, L, latent] for noisy latents ``x_t`` at times ``t`` [B]."""
+        """Predicted ``v`` [B, L, latent] for noisy latents ``x_t`` at times ``t`` [B]
+        (``pace`` [B]: the sequences' pace ranks, for a model with ``pace``)."""
         L = x_t.shape[1]
-        h = (
-            self.inp(x_t)
-            + self.pos[:L]
-            + self.time(time_embedding(t, self.config.d_model))[:, None]
-        )
+        d = self.config.d_model
+        h = self.inp(x_t) + self.pos[:L] + self.time(time_embedding(t, d))[:, None]
+        if self.config.pace:
+            if pace is None:
+                raise MusegenError("this latent-diffusion prior is told a pace: give one")
+            h = h + self.pace_mlp(time_embedding(pace, d))[:, None]
         pad = None if mask is None else ~mask
         h = self.blocks(h, src_key_padding_mask=pad)
         return self.out(self.norm(h))
@@ -128,12 +145,18 @@ class LatentDiffusion(nn.Module):
         known_mask: torch.Tensor | None = None,
         resample: int = 1,
         generator: torch.Generator | None = None,
+        pace: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` sequences of ``length`` latents (in the VAE's units) by DDIM in ``steps``
-        steps; ``known`` [n, length, latent] with ``known_mask`` [n, length] fixes latents."""
+        steps; ``known`` [n, length, latent] with ``known_mask`` [n, length] fixes latents.
+        ``pace`` [n] in [0, 1], for a model with ``pace``: drawn uniformly when not given."""
         c = self.config
         device = self.pos.device
         x = torch.randn(n, length, c.latent, generator=generator, device=device)
+        if c.pace and pace is None:
+            pace = torch.rand(n, generator=generator, device=device)
+        if pace is not None:
+            pace = pace.to(device).float()
         if known is not None and known_mask is not None:
             x0_known = self.normalise(known.to(device).float())
             fixed = known_mask.to(device)[..., None]
@@ -147,7 +170,7 @@ class LatentDiffusion(nn.Module):
                     a, s = alpha_sigma(t)
                     noise = torch.randn(x.shape, generator=generator, device=device)
                     x = torch.where(fixed, a * x0_known + s * noise, x)
-                x_next = self._ddim_step(x, t, t_next)
+                x_next = self._ddim_step(x, t, t_next, pace)
                 if r < resample - 1:  # back to t: q(x_t | x_next) under the schedule
                     a_t, s_t = alpha_sigma(t)
                     a_n, s_n = alpha_sigma(t_next)
@@ -162,23 +185,27 @@ class LatentDiffusion(nn.Module):
             z = torch.where(known_mask.to(device)[..., None], known.to(device).float(), z)
         return z
 
-    def _ddim_step(self, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+    def _ddim_step(
+        self, x: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor, pace: torch.Tensor | None
+    ) -> torch.Tensor:
         """One deterministic DDIM step from time ``t`` to ``t_next``."""
         a, s = alpha_sigma(t)
         a_n, s_n = alpha_sigma(t_next)
-        v = self(x, t.expand(x.shape[0])).float()
+        v = self(x, t.expand(x.shape[0]), pace=pace).float()
         x0 = a * x - s * v
         eps = s * x + a * v
         return a_n * x0 + s_n * eps
 
 
 def diffusion_objective(
-    model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+    model: nn.Module, batch: tuple[torch.Tensor, ...]
 ) -> tuple[torch.Tensor, int]:
     """Mean squared error of the predicted ``v`` over present latents (the Trainer's loss);
-    ``batch`` is (latents [B, L, latent] in the VAE's units, mask [B, L])."""
+    ``batch`` is (latents [B, L, latent] in the VAE's units, mask [B, L]), and for a model
+    with ``pace`` the sequences' pace ranks [B]."""
     raw = getattr(model, "module", model)
-    z, mask = batch
+    z, mask = batch[:2]
+    pace = batch[2] if len(batch) > 2 else None
     x0 = raw.normalise(z.float())
     # evaluation draws the same times and noise every time, so valid losses compare
     g = None if raw.training else torch.Generator(z.device).manual_seed(0)
@@ -187,7 +214,7 @@ def diffusion_objective(
     eps = torch.randn(x0.shape, device=z.device, generator=g)
     x_t = a * x0 + s * eps
     v = a * eps - s * x0
-    pred = model(x_t, t, mask).float()
+    pred = model(x_t, t, mask, pace).float()
     err = F.mse_loss(pred, v, reduction="none").mean(-1)
     n = int(mask.sum())
     return (err * mask).sum() / max(n, 1), n

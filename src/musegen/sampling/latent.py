@@ -487,7 +487,7 @@ class MusicVAEGenerator(Generator):
 
         from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
 
-        _check_request(self.folder, request)
+        _check_request(self.folder, request, density=bool(self.controls()))
         asked = PieceRequest(
             bars=request.bars,
             seconds=request.seconds,
@@ -513,7 +513,7 @@ class MusicVAEGenerator(Generator):
             "seed": request.seed,
             "temperature": temperature,
             "latents": n,
-            **self._extra(),
+            **self._extra(request),
         }
         return Generated(pieces, {"sampling": sampling, "request": vars(asked)})
 
@@ -521,7 +521,7 @@ class MusicVAEGenerator(Generator):
         t = request.temperature
         return self.vae.default_temperature if t is None else float(t)
 
-    def _extra(self) -> dict[str, Any]:
+    def _extra(self, request: GenerateRequest) -> dict[str, Any]:
         return {"prior": self.vae.prior_name if self.fitted_prior else "N(0, I)"}
 
 
@@ -553,8 +553,30 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         if vae.config.latent != model.config.latent:
             raise MusegenError(f"{folder}: its VAE {meta['vae']} has another latent size")
 
+    def controls(self) -> tuple[str, ...]:
+        return ("density",) if self.prior.config.pace else ()
+
+    @classmethod
+    def capabilities(cls, meta: dict[str, Any]) -> tuple[str, ...]:
+        paced = bool((meta.get("config") or {}).get("pace"))
+        return cls.serves + (("density",) if paced else ())
+
     def _steps(self) -> int:
         return int((self.meta.get("sampling") or {}).get("steps", 50))
+
+    def _pace(self, request: GenerateRequest, draws: Any) -> Any:
+        """Each piece's pace rank [num] for a paced prior (else None): uniform in [0, 1],
+        or in the third that ``--density`` low / medium / high names."""
+        import torch
+
+        from musegen.tokenizers.controls import DENSITY_BINS
+
+        if not self.prior.config.pace:
+            return None
+        u = torch.rand(request.num, generator=draws)
+        if request.density:
+            return (DENSITY_BINS.index(request.density[0]) + u) / len(DENSITY_BINS)
+        return u
 
     def _window(self) -> int:
         """Latents drawn at once (``sampling.window``; 0: the whole piece at once)."""
@@ -563,15 +585,24 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             raise MusegenError(f"{self.folder}: sampling.window must be 0 or at least 2")
         return window
 
-    def _extra(self) -> dict[str, Any]:
-        extra = {"ddim_steps": self._steps(), "vae": self.meta["vae"]}
+    def _extra(self, request: GenerateRequest) -> dict[str, Any]:
+        extra: dict[str, Any] = {"ddim_steps": self._steps(), "vae": self.meta["vae"]}
+        if self.paces is not None:
+            extra["pace"] = [round(float(u), 4) for u in self.paces]
+            extra["density"] = request.density[0] if request.density else "drawn"
         window = self._window()
         return extra | ({"window": window, "window_resample": WINDOW_RESAMPLE} if window else {})
 
+    paces: Any = None  # the last generate's pace ranks (a paced prior)
+
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
+        self.paces = self._pace(request, draws)
+        return self._draw_latents(request, n, draws)
+
+    def _draw_latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         shortest = int((self.meta.get("data") or {}).get("min_latents", 1))
         if n < shortest:  # the prior never saw so short a sequence: draw one it knows, cut
-            return self._latents(request, shortest, draws)[:, :n]
+            return self._draw_latents(request, shortest, draws)[:, :n]
         window = self._window()
         if window and n > window:
             return self._windowed(request.num, n, window, draws)
@@ -580,7 +611,9 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             raise MusegenError(
                 f"{self.folder}: writes at most {most} bars, not {n * self._bars_per_latent()}"
             )
-        return self.prior.sample(request.num, n, steps=self._steps(), generator=draws)
+        return self.prior.sample(
+            request.num, n, steps=self._steps(), generator=draws, pace=self.paces
+        )
 
     def _windowed(self, num: int, n: int, window: int, draws: Any) -> Any:
         """``n`` latents a window at a time: the first ``window``, then each next window
@@ -591,7 +624,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         drawn in windows of a typical tune's length, it keeps a typical tune's pace."""
         import torch
 
-        z = self.prior.sample(num, window, steps=self._steps(), generator=draws)
+        z = self.prior.sample(num, window, steps=self._steps(), generator=draws, pace=self.paces)
         keep = window // 2
         while z.shape[1] < n:
             new = min(window - keep, n - z.shape[1])
@@ -601,7 +634,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             mask[:, :keep] = True
             part = self.prior.sample(
                 num, keep + new, steps=self._steps(), known=known, known_mask=mask,
-                resample=WINDOW_RESAMPLE, generator=draws,
+                resample=WINDOW_RESAMPLE, generator=draws, pace=self.paces,
             )  # fmt: skip
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
@@ -637,9 +670,10 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         mask[0, lo : hi + 1] = False
         ddim = steps or self._steps()
         draws = torch.Generator().manual_seed(seed)
+        pace = self._melody_pace(kept[mask[0].numpy()], len(rows))
         z = self.prior.sample(
             1, len(rows), steps=ddim, known=known, known_mask=mask, resample=RESAMPLE,
-            generator=draws,
+            generator=draws, pace=pace,
         )[0].numpy()  # fmt: skip
         new = kept.copy()
         new[lo : hi + 1] = self.vae.decode_steps(z[lo : hi + 1], temperature, seed)
@@ -654,10 +688,34 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
                 "vae": self.meta["vae"],
             },
         }
+        if pace is not None:
+            settings["sampling"]["pace"] = round(float(pace[0]), 4)
         return Generated([out], settings)
 
+    def _melody_pace(self, kept: np.ndarray, length: int) -> Any:
+        """A paced prior's rank [1] for a melody whose kept segments' steps are ``kept``:
+        its notes a segment ranked in the training windows' table (``pace_table``) for
+        ``length`` latents; a prior saved without the table ranks it in the middle."""
+        import torch
 
-def _check_request(folder: Any, request: Any) -> None:
+        from musegen.models.vae import FIRST_PITCH
+        from musegen.train.latent_diffusion import table_rank
+
+        if not self.prior.config.pace:
+            return None
+        table = self.meta.get("pace_table")
+        notes = float((kept >= FIRST_PITCH).sum(1).mean()) if len(kept) else 0.0
+        rank = table_rank(table, length, notes) if table else 0.5
+        return torch.tensor([rank])
+
+
+def _check_request(folder: Any, request: Any, density: bool = False) -> None:
+    """Refuse what a latent model cannot honour; ``density``: a paced prior's one bin."""
+    if density and len(set(request.density)) > 1:
+        raise MusegenError(
+            f"--density {','.join(request.density)}: this prior is told one pace for the "
+            "whole piece: give one of low, medium, high"
+        )
     unused = {
         "--primer": request.primer,
         "--tokens": request.tokens,
@@ -665,7 +723,7 @@ def _check_request(folder: Any, request: Any) -> None:
         "--top-p": request.top_p not in (None, 1.0),
         "--repetition-penalty": request.repetition_penalty != 1.0,
         "--chords": request.chords,
-        "--density": request.density,
+        "--density": request.density and not density,
     }
     if any(unused.values()):
         flags = ", ".join(flag for flag, given in unused.items() if given)
