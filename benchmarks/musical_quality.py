@@ -17,7 +17,12 @@ Generators (``--generator``):
 Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen) for
 ``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales as
 Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long note,
-no meter): the fair reference for grid models, whose output has the grid's traits. The held-out
+no meter): the fair reference for grid models, whose output has the grid's traits;
+``--reference folk-units`` compares with Essen's tunes as the melody VAEs write them (the
+tunes of at least ``--bars`` units of 16 16th steps in ``--units-data``, a 2/4 tune two bars a
+unit, cut to ``--bars`` and written as 4/4 bars): the fair reference for the latent models,
+which write 4/4 units only, where the ``folk`` reference's 2/4, 3/4 and 6/8 tunes and tunes
+shorter than ``--bars`` tell them apart by their length alone. The held-out
 split is ``--split`` (default ``valid``: never tune on test). Real pieces are cut to their first
 ``--bars`` bars (the generated length) for every figure but the ending (see the module docstring
 of ``musegen.evaluate.quality``); harmonizations are whole chorales and are compared with whole
@@ -164,6 +169,30 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
         file=sys.stderr,
     )
     return scores
+
+
+def units_reference(
+    data: str, split: str, bars: int, limit: int | None = None, seed: int = 0
+) -> list:
+    """``folk-units``: the tunes of ``split`` of the prepared melody dataset ``data`` with at
+    least ``bars`` units of 16 16th steps, cut to ``bars`` units and written as 4/4 bars, as
+    ``benchmarks/latent.py``'s self-similarity reads them (a seeded sample of ``limit``)."""
+    from musegen.data.dataset import load_prepared
+    from musegen.models.vae import cells_to_steps
+    from musegen.sampling.latent import LatentVAE
+    from musegen.train.vae import piece_units
+
+    vae = LatentVAE.load("folk-vae")  # its config and tokenizer: 16-step bars, its pitches
+    prepared = load_prepared(data)
+    steps = []
+    for ids in prepared.split(split):
+        units = piece_units(ids, prepared.tokenizer, vae.config.steps_per_bar)
+        if units is not None and len(units) >= bars:
+            steps.append(cells_to_steps(units[:bars].reshape(-1), prepared.tokenizer, vae.config))
+    if limit is not None and len(steps) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(steps), limit, replace=False))
+        steps = [steps[i] for i in keep]
+    return [vae.to_score(x, tempo=100.0) for x in steps]
 
 
 # ----------------------------------------------------------------------------- generators
@@ -417,11 +446,18 @@ def main() -> int:
     p.add_argument("--split", choices=("valid", "test"), default="valid")
     p.add_argument(
         "--reference",
-        choices=("bach", "folk", "jsb-satb"),
-        help="real corpus (default: folk for folk, else bach; jsb-satb: Bach on the 16th grid)",
+        choices=("bach", "folk", "jsb-satb", "folk-units"),
+        help="real corpus (default: folk for folk, else bach; jsb-satb: Bach on the 16th grid; "
+        "folk-units: Essen in the latent models' 4/4 units, from --units-data)",
     )
     p.add_argument(
         "--max-reference", type=int, metavar="N", help="a seeded sample of N held-out pieces"
+    )
+    p.add_argument(
+        "--units-data",
+        default="data/folk-melody",
+        metavar="DIR",
+        help="the prepared melody dataset --reference folk-units reads (default: %(default)s)",
     )
     p.add_argument("--ceiling", action="store_true", help="also real train vs real held-out")
     p.add_argument("--folds", type=int, default=5)
@@ -461,10 +497,20 @@ def main() -> int:
             generated = [excerpt(s, args.openings) for s in generated]
             cut = args.openings
     gen_seconds = time.perf_counter() - t
-    held = load_reference(reference, args.split, args.max_reference, seed=0)
-    train = (
-        load_reference(reference, "train", len(generated), seed=args.seed) if args.ceiling else None
-    )
+    if reference == "folk-units":
+        held = units_reference(args.units_data, args.split, cut or args.bars, args.max_reference)
+        train = (
+            units_reference(args.units_data, "train", cut or args.bars, len(generated), args.seed)
+            if args.ceiling
+            else None
+        )
+    else:
+        held = load_reference(reference, args.split, args.max_reference, seed=0)
+        train = (
+            load_reference(reference, "train", len(generated), seed=args.seed)
+            if args.ceiling
+            else None
+        )
     t = time.perf_counter()
     report = quality_report(
         generated, held, train, bars=cut, repeats=args.repeats, folds=args.folds, seed=0

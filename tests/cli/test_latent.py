@@ -147,3 +147,8 @@ def test_generate_and_infill_with_the_prior(
     assert settings["rewritten_bars"] == [1, 2]
     assert main(["generate", "--model", prior, "--bars", "40", "--out", str(tmp_path)]) == 2
     assert "at most 16 bars" in capsys.readouterr().err
+    form = ["generate", "--bars", "16", "--form", "AABA", "--out", str(tmp_path), "--name", "f"]
+    assert main([*form, "--model", prior]) == 0
+    assert json.loads((tmp_path / "f.json").read_text())["sampling"]["form"] == ["AABA"]
+    assert main([*form, "--model", files["model"]]) == 2  # a VAE alone plans no form
+    assert "--form needs a token model with a bar grid" in capsys.readouterr().err

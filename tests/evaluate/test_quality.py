@@ -160,3 +160,22 @@ def test_excerpts_hide_the_ending_from_the_classifier(monkeypatch: pytest.Monkey
     assert seen and not any(name.startswith("end.") for name in seen[-1])
     quality_report(pieces[:3], pieces[2:], folds=2)
     assert {"end.cadence", "end.tonic"} <= seen[-1]
+
+
+def test_folk_units_reference_writes_the_tunes_in_4_4_units(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--reference folk-units``: the tunes at least ``bars`` units long, cut to them and
+    written as 4/4 bars (the latent models' view); a seeded sample when asked."""
+    from benchhelpers import load_benchmark
+    from latenthelpers import tiny_dataset
+
+    bench = load_benchmark("musical_quality")
+    data = str(tiny_dataset(tmp_path / "tunes"))  # 4-bar 4/4 tunes and one in 3/4
+    scores = bench.units_reference(data, "train", 3)
+    assert len(scores) == 8  # the 3/4 tune has no units
+    for s in scores:
+        assert s.time_signatures[0].numerator == 4 and s.end <= 3 * 4 * s.tpq
+    assert bench.units_reference(data, "train", 5) == []  # none has 5 units
+    few = bench.units_reference(data, "train", 3, limit=3, seed=1)
+    again = bench.units_reference(data, "train", 3, limit=3, seed=1)
+    assert len(few) == 3
+    assert [s.tracks[0].notes.tolist() for s in few] == [s.tracks[0].notes.tolist() for s in again]

@@ -78,3 +78,12 @@ def test_a_paced_prior_is_told_its_pace() -> None:
     assert torch.equal(draw(), draw())
     slow, busy = draw(pace=torch.zeros(2)), draw(pace=torch.ones(2))
     assert torch.equal(slow, draw(pace=torch.zeros(2))) and not torch.equal(slow, busy)
+
+
+def test_tied_latents_come_out_equal() -> None:
+    model = prior()
+    tie = torch.tensor([[0, 1, 0, 1, 4, 5], [0, 1, 2, 3, 4, 5]])
+    z = model.sample(2, 6, steps=3, generator=torch.Generator().manual_seed(7), tie=tie)
+    assert torch.equal(z[0, 2:4], z[0, :2]) and not torch.equal(z[0, 4], z[0, 0])
+    free = model.sample(2, 6, steps=3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(z[1], free[1])  # an identity tie changes nothing

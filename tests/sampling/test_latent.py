@@ -239,3 +239,47 @@ def test_a_fitted_prior_is_drawn_from_when_saved_beside_the_model(tmp_path: Path
     vae.prior_path().write_text(json.dumps({"mean": [0.0] * 3, "cholesky": [[1.0] * 3] * 3}))
     with pytest.raises(MusegenError, match="3 dims, the model has 4"):
         vae.draw((1,), np.random.default_rng(0))
+
+
+def test_form_ties() -> None:
+    from musegen.sampling.latent import form_ties
+
+    tie, copy = form_ties(tuple("AABA"), 8)  # sections of two latents
+    assert tie.tolist() == [0, 1, 0, 1, 4, 5, 0, 1]
+    assert copy.tolist() == [-1, -1, 0, -1, -1, -1, 0, -1]  # a section's last decoded afresh
+    tie, copy = form_ties(tuple("ABAC"), 4)  # one latent a section: tied, decoded afresh
+    assert tie.tolist() == [0, 1, 0, 3] and (copy == -1).all()
+    tie, copy = form_ties(tuple("AABA"), 9)  # the last section is longer than its source
+    assert tie.tolist() == [0, 1, 0, 1, 4, 5, 0, 1, 8] and copy.tolist()[6:] == [0, 1, -1]
+
+
+def test_prior_plans_forms(tmp_path: Path) -> None:
+    """``--form`` (or the model's ``sampling.form``) ties the latents of returning sections
+    and copies their decoded notes but for each section's last latent; forms are drawn per
+    piece with ``auto``; the default is left out where it does not fit, an asked form is not."""
+    import json
+
+    from latenthelpers import tiny_prior
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    vae_dir = tiny_vae(tmp_path / "vae")
+    prior_dir = tiny_prior(tmp_path / "prior", vae_dir)
+    gen = load_generator(str(prior_dir))
+    assert "structure" in gen.capabilities(gen.meta)
+    result = gen.generate(GenerateRequest(num=2, seed=3, bars=16, form="AABA"))
+    assert result.settings["sampling"]["form"] == ["AABA", "AABA"]
+    for piece in result.pieces:
+        steps = gen.vae.steps(piece).reshape(-1, 32)  # 2-bar latents
+        assert np.array_equal(steps[2], steps[0]) and np.array_equal(steps[6], steps[0])
+    with pytest.raises(MusegenError, match="plans forms over 8 to 16 bars"):
+        gen.generate(GenerateRequest(bars=6, form="AABA"))
+    config = json.loads((prior_dir / "config.json").read_text())
+    config["sampling"]["form"] = "auto"
+    (prior_dir / "config.json").write_text(json.dumps(config))
+    gen = load_generator(str(prior_dir))
+    drawn = gen.generate(GenerateRequest(num=8, seed=3, bars=16)).settings["sampling"]["form"]
+    assert len(drawn) == 8 and all(len(f) == 4 for f in drawn) and len(set(drawn)) > 1
+    assert "form" not in gen.generate(GenerateRequest(bars=6)).settings["sampling"]
+    assert "form" not in gen.generate(GenerateRequest(bars=16, form="none")).settings["sampling"]
+    with pytest.raises(MusegenError, match="--form do not apply"):
+        load_generator(str(vae_dir)).generate(GenerateRequest(bars=16, form="AABA"))

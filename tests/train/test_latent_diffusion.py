@@ -74,7 +74,7 @@ def test_train_a_paced_prior_then_generate_and_infill(tmp_path: Path) -> None:
     assert main([*args, "--out", str(out)]) == 0
     meta = json.loads((out / "best" / "config.json").read_text())
     assert meta["config"]["pace"] and meta["pace_table"]["2"][0] <= meta["pace_table"]["2"][-1]
-    assert model_capabilities(meta) == ("generate", "infill", "density")
+    assert model_capabilities(meta) == ("generate", "infill", "density", "structure")
     prior = str(out / "best")
 
     def generate(name: str, *more: str) -> dict:  # type: ignore[type-arg]

@@ -172,9 +172,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--form",
         metavar="FORM",
         help="sections of equal length, one letter each, e.g. AABA: a returning letter restates "
-        "its section's melody bar for bar (its last bar free); 'auto': a form drawn from the "
-        "corpus's measured forms, one per piece (bar-grid models); 'none': no form. Default: "
-        "the model's (folk: auto)",
+        "its section's melody bar for bar (its last bar free; latent-diffusion: its latents "
+        "tied, its last 2 bars decoded afresh); 'auto': a form drawn from the corpus's "
+        "measured forms, one per piece; 'none': no form. Default: the model's (folk, "
+        "latent-diffusion up to 16 bars: auto)",
     )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")
@@ -240,10 +241,15 @@ def run_generate(args: argparse.Namespace) -> int:
     chords, density = _controls(args.chords, args.density)
     torch.manual_seed(seed)
     generator = load_generator(args.model, args.device)
-    if (args.theme or args.form) and "theme" not in generator.capabilities(generator.meta):
+    capabilities = generator.capabilities(generator.meta)
+    if args.theme and "theme" not in capabilities:
         raise MusegenError(
-            "--theme and --form need a token model with a bar grid (e.g. bach, folk; see "
-            "'musegen models')"
+            "--theme needs a token model with a bar grid (e.g. bach, folk; see 'musegen models')"
+        )
+    if args.form not in (None, "none") and "structure" not in capabilities:
+        raise MusegenError(
+            "--form needs a token model with a bar grid (e.g. bach, folk) or latent-diffusion "
+            "(see 'musegen models')"
         )
     if args.chord_tones != "off" and not chords:
         raise MusegenError("--chord-tones guides the notes under --chords: give --chords too")

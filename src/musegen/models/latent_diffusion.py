@@ -146,10 +146,13 @@ class LatentDiffusion(nn.Module):
         resample: int = 1,
         generator: torch.Generator | None = None,
         pace: torch.Tensor | None = None,
+        tie: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` sequences of ``length`` latents (in the VAE's units) by DDIM in ``steps``
         steps; ``known`` [n, length, latent] with ``known_mask`` [n, length] fixes latents.
-        ``pace`` [n] in [0, 1], for a model with ``pace``: drawn uniformly when not given."""
+        ``pace`` [n] in [0, 1], for a model with ``pace``: drawn uniformly when not given.
+        ``tie`` [n, length] (indices): position ``j`` takes position ``tie[:, j]``'s state at
+        every step, so tied latents come out equal (a section that returns)."""
         c = self.config
         device = self.pos.device
         x = torch.randn(n, length, c.latent, generator=generator, device=device)
@@ -162,6 +165,9 @@ class LatentDiffusion(nn.Module):
             fixed = known_mask.to(device)[..., None]
         else:
             x0_known, fixed = None, None
+        if tie is not None:
+            index = tie.to(device)[..., None].expand(n, length, c.latent)
+            x = x.gather(1, index)
         times = torch.linspace(1.0, 0.0, steps + 1, device=device)
         for i in range(steps):
             t, t_next = times[i], times[i + 1]
@@ -180,6 +186,8 @@ class LatentDiffusion(nn.Module):
                     x = ratio * x_next + spread * noise
                 else:
                     x = x_next
+                if tie is not None:
+                    x = x.gather(1, index)
         z = self.denormalise(x)
         if known is not None and known_mask is not None:
             z = torch.where(known_mask.to(device)[..., None], known.to(device).float(), z)

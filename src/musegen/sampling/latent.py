@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -456,6 +456,7 @@ class MusicVAEGenerator(Generator):
 
     kind = "melody VAE"
     serves = ("generate",)
+    plans_forms = False  # --form: sections that return
     fitted_prior = True  # False: N(0, I) even where the model has a fitted prior
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
@@ -487,7 +488,7 @@ class MusicVAEGenerator(Generator):
 
         from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
 
-        _check_request(self.folder, request, density=bool(self.controls()))
+        _check_request(self.folder, request, bool(self.controls()), self.plans_forms)
         asked = PieceRequest(
             bars=request.bars,
             seconds=request.seconds,
@@ -505,7 +506,9 @@ class MusicVAEGenerator(Generator):
         latents = self._latents(request, n, draws).numpy()
         pieces = []
         for i, z in enumerate(latents):
-            steps = self.vae.decode_steps(z, temperature, request.seed * 1000 + i)
+            steps = self._restated(
+                i, self.vae.decode_steps(z, temperature, request.seed * 1000 + i)
+            )
             steps = steps.reshape(-1)[: bars * self.vae.config.steps_per_bar]
             score = self.vae.to_score(steps, tempo=request.tempo or 100.0)
             pieces.append(finish_piece(score, asked, empty))
@@ -516,6 +519,10 @@ class MusicVAEGenerator(Generator):
             **self._extra(request),
         }
         return Generated(pieces, {"sampling": sampling, "request": vars(asked)})
+
+    def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
+        """A piece's decoded ``[latents, steps]`` as it is kept (a form's copies: below)."""
+        return steps
 
     def _temperature(self, request: GenerateRequest) -> float:
         t = request.temperature
@@ -542,6 +549,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     kind = "latent diffusion prior"
     serves = ("generate", "infill")
+    plans_forms = True
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         if "vae" not in meta:
@@ -559,7 +567,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
     @classmethod
     def capabilities(cls, meta: dict[str, Any]) -> tuple[str, ...]:
         paced = bool((meta.get("config") or {}).get("pace"))
-        return cls.serves + (("density",) if paced else ())
+        return (*cls.serves, *(("density",) if paced else ()), "structure")
 
     def _steps(self) -> int:
         return int((self.meta.get("sampling") or {}).get("steps", 50))
@@ -590,19 +598,70 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         if self.paces is not None:
             extra["pace"] = [round(float(u), 4) for u in self.paces]
             extra["density"] = request.density[0] if request.density else "drawn"
+        if self.forms is not None:
+            extra["form"] = self.forms
         window = self._window()
         return extra | ({"window": window, "window_resample": WINDOW_RESAMPLE} if window else {})
 
     paces: Any = None  # the last generate's pace ranks (a paced prior)
+    forms: list[str] | None = None  # the last generate's forms, one a piece
+    copies: np.ndarray | None = None  # [num, latents]: the latent whose notes each copies, or -1
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         self.paces = self._pace(request, draws)
-        return self._draw_latents(request, n, draws)
+        tie = self._form(request, n)
+        return self._draw_latents(request, n, draws, tie)
 
-    def _draw_latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
+    def _form(self, request: GenerateRequest, n: int) -> Any:
+        """The tie map [num, n] of the pieces' forms (``--form``, else ``sampling.form``),
+        or None; sets :attr:`forms` and :attr:`copies`."""
+        import torch
+
+        from musegen.sampling.structure import parse_form
+        from musegen.sampling.themes import corpus_forms
+
+        self.forms, self.copies = None, None
+        asked = request.form
+        form = asked if asked is not None else (self.meta.get("sampling") or {}).get("form")
+        if form in (None, "none"):
+            return None
+        window = self._window()
+        letters = 4 if form == "auto" else len(parse_form(form))  # forms.json's have four
+        if (window and n > window) or n < letters:
+            if asked is None:  # the model's default: for the pieces it fits
+                return None
+            per = self._bars_per_latent()
+            most = (window or self.prior.config.max_len) * per
+            raise MusegenError(
+                f"--form {form}: latent-diffusion plans forms over {letters * per} to {most} "
+                f"bars (a section a latent of {per} bars at least, one window at most)"
+            )
+        bars = n * self._bars_per_latent()
+        if form == "auto":
+            self.forms = corpus_forms("melody", request.seed, bars, request.num)
+        else:
+            self.forms = ["".join(parse_form(form))] * request.num
+        maps = [form_ties(parse_form(f), n) for f in self.forms]
+        self.copies = np.stack([c for _, c in maps])
+        return torch.as_tensor(np.stack([t for t, _ in maps]))
+
+    def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
+        if self.copies is None:
+            return steps
+        out = steps.copy()
+        for j, k in enumerate(self.copies[piece]):
+            if k >= 0:
+                out[j] = steps[k]
+        return out
+
+    def _draw_latents(self, request: GenerateRequest, n: int, draws: Any, tie: Any = None) -> Any:
+        import torch
+
         shortest = int((self.meta.get("data") or {}).get("min_latents", 1))
         if n < shortest:  # the prior never saw so short a sequence: draw one it knows, cut
-            return self._draw_latents(request, shortest, draws)[:, :n]
+            if tie is not None:
+                tie = torch.cat([tie, torch.arange(n, shortest).expand(len(tie), -1)], 1)
+            return self._draw_latents(request, shortest, draws, tie)[:, :n]
         window = self._window()
         if window and n > window:
             return self._windowed(request.num, n, window, draws)
@@ -612,7 +671,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
                 f"{self.folder}: writes at most {most} bars, not {n * self._bars_per_latent()}"
             )
         return self.prior.sample(
-            request.num, n, steps=self._steps(), generator=draws, pace=self.paces
+            request.num, n, steps=self._steps(), generator=draws, pace=self.paces, tie=tie
         )
 
     def _windowed(self, num: int, n: int, window: int, draws: Any) -> Any:
@@ -709,8 +768,33 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         return torch.tensor([rank])
 
 
-def _check_request(folder: Any, request: Any, density: bool = False) -> None:
-    """Refuse what a latent model cannot honour; ``density``: a paced prior's one bin."""
+def form_ties(letters: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For ``n`` latents in the sections of ``letters`` (equal lengths, the last takes what is
+    left): the latent each one is tied to (itself when free; a returning section's latents to
+    its first statement's) and the one whose decoded notes it copies (-1: decoded itself, as
+    are a returning section's last latent, so that it may close or lead on differently, and
+    every free one)."""
+    size = n // len(letters)
+    starts = [i * size for i in range(len(letters))] + [n]
+    tie, copy = np.arange(n), np.full(n, -1)
+    first: dict[str, tuple[int, int]] = {}
+    for s, letter in enumerate(letters):
+        lo, hi = starts[s], starts[s + 1]
+        if letter not in first:
+            first[letter] = (lo, hi)
+            continue
+        src, src_hi = first[letter]
+        for j in range(lo, hi):
+            k = src + j - lo
+            if k < src_hi:
+                tie[j] = k
+                copy[j] = k if j < hi - 1 else -1
+    return tie, copy
+
+
+def _check_request(folder: Any, request: Any, density: bool = False, forms: bool = False) -> None:
+    """Refuse what a latent model cannot honour; ``density``: a paced prior's one bin;
+    ``forms``: it plans ``--form``."""
     if density and len(set(request.density)) > 1:
         raise MusegenError(
             f"--density {','.join(request.density)}: this prior is told one pace for the "
@@ -724,6 +808,8 @@ def _check_request(folder: Any, request: Any, density: bool = False) -> None:
         "--repetition-penalty": request.repetition_penalty != 1.0,
         "--chords": request.chords,
         "--density": request.density and not density,
+        "--form": request.form not in (None, "none") and not forms,
+        "--theme": request.theme,
     }
     if any(unused.values()):
         flags = ", ".join(flag for flag, given in unused.items() if given)

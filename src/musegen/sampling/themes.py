@@ -199,13 +199,18 @@ def auto_form(tokenizer: Any, seed: int, bars: int = 16) -> str:
 
 def auto_forms(tokenizer: Any, seed: int, bars: int, num: int) -> list[str]:
     """``num`` forms drawn one after another (the first is :func:`auto_form`'s)."""
+    return corpus_forms("chorale" if tokenizer.n_voices == 4 else "melody", seed, bars, num)
+
+
+def corpus_forms(key: str, seed: int, bars: int, num: int) -> list[str]:
+    """``num`` forms drawn with the shares ``forms.json`` measured on a corpus (``key``:
+    ``chorale`` or ``melody``), those of its 8-bar openings for fewer than 16 bars."""
     import json
     from pathlib import Path
 
     from musegen.sampling.structure import FormShares
 
     table = json.loads((Path(__file__).with_name("forms.json")).read_text())
-    key = "chorale" if tokenizer.n_voices == 4 else "melody"
     if bars < 16 and f"{key}-8" in table:
         key += "-8"
     shares = FormShares(table[key]["shares"], table[key]["pieces"])
