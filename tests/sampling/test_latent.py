@@ -283,3 +283,30 @@ def test_prior_plans_forms(tmp_path: Path) -> None:
     assert "form" not in gen.generate(GenerateRequest(bars=16, form="none")).settings["sampling"]
     with pytest.raises(MusegenError, match="--form do not apply"):
         load_generator(str(vae_dir)).generate(GenerateRequest(bars=16, form="AABA"))
+
+
+def test_prior_redraws_endings_until_the_tonic(tmp_path: Path) -> None:
+    """``--ending tonic``: a piece not ending on its tonic gets its last latent drawn again
+    (all before it kept) until it does or the tries run out; seeds reproduce; ``cadence`` is
+    refused (melodies), and so is an ending for a VAE alone."""
+    from latenthelpers import tiny_prior
+    from musegen.metrics.quality import ends_on_tonic
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    vae_dir = tiny_vae(tmp_path / "vae")
+    gen = load_generator(str(tiny_prior(tmp_path / "prior", vae_dir)))
+    free = gen.generate(GenerateRequest(num=12, seed=2, bars=8, temperature=1.0))
+    closed = gen.generate(GenerateRequest(num=12, seed=2, bars=8, temperature=1.0, ending="tonic"))
+    again = gen.generate(GenerateRequest(num=12, seed=2, bars=8, temperature=1.0, ending="tonic"))
+    assert free.settings["sampling"]["ending"] == "free"
+    assert closed.settings["sampling"]["ending"] == "tonic"
+    tonic = [ends_on_tonic(p) for p in closed.pieces]
+    assert sum(tonic) > sum(ends_on_tonic(p) for p in free.pieces)
+    for a, b, c in zip(free.pieces, closed.pieces, again.pieces, strict=True):
+        assert b.tracks[0].notes.tolist() == c.tracks[0].notes.tolist()
+        before, after = gen.vae.steps(a).reshape(-1, 32), gen.vae.steps(b).reshape(-1, 32)
+        assert np.array_equal(before[:-1], after[:-1])  # only the last latent's bars change
+    with pytest.raises(MusegenError, match="--ending tonic or free"):
+        gen.generate(GenerateRequest(bars=8, ending="cadence"))
+    with pytest.raises(MusegenError, match="--ending do not apply"):
+        load_generator(str(vae_dir)).generate(GenerateRequest(bars=8, ending="tonic"))

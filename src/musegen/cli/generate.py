@@ -109,8 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=ENDINGS,
         help="how each piece must close: its last two bars are drawn again (up to 16 times) until "
         "it ends on an authentic or plagal cadence / on its tonic; free: as the model ends it "
-        "(default: the model's config: cadence for bach, tonic for folk; models that count "
-        "bars down only)",
+        "(default: the model's config: cadence for bach, tonic for folk and latent-diffusion; "
+        "models that count bars down, and latent-diffusion, whose last 2 bars are drawn again)",
     )
     p.add_argument(
         "--chords",

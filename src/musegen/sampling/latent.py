@@ -456,7 +456,7 @@ class MusicVAEGenerator(Generator):
 
     kind = "melody VAE"
     serves = ("generate",)
-    plans_forms = False  # --form: sections that return
+    plans_forms = False  # --form: sections that return; --ending: new endings
     fitted_prior = True  # False: N(0, I) even where the model has a fitted prior
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
@@ -504,14 +504,18 @@ class MusicVAEGenerator(Generator):
         temperature = self._temperature(request)
         draws = torch.Generator().manual_seed(request.seed)
         latents = self._latents(request, n, draws).numpy()
-        pieces = []
-        for i, z in enumerate(latents):
-            steps = self._restated(
-                i, self.vae.decode_steps(z, temperature, request.seed * 1000 + i)
-            )
-            steps = steps.reshape(-1)[: bars * self.vae.config.steps_per_bar]
-            score = self.vae.to_score(steps, tempo=request.tempo or 100.0)
-            pieces.append(finish_piece(score, asked, empty))
+        rows = [
+            self._restated(i, self.vae.decode_steps(z, temperature, request.seed * 1000 + i))
+            for i, z in enumerate(latents)
+        ]
+        tempo = request.tempo or 100.0
+        cut = bars * self.vae.config.steps_per_bar
+
+        def score(steps: np.ndarray) -> Score:
+            return self.vae.to_score(steps.reshape(-1)[:cut], tempo=tempo)
+
+        rows = self._closed(request, latents, rows, score, temperature, draws)
+        pieces = [finish_piece(score(steps), asked, empty) for steps in rows]
         sampling = {
             "seed": request.seed,
             "temperature": temperature,
@@ -523,6 +527,13 @@ class MusicVAEGenerator(Generator):
     def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
         """A piece's decoded ``[latents, steps]`` as it is kept (a form's copies: below)."""
         return steps
+
+    def _closed(
+        self, request: GenerateRequest, latents: np.ndarray, rows: list[np.ndarray],
+        score: Callable[[np.ndarray], Score], temperature: float, draws: Any,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """The pieces' decoded rows as they end (new endings: below)."""
+        return rows
 
     def _temperature(self, request: GenerateRequest) -> float:
         t = request.temperature
@@ -600,11 +611,13 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             extra["density"] = request.density[0] if request.density else "drawn"
         if self.forms is not None:
             extra["form"] = self.forms
+        extra["ending"] = self.ending
         window = self._window()
         return extra | ({"window": window, "window_resample": WINDOW_RESAMPLE} if window else {})
 
     paces: Any = None  # the last generate's pace ranks (a paced prior)
     forms: list[str] | None = None  # the last generate's forms, one a piece
+    ending = "free"  # the last generate's ending check
     copies: np.ndarray | None = None  # [num, latents]: the latent whose notes each copies, or -1
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
@@ -644,6 +657,54 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         maps = [form_ties(parse_form(f), n) for f in self.forms]
         self.copies = np.stack([c for _, c in maps])
         return torch.as_tensor(np.stack([t for t, _ in maps]))
+
+    def _closed(
+        self, request: GenerateRequest, latents: np.ndarray, rows: list[np.ndarray],
+        score: Callable[[np.ndarray], Score], temperature: float, draws: Any,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """With ``--ending tonic`` (else ``sampling.ending``): a piece whose last note is not
+        its key's tonic gets its last latent drawn again by infilling, the latents before it
+        fixed (the last window's, for a long piece), and decoded; the first new ending that
+        passes replaces the old one, up to :data:`~musegen.sampling.endings.TRIES` draws,
+        else the piece stays as it was (as :mod:`musegen.sampling.endings` does for token
+        models)."""
+        import torch
+
+        from musegen.sampling.endings import TRIES, ending_check
+
+        ending = request.ending or (self.meta.get("sampling") or {}).get("ending", "free")
+        self.ending = ending
+        if ending == "cadence":
+            raise MusegenError("latent-diffusion writes melodies: --ending tonic or free")
+        check = ending_check(ending)
+        n = latents.shape[1]
+        if check is None or n < 2:
+            return rows
+        rows = list(rows)
+        open_ = [i for i, r in enumerate(rows) if not check(score(r))]
+        width = min(n, self._window() or n, self.prior.config.max_len)
+        for attempt in range(TRIES[ending]):
+            if not open_:
+                break
+            known = torch.as_tensor(latents[open_, n - width :])
+            mask = torch.ones(len(open_), width, dtype=torch.bool)
+            mask[:, -1] = False
+            pace = None if self.paces is None else self.paces[open_]
+            z = self.prior.sample(
+                len(open_), width, steps=self._steps(), known=known, known_mask=mask,
+                resample=RESAMPLE, generator=draws, pace=pace,
+            )[:, -1].numpy()  # fmt: skip
+            still = []
+            for k, i in enumerate(open_):
+                seed = request.seed * 1000 + i + 7919 * (attempt + 1)
+                new = rows[i].copy()
+                new[-1] = self.vae.decode_steps(z[k : k + 1], temperature, seed)[0]
+                if check(score(new)):
+                    rows[i] = new
+                else:
+                    still.append(i)
+            open_ = still
+        return rows
 
     def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
         if self.copies is None:
@@ -794,7 +855,7 @@ def form_ties(letters: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_request(folder: Any, request: Any, density: bool = False, forms: bool = False) -> None:
     """Refuse what a latent model cannot honour; ``density``: a paced prior's one bin;
-    ``forms``: it plans ``--form``."""
+    ``forms``: it plans ``--form`` and ``--ending``."""
     if density and len(set(request.density)) > 1:
         raise MusegenError(
             f"--density {','.join(request.density)}: this prior is told one pace for the "
@@ -809,6 +870,7 @@ def _check_request(folder: Any, request: Any, density: bool = False, forms: bool
         "--chords": request.chords,
         "--density": request.density and not density,
         "--form": request.form not in (None, "none") and not forms,
+        "--ending": request.ending not in (None, "free") and not forms,
         "--theme": request.theme,
     }
     if any(unused.values()):
