@@ -271,7 +271,7 @@ def test_prior_plans_forms(tmp_path: Path) -> None:
     for piece in result.pieces:
         steps = gen.vae.steps(piece).reshape(-1, 32)  # 2-bar latents
         assert np.array_equal(steps[2], steps[0]) and np.array_equal(steps[6], steps[0])
-    with pytest.raises(MusegenError, match="plans forms over 8 to 16 bars"):
+    with pytest.raises(MusegenError, match="plans a form over 8 bars at least"):
         gen.generate(GenerateRequest(bars=6, form="AABA"))
     config = json.loads((prior_dir / "config.json").read_text())
     config["sampling"]["form"] = "auto"
@@ -310,3 +310,30 @@ def test_prior_redraws_endings_until_the_tonic(tmp_path: Path) -> None:
         gen.generate(GenerateRequest(bars=8, ending="cadence"))
     with pytest.raises(MusegenError, match="--ending do not apply"):
         load_generator(str(vae_dir)).generate(GenerateRequest(bars=8, ending="tonic"))
+
+
+def test_forms_span_windows(tmp_path: Path) -> None:
+    """A piece drawn a window at a time keeps its form: a section returning after its
+    statement's window is fixed to it, its notes copied but for its last latent."""
+    import json
+
+    import torch
+
+    from latenthelpers import tiny_prior
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    prior_dir = tiny_prior(tmp_path / "prior", tiny_vae(tmp_path / "vae"))
+    config = json.loads((prior_dir / "config.json").read_text())
+    config["sampling"]["window"] = 4
+    (prior_dir / "config.json").write_text(json.dumps(config))
+    gen = load_generator(str(prior_dir))
+    latents = []
+    sample = gen.prior.sample
+    gen.prior.sample = lambda *a, **kw: latents.append(sample(*a, **kw)) or latents[-1]  # type: ignore[method-assign]
+    result = gen.generate(GenerateRequest(num=2, seed=3, bars=32, form="ABCA"))  # 16 latents
+    assert result.settings["sampling"]["form"] == ["ABCA", "ABCA"]
+    z = torch.cat([latents[0]] + [w[:, 2:] for w in latents[1:]], dim=1)
+    assert z.shape[1] == 16 and torch.equal(z[:, 12:16], z[:, 0:4])
+    for piece in result.pieces:
+        steps = gen.vae.steps(piece).reshape(-1, 32)
+        assert all(np.array_equal(steps[12 + j], steps[j]) for j in range(3))

@@ -638,16 +638,14 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         form = asked if asked is not None else (self.meta.get("sampling") or {}).get("form")
         if form in (None, "none"):
             return None
-        window = self._window()
         letters = 4 if form == "auto" else len(parse_form(form))  # forms.json's have four
-        if (window and n > window) or n < letters:
+        if n < letters:
             if asked is None:  # the model's default: for the pieces it fits
                 return None
             per = self._bars_per_latent()
-            most = (window or self.prior.config.max_len) * per
             raise MusegenError(
-                f"--form {form}: latent-diffusion plans forms over {letters * per} to {most} "
-                f"bars (a section a latent of {per} bars at least, one window at most)"
+                f"--form {form}: latent-diffusion plans a form over {letters * per} bars at "
+                f"least (a section a latent of {per} bars)"
             )
         bars = n * self._bars_per_latent()
         if form == "auto":
@@ -725,7 +723,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             return self._draw_latents(request, shortest, draws, tie)[:, :n]
         window = self._window()
         if window and n > window:
-            return self._windowed(request.num, n, window, draws)
+            return self._windowed(request.num, n, window, draws, tie)
         if n > self.prior.config.max_len:
             most = self.prior.config.max_len * self._bars_per_latent()
             raise MusegenError(
@@ -735,26 +733,41 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             request.num, n, steps=self._steps(), generator=draws, pace=self.paces, tie=tie
         )
 
-    def _windowed(self, num: int, n: int, window: int, draws: Any) -> Any:
+    def _windowed(self, num: int, n: int, window: int, draws: Any, tie: Any = None) -> Any:
         """``n`` latents a window at a time: the first ``window``, then each next window
         with its first half fixed to the latents before it (infilling's RePaint, resampled
         :data:`WINDOW_RESAMPLE` times a step), keeping the second half. In the corpus long
         tunes are slow ones (Essen's tunes of 64 bars or more have a note a bar, those of
         8-15 bars four, shorter ones six): drawn whole, a long piece would be a slow tune;
-        drawn in windows of a typical tune's length, it keeps a typical tune's pace."""
+        drawn in windows of a typical tune's length, it keeps a typical tune's pace.
+        ``tie`` [num, n] (a form): a latent tied to one already drawn is fixed to it, and
+        one tied to another in the same window is tied there."""
         import torch
 
-        z = self.prior.sample(num, window, steps=self._steps(), generator=draws, pace=self.paces)
+        first = None if tie is None else tie[:, :window]
+        z = self.prior.sample(
+            num, window, steps=self._steps(), generator=draws, pace=self.paces, tie=first
+        )
         keep = window // 2
         while z.shape[1] < n:
-            new = min(window - keep, n - z.shape[1])
+            done, new = z.shape[1], min(window - keep, n - z.shape[1])
             known = torch.zeros(num, keep + new, z.shape[2])
             known[:, :keep] = z[:, -keep:]
             mask = torch.zeros(num, keep + new, dtype=torch.bool)
             mask[:, :keep] = True
+            local = None
+            if tie is not None:
+                source = tie[:, done : done + new]  # absolute indices
+                drawn = source < done
+                rows = torch.arange(num)[:, None].expand(-1, new)
+                known[:, keep:][drawn] = z[rows[drawn], source[drawn]]
+                mask[:, keep:] |= drawn
+                start = done - keep
+                local = torch.arange(keep + new).repeat(num, 1)
+                local[:, keep:] = torch.where(drawn, local[:, keep:], source - start)
             part = self.prior.sample(
                 num, keep + new, steps=self._steps(), known=known, known_mask=mask,
-                resample=WINDOW_RESAMPLE, generator=draws, pace=self.paces,
+                resample=WINDOW_RESAMPLE, generator=draws, pace=self.paces, tie=local,
             )  # fmt: skip
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
