@@ -15,7 +15,8 @@ Generators (``--generator``):
   Coconet, a frame model), generated like ``musegen generate --model PATH``.
 
 Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen) for
-``folk``; ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales as
+``folk`` and melody token models, ``folk-units`` for a latent model (``--model folk-vae``,
+``latent-diffusion``); ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales as
 Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long note,
 no meter): the fair reference for grid models, whose output has the grid's traits;
 ``--reference folk-units`` compares with Essen's tunes as the melody VAEs write them (the
@@ -169,6 +170,23 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
         file=sys.stderr,
     )
     return scores
+
+
+def default_reference(kind: str, model: str | None) -> str:
+    """``folk`` for the folk generator and a melody token model, ``folk-units`` for a latent
+    model (a MusicVAE or a prior over its latents: 4/4 units of Essen tunes), else ``bach``."""
+    if model:
+        from musegen.models.pretrained import resolve_model
+        from musegen.sampling.generators import generator_class
+        from musegen.sampling.latent import MusicVAEGenerator
+
+        meta = json.loads((resolve_model(model) / "config.json").read_text())
+        cls = generator_class(meta)
+        if cls is not None and issubclass(cls, MusicVAEGenerator):
+            return "folk-units"
+        tokenizer = (meta.get("tokenizer") or {}).get("tokenizer", "")
+        return "folk" if str(tokenizer).startswith("melody") else "bach"
+    return "folk" if kind == "folk" else "bach"
 
 
 def units_reference(
@@ -447,8 +465,9 @@ def main() -> int:
     p.add_argument(
         "--reference",
         choices=("bach", "folk", "jsb-satb", "folk-units"),
-        help="real corpus (default: folk for folk, else bach; jsb-satb: Bach on the 16th grid; "
-        "folk-units: Essen in the latent models' 4/4 units, from --units-data)",
+        help="real corpus (default: folk for folk, folk-units for latent models, else bach; "
+        "jsb-satb: Bach on the 16th grid; folk-units: Essen in the latent models' 4/4 units, "
+        "from --units-data)",
     )
     p.add_argument(
         "--max-reference", type=int, metavar="N", help="a seeded sample of N held-out pieces"
@@ -475,7 +494,7 @@ def main() -> int:
     name = (
         Path(args.model).name if args.model and kind not in ("harmonize-coconet", "csp") else kind
     )
-    reference = args.reference or ("folk" if kind == "folk" and not args.model else "bach")
+    reference = args.reference or default_reference(kind, args.model)
     if args.split == "test":
         print("measuring against the test split: report, never tune on it", file=sys.stderr)
 

@@ -179,3 +179,15 @@ def test_folk_units_reference_writes_the_tunes_in_4_4_units(tmp_path) -> None:  
     again = bench.units_reference(data, "train", 3, limit=3, seed=1)
     assert len(few) == 3
     assert [s.tracks[0].notes.tolist() for s in few] == [s.tracks[0].notes.tolist() for s in again]
+
+
+def test_default_reference_follows_the_model() -> None:
+    from benchhelpers import load_benchmark
+
+    bench = load_benchmark("musical_quality")
+    assert bench.default_reference("bach", None) == "bach"
+    assert bench.default_reference("folk", None) == "folk"
+    assert bench.default_reference("bach", "folk") == "folk"  # a melody token model
+    assert bench.default_reference("bach", "latent-diffusion") == "folk-units"
+    assert bench.default_reference("bach", "folk-vae") == "folk-units"
+    assert bench.default_reference("bach", "coconet") == "bach"
