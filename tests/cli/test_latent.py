@@ -145,6 +145,7 @@ def test_generate_and_infill_with_the_prior(
     assert main([*infill, "--out", str(tmp_path), "--name", "i"]) == 0
     settings = json.loads((tmp_path / "i.json").read_text())
     assert settings["rewritten_bars"] == [1, 2]
+    assert settings["temperature"] == settings["sampling"]["temperature"] == 0.5  # as generate
     assert main(["generate", "--model", prior, "--bars", "40", "--out", str(tmp_path)]) == 2
     assert "at most 16 bars" in capsys.readouterr().err
     form = ["generate", "--bars", "16", "--form", "AABA", "--out", str(tmp_path), "--name", "f"]

@@ -92,7 +92,13 @@ def _common(p: argparse.ArgumentParser, name_help: str) -> None:
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", help=name_help)
     p.add_argument("--seed", type=int, help="random seed (default: a new one, printed and saved)")
-    p.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="default 1.0")
+    p.add_argument(
+        "--temperature",
+        "-t",
+        type=float,
+        metavar="T",
+        help="default 1.0 (infill with latent-diffusion: its VAE's decoding temperature, 0.5)",
+    )
     p.add_argument(
         "--steps",
         type=at_least_one,
@@ -126,6 +132,8 @@ def run_harmonize(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
     generator = load_generator(args.model)  # a model, or the rule-based csp
+    if args.temperature is None:
+        args.temperature = 1.0
     result = generator.harmonize(
         melody,
         args.voices,
@@ -169,6 +177,8 @@ def run_infill(args: argparse.Namespace) -> int:
     generator = load_generator(args.model)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     t0 = time.perf_counter()
+    if args.temperature is None:
+        args.temperature = generator.infill_temperature()
     result = generator.infill(
         score, bars, args.voices, seed=seed, temperature=args.temperature, steps=args.steps
     )

@@ -188,6 +188,10 @@ class Generator:
         """``score`` with ``voices`` in ``bars`` (1-based, inclusive) rewritten."""
         raise self._unserved("infill")
 
+    def infill_temperature(self) -> float:
+        """The temperature ``musegen infill`` uses when none is given."""
+        return 1.0
+
     def accompany(
         self, melody: Score, voice: str = "S", *, seed: int = 0, temperature: float = 1.0
     ) -> Generated:

@@ -772,6 +772,11 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
 
+    def infill_temperature(self) -> float:
+        """The VAE's decoding temperature, as ``generate`` decodes: rewritten bars like the
+        rest of a tune the prior wrote."""
+        return self.vae.default_temperature
+
     def infill(
         self,
         score: Score,
