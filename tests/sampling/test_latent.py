@@ -337,3 +337,24 @@ def test_forms_span_windows(tmp_path: Path) -> None:
     for piece in result.pieces:
         steps = gen.vae.steps(piece).reshape(-1, 32)
         assert all(np.array_equal(steps[12 + j], steps[j]) for j in range(3))
+
+
+def test_prior_decodes_at_its_own_temperature(tmp_path: Path) -> None:
+    """The prior's ``sampling.temperature`` decodes its tunes (``generate`` and ``infill``);
+    without one, its VAE's."""
+    import json
+
+    from latenthelpers import tiny_prior
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    prior_dir = tiny_prior(tmp_path / "prior", tiny_vae(tmp_path / "vae"))
+    gen = load_generator(str(prior_dir))
+    assert gen.infill_temperature() == gen.vae.default_temperature == 0.5
+    config = json.loads((prior_dir / "config.json").read_text())
+    config["sampling"]["temperature"] = 0.25
+    (prior_dir / "config.json").write_text(json.dumps(config))
+    gen = load_generator(str(prior_dir))
+    assert gen.infill_temperature() == 0.25
+    assert gen.generate(GenerateRequest(bars=4)).settings["sampling"]["temperature"] == 0.25
+    asked = GenerateRequest(bars=4, temperature=1.0)
+    assert gen.generate(asked).settings["sampling"]["temperature"] == 1.0

@@ -772,10 +772,16 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
 
+    def _temperature(self, request: GenerateRequest) -> float:
+        if request.temperature is not None:
+            return float(request.temperature)
+        return self.infill_temperature()
+
     def infill_temperature(self) -> float:
-        """The VAE's decoding temperature, as ``generate`` decodes: rewritten bars like the
-        rest of a tune the prior wrote."""
-        return self.vae.default_temperature
+        """The decoding temperature (the prior's ``sampling.temperature``, else its VAE's),
+        as ``generate`` decodes: rewritten bars like the rest of a tune the prior wrote."""
+        asked = (self.meta.get("sampling") or {}).get("temperature")
+        return self.vae.default_temperature if asked is None else float(asked)
 
     def infill(
         self,
