@@ -16,9 +16,10 @@ Generators (``--generator``):
 
 Reference: the ``bach`` source (music21's chorales) for chorale generators, ``folk`` (Essen) for
 ``folk`` and melody token models, ``folk-units`` for a latent model (``--model folk-vae``,
-``latent-diffusion``); ``--reference`` overrides. ``--reference jsb-satb`` compares with Bach's chorales as
-Coconet sees them (four voices on a 16th-note grid, a repeated note merged into one long note,
-no meter): the fair reference for grid models, whose output has the grid's traits;
+``latent-diffusion``); ``--reference`` overrides. ``--reference jsb-satb`` compares with
+Bach's chorales as Coconet sees them (four voices on a 16th-note grid, a repeated note merged
+into one long note, no meter): the fair reference for grid models, whose output has the
+grid's traits;
 ``--reference folk-units`` compares with Essen's tunes as the melody VAEs write them (the
 tunes of at least ``--bars`` units of 16 16th steps in ``--units-data``, a 2/4 tune two bars a
 unit, cut to ``--bars`` and written as 4/4 bars): the fair reference for the latent models,

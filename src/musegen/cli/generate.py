@@ -174,8 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sections of equal length, one letter each, e.g. AABA: a returning letter restates "
         "its section's melody bar for bar (its last bar free; latent-diffusion: its latents "
         "tied, its last 2 bars decoded afresh); 'auto': a form drawn from the corpus's "
-        "measured forms, one per piece; 'none': no form. Default: the model's (folk, "
-        "latent-diffusion up to 16 bars: auto)",
+        "measured forms, one per piece; 'none': no form. Default: the model's (folk, and "
+        "latent-diffusion from 8 bars: auto)",
     )
     p.add_argument("--out", "-o", default="out", metavar="DIR", help="output folder (default: out)")
     p.add_argument("--name", default="piece", help="file name stem (default: piece)")

@@ -97,7 +97,7 @@ def _common(p: argparse.ArgumentParser, name_help: str) -> None:
         "-t",
         type=float,
         metavar="T",
-        help="default 1.0 (infill with latent-diffusion: its VAE's decoding temperature, 0.5)",
+        help="default 1.0 (infill with latent-diffusion: its decoding temperature, 0.5)",
     )
     p.add_argument(
         "--steps",

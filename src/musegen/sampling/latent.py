@@ -456,7 +456,7 @@ class MusicVAEGenerator(Generator):
 
     kind = "melody VAE"
     serves = ("generate",)
-    plans_forms = False  # --form: sections that return; --ending: new endings
+    plans = False  # --form and --ending: sections that return, last bars drawn again
     fitted_prior = True  # False: N(0, I) even where the model has a fitted prior
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
@@ -488,7 +488,7 @@ class MusicVAEGenerator(Generator):
 
         from musegen.sampling.pieces import PieceRequest, finish_piece, primer_score
 
-        _check_request(self.folder, request, bool(self.controls()), self.plans_forms)
+        _check_request(self.folder, request, bool(self.controls()), self.plans)
         asked = PieceRequest(
             bars=request.bars,
             seconds=request.seconds,
@@ -560,7 +560,12 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     kind = "latent diffusion prior"
     serves = ("generate", "infill")
-    plans_forms = True
+    plans = True
+    # what the last generate drew, for its settings (_extra) and its decoding (_restated)
+    paces: Any = None  # pace ranks [num] (a paced prior)
+    forms: list[str] | None = None  # one form a piece
+    copies: np.ndarray | None = None  # [num, latents]: the latent whose notes each copies, or -1
+    ending = "free"  # the ending check
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         if "vae" not in meta:
@@ -614,11 +619,6 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         extra["ending"] = self.ending
         window = self._window()
         return extra | ({"window": window, "window_resample": WINDOW_RESAMPLE} if window else {})
-
-    paces: Any = None  # the last generate's pace ranks (a paced prior)
-    forms: list[str] | None = None  # the last generate's forms, one a piece
-    ending = "free"  # the last generate's ending check
-    copies: np.ndarray | None = None  # [num, latents]: the latent whose notes each copies, or -1
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         self.paces = self._pace(request, draws)
@@ -877,9 +877,9 @@ def form_ties(letters: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     return tie, copy
 
 
-def _check_request(folder: Any, request: Any, density: bool = False, forms: bool = False) -> None:
+def _check_request(folder: Any, request: Any, density: bool = False, plans: bool = False) -> None:
     """Refuse what a latent model cannot honour; ``density``: a paced prior's one bin;
-    ``forms``: it plans ``--form`` and ``--ending``."""
+    ``plans``: it plans ``--form`` and ``--ending``."""
     if density and len(set(request.density)) > 1:
         raise MusegenError(
             f"--density {','.join(request.density)}: this prior is told one pace for the "
@@ -893,8 +893,8 @@ def _check_request(folder: Any, request: Any, density: bool = False, forms: bool
         "--repetition-penalty": request.repetition_penalty != 1.0,
         "--chords": request.chords,
         "--density": request.density and not density,
-        "--form": request.form not in (None, "none") and not forms,
-        "--ending": request.ending not in (None, "free") and not forms,
+        "--form": request.form not in (None, "none") and not plans,
+        "--ending": request.ending not in (None, "free") and not plans,
         "--theme": request.theme,
     }
     if any(unused.values()):
