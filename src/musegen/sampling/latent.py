@@ -537,7 +537,11 @@ class MusicVAEGenerator(Generator):
 
     def _temperature(self, request: GenerateRequest) -> float:
         t = request.temperature
-        return self.vae.default_temperature if t is None else float(t)
+        return self._decoding_temperature() if t is None else float(t)
+
+    def _decoding_temperature(self) -> float:
+        """The decoder temperature when none is asked: the VAE's."""
+        return self.vae.default_temperature
 
     def _extra(self, request: GenerateRequest) -> dict[str, Any]:
         return {"prior": self.vae.prior_name if self.fitted_prior else "N(0, I)"}
@@ -772,16 +776,14 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
             z = torch.cat([z, part[:, keep:]], dim=1)
         return z
 
-    def _temperature(self, request: GenerateRequest) -> float:
-        if request.temperature is not None:
-            return float(request.temperature)
-        return self.infill_temperature()
-
-    def infill_temperature(self) -> float:
-        """The decoding temperature (the prior's ``sampling.temperature``, else its VAE's),
-        as ``generate`` decodes: rewritten bars like the rest of a tune the prior wrote."""
+    def _decoding_temperature(self) -> float:
+        """The prior's ``sampling.temperature``, else its VAE's."""
         asked = (self.meta.get("sampling") or {}).get("temperature")
         return self.vae.default_temperature if asked is None else float(asked)
+
+    def infill_temperature(self) -> float:
+        """As ``generate`` decodes: rewritten bars like the rest of a tune the prior wrote."""
+        return self._decoding_temperature()
 
     def infill(
         self,

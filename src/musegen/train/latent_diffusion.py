@@ -109,14 +109,14 @@ class LatentWindows:
     def __init__(self, sequences: list[Sequence], max_len: int, pace: bool = False) -> None:
         self.max_len = max_len
         self.windows: list[np.ndarray] = []
-        density, lengths = [], []
+        density = []
         for seq, notes in sequences:
             hop = max(max_len // 2, 1)
             starts = range(0, max(len(seq) - max_len, 0) + 1, hop)
             self.windows += [seq[s : s + max_len] for s in starts]
             density += [notes[s : s + max_len].mean() for s in starts]
-            lengths += [len(seq[s : s + max_len]) for s in starts]
-        self.density, self.lengths = np.array(density), np.array(lengths)
+        self.density = np.array(density)
+        self.lengths = np.array([len(w) for w in self.windows])
         self.pace = pace_ranks(self.density, self.lengths) if pace else None
 
     def __len__(self) -> int:
