@@ -5,7 +5,8 @@ Generators (``--generator``):
 
 * ``bach`` / ``folk``: the shipped token models, exactly as ``musegen generate --model NAME
   --num N --bars B --seed S`` makes them (``compose`` with the same request and sampling,
-  then dealt out to the model config's ``voices``, four for ``bach``);
+  then dealt out to the model config's ``voices`` where it names them: a model writing one
+  stream of notes; ``bach`` writes its four voices itself);
 * ``coconet``: the shipped Coconet, chorales from scratch by Gibbs sampling (as
   ``musegen generate --model coconet``);
 * ``harmonize-coconet`` / ``csp``: four parts under the sopranos of the 77 JSB test chorales
@@ -28,7 +29,7 @@ shorter than ``--bars`` tell them apart by their length alone. The held-out
 split is ``--split`` (default ``valid``: never tune on test). Real pieces are cut to their first
 ``--bars`` bars (the generated length) for every figure but the ending (see the module docstring
 of ``musegen.evaluate.quality``); harmonizations are whole chorales and are compared with whole
-real ones. For a model whose notes are dealt out to voices (``bach``), ``--ceiling`` adds a
+real ones. For a model whose notes are dealt out to voices, ``--ceiling`` adds a
 column "real, dealt out": real training pieces cut, merged to one track and dealt out the same
 way, which shows what the dealing alone costs. ``--ceiling`` also measures as many real training
 pieces as generated ones against the same held-out set. Loaded corpora are cached under

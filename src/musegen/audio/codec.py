@@ -3,8 +3,9 @@
 A codec that must learn on one CPU thread in minutes: a waveform VQ-VAE (strided
 convolutions to 50 latent frames per second, SoundStream in miniature) did not -- its decoder
 ignored the codes after 300 steps, and without a quantizer reached only MR-STFT 2.92 after
-1,000 (docs/benchmarks.md). So this codec works on log-magnitude STFT frames (1,024-point
-Hann window, hop 256: 62.5 frames per second, 513 bins), which a few convolutions map well:
+1,000 (docs/experiments.md, "Audio: neural synthesizer, transcription, codec"). So this codec
+works on log-magnitude STFT frames (1,024-point Hann window, hop 256: 62.5 frames per second,
+513 bins), which a few convolutions map well:
 
 * encoder: 1-D convolutions over time (residual, dilated) and one strided convolution to one
   ``latent``-dimensional vector per ``stride`` STFT frames (31.25 code frames per second);

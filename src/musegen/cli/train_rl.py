@@ -27,7 +27,7 @@ FLAGS = (
         "piece: every token shares its piece's reward; note: each note is rewarded by the "
         "rules on the partial piece when it is written, tokens pushed by discounted "
         "returns-to-go (RL Tuner's per-note credit; default note, chosen on valid: see "
-        "docs/benchmarks.md)",
+        "docs/experiments.md, 'Reinforcement learning: per-note credit')",
     ),
     ("--gamma", float, "--credit note: discount per token of the returns-to-go (default 0.9)"),
     (

@@ -42,7 +42,8 @@ from musegen.sampling.rules_energy import (
 from musegen.score import VOICES, Score, Tempo, TimeSignature, Track
 
 # The rule and articulation energies harmonize uses by default, chosen on the valid sopranos
-# (benchmarks/harmonize_voice_leading.py; the comparison is in docs/benchmarks.md).
+# (benchmarks/harmonize_voice_leading.py; the comparison is in docs/experiments.md, "Coconet
+# harmonization, steered and cleaned").
 DEFAULT_RULES = RuleWeights(
     parallel=math.inf,
     hidden=3.0,

@@ -552,7 +552,7 @@ class MusicVAEGenerator(Generator):
 # the fixed one, and a long piece's pace then falls window by window (64 bars, 120 pieces:
 # 4.3 notes a bar in bars 1-8; in bars 57-64 3.3 at 4, 3.6 at 2, 3.9 at 1; real tunes keep
 # theirs), so windows take 1, with no loss of consistency between neighbouring bars
-# (docs/benchmarks.md).
+# (docs/experiments.md, "Latent models, eleventh pass").
 RESAMPLE = 4
 WINDOW_RESAMPLE = 1
 
