@@ -7,7 +7,7 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
 * ``latent.reconstruction.2bar`` / ``.16bar``: accuracy per 16th step of decoding the
   posterior mean with sampling at temperature 1 (``.argmax``: the likeliest step), over
   non-overlapping held-out windows, each read alone (a note held into a window starts at its
-  first step: :func:`musegen.models.vae.cut_segment`). 2-bar: peer = the issue's target 0.90. 16-bar: ours =
+  first step: :func:`musegen.models.vae_steps.cut_segment`). 2-bar: peer = the issue's target 0.90. 16-bar: ours =
   the hierarchical decoder, peer = a flat decoder of the same size and training.
   ``.2bar.teacher_forced``: the likeliest step given the true previous ones (next-step
   prediction, MusicVAE's other column). ``latent.vae.kl``: the KL per segment against the free
@@ -384,7 +384,7 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     for ids in data.split(args.split):
         units = piece_units(ids, data.tokenizer, vae.config.steps_per_bar)
         if units is not None and len(units) >= args.bars:
-            from musegen.models.vae import cells_to_steps
+            from musegen.models.vae_steps import cells_to_steps
 
             real.append(cells_to_steps(units[: args.bars].reshape(-1), data.tokenizer, vae.config))
     truth = set_overlaps(real)

@@ -198,7 +198,7 @@ def units_reference(
     least ``bars`` units of 16 16th steps, cut to ``bars`` units and written as 4/4 bars, as
     ``benchmarks/latent.py``'s self-similarity reads them (a seeded sample of ``limit``)."""
     from musegen.data.dataset import load_prepared
-    from musegen.models.vae import cells_to_steps
+    from musegen.models.vae_steps import cells_to_steps
     from musegen.sampling.latent import LatentVAE
     from musegen.train.vae import piece_units
 

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from latenthelpers import TINY_VAE, melody_tokenizer
+from latenthelpers import TINY_VAE
 from musegen.errors import MusegenError
 from musegen.models import build_model, load_model, save_model
 from musegen.models.vae import (
     HOLD,
     REST,
     beta_at,
-    cells_to_steps,
-    cut_segment,
-    fold_pitches,
     kl_divergence,
     refine_latents,
-    steps_to_cells,
     vae_objective,
 )
 
@@ -169,20 +162,6 @@ def test_save_and_load(tmp_path: Path) -> None:
         assert torch.equal(v, loaded.state_dict()[k])
 
 
-def test_cells_round_trip() -> None:
-    tok = melody_tokenizer()
-    build = build_model("music-vae", **TINY_VAE).config
-    p = tok.pitch_offset
-    cells = np.array([p + 60, tok.hold_id, tok.rest_id, p + 100, tok.hold_id, p + 30])
-    steps = cells_to_steps(cells, tok, build)
-    assert steps.tolist() == [60 - 43 + 2, HOLD, REST, 88 - 43 + 2, HOLD, 42 - 43 + 2 + 12]
-    back = steps_to_cells(steps, tok, build)
-    assert back[:3].tolist() == cells[:3].tolist()
-    # a HOLD after a rest is a rest
-    assert steps_to_cells(np.array([REST, HOLD]), tok, build).tolist() == [tok.rest_id] * 2
-    assert fold_pitches(np.array([20, 43, 96, 110]), 43, 54).tolist() == [44, 43, 96, 86]
-
-
 def test_input_dropout_hides_previous_steps_in_training_only() -> None:
     torch.manual_seed(0)
     model = build_model("music-vae", **{**TINY_VAE, "input_dropout": 0.5})
@@ -212,31 +191,6 @@ def test_non_autoregressive_decoder_reads_z_only(decoder: str, bars: int) -> Non
     sounding = torch.cat([torch.zeros(2, 1, dtype=torch.bool), out[:, :-1] != REST], dim=1)
     logits[..., HOLD] = torch.where(sounding, logits[..., HOLD], -torch.inf)
     assert torch.equal(out, logits.argmax(-1))
-
-
-def test_cut_segment_starts_a_held_note() -> None:
-    row = np.array([5, HOLD, HOLD, HOLD, REST, HOLD, 7, HOLD])  # a HOLD after a rest: none
-    assert cut_segment(row, 0, 4).tolist() == [5, HOLD, HOLD, HOLD]
-    assert cut_segment(row, 2, 3).tolist() == [5, HOLD, REST]  # the held 5 starts at the cut
-    assert cut_segment(row, 5, 3).tolist() == [REST, 7, HOLD]  # nothing sounds: rests
-    assert cut_segment(np.array([HOLD, HOLD, 4]), 0, 3).tolist() == [REST, REST, 4]
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 6), min_size=1, max_size=40), st.integers(0, 39), st.integers(1, 8))
-def test_cut_segment_is_the_slice_but_its_held_start(
-    classes: list[int], start: int, n: int
-) -> None:
-    row = np.array(classes)
-    row[1:][(row[1:] == HOLD) & (row[:-1] == REST)] = REST  # melodies hold only what sounds
-    row[0] = REST if row[0] == HOLD else row[0]
-    out, plain = cut_segment(row, start, n), row[start : start + n]
-    assert len(out) == len(plain)
-    if len(out):
-        assert out[0] != HOLD
-        assert np.array_equal(out[1:], plain[1:]) or (out[0] == REST and plain[0] == HOLD)
-        if plain[0] == HOLD and out[0] >= 2:  # the pitch of the note sounding at the cut
-            assert out[0] == row[np.flatnonzero(row[:start] >= 2)[-1]]
 
 
 def test_batch_norm_mu_spreads_the_means_and_is_saved(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_units_and_segments() -> None:
 def test_a_note_held_into_a_window_starts_there() -> None:
     """Bar 1 ends on a note held into bar 2 (two quarters, then a whole note from beat 3):
     the window from bar 2 starts with that note's pitch, then holds it."""
-    from musegen.models.vae import FIRST_PITCH, HOLD
+    from musegen.models.vae_steps import FIRST_PITCH, HOLD
     from musegen.score import Score, Tempo, TimeSignature, Track, make_notes
 
     tok = melody_tokenizer()

@@ -31,6 +31,7 @@ import numpy as np
 
 from musegen.errors import InputError, MusegenError
 from musegen.models.pretrained import model_label
+from musegen.models.vae_steps import FIRST_PITCH, cells_to_steps, cut_segment, steps_to_cells
 from musegen.sampling.generators import Generated, GenerateRequest, Generator
 from musegen.score import Score
 
@@ -42,7 +43,7 @@ PRIOR_FILE = "latent_prior.json"
 
 
 def _onsets(steps: np.ndarray) -> np.ndarray:
-    return np.asarray(steps) >= 2
+    return np.asarray(steps) >= FIRST_PITCH
 
 
 def note_density(steps: np.ndarray, steps_per_bar: int = 16) -> float:
@@ -62,7 +63,7 @@ def syncopation(steps: np.ndarray, steps_per_bar: int = 16) -> float:
 def pitch_range(steps: np.ndarray, steps_per_bar: int = 16) -> float:
     """Highest minus lowest pitch started, in semitones (0 without notes)."""
     steps = np.asarray(steps)
-    pitched = steps[steps >= 2]
+    pitched = steps[steps >= FIRST_PITCH]
     return float(pitched.max() - pitched.min()) if len(pitched) else 0.0
 
 
@@ -165,7 +166,6 @@ class LatentVAE:
     def steps(self, score: Score) -> np.ndarray:
         """The classes of a melody as one row from its first bar line, padded with rests to
         whole segments (see the module docstring)."""
-        from musegen.models.vae import cells_to_steps
         from musegen.train.vae import piece_units
 
         if not any(len(t) for t in score.tracks if not t.is_drum):
@@ -185,8 +185,7 @@ class LatentVAE:
 
     def segments(self, score: Score) -> np.ndarray:
         """``[segments, n_steps]`` classes of a melody, each segment read alone: a note held
-        into it starts at its first step (:func:`musegen.models.vae.cut_segment`)."""
-        from musegen.models.vae import cut_segment
+        into it starts at its first step (:func:`musegen.models.vae_steps.cut_segment`)."""
 
         steps, n = self.steps(score), self.config.n_steps
         return np.stack([cut_segment(steps, start, n) for start in range(0, len(steps), n)])
@@ -304,7 +303,6 @@ def steps_score(
     steps: np.ndarray, tokenizer: Any, config: Any, tempo: float | None = None
 ) -> Score:
     """A melody of VAE classes (whole bars of ``config.steps_per_bar`` steps) in 4/4."""
-    from musegen.models.vae import steps_to_cells
     from musegen.score import Tempo
     from musegen.tokenizers.base import BOS, EOS
 
@@ -844,7 +842,6 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         ``length`` latents; a prior saved without the table ranks it in the middle."""
         import torch
 
-        from musegen.models.vae import FIRST_PITCH
         from musegen.train.latent_diffusion import table_rank
 
         if not self.prior.config.pace:

@@ -34,7 +34,7 @@ Sequence = tuple[np.ndarray, np.ndarray]  # posterior means [segments, latent], 
 def latent_sequences(vae: Any, pieces: Any, tokenizer: Any, min_latents: int) -> list[Sequence]:
     """Per piece with enough segments: the ``[segments, latent]`` posterior means and each
     segment's number of notes."""
-    from musegen.models.vae import FIRST_PITCH
+    from musegen.models.vae_steps import FIRST_PITCH
     from musegen.sampling.latent import encode_rows
     from musegen.train.vae import melody_segments
 

@@ -69,8 +69,8 @@ def melody_segments(
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Every window of ``config.n_bars`` units of ``pieces`` (token arrays), as VAE classes
     ``[windows, n_steps]``, and where each came from (piece index, first unit). A note held
-    into a window starts at its first step (:func:`musegen.models.vae.cut_segment`)."""
-    from musegen.models.vae import REST, cells_to_steps, cut_segment
+    into a window starts at its first step (:func:`musegen.models.vae_steps.cut_segment`)."""
+    from musegen.models.vae_steps import REST, cells_to_steps, cut_segment
 
     rows, origin = [], []
     for i, ids in enumerate(pieces):
@@ -108,7 +108,7 @@ class SegmentDataset:
     def __getitem__(self, index: int) -> Any:
         import torch
 
-        from musegen.models.vae import FIRST_PITCH
+        from musegen.models.vae_steps import FIRST_PITCH
 
         row = self.segments[index % len(self.segments)]
         if self.transpose:
