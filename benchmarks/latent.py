@@ -46,8 +46,10 @@ dataset prepared with the ``melody`` tokenizer (``--data``, default ``data/folk-
   Ours: the diffusion prior's pieces; peer: its VAE's (``--prior-vae``) prior N(0, I) with
   independent latents, the same VAE's fitted prior (``latent_prior.json``, what ``generate``
   draws from; ``.vs_fitted``) where it has one, or the ``folk`` transformer (4/4), ``--bars``
-  long, ``--pieces`` each, against
-  held-out pieces at least that long (cut to it).
+  long, ``--pieces`` each, against held-out pieces at least that long, cut to it (``--real
+  opening``, the default), or only the tunes of exactly that many units, whole (``--real
+  whole``: what a tune of that length is; the openings of longer Essen tunes are slower, so
+  they widen the set's spread of pace).
 
 Prints JSON lines ``{"benchmark", "ours", "peer", "ratio", "unit"}`` (ratio > 1: we are better).
 
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bars", type=int, default=16)
     p.add_argument("--only", default="recon,interp,attr,selfsim")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--real", choices=("opening", "whole"), default="opening",
+        help="selfsim: held-out tunes at least --bars units long cut to them, or of exactly --bars",
+    )  # fmt: skip
     p.add_argument("--refine", type=int, default=100, help="refinement steps of a path's ends")
     args = p.parse_args(argv)
 
@@ -374,6 +380,7 @@ def score_steps(vae: Any, score: Any) -> np.ndarray:
 
 def self_similarity(args: argparse.Namespace, data: Any) -> None:
     from musegen.errors import MusegenError
+    from musegen.models.vae_steps import cells_to_steps
     from musegen.sampling.generators import GenerateRequest, load_generator
     from musegen.sampling.latent import LatentVAE
     from musegen.train.vae import piece_units
@@ -383,9 +390,9 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
     real = []
     for ids in data.split(args.split):
         units = piece_units(ids, data.tokenizer, vae.config.steps_per_bar)
-        if units is not None and len(units) >= args.bars:
-            from musegen.models.vae_steps import cells_to_steps
-
+        if units is None or len(units) < args.bars:
+            continue
+        if args.real == "opening" or len(units) == args.bars:
             real.append(cells_to_steps(units[: args.bars].reshape(-1), data.tokenizer, vae.config))
     truth = set_overlaps(real)
     request = GenerateRequest(num=args.pieces, seed=args.seed, bars=args.bars)
@@ -408,7 +415,10 @@ def self_similarity(args: argparse.Namespace, data: Any) -> None:
         except MusegenError:
             continue
     found = {k: set_overlaps(v) for k, v in sets.items()}
-    unit = f"1 - |x - x_data| / x_data, {args.pieces} pieces of {args.bars} bars, {len(real)} real"
+    unit = (
+        f"1 - |x - x_data| / x_data, {args.pieces} pieces of {args.bars} bars, {len(real)} real"
+        f" ({'openings' if args.real == 'opening' else 'whole tunes'})"
+    )
     for feature in ("pitch", "duration"):
         for i, stat in enumerate(("consistency", "variance")):
             x_data = truth[feature][i]
