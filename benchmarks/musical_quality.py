@@ -246,8 +246,10 @@ def generate_with_model(ref: str, args: argparse.Namespace) -> tuple[list, int, 
         for k in ("temperature", "top_p", "top_k", "pitch_top_p", "key_bias")
         if k in used
     }
-    asked = result.settings.get("request", {})
-    settings |= {k: asked[k] for k in ("ending", "voice_ranges", "form") if asked.get(k)}
+    asked = result.settings.get("request", {})  # a latent model's own ending and form: used
+    settings |= {
+        k: used.get(k) or asked[k] for k in ("ending", "voice_ranges", "form") if asked.get(k)
+    }
     print(", ".join(f"{k} {v}" for k, v in settings.items()), file=sys.stderr)
     return result.pieces, int(result.settings.get("voices", 0)), settings
 

@@ -300,6 +300,7 @@ def test_prior_redraws_endings_until_the_tonic(tmp_path: Path) -> None:
     again = gen.generate(GenerateRequest(num=12, seed=2, bars=8, temperature=1.0, ending="tonic"))
     assert free.settings["sampling"]["ending"] == "free"
     assert closed.settings["sampling"]["ending"] == "tonic"
+    assert closed.settings["request"]["ending"] == "tonic"  # the record says what was done
     tonic = [ends_on_tonic(p) for p in closed.pieces]
     assert sum(tonic) > sum(ends_on_tonic(p) for p in free.pieces)
     for a, b, c in zip(free.pieces, closed.pieces, again.pieces, strict=True):

@@ -520,7 +520,9 @@ class MusicVAEGenerator(Generator):
             "latents": n,
             **self._extra(request),
         }
-        return Generated(pieces, {"sampling": sampling, "request": vars(asked)})
+        # the ending this generator closed with (its own, not the token models' redraws)
+        ending = {"ending": sampling["ending"]} if "ending" in sampling else {}
+        return Generated(pieces, {"sampling": sampling, "request": vars(asked) | ending})
 
     def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
         """A piece's decoded ``[latents, steps]`` as it is kept (a form's copies: below)."""
