@@ -455,6 +455,7 @@ class MusicVAEGenerator(Generator):
     kind = "melody VAE"
     serves = ("generate",)
     plans = False  # --form and --ending: sections that return, last bars drawn again
+    ending = "free"  # the ending the last generate's pieces were closed with (_closed)
     fitted_prior = True  # False: N(0, I) even where the model has a fitted prior
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
@@ -520,9 +521,9 @@ class MusicVAEGenerator(Generator):
             "latents": n,
             **self._extra(request),
         }
-        # the ending this generator closed with (its own, not the token models' redraws)
-        ending = {"ending": sampling["ending"]} if "ending" in sampling else {}
-        return Generated(pieces, {"sampling": sampling, "request": vars(asked) | ending})
+        # the ending its own _closed used (the token models' redraws in asked stay unused)
+        request_used = vars(asked) | {"ending": self.ending}
+        return Generated(pieces, {"sampling": sampling, "request": request_used})
 
     def _restated(self, piece: int, steps: np.ndarray) -> np.ndarray:
         """A piece's decoded ``[latents, steps]`` as it is kept (a form's copies: below)."""
@@ -569,7 +570,6 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
     paces: Any = None  # pace ranks [num] (a paced prior)
     forms: list[str] | None = None  # one form a piece
     copies: np.ndarray | None = None  # [num, latents]: the latent whose notes each copies, or -1
-    ending = "free"  # the ending check
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         if "vae" not in meta:
@@ -849,7 +849,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         if not self.prior.config.pace:
             return None
         table = self.meta.get("pace_table")
-        notes = float((kept >= FIRST_PITCH).sum(1).mean()) if len(kept) else 0.0
+        notes = float(_onsets(kept).sum(1).mean()) if len(kept) else 0.0
         rank = table_rank(table, length, notes) if table else 0.5
         return torch.tensor([rank])
 
