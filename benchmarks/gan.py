@@ -378,10 +378,11 @@ def crnngan(ref: str, n: int, seed: int, split: str = "train") -> None:
     length, features = items.shape[1:]
     rows = rng.integers(0, len(items), size=(n, length, features))
     base = items[rows, np.arange(length)[None, :, None], np.arange(features)[None, None, :]]
+    mono = model.config.monophonic  # all three written as the model writes: one line
     sets = {
-        "data": [features_to_score(x) for x in items[pick]],
-        "ours": [features_to_score(x) for x in fake],
-        "baseline": [features_to_score(x) for x in base],
+        "data": [features_to_score(x, monophonic=mono) for x in items[pick]],
+        "ours": [features_to_score(x, monophonic=mono) for x in fake],
+        "baseline": [features_to_score(x, monophonic=mono) for x in base],
     }
     unit = "mean over pieces where defined (peer: independent per-cell baseline)"
     for name, fn in CRNN_METRICS.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,6 +105,19 @@ def test_crnngan_features_round_trip_and_sampling() -> None:
     seqs = m.sample_until(2, 8.0, generator=torch.Generator().manual_seed(0))
     assert seqs.shape[0] == 2 and bool((seqs[..., :2] >= 0).all())
     assert bool((seqs[..., 0].sum(1) >= 8.0).all()) or seqs.shape[1] == 4096
+
+
+def test_crnngan_monophonic_scores_are_one_line() -> None:
+    # onset gaps 0, 1, 0, 2 quarters; lengths 2, 1.5, 1, 3: notes 2 and 3 share a tick
+    f = np.array([[0, 2, 0], [1, 1.5, 1 / 12], [0, 1, 2 / 12], [2, 3, 3 / 12]], np.float32)
+    poly = features_to_score(f).tracks[0].notes
+    assert len(poly) == 4 and poly["duration"].tolist() == [960, 720, 480, 1440]
+    one = features_to_score(f, monophonic=True).tracks[0].notes
+    # the first note ends at the second onset, of the two struck together the last stays
+    assert one["start"].tolist() == [0, 480, 1440] and one["pitch"].tolist() == [64, 66, 67]
+    assert one["duration"].tolist() == [480, 480, 1440]
+    ends = one["start"][:-1] + one["duration"][:-1]
+    assert bool((ends <= one["start"][1:]).all())
 
 
 def test_minibatch_discrimination_tells_a_collapsed_batch() -> None:
@@ -288,7 +302,6 @@ def test_musegan_critic_tonal_reads_the_metric_per_bar_and_pair() -> None:
     """``critic_tonal``: per bar and pair of tracks the distance between their tonal centroids,
     the number :func:`~musegen.metrics.musegan.tonal_distance` averages (0 where a track is
     silent); the critic's input grows by pairs x bars and its score keeps a gradient."""
-    import numpy as np
 
     from musegen.metrics.musegan import tonal_centroids
 

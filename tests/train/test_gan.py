@@ -223,3 +223,23 @@ def test_mean_matching_and_auxiliary_margin_in_the_generator_loss() -> None:
         ObjectiveOptions.from_dict({"mean_matching": -1.0}, "midinet")
     with pytest.raises(MusegenError, match="auxiliary_margin"):
         ObjectiveOptions.from_dict({"auxiliary_margin": -0.1}, "midinet")
+
+
+def test_crnngan_reads_a_prepared_melody_dataset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from latenthelpers import tiny_dataset
+    from musegen.models.gan.crnngan import prepared_sequences
+    from musegen.train.gan import data_options, gan_items
+
+    folder = tiny_dataset(tmp_path / "tunes")
+    seqs = prepared_sequences(folder, "train", 4)
+    assert seqs.ndim == 3 and seqs.shape[1:] == (4, 3) and len(seqs) >= 9
+    assert bool((seqs[:, 0, 0] == 0).all())
+    # melodies: a note ends by the next onset, and pitches sit on semitones
+    assert bool((seqs[:, :-1, 1] <= seqs[:, 1:, 0] + 1e-6).all())
+    assert np.allclose(seqs[..., 2] * 12, np.round(seqs[..., 2] * 12), atol=1e-4)
+    model = build_model("crnngan", length=4, d_noise=4, d_hidden=8, d_critic=8, monophonic=True)
+    run = {"model": "crnngan", "data": {"source": "prepared"}}
+    valid = gan_items(model, data_options("crnngan", run, folder), "valid")
+    assert valid.arrays["real"].shape[1:] == (4, 3)
+    with pytest.raises(MusegenError, match="prepare"):
+        gan_items(model, data_options("crnngan", run, None), "train")

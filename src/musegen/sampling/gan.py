@@ -329,4 +329,5 @@ class GanGenerator(Generator):
 
         quarters = 4 * bars
         feats = self.model.sample_until(num, quarters, generator=g)
-        return [features_to_score(f, quarters) for f in feats.cpu().numpy()]
+        mono = self.model.config.monophonic
+        return [features_to_score(f, quarters, monophonic=mono) for f in feats.cpu().numpy()]

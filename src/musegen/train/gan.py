@@ -375,6 +375,15 @@ def gan_items(model: Any, options: dict[str, Any], split: str) -> Items:
             steps, c.n_bars, c.steps, c.low_pitch, c.n_pitches, options["hop_bars"], stride
         )
         return Items({"real": x})
+    if name == "crnngan" and options["source"] == "prepared":
+        from musegen.models.gan.crnngan import prepared_sequences
+
+        if not options["root"]:
+            raise MusegenError(
+                "crnngan on data.source 'prepared' reads a 'musegen data prepare' folder: "
+                "give it as data.root or --data"
+            )
+        return Items({"real": prepared_sequences(options["root"], split, c.length)})
     source = get_source(options["source"], root=options["root"])
     rolls = source.rolls()[split]
     if name == "midinet":

@@ -31,11 +31,17 @@ writes a gap of 0. ``sampled`` draws the pitch and the flag from the generator's
 probabilities (the Gumbel-max trick; Gumbel and logistic noise made from normals of the
 latent, so a latent fixes the notes) instead of taking the most likely. ``critic_texture``
 hands the critic each sequence's share of chords and of overlapping notes (:func:`texture`).
+
+``monophonic`` is for melodies (e.g. Essen's tunes, :func:`prepared_sequences`): its notes are
+written as one line (:func:`features_to_score`: each note ends by the next one's onset), as its
+data is; it trains as any other (the critic sees the features as generated).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,6 +70,7 @@ class CRNNGANConfig(ModelConfig):
     onset_flag: bool = False  # a learned flag "starts with the note before" (onset gap 0)
     sampled: bool = False  # draw the pitch and the flag from their probabilities (Gumbel)
     critic_texture: bool = False  # the critic reads each sequence's share of chords and overlaps
+    monophonic: bool = False  # written as one line, each note ending by the next onset
 
     @property
     def step_noise(self) -> int:
@@ -271,9 +278,26 @@ def note_sequences(rolls: list[np.ndarray], steps_per_quarter: int, length: int)
     every ``length // 2`` notes."""
     from musegen.tokenizers.grid import from_binary_roll
 
+    return cut_sequences(
+        (note_features(from_binary_roll(roll, steps_per_quarter)) for roll in rolls), length
+    )
+
+
+def prepared_sequences(root: str | Path, split: str, length: int) -> np.ndarray:
+    """Training sequences ``[N, length, 3]`` of one split of a dataset prepared by ``musegen
+    data prepare`` (any tokenizer: each piece decoded to notes), cut every ``length // 2``."""
+    from musegen.data.dataset import load_prepared
+
+    data = load_prepared(root)
+    tok = data.tokenizer
+    return cut_sequences((note_features(tok.decode(ids)) for ids in data.split(split)), length)
+
+
+def cut_sequences(pieces: Iterable[np.ndarray], length: int) -> np.ndarray:
+    """Windows of ``length`` notes every ``length // 2`` from each piece's ``[N, 3]``
+    features, each window's first onset gap set to 0."""
     out = []
-    for roll in rolls:
-        f = note_features(from_binary_roll(roll, steps_per_quarter))
+    for f in pieces:
         for s in range(0, len(f) - length + 1, max(length // 2, 1)):
             seq = f[s : s + length].copy()
             seq[0, 0] = 0.0
@@ -283,9 +307,13 @@ def note_sequences(rolls: list[np.ndarray], steps_per_quarter: int, length: int)
     return np.stack(out)
 
 
-def features_to_score(features: np.ndarray, quarters: float | None = None, tpq: int = 480) -> Score:
+def features_to_score(
+    features: np.ndarray, quarters: float | None = None, tpq: int = 480, monophonic: bool = False
+) -> Score:
     """Notes from ``[N, 3]`` features (onsets rounded to ticks, at least a 32nd long, pitches
-    rounded into MIDI 21..108); notes starting at or after ``quarters`` are dropped."""
+    rounded into MIDI 21..108); notes starting at or after ``quarters`` are dropped.
+    ``monophonic``: one line, each note ending by the next onset (of notes struck on the same
+    tick, the last is kept)."""
     f = np.asarray(features, np.float64)
     start = np.cumsum(np.clip(f[:, 0], 0, None))
     start -= start[0] if len(start) else 0
@@ -293,5 +321,9 @@ def features_to_score(features: np.ndarray, quarters: float | None = None, tpq: 
     ticks = np.round(start[keep] * tpq).astype(np.int64)
     dur = np.maximum(np.round(np.clip(f[keep, 1], 0, None) * tpq), tpq // 8).astype(np.int64)
     pitch = np.clip(np.round(f[keep, 2] * 12 + 64), 21, 108).astype(np.int64)
+    if monophonic and len(ticks):
+        last = np.append(ticks[1:] != ticks[:-1], True)  # the last note struck on each tick
+        ticks, dur, pitch = ticks[last], dur[last], pitch[last]
+        dur[:-1] = np.minimum(dur[:-1], np.diff(ticks))
     track = Track(make_notes(ticks, dur, pitch), name="Piano")
     return Score(tpq, [track], time_signatures=[TimeSignature(0, 4, 4)])
