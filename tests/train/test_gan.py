@@ -111,6 +111,27 @@ def test_same_seed_same_weights(tmp_path) -> None:  # type: ignore[no-untyped-de
         assert torch.equal(p, q)
 
 
+def test_gradient_penalty_meets_discrete_pitch_where_the_critic_reads() -> None:
+    """With discrete pitch the generated notes carry a one-hot the data's lack; the penalty's
+    points lie between the two as the critic reads them (the data's with their one-hot)."""
+    from musegen.train.gan import gradient_penalty
+
+    torch.manual_seed(0)
+    model = build_model("crnngan", length=6, d_noise=4, d_hidden=8, n_layer=1, d_critic=4,
+                        pitches=12, low_pitch=60)  # fmt: skip
+    fake = model.fake(model.latent(3), {}).detach()
+    real = fake[..., :3].clone()
+    view = model.critic_view(real)
+    assert torch.equal(view, fake)  # the data's one-hot is the rounded pitch's
+    assert torch.equal(model.critic_view(fake), fake)
+    with torch.no_grad():
+        assert float(model.critic(view, {}).sum()) == pytest.approx(
+            float(model.critic(real, {}).sum())
+        )
+    gp = gradient_penalty(model, real, fake, {})
+    assert gp.dim() == 0 and bool(torch.isfinite(gp))
+
+
 def test_options_are_checked() -> None:
     assert ObjectiveOptions.from_dict({}, "crnngan").loss == "hinge"
     assert ObjectiveOptions.from_dict({}, "musegan").loss == "wgan-gp"

@@ -56,7 +56,9 @@ and of the valid items: lower is closer to the data.
 16th-note steps, ``steps`` per bar: 16, or 8 for eighth notes) cut into phrases of
 ``n_bars`` bars; MidiNet reads Nottingham (the top line as the melody, one chord per bar
 labelled by :func:`musegen.theory.label_chords` from every note of the bar, as the
-``melody-chords`` tokenizer does, and the bar before); C-RNN-GAN reads note sequences.
+``melody-chords`` tokenizer does, and the bar before); C-RNN-GAN reads note sequences of a
+roll set (``pianomidi``, ``musedata``, …) or, with ``"source": "prepared"`` and ``root`` (or
+``--data``), of any folder ``musegen data prepare`` wrote (e.g. Essen's melodies).
 Bars are counted from each piece's first frame in 4/4 (the sources carry no meter).
 """
 
@@ -230,7 +232,9 @@ class AdversarialObjective:
 def gradient_penalty(
     model: Any, real: torch.Tensor, fake: torch.Tensor, cond: dict[str, torch.Tensor]
 ) -> torch.Tensor:
-    """``E[(||grad critic(x_hat)|| - 1)^2]`` at random points between real and fake."""
+    """``E[(||grad critic(x_hat)|| - 1)^2]`` at random points between real and fake (as the
+    critic reads them, :meth:`~musegen.models.gan.common.GanModel.critic_view`)."""
+    real, fake = model.critic_view(real), model.critic_view(fake)
     shape = (len(real),) + (1,) * (real.dim() - 1)
     a = torch.rand(shape, device=real.device)
     x = (a * real + (1 - a) * fake).requires_grad_(True)

@@ -138,6 +138,11 @@ class GanModel(nn.Module):
     def critic(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def critic_view(self, x: torch.Tensor) -> torch.Tensor:
+        """Items as the critic reads them, real and generated alike (the gradient penalty's
+        points between the two lie in this space); the items themselves by default."""
+        return x
+
     def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """The critic's last hidden features ``[n, d]``, whose means over real and fake
         batches the generator's feature-matching loss brings together."""

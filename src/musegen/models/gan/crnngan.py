@@ -230,6 +230,16 @@ class CRNNGAN(GanModel):
     def critic_features(self, x: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.discriminator.features(x)
 
+    def critic_view(self, x: torch.Tensor) -> torch.Tensor:
+        """With discrete pitch, the data's notes (three features) carry the one-hot of their
+        rounded pitch, as the generator's do, so both are points of one space."""
+        c = self.config
+        if not c.pitches or x.shape[-1] != N_FEATURES:
+            return x
+        semis = torch.round(x[..., 2] * 12 + 64).long() - c.low_pitch
+        one_hot = F.one_hot(semis.clamp(0, c.pitches - 1), c.pitches).to(x.dtype)
+        return torch.cat([x, one_hot], -1)
+
     def draw(
         self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
