@@ -11,7 +11,7 @@ import pytest
 
 from latenthelpers import TINY_VAE, melody_tokenizer, tiny_dataset, tune
 from musegen.cli.main import main
-from musegen.models import build_model, load_model
+from musegen.models import build_model, load_model, save_model
 from musegen.train.vae import SegmentDataset, melody_segments, piece_units
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -142,6 +142,10 @@ def test_init_may_change_the_objective_not_the_network(tmp_path: Path) -> None:
     assert model.config.free_bits == 64.0
     with pytest.raises(MusegenError, match="latent"):
         load_vae_init(build_model("music-vae", **{**TINY_VAE, "latent": 6}), str(saved))
+    other = tmp_path / "gan"
+    save_model(build_model("crnngan", length=4, d_noise=2, d_hidden=4, d_critic=2), other, {})
+    with pytest.raises(MusegenError, match=r"--init: .* crnngan model, not a music-vae"):
+        load_vae_init(model, str(other))
 
 
 def test_init_parts_copies_named_modules_of_another_network(tmp_path: Path) -> None:

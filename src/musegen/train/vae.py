@@ -140,6 +140,18 @@ def data_options(run: dict[str, Any], data_path: str | Path | None) -> dict[str,
 LOSS_FIELDS = ("free_bits", "beta", "beta_warmup", "dropout", "input_dropout", "autoregressive")
 
 
+def saved_vae(ref: str, option: str) -> Any:
+    """The saved ``music-vae`` that ``ref`` (a shipped name or a folder) names, for the run
+    option ``option``; another kind of model is an error."""
+    from musegen.models import load_model
+    from musegen.models.pretrained import resolve_model
+
+    source, meta = load_model(resolve_model(ref))
+    if meta.get("model") != "music-vae":
+        raise MusegenError(f"{option}: {ref} is a {meta.get('model')} model, not a music-vae")
+    return source
+
+
 def load_vae_init(model: Any, ref: str) -> None:
     """Copy the weights of the saved ``music-vae`` ``ref`` into ``model`` (``--init``).
 
@@ -147,12 +159,7 @@ def load_vae_init(model: Any, ref: str) -> None:
     KL weight and its warm-up, dropouts, whether the decoder reads its previous steps) may
     differ, so a trained VAE can go on with a larger KL budget or as a decoder of z alone. The KL step counter comes along: a warm-up already done stays done.
     """
-    from musegen.models import load_model
-    from musegen.models.pretrained import resolve_model
-
-    source, meta = load_model(resolve_model(ref))
-    if meta.get("model") != "music-vae":
-        raise MusegenError(f"--init {ref}: a {meta.get('model')} model, not a music-vae")
+    source = saved_vae(ref, "--init")
     mine, theirs = model.config.to_dict(), source.config.to_dict()
     differ = sorted(k for k in mine if k not in LOSS_FIELDS and mine[k] != theirs.get(k))
     if differ:
@@ -165,9 +172,6 @@ def load_vae_init(model: Any, ref: str) -> None:
 def copy_parts(model: Any, spec: Any) -> None:
     """Copy the modules ``spec["parts"]`` of the saved ``music-vae`` ``spec["model"]`` into
     ``model`` (the run file's ``init_parts``); the rest keeps its fresh initialisation."""
-    from musegen.models import load_model
-    from musegen.models.pretrained import resolve_model
-
     parts = spec.get("parts") if isinstance(spec, dict) else None
     if (
         set(spec or {}) != {"model", "parts"}
@@ -175,9 +179,7 @@ def copy_parts(model: Any, spec: Any) -> None:
         or not all(isinstance(p, str) for p in parts)
     ):
         raise MusegenError('init_parts must be {"model": NAME_OR_FOLDER, "parts": [MODULE, ...]}')
-    source, meta = load_model(resolve_model(str(spec["model"])))
-    if meta.get("model") != "music-vae":
-        raise MusegenError(f"init_parts: {spec['model']} is a {meta.get('model')}, not a music-vae")
+    source = saved_vae(str(spec["model"]), "init_parts")
     theirs, mine = source.state_dict(), model.state_dict()
     copied = {}
     for part in parts:
