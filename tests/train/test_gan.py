@@ -264,3 +264,5 @@ def test_crnngan_reads_a_prepared_melody_dataset(tmp_path) -> None:  # type: ign
     assert valid.arrays["real"].shape[1:] == (4, 3)
     with pytest.raises(MusegenError, match="prepare"):
         gan_items(model, data_options("crnngan", run, None), "train")
+    with pytest.raises(MusegenError, match="no piece has 400 notes"):
+        prepared_sequences(folder, "train", 400)

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musegen.errors import MusegenError
 from musegen.models.base import ModelConfig
 from musegen.models.gan.common import GanModel, MinibatchDiscrimination
 from musegen.score import Score, TimeSignature, Track, make_notes
@@ -313,7 +314,7 @@ def cut_sequences(pieces: Iterable[np.ndarray], length: int) -> np.ndarray:
             seq[0, 0] = 0.0
             out.append(seq)
     if not out:
-        raise ValueError(f"no piece has {length} notes")
+        raise MusegenError(f"no piece has {length} notes: lower model_config.length")
     return np.stack(out)
 
 
