@@ -112,7 +112,9 @@ def test_crnngan_monophonic_scores_are_one_line() -> None:
     f = np.array([[0, 2, 0], [1, 1.5, 1 / 12], [0, 1, 2 / 12], [2, 3, 3 / 12]], np.float32)
     poly = features_to_score(f).tracks[0].notes
     assert len(poly) == 4 and poly["duration"].tolist() == [960, 720, 480, 1440]
-    one = features_to_score(f, monophonic=True).tracks[0].notes
+    line = features_to_score(f, monophonic=True).tracks[0]
+    assert line.name == "Melody" and features_to_score(f).tracks[0].name == "Piano"
+    one = line.notes
     # the first note ends at the second onset, of the two struck together the last stays
     assert one["start"].tolist() == [0, 480, 1440] and one["pitch"].tolist() == [64, 66, 67]
     assert one["duration"].tolist() == [480, 480, 1440]

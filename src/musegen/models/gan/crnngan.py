@@ -336,5 +336,5 @@ def features_to_score(
         last = np.append(ticks[1:] != ticks[:-1], True)  # the last note struck on each tick
         ticks, dur, pitch = ticks[last], dur[last], pitch[last]
         dur[:-1] = np.minimum(dur[:-1], np.diff(ticks))
-    track = Track(make_notes(ticks, dur, pitch), name="Piano")
+    track = Track(make_notes(ticks, dur, pitch), name="Melody" if monophonic else "Piano")
     return Score(tpq, [track], time_signatures=[TimeSignature(0, 4, 4)])
