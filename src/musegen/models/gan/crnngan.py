@@ -138,6 +138,11 @@ def _uniform(z: torch.Tensor) -> torch.Tensor:
     return (0.5 * (1 + torch.erf(z / 2**0.5))).clamp(1e-6, 1 - 1e-6)
 
 
+def midi_pitch(x: torch.Tensor) -> torch.Tensor:
+    """The notes' pitch feature ``x[.., 2]``, ``(MIDI - 64) / 12``, as whole MIDI numbers."""
+    return torch.round(x[..., 2] * 12 + 64).long()
+
+
 def pitch_class_flags(x: torch.Tensor, low_pitch: int) -> torch.Tensor:
     """Each note's pitch class as 12 flags ``[n, L, 12]``: the generator's one-hot over
     semitones from ``low_pitch`` (``x[.., 3:]``) folded by octaves, or, for notes with the
@@ -147,7 +152,7 @@ def pitch_class_flags(x: torch.Tensor, low_pitch: int) -> torch.Tensor:
         pc = (torch.arange(one_hot.shape[-1], device=x.device) + low_pitch) % 12
         fold = F.one_hot(pc, 12).to(x.dtype)
         return one_hot @ fold
-    semis = torch.round(x[..., 2] * 12 + 64).long()
+    semis = midi_pitch(x)
     return F.one_hot(semis % 12, 12).to(x.dtype)
 
 
@@ -237,7 +242,7 @@ class CRNNGAN(GanModel):
         c = self.config
         if not c.pitches or x.shape[-1] != N_FEATURES:
             return x
-        semis = torch.round(x[..., 2] * 12 + 64).long() - c.low_pitch
+        semis = midi_pitch(x) - c.low_pitch
         one_hot = F.one_hot(semis.clamp(0, c.pitches - 1), c.pitches).to(x.dtype)
         return torch.cat([x, one_hot], -1)
 
