@@ -29,7 +29,7 @@ demo: $(STAMP)
 	@echo "demo: listen to $(OUT)/chorale.wav, look at $(OUT)/chorale.png, open $(OUT)/chorale.mid"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
