@@ -216,8 +216,13 @@ def sounding_pitch(steps: np.ndarray) -> np.ndarray:
     return out
 
 
-def roll_midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Linear pitch interpolation at 1/2 in the piano roll (see the module docstring)."""
+def roll_midpoint(a: np.ndarray, b: np.ndarray, voices: int = 1) -> np.ndarray:
+    """Linear pitch interpolation at 1/2 in the piano roll (see the module docstring); of
+    several interleaved voices, each voice's line with the same voice's."""
+    if voices > 1:
+        ga, gb = a.reshape(-1, voices), b.reshape(-1, voices)
+        lines = [roll_midpoint(ga[:, v], gb[:, v]) for v in range(voices)]
+        return np.stack(lines, axis=1).reshape(-1)
     pa, pb = sounding_pitch(a), sounding_pitch(b)
     onset = (a >= 2) | (b >= 2)
     both = (pa >= 0) & (pb >= 0)
@@ -259,7 +264,7 @@ def interpolation(args: argparse.Namespace, data: Any) -> None:
         rho = spearmanr(np.arange(9), dist).statistic
         rhos.append(0.0 if rho != rho else float(rho))
         mids.append(out[4])
-        base.append(roll_midpoint(rows[i], rows[j]))
+        base.append(roll_midpoint(rows[i], rows[j], vae.config.voices))
     n = len(pairs)
     emit("latent.interpolation.monotone", monotone / n, 0.90, monotone / n / 0.90,
          f"share of {n} {args.split} pairs, ends "
@@ -287,7 +292,7 @@ def interpolation(args: argparse.Namespace, data: Any) -> None:
          f"({' '.join(f'{d:.3f}' for d in curve)})")  # fmt: skip
     emit("latent.interpolation.spearman", float(np.mean(rhos)), 1.0, float(np.mean(rhos)),
          "mean rank correlation of distance to A with path position")  # fmt: skip
-    for name, f in (("scale", scale_consistency), ("range", pitch_range)):
+    for name, f in (("scale", scale_consistency), ("range", pitch_range)):  # all voices' pitches
         corpus = np.nanmean([f(r) for r in rows])
         ours = abs(np.nanmean([f(m) for m in mids]) - corpus)
         peer = abs(np.nanmean([f(m) for m in base]) - corpus)
@@ -307,16 +312,17 @@ def attributes(args: argparse.Namespace, data: Any) -> None:
     rows = windows(vae, data, args.split, args.windows)
     mu = encode_rows(vae, rows)
     base = decode_all(vae, mu, 0.0, args.seed)
-    base_values = {name: attribute_values(base, name) for name in vectors}
+    shape = (vae.config.steps_per_bar, vae.config.voices)
+    base_values = {name: attribute_values(base, name, *shape) for name in vectors}
     for name, v in vectors.items():
         before = base_values[name]
         raised = decode_all(vae, mu + v, 0.0, args.seed)
-        up = attribute_values(raised, name)
-        down = attribute_values(decode_all(vae, mu - v, 0.0, args.seed), name)
+        up = attribute_values(raised, name, *shape)
+        down = attribute_values(decode_all(vae, mu - v, 0.0, args.seed), name, *shape)
         share = float(((up > before).mean() + (down < before).mean()) / 2)
         # what else the vector moves: a vector that only rides on another attribute shows here
         others = ", ".join(
-            f"{o} {float((attribute_values(raised, o) - base_values[o]).mean()):+.2f}"
+            f"{o} {float((attribute_values(raised, o, *shape) - base_values[o]).mean()):+.2f}"
             for o in vectors
             if o != name
         )

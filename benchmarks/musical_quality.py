@@ -176,7 +176,8 @@ def load_reference(source: str, split: str, limit: int | None = None, seed: int 
 
 def default_reference(kind: str, model: str | None) -> str:
     """``folk`` for the folk generator and a melody token model, ``folk-units`` for a latent
-    model (a MusicVAE or a prior over its latents: 4/4 units of Essen tunes), else ``bach``."""
+    model of melodies (a MusicVAE or a prior over its latents: 4/4 units of Essen tunes), else
+    ``bach`` (a four-voice MusicVAE too)."""
     if model:
         from musegen.models.pretrained import resolve_model
         from musegen.sampling.generators import generator_class
@@ -184,9 +185,9 @@ def default_reference(kind: str, model: str | None) -> str:
 
         meta = json.loads((resolve_model(model) / "config.json").read_text())
         cls = generator_class(meta)
-        if cls is not None and issubclass(cls, MusicVAEGenerator):
-            return "folk-units"
         tokenizer = (meta.get("tokenizer") or {}).get("tokenizer", "")
+        if cls is not None and issubclass(cls, MusicVAEGenerator):
+            return "bach" if tokenizer == "chorale" else "folk-units"  # a four-voice VAE: Bach
         return "folk" if str(tokenizer).startswith("melody") else "bach"
     return "folk" if kind == "folk" else "bach"
 

@@ -4,6 +4,7 @@ the report with its ceiling, on tiny scores and synthetic features."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,8 +182,9 @@ def test_folk_units_reference_writes_the_tunes_in_4_4_units(tmp_path) -> None:  
     assert [s.tracks[0].notes.tolist() for s in few] == [s.tracks[0].notes.tolist() for s in again]
 
 
-def test_default_reference_follows_the_model() -> None:
+def test_default_reference_follows_the_model(tmp_path: Path) -> None:
     from benchhelpers import load_benchmark
+    from latenthelpers import tiny_chorale_vae
 
     bench = load_benchmark("musical_quality")
     assert bench.default_reference("bach", None) == "bach"
@@ -191,3 +193,4 @@ def test_default_reference_follows_the_model() -> None:
     assert bench.default_reference("bach", "latent-diffusion") == "folk-units"
     assert bench.default_reference("bach", "folk-vae") == "folk-units"
     assert bench.default_reference("bach", "coconet") == "bach"
+    assert bench.default_reference("folk", str(tiny_chorale_vae(tmp_path / "v"))) == "bach"

@@ -214,3 +214,26 @@ def test_batch_norm_mu_spreads_the_means_and_is_saved(tmp_path: Path) -> None:
     assert torch.equal(loaded.encode(steps)[0], model.encode(steps)[0])
     with pytest.raises(MusegenError, match="batch_norm_mu"):
         build_model("music-vae", batch_norm_mu=-1.0)
+
+
+def test_four_voices_interleaved_hold_their_own_notes() -> None:
+    """A chorale VAE writes S, A, T, B at every step: a HOLD only where the same voice
+    sounded one step (four classes) before, and the teacher-forced logits read each voice
+    where sampling writes it (the likeliest decoding is the argmax of its own logits)."""
+    torch.manual_seed(0)
+    model = build_model("music-vae", voices=4, **TINY_VAE).eval()
+    c = model.config
+    assert c.n_steps == 2 * 16 * 4 and c.segment_steps == 16 * 4
+    assert model.num_parameters() > build_model("music-vae", **TINY_VAE).num_parameters()
+    z = torch.randn(6, c.latent)
+    for row in model.sample(z, temperature=2.0, generator=torch.Generator().manual_seed(1)):
+        grid = row.reshape(-1, 4)
+        assert not (grid[0] == HOLD).any()
+        assert not ((grid[1:] == HOLD) & (grid[:-1] == REST)).any()
+    best = model.sample(z, temperature=0.0)
+    logits = model.logits(best, z)
+    grid = best.reshape(6, -1, 4)
+    sounding = torch.zeros_like(grid, dtype=torch.bool)
+    sounding[:, 1:] = grid[:, :-1] != REST
+    logits[..., HOLD] = torch.where(sounding.reshape(6, -1), logits[..., HOLD], -torch.inf)
+    assert torch.equal(logits.argmax(-1), best)

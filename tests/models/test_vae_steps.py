@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latenthelpers import melody_tokenizer
+from latenthelpers import chorale_tokenizer, melody_tokenizer
 from musegen.models.vae_steps import (
     FIRST_PITCH,
     HOLD,
@@ -21,7 +21,9 @@ from musegen.models.vae_steps import (
     steps_to_cells,
 )
 
-RANGE = SimpleNamespace(low_pitch=43, n_pitches=54)  # the shipped melody VAEs' pitch range
+RANGE = SimpleNamespace(
+    low_pitch=43, n_pitches=54, voices=1
+)  # the shipped melody VAEs' pitch range
 
 
 def test_reading_a_row_loads_no_torch() -> None:
@@ -71,3 +73,20 @@ def test_cut_segment_is_the_slice_but_its_held_start(
         assert np.array_equal(out[1:], plain[1:]) or (out[0] == REST and plain[0] == HOLD)
         if plain[0] == HOLD and out[0] >= 2:  # the pitch of the note sounding at the cut
             assert out[0] == row[np.flatnonzero(row[:start] >= 2)[-1]]
+
+
+def test_voices_are_cut_and_held_each_alone() -> None:
+    """Two interleaved voices: each voice's held note starts at the cut, and a HOLD continues
+    its own voice's note, not the class before it in the row."""
+    s, a = np.array([5, HOLD, HOLD, REST]), np.array([REST, 9, HOLD, HOLD])
+    row = np.stack([s, a], axis=1).reshape(-1)  # S A S A ...
+    cut = cut_segment(row, 4, 4, voices=2).reshape(-1, 2)  # rows 2 and 3
+    assert cut[:, 0].tolist() == [5, REST] and cut[:, 1].tolist() == [9, HOLD]
+    assert cut_segment(row, 4, 4, voices=2).tolist() == [
+        *np.stack([cut_segment(s, 2, 2), cut_segment(a, 2, 2)], axis=1).reshape(-1)
+    ]
+    tok = chorale_tokenizer()
+    two = SimpleNamespace(low_pitch=30, n_pitches=60, voices=2)
+    # voice 1 holds its note although voice 0 rests just before it in the row
+    cells = steps_to_cells(np.array([5, 9, REST, HOLD, HOLD, HOLD]), tok, two)
+    assert cells.tolist()[2:] == [tok.rest_id, tok.hold_id, tok.rest_id, tok.hold_id]

@@ -9,11 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latenthelpers import tiny_dataset, tiny_vae, tune
+from latenthelpers import (
+    chorale,
+    tiny_chorale_dataset,
+    tiny_chorale_vae,
+    tiny_dataset,
+    tiny_vae,
+    tune,
+)
 from musegen.errors import MusegenError
 from musegen.sampling.latent import (
     LatentVAE,
     attribute_table,
+    attribute_values,
     attribute_vector,
     fit_prior,
     note_density,
@@ -359,3 +367,33 @@ def test_prior_decodes_at_its_own_temperature(tmp_path: Path) -> None:
     assert gen.generate(GenerateRequest(bars=4)).settings["sampling"]["temperature"] == 0.25
     asked = GenerateRequest(bars=4, temperature=1.0)
     assert gen.generate(asked).settings["sampling"]["temperature"] == 1.0
+
+
+def test_attributes_of_interleaved_voices() -> None:
+    """Two voices over one bar: notes a bar per voice, onsets off the beat in any voice, the
+    span of both."""
+    upper = np.array([10] + [1] * 3 + [12] + [1] * 11)  # beats 1 and 2
+    lower = np.array([0, 0, 4] + [1] * 13)  # the second 16th: off the beat
+    row = np.stack([upper, lower], axis=1).reshape(-1)
+    assert note_density(row, 16, voices=2) == 1.5
+    assert syncopation(row, 16, voices=2) == pytest.approx(1 / 3)
+    assert pitch_range(row, 16, voices=2) == 8.0
+    assert attribute_values(row[None], "density", 16, 2).tolist() == [1.5]
+
+
+def test_a_chorale_vae_encodes_and_decodes_four_voices(tmp_path: Path) -> None:
+    vae = LatentVAE.load(str(tiny_chorale_vae(tmp_path / "m")))
+    z = vae.encode(chorale(3, bars=5))  # 5 bars: three 2-bar segments
+    assert z.shape == (3, 4)
+    score = vae.decode(z, temperature=1.0, seed=2)
+    assert [t.name for t in score.tracks] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert score.n_notes and score.end <= 3 * 2 * 4 * score.tpq
+    from musegen.sampling.generators import GenerateRequest, load_generator
+
+    made = load_generator(str(vae.folder)).generate(GenerateRequest(num=2, seed=1, bars=3))
+    for piece in made.pieces:  # three bars of four voices, cut from two segments
+        assert len(piece.tracks) == 4 and 0 < piece.end <= 3 * 4 * piece.tpq
+    record = attribute_table(vae, str(tiny_chorale_dataset(tmp_path / "d")), ["density"])
+    assert record["segments"] == 6 * 2
+    with pytest.raises(MusegenError, match="writes 1 voice"):  # a melody dataset
+        attribute_table(vae, str(tiny_dataset(tmp_path / "t")), ["density"])

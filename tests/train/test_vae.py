@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latenthelpers import TINY_VAE, melody_tokenizer, tiny_dataset, tune
+from latenthelpers import (
+    TINY_VAE,
+    chorale,
+    chorale_tokenizer,
+    melody_tokenizer,
+    tiny_chorale_dataset,
+    tiny_dataset,
+    tune,
+)
 from musegen.cli.main import main
 from musegen.models import build_model, load_model, save_model
 from musegen.train.vae import SegmentDataset, melody_segments, piece_units
@@ -177,3 +185,34 @@ def test_init_parts_copies_named_modules_of_another_network(tmp_path: Path) -> N
     for bad in ({"model": str(saved)}, {"model": str(saved), "parts": "decoder"}, [1]):
         with pytest.raises(MusegenError, match="init_parts must be"):
             copy_parts(model, bad)
+
+
+def test_chorale_segments_interleave_the_voices_and_keep_unisons() -> None:
+    tok = chorale_tokenizer()
+    config = build_model("music-vae", voices=4, **TINY_VAE).config
+    piece = chorale(0)
+    rows, origin = melody_segments([tok.encode(piece)], tok, config)
+    assert rows.shape == (3, 2 * 16 * 4) and origin == [(0, 0), (0, 1), (0, 2)]
+    grid = rows[0].reshape(-1, 4)  # steps x (S, A, T, B)
+    s0 = int(piece.tracks[0].notes["pitch"][0])
+    assert grid[0, 0] == grid[0, 1] == s0 - config.low_pitch + 2  # the unison stays two notes
+    assert (grid[:, 3] >= 2).sum() == (piece.tracks[3].notes["start"] < 2 * 4 * 480).sum()
+
+
+@pytest.mark.slow
+def test_a_chorale_vae_trains_on_a_chorale_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tiny_chorale_dataset(tmp_path / "chorales"))
+    run = run_file(tmp_path, {"voices": 4, "decoder": "flat"})
+    assert main(["train", "--config", str(run), "--data", data, "--out", str(tmp_path / "a")]) == 0
+    model, meta = load_model(tmp_path / "a" / "checkpoint")
+    assert model.config.voices == 4 and meta["tokenizer"]["tokenizer"] == "chorale"
+    assert meta["segments"]["train"] == 6 * 3
+    capsys.readouterr()
+    melody = run_file(tmp_path, {"decoder": "flat"})  # one voice on four-voice data
+    assert (
+        main(["train", "--config", str(melody), "--data", data, "--out", str(tmp_path / "b")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "writes 4 voice(s)" in err and len(err.splitlines()) == 1

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a MusicVAE's latent space: encode, interpolate, attribute vectors, sample",
         description="Work in the latent space of a music-vae model (MusicVAE, Roberts et al. "
         "2018): a melody's segments (2 or 16 bars of 16 16th steps, from its first bar line) "
-        "become latent vectors and latent vectors become melodies.",
+        "become latent vectors and latent vectors become melodies. A four-voice model (one "
+        "trained with model_config.voices 4 on a chorale dataset) reads and writes Soprano, "
+        "Alto, Tenor and Bass instead.",
     )
     cmds = p.add_subparsers(dest="latent_command", metavar="ACTION")
 

@@ -1,10 +1,16 @@
-"""MusicVAE (Roberts et al. 2018) for monophonic melodies: a flat and a hierarchical decoder.
+"""MusicVAE (Roberts et al. 2018) for melodies and chorales: a flat and a hierarchical decoder.
 
 A melody is a row of 16th-note *steps*, each one class: ``REST`` (0), ``HOLD`` (1, the note
 before goes on) or a pitch ``low_pitch + (c - 2)`` starting (the ``melody`` tokenizer's cells,
 :mod:`musegen.tokenizers.chorale`, with the pitches cut to ``n_pitches`` from ``low_pitch``;
 the classes and their conversions without torch: :mod:`musegen.models.vae_steps`).
 A segment is ``n_bars`` bars of ``steps_per_bar`` steps (2 bars of 16: 32 steps).
+``voices`` > 1 (a four-voice chorale: the ``chorale`` tokenizer's cells): every 16th step is
+that many classes, one per voice in the tokenizer's order, interleaved in one row (2 bars of
+four voices: 128 classes), and a learned voice embedding is added to every class's (the
+encoder's inputs and the decoder's, the decoder's saying which voice it writes next). The
+flat decoder then writes a step's voices one after another, each seeing the ones before it,
+as the chorale tokenizer's language model does; ``HOLD`` continues the same voice's note.
 
 * Encoder: the steps' embeddings through a bidirectional LSTM; the two final states, joined,
   give ``mu`` and ``sigma`` (softplus) of a diagonal Gaussian over ``z`` (``latent`` dims).
@@ -80,6 +86,7 @@ class MusicVAEConfig(ModelConfig):
     n_pitches: int = 54  # pitches low_pitch .. low_pitch + n_pitches - 1
     steps_per_bar: int = 16
     n_bars: int = 2
+    voices: int = 1  # classes per step: 1 (a melody) or 4 (a chorale's S, A, T, B)
     segment_bars: int = 1  # hierarchical: bars per conductor step (bar decoder restart)
     decoder: str = "flat"  # "flat" | "hierarchical"
     encoder: str = "flat"  # "flat" | "hierarchical" (bars first, then the row of bars)
@@ -104,6 +111,7 @@ class MusicVAEConfig(ModelConfig):
         self.check(self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}")
         self.check(self.low_pitch >= 0 and self.low_pitch + self.n_pitches <= 128, "pitches 0..127")
         self.check(self.n_pitches > 0, "n_pitches must be positive")
+        self.check(self.voices > 0, "voices must be positive")
         self.check(self.steps_per_bar > 0 and self.n_bars > 0, "bars and steps must be positive")
         self.check(
             self.segment_bars > 0 and self.n_bars % self.segment_bars == 0,
@@ -127,12 +135,13 @@ class MusicVAEConfig(ModelConfig):
 
     @property
     def n_steps(self) -> int:
-        return self.steps_per_bar * self.n_bars
+        """Classes in a segment (16th steps × voices)."""
+        return self.steps_per_bar * self.n_bars * self.voices
 
     @property
     def segment_steps(self) -> int:
-        """Steps a hierarchical decoder's bar decoder writes before it restarts."""
-        return self.steps_per_bar * self.segment_bars
+        """Classes a hierarchical decoder's bar decoder writes before it restarts."""
+        return self.steps_per_bar * self.segment_bars * self.voices
 
     @property
     def n_segments(self) -> int:
@@ -155,6 +164,8 @@ class MusicVAE(nn.Module):
         c = self.config = config
         self.embed = nn.Embedding(c.n_classes + 1, c.d_embed)  # + 1: the start symbol
         self.start = c.n_classes
+        if c.voices > 1:
+            self.voice_embed = nn.Embedding(c.voices, c.d_embed)
         self.encoder = nn.LSTM(c.d_embed, c.enc_hidden, batch_first=True, bidirectional=True)
         if c.encoder == "hierarchical":
             self.bar_encoder = nn.LSTM(
@@ -183,10 +194,20 @@ class MusicVAE(nn.Module):
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def _embed(self, classes: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Embeddings of ``classes`` [B, T], the voice's added where there are several (the
+        class at position ``first + t`` of a segment is voice ``(first + t) % voices``)."""
+        x = self.embed(classes)
+        V = self.config.voices
+        if V > 1:
+            at = torch.arange(first, first + classes.shape[1], device=classes.device) % V
+            x = x + self.voice_embed(at)
+        return x
+
     # ------------------------------------------------------------------ encoder
     def encode(self, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``steps`` [B, T] classes → ``mu``, ``sigma`` [B, latent]."""
-        x = self.drop(self.embed(steps))
+        x = self.drop(self._embed(steps))
         if self.config.encoder == "hierarchical":
             B, T, _ = x.shape
             S = self.config.segment_steps
@@ -236,7 +257,7 @@ class MusicVAE(nn.Module):
         c = self.config
         B, T = steps.shape
         cond = self._conditions(z)
-        prev = self.drop(self.embed(self._previous(steps)))
+        prev = self.drop(self._embed(self._previous(steps)))  # + the voice to write at t
         if c.decoder == "flat":
             x = torch.cat([prev, cond.expand(-1, T, -1)], dim=-1)
             h, _ = self.decoder(x, _state(self.dec_init, cond[:, 0]))
@@ -266,32 +287,33 @@ class MusicVAE(nn.Module):
         """Decode ``z`` [B, latent] step by step into classes ``[B, n_steps]``.
 
         ``temperature`` 0 takes the most likely class; a ``HOLD`` is never drawn where there
-        is nothing to hold (the first step, after a rest).
+        is nothing to hold (a voice's first step, after a rest of that voice).
         """
         c = self.config
         B = z.shape[0]
         cond = self._conditions(z)
         out = torch.zeros(B, c.n_steps, dtype=torch.long, device=z.device)
-        prev = torch.full((B,), self.start, dtype=torch.long, device=z.device)
-        sounding = torch.zeros(B, dtype=torch.bool, device=z.device)
+        prev = torch.full((B, 1), self.start, dtype=torch.long, device=z.device)
+        sounding = torch.zeros(B, c.voices, dtype=torch.bool, device=z.device)
         state = _state(self.dec_init, cond[:, 0]) if c.decoder == "flat" else None
         for t in range(c.n_steps):
             bar = t // c.segment_steps
             bar_cond = cond[:, 0] if c.decoder == "flat" else cond[:, bar]
             if c.decoder == "hierarchical" and t % c.segment_steps == 0:
                 state = _state(self.dec_init, bar_cond)
-            x = torch.cat([self.embed(prev), bar_cond], dim=-1).unsqueeze(1)
+            x = torch.cat([self._embed(prev, t), bar_cond.unsqueeze(1)], dim=-1)
             h, state = self.decoder(x, state)
             logits = self.out(h[:, 0]).float()
-            logits[:, HOLD] = torch.where(sounding, logits[:, HOLD], -math.inf)
+            voice = t % c.voices
+            logits[:, HOLD] = torch.where(sounding[:, voice], logits[:, HOLD], -math.inf)
             if temperature <= 0:
                 nxt = logits.argmax(-1)
             else:
                 probs = torch.softmax(logits / temperature, dim=-1)
                 nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
             out[:, t] = nxt
-            sounding = nxt != REST
-            prev = nxt if c.autoregressive else prev
+            sounding[:, voice] = nxt != REST
+            prev = nxt[:, None] if c.autoregressive else prev
         return out
 
 

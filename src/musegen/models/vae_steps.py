@@ -6,13 +6,20 @@ note before goes on) or a pitch ``low_pitch + (c - FIRST_PITCH)`` starting (``lo
 the ``melody`` tokenizer's cells with the pitches cut to the model's range, and what the
 latent operations (:mod:`musegen.sampling.latent`) read and write; numpy only, so that reading
 a row needs no network.
+
+A model of several voices (``voices`` > 1: the ``chorale`` tokenizer's Soprano, Alto, Tenor and
+Bass) reads the cells row by row as the tokenizer writes them: one class per voice at every
+16th step, the voices interleaved (``S A T B S A T B ...``), so that a ``HOLD`` continues the
+note of the same voice one row before, ``voices`` classes back in the row.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from musegen.errors import MusegenError
 
 REST, HOLD, FIRST_PITCH = 0, 1, 2
 
@@ -22,6 +29,7 @@ class PitchRange(Protocol):
 
     low_pitch: int
     n_pitches: int
+    voices: int
 
 
 def cells_to_steps(cells: np.ndarray, tokenizer: object, config: PitchRange) -> np.ndarray:
@@ -39,12 +47,22 @@ def cells_to_steps(cells: np.ndarray, tokenizer: object, config: PitchRange) -> 
     return out
 
 
-def cut_segment(steps: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``steps[start : start + length]`` of a melody's class row as a segment of its own: a note
-    held across ``start`` starts at the segment's first step (its pitch is the last onset
-    before ``start``; with none, the held steps are rests), since a decoder writes no HOLD
-    where nothing sounds and a segment read alone has nothing before it."""
+def cut_segment(steps: np.ndarray, start: int, length: int, voices: int = 1) -> np.ndarray:
+    """``steps[start : start + length]`` of a class row as a segment of its own: a note held
+    across ``start`` starts at the segment's first step (its pitch is the last onset before
+    ``start``; with none, the held steps are rests), since a decoder writes no HOLD where
+    nothing sounds and a segment read alone has nothing before it. ``voices`` > 1: the row
+    interleaves that many voices (``start`` and ``length`` whole rows of them), each cut alone."""
     steps = np.asarray(steps, dtype=np.int64)
+    if voices > 1:
+        grid = steps.reshape(-1, voices)
+        cols = [_cut_line(grid[:, v], start // voices, length // voices) for v in range(voices)]
+        return np.stack(cols, axis=1).reshape(-1)
+    return _cut_line(steps, start, length)
+
+
+def _cut_line(steps: np.ndarray, start: int, length: int) -> np.ndarray:
+    """:func:`cut_segment` of one voice."""
     window = steps[start : start + length].copy()
     if not len(window) or window[0] != HOLD:
         return window
@@ -68,15 +86,33 @@ def fold_pitches(pitch: np.ndarray, low: int, n: int) -> np.ndarray:
 
 
 def steps_to_cells(steps: np.ndarray, tokenizer: object, config: PitchRange) -> np.ndarray:
-    """``melody`` tokenizer cell ids of VAE classes (a HOLD after a rest is a rest)."""
+    """Tokenizer cell ids of VAE classes (a HOLD after a rest of its voice is a rest)."""
     steps = np.asarray(steps, dtype=np.int64)
     out = np.full(steps.shape, tokenizer.rest_id, dtype=np.int64)  # type: ignore[attr-defined]
     pitched = steps >= FIRST_PITCH
     out[pitched] = steps[pitched] - FIRST_PITCH + config.low_pitch + tokenizer.pitch_offset  # type: ignore[attr-defined]
-    sounding = np.zeros(steps.shape, dtype=bool)
-    on = False
-    for i, s in enumerate(steps.ravel()):
-        on = bool(s >= FIRST_PITCH or (s == HOLD and on))
-        sounding.ravel()[i] = on
-    out[(steps == HOLD) & sounding] = tokenizer.hold_id  # type: ignore[attr-defined]
+    voices = config.voices
+    flat = steps.ravel()
+    sounding = np.zeros(flat.shape, dtype=bool)
+    on = np.zeros(voices, dtype=bool)
+    for i, s in enumerate(flat):
+        v = i % voices
+        on[v] = bool(s >= FIRST_PITCH or (s == HOLD and on[v]))
+        sounding[i] = on[v]
+    out[(steps == HOLD) & sounding.reshape(steps.shape)] = tokenizer.hold_id  # type: ignore[attr-defined]
     return out
+
+
+def check_voices(tokenizer: Any, config: PitchRange, where: str) -> None:
+    """A model of ``config.voices`` voices reads a tokenizer of that many: ``melody`` for one,
+    ``chorale`` for four; anything else is an error naming ``where``."""
+    if tokenizer.name not in ("melody", "chorale"):
+        raise MusegenError(
+            f"{where}: music-vae reads melodies or chorales: prepare the data with --tokenizer "
+            f"melody (or chorale, for a model of four voices); this one is {tokenizer.name}"
+        )
+    if tokenizer.n_voices != config.voices:
+        raise MusegenError(
+            f"{where}: the {tokenizer.name} tokenizer writes {tokenizer.n_voices} voice(s), but "
+            f"the model reads {config.voices} (model_config.voices)"
+        )

@@ -1,7 +1,8 @@
 """What one does with a MusicVAE's latent space: encode, interpolate, attribute vectors, sample.
 
 :class:`LatentVAE` wraps a loaded ``music-vae`` model with the ``melody`` tokenizer it was
-trained on (its folder's ``tokenizer``):
+trained on (its folder's ``tokenizer``; a four-voice model's is ``chorale``, and a score is
+then read and written as Soprano, Alto, Tenor and Bass):
 
 * ``encode(score)`` → ``[segments, latent]`` posterior means, one per ``n_bars`` bars from the
   melody's first bar line (the top line of the score, on the 16th grid, as the tokenizer
@@ -15,7 +16,8 @@ trained on (its folder's ``tokenizer``):
   mass lies near a sphere), ``steps`` points from A to B, both included.
 * Attribute vectors (MusicVAE section 5.3): for each attribute, the mean latent of the
   segments in its top quarter minus that of the bottom quarter; :data:`ATTRIBUTES` are
-  pure functions of a segment's classes.
+  pure functions of a segment's classes (of several voices: notes a bar per voice, onsets off
+  the beat in any voice, the span from the lowest voice's lowest pitch to the top's highest).
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ import numpy as np
 
 from musegen.errors import InputError, MusegenError
 from musegen.models.pretrained import model_label
-from musegen.models.vae_steps import FIRST_PITCH, cells_to_steps, cut_segment, steps_to_cells
+from musegen.models.vae_steps import (
+    FIRST_PITCH,
+    cells_to_steps,
+    check_voices,
+    cut_segment,
+    steps_to_cells,
+)
 from musegen.sampling.generators import Generated, GenerateRequest, Generator
 from musegen.score import Score
 
@@ -46,39 +54,42 @@ def _onsets(steps: np.ndarray) -> np.ndarray:
     return np.asarray(steps) >= FIRST_PITCH
 
 
-def note_density(steps: np.ndarray, steps_per_bar: int = 16) -> float:
-    """Notes started per bar."""
+def note_density(steps: np.ndarray, steps_per_bar: int = 16, voices: int = 1) -> float:
+    """Notes started per bar (per voice: a row of ``voices`` interleaved voices)."""
     steps = np.asarray(steps)
-    return float(_onsets(steps).sum() / max(len(steps) / steps_per_bar, 1e-9))
+    bars = len(steps) / (steps_per_bar * voices)
+    return float(_onsets(steps).sum() / voices / max(bars, 1e-9))
 
 
-def syncopation(steps: np.ndarray, steps_per_bar: int = 16) -> float:
+def syncopation(steps: np.ndarray, steps_per_bar: int = 16, voices: int = 1) -> float:
     """The share of onsets off the beat (not on a quarter note, four 16th steps)."""
-    on = np.flatnonzero(_onsets(steps))
+    on = np.flatnonzero(_onsets(steps)) // voices
     if not len(on):
         return 0.0
     return float(np.mean(on % 4 != 0))
 
 
-def pitch_range(steps: np.ndarray, steps_per_bar: int = 16) -> float:
+def pitch_range(steps: np.ndarray, steps_per_bar: int = 16, voices: int = 1) -> float:
     """Highest minus lowest pitch started, in semitones (0 without notes)."""
     steps = np.asarray(steps)
     pitched = steps[steps >= FIRST_PITCH]
     return float(pitched.max() - pitched.min()) if len(pitched) else 0.0
 
 
-ATTRIBUTES: dict[str, Callable[[np.ndarray, int], float]] = {
+ATTRIBUTES: dict[str, Callable[[np.ndarray, int, int], float]] = {
     "density": note_density,
     "syncopation": syncopation,
     "range": pitch_range,
 }
 
 
-def attribute_values(segments: np.ndarray, name: str, steps_per_bar: int = 16) -> np.ndarray:
+def attribute_values(
+    segments: np.ndarray, name: str, steps_per_bar: int = 16, voices: int = 1
+) -> np.ndarray:
     if name not in ATTRIBUTES:
         raise MusegenError(f"unknown attribute {name!r}; choose from {', '.join(ATTRIBUTES)}")
     f = ATTRIBUTES[name]
-    return np.array([f(s, steps_per_bar) for s in segments], dtype=np.float64)
+    return np.array([f(s, steps_per_bar, voices) for s in segments], dtype=np.float64)
 
 
 def attribute_vector(latents: np.ndarray, values: np.ndarray, quantile: float = 0.25) -> np.ndarray:
@@ -151,7 +162,9 @@ class LatentVAE:
             raise MusegenError(f"{folder}: a {meta.get('model')} model, not a music-vae")
         if "tokenizer" not in meta:
             raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
-        return cls(model.float().eval(), meta, folder, tokenizer_from_dict(meta["tokenizer"]))
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        check_voices(tokenizer, model.config, str(folder))
+        return cls(model.float().eval(), meta, folder, tokenizer)
 
     @property
     def config(self) -> Any:
@@ -164,8 +177,8 @@ class LatentVAE:
 
     # -------------------------------------------------------------- encode
     def steps(self, score: Score) -> np.ndarray:
-        """The classes of a melody as one row from its first bar line, padded with rests to
-        whole segments (see the module docstring)."""
+        """The classes of a melody (or a chorale's four voices, interleaved) as one row from
+        its first bar line, padded with rests to whole segments (see the module docstring)."""
         from musegen.train.vae import piece_units
 
         if not any(len(t) for t in score.tracks if not t.is_drum):
@@ -187,8 +200,8 @@ class LatentVAE:
         """``[segments, n_steps]`` classes of a melody, each segment read alone: a note held
         into it starts at its first step (:func:`musegen.models.vae_steps.cut_segment`)."""
 
-        steps, n = self.steps(score), self.config.n_steps
-        return np.stack([cut_segment(steps, start, n) for start in range(0, len(steps), n)])
+        steps, n, v = self.steps(score), self.config.n_steps, self.config.voices
+        return np.stack([cut_segment(steps, start, n, v) for start in range(0, len(steps), n)])
 
     def encode_steps(self, steps: np.ndarray, refine: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Posterior ``mu`` and ``sigma`` ``[N, latent]`` of class rows ``[N, n_steps]``;
@@ -221,7 +234,7 @@ class LatentVAE:
         return self.model.sample(z_t, temperature=temperature, generator=g).numpy()
 
     def to_score(self, steps: np.ndarray, tempo: float | None = None) -> Score:
-        """Class rows, one after another, as a one-track 4/4 melody."""
+        """Class rows, one after another, as a 4/4 score: a melody, or the voices of a chorale."""
         return steps_score(np.asarray(steps).reshape(-1), self.tokenizer, self.config, tempo)
 
     def decode(self, z: np.ndarray, temperature: float = 0.0, seed: int = 0) -> Score:
@@ -302,13 +315,15 @@ class LatentVAE:
 def steps_score(
     steps: np.ndarray, tokenizer: Any, config: Any, tempo: float | None = None
 ) -> Score:
-    """A melody of VAE classes (whole bars of ``config.steps_per_bar`` steps) in 4/4."""
+    """A score of VAE classes (whole bars of ``config.steps_per_bar`` steps, each step
+    ``config.voices`` classes) in 4/4: one melody track, or the tokenizer's voice tracks."""
     from musegen.score import Tempo
     from musegen.tokenizers.base import BOS, EOS
 
     cells = steps_to_cells(np.asarray(steps).reshape(-1), tokenizer, config)
     bar = config.steps_per_bar
-    n_bars = math.ceil(len(cells) / bar)
+    width = bar * config.voices  # cells in a bar
+    n_bars = math.ceil(len(cells) / width)
     label = {16: "4/4", 12: "3/4", 8: "2/4"}.get(bar)
     if label not in tokenizer.config.time_signatures:
         raise MusegenError(f"no meter of {bar} steps in the model's tokenizer")
@@ -316,7 +331,7 @@ def steps_score(
     parts = [np.array([BOS, ts, tokenizer._count_id("len", n_bars)])]
     for b in range(n_bars):
         parts.append(np.array([tokenizer._count_id("bar", n_bars - b)]))
-        parts.append(cells[b * bar : (b + 1) * bar])
+        parts.append(cells[b * width : (b + 1) * width])
     parts.append(np.array([EOS]))
     score = tokenizer.decode(np.concatenate(parts).astype(np.int64))
     if tempo is not None:
@@ -338,8 +353,7 @@ def data_segments(
         from musegen.data.dataset import load_prepared
 
         prepared = load_prepared(data)
-        if prepared.tokenizer.name != "melody":
-            raise MusegenError(f"{data}: a {prepared.tokenizer.name} dataset, not a melody one")
+        check_voices(prepared.tokenizer, vae.config, data)
         rows, _ = melody_segments(
             prepared.split(split), prepared.tokenizer, vae.config, hop_bars or vae.config.n_bars
         )
@@ -388,7 +402,7 @@ def attribute_table(
         "vectors": {},
     }
     for name in names:
-        values = attribute_values(rows, name, vae.config.steps_per_bar)
+        values = attribute_values(rows, name, vae.config.steps_per_bar, vae.config.voices)
         vector = attribute_vector(latents, values, quantile)
         lo, hi = np.quantile(values, [quantile, 1 - quantile])
         record["attributes"][name] = {
@@ -464,12 +478,9 @@ class MusicVAEGenerator(Generator):
 
         if "tokenizer" not in meta:
             raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
-        self.vae = LatentVAE(
-            model.float().eval(),
-            meta,
-            Path(folder or "."),
-            tokenizer_from_dict(meta["tokenizer"]),
-        )
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        check_voices(tokenizer, model.config, str(folder))
+        self.vae = LatentVAE(model.float().eval(), meta, Path(folder or "."), tokenizer)
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         import torch
@@ -508,7 +519,7 @@ class MusicVAEGenerator(Generator):
             for i, z in enumerate(latents)
         ]
         tempo = request.tempo or 100.0
-        cut = bars * self.vae.config.steps_per_bar
+        cut = bars * self.vae.config.steps_per_bar * self.vae.config.voices
 
         def score(steps: np.ndarray) -> Score:
             return self.vae.to_score(steps.reshape(-1)[:cut], tempo=tempo)

@@ -168,6 +168,8 @@ def train_latent_diffusion(
     cfg = TrainConfig.from_dict(run.get("train", {}))
     options = data_options(run, data_path)
     vae = LatentVAE.load(options["vae"])
+    if vae.config.voices != 1:
+        raise MusegenError(f"{options['vae']}: latent-diffusion is for melody VAEs (one voice)")
     data = load_prepared(options["root"])
     if data.tokenizer.name != "melody":
         raise MusegenError(f"{options['root']}: latent-diffusion reads a melody dataset")

@@ -1,9 +1,10 @@
 """Train a MusicVAE (``"music-vae"``, :mod:`musegen.models.vae`) with the one trainer.
 
 The data is a dataset prepared with the ``melody`` tokenizer (``musegen data prepare folk
---tokenizer melody --out data/folk-melody``; ``musegen train --data DIR`` names it). Each
-piece's cells after its first bar line (the pickup is left out) are cut into *units* of
-``steps_per_bar`` steps: pieces whose meter's bar is that long (4/4, 2/2 at 16 steps) or a
+--tokenizer melody --out data/folk-melody``; ``musegen train --data DIR`` names it), or, for a
+model of four voices (``voices`` 4), with the ``chorale`` tokenizer (``musegen data prepare
+bach --tokenizer chorale``). Each piece's cells after its first bar line (the pickup is left
+out) are cut into *units* of ``steps_per_bar`` steps (rows of cells, one per voice): pieces whose meter's bar is that long (4/4, 2/2 at 16 steps) or a
 divisor or multiple of it (2/4: two bars make a unit; 4/2: one bar makes two) are used, the
 others (3/4, 6/8 ...) skipped, so that units start on bar lines. Segments are windows of
 ``n_bars`` units, ``hop_bars`` apart; windows that are rests only are dropped.
@@ -42,8 +43,9 @@ DATA_DEFAULTS: dict[str, Any] = {"root": None, "hop_bars": 1, "transpose": 5, "m
 
 
 def piece_units(ids: np.ndarray, tokenizer: Any, steps_per_bar: int) -> np.ndarray | None:
-    """``[units, steps_per_bar]`` cell ids of one ``melody`` piece from its first bar line
-    (the last unit padded with rests), or None when its meter does not fit the units."""
+    """``[units, steps_per_bar * voices]`` cell ids of one ``melody`` or ``chorale`` piece from
+    its first bar line (the last unit padded with rests; a unit's rows one after another), or
+    None when its meter does not fit the units."""
     ids = np.asarray(ids, dtype=np.int64)
     ts_lo, ts_hi = tokenizer.vocab.span("ts")
     bar_lo, bar_hi = tokenizer.vocab.span("bar")
@@ -58,10 +60,11 @@ def piece_units(ids: np.ndarray, tokenizer: Any, steps_per_bar: int) -> np.ndarr
         return None
     cells = ids[marks[0] :]
     cells = cells[cells >= tokenizer.rest_id]
-    n = math.ceil(len(cells) / steps_per_bar)
-    out = np.full(n * steps_per_bar, tokenizer.rest_id, dtype=np.int64)
+    width = steps_per_bar * tokenizer.n_voices
+    n = math.ceil(len(cells) / width)
+    out = np.full(n * width, tokenizer.rest_id, dtype=np.int64)
     out[: len(cells)] = cells
-    return out.reshape(n, steps_per_bar)
+    return out.reshape(n, width)
 
 
 def melody_segments(
@@ -79,7 +82,8 @@ def melody_segments(
             continue
         steps = cells_to_steps(units, tokenizer, config).reshape(-1)
         for start in range(0, len(units) - config.n_bars + 1, hop_bars):
-            window = cut_segment(steps, start * config.steps_per_bar, config.n_steps)
+            unit = config.steps_per_bar * config.voices
+            window = cut_segment(steps, start * unit, config.n_steps, config.voices)
             if (window != REST).any():
                 rows.append(window)
                 origin.append((i, start))
@@ -206,16 +210,13 @@ class VaeData:
 
 
 def load_vae_data(root: str | Path, config: Any, hop_bars: int) -> VaeData:
-    """The segments of every split of the ``melody`` dataset at ``root``."""
+    """The segments of every split of the ``melody`` (or ``chorale``) dataset at ``root``."""
     from musegen.data.dataset import load_prepared
+    from musegen.models.vae_steps import check_voices
 
     data = load_prepared(root)
     tok = data.tokenizer
-    if tok.name != "melody":
-        raise MusegenError(
-            f"{root}: music-vae reads melodies: prepare the data with --tokenizer melody "
-            f"(this one is {tok.name})"
-        )
+    check_voices(tok, config, str(root))
     segments = {
         name: melody_segments(data.split(name), tok, config, hop_bars)[0]
         for name in data.split_names
