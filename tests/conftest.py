@@ -15,7 +15,9 @@ def pytest_configure(config: pytest.Config) -> None:
     another and run slower than one worker alone."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        cores = len(usable) if usable else (os.cpu_count() or 1)  # the cores this process may use
+        torch.set_num_threads(max(1, cores // workers))
 
 
 @pytest.fixture(scope="module")
