@@ -134,14 +134,19 @@ class MusicVAEConfig(ModelConfig):
         return FIRST_PITCH + self.n_pitches
 
     @property
+    def bar_classes(self) -> int:
+        """Classes in a bar (16th steps × voices)."""
+        return self.steps_per_bar * self.voices
+
+    @property
     def n_steps(self) -> int:
-        """Classes in a segment (16th steps × voices)."""
-        return self.steps_per_bar * self.n_bars * self.voices
+        """Classes in a segment."""
+        return self.bar_classes * self.n_bars
 
     @property
     def segment_steps(self) -> int:
         """Classes a hierarchical decoder's bar decoder writes before it restarts."""
-        return self.steps_per_bar * self.segment_bars * self.voices
+        return self.bar_classes * self.segment_bars
 
     @property
     def n_segments(self) -> int:

@@ -154,12 +154,19 @@ class LatentVAE:
     def load(cls, ref: str | None) -> LatentVAE:
         from musegen.models import load_model
         from musegen.models.pretrained import resolve_model
-        from musegen.tokenizers import tokenizer_from_dict
 
         folder = resolve_model(ref or "folk-vae")
         model, meta = load_model(folder)
         if meta.get("model") != "music-vae":
             raise MusegenError(f"{folder}: a {meta.get('model')} model, not a music-vae")
+        return cls.wrap(model, meta, folder)
+
+    @classmethod
+    def wrap(cls, model: Any, meta: dict[str, Any], folder: Path) -> LatentVAE:
+        """A loaded ``music-vae`` with the tokenizer its ``meta`` names, which must write as
+        many voices as the model reads."""
+        from musegen.tokenizers import tokenizer_from_dict
+
         if "tokenizer" not in meta:
             raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
@@ -321,8 +328,7 @@ def steps_score(
     from musegen.tokenizers.base import BOS, EOS
 
     cells = steps_to_cells(np.asarray(steps).reshape(-1), tokenizer, config)
-    bar = config.steps_per_bar
-    width = bar * config.voices  # cells in a bar
+    bar, width = config.steps_per_bar, config.bar_classes
     n_bars = math.ceil(len(cells) / width)
     label = {16: "4/4", 12: "3/4", 8: "2/4"}.get(bar)
     if label not in tokenizer.config.time_signatures:
@@ -474,13 +480,7 @@ class MusicVAEGenerator(Generator):
 
     def __init__(self, model: Any, meta: dict[str, Any], folder: Path | None) -> None:
         super().__init__(model, meta, folder)
-        from musegen.tokenizers import tokenizer_from_dict
-
-        if "tokenizer" not in meta:
-            raise MusegenError(f"{folder}: its config.json names no melody tokenizer")
-        tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        check_voices(tokenizer, model.config, str(folder))
-        self.vae = LatentVAE(model.float().eval(), meta, Path(folder or "."), tokenizer)
+        self.vae = LatentVAE.wrap(model, meta, Path(folder or "."))
 
     def _latents(self, request: GenerateRequest, n: int, draws: Any) -> Any:
         import torch
@@ -519,7 +519,7 @@ class MusicVAEGenerator(Generator):
             for i, z in enumerate(latents)
         ]
         tempo = request.tempo or 100.0
-        cut = bars * self.vae.config.steps_per_bar * self.vae.config.voices
+        cut = bars * self.vae.config.bar_classes
 
         def score(steps: np.ndarray) -> Score:
             return self.vae.to_score(steps.reshape(-1)[:cut], tempo=tempo)

@@ -4,10 +4,11 @@ The data is a dataset prepared with the ``melody`` tokenizer (``musegen data pre
 --tokenizer melody --out data/folk-melody``; ``musegen train --data DIR`` names it), or, for a
 model of four voices (``voices`` 4), with the ``chorale`` tokenizer (``musegen data prepare
 bach --tokenizer chorale``). Each piece's cells after its first bar line (the pickup is left
-out) are cut into *units* of ``steps_per_bar`` steps (rows of cells, one per voice): pieces whose meter's bar is that long (4/4, 2/2 at 16 steps) or a
-divisor or multiple of it (2/4: two bars make a unit; 4/2: one bar makes two) are used, the
-others (3/4, 6/8 ...) skipped, so that units start on bar lines. Segments are windows of
-``n_bars`` units, ``hop_bars`` apart; windows that are rests only are dropped.
+out) are cut into *units* of ``steps_per_bar`` steps (rows of cells, one per voice): pieces
+whose meter's bar is that long (4/4, 2/2 at 16 steps) or a divisor or multiple of it (2/4: two
+bars make a unit; 4/2: one bar makes two) are used, the others (3/4, 6/8 ...) skipped, so that
+units start on bar lines. Segments are windows of ``n_bars`` units, ``hop_bars`` apart; windows
+that are rests only are dropped.
 
 A run file::
 
@@ -76,13 +77,13 @@ def melody_segments(
     from musegen.models.vae_steps import REST, cells_to_steps, cut_segment
 
     rows, origin = [], []
+    unit = config.bar_classes
     for i, ids in enumerate(pieces):
         units = piece_units(ids, tokenizer, config.steps_per_bar)
         if units is None or len(units) < config.n_bars:
             continue
         steps = cells_to_steps(units, tokenizer, config).reshape(-1)
         for start in range(0, len(units) - config.n_bars + 1, hop_bars):
-            unit = config.steps_per_bar * config.voices
             window = cut_segment(steps, start * unit, config.n_steps, config.voices)
             if (window != REST).any():
                 rows.append(window)
