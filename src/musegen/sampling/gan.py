@@ -248,9 +248,7 @@ class GanGenerator(Generator):
             if name == "musegan":
                 pieces = self._musegan(bars, request.num, g)
             elif name == "midinet":
-                chords = list(request.chords) or list(
-                    (self.meta.get("sampling") or {}).get("chords", DEFAULT_CHORDS)
-                )
+                chords = list(request.chords) or list(sampling.get("chords", DEFAULT_CHORDS))
                 pieces = self._midinet(bars, request.num, g, chords)
                 settings["chords"] = chords
                 settings["noise"] = "piece" if self.model.config.piece_noise else "bar"

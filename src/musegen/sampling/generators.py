@@ -138,6 +138,13 @@ class Generator:
         self.meta = meta
         self.folder = folder
 
+    def setting(self, key: str, asked: Any = None, default: Any = None) -> Any:
+        """``asked`` (what the request says) where it is not None, else the model config's
+        ``sampling[key]``, else ``default``."""
+        if asked is not None:
+            return asked
+        return (self.meta.get("sampling") or {}).get(key, default)
+
     def _unserved(self, command: str) -> MusegenError:
         name = self.meta.get("model")
         where = f"{self.folder}: a {name} model" if self.folder else str(name)

@@ -601,7 +601,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
         return (*cls.serves, *(("density",) if paced else ()), "structure")
 
     def _steps(self) -> int:
-        return int((self.meta.get("sampling") or {}).get("steps", 50))
+        return int(self.setting("steps", default=50))
 
     def _pace(self, request: GenerateRequest, draws: Any) -> Any:
         """Each piece's pace rank [num] for a paced prior (else None): uniform in [0, 1],
@@ -619,7 +619,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     def _window(self) -> int:
         """Latents drawn at once (``sampling.window``; 0: the whole piece at once)."""
-        window = int((self.meta.get("sampling") or {}).get("window", 0))
+        window = int(self.setting("window", default=0))
         if window == 1 or window < 0:
             raise MusegenError(f"{self.folder}: sampling.window must be 0 or at least 2")
         return window
@@ -650,7 +650,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
         self.forms, self.copies = None, None
         asked = request.form
-        form = asked if asked is not None else (self.meta.get("sampling") or {}).get("form")
+        form = self.setting("form", asked)
         if form in (None, "none"):
             return None
         letters = 4 if form == "auto" else len(parse_form(form))  # forms.json's have four
@@ -685,7 +685,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
         from musegen.sampling.endings import TRIES, ending_check
 
-        ending = request.ending or (self.meta.get("sampling") or {}).get("ending", "free")
+        ending = self.setting("ending", request.ending or None, "free")
         self.ending = ending
         if ending == "cadence":
             raise MusegenError("latent-diffusion writes melodies: --ending tonic or free")
@@ -789,7 +789,7 @@ class LatentDiffusionGenerator(MusicVAEGenerator):
 
     def _decoding_temperature(self) -> float:
         """The prior's ``sampling.temperature``, else its VAE's."""
-        asked = (self.meta.get("sampling") or {}).get("temperature")
+        asked = self.setting("temperature")
         return self.vae.default_temperature if asked is None else float(asked)
 
     def infill_temperature(self) -> float:
