@@ -62,7 +62,7 @@ def test_unknown_extension_lists_supported(tmp_path: Path) -> None:
     assert "'.txt'" in info.value.reason
     for ext in SUPPORTED_READ:
         assert ext in info.value.reason
-    with pytest.raises(InputError, match="no file extension"):
+    with pytest.raises(InputError, match="a file without an extension"):
         load(tmp_path / "README")
 
 

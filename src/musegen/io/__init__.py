@@ -99,7 +99,7 @@ def load_many(
 
 
 def _unknown(ext: str, supported: tuple[str, ...], verb: str) -> str:
-    what = f"extension '{ext}'" if ext else "no file extension"
+    what = f"extension '{ext}'" if ext else "a file without an extension"
     return f"cannot {verb} {what}; supported: {', '.join(supported)}"
 
 
