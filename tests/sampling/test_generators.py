@@ -16,6 +16,7 @@ from musegen.sampling.generators import (
     CspGenerator,
     FrameGenerator,
     GenerateRequest,
+    Generator,
     TokenGenerator,
     load_generator,
 )
@@ -119,3 +120,12 @@ def test_key_bias_from_the_request_or_the_models_config(token_model: Path) -> No
     generator.meta["sampling"]["key_bias"] = 50.0
     again = generator.generate(GenerateRequest(num=2, seed=4, bars=4))
     assert again.settings["sampling"]["key_bias"] == 50.0
+
+
+def test_setting_is_the_request_else_the_models_sampling_else_the_default() -> None:
+    gen = Generator(None, {"sampling": {"steps": 20, "form": None}}, None)
+    assert gen.setting("steps") == 20
+    assert gen.setting("steps", 5) == 5  # asked wins
+    assert gen.setting("window", default=0) == 0
+    assert gen.setting("form", default="AABA") is None  # the model's own None is its setting
+    assert Generator(None, {}, None).setting("steps", default=50) == 50
