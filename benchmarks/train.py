@@ -55,13 +55,7 @@ import torch.nn.functional as F
 from _corpus import emit
 from _models import D_MODEL, LAYERS, VOCAB, gpt2, transformer
 from _timing import paired_ratios, spread
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+from musegen.utils import usable_cores
 
 
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
@@ -168,7 +162,7 @@ def main() -> None:
         help="also time both under bf16 autocast: auto = where the probe chose bf16",
     )
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd ours")
-    ap.add_argument("--threads", type=int, default=cpu_count())
+    ap.add_argument("--threads", type=int, default=usable_cores())
     args = ap.parse_args()
     try:
         import transformers  # noqa: F401

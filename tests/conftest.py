@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from musegen.utils import usable_cores
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs ``-n auto``) each worker takes its share of the
@@ -15,9 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
     another and run slower than one worker alone."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        cores = len(usable) if usable else (os.cpu_count() or 1)  # the cores this process may use
-        torch.set_num_threads(max(1, cores // workers))
+        torch.set_num_threads(max(1, usable_cores() // workers))
 
 
 @pytest.fixture(scope="module")

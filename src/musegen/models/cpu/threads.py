@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from musegen.utils import usable_cores
+
 log = logging.getLogger(__name__)
 
 # get/set thread-count functions of the OpenBLAS builds numpy ships with or links to
@@ -79,7 +81,4 @@ def blas_one_thread() -> bool:
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
         if os.environ.get(name):
             return os.environ[name].strip() == "1"
-    cpus = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    )
-    return len(cpus) == 1
+    return usable_cores() == 1
